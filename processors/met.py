@@ -1,0 +1,209 @@
+"""MET processor: PF MET recomputed from PF candidates and the file's own MET, against GenMET.
+
+For each chunk it
+
+- recomputes PF MET as −Σ p_T over all ``PFCands`` (when the file has that collection, as PFNano and
+  ``coffea-mlreco generate`` files do) and appends it to the events as ``PFMETReco`` (pt, phi in GeV,
+  rad);
+- takes the file's ``MET`` (real CMS NanoAOD has no PF candidates, so only this method runs there);
+- fills residual histograms Δ = p_miss,reco − p_miss,gen split into ``upar``, ``uperp``, ``dpx``, ``dpy``
+  (GeV; see :func:`coffea_mlreco.metrics.met_residuals`) with a ``method`` axis ("pf", "file_met"),
+  a gen-MET axis (bins of ``MET_BINS_GEV``, the overflow bin being the open top bin) and a fine
+  residual axis; a 2-D gen-MET vs reco-MET histogram per method; and counters.
+
+The output is a plain dict (coffea accumulates dicts, ``hist.Hist`` and numbers), identical whatever
+the executor: histograms hold integer counts in fixed category order, so the merge order does not
+matter. Timings live under ``"seconds"`` and are the only executor-dependent entries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import awkward as ak
+import hist
+import numpy as np
+from coffea import processor
+
+from coffea_mlreco.constants import MET_BINS_GEV
+from coffea_mlreco.metrics import met_residuals
+
+__all__ = [
+    "METHODS",
+    "RESIDUALS",
+    "MissingBranchError",
+    "METProcessor",
+    "pf_met",
+    "add_pfmet_reco",
+    "required_branches",
+]
+
+METHODS: tuple[str, ...] = ("pf", "file_met")
+"""MET reconstructions this processor compares: PF MET from candidates, and the file's MET."""
+
+RESIDUALS: dict[str, str] = {
+    "upar": r"$u_{\parallel}$ = ($\vec{p}_{T}^{miss,reco} - \vec{p}_{T}^{miss,gen}$)$\cdot\hat{u}_{gen}$ [GeV]",
+    "uperp": r"$u_{\perp}$ = ($\vec{p}_{T}^{miss,reco} - \vec{p}_{T}^{miss,gen}$)$\times\hat{u}_{gen}$ [GeV]",
+    "dpx": r"$\Delta p_{x}^{miss}$ [GeV]",
+    "dpy": r"$\Delta p_{y}^{miss}$ [GeV]",
+}
+"""Residual histogram names and their axis labels."""
+
+_REQUIRED = {"GenMET": ("pt", "phi"), "MET": ("pt", "phi")}
+_PF_FIELDS = ("pt", "phi")
+
+
+class MissingBranchError(KeyError):
+    """A branch the processor needs is absent from the input file."""
+
+    def __init__(self, filename: str, branch: str) -> None:
+        super().__init__(f"{filename}: branch {branch!r} is missing (needed by the MET processor)")
+        self.filename = filename
+        self.branch = branch
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def required_branches(with_pf: bool = False) -> list[str]:
+    """Flat branch names the processor reads; with ``with_pf`` also the PF candidate branches."""
+    names = [f"{coll}_{field}" for coll, fields in _REQUIRED.items() for field in fields]
+    if with_pf:
+        names += [f"PFCands_{field}" for field in _PF_FIELDS]
+    return names
+
+
+def pf_met(pfcands: ak.Array) -> tuple[ak.Array, ak.Array]:
+    """PF MET (pt in GeV, phi in rad) as −Σ p_T over the candidates of each event.
+
+    Events without candidates get pt = 0, phi = 0. ``pfcands`` is a jagged array of records with
+    ``pt`` (GeV) and ``phi`` (rad).
+    """
+    pt = ak.values_astype(pfcands.pt, np.float64)
+    phi = ak.values_astype(pfcands.phi, np.float64)
+    px = -ak.sum(pt * np.cos(phi), axis=1)
+    py = -ak.sum(pt * np.sin(phi), axis=1)
+    return np.hypot(px, py), np.arctan2(py, px)
+
+
+def add_pfmet_reco(events: ak.Array) -> ak.Array:
+    """Append ``PFMETReco`` (pt GeV, phi rad; a ``MissingET`` record) to ``events`` and return them."""
+    pt, phi = pf_met(events.PFCands)
+    events["PFMETReco"] = ak.zip({"pt": pt, "phi": phi}, with_name="MissingET", behavior=events.behavior)
+    return events
+
+
+def _check_fields(events: ak.Array, filename: str) -> None:
+    for coll, fields in _REQUIRED.items():
+        if coll not in events.fields:
+            raise MissingBranchError(filename, f"{coll}_{fields[0]}")
+        for field in fields:
+            if field not in events[coll].fields:
+                raise MissingBranchError(filename, f"{coll}_{field}")
+
+
+def _has_pfcands(events: ak.Array, filename: str) -> bool:
+    if "PFCands" not in events.fields:
+        return False
+    for field in _PF_FIELDS:
+        if field not in events.PFCands.fields:
+            raise MissingBranchError(filename, f"PFCands_{field}")
+    return True
+
+
+def _numpy(array: Any) -> np.ndarray:
+    return np.asarray(ak.to_numpy(array), dtype=np.float64)
+
+
+class METProcessor(processor.ProcessorABC):
+    """Residual histograms of PF MET (from ``PFCands``) and the file's MET against ``GenMET``.
+
+    Args:
+        residual_range: (low, high) of the fine residual axes in GeV; entries outside go to the flow bins.
+        residual_bin_width: width of the residual bins in GeV (bias and resolution from these histograms
+            carry a binning error far below this width, see :mod:`coffea_mlreco.metrics`).
+        met_range: upper edge (GeV) of the gen-MET vs reco-MET histogram axes (2 GeV bins).
+        genmet_edges: gen-MET bin edges (GeV); a final ``inf`` becomes the overflow bin.
+    """
+
+    def __init__(
+        self,
+        residual_range: tuple[float, float] = (-300.0, 300.0),
+        residual_bin_width: float = 0.5,
+        met_range: float = 400.0,
+        genmet_edges: Sequence[float] = MET_BINS_GEV,
+    ) -> None:
+        lo, hi = residual_range
+        if not hi > lo or residual_bin_width <= 0:
+            raise ValueError("residual_range must be increasing and residual_bin_width positive")
+        self.residual_range = (float(lo), float(hi))
+        self.residual_bins = int(round((hi - lo) / residual_bin_width))
+        self.met_range = float(met_range)
+        self.genmet_edges = tuple(float(e) for e in genmet_edges)
+
+    def _method_axis(self) -> hist.axis.StrCategory:
+        return hist.axis.StrCategory(list(METHODS), name="method", label="MET reconstruction", overflow=False)
+
+    def _empty_histograms(self) -> dict[str, hist.Hist]:
+        finite = [e for e in self.genmet_edges if np.isfinite(e)]
+        open_top = len(finite) < len(self.genmet_edges)
+        hists: dict[str, hist.Hist] = {}
+        for name, label in RESIDUALS.items():
+            hists[name] = hist.Hist(
+                self._method_axis(),
+                hist.axis.Variable(
+                    finite, name="genmet", label="Gen MET [GeV]", underflow=False, overflow=open_top
+                ),
+                hist.axis.Regular(self.residual_bins, *self.residual_range, name="residual", label=label),
+                storage=hist.storage.Double(),
+            )
+        nbins = int(round(self.met_range / 2.0))
+        hists["reco_vs_gen"] = hist.Hist(
+            self._method_axis(),
+            hist.axis.Regular(nbins, 0.0, self.met_range, name="gen", label="Gen MET [GeV]"),
+            hist.axis.Regular(nbins, 0.0, self.met_range, name="reco", label="Reco MET [GeV]"),
+            storage=hist.storage.Double(),
+        )
+        return hists
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        """Fill the histograms for one chunk; see the module docstring for the output layout."""
+        filename = str(events.metadata.get("filename", "<unknown file>"))
+        dataset = str(events.metadata.get("dataset", "default"))
+        _check_fields(events, filename)
+        hists = self._empty_histograms()
+        seconds: dict[str, float] = {}
+        counts = {method: 0 for method in METHODS}
+
+        gen_pt = _numpy(events.GenMET.pt)
+        gen_phi = _numpy(events.GenMET.phi)
+        reco: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+        if _has_pfcands(events, filename):
+            tic = time.perf_counter()
+            events = add_pfmet_reco(events)
+            reco["pf"] = (_numpy(events.PFMETReco.pt), _numpy(events.PFMETReco.phi))
+            seconds["pf"] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        reco["file_met"] = (_numpy(events.MET.pt), _numpy(events.MET.phi))
+        seconds["file_met"] = time.perf_counter() - tic
+
+        for method, (pt, phi) in reco.items():
+            residuals = met_residuals(pt, phi, gen_pt, gen_phi)._asdict()
+            for name in RESIDUALS:
+                hists[name].fill(method=method, genmet=gen_pt, residual=residuals[name])
+            hists["reco_vs_gen"].fill(method=method, gen=gen_pt, reco=pt)
+            counts[method] = len(pt)
+
+        return {
+            "histograms": hists,
+            "events": {dataset: len(events)},
+            "events_per_method": counts,
+            "seconds": seconds,
+        }
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        """Nothing to do after merging; the accumulator is returned as is."""
+        return accumulator

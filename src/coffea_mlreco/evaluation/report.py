@@ -1,0 +1,162 @@
+"""Writing the report directory: ``index.html``, ``metrics.json``, ``histograms.root``, ``histograms.pkl``.
+
+Task-specific content (tables, plots) comes from each task's report section as an HTML fragment and
+PNG files; this module holds the page frame, the shared plot style and the file writers.
+
+metrics.json follows DESIGN.md's schema. JSON has no NaN or infinity, so an undefined number (an empty
+gen-MET bin's bias, say) is written as ``null``, as is the open upper edge of the last gen-MET bin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import math
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import hist
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep as hep  # noqa: E402
+import uproot  # noqa: E402
+
+from coffea_mlreco.metrics import json_ready  # noqa: E402
+
+__all__ = [
+    "plot_style",
+    "label_axes",
+    "save_figure",
+    "format_number",
+    "html_table",
+    "write_metrics_json",
+    "write_histograms",
+    "write_index",
+]
+
+
+@contextlib.contextmanager
+def plot_style() -> Iterator[None]:
+    """Matplotlib in the CMS-like mplhep style, for the duration of the block only."""
+    with plt.style.context(hep.style.CMS):
+        yield
+
+
+def label_axes(ax: Any, rlabel: str = "") -> None:
+    """The experiment-style label: "coffea-mlreco Simulation" on the left, ``rlabel`` on the right."""
+    hep.label.exp_label(exp="coffea-mlreco", text="Simulation", rlabel=rlabel, ax=ax, loc=0)
+
+
+def save_figure(fig: Any, outdir: Path, name: str) -> str:
+    """Save ``fig`` as ``outdir/name.png``, close it and return the file name (relative to outdir)."""
+    filename = f"{name}.png"
+    fig.savefig(outdir / filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def format_number(value: Any, digits: int = 2) -> str:
+    """A number for a table cell: fixed digits; "—" for None or NaN; integers as they are."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}f}"
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
+    """An HTML table; cells are escaped, numbers formatted with :func:`format_number`."""
+    out = ["<table>"]
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
+    for row in rows:
+        cells = (c if isinstance(c, str) else format_number(c) for c in row)
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def write_metrics_json(outdir: Path, metrics: Mapping[str, Any]) -> Path:
+    """Write ``metrics.json`` (NaN and ±inf as null) and return its path."""
+    path = outdir / "metrics.json"
+    path.write_text(json.dumps(json_ready(dict(metrics)), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def write_histograms(
+    outdir: Path, root_histograms: Mapping[str, hist.Hist], histograms: Mapping[str, hist.Hist]
+) -> tuple[Path, Path]:
+    """Write ``histograms.root`` (TH1/TH2 via uproot, keys as directories) and ``histograms.pkl``
+    (pickled dict of ``hist.Hist``); return both paths."""
+    root_path, pkl_path = outdir / "histograms.root", outdir / "histograms.pkl"
+    with uproot.recreate(root_path) as f:
+        for name, h in root_histograms.items():
+            f[name] = h
+    with pkl_path.open("wb") as stream:
+        pickle.dump(dict(histograms), stream, protocol=pickle.HIGHEST_PROTOCOL)
+    return root_path, pkl_path
+
+
+_CSS = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
+caption { text-align: left; font-weight: bold; padding-bottom: .3em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 48%; margin: .5em 1%; vertical-align: top; }
+.note { color: #555; font-size: .9em; } code { background: #f4f4f4; padding: 0 .2em; }
+"""
+
+
+def write_index(
+    outdir: Path,
+    meta: Mapping[str, Any],
+    sections: Sequence[tuple[str, str]],
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``index.html`` from the run metadata, ``(title, html fragment)`` sections and notes."""
+    files = meta.get("files", [])
+    meta_rows = [
+        ("Package version", str(meta.get("package_version", ""))),
+        ("Events processed", str(meta.get("events", ""))),
+        ("Executor", str(meta.get("executor", ""))),
+        ("Device", str(meta.get("device", ""))),
+        ("Processing time", f"{format_number(meta.get('seconds'))} s"),
+        ("Input files", str(len(files))),
+    ]
+    body = [
+        "<h1>coffea-mlreco evaluation report</h1>",
+        html_table(["Run", ""], meta_rows),
+        "<details><summary>Input files</summary><ul>"
+        + "".join(f"<li><code>{html.escape(str(f))}</code></li>" for f in files)
+        + "</ul></details>",
+    ]
+    body += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+    for title, fragment in sections:
+        body.append(f"<h2>{html.escape(title)}</h2>\n{fragment}")
+    body.append(
+        '<p class="note">Also in this directory: <a href="metrics.json">metrics.json</a>, '
+        '<a href="histograms.root">histograms.root</a> (ROOT TH1/TH2), '
+        '<a href="histograms.pkl">histograms.pkl</a> (pickled <code>hist.Hist</code>).</p>'
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>coffea-mlreco report</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    path = outdir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

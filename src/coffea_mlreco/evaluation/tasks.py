@@ -1,0 +1,135 @@
+"""Registry of the reconstruction tasks ``coffea-mlreco evaluate`` knows.
+
+A task names its coffea processor, the branches it cannot run without, and the report section that
+turns the processor's output into metrics, plots and tables. Processors and sections are given as
+``"module:attribute"`` strings and imported only when the task runs, so a task whose optional stack
+(torch, ...) is heavy costs nothing when it is not selected. A later task (ttbar, ditau, mem) plugs in
+by adding one entry to :data:`TASKS`.
+
+Selection: with ``--tasks`` left out, every registered task whose required branches exist in all files
+runs, and the others are skipped with a note naming the file and branch; a task asked for explicitly
+whose branches are absent is an error naming the file and branch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import hist
+
+from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
+
+__all__ = ["TaskOptions", "TaskReport", "Task", "TASKS", "EVENT_ID_BRANCHES", "select_tasks"]
+
+EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
+"""Branches coffea's NanoAODSchema refuses to read a file without."""
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Settings every task's processor may use: ``device`` is ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+
+    device: str = "cpu"
+
+
+class TaskReport(NamedTuple):
+    """What a task's report section produces from the processor output.
+
+    Attributes:
+        metrics: the task's entry in metrics.json (``{METHOD: {...}}``; methods that did not run absent).
+        throughput: ``{"task/method": events per second}``.
+        html: an HTML fragment (tables, ``<img>`` tags of PNGs written next to index.html).
+        root_histograms: 1-D/2-D histograms for histograms.root, keyed by path (``"met/pf/upar"``).
+        histograms: the full ``hist.Hist`` objects for histograms.pkl, keyed ``"task/name"``.
+    """
+
+    metrics: dict[str, Any]
+    throughput: dict[str, float]
+    html: str
+    root_histograms: dict[str, hist.Hist]
+    histograms: dict[str, hist.Hist]
+
+
+def _load(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One reconstruction task: its processor, required branches and report section."""
+
+    name: str
+    title: str
+    processor: str
+    """``"module:Class"`` of a ``ProcessorABC`` whose constructor takes ``options=TaskOptions`` or nothing."""
+    section: str
+    """``"module:function"`` with signature ``(output: dict, outdir: Path) -> TaskReport``."""
+    required_branches: tuple[str, ...]
+    accepts_options: bool = field(default=False)
+
+    def make_processor(self, options: TaskOptions) -> Any:
+        """A new processor instance for this task."""
+        cls = _load(self.processor)
+        return cls(options=options) if self.accepts_options else cls()
+
+    def report(self, output: dict[str, Any], outdir: Path) -> TaskReport:
+        """Run the report section on the processor ``output``, writing plots into ``outdir``."""
+        section: Callable[[dict[str, Any], Path], TaskReport] = _load(self.section)
+        return section(output, outdir)
+
+
+TASKS: dict[str, Task] = {
+    "met": Task(
+        name="met",
+        title="Missing transverse momentum",
+        processor="coffea_mlreco.processors.met:METProcessor",
+        section="coffea_mlreco.evaluation.met_report:met_section",
+        required_branches=("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
+    ),
+}
+"""Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
+
+
+def select_tasks(
+    requested: Sequence[str] | None, files: Sequence[InputFile]
+) -> tuple[list[Task], list[str]]:
+    """The tasks to run on ``files`` and notes about skipped ones.
+
+    Raises:
+        InputError: an unknown task name; a requested task (or, with ``requested=None``, every task)
+            lacking a branch in some file — the message names the file and the branch; a file without
+            the NanoAOD event-ID branches.
+    """
+    missing_id = first_missing_branch(files, EVENT_ID_BRANCHES)
+    if missing_id is not None:
+        path, branch = missing_id
+        raise InputError(f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)")
+    if requested is not None:
+        unknown = [name for name in requested if name not in TASKS]
+        if unknown:
+            raise InputError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(TASKS)}")
+        chosen = []
+        for name in dict.fromkeys(requested):
+            task = TASKS[name]
+            missing = first_missing_branch(files, task.required_branches)
+            if missing is not None:
+                path, branch = missing
+                raise InputError(f"{path}: branch {branch!r} is missing (needed by task {name!r})")
+            chosen.append(task)
+        return chosen, []
+    chosen, notes = [], []
+    for name, task in TASKS.items():
+        missing = first_missing_branch(files, task.required_branches)
+        if missing is None:
+            chosen.append(task)
+        else:
+            path, branch = missing
+            notes.append(f"skipping task {name!r}: {path} has no branch {branch!r}")
+    if not chosen:
+        raise InputError("no task can run on these files: " + "; ".join(notes))
+    return chosen, notes

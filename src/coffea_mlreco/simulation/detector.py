@@ -1,0 +1,131 @@
+"""The parametric detector: every number the fast simulation uses to turn particles into measurements.
+
+A CMS-like detector (Run-3 acceptance) in one place, so a reader sees the whole model at once:
+
+Tracking (|η| < 2.5, 3.8 T)
+    charged particles with pT > `track_pt_min` are found with efficiency `track_eff_*` (muons
+    `track_eff_muon`, electrons `track_eff_electron`); pT resolution
+    σ(pT)/pT = a·pT ⊕ b with (a, b) = (`track_res_a`, `track_res_b`) in the barrel (|η| < 1.5), doubled
+    in the endcaps; longitudinal impact parameter resolution σ(z0) = `dz_res_a` ⊕ `dz_res_b`·√cosh η / pT
+    (cm, pT in GeV). Charged particles not tracked reach the calorimeter if pT > `calo_reach_pt`
+    (loopers below that curl up in the field) or |η| > 2.5.
+Vertices
+    the hard scatter and each pileup interaction sit at z ~ N(0, `beamspot_sigma_z`); the primary vertex
+    (PV) is the hard scatter, measured with resolution `pv_res_z`. Track–vertex association: a track
+    whose nearest vertex in z is the PV and which is compatible with it (|dz|/σ(z0) < `assoc_nsigma`)
+    gets fromPV = 3 (used in the PV fit); nearest to the PV but not compatible: fromPV = 2; nearest to
+    another vertex but compatible with the PV: fromPV = 1; otherwise fromPV = 0 (CMS PackedCandidate
+    convention). `pvAssocQuality` (PFNano) is 7 for fromPV 3, 5 for fromPV 2 within 2× the window, 1 for
+    other fromPV 2, and 0 for tracks assigned to another vertex. Neutral candidates get fromPV = 3 and
+    pvAssocQuality = 0 (by convention neutrals are assigned to the PV; charged-hadron subtraction keeps
+    them).
+Particle flow (tracks)
+    tracked particles become charged PF candidates: muons (pT > `muon_pt_min`, |η| < 2.4) as ±13,
+    electrons (pT > `electron_pt_min`) as ±11 with the ECAL resolution, everything else as ±211. PF is
+    assumed to subtract a tracked particle's calorimeter deposit exactly (no neutral fakes from
+    charged-hadron showers).
+Calorimeters (what the tracker did not take)
+    ECAL (|η| < 3): cells of Δη×Δφ = `ecal_cell`² (PF clusters of about 3×3 crystals), photons and
+    untracked electrons; σ(E)/E = `ecal_stochastic`/√E ⊕ `ecal_constant` ⊕ `ecal_noise`/E.
+    HCAL (|η| < 3): towers of `hcal_cell`² for neutral and untracked charged hadrons;
+    σ(E)/E = `hcal_stochastic`/√E ⊕ `hcal_constant`.
+    HF (3 < |η| < 5): towers of `hf_cell`², every visible particle except muons; σ(E)/E
+    = `hf_stochastic`/√E ⊕ `hf_constant` for hadrons (`hf_em_stochastic`, `hf_em_constant` for e/γ).
+    Deposits of one cell merge into one neutral PF candidate (ECAL → 22, HCAL → 130, HF → 1 hadronic or
+    2 electromagnetic, by the larger share), at the energy-weighted direction, massless, kept when its
+    measured transverse energy exceeds the cell type's threshold (`*_et_min`). Muons leave no deposit.
+Objects
+    electrons: |η| < 2.5, pT > 7 GeV, identification efficiency `electron_id_eff`; muons: |η| < 2.4,
+    pT > 3 GeV, `muon_id_eff`; hadronic taus: visible taus with pT > 18 GeV, |η| < 2.5, efficiency
+    `tau_id_eff`, pT resolution `tau_pt_res`, jets faking taus with probability `tau_fake_rate`.
+    b tagging: the discriminant is logistic(x) with x ~ N(μ_f, `btag_sigma`) for hadron flavour f, μ
+    chosen so that at the medium working point (`btag_medium_wp`) the efficiency is 80 % (b), 18 % (c),
+    1.2 % (light), like DeepJet's medium point; −1 outside |η| < 2.5.
+Jets
+    anti-kT R = 0.4 on charged-hadron-subtracted candidates (fromPV > 0), offset-corrected with the
+    median pileup density of the event in bins of η: pT_corr = pT_raw − ρ(η)·A with A = πR².
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DetectorParameters", "DEFAULT_DETECTOR", "track_pt_resolution", "dz_resolution",
+           "calorimeter_resolution"]
+
+
+@dataclass(frozen=True)
+class DetectorParameters:
+    """Numbers of the parametric detector (GeV, cm, radians). See the module docstring."""
+
+    tracker_eta_max: float = 2.5
+    track_pt_min: float = 0.3
+    track_eff_hadron: float = 0.93
+    track_eff_muon: float = 0.99
+    track_eff_electron: float = 0.90
+    track_res_a: float = 1.5e-4  # GeV^-1
+    track_res_b: float = 0.006
+    dz_res_a: float = 0.0030  # cm
+    dz_res_b: float = 0.0120  # cm GeV
+    calo_reach_pt: float = 0.8
+    beamspot_sigma_z: float = 3.5  # cm
+    pv_res_z: float = 0.0012  # cm
+    assoc_nsigma: float = 3.0
+    muon_pt_min: float = 3.0
+    muon_eta_max: float = 2.4
+    electron_pt_min: float = 2.0
+    ecal_eta_max: float = 3.0
+    ecal_cell: float = 2 * math.pi / 120
+    ecal_stochastic: float = 0.03
+    ecal_constant: float = 0.005
+    ecal_noise: float = 0.25
+    ecal_et_min: float = 0.3
+    hcal_cell: float = 2 * math.pi / 72
+    hcal_stochastic: float = 1.0
+    hcal_constant: float = 0.05
+    hcal_et_min: float = 0.8
+    hf_eta_max: float = 5.0
+    hf_cell: float = 2 * math.pi / 36
+    hf_stochastic: float = 1.5
+    hf_constant: float = 0.10
+    hf_em_stochastic: float = 0.3
+    hf_em_constant: float = 0.02
+    hf_et_min: float = 2.0
+    electron_id_eff: float = 0.85
+    muon_id_eff: float = 0.97
+    tau_id_eff: float = 0.60
+    tau_pt_res: float = 0.08
+    tau_fake_rate: float = 0.005
+    btag_sigma: float = 2.0
+    btag_mean_b: float = 0.836
+    btag_mean_c: float = -2.677
+    btag_mean_light: float = -5.362
+    btag_medium_wp: float = 0.3
+    jet_radius: float = 0.4
+    jet_pt_min: float = 15.0
+    genjet_pt_min: float = 10.0
+    jet_eta_max: float = 4.7
+
+
+DEFAULT_DETECTOR = DetectorParameters()
+
+
+def track_pt_resolution(pt: np.ndarray, eta: np.ndarray, det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:
+    """Relative track pT resolution σ(pT)/pT (barrel value doubled for |η| > 1.5)."""
+    scale = np.where(np.abs(eta) > 1.5, 2.0, 1.0)
+    return scale * np.hypot(det.track_res_a * pt, det.track_res_b)
+
+
+def dz_resolution(pt: np.ndarray, eta: np.ndarray, det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:
+    """Resolution of the track's z0 (cm): a ⊕ b·√cosh η / pT."""
+    return np.hypot(det.dz_res_a, det.dz_res_b * np.sqrt(np.cosh(eta)) / np.maximum(pt, 1e-3))
+
+
+def calorimeter_resolution(energy: np.ndarray, stochastic: float | np.ndarray, constant: float | np.ndarray,
+                           noise: float | np.ndarray = 0.0) -> np.ndarray:
+    """Absolute energy resolution σ(E) (GeV) = E·(S/√E ⊕ C ⊕ N/E)."""
+    e = np.maximum(energy, 1e-6)
+    return np.sqrt(stochastic**2 * e + (constant * e) ** 2 + noise**2)
