@@ -44,10 +44,10 @@ METHODS: tuple[str, ...] = ("pf", "file_met")
 """MET reconstructions this processor compares: PF MET from candidates, and the file's MET."""
 
 RESIDUALS: dict[str, str] = {
-    "upar": r"$u_{\parallel}$ = ($\vec{p}_{T}^{miss,reco} - \vec{p}_{T}^{miss,gen}$)$\cdot\hat{u}_{gen}$ [GeV]",
-    "uperp": r"$u_{\perp}$ = ($\vec{p}_{T}^{miss,reco} - \vec{p}_{T}^{miss,gen}$)$\times\hat{u}_{gen}$ [GeV]",
-    "dpx": r"$\Delta p_{x}^{miss}$ [GeV]",
-    "dpy": r"$\Delta p_{y}^{miss}$ [GeV]",
+    "upar": r"$u_{\parallel}$ (reco $-$ gen, along gen MET) [GeV]",
+    "uperp": r"$u_{\perp}$ (reco $-$ gen, across gen MET) [GeV]",
+    "dpx": r"$\Delta p_{x}^{miss}$ (reco $-$ gen) [GeV]",
+    "dpy": r"$\Delta p_{y}^{miss}$ (reco $-$ gen) [GeV]",
 }
 """Residual histogram names and their axis labels."""
 

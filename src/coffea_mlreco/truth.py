@@ -3,7 +3,8 @@
 Every reconstruction task (MET, tt̄ jet-parton assignment, m_ττ) compares against the targets built here.
 Conventions: momenta and masses in GeV, angles in radians, Δφ wrapped into [−π, π). Indices into
 ``GenPart`` are local (per event), −1 meaning "not found". Works on eager and virtual NanoEvents
-(``NanoAODSchema``); per-event graph walks are numba loops over the flat offsets/content arrays.
+(``NanoAODSchema``; for dask-awkward call the functions through ``dask_awkward.map_partitions``); per-event
+graph walks are numba loops over the flat offsets/content arrays.
 
 NanoAOD's ``GenPart`` is pruned: ``genPartIdxMother`` points to the nearest *kept* ancestor, a particle can
 appear as several copies (t → t after radiation, W → W (recoil) → q q̄′), and the stored masses of light
@@ -25,14 +26,13 @@ from coffea.nanoevents.methods import vector as coffea_vector
 from coffea_mlreco.constants import M_ELECTRON, M_MUON, M_PION, M_TAU, NEUTRINO_IDS, PARTON_JET_DR
 
 __all__ = [
-    "SEMILEP_PARTONS", "TTbarChannel", "TauDecay", "delta_phi", "delta_r", "gen_met", "neutrino_met",
+    "SEMILEP_PARTONS", "VIS_TAU_DR", "TTbarChannel", "TauDecay", "delta_phi", "delta_r", "gen_met", "neutrino_met",
     "last_copy", "ttbar_indices", "ttbar_partons", "stack_partons", "tau_decays",
     "match_partons_to_jets", "reconstructable",
 ]
 
 # CMS GenStatusFlags bits (same order as coffea's GenParticle.FLAGS)
-_IS_PROMPT, _IS_TAU_DECAY_PRODUCT, _FROM_HARD_PROCESS = 0, 2, 8
-_IS_FIRST_COPY, _IS_LAST_COPY = 12, 13
+_IS_TAU_DECAY_PRODUCT, _FROM_HARD_PROCESS, _IS_LAST_COPY = 2, 8, 13
 # masses missing from constants.py (PDG 2024), used where NanoAOD stores 0 for a light particle
 _M_PI0, _M_KAON, _M_K0 = 0.1349768, 0.493677, 0.497611
 _LIGHT_MASSES = {11: M_ELECTRON, 13: M_MUON, 15: M_TAU, 111: _M_PI0, 211: M_PION,
@@ -207,6 +207,8 @@ def ttbar_indices(genpart: ak.Array) -> ak.Array:
     each top, ``fromHardProcess``), ``w_plus``, ``w_minus`` (last copies, after any recoil copies), their
     daughters ``w_plus_d1``, ``w_plus_d2`` … (first kept copies; ``d1`` is the up-type quark or the charged
     lepton, ``d2`` the down-type quark or the neutrino), and ``channel`` (a :class:`TTbarChannel` code).
+    "First kept copy" is read from the mother links rather than the ``isFirstCopy`` flag, which is false
+    on the surviving copy when NanoAOD pruned the first one.
     """
     out = np.full((len(genpart), 11), -1, np.int64)
     _ttbar_kernel(_offsets(genpart), _flat(genpart.pdgId, np.int64), _flat(genpart.genPartIdxMother, np.int64),
@@ -237,8 +239,9 @@ def ttbar_partons(events: ak.Array) -> ak.Array:
     plus_lep[found] = np.abs(pdg[start[found] + col["w_plus_d1"][found]]) >= 11
     semi = channel == TTbarChannel.SEMILEP
 
-    def role(lep_side_plus: str, lep_side_minus: str) -> ak.Array:
-        return _pick(gp, np.where(semi, np.where(plus_lep, col[lep_side_plus], col[lep_side_minus]), -1))
+    def role(if_w_plus_leptonic: str, if_w_minus_leptonic: str) -> ak.Array:
+        chosen = np.where(plus_lep, col[if_w_plus_leptonic], col[if_w_minus_leptonic])
+        return _pick(gp, np.where(semi, chosen, -1))
 
     fields = {
         "had_b": role("bbar", "b"), "had_q1": role("w_minus_d1", "w_plus_d1"),
@@ -390,6 +393,8 @@ def match_partons_to_jets(partons_eta: ak.Array, partons_phi: ak.Array, jets_eta
     jets ``N * var * float``. Returns ``N * P * int64``: the index of the matched jet in the event's jet
     list, −1 for a missing or unmatched parton; each jet is used at most once.
     """
+    if len(partons_eta) != len(jets_eta):
+        raise ValueError(f"partons for {len(partons_eta)} events but jets for {len(jets_eta)}")
     eta = ak.fill_none(partons_eta, np.nan, axis=-1)
     phi = ak.fill_none(partons_phi, np.nan, axis=-1)
     counts = ak.to_numpy(ak.num(eta, axis=1))

@@ -51,6 +51,13 @@ def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
         if not local.is_file():
             raise InputError(f"{name}: not a regular file")
         name = str(local.resolve())
+        try:
+            with local.open("rb") as stream:
+                magic = stream.read(4)
+        except OSError as err:
+            raise InputError(f"{name}: cannot be read ({err.strerror or err})") from None
+        if magic != b"root":
+            raise InputError(f"{name}: not a ROOT file (it does not start with the ROOT file signature)")
     try:
         with uproot.open(name) as handle:
             if tree not in handle:

@@ -33,7 +33,13 @@ METHOD_TITLES = {
     "deepmet": "DeepMET",
     "perceiver": "Perceiver MET",
 }
+METHOD_SHORT = {"pf": "PF MET", "file_met": "MET in file", "puppi": "PUPPI MET", "deepmet": "DeepMET",
+                "perceiver": "Perceiver"}
 _DISPLAY_TOP_GEV = 250.0  # where the open top gen-MET bin ends in plots
+
+
+def _short(method: str) -> str:
+    return METHOD_SHORT.get(method, method)
 
 
 def _methods(output: dict[str, Any]) -> list[str]:
@@ -66,11 +72,11 @@ def _plot_residuals(hists: dict[str, hist.Hist], methods: list[str], name: str, 
         fig, ax = plt.subplots(figsize=(9, 7))
         for method in methods:
             h = hists[name][{"method": method, "genmet": sum, "residual": hist.rebin(8)}]
-            hep.histplot(h, ax=ax, label=METHOD_TITLES.get(method, method), flow="none")
+            hep.histplot(h, ax=ax, label=_short(method), flow="none")
         ax.set_xlim(-150, 150)
         ax.set_ylabel("Events / 4 GeV")
-        ax.legend(fontsize="small")
-        label_axes(ax, "all gen-MET bins")
+        ax.legend(fontsize="small", title="all gen MET", title_fontsize="small")
+        label_axes(ax)
         return save_figure(fig, outdir, f"met_{name}")
 
 
@@ -87,19 +93,20 @@ def _plot_vs_genmet(metrics: dict[str, Any], outdir: Path) -> str:
         ("resolution_uperp", r"Resolution of $u_{\perp}$ [GeV]"),
     ]
     with plot_style():
-        fig, axes = plt.subplots(1, 3, figsize=(21, 7))
+        fig, axes = plt.subplots(1, 3, figsize=(24, 7.5))
         for ax, (key, ylabel) in zip(axes, panels):
             for method, summary in metrics.items():
                 x, xerr = _bin_points(summary["bins"])
                 y = np.array([np.nan if b[key] is None else b[key] for b in summary["bins"]], dtype=float)
-                ax.errorbar(x, y, xerr=xerr, fmt="o", label=METHOD_TITLES.get(method, method))
+                ax.errorbar(x, y, xerr=xerr, fmt="o", label=_short(method))
             if key.startswith("bias"):
                 ax.axhline(0.0, color="grey", lw=1, ls="--")
-            ax.set_xlabel(f"Gen MET [GeV] (last bin: > {summary_top(metrics):g} GeV)")
+            ax.set_xlabel("Gen MET [GeV]")
             ax.set_ylabel(ylabel)
             ax.set_xlim(0, _DISPLAY_TOP_GEV)
             label_axes(ax)
-        axes[0].legend(fontsize="small")
+        axes[0].legend(fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV",
+                       title_fontsize="small")
         fig.tight_layout()
         return save_figure(fig, outdir, "met_vs_genmet")
 
@@ -119,7 +126,9 @@ def _plot_reco_vs_gen(hists: dict[str, hist.Hist], method: str, outdir: Path) ->
         hep.hist2dplot(h, ax=ax, cmin=1, flow="none")
         top = h.axes["gen"].edges[-1]
         ax.plot([0, top], [0, top], color="red", lw=1, ls="--")
-        label_axes(ax, METHOD_TITLES.get(method, method))
+        ax.set_xlabel("Gen MET [GeV]")
+        ax.set_ylabel(f"{_short(method)} [GeV]")
+        label_axes(ax, _short(method))
         return save_figure(fig, outdir, f"met_reco_vs_gen_{method}")
 
 

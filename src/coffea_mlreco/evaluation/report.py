@@ -48,8 +48,8 @@ def plot_style() -> Iterator[None]:
 
 
 def label_axes(ax: Any, rlabel: str = "") -> None:
-    """The experiment-style label: "coffea-mlreco Simulation" on the left, ``rlabel`` on the right."""
-    hep.label.exp_label(exp="coffea-mlreco", text="Simulation", rlabel=rlabel, ax=ax, loc=0)
+    """The experiment-style label: "coffea-mlreco Simulation" on the left, ``rlabel`` (short) on the right."""
+    hep.label.exp_label(exp="coffea-mlreco", data=False, rlabel=rlabel, ax=ax, loc=0, fontsize=18)
 
 
 def save_figure(fig: Any, outdir: Path, name: str) -> str:

@@ -122,14 +122,14 @@ def select_tasks(
                 raise InputError(f"{path}: branch {branch!r} is missing (needed by task {name!r})")
             chosen.append(task)
         return chosen, []
-    chosen, notes = [], []
+    chosen, reasons = [], []
     for name, task in TASKS.items():
         missing = first_missing_branch(files, task.required_branches)
         if missing is None:
             chosen.append(task)
         else:
             path, branch = missing
-            notes.append(f"skipping task {name!r}: {path} has no branch {branch!r}")
+            reasons.append(f"task {name!r} needs branch {branch!r}, which {path} lacks")
     if not chosen:
-        raise InputError("no task can run on these files: " + "; ".join(notes))
-    return chosen, notes
+        raise InputError("no task can run on these files: " + "; ".join(reasons))
+    return chosen, [f"skipping {reason}" for reason in reasons]

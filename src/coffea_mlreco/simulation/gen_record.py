@@ -28,7 +28,7 @@ import numpy as np
 
 from .pythia_source import ParticleRecord
 
-__all__ = ["GenTruth", "gen_truth", "STATUS_FLAG_BITS"]
+__all__ = ["GenTruth", "gen_truth", "heavy_flavour", "STATUS_FLAG_BITS"]
 
 STATUS_FLAG_BITS = {
     "isPrompt": 0, "isDecayedLeptonHadron": 1, "isTauDecayProduct": 2, "isPromptTauDecayProduct": 3,
@@ -75,6 +75,15 @@ def _heavy_flavour(pdg: int) -> int:
     if q1 == 4 or q2 == 4 or (q1 == 0 and q3 == 4):
         return 4
     return 0
+
+
+@numba.njit(cache=True)
+def heavy_flavour(pdg_id: np.ndarray) -> np.ndarray:
+    """Per particle: 5 for b hadrons, 4 for c hadrons, 0 otherwise."""
+    out = np.zeros(pdg_id.size, np.int32)
+    for i in range(pdg_id.size):
+        out[i] = _heavy_flavour(pdg_id[i])
+    return out
 
 
 @numba.njit(cache=True)

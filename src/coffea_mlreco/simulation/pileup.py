@@ -21,7 +21,7 @@ import numpy as np
 
 from .pythia_source import pythia_events
 
-__all__ = ["PileupLibrary", "PileupParticles", "load_or_build_library", "overlay", "cache_dir"]
+__all__ = ["PileupLibrary", "PileupParticles", "load_or_build_library", "overlay", "no_pileup", "cache_dir"]
 
 LIBRARY_VERSION = 1
 LIBRARY_SEED = 20260601
@@ -145,3 +145,11 @@ def overlay(library: PileupLibrary, n_events: int, mu: float, sigma_z_cm: float,
         charge=np.asarray(library.charge)[index],
         z=z_vertex[overlay_of],
     )
+
+
+def no_pileup(n_events: int) -> PileupParticles:
+    """The pileup of a PU 0 sample: no interactions, no particles."""
+    f4, i8 = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    return PileupParticles(n_pileup=np.zeros(n_events, np.int64), vertex_z=[np.zeros(0)] * n_events, event=i8,
+                           vertex=i8, pt=f4, eta=f4, phi=f4, mass=f4, pdg_id=np.zeros(0, np.int32),
+                           charge=np.zeros(0, np.int8), z=np.zeros(0))

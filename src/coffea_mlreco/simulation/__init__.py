@@ -1,0 +1,13 @@
+"""Fast simulation: Pythia 8 hard processes, pileup overlay, a parametric detector, NanoAOD-like output.
+
+Entry points: `generate_sample` (also `coffea-mlreco generate`) and `default_sample`, the embedded
+default sample `coffea-mlreco evaluate` runs on when given no files.
+"""
+
+from __future__ import annotations
+
+from .default_sample import DEFAULT_SAMPLES, default_sample
+from .generate import generate_sample
+from .processes import PROCESSES
+
+__all__ = ["generate_sample", "default_sample", "DEFAULT_SAMPLES", "PROCESSES"]

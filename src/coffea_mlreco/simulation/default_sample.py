@@ -1,0 +1,35 @@
+"""The embedded default sample: small files generated once per user and cached.
+
+`coffea-mlreco evaluate` with no input runs every task on these. They are made with fixed seeds, so
+every user gets the same events; the cache key holds the package's simulation version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .generate import generate_sample
+from .pileup import cache_dir
+
+__all__ = ["DEFAULT_SAMPLES", "default_sample"]
+
+SIMULATION_VERSION = 1
+
+DEFAULT_SAMPLES: tuple[tuple[str, int, float, int], ...] = (
+    # (process, events, mean pileup, seed)
+    ("ttbar-semilep", 1000, 60.0, 101),
+    ("dy-ll", 1000, 60.0, 102),
+)
+
+
+def default_sample(jobs: int = 1, progress: bool = True) -> list[Path]:
+    """Paths of the default sample's files, generating (and caching) any that are missing."""
+    paths = []
+    for process, events, pileup, seed in DEFAULT_SAMPLES:
+        path = cache_dir() / "default" / f"v{SIMULATION_VERSION}_{process}_PU{pileup:g}_{events}ev_seed{seed}.root"
+        if not path.exists():
+            tmp = path.with_suffix(".part.root")
+            generate_sample(process, events, pileup, seed, tmp, jobs=jobs, progress=progress)
+            tmp.rename(path)
+        paths.append(path)
+    return paths

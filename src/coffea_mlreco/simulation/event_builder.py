@@ -1,0 +1,218 @@
+"""One chunk of simulated events, end to end: Pythia → pileup → detector → objects → NanoAOD columns.
+
+`simulate_chunk` returns the chunk as a dict of NanoAOD branch groups (awkward arrays) ready for
+`nanoaod_writer`. Everything random comes from Pythia (re-seeded per chunk) and one numpy generator
+seeded with (seed, chunk index): a chunk is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .detector import DEFAULT_DETECTOR, DetectorParameters
+from .gen_record import gen_truth, heavy_flavour
+from .objects import (
+    Collection,
+    btag_discriminant,
+    candidate_pt_resolution,
+    cluster_jets,
+    event_index,
+    hadron_flavour,
+    isolation,
+    missing_momentum,
+    nearest_match,
+    pileup_density,
+)
+from .pfcands import VisibleParticles, reconstruct_pf_candidates
+from .pileup import PileupLibrary, no_pileup, overlay
+from .pythia_source import ParticleRecord, pythia_events
+
+__all__ = ["simulate_chunk", "ChunkSpec"]
+
+_NEUTRINOS = (12, 14, 16)
+
+
+class ChunkSpec:
+    """What to simulate in one chunk (picklable; workers receive it)."""
+
+    def __init__(self, process: str, n_events: int, seed: int, index: int, pileup: float, sqrt_s: float,
+                 first_event: int) -> None:
+        self.process, self.n_events, self.seed, self.index = process, n_events, seed, index
+        self.pileup, self.sqrt_s, self.first_event = pileup, sqrt_s, first_event
+
+
+def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:  # noqa: ANN001
+    n = record.counts.size
+    visible = (record.status > 0) & ~np.isin(np.abs(record.pdg_id), _NEUTRINOS)
+    idx = np.flatnonzero(visible)
+    pt = np.hypot(record.px[idx], record.py[idx])
+    idx, pt = idx[pt > 0], pt[pt > 0]
+    event = event_index(record.counts)[idx]
+    return VisibleParticles(
+        n_events=n,
+        event=np.concatenate([event, pu.event]),
+        vertex=np.concatenate([np.zeros(idx.size, np.int64), pu.vertex]),
+        pt=np.concatenate([pt, pu.pt]),
+        eta=np.concatenate([np.arcsinh(record.pz[idx] / pt), pu.eta]),
+        phi=np.concatenate([np.arctan2(record.py[idx], record.px[idx]), pu.phi]),
+        mass=np.concatenate([record.mass[idx], pu.mass]),
+        pdg_id=np.concatenate([record.pdg_id[idx], pu.pdg_id]),
+        charge=np.concatenate([record.charge[idx], pu.charge]).astype(np.int32),
+        z=np.concatenate([hs_z[event], pu.z]),
+        gen_index=np.concatenate([idx, np.full(pu.pt.size, -1, np.int64)]),
+    )
+
+
+def _genpart_link(gen_index: np.ndarray, genpart_source: np.ndarray, genpart_counts: np.ndarray,
+                  event: np.ndarray) -> np.ndarray:
+    """Index within the event's GenPart list of the particle with flat Pythia index ``gen_index`` (−1 if not kept)."""
+    pos = np.searchsorted(genpart_source, gen_index)
+    pos = np.clip(pos, 0, max(genpart_source.size - 1, 0))
+    found = (gen_index >= 0) & (genpart_source.size > 0) & (genpart_source[pos] == gen_index)
+    starts = np.concatenate([[0], np.cumsum(genpart_counts)[:-1]])
+    return np.where(found, pos - starts[event], -1).astype(np.int32)
+
+
+def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
+             det: DetectorParameters) -> dict[str, Collection]:
+    n = pf.counts.size
+    c = pf.columns
+    ev = event_index(pf.counts)
+    out = {}
+    for name, pdg, pt_min, eta_max, eff, cone_name, cone in (
+            ("Electron", 11, 7.0, det.tracker_eta_max, det.electron_id_eff, "pfRelIso03_all", 0.3),
+            ("Muon", 13, 3.0, det.muon_eta_max, det.muon_id_eff, "pfRelIso04_all", 0.4)):
+        sel = ((np.abs(c["pdgId"]) == pdg) & (c["pt"] > pt_min) & (np.abs(c["eta"]) < eta_max)
+               & (rng.random(c["pt"].size) < eff))
+        lep = Collection(np.bincount(ev[sel], minlength=n).astype(np.int64),
+                         {k: c[k][sel] for k in ("pt", "eta", "phi", "mass", "charge", "pdgId", "dz")})
+        lep.columns[cone_name] = isolation(lep, pf, rho, cone)
+        lep.columns["genPartIdx"] = _genpart_link(pf_gen[sel], gen.genpart_source, gen.genpart_counts, ev[sel])
+        out[name] = lep
+    return out
+
+
+def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
+          det: DetectorParameters) -> Collection:
+    """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus."""
+    v = gen.visible_tau
+    v_event = event_index(gen.visible_tau_counts)
+    mode = v["status"]
+    reco_mode = np.where(mode == 2, 1, mode)
+    genuine = ((v["pt"] > 18.0) & (np.abs(v["eta"]) < det.tracker_eta_max) & (mode != 15)
+               & (rng.random(mode.size) < det.tau_id_eff))
+    pt = v["pt"] * (1.0 + det.tau_pt_res * rng.standard_normal(mode.size))
+    j = jets.columns
+    j_event = event_index(jets.counts)
+    fake = ((jet_tau_match < 0) & (j["pt"] > 20.0) & (np.abs(j["eta"]) < det.tracker_eta_max)
+            & (rng.random(j["pt"].size) < det.tau_fake_rate))
+    n_fake = int(fake.sum())
+    cols = {
+        "pt": np.concatenate([pt[genuine], j["pt"][fake] * rng.uniform(0.5, 0.9, n_fake)]),
+        "eta": np.concatenate([v["eta"][genuine], j["eta"][fake]]),
+        "phi": np.concatenate([v["phi"][genuine], j["phi"][fake]]),
+        "mass": np.concatenate([v["mass"][genuine], rng.uniform(0.14, 1.5, n_fake)]),
+        "charge": np.concatenate([v["charge"][genuine], rng.choice([-1, 1], n_fake)]).astype(np.int32),
+        "decayMode": np.concatenate([reco_mode[genuine], rng.choice([0, 1, 10], n_fake)]).astype(np.int32),
+        "genPartIdx": np.concatenate([v["genPartIdxMother"][genuine], np.full(n_fake, -1)]).astype(np.int32),
+    }
+    event = np.concatenate([v_event[genuine], j_event[fake]])
+    order = np.lexsort((-cols["pt"], event))
+    return Collection(np.bincount(event, minlength=gen.genmet_pt.size).astype(np.int64),
+                      {k: x[order] for k, x in cols.items()})
+
+
+def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None,
+                   det: DetectorParameters = DEFAULT_DETECTOR) -> dict[str, object]:
+    """Simulate one chunk; returns flat event-level arrays and jagged `Collection`s keyed by NanoAOD name."""
+    rng = np.random.default_rng([spec.seed, spec.index, 104729])
+    record = pythia_events(spec.process, spec.n_events, seed=spec.seed * 100_003 + spec.index, sqrt_s=spec.sqrt_s)
+    n = spec.n_events
+    gen = gen_truth(record)
+    hs_z = rng.normal(0.0, det.beamspot_sigma_z, n)
+    pv_z = hs_z + rng.normal(0.0, det.pv_res_z, n)
+    if spec.pileup > 0 and library is None:
+        raise ValueError("pileup > 0 needs a minimum-bias library")
+    pu = overlay(library, n, spec.pileup, det.beamspot_sigma_z, rng) if library is not None else no_pileup(n)
+    particles = _visible_particles(record, pu, hs_z)
+    pf_all = reconstruct_pf_candidates(particles, pu.vertex_z, pv_z, rng, det)
+    pf = Collection(pf_all.counts, pf_all.columns)
+    pf_event = event_index(pf.counts)
+
+    # pileup density from charged-hadron-subtracted candidates (for jets) and from all (for isolation)
+    chs = pf.columns["fromPV"] > 0
+    rho_ring, _ = pileup_density(pf_event[chs], pf.columns["pt"][chs], pf.columns["eta"][chs],
+                                 pf.columns["phi"][chs], n)
+    _, rho_all = pileup_density(pf_event, pf.columns["pt"], pf.columns["eta"], pf.columns["phi"], n)
+
+    # jets: anti-kT on CHS candidates, offset-corrected
+    c = pf.columns
+    raw = cluster_jets(np.bincount(pf_event[chs], minlength=n), c["pt"][chs], c["eta"][chs], c["phi"][chs],
+                       c["mass"][chs], det.jet_radius, pt_min=5.0)
+    area = np.pi * det.jet_radius**2
+    ring = np.clip(np.searchsorted(np.linspace(-5, 5, 21), raw.columns["eta"], side="right") - 1, 0, 19)
+    raw_event = event_index(raw.counts)
+    offset = rho_ring[raw_event, ring] * area
+    scale = np.clip(1.0 - offset / raw.columns["pt"], 0.0, None)
+    keep = (raw.columns["pt"] * scale > det.jet_pt_min) & (np.abs(raw.columns["eta"]) < det.jet_eta_max)
+    jets = raw.select(keep, raw_event, n)
+    jets.columns["pt"] = jets.columns["pt"] * scale[keep]
+    jets.columns["mass"] = jets.columns["mass"] * scale[keep]
+    jets.columns["rawFactor"] = 1.0 - 1.0 / np.maximum(scale[keep], 1e-6)
+    jets.columns["area"] = np.full(int(keep.sum()), area)
+    order = np.lexsort((-jets.columns["pt"], event_index(jets.counts)))
+    jets.columns = {k: v[order] for k, v in jets.columns.items()}
+
+    # generator jets: visible hard-scatter particles
+    hs = particles.vertex == 0
+    genjets = cluster_jets(np.bincount(particles.event[hs], minlength=n), particles.pt[hs], particles.eta[hs],
+                           particles.phi[hs], particles.mass[hs], det.jet_radius, pt_min=det.genjet_pt_min)
+    gp = gen.genpart
+    gp_event = event_index(gen.genpart_counts)
+    hf_code = heavy_flavour(gp["pdgId"])
+    hadrons = Collection(gen.genpart_counts, {"pt": gp["pt"], "eta": gp["eta"], "phi": gp["phi"],
+                                              "flavour": hf_code}).select(hf_code > 0, gp_event, n)
+    jets.columns["hadronFlavour"] = hadron_flavour(jets, hadrons, det.jet_radius)
+    genjets.columns["hadronFlavour"] = hadron_flavour(genjets, hadrons, det.jet_radius)
+    jets.columns["genJetIdx"] = nearest_match(jets, genjets, 0.2)
+    jets.columns["btagDeepFlavB"] = btag_discriminant(jets.columns["hadronFlavour"], jets.columns["eta"], rng, det)
+    jets.columns["jetId"] = np.full(jets.columns["pt"].size, 6, np.int32)
+    vis_taus = Collection(gen.visible_tau_counts, gen.visible_tau)
+    jet_tau = nearest_match(jets, vis_taus, 0.4)
+
+    leptons = _leptons(pf, pf_all.gen_index, gen, rho_all, rng, det)
+    taus = _taus(gen, jets, jet_tau, rng, det)
+    met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det))
+
+    # reconstructed vertices: the PV plus pileup vertices with at least 2 (4 for "good") tracks in acceptance
+    tracks = (particles.charge != 0) & (np.abs(particles.eta) < det.tracker_eta_max) & (particles.pt > det.track_pt_min)
+    per_vertex = np.unique(particles.event[tracks & (particles.vertex > 0)] * 100_000 + particles.vertex[
+        tracks & (particles.vertex > 0)], return_counts=True)
+    vtx_event = per_vertex[0] // 100_000
+    npvs = 1 + np.bincount(vtx_event[per_vertex[1] >= 2], minlength=n)
+    npvs_good = 1 + np.bincount(vtx_event[per_vertex[1] >= 4], minlength=n)
+
+    first = spec.first_event
+    return {
+        "run": np.ones(n, np.int32),
+        "luminosityBlock": np.full(n, spec.index + 1, np.int32),
+        "event": np.arange(first + 1, first + n + 1, dtype=np.int64),
+        "Pileup_nPU": pu.n_pileup.astype(np.int32),
+        "Pileup_nTrueInt": np.full(n, spec.pileup, np.float32),
+        "PV_npvs": npvs.astype(np.int32),
+        "PV_npvsGood": npvs_good.astype(np.int32),
+        "PV_z": pv_z,
+        "GenVtx_z": hs_z,
+        "Rho_fixedGridRhoFastjetAll": rho_all,
+        "GenMET_pt": gen.genmet_pt,
+        "GenMET_phi": gen.genmet_phi,
+        **{f"MET_{k}": v for k, v in met.items()},
+        "GenPart": Collection(gen.genpart_counts, gen.genpart),
+        "GenVisTau": vis_taus,
+        "GenJet": genjets,
+        "Jet": jets,
+        "PFCands": pf,
+        "Electron": leptons["Electron"],
+        "Muon": leptons["Muon"],
+        "Tau": taus,
+    }
