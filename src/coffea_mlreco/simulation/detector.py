@@ -43,7 +43,10 @@ Objects
     1.2 % (light), like DeepJet's medium point; −1 outside |η| < 2.5.
 Jets
     anti-kT R = 0.4 on charged-hadron-subtracted candidates (fromPV > 0), offset-corrected with the
-    median pileup density of the event in bins of η: pT_corr = pT_raw − ρ(η)·A with A = πR².
+    median pileup density of the event in bins of η: pT_corr = pT_raw − ρ(η)·A with A = πR², then
+    corrected for the detector response R(pT) = 1 − `jes_c`·pT^(−`jes_k`) (pT of the generator jet in
+    GeV), the median response of PU 0 tt̄ jets to their generator jets (thresholds and untracked loopers
+    make it < 1); `benchmarks/jet_response.py` checks the closure.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["DetectorParameters", "DEFAULT_DETECTOR", "track_pt_resolution", "dz_resolution",
-           "calorimeter_resolution"]
+           "calorimeter_resolution", "jet_response_correction"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class DetectorParameters:
     btag_mean_c: float = -2.677
     btag_mean_light: float = -5.362
     btag_medium_wp: float = 0.3
+    jes_c: float = 0.654
+    jes_k: float = 0.695
     jet_radius: float = 0.4
     jet_pt_min: float = 15.0
     genjet_pt_min: float = 10.0
@@ -129,3 +134,14 @@ def calorimeter_resolution(energy: np.ndarray, stochastic: float | np.ndarray, c
     """Absolute energy resolution σ(E) (GeV) = E·(S/√E ⊕ C ⊕ N/E)."""
     e = np.maximum(energy, 1e-6)
     return np.sqrt(stochastic**2 * e + (constant * e) ** 2 + noise**2)
+
+
+def jet_response_correction(pt: np.ndarray, det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:
+    """Factor that takes an offset-corrected jet pT (GeV) to the generator-jet scale.
+
+    Solves pT = R(pT_gen)·pT_gen for pT_gen by fixed-point iteration (R from the module docstring).
+    """
+    gen = np.maximum(pt, 1.0)
+    for _ in range(6):
+        gen = pt / (1.0 - det.jes_c * np.maximum(gen, 1.0) ** (-det.jes_k))
+    return gen / np.maximum(pt, 1e-9)

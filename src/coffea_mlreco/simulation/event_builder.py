@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detector import DEFAULT_DETECTOR, DetectorParameters
+from .detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
 from .gen_record import gen_truth, heavy_flavour
 from .objects import (
     Collection,
@@ -154,6 +154,7 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None,
     raw_event = event_index(raw.counts)
     offset = rho_ring[raw_event, ring] * area
     scale = np.clip(1.0 - offset / raw.columns["pt"], 0.0, None)
+    scale = scale * jet_response_correction(raw.columns["pt"] * scale, det)
     keep = (raw.columns["pt"] * scale > det.jet_pt_min) & (np.abs(raw.columns["eta"]) < det.jet_eta_max)
     jets = raw.select(keep, raw_event, n)
     jets.columns["pt"] = jets.columns["pt"] * scale[keep]
