@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # CMS GenStatusFlags bits (same order as coffea's GenParticle.FLAGS)
-_IS_TAU_DECAY_PRODUCT, _FROM_HARD_PROCESS, _IS_LAST_COPY = 2, 8, 13
+_IS_TAU_DECAY_PRODUCT, _IS_DIRECT_TAU_DECAY_PRODUCT, _FROM_HARD_PROCESS, _IS_LAST_COPY = 2, 4, 8, 13
 # masses missing from constants.py (PDG 2024), used where NanoAOD stores 0 for a light particle
 _M_PI0, _M_KAON, _M_K0 = 0.1349768, 0.493677, 0.497611
 _LIGHT_MASSES = {11: M_ELECTRON, 13: M_MUON, 15: M_TAU, 111: _M_PI0, 211: M_PION,
@@ -264,6 +264,7 @@ def _tau_kernel(gp_off, pdg, mother, flags, p4, tau_off, tau_idx,  # type: ignor
                 out_vis, out_decay, out_genvis):
     claimed = np.zeros(len(vis_p4), np.bool_)
     product = 1 << _IS_TAU_DECAY_PRODUCT
+    direct = 1 << _IS_DIRECT_TAU_DECAY_PRODUCT
     for e in range(len(tau_off) - 1):
         s, n = gp_off[e], gp_off[e + 1] - gp_off[e]
         for k in range(tau_off[e], tau_off[e + 1]):
@@ -276,7 +277,8 @@ def _tau_kernel(gp_off, pdg, mother, flags, p4, tau_off, tau_idx,  # type: ignor
                 a = abs(pdg[s + j])
                 if a == 12 or a == 14 or a == 16:
                     continue
-                decay = 1 if a == 11 else (2 if a == 13 else decay)
+                if flags[s + j] & direct:  # e/μ from a π⁰ Dalitz decay or a photon conversion do not count
+                    decay = 1 if a == 11 else (2 if a == 13 else decay)
                 out_vis[k] += p4[s + j]
             out_decay[k] = decay if n_children > 0 else -1
             if decay > 0:

@@ -10,7 +10,8 @@ Bits 11 (fromHardProcessBeforeFSR) and 14 (isLastCopyBeforeFSR) are not set.
 A "copy" is Pythia's re-listing of a particle after a recoil or emission: a daughter with the same
 pdgId whose only mother is the particle. The pruning keeps, like NanoAOD's `finalGenParticles`:
 first and last copies of hard-process particles and their copies (quarks, gluons, W/Z/H, tops,
-leptons), all prompt leptons and neutrinos and their last copies, leptons from tau decays, weakly
+leptons), all prompt leptons and their last copies, leptons from tau decays, every final-state
+neutrino, charged leptons above 3 GeV, weakly
 decaying b and c hadrons, prompt photons above 10 GeV. `genPartIdxMother` points to the nearest
 kept ancestor (following mother1), −1 if none.
 
@@ -157,6 +158,8 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
                 keep[i] = True
             elif 11 <= a <= 16 and ((f & 1) or ((f >> 2) & 1)) and first_or_last:
                 keep[i] = True
+            elif status[i] > 0 and (a == 12 or a == 14 or a == 16):
+                keep[i] = True  # every final-state neutrino, so that GenMET is their vector sum
             elif 11 <= a <= 16 and status[i] > 0 and pt[i] > 3.0:
                 keep[i] = True
             elif (f >> 13) & 1 and _heavy_flavour(pdg[i]) > 0 and not _decays_to_same_flavour(
