@@ -7,6 +7,10 @@ seeded with (seed, chunk index): a chunk is reproducible on its own.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from .detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
@@ -27,7 +31,18 @@ from .pfcands import VisibleParticles, reconstruct_pf_candidates
 from .pileup import PileupLibrary, no_pileup, overlay
 from .pythia_source import ParticleRecord, pythia_events
 
-__all__ = ["simulate_chunk", "ChunkSpec"]
+__all__ = ["simulate_chunk", "ChunkSpec", "STAGES"]
+
+STAGES = ("pythia", "truth", "overlay", "detector", "clustering", "objects")
+"""The stages of `simulate_chunk` whose wall time can be recorded (benchmarks/generation_throughput.py)."""
+
+
+@contextmanager
+def _stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    if timings is not None:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 _NEUTRINOS = (12, 14, 16)
 
@@ -122,21 +137,51 @@ def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Gener
                       {k: x[order] for k, x in cols.items()})
 
 
-def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None,
-                   det: DetectorParameters = DEFAULT_DETECTOR) -> dict[str, object]:
-    """Simulate one chunk; returns flat event-level arrays and jagged `Collection`s keyed by NanoAOD name."""
+def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: DetectorParameters = DEFAULT_DETECTOR,
+                   timings: dict[str, float] | None = None) -> dict[str, object]:
+    """Simulate one chunk; returns flat event-level arrays and jagged `Collection`s keyed by NanoAOD name.
+
+    If ``timings`` is given, the wall time of each of `STAGES` is added to it (seconds).
+    """
     rng = np.random.default_rng([spec.seed, spec.index, 104729])
-    record = pythia_events(spec.process, spec.n_events, seed=spec.seed * 100_003 + spec.index, sqrt_s=spec.sqrt_s)
     n = spec.n_events
-    gen = gen_truth(record)
+    with _stage(timings, "pythia"):
+        record = pythia_events(spec.process, n, seed=spec.seed * 100_003 + spec.index, sqrt_s=spec.sqrt_s)
+    with _stage(timings, "truth"):
+        gen = gen_truth(record)
     hs_z = rng.normal(0.0, det.beamspot_sigma_z, n)
     pv_z = hs_z + rng.normal(0.0, det.pv_res_z, n)
     if spec.pileup > 0 and library is None:
         raise ValueError("pileup > 0 needs a minimum-bias library")
-    pu = overlay(library, n, spec.pileup, det.beamspot_sigma_z, rng) if library is not None else no_pileup(n)
-    particles = _visible_particles(record, pu, hs_z)
-    pf_all = reconstruct_pf_candidates(particles, pu.vertex_z, pv_z, rng, det)
+    with _stage(timings, "overlay"):
+        pu = overlay(library, n, spec.pileup, det.beamspot_sigma_z, rng) if library is not None else no_pileup(n)
+        particles = _visible_particles(record, pu, hs_z)
+    with _stage(timings, "detector"):
+        pf_all = reconstruct_pf_candidates(particles, pu.vertex_z, pv_z, rng, det)
     pf = Collection(pf_all.counts, pf_all.columns)
+    with _stage(timings, "clustering"):
+        chunk, jet_tau = _jets(n, particles, pf, gen, rng, det)
+    with _stage(timings, "objects"):
+        chunk.update(_event_objects(n, particles, pf, pf_all.gen_index, gen, chunk["Jet"], jet_tau,
+                                    chunk["Rho_fixedGridRhoFastjetAll"], rng, det))
+    chunk.update({
+        "run": np.ones(n, np.int32),
+        "luminosityBlock": np.full(n, spec.index + 1, np.int32),
+        "event": np.arange(spec.first_event + 1, spec.first_event + n + 1, dtype=np.int64),
+        "Pileup_nPU": pu.n_pileup.astype(np.int32),
+        "Pileup_nTrueInt": np.full(n, spec.pileup, np.float32),
+        "PV_x": np.zeros(n), "PV_y": np.zeros(n), "PV_z": pv_z,
+        "GenVtx_z": hs_z,
+        "GenMET_pt": gen.genmet_pt,
+        "GenMET_phi": gen.genmet_phi,
+        "GenPart": Collection(gen.genpart_counts, gen.genpart),
+    })
+    return chunk
+
+
+def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator,  # noqa: ANN001
+          det: DetectorParameters) -> tuple[dict[str, object], np.ndarray]:
+    """Pileup densities, jets and generator jets of a chunk (and, per jet, its matched visible tau or −1)."""
     pf_event = event_index(pf.counts)
 
     # pileup density from charged-hadron-subtracted candidates (for jets) and from all (for isolation)
@@ -181,7 +226,16 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None,
     vis_taus = Collection(gen.visible_tau_counts, gen.visible_tau)
     jet_tau = nearest_match(jets, vis_taus, 0.4)
 
-    leptons = _leptons(pf, pf_all.gen_index, gen, rho_all, rng, det)
+    return {"Rho_fixedGridRhoFastjetAll": rho_all, "GenVisTau": vis_taus, "GenJet": genjets, "Jet": jets,
+            "PFCands": pf}, jet_tau
+
+
+def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: np.ndarray, gen,  # noqa: ANN001
+                   jets: Collection, jet_tau: np.ndarray, rho_all: np.ndarray, rng: np.random.Generator,
+                   det: DetectorParameters) -> dict[str, object]:
+    """Leptons, taus, MET and the vertex counts of a chunk."""
+    c = pf.columns
+    leptons = _leptons(pf, pf_gen, gen, rho_all, rng, det)
     taus = _taus(gen, jets, jet_tau, rng, det)
     met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det))
 
@@ -193,26 +247,10 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None,
     npvs = 1 + np.bincount(vtx_event[per_vertex[1] >= 2], minlength=n)
     npvs_good = 1 + np.bincount(vtx_event[per_vertex[1] >= 4], minlength=n)
 
-    first = spec.first_event
     return {
-        "run": np.ones(n, np.int32),
-        "luminosityBlock": np.full(n, spec.index + 1, np.int32),
-        "event": np.arange(first + 1, first + n + 1, dtype=np.int64),
-        "Pileup_nPU": pu.n_pileup.astype(np.int32),
-        "Pileup_nTrueInt": np.full(n, spec.pileup, np.float32),
         "PV_npvs": npvs.astype(np.int32),
         "PV_npvsGood": npvs_good.astype(np.int32),
-        "PV_x": np.zeros(n), "PV_y": np.zeros(n), "PV_z": pv_z,
-        "GenVtx_z": hs_z,
-        "Rho_fixedGridRhoFastjetAll": rho_all,
-        "GenMET_pt": gen.genmet_pt,
-        "GenMET_phi": gen.genmet_phi,
         **{f"MET_{k}": v for k, v in met.items()},
-        "GenPart": Collection(gen.genpart_counts, gen.genpart),
-        "GenVisTau": vis_taus,
-        "GenJet": genjets,
-        "Jet": jets,
-        "PFCands": pf,
         "Electron": leptons["Electron"],
         "Muon": leptons["Muon"],
         "Tau": taus,
