@@ -14,13 +14,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_quickstart_notebook_runs(tmp_path: Path) -> None:
+def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = EXAMPLES / "quickstart.ipynb"
     if not source.exists():
         pytest.skip("examples/ is not part of this checkout")
     shutil.copy(source, tmp_path / source.name)
     notebook = nbformat.read(tmp_path / source.name, as_version=4)
-    os.environ.setdefault("COFFEA_MLRECO_CACHE", str(tmp_path / "cache"))
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        monkeypatch.setenv("COFFEA_MLRECO_CACHE", str(tmp_path / "cache"))
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert (tmp_path / "quickstart_upar.png").stat().st_size > 10_000
