@@ -33,10 +33,10 @@ from coffea_mlreco.metrics import met_residuals
 __all__ = [
     "METHODS",
     "RESIDUALS",
-    "MissingBranchError",
     "METProcessor",
-    "pf_met",
+    "MissingBranchError",
     "add_pfmet_reco",
+    "pf_met",
     "required_branches",
 ]
 
@@ -139,7 +139,7 @@ class METProcessor(processor.ProcessorABC):
         if not hi > lo or residual_bin_width <= 0:
             raise ValueError("residual_range must be increasing and residual_bin_width positive")
         self.residual_range = (float(lo), float(hi))
-        self.residual_bins = int(round((hi - lo) / residual_bin_width))
+        self.residual_bins = round((hi - lo) / residual_bin_width)
         self.met_range = float(met_range)
         self.genmet_edges = tuple(float(e) for e in genmet_edges)
 
@@ -159,7 +159,7 @@ class METProcessor(processor.ProcessorABC):
                 hist.axis.Regular(self.residual_bins, *self.residual_range, name="residual", label=label),
                 storage=hist.storage.Double(),
             )
-        nbins = int(round(self.met_range / 2.0))
+        nbins = round(self.met_range / 2.0)
         hists["reco_vs_gen"] = hist.Hist(
             self._method_axis(),
             hist.axis.Regular(nbins, 0.0, self.met_range, name="gen", label="Gen MET [GeV]"),

@@ -1,10 +1,14 @@
 """Shared fixtures: locations of the real CMS NanoAOD test files, a small synthetic NanoAOD-like file with
-PF candidates written with uproot, and a hook to the package's own simulation when it exists."""
+PF candidates written with uproot, and a hook to the package's own simulation when it exists.
+
+Test modules use these through fixtures only (``write_nano`` gives the file writer): importing from
+``conftest`` would be ambiguous, since tests/simulation has its own conftest.py.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import awkward as ak
@@ -13,9 +17,6 @@ import pytest
 import uproot
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-# Real NanoAOD has cross-references to collections the file does not store; coffea warns about it.
-NANOAOD_WARNINGS = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
 
 def shared_file(name: str) -> Path:
@@ -55,8 +56,9 @@ def write_synthetic_nano(
         "phi": rng.uniform(-np.pi, np.pi, total),
     }
     offsets = np.concatenate([[0], np.cumsum(n_soft)])
-    sum_px = np.add.reduceat(soft["pt"] * np.cos(soft["phi"]), offsets[:-1]) * (n_soft > 0)
-    sum_py = np.add.reduceat(soft["pt"] * np.sin(soft["phi"]), offsets[:-1]) * (n_soft > 0)
+    event_of = np.repeat(np.arange(n_events), n_soft)
+    sum_px = np.bincount(event_of, soft["pt"] * np.cos(soft["phi"]), minlength=n_events)
+    sum_py = np.bincount(event_of, soft["pt"] * np.sin(soft["phi"]), minlength=n_events)
     # recoil candidate: total visible momentum = −(GenMET + smearing)
     target_px = -(gen_pt * np.cos(gen_phi) + rng.normal(0, 12.0, n_events))
     target_py = -(gen_pt * np.sin(gen_phi) + rng.normal(0, 12.0, n_events))
@@ -73,6 +75,7 @@ def write_synthetic_nano(
         else:
             pts.append(np.empty(0)), etas.append(np.empty(0)), phis.append(np.empty(0))
     flat_n = int(counts.sum())
+    empty = np.empty(0)
     pdg = rng.choice([211, -211, 22, 130, 11, -13], flat_n).astype(np.int32)
     charge = np.where(np.isin(pdg, [22, 130]), 0, np.sign(pdg)).astype(np.int32)
     charge[np.abs(pdg) == 11] = -np.sign(pdg[np.abs(pdg) == 11])
@@ -83,9 +86,9 @@ def write_synthetic_nano(
 
     pfcands = ak.zip(
         {
-            "pt": jag(np.concatenate(pts).astype(np.float32)),
-            "eta": jag(np.concatenate(etas).astype(np.float32)),
-            "phi": jag(np.concatenate(phis).astype(np.float32)),
+            "pt": jag(np.concatenate([empty, *pts]).astype(np.float32)),
+            "eta": jag(np.concatenate([empty, *etas]).astype(np.float32)),
+            "phi": jag(np.concatenate([empty, *phis]).astype(np.float32)),
             "mass": jag(np.where(np.abs(pdg) == 211, 0.1396, 0.0).astype(np.float32)),
             "charge": jag(charge),
             "pdgId": jag(pdg),
@@ -150,6 +153,12 @@ def write_synthetic_nano(
 
 
 @pytest.fixture(scope="session")
+def write_nano() -> Callable[..., Path]:
+    """The synthetic file writer :func:`write_synthetic_nano` (path, n_events, seed, with_pfcands, drop)."""
+    return write_synthetic_nano
+
+
+@pytest.fixture(scope="session")
 def synthetic_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 400-event synthetic NanoAOD-like file with PF candidates (event 3 has none)."""
     return write_synthetic_nano(tmp_path_factory.mktemp("synthetic") / "synthetic_nano.root")
@@ -170,15 +179,19 @@ def generated_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except (ImportError, AttributeError):
         pytest.skip("coffea_mlreco.simulation.generate_sample is not available yet")
     output = tmp_path_factory.mktemp("generated") / "dy_ll_pu0.root"
-    generate_sample(process="dy-ll", events=200, pileup=0, seed=7, output=output)
+    generate_sample("dy-ll", 200, 0, 7, output)  # (process, events, pileup, seed, output)
     return Path(output)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dask_client() -> Iterator[object]:
-    """One local dask cluster (2 worker processes, 1 thread each) shared by a test module."""
+    """One local dask cluster (2 worker processes, 1 thread each), started once and shared by every
+    test that needs it (starting one costs seconds on 2 cores)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client

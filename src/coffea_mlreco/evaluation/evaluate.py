@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from coffea_mlreco import __version__
 from coffea_mlreco.evaluation.inputs import InputError, check_inputs
 from coffea_mlreco.evaluation.tasks import TASKS, TaskOptions, TaskReport, select_tasks
 
-__all__ = ["add_arguments", "run", "resolve_device", "default_files"]
+__all__ = ["add_arguments", "default_files", "resolve_device", "run"]
 
 EXIT_OK = 0
 EXIT_PROCESSING_FAILED = 1
@@ -48,7 +49,9 @@ def _task_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` options to ``parser``."""
-    parser.add_argument("files", nargs="*", metavar="FILES", help="NanoAOD-like ROOT files (default: embedded sample)")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILES", help="NanoAOD-like ROOT files (default: embedded sample)"
+    )
     parser.add_argument(
         "--tasks",
         type=_task_list,
@@ -58,9 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, type=Path, metavar="DIR", help="report directory")
     parser.add_argument("--executor", choices=("iterative", "futures", "dask"), default="iterative")
     parser.add_argument(
-        "--workers", type=_positive_int, default=min(4, os.cpu_count() or 1), help="processes for futures/dask"
+        "--workers",
+        type=_positive_int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes for futures/dask",
     )
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address (dask only)")
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address (dask only)"
+    )
     parser.add_argument("--chunksize", type=_positive_int, default=50_000, help="events per chunk")
     parser.add_argument("--max-events", type=_positive_int, default=None, help="process at most N events")
     parser.add_argument(
@@ -98,7 +106,7 @@ def _error_message(err: BaseException) -> str:
     """The most specific message in an exception chain (coffea wraps processor errors)."""
     from coffea_mlreco.processors.met import MissingBranchError
 
-    seen = err
+    seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, MissingBranchError):
             return str(seen)
@@ -133,14 +141,19 @@ def run(args: argparse.Namespace) -> int:
     paths = [f.path for f in inputs]
     options = TaskOptions(device=device)
     reports: dict[str, TaskReport] = {}
-    tic = time.perf_counter()
+    seconds = 0.0  # chunk planning and processing; executor start-up and report writing excluded
     try:
         with executor_session(args.executor, args.workers, args.scheduler) as executor:
+            tic = time.perf_counter()
             chunks = plan_chunks(paths, executor, args.chunksize, args.max_events)
+            seconds += time.perf_counter() - tic
             n_events = sum(len(c) for c in chunks)
             for task in tasks:
-                print(f"Running task {task.name!r} on {n_events} events ({len(chunks)} chunks)", file=sys.stderr)
+                print(
+                    f"Running task {task.name!r} on {n_events} events ({len(chunks)} chunks)", file=sys.stderr
+                )
                 result = run_processor(task.make_processor(options), chunks, executor, args.chunksize)
+                seconds += result.seconds
                 reports[task.name] = task.report(result.output, outdir)
     except KeyboardInterrupt:
         _print("interrupted")
@@ -148,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
     except Exception as err:  # report one line, not a traceback from inside an executor
         _print(f"processing failed: {_error_message(err)}")
         return EXIT_PROCESSING_FAILED
-    seconds = time.perf_counter() - tic
 
     meta: dict[str, Any] = {
         "package_version": __version__,

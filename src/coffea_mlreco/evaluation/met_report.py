@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import hist
-import matplotlib.pyplot as plt
 import mplhep as hep
 import numpy as np
 
-from coffea_mlreco.evaluation.report import html_table, label_axes, plot_style, save_figure
+from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
 from coffea_mlreco.evaluation.tasks import TaskReport
 from coffea_mlreco.metrics import (
+    hist_select,
     met_bin_label,
     met_method_summary_from_hists,
     summarize_residual_hist,
@@ -33,8 +33,13 @@ METHOD_TITLES = {
     "deepmet": "DeepMET",
     "perceiver": "Perceiver MET",
 }
-METHOD_SHORT = {"pf": "PF MET", "file_met": "MET in file", "puppi": "PUPPI MET", "deepmet": "DeepMET",
-                "perceiver": "Perceiver"}
+METHOD_SHORT = {
+    "pf": "PF MET",
+    "file_met": "MET in file",
+    "puppi": "PUPPI MET",
+    "deepmet": "DeepMET",
+    "perceiver": "Perceiver",
+}
 _DISPLAY_TOP_GEV = 250.0  # where the open top gen-MET bin ends in plots
 
 
@@ -55,24 +60,28 @@ def _root_histograms(hists: dict[str, hist.Hist], methods: list[str]) -> dict[st
     out: dict[str, hist.Hist] = {}
     for method in methods:
         for name in ("upar", "uperp", "dpx", "dpy"):
-            h = hists[name][{"method": method}]
-            out[f"met/{method}/{name}"] = h[{"genmet": sum}]
+            h = hist_select(hists[name], {"method": method})
+            out[f"met/{method}/{name}"] = hist_select(h, {"genmet": sum})
             edges = list(h.axes["genmet"].edges)
-            bins = [(edges[i], edges[i + 1], i) for i in range(len(edges) - 1)]
+            bins: list[tuple[float, float, Any]] = [
+                (edges[i], edges[i + 1], i) for i in range(len(edges) - 1)
+            ]
             if h.axes["genmet"].traits.overflow:
                 bins.append((edges[-1], math.inf, hist.overflow))
             for lo, hi, index in bins:
-                out[f"met/{method}/{name}_genmet_{_edge_name(lo)}to{_edge_name(hi)}"] = h[{"genmet": index}]
-        out[f"met/{method}/reco_vs_gen"] = hists["reco_vs_gen"][{"method": method}]
+                out[f"met/{method}/{name}_genmet_{_edge_name(lo)}to{_edge_name(hi)}"] = hist_select(
+                    h, {"genmet": index}
+                )
+        out[f"met/{method}/reco_vs_gen"] = hist_select(hists["reco_vs_gen"], {"method": method})
     return out
 
 
 def _plot_residuals(hists: dict[str, hist.Hist], methods: list[str], name: str, outdir: Path) -> str:
     with plot_style():
-        fig, ax = plt.subplots(figsize=(9, 7))
+        fig, ax = new_figure(figsize=(9, 7))
         for method in methods:
-            h = hists[name][{"method": method, "genmet": sum, "residual": hist.rebin(8)}]
-            hep.histplot(h, ax=ax, label=_short(method), flow="none")
+            h = hist_select(hists[name], {"method": method, "genmet": sum, "residual": hist.rebin(8)})
+            hep.histplot(h, ax=ax, label=_short(method), flow="none", yerr=False)
         ax.set_xlim(-150, 150)
         ax.set_ylabel("Events / 4 GeV")
         ax.legend(fontsize="small", title="all gen MET", title_fontsize="small")
@@ -93,8 +102,8 @@ def _plot_vs_genmet(metrics: dict[str, Any], outdir: Path) -> str:
         ("resolution_uperp", r"Resolution of $u_{\perp}$ [GeV]"),
     ]
     with plot_style():
-        fig, axes = plt.subplots(1, 3, figsize=(24, 7.5))
-        for ax, (key, ylabel) in zip(axes, panels):
+        fig, axes = new_figure(1, 3, figsize=(24, 7.5))
+        for ax, (key, ylabel) in zip(axes, panels, strict=True):
             for method, summary in metrics.items():
                 x, xerr = _bin_points(summary["bins"])
                 y = np.array([np.nan if b[key] is None else b[key] for b in summary["bins"]], dtype=float)
@@ -105,8 +114,9 @@ def _plot_vs_genmet(metrics: dict[str, Any], outdir: Path) -> str:
             ax.set_ylabel(ylabel)
             ax.set_xlim(0, _DISPLAY_TOP_GEV)
             label_axes(ax)
-        axes[0].legend(fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV",
-                       title_fontsize="small")
+        axes[0].legend(
+            fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV", title_fontsize="small"
+        )
         fig.tight_layout()
         return save_figure(fig, outdir, "met_vs_genmet")
 
@@ -121,9 +131,10 @@ def summary_top(metrics: dict[str, Any]) -> float:
 
 def _plot_reco_vs_gen(hists: dict[str, hist.Hist], method: str, outdir: Path) -> str:
     with plot_style():
-        fig, ax = plt.subplots(figsize=(9, 8))
-        h = hists["reco_vs_gen"][{"method": method, "gen": hist.rebin(5), "reco": hist.rebin(5)}]
-        hep.hist2dplot(h, ax=ax, cmin=1, flow="none")
+        fig, ax = new_figure(figsize=(9, 8))
+        h = hist_select(hists["reco_vs_gen"], {"method": method, "gen": hist.rebin(5), "reco": hist.rebin(5)})
+        artists = hep.hist2dplot(h, ax=ax, cmin=1, flow="none", cbar=False)
+        fig.colorbar(artists.pcolormesh, ax=ax, label="Events")
         top = h.axes["gen"].edges[-1]
         ax.plot([0, top], [0, top], color="red", lw=1, ls="--")
         ax.set_xlabel("Gen MET [GeV]")
@@ -135,24 +146,49 @@ def _plot_reco_vs_gen(hists: dict[str, hist.Hist], method: str, outdir: Path) ->
 def _tables(hists: dict[str, hist.Hist], metrics: dict[str, Any]) -> str:
     rows = []
     for method, s in metrics.items():
-        med_upar = summarize_residual_hist(hists["upar"][{"method": method, "genmet": sum}]).median
-        med_uperp = summarize_residual_hist(hists["uperp"][{"method": method, "genmet": sum}]).median
+        med_upar = summarize_residual_hist(
+            hist_select(hists["upar"], {"method": method, "genmet": sum})
+        ).median
+        med_uperp = summarize_residual_hist(
+            hist_select(hists["uperp"], {"method": method, "genmet": sum})
+        ).median
         rows.append(
-            [METHOD_TITLES.get(method, method), s["n"], s["bias_upar"], med_upar, s["resolution_upar"],
-             s["bias_uperp"], med_uperp, s["resolution_uperp"]]
+            [
+                METHOD_TITLES.get(method, method),
+                s["n"],
+                s["bias_upar"],
+                med_upar,
+                s["resolution_upar"],
+                s["bias_uperp"],
+                med_uperp,
+                s["resolution_uperp"],
+            ]
         )
     parts = [
         html_table(
-            ["Method", "Events", "Bias u∥", "Median u∥", "Resolution u∥", "Bias u⊥", "Median u⊥",
-             "Resolution u⊥"],
+            [
+                "Method",
+                "Events",
+                "Bias u∥",
+                "Median u∥",
+                "Resolution u∥",
+                "Bias u⊥",
+                "Median u⊥",
+                "Resolution u⊥",
+            ],
             rows,
             caption="All events (GeV)",
         )
     ]
     for method, s in metrics.items():
         bin_rows = [
-            [met_bin_label(b["lo"], math.inf if b["hi"] is None else b["hi"]), b["n"], b["bias_upar"],
-             b["resolution_upar"], b["resolution_uperp"]]
+            [
+                met_bin_label(b["lo"], math.inf if b["hi"] is None else b["hi"]),
+                b["n"],
+                b["bias_upar"],
+                b["resolution_upar"],
+                b["resolution_uperp"],
+            ]
             for b in s["bins"]
         ]
         parts.append(
@@ -165,20 +201,32 @@ def _tables(hists: dict[str, hist.Hist], metrics: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+JSON_METHODS = ("pf", "puppi", "deepmet", "perceiver")
+"""The MET method keys of metrics.json (DESIGN.md); the HTML report also shows the file's own MET."""
+
+
+def _json_view(per_method: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json keys: DESIGN.md's methods only. Where PF MET could not be recomputed (real NanoAOD has
+    no PF candidates), ``pf`` is the file's ``MET``, which in CMS NanoAOD is the PF MET."""
+    out = {m: v for m, v in per_method.items() if m in JSON_METHODS}
+    if "pf" not in out and "file_met" in per_method:
+        out["pf"] = per_method["file_met"]
+    return out
+
+
 def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     """Metrics (metrics.json ``met``), throughput, HTML and histograms from the MET processor output.
 
-    Only methods that processed at least one event appear (real NanoAOD has no PF candidates, so
-    there only ``file_met`` does).
+    Only methods that processed at least one event appear. metrics.json holds DESIGN.md's method keys
+    (see `_json_view`); the HTML tables and the histograms also show the file's own MET (``file_met``).
     """
     hists: dict[str, hist.Hist] = output["histograms"]
     methods = _methods(output)
-    metrics = {m: met_method_summary_from_hists(hists["upar"], hists["uperp"], m) for m in methods}
+    per_method = {m: met_method_summary_from_hists(hists["upar"], hists["uperp"], m) for m in methods}
     seconds = output.get("seconds", {})
     counts = output.get("events_per_method", {})
-    throughput = {
-        f"met/{m}": counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0
-    }
+    rates = {m: counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0}
+    throughput = {f"met/{m}": v for m, v in _json_view(rates).items()}
     text = [
         '<p class="note">Residuals Δ = p<sub>T</sub><sup>miss,reco</sup> − p<sub>T</sub><sup>miss,gen</sup>, '
         "u∥ along the gen-MET direction and u⊥ across it. Bias = mean, resolution = (P84 − P16)/2, "
@@ -187,21 +235,21 @@ def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     if not methods:
         text.append("<p>No events were processed.</p>")
     else:
-        text.append(_tables(hists, metrics))
-        images = [_plot_residuals(hists, methods, "upar", outdir), _plot_residuals(hists, methods, "uperp", outdir)]
-        images.append(_plot_vs_genmet(metrics, outdir))
+        text.append(_tables(hists, per_method))
+        images = [_plot_residuals(hists, methods, name, outdir) for name in ("upar", "uperp")]
+        images.append(_plot_vs_genmet(per_method, outdir))
         images += [_plot_reco_vs_gen(hists, m, outdir) for m in methods]
         text += [f'<img src="{name}" alt="{name}">' for name in images]
-    if throughput:
+    if rates:
         text.append(
             html_table(
                 ["Method", "Events / s"],
-                [[METHOD_TITLES.get(k.split("/", 1)[1], k), f"{v:,.0f}"] for k, v in throughput.items()],
+                [[METHOD_TITLES.get(m, m), f"{v:,.0f}"] for m, v in rates.items()],
                 caption="Reconstruction throughput (reading inputs and computing MET, per process)",
             )
         )
     return TaskReport(
-        metrics=metrics,
+        metrics=_json_view(per_method),
         throughput=throughput,
         html="\n".join(text),
         root_histograms=_root_histograms(hists, methods),

@@ -19,32 +19,40 @@ from pathlib import Path
 from typing import Any
 
 import hist
-import matplotlib
+import matplotlib.style
+import mplhep as hep
+import uproot
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep as hep  # noqa: E402
-import uproot  # noqa: E402
-
-from coffea_mlreco.metrics import json_ready  # noqa: E402
+from coffea_mlreco.metrics import json_ready
 
 __all__ = [
-    "plot_style",
-    "label_axes",
-    "save_figure",
     "format_number",
     "html_table",
-    "write_metrics_json",
+    "label_axes",
+    "new_figure",
+    "plot_style",
+    "save_figure",
     "write_histograms",
     "write_index",
+    "write_metrics_json",
 ]
 
 
 @contextlib.contextmanager
 def plot_style() -> Iterator[None]:
     """Matplotlib in the CMS-like mplhep style, for the duration of the block only."""
-    with plt.style.context(hep.style.CMS):
+    with matplotlib.style.context(hep.style.CMS):
         yield
+
+
+def new_figure(
+    nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (9.0, 7.0)
+) -> tuple[Figure, Any]:
+    """A figure and its axes, made without pyplot (no global backend or figure registry is touched,
+    so report writing is safe in notebooks and threads). Call inside :func:`plot_style`."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def label_axes(ax: Any, rlabel: str = "") -> None:
@@ -52,11 +60,10 @@ def label_axes(ax: Any, rlabel: str = "") -> None:
     hep.label.exp_label(exp="coffea-mlreco", data=False, rlabel=rlabel, ax=ax, loc=0, fontsize=18)
 
 
-def save_figure(fig: Any, outdir: Path, name: str) -> str:
-    """Save ``fig`` as ``outdir/name.png``, close it and return the file name (relative to outdir)."""
+def save_figure(fig: Figure, outdir: Path, name: str) -> str:
+    """Save ``fig`` as ``outdir/name.png`` and return the file name (relative to ``outdir``)."""
     filename = f"{name}.png"
     fig.savefig(outdir / filename, dpi=90)
-    plt.close(fig)
     return filename
 
 

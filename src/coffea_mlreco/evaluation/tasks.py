@@ -23,7 +23,7 @@ import hist
 
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
 
-__all__ = ["TaskOptions", "TaskReport", "Task", "TASKS", "EVENT_ID_BRANCHES", "select_tasks"]
+__all__ = ["EVENT_ID_BRANCHES", "TASKS", "Task", "TaskOptions", "TaskReport", "select_tasks"]
 
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 """Branches coffea's NanoAODSchema refuses to read a file without."""
@@ -95,9 +95,7 @@ TASKS: dict[str, Task] = {
 """Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
 
 
-def select_tasks(
-    requested: Sequence[str] | None, files: Sequence[InputFile]
-) -> tuple[list[Task], list[str]]:
+def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile]) -> tuple[list[Task], list[str]]:
     """The tasks to run on ``files`` and notes about skipped ones.
 
     Raises:
@@ -108,7 +106,9 @@ def select_tasks(
     missing_id = first_missing_branch(files, EVENT_ID_BRANCHES)
     if missing_id is not None:
         path, branch = missing_id
-        raise InputError(f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)")
+        raise InputError(
+            f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)"
+        )
     if requested is not None:
         unknown = [name for name in requested if name not in TASKS]
         if unknown:
