@@ -43,11 +43,6 @@ def event_index(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(counts.size), counts)
 
 
-def delta_phi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """φ_a − φ_b wrapped into [−π, π) (radians)."""
-    return (a - b + np.pi) % (2 * np.pi) - np.pi
-
-
 def pileup_density(event: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
                    n_events: int) -> tuple[np.ndarray, np.ndarray]:
     """Median pT density (GeV per unit η×φ area) of the candidates given, per event.

@@ -138,7 +138,7 @@ def _calorimeter(p: VisibleParticles, tracked: np.ndarray, det: DetectorParamete
     keys = np.empty(sel.size, np.int64)
     system_start = []  # first cell key of each calorimeter system within one event
     offset = 0
-    for s, (size, eta_max) in enumerate(zip(sizes, (det.ecal_eta_max, det.ecal_eta_max, det.hf_eta_max))):
+    for s, (size, eta_max) in enumerate(zip(sizes, (det.ecal_eta_max, det.ecal_eta_max, det.hf_eta_max), strict=True)):
         m = system[sel] == s
         cell, n_cells = _cells(p.eta[sel][m], p.phi[sel][m], size, eta_max)
         keys[m] = offset + cell
