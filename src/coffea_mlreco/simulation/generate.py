@@ -47,7 +47,8 @@ def generate_sample(process: str, n_events: int, pileup: float, seed: int, outpu
     """Simulate ``n_events`` of ``process`` at mean pileup ``pileup`` and write them to ``output``.
 
     The same (process, n_events, pileup, seed, sqrt_s, chunk_size) gives the same events, whatever ``jobs``.
-    Returns the output path.
+    Returns the output path. With ``jobs > 1`` the workers are started with ``spawn``: in a script, call
+    this under ``if __name__ == "__main__":`` (as for any Python multiprocessing; notebooks need nothing).
     """
     if process not in PROCESSES:
         raise ValueError(f"unknown process {process!r}; known: {', '.join(PROCESSES)}")
