@@ -1,0 +1,14 @@
+"""Inference runtime shared by every model: awkward-aware wrappers, batching, backends, devices."""
+
+from __future__ import annotations
+
+from .backends import MODEL_CACHE, ModelCache, OnnxModel, TorchModule, TorchScript, WeightsMismatchError, export_onnx
+from .batching import FlatJagged, pad_batch, plan_batches, scatter_objects
+from .device import resolve_device, resolve_precision
+from .wrapper import DEFAULT_TOKENS, Dense, Jagged, ModelWrapper, NonFiniteInputError
+
+__all__ = [
+    "ModelWrapper", "Jagged", "Dense", "NonFiniteInputError", "DEFAULT_TOKENS",
+    "TorchModule", "TorchScript", "OnnxModel", "export_onnx", "ModelCache", "MODEL_CACHE", "WeightsMismatchError",
+    "FlatJagged", "plan_batches", "pad_batch", "scatter_objects", "resolve_device", "resolve_precision",
+]
