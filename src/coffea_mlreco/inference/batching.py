@@ -35,6 +35,13 @@ class FlatJagged:
 
     def __post_init__(self) -> None:
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        # one numba type for every column: contiguous float32, read-only views (no copy of the data)
+        views = []
+        for column in self.columns:
+            view = np.ascontiguousarray(column, dtype=np.float32).view()
+            view.flags.writeable = False
+            views.append(view)
+        self.columns = tuple(views)
 
     @property
     def n_features(self) -> int:
@@ -132,6 +139,7 @@ def pad_batch(jagged: FlatJagged, events: np.ndarray, pad_value: float = 0.0) ->
 
 def scatter_objects(padded: np.ndarray, jagged: FlatJagged, events: np.ndarray, out: np.ndarray) -> None:
     """Write a per-object output ``padded [B, L, ...]`` of a batch into ``out [T, ...]`` at the objects' rows."""
-    flat_out = out.reshape(out.shape[0], -1)
-    _scatter_kernel(np.ascontiguousarray(padded).reshape(padded.shape[0], padded.shape[1], -1),
+    width = int(np.prod(out.shape[1:]))  # explicit, not -1: a chunk may hold no objects at all (T = 0)
+    flat_out = out.reshape(out.shape[0], width)
+    _scatter_kernel(np.ascontiguousarray(padded).reshape(padded.shape[0], padded.shape[1], width),
                     jagged.offsets, np.asarray(events, dtype=np.int64), flat_out)
