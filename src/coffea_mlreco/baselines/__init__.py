@@ -1,0 +1,1 @@
+"""Classical reconstruction baselines (numba kernels with awkward front ends)."""
