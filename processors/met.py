@@ -28,6 +28,8 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco.constants import MET_BINS_GEV
+from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
+from coffea_mlreco.baselines.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.metrics import met_residuals
 
 __all__ = [
@@ -36,11 +38,12 @@ __all__ = [
     "METProcessor",
     "MissingBranchError",
     "add_pfmet_reco",
+    "add_puppi_reco",
     "pf_met",
     "required_branches",
 ]
 
-METHODS: tuple[str, ...] = ("pf", "file_met")
+METHODS: tuple[str, ...] = ("pf", "puppi", "file_met")
 """MET reconstructions this processor compares: PF MET from candidates, and the file's MET."""
 
 RESIDUALS: dict[str, str] = {
@@ -76,16 +79,8 @@ def required_branches(with_pf: bool = False) -> list[str]:
 
 
 def pf_met(pfcands: ak.Array) -> tuple[ak.Array, ak.Array]:
-    """PF MET (pt in GeV, phi in rad) as −Σ p_T over the candidates of each event.
-
-    Events without candidates get pt = 0, phi = 0. ``pfcands`` is a jagged array of records with
-    ``pt`` (GeV) and ``phi`` (rad).
-    """
-    pt = ak.values_astype(pfcands.pt, np.float64)
-    phi = ak.values_astype(pfcands.phi, np.float64)
-    px = -ak.sum(pt * np.cos(phi), axis=1)
-    py = -ak.sum(pt * np.sin(phi), axis=1)
-    return np.hypot(px, py), np.arctan2(py, px)
+    """PF MET (pt in GeV, phi in rad) as −Σ p_T over the candidates of each event (0 for no candidates)."""
+    return missing_transverse_momentum(pfcands)
 
 
 def add_pfmet_reco(events: ak.Array) -> ak.Array:
@@ -93,6 +88,31 @@ def add_pfmet_reco(events: ak.Array) -> ak.Array:
     pt, phi = pf_met(events.PFCands)
     events["PFMETReco"] = ak.zip({"pt": pt, "phi": phi}, with_name="MissingET", behavior=events.behavior)
     return events
+
+
+def add_puppi_reco(events: ak.Array, tune: PuppiTune, npv: ak.Array) -> ak.Array:
+    """Append ``PFCands.puppiWeightReco`` and ``PuppiMETReco`` (pt GeV, phi rad) to ``events``.
+
+    ``npv`` is the number of good primary vertices per event (``PV_npvsGood``).
+    """
+    weights = puppi_weights(events.PFCands, tune, npv=npv)
+    events["PFCands", "puppiWeightReco"] = weights
+    pt, phi = missing_transverse_momentum(events.PFCands, weights)
+    events["PuppiMETReco"] = ak.zip({"pt": pt, "phi": phi}, with_name="MissingET", behavior=events.behavior)
+    return events
+
+
+def _good_vertices(events: ak.Array) -> ak.Array | None:
+    """``PV_npvsGood`` if the file has a usable PV collection, else None (then PUPPI does not run)."""
+    try:
+        return events.PV.npvsGood
+    except (AttributeError, ValueError):  # no PV branches, or a PV collection coffea cannot build
+        return None
+
+
+def _has_puppi_inputs(events: ak.Array) -> bool:
+    fields = set(events.PFCands.fields)
+    return {"charge", "eta", "fromPV"} <= fields or {"charge", "eta", "pvAssocQuality", "dz"} <= fields
 
 
 def _check_fields(events: ak.Array, filename: str) -> None:
@@ -126,6 +146,9 @@ class METProcessor(processor.ProcessorABC):
             carry a binning error far below this width, see :mod:`coffea_mlreco.metrics`).
         met_range: upper edge (GeV) of the gen-MET vs reco-MET histogram axes (2 GeV bins).
         genmet_edges: gen-MET bin edges (GeV); a final ``inf`` becomes the overflow bin.
+        puppi_tune: PUPPI parameter set (``"run3"`` or ``"phase2"``, see
+            :mod:`coffea_mlreco.baselines.puppi`); PUPPI runs when the PF candidates carry a vertex
+            association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and the file has ``PV_npvsGood``.
     """
 
     def __init__(
@@ -134,7 +157,9 @@ class METProcessor(processor.ProcessorABC):
         residual_bin_width: float = 0.5,
         met_range: float = 400.0,
         genmet_edges: Sequence[float] = MET_BINS_GEV,
+        puppi_tune: str = "run3",
     ) -> None:
+        self.puppi_tune = load_tune(puppi_tune)
         lo, hi = residual_range
         if not hi > lo or residual_bin_width <= 0:
             raise ValueError("residual_range must be increasing and residual_bin_width positive")
@@ -186,6 +211,12 @@ class METProcessor(processor.ProcessorABC):
             events = add_pfmet_reco(events)
             reco["pf"] = (_numpy(events.PFMETReco.pt), _numpy(events.PFMETReco.phi))
             seconds["pf"] = time.perf_counter() - tic
+            npv = _good_vertices(events)
+            if npv is not None and _has_puppi_inputs(events):
+                tic = time.perf_counter()
+                events = add_puppi_reco(events, self.puppi_tune, npv)
+                reco["puppi"] = (_numpy(events.PuppiMETReco.pt), _numpy(events.PuppiMETReco.phi))
+                seconds["puppi"] = time.perf_counter() - tic
         tic = time.perf_counter()
         reco["file_met"] = (_numpy(events.MET.pt), _numpy(events.MET.phi))
         seconds["file_met"] = time.perf_counter() - tic

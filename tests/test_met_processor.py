@@ -58,7 +58,8 @@ def test_identical_histograms_under_three_executors(met_input: tuple[Path, int],
 def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
     out = run_met(synthetic_nano, processor.IterativeExecutor(status=False), 1000)
     h = out["histograms"]
-    assert out["events_per_method"] == {"pf": 400, "file_met": 400}
+    # the synthetic file has no usable PV collection, so PUPPI does not run
+    assert out["events_per_method"] == {"pf": 400, "puppi": 0, "file_met": 400}
     pf = met_method_summary_from_hists(h["upar"], h["uperp"], "pf")
     file_met = met_method_summary_from_hists(h["upar"], h["uperp"], "file_met")
     # the synthetic PF sum equals −(GenMET + N(0, 12 GeV) per component); stat. error ≈ 0.6 GeV
@@ -75,7 +76,7 @@ def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
 
 def test_real_nanoaod_runs_file_met_only(real_nano_dy: Path) -> None:
     out = run_met(real_nano_dy, processor.IterativeExecutor(status=False), 100)
-    assert out["events_per_method"] == {"pf": 0, "file_met": 40}
+    assert out["events_per_method"] == {"pf": 0, "puppi": 0, "file_met": 40}
     assert "pf" not in out["seconds"]
     h = out["histograms"]["upar"]
     assert h[{"method": "file_met"}].sum(flow=True) == 40
@@ -132,3 +133,4 @@ def test_generated_sample_when_available(generated_nano: Path) -> None:
     out = run_met(generated_nano, processor.IterativeExecutor(status=False), 100)
     assert out["events_per_method"]["pf"] > 0
     assert out["events_per_method"]["file_met"] == out["events_per_method"]["pf"]
+    assert out["events_per_method"]["puppi"] == out["events_per_method"]["pf"]  # fromPV and PV_npvsGood present

@@ -37,8 +37,7 @@ import awkward as ak
 import numba
 import numpy as np
 
-__all__ = ["PuppiTune", "PuppiRegion", "load_tune", "TUNES", "puppi_weights", "puppi_weights_flat",
-           "pv_class", "puppi_met"]
+__all__ = ["PuppiTune", "PuppiRegion", "load_tune", "TUNES", "puppi_weights", "puppi_weights_flat", "pv_class"]
 
 _ALPHA_TYPES = {"central": 0, "forward": 1}
 _TUNE_KEYS = {"cone", "min_delta_r", "eta_max_extrap", "min_weight", "delta_z_cut", "apply_low_pu_correction",
@@ -359,7 +358,7 @@ def puppi_weights_flat(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi:
         raise ValueError(f"alpha must be 'cms' (Σ pT²/ΔR²) or 'seed' (Σ pT/ΔR), not {alpha!r}")
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     regions = tune.regions
-    f64 = lambda values: np.asarray(values, dtype=np.float64)  # noqa: E731
+    f64 = lambda values: np.ascontiguousarray(values, dtype=np.float64)  # noqa: E731
     return _puppi_kernel(
         offsets, f64(pt), f64(eta), f64(phi), np.asarray(cls, np.int64), f64(npv), tune.cone, tune.min_delta_r,
         tune.eta_max_extrap, tune.rms_pt_min["central"], tune.rms_pt_min["forward"], tune.apply_low_pu_correction,
@@ -387,16 +386,9 @@ def puppi_weights(events_or_pfcands: ak.Array, tune: str | PuppiTune = "run3", n
         if npv is None:
             raise ValueError("puppi_weights on a PFCands collection needs npv (good primary vertices per event)")
     counts = np.asarray(ak.to_numpy(ak.num(pfcands, axis=1)), dtype=np.int64)
-    npv = np.broadcast_to(np.asarray(ak.to_numpy(npv) if isinstance(npv, ak.Array) else npv, dtype=np.float64),
-                          counts.shape)
+    npv = np.array(np.broadcast_to(np.asarray(ak.to_numpy(npv) if isinstance(npv, ak.Array) else npv,
+                                              dtype=np.float64), counts.shape))
     flat = {k: ak.to_numpy(ak.flatten(pfcands[k])) for k in ("pt", "eta", "phi")}
     cls = ak.to_numpy(ak.flatten(pv_class(pfcands, tune.delta_z_cut)))
     weights = puppi_weights_flat(counts, flat["pt"], flat["eta"], flat["phi"], cls, npv, tune, alpha)
     return ak.unflatten(weights.astype(np.float32), counts)
-
-
-def puppi_met(pfcands: ak.Array, weights: ak.Array) -> ak.Array:
-    """PUPPI MET: −Σ w·pT of the candidates; record with pt, phi (GeV, rad)."""
-    px = -ak.sum(weights * pfcands.pt * np.cos(pfcands.phi), axis=1)
-    py = -ak.sum(weights * pfcands.pt * np.sin(pfcands.phi), axis=1)
-    return ak.zip({"pt": np.hypot(px, py), "phi": np.arctan2(py, px)})
