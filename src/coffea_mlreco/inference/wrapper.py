@@ -234,7 +234,8 @@ class ModelWrapper:
         for name, values in dense.items():
             tensors[name] = _to_device(np.zeros((1, values.shape[1]), np.float32) if dummy else values[events], device)
         dtype = autocast_dtype(precision)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        with torch.inference_mode(), autocast:
             raw = model(**tensors)
         return {k: v.detach().float().cpu().numpy() for k, v in self._named(raw).items()}
 
