@@ -1,0 +1,1 @@
+"""Machine-learned MET: candidate features, model wrappers (DeepMET-style and Perceiver)."""
