@@ -30,6 +30,7 @@ from coffea import processor
 from coffea_mlreco.constants import MET_BINS_GEV
 from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
 from coffea_mlreco.baselines.puppi import PuppiTune, load_tune, puppi_weights
+from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
 from coffea_mlreco.metrics import met_residuals
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
     "required_branches",
 ]
 
-METHODS: tuple[str, ...] = ("pf", "puppi", "file_met")
+METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver", "file_met")
+ML_COLUMNS = {"deepmet": "DeepMETReco", "perceiver": "MLMET"}
+"""Column each machine-learned MET method appends to the events."""
 """MET reconstructions this processor compares: PF MET from candidates, and the file's MET."""
 
 RESIDUALS: dict[str, str] = {
@@ -88,6 +91,16 @@ def add_pfmet_reco(events: ak.Array) -> ak.Array:
     pt, phi = pf_met(events.PFCands)
     events["PFMETReco"] = ak.zip({"pt": pt, "phi": phi}, with_name="MissingET", behavior=events.behavior)
     return events
+
+
+def default_ml_models() -> dict[str, str]:
+    """Per machine-learned MET method, the shipped model trained at the highest pileup (none if not shipped)."""
+    chosen: dict[str, str] = {}
+    for method in ML_COLUMNS:
+        names = [n for n in shipped_met_models() if n.startswith(f"{method}_pu")]
+        if names:
+            chosen[method] = max(names, key=lambda n: int(n.rsplit("_pu", 1)[1]))
+    return chosen
 
 
 def add_puppi_reco(events: ak.Array, tune: PuppiTune, npv: ak.Array) -> ak.Array:
@@ -149,6 +162,10 @@ class METProcessor(processor.ProcessorABC):
         puppi_tune: PUPPI parameter set (``"run3"`` or ``"phase2"``, see
             :mod:`coffea_mlreco.baselines.puppi`); PUPPI runs when the PF candidates carry a vertex
             association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and the file has ``PV_npvsGood``.
+        ml_models: shipped model per machine-learned method (``{"deepmet": "deepmet_pu60", ...}``); the
+            default takes, per method, the shipped model trained at the highest pileup. They run where
+            PUPPI runs (they read its weights).
+        options: evaluate's task options (the ``device`` the models run on).
     """
 
     def __init__(
@@ -158,8 +175,16 @@ class METProcessor(processor.ProcessorABC):
         met_range: float = 400.0,
         genmet_edges: Sequence[float] = MET_BINS_GEV,
         puppi_tune: str = "run3",
+        ml_models: dict[str, str] | None = None,
+        options: Any = None,
     ) -> None:
         self.puppi_tune = load_tune(puppi_tune)
+        device = getattr(options, "device", "auto")
+        names = default_ml_models() if ml_models is None else dict(ml_models)
+        unknown = set(names) - set(ML_COLUMNS)
+        if unknown:
+            raise ValueError(f"ml_models keys must be among {sorted(ML_COLUMNS)}, not {sorted(unknown)}")
+        self.ml_models = {method: shipped_met_model(name, device=device) for method, name in names.items()}
         lo, hi = residual_range
         if not hi > lo or residual_bin_width <= 0:
             raise ValueError("residual_range must be increasing and residual_bin_width positive")
@@ -217,6 +242,13 @@ class METProcessor(processor.ProcessorABC):
                 events = add_puppi_reco(events, self.puppi_tune, npv)
                 reco["puppi"] = (_numpy(events.PuppiMETReco.pt), _numpy(events.PuppiMETReco.phi))
                 seconds["puppi"] = time.perf_counter() - tic
+                for method, wrapper in self.ml_models.items():
+                    tic = time.perf_counter()
+                    met = wrapper(events)
+                    events[ML_COLUMNS[method]] = ak.zip({"pt": met.pt, "phi": met.phi}, with_name="MissingET",
+                                                        behavior=events.behavior)
+                    reco[method] = (_numpy(met.pt), _numpy(met.phi))
+                    seconds[method] = time.perf_counter() - tic
         tic = time.perf_counter()
         reco["file_met"] = (_numpy(events.MET.pt), _numpy(events.MET.phi))
         seconds["file_met"] = time.perf_counter() - tic

@@ -59,7 +59,7 @@ def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
     out = run_met(synthetic_nano, processor.IterativeExecutor(status=False), 1000)
     h = out["histograms"]
     # the synthetic file has no usable PV collection, so PUPPI does not run
-    assert out["events_per_method"] == {"pf": 400, "puppi": 0, "file_met": 400}
+    assert out["events_per_method"] == {"pf": 400, "puppi": 0, "deepmet": 0, "perceiver": 0, "file_met": 400}
     pf = met_method_summary_from_hists(h["upar"], h["uperp"], "pf")
     file_met = met_method_summary_from_hists(h["upar"], h["uperp"], "file_met")
     # the synthetic PF sum equals −(GenMET + N(0, 12 GeV) per component); stat. error ≈ 0.6 GeV
@@ -76,7 +76,7 @@ def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
 
 def test_real_nanoaod_runs_file_met_only(real_nano_dy: Path) -> None:
     out = run_met(real_nano_dy, processor.IterativeExecutor(status=False), 100)
-    assert out["events_per_method"] == {"pf": 0, "puppi": 0, "file_met": 40}
+    assert out["events_per_method"] == {"pf": 0, "puppi": 0, "deepmet": 0, "perceiver": 0, "file_met": 40}
     assert "pf" not in out["seconds"]
     h = out["histograms"]["upar"]
     assert h[{"method": "file_met"}].sum(flow=True) == 40

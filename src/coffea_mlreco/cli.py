@@ -14,6 +14,7 @@ __all__ = ["main"]
 _SUBCOMMANDS = {
     "generate": ("coffea_mlreco.simulation.generate", "Generate NanoAOD-like events with the fast simulation."),
     "evaluate": ("coffea_mlreco.evaluation.evaluate", "Run the reconstructions and write a report."),
+    "train": ("coffea_mlreco.training.cli", "Train a shipped model on generated files."),
 }
 
 

@@ -90,6 +90,7 @@ TASKS: dict[str, Task] = {
         processor="coffea_mlreco.processors.met:METProcessor",
         section="coffea_mlreco.evaluation.met_report:met_section",
         required_branches=("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
+        accepts_options=True,
     ),
 }
 """Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""

@@ -65,7 +65,7 @@ def candidate_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
         "eta": cands.eta,
         "log_pt": np.log(np.maximum(pt, 1e-3)),
         "puppi": puppi,
-        "dz": ak.where(cands.charge == 0, 0.0, np.clip(dz, -1.0, 1.0)),
+        "dz": ak.where(cands.charge == 0, 0.0, np.minimum(np.maximum(dz, -1.0), 1.0)),
         "charge_class": np.sign(cands.charge) + 1,
         "type_class": type_class(cands.pdgId),
         "pv_class": _pv_class(cands),

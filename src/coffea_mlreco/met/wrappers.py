@@ -1,0 +1,61 @@
+"""Model wrappers of the MET regressions (DeepMET-style, Perceiver) and the shipped trained models.
+
+Each shipped model is a model card ``met/weights/<name>.json`` (architecture, configuration, training
+command, data, metrics) next to its ``<name>.safetensors``. `shipped_met_model(name)` builds the wrapper;
+``wrapper(events)`` returns a ``MissingET``-like record (pt in GeV, phi in rad) per event.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from ..inference import Dense, Jagged, ModelWrapper, TorchModule
+from .features import met_inputs
+
+__all__ = ["METWrapper", "shipped_met_models", "shipped_met_model", "model_card"]
+
+
+class METWrapper(ModelWrapper):
+    """Runs a MET model on NanoEvents with PF candidates; output record ``pt``, ``phi`` (GeV, rad).
+
+    PUPPI weights are computed on the fly (or taken from ``PFCands.puppiWeightReco`` if already there).
+    """
+
+    selected_outputs = ("met_xy",)
+
+    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+        cands, event = met_inputs(events)
+        return {"cands": Jagged(cands), "event": Dense(event)}
+
+    def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
+        met = np.asarray(ak.to_numpy(outputs.met_xy), dtype=np.float64)
+        return ak.zip({"pt": np.hypot(met[:, 0], met[:, 1]), "phi": np.arctan2(met[:, 1], met[:, 0])})
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files(__package__).joinpath("weights")))
+
+
+def shipped_met_models() -> list[str]:
+    """Names of the MET models shipped with the package (model cards in met/weights)."""
+    return sorted(p.stem for p in _weights_dir().glob("*.json"))
+
+
+def model_card(name: str) -> dict[str, Any]:
+    path = _weights_dir() / f"{name}.json"
+    if not path.exists():
+        raise ValueError(f"no shipped MET model {name!r}; shipped: {', '.join(shipped_met_models()) or 'none'}")
+    return json.loads(path.read_text())
+
+
+def shipped_met_model(name: str, device: str = "auto", precision: str = "auto") -> METWrapper:
+    """The wrapper of a shipped MET model, e.g. ``shipped_met_model("perceiver_pu60")``."""
+    card = model_card(name)
+    backend = TorchModule(card["model"], _weights_dir() / card["weights"], card["config"])
+    return METWrapper(backend, device=device, precision=precision)
