@@ -1,12 +1,19 @@
 """Perceiver MET regression: k learned latents cross-attend to the N PF candidates (O(kN), not O(N²)).
 
-After the seed talk (transformer/Perceiver MET at PU 200, KSHEP 2024) and Jaegle et al., ICML 2021:
-candidate embeddings → one cross-attention from ``n_latents`` learned latents (keys/values: candidates,
-padding masked; a learned null token keeps events without candidates finite) → ``n_blocks`` latent
-self-attention blocks → mean over latents, concatenated with the PUPPI MET → MLP → 2 numbers.
+After the seed talk (transformer/Perceiver MET at PU 200, KSHEP 2024), Jaegle et al., ICML 2021
+(Perceiver) and ICLR 2022 (Perceiver IO):
 
-Target modes: ``"seed"``: the output is v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV), so
-MET = PUPPI + |PUPPI|·v*; ``"direct"``: the output is (px, py)/50 GeV. Both return ``met_xy`` in GeV.
+1. candidate embeddings (`CandidateEmbedding`); a learned null token keeps events without candidates finite;
+2. encoder: ``n_latents`` learned latents cross-attend to the candidates (padding masked), then
+   ``n_blocks`` latent self-attention blocks — the latents summarise the event (pileup density, recoil);
+3. decoder (Perceiver IO): every candidate queries the latents and gets a weight w ∈ [0, 1] from its own
+   embedding plus the event context; MET = −Σ wᵢ pT,ᵢ, plus a small pooled correction (latent mean and
+   PUPPI MET → (px, py)) for what no candidate carries.
+
+Cost and memory are O((k + N)·k) per event. ``target`` selects the training target (the loss in
+`coffea_mlreco.training.met`): ``"seed"`` — v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV),
+the seed's target; ``"direct"`` — (px, py) in units of 20 GeV. The forward pass returns ``met_xy`` in GeV
+either way (and the per-candidate ``weight``).
 """
 
 from __future__ import annotations
@@ -16,15 +23,14 @@ from torch import nn
 
 from .met_embedding import PT_SCALE_GEV, CandidateEmbedding
 
-__all__ = ["PerceiverMET", "TARGET_MODES", "SEED_REFERENCE_FLOOR_GEV", "DIRECT_SCALE_GEV"]
+__all__ = ["PerceiverMET", "TARGET_MODES", "SEED_REFERENCE_FLOOR_GEV"]
 
 TARGET_MODES = ("seed", "direct")
 SEED_REFERENCE_FLOOR_GEV = 10.0
-DIRECT_SCALE_GEV = 50.0
 
 
 class PerceiverMET(nn.Module):
-    """cands [B, L, 9], cands_mask [B, L], event [B, 2] (PUPPI MET px, py) → met_xy [B, 2] (GeV)."""
+    """cands [B, L, 9], cands_mask [B, L], event [B, 2] (PUPPI MET px, py in GeV) → met_xy [B, 2], weight [B, L]."""
 
     def __init__(self, dim: int = 64, n_latents: int = 64, n_heads: int = 4, n_blocks: int = 2,
                  target: str = "seed") -> None:
@@ -35,26 +41,29 @@ class PerceiverMET(nn.Module):
         self.embed = CandidateEmbedding(dim)
         self.latents = nn.Parameter(torch.randn(n_latents, dim) * 0.02)
         self.null = nn.Parameter(torch.zeros(1, 1, dim))
-        self.cross = nn.MultiheadAttention(dim, n_heads, batch_first=True)
-        self.cross_norm = nn.LayerNorm(dim)
+        self.encode = nn.MultiheadAttention(dim, n_heads, batch_first=True)
+        self.encode_norm = nn.LayerNorm(dim)
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(dim, n_heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
             for _ in range(n_blocks))
-        self.head = nn.Sequential(nn.Linear(dim + 2, dim), nn.GELU(), nn.Linear(dim, 2))
+        self.decode = nn.MultiheadAttention(dim, n_heads, batch_first=True)
+        self.decode_norm = nn.LayerNorm(dim)
+        self.weight_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.correction = nn.Sequential(nn.Linear(dim + 2, dim), nn.GELU(), nn.Linear(dim, 2))
 
     def forward(self, cands: torch.Tensor, cands_mask: torch.Tensor, event: torch.Tensor) -> dict[str, torch.Tensor]:
         b = cands.shape[0]
-        keys = torch.cat([self.null.expand(b, 1, -1), self.embed(cands)], dim=1)
+        h = self.embed(cands)
+        keys = torch.cat([self.null.expand(b, 1, -1), h], dim=1)
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=cands.device), ~cands_mask.bool()], dim=1)
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)
-        attended, _ = self.cross(latents, keys, keys, key_padding_mask=pad, need_weights=False)
-        x = self.cross_norm(latents + attended)
+        attended, _ = self.encode(latents, keys, keys, key_padding_mask=pad, need_weights=False)
+        x = self.encode_norm(latents + attended)
         for block in self.blocks:
             x = block(x)
-        out = self.head(torch.cat([x.mean(dim=1), event / PT_SCALE_GEV], dim=-1))
-        if self.target == "seed":
-            scale = event.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
-            met_xy = event + scale * out
-        else:
-            met_xy = out * DIRECT_SCALE_GEV
-        return {"met_xy": met_xy}
+        context, _ = self.decode(h, x, x, need_weights=False)
+        weight = torch.sigmoid(self.weight_head(self.decode_norm(h + context)).squeeze(-1))
+        weight = weight * cands_mask.to(weight.dtype)
+        met_xy = -(weight.unsqueeze(-1) * cands[..., :2]).sum(dim=1)
+        met_xy = met_xy + PT_SCALE_GEV * self.correction(torch.cat([x.mean(dim=1), event / PT_SCALE_GEV], dim=-1))
+        return {"met_xy": met_xy, "weight": weight}

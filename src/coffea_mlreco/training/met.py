@@ -5,8 +5,9 @@ ttbar-dilep --pileup 200``). The candidate features (`coffea_mlreco.met.features
 weights) are computed once per file and cached next to the output as memory-mapped ``.npy`` arrays, so a
 PU 200 sample never has to fit in memory. Mini-batches are the inference runtime's length-sorted,
 token-budget batches (shuffled batch order), each event rotated by a random φ (candidates, PUPPI MET and
-the target together). Loss: Huber on the MET components (GeV/20), plus for DeepMET the response term
-Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response.
+the target together). Loss: Huber on the MET components (GeV/20) — for the Perceiver's ``seed`` target
+on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus for DeepMET the response
+term Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response.
 
 Writes ``<output>.safetensors`` and ``<output>.json`` (the model card: command, data files and their
 generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET).
@@ -36,6 +37,8 @@ from ..constants import MET_BINS_GEV
 from ..inference.batching import FlatJagged, pad_batch, plan_batches
 from ..met.features import CANDIDATE_FEATURES, candidate_features, event_features
 from ..metrics import met_residuals, resolution
+from ..models.met_embedding import PT_SCALE_GEV
+from ..models.perceiver_met import SEED_REFERENCE_FLOOR_GEV
 
 __all__ = ["add_arguments", "run", "FeatureSet", "load_features", "MODELS"]
 
@@ -103,7 +106,7 @@ def _rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 
 def _response_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     gen_pt = target.norm(dim=-1)
-    response = (pred * target).sum(-1) / gen_pt.clamp(min=1e-3)
+    response = (pred * target).sum(-1) / gen_pt.clamp(min=1e-3) ** 2  # (p̂_miss · n̂_gen) / |p_miss,gen|
     terms = []
     for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
         sel = (gen_pt > max(lo, 20.0)) & (gen_pt <= hi)
@@ -179,7 +182,11 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 x[..., :2] = _rotate(x[..., :2], angle)
                 puppi, target = _rotate(puppi, angle), _rotate(target, angle)
                 pred = model(cands=x, cands_mask=mask, event=puppi)["met_xy"]
-                loss = torch.nn.functional.huber_loss(pred / 20.0, target / 20.0, delta=1.0)
+                if getattr(model, "target", "direct") == "seed":  # v* = (p_gen − p_puppi)/max(|p_puppi|, 10 GeV)
+                    scale = puppi.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
+                    loss = torch.nn.functional.huber_loss((pred - puppi) / scale, (target - puppi) / scale, delta=1.0)
+                else:
+                    loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
                 if model_name == "deepmet":
                     loss = loss + _response_penalty(pred, target)
                 optimiser.zero_grad()

@@ -1,0 +1,102 @@
+"""MET features, the shipped DeepMET/Perceiver models in the MET processor, ONNX export, training CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+from coffea_mlreco.cli import main
+from coffea_mlreco.inference import OnnxModel, export_onnx
+from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs, type_class
+from coffea_mlreco.met.wrappers import METWrapper, model_card, shipped_met_model, shipped_met_models
+from coffea_mlreco.metrics import met_residuals, resolution
+from coffea_mlreco.processors.met import METProcessor
+
+SHIPPED = shipped_met_models()
+
+
+def events(path: Path):  # noqa: ANN201
+    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+
+
+def test_candidate_features(dilep_pu60: Path) -> None:
+    ev = events(dilep_pu60)
+    cands, event = met_inputs(ev)
+    assert ak.fields(cands) == list(CANDIDATE_FEATURES)
+    assert ak.all(ak.num(cands) == ak.num(ev.PFCands))
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(np.hypot(cands.px, cands.py))),
+                               ak.to_numpy(ak.flatten(ev.PFCands.pt)), rtol=1e-5)
+    assert ak.all((cands.puppi >= 0) & (cands.puppi <= 1))
+    assert ak.all(cands.pv_class[ev.PFCands.charge == 0] == 3)
+    assert set(np.unique(ak.to_numpy(ak.flatten(type_class(ev.PFCands.pdgId))))) <= set(range(7))
+    assert len(event) == len(ev)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_cards_are_complete(name: str) -> None:
+    card = model_card(name)
+    for key in ("model", "config", "weights", "command", "training_files", "validation_file", "training_events",
+                "seed", "validation_metrics_gev"):
+        assert key in card, key
+    assert card["command"].startswith("coffea-mlreco train met")
+    weights = Path(__file__).resolve().parents[2] / "src/coffea_mlreco/met/weights" / card["weights"]
+    if weights.exists():
+        assert weights.stat().st_size < 5_000_000
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
+def test_processor_appends_ml_met_and_beats_pf(dilep_pu60: Path) -> None:
+    out = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=NanoAODSchema)(
+        {"dilep": [str(dilep_pu60)]}, METProcessor(), treename="Events")
+    ev = events(dilep_pu60)
+    for method, wrapper_name in ((m, n) for m in ("deepmet", "perceiver") for n in SHIPPED if n.startswith(m)):
+        assert out["events_per_method"][method] == len(ev)
+        met = shipped_met_model(wrapper_name, device="cpu")(ev)
+        r = met_residuals(ak.to_numpy(met.pt), ak.to_numpy(met.phi), ak.to_numpy(ev.GenMET.pt),
+                          ak.to_numpy(ev.GenMET.phi))
+        pf = met_residuals(ak.to_numpy(ev.MET.pt), ak.to_numpy(ev.MET.phi), ak.to_numpy(ev.GenMET.pt),
+                           ak.to_numpy(ev.GenMET.phi))
+        assert resolution(r.upar) < resolution(pf.upar), wrapper_name
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    wrapper = shipped_met_model(name, device="cpu")
+    model = wrapper.backend.load(torch.device("cpu"))
+    example = {"cands": torch.zeros(2, 7, len(CANDIDATE_FEATURES)), "cands_mask": torch.ones(2, 7, dtype=torch.bool),
+               "event": torch.zeros(2, 2)}
+    path = export_onnx(model, example, ["met_xy"], tmp_path / f"{name}.onnx")
+    ev = events(dilep_pu60)[:40]
+    onnx_met = METWrapper(OnnxModel(path), device="cpu")(ev)
+    torch_met = wrapper(ev)
+    np.testing.assert_allclose(ak.to_numpy(onnx_met.pt), ak.to_numpy(torch_met.pt), rtol=1e-3, atol=1e-2)
+
+
+def test_train_met_cli_writes_weights_and_card(dilep_pu60: Path, tmp_path: Path) -> None:
+    output = tmp_path / "deepmet_test"
+    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation",
+                 str(dilep_pu60), "--output", str(output), "--epochs", "1", "--quiet"]) == 0
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["training_events"] == 200 and card["training_files"][0]["generator"]["seed"] == "41"
+    assert output.with_suffix(".safetensors").stat().st_size > 10_000
+    assert set(card["validation_metrics_gev"]) == {"model", "puppi", "pf"}
+
+
+def test_train_met_names_missing_branches(tmp_path: Path) -> None:
+    import uproot
+
+    bad = tmp_path / "bad.root"
+    with uproot.recreate(bad) as f:
+        f["Events"] = {"MET_pt": np.ones(3, np.float32)}
+    assert main(["train", "met", "--model", "deepmet", "--train", str(bad), "--validation", str(bad),
+                 "--output", str(tmp_path / "x"), "--epochs", "1", "--quiet"]) == 2
