@@ -93,14 +93,23 @@ def add_pfmet_reco(events: ak.Array) -> ak.Array:
     return events
 
 
-def default_ml_models() -> dict[str, str]:
-    """Per machine-learned MET method, the shipped model trained at the highest pileup (none if not shipped)."""
-    chosen: dict[str, str] = {}
-    for method in ML_COLUMNS:
-        names = [n for n in shipped_met_models() if n.startswith(f"{method}_pu")]
-        if names:
-            chosen[method] = max(names, key=lambda n: int(n.rsplit("_pu", 1)[1]))
-    return chosen
+def shipped_by_pileup() -> dict[str, dict[int, str]]:
+    """Per machine-learned MET method, the shipped models by the mean pileup they were trained at."""
+    out: dict[str, dict[int, str]] = {}
+    for name in shipped_met_models():
+        method, _, pileup = name.rpartition("_pu")
+        if method in ML_COLUMNS and pileup.isdigit():
+            out.setdefault(method, {})[int(pileup)] = name
+    return out
+
+
+def _closest_pileup(available: dict[int, Any], events: ak.Array) -> Any:
+    """The entry trained at the pileup closest to the chunk's mean ``Pileup_nTrueInt`` (highest if unknown)."""
+    try:
+        mean_pu = float(np.mean(_numpy(events.Pileup.nTrueInt))) if len(events) else max(available)
+    except (AttributeError, ValueError):
+        mean_pu = max(available)
+    return available[min(available, key=lambda pu: (abs(pu - mean_pu), -pu))]
 
 
 def add_puppi_reco(events: ak.Array, tune: PuppiTune, npv: ak.Array) -> ak.Array:
@@ -162,9 +171,10 @@ class METProcessor(processor.ProcessorABC):
         puppi_tune: PUPPI parameter set (``"run3"`` or ``"phase2"``, see
             :mod:`coffea_mlreco.baselines.puppi`); PUPPI runs when the PF candidates carry a vertex
             association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and the file has ``PV_npvsGood``.
-        ml_models: shipped model per machine-learned method (``{"deepmet": "deepmet_pu60", ...}``); the
-            default takes, per method, the shipped model trained at the highest pileup. They run where
-            PUPPI runs (they read its weights).
+        ml_models: shipped model per machine-learned method (``{"deepmet": "deepmet_pu60", ...}``). By
+            default, per method and chunk, the shipped model trained at the pileup closest to the chunk's
+            mean ``Pileup_nTrueInt`` (the highest-pileup one if the file has no pileup branch). They run
+            where PUPPI runs (they read its weights).
         options: evaluate's task options (the ``device`` the models run on).
     """
 
@@ -180,11 +190,15 @@ class METProcessor(processor.ProcessorABC):
     ) -> None:
         self.puppi_tune = load_tune(puppi_tune)
         device = getattr(options, "device", "auto")
-        names = default_ml_models() if ml_models is None else dict(ml_models)
-        unknown = set(names) - set(ML_COLUMNS)
-        if unknown:
-            raise ValueError(f"ml_models keys must be among {sorted(ML_COLUMNS)}, not {sorted(unknown)}")
-        self.ml_models = {method: shipped_met_model(name, device=device) for method, name in names.items()}
+        if ml_models is None:
+            choices = shipped_by_pileup()
+        else:
+            unknown = set(ml_models) - set(ML_COLUMNS)
+            if unknown:
+                raise ValueError(f"ml_models keys must be among {sorted(ML_COLUMNS)}, not {sorted(unknown)}")
+            choices = {method: {0: name} for method, name in ml_models.items()}
+        self.ml_models = {method: {pu: shipped_met_model(name, device=device) for pu, name in by_pu.items()}
+                          for method, by_pu in choices.items()}
         lo, hi = residual_range
         if not hi > lo or residual_bin_width <= 0:
             raise ValueError("residual_range must be increasing and residual_bin_width positive")
@@ -242,9 +256,9 @@ class METProcessor(processor.ProcessorABC):
                 events = add_puppi_reco(events, self.puppi_tune, npv)
                 reco["puppi"] = (_numpy(events.PuppiMETReco.pt), _numpy(events.PuppiMETReco.phi))
                 seconds["puppi"] = time.perf_counter() - tic
-                for method, wrapper in self.ml_models.items():
+                for method, by_pileup in self.ml_models.items():
                     tic = time.perf_counter()
-                    met = wrapper(events)
+                    met = _closest_pileup(by_pileup, events)(events)
                     events[ML_COLUMNS[method]] = ak.zip({"pt": met.pt, "phi": met.phi}, with_name="MissingET",
                                                         behavior=events.behavior)
                     reco[method] = (_numpy(met.pt), _numpy(met.phi))
