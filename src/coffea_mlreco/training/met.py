@@ -6,8 +6,9 @@ weights) are computed once per file and cached next to the output as memory-mapp
 PU 200 sample never has to fit in memory. Mini-batches are the inference runtime's length-sorted,
 token-budget batches (shuffled batch order), each event rotated by a random φ (candidates, PUPPI MET and
 the target together). Loss: Huber on the MET components (GeV/20) — for the Perceiver's ``seed`` target
-on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus for DeepMET the response
-term Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response.
+on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus the response term
+Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response (without it the
+Perceiver's MET came out 7 GeV low on average at PU 60).
 
 Writes ``<output>.safetensors`` and ``<output>.json`` (the model card: command, data files and their
 generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET).
@@ -187,8 +188,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                     loss = torch.nn.functional.huber_loss((pred - puppi) / scale, (target - puppi) / scale, delta=1.0)
                 else:
                     loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
-                if model_name == "deepmet":
-                    loss = loss + _response_penalty(pred, target)
+                loss = loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
                 optimiser.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
