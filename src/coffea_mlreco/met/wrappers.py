@@ -25,16 +25,21 @@ class METWrapper(ModelWrapper):
     """Runs a MET model on NanoEvents with PF candidates; output record ``pt``, ``phi`` (GeV, rad).
 
     PUPPI weights are computed on the fly (or taken from ``PFCands.puppiWeightReco`` if already there).
+    ``response_scale`` multiplies the model's MET (the response calibration from its model card).
     """
 
     selected_outputs = ("met_xy",)
+
+    def __init__(self, *args: Any, response_scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_scale = float(response_scale)
 
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
         cands, event = met_inputs(events)
         return {"cands": Jagged(cands), "event": Dense(event)}
 
     def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
-        met = np.asarray(ak.to_numpy(outputs.met_xy), dtype=np.float64)
+        met = self.response_scale * np.asarray(ak.to_numpy(outputs.met_xy), dtype=np.float64)
         return ak.zip({"pt": np.hypot(met[:, 0], met[:, 1]), "phi": np.arctan2(met[:, 1], met[:, 0])})
 
 
@@ -58,4 +63,4 @@ def shipped_met_model(name: str, device: str = "auto", precision: str = "auto") 
     """The wrapper of a shipped MET model, e.g. ``shipped_met_model("perceiver_pu60")``."""
     card = model_card(name)
     backend = TorchModule(card["model"], _weights_dir() / card["weights"], card["config"])
-    return METWrapper(backend, device=device, precision=precision)
+    return METWrapper(backend, device=device, precision=precision, response_scale=card.get("response_scale", 1.0))
