@@ -47,6 +47,8 @@ def test_shipped_model_cards_are_complete(name: str) -> None:
                 "seed", "validation_metrics_gev"):
         assert key in card, key
     assert card["command"].startswith("coffea-mlreco train met")
+    assert 0.8 < card.get("response_scale", 0.0) < 1.5  # response calibrated on the validation sample
+    assert abs(card["validation_metrics_gev"]["model"]["bias_upar"]) < 2.0
     weights = Path(__file__).resolve().parents[2] / "src/coffea_mlreco/met/weights" / card["weights"]
     if weights.exists():
         assert weights.stat().st_size < 5_000_000
@@ -90,6 +92,7 @@ def test_train_met_cli_writes_weights_and_card(dilep_pu60: Path, tmp_path: Path)
     assert card["training_events"] == 200 and card["training_files"][0]["generator"]["seed"] == "41"
     assert output.with_suffix(".safetensors").stat().st_size > 10_000
     assert set(card["validation_metrics_gev"]) == {"model", "puppi", "pf"}
+    assert card["response_scale"] > 0
 
 
 def test_train_met_names_missing_branches(tmp_path: Path) -> None:
