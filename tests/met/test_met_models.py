@@ -79,7 +79,7 @@ def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Pa
                "event": torch.zeros(2, 2)}
     path = export_onnx(model, example, ["met_xy"], tmp_path / f"{name}.onnx")
     ev = events(dilep_pu60)[:40]
-    onnx_met = METWrapper(OnnxModel(path), device="cpu")(ev)
+    onnx_met = METWrapper(OnnxModel(path), device="cpu", response_scale=wrapper.response_scale)(ev)
     torch_met = wrapper(ev)
     np.testing.assert_allclose(ak.to_numpy(onnx_met.pt), ak.to_numpy(torch_met.pt), rtol=1e-3, atol=1e-2)
 

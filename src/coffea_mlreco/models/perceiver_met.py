@@ -19,6 +19,7 @@ either way (and the per-candidate ``weight``).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .met_embedding import PT_SCALE_GEV, CandidateEmbedding
@@ -27,6 +28,34 @@ __all__ = ["PerceiverMET", "TARGET_MODES", "SEED_REFERENCE_FLOOR_GEV"]
 
 TARGET_MODES = ("seed", "direct")
 SEED_REFERENCE_FLOOR_GEV = 10.0
+
+
+def attend(mha: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor,
+           key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``mha(query, keys, keys)`` written with shape-agnostic ops (same parameters, same result).
+
+    ``nn.MultiheadAttention`` traced for ONNX freezes the batch and sequence lengths of the example; this
+    form exports with dynamic axes. query [B, Q, D], keys [B, K, D], key_padding_mask [B, K] (True = pad).
+    """
+    dim, heads = mha.embed_dim, mha.num_heads
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+    q = F.linear(query, w[:dim], b[:dim])
+    k = F.linear(keys, w[dim:2 * dim], b[dim:2 * dim])
+    v = F.linear(keys, w[2 * dim:], b[2 * dim:])
+
+    def split(x: torch.Tensor) -> torch.Tensor:  # [B, L, D] → [B, H, L, D/H]
+        return x.reshape(x.shape[0], x.shape[1], heads, dim // heads).transpose(1, 2)
+
+    mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
+    out = out.transpose(1, 2)
+    return mha.out_proj(out.reshape(out.shape[0], out.shape[1], dim))
+
+
+def _latent_block(block: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """A pre-norm ``TransformerEncoderLayer`` (dropout 0) written with `attend`, for the same reason."""
+    x = x + attend(block.self_attn, block.norm1(x), block.norm1(x))
+    return x + block.linear2(block.activation(block.linear1(block.norm2(x))))
 
 
 class PerceiverMET(nn.Module):
@@ -57,11 +86,10 @@ class PerceiverMET(nn.Module):
         keys = torch.cat([self.null.expand(b, 1, -1), h], dim=1)
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=cands.device), ~cands_mask.bool()], dim=1)
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)
-        attended, _ = self.encode(latents, keys, keys, key_padding_mask=pad, need_weights=False)
-        x = self.encode_norm(latents + attended)
+        x = self.encode_norm(latents + attend(self.encode, latents, keys, pad))
         for block in self.blocks:
-            x = block(x)
-        context, _ = self.decode(h, x, x, need_weights=False)
+            x = _latent_block(block, x)
+        context = attend(self.decode, h, x)
         weight = torch.sigmoid(self.weight_head(self.decode_norm(h + context)).squeeze(-1))
         weight = weight * cands_mask.to(weight.dtype)
         met_xy = -(weight.unsqueeze(-1) * cands[..., :2]).sum(dim=1)
