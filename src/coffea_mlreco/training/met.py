@@ -158,8 +158,9 @@ def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float
     pred = scale * predict(model, data, tokens)
     target = np.asarray(data.target)
     gen_pt, gen_phi = np.hypot(*target.T), np.arctan2(target[:, 1], target[:, 0])
-    pf = -np.stack([np.add.reduceat(np.asarray(data.features[:, k]), np.concatenate([[0], np.cumsum(data.counts)[:-1]]))
-                    * (np.asarray(data.counts) > 0) for k in (0, 1)], axis=1)
+    event = np.repeat(np.arange(len(data.counts)), data.counts)  # PF MET = −Σ (px, py); 0 without candidates
+    pf = -np.stack([np.bincount(event, weights=np.asarray(data.features[:, k], dtype=np.float64),
+                                minlength=len(data.counts)) for k in (0, 1)], axis=1)
     out = {}
     for name, met in (("model", pred), ("puppi", np.asarray(data.puppi)), ("pf", pf)):
         r = met_residuals(np.hypot(*met.T), np.arctan2(met[:, 1], met[:, 0]), gen_pt, gen_phi)
