@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,13 +48,17 @@ def _stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
 _NEUTRINOS = (12, 14, 16)
 
 
+@dataclass(frozen=True)
 class ChunkSpec:
     """What to simulate in one chunk (picklable; workers receive it)."""
 
-    def __init__(self, process: str, n_events: int, seed: int, index: int, pileup: float, sqrt_s: float,
-                 first_event: int) -> None:
-        self.process, self.n_events, self.seed, self.index = process, n_events, seed, index
-        self.pileup, self.sqrt_s, self.first_event = pileup, sqrt_s, first_event
+    process: str
+    n_events: int
+    seed: int
+    index: int
+    pileup: float
+    sqrt_s: float
+    first_event: int
 
 
 def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:  # noqa: ANN001

@@ -30,10 +30,6 @@ class Collection:
     counts: np.ndarray
     columns: dict[str, np.ndarray]
 
-    @staticmethod
-    def empty(n_events: int, fields: dict[str, type]) -> Collection:
-        return Collection(np.zeros(n_events, np.int64), {k: np.zeros(0, t) for k, t in fields.items()})
-
     def select(self, mask: np.ndarray, event: np.ndarray, n_events: int) -> Collection:
         return Collection(np.bincount(event[mask], minlength=n_events).astype(np.int64),
                           {k: v[mask] for k, v in self.columns.items()})
@@ -120,9 +116,9 @@ def hadron_flavour(jets: Collection, hadrons: Collection, radius: float) -> np.n
     """
     flavour = np.zeros(jets.columns["pt"].size, np.int32)
     jet_offsets = _offsets(jets.counts)
+    h_event = event_index(hadrons.counts)
     for f in (4, 5):  # b overrides c
         sel = (hadrons.columns["flavour"] == f) & (hadrons.columns["pt"] > 5.0)
-        h_event = event_index(hadrons.counts)
         sub = hadrons.select(sel, h_event, jets.counts.size)
         match = nearest_match(sub, jets, radius)
         ok = match >= 0
