@@ -117,7 +117,7 @@ def _flatten_jagged(name: str, spec: Jagged) -> _PreparedJagged:
 def _dense_matrix(name: str, spec: Dense) -> np.ndarray:
     fields, columns = _feature_columns(ak.Array(spec.array), jagged=False)
     _raise_non_finite(name, fields, columns)
-    return np.concatenate([c.reshape(len(c), -1) for c in columns], axis=1)
+    return np.concatenate([c[:, None] if c.ndim == 1 else c.reshape(len(c), -1) for c in columns], axis=1)
 
 
 class ModelWrapper:

@@ -7,7 +7,7 @@ import importlib
 
 __all__ = ["add_arguments", "run"]
 
-_TASKS = {"met": "coffea_mlreco.training.met"}
+_TASKS = {"met": "coffea_mlreco.training.met", "ttbar": "coffea_mlreco.training.ttbar"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,128 @@
+"""Event selection and inputs for semileptonic tt̄ jet-parton assignment, from NanoAOD.
+
+Selection (one place, used by every method, by training and by the report):
+
+- leptons: electrons with pT > 25 GeV, |η| < 2.5, ``pfRelIso03_all`` < 0.15 (and ``cutBased`` ≥ 3, medium, when
+  the file has it); muons with pT > 25 GeV, |η| < 2.4, ``pfRelIso04_all`` < 0.15 (and ``tightId`` when
+  present). The event needs exactly one such lepton.
+- jets: pT > 25 GeV, |η| < 2.5, ``jetId`` ≥ 2 (tight) when present, ΔR > 0.4 from the selected lepton; kept
+  in the file's (pT-descending) order. The event needs at least 4.
+- b tagging: ``Jet_btagDeepFlavB`` (our simulation writes the same branch), medium working point
+  :data:`BTAG_MEDIUM_WP`.
+
+All momenta in GeV, angles in rad. Jet indices reported by the assignment methods are positions in the
+selected-jet list; ``jets.index`` maps them back to the event's ``Jet`` collection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from coffea_mlreco.constants import PARTON_JET_DR
+from coffea_mlreco.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
+
+__all__ = [
+    "BTAG_MEDIUM_WP", "JET_PT_MIN", "JET_ETA_MAX", "LEPTON_PT_MIN", "MIN_JETS",
+    "MissingInputError", "semileptonic_inputs", "assignment_targets", "select_leptons", "select_jets",
+]
+
+JET_PT_MIN = 25.0
+JET_ETA_MAX = 2.5
+LEPTON_PT_MIN = 25.0
+ELECTRON_ETA_MAX = 2.5
+MUON_ETA_MAX = 2.4
+LEPTON_ISO_MAX = 0.15
+MIN_JETS = 4
+BTAG_MEDIUM_WP = 0.3
+"""DeepJet-like medium working point: 80 % b efficiency, ~1 % light mistag in our detector model
+(``DetectorParameters.btag_medium_wp``); CMS's Run-3 DeepJet medium point is 0.25–0.30."""
+
+
+class MissingInputError(KeyError):
+    """A branch the tt̄ reconstruction needs is absent."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _require(events: Any, collection: str, fields: tuple[str, ...]) -> None:
+    if collection not in events.fields:
+        raise MissingInputError(f"collection {collection!r} is missing (the tt̄ reconstruction needs "
+                                f"{', '.join(f'{collection}_{f}' for f in fields)})")
+    missing = [f for f in fields if f not in events[collection].fields]
+    if missing:
+        raise MissingInputError(f"branch {collection}_{missing[0]!r} is missing (needed by the tt̄ reconstruction)")
+
+
+def select_leptons(events: Any) -> ak.Array:
+    """The selected electrons and muons, merged per event into records ``pt, eta, phi, mass, charge, pdgId``."""
+    _require(events, "Electron", ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all"))
+    _require(events, "Muon", ("pt", "eta", "phi", "mass", "charge", "pfRelIso04_all"))
+    ele, mu = events.Electron, events.Muon
+    ele_ok = (ele.pt > LEPTON_PT_MIN) & (abs(ele.eta) < ELECTRON_ETA_MAX) & (ele.pfRelIso03_all < LEPTON_ISO_MAX)
+    if "cutBased" in ele.fields:
+        ele_ok = ele_ok & (ele.cutBased >= 3)
+    mu_ok = (mu.pt > LEPTON_PT_MIN) & (abs(mu.eta) < MUON_ETA_MAX) & (mu.pfRelIso04_all < LEPTON_ISO_MAX)
+    if "tightId" in mu.fields:
+        mu_ok = mu_ok & mu.tightId
+
+    def fields(coll: ak.Array, pdg: int) -> ak.Array:
+        return ak.zip({"pt": coll.pt, "eta": coll.eta, "phi": coll.phi, "mass": coll.mass,
+                       "charge": coll.charge, "pdgId": -pdg * coll.charge})
+
+    merged = ak.concatenate([fields(ele[ele_ok], 11), fields(mu[mu_ok], 13)], axis=1)
+    return merged[ak.argsort(merged.pt, axis=1, ascending=False)]
+
+
+def select_jets(events: Any, lepton_eta: Any = None, lepton_phi: Any = None) -> ak.Array:
+    """Selected jets as records ``pt, eta, phi, mass, btag, index`` (``index``: position in ``events.Jet``).
+
+    With ``lepton_eta``/``lepton_phi`` (one lepton per event, None allowed), jets within ΔR < 0.4 are removed.
+    """
+    _require(events, "Jet", ("pt", "eta", "phi", "mass", "btagDeepFlavB"))
+    jet = events.Jet
+    ok = (jet.pt > JET_PT_MIN) & (abs(jet.eta) < JET_ETA_MAX)
+    if "jetId" in jet.fields:
+        ok = ok & (jet.jetId >= 2)
+    if lepton_eta is not None:
+        far = delta_r(jet.eta, jet.phi, ak.fill_none(lepton_eta, 999.0), ak.fill_none(lepton_phi, 0.0)) > PARTON_JET_DR
+        ok = ok & far
+    index = ak.local_index(jet.pt, axis=1)
+    btag = ak.where(np.isfinite(jet.btagDeepFlavB), jet.btagDeepFlavB, -1.0)  # NanoAOD stores -1 for no tag info
+    return ak.zip({"pt": jet.pt[ok], "eta": jet.eta[ok], "phi": jet.phi[ok], "mass": jet.mass[ok],
+                   "btag": btag[ok], "index": index[ok]})
+
+
+def semileptonic_inputs(events: Any) -> ak.Array:
+    """Per event: ``jets`` (selected), ``lepton`` (the one selected lepton, None otherwise), ``met``
+    (``pt, phi, px, py`` and ``covXX, covXY, covYY`` in GeV² when the file has them), ``n_jets`` and
+    ``selected`` (exactly one lepton and at least :data:`MIN_JETS` jets).
+    """
+    _require(events, "MET", ("pt", "phi"))
+    leptons = select_leptons(events)
+    n_leptons = ak.num(leptons, axis=1)
+    lepton = ak.firsts(leptons)
+    lepton = ak.mask(lepton, n_leptons == 1)
+    jets = select_jets(events, lepton.eta, lepton.phi)
+    met_fields = {"pt": events.MET.pt, "phi": events.MET.phi,
+                  "px": events.MET.pt * np.cos(events.MET.phi), "py": events.MET.pt * np.sin(events.MET.phi)}
+    for cov in ("covXX", "covXY", "covYY"):
+        if cov in events.MET.fields:
+            met_fields[cov] = events.MET[cov]
+    n_jets = ak.num(jets, axis=1)
+    selected = (n_leptons == 1) & (n_jets >= MIN_JETS)
+    return ak.zip({"jets": jets, "lepton": lepton, "met": ak.zip(met_fields), "n_jets": n_jets,
+                   "selected": selected}, depth_limit=1)
+
+
+def assignment_targets(events: Any, jets: ak.Array) -> ak.Array:
+    """True jet of each semileptonic parton: ``N * 4 * int64`` (order ``had_b, had_q1, had_q2, lep_b``),
+    positions in ``jets`` (the selected jets), −1 when the parton is absent (not a semileptonic event) or
+    has no jet within ΔR < 0.4 (unique greedy matching, :func:`coffea_mlreco.truth.match_partons_to_jets`).
+    """
+    _require(events, "GenPart", ("pdgId", "genPartIdxMother", "statusFlags"))
+    partons = stack_partons(ttbar_partons(events))
+    return match_partons_to_jets(partons.eta, partons.phi, jets.eta, jets.phi)
