@@ -165,6 +165,11 @@ def synthetic_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_nano_tt() -> Path:
+    return shared_file("nano_tt_v12.root")
+
+
+@pytest.fixture(scope="session")
 def real_nano_dy() -> Path:
     """The real CMS Drell-Yan NanoAOD file (40 events, no PF candidates); skipped when absent."""
     return shared_file("nano_dy.root")

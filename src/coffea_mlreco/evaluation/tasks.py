@@ -92,6 +92,15 @@ TASKS: dict[str, Task] = {
         required_branches=("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
         accepts_options=True,
     ),
+    "ttbar": Task(
+        name="ttbar",
+        title="tt̄ jet-parton assignment",
+        processor="coffea_mlreco.processors.ttbar:TTbarProcessor",
+        section="coffea_mlreco.evaluation.ttbar_report:ttbar_section",
+        required_branches=("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB", "MET_pt", "MET_phi",
+                           "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
+        accepts_options=True,
+    ),
 }
 """Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
 

@@ -5,6 +5,8 @@ J jet slots (flattened row-major, ``J**k_p`` entries). The extraction is SPANet'
 resonance whose best allowed tuple is most probable, assign it, remove its jets, repeat with the others.
 A tuple is allowed when its jets are distinct, exist in the event and are not yet used. Works for any
 number of resonances and daughters (no limit on k_p); a resonance left without an allowed tuple gets −1.
+Resonances are compared by the probability of the unordered tuple (ordered probability × the number of
+orderings its symmetries allow), so a symmetric head is not handicapped by splitting its mass.
 
 The assignment probability of a resonance is the probability of the chosen *unordered* tuple: the sum over
 the orderings its symmetry groups allow (q1 q2 and q2 q1 for the hadronic top).
@@ -27,7 +29,8 @@ class Assignments(NamedTuple):
 
     Attributes:
         jets: [N, total daughters] int64 jet slot of each jet daughter (particles concatenated in topology
-            order, daughters in their topology order), −1 when unassigned.
+            order, daughters in their topology order; within a symmetry group the canonical, lexicographically
+            smallest ordering, e.g. q1 < q2), −1 when unassigned.
         log_prob: [N, P] log-probability of the chosen ordered tuple (−inf when unassigned).
         assignment_prob: [N, P] probability of the chosen tuple summed over its symmetric orderings.
     """
@@ -65,9 +68,10 @@ def _greedy_kernel(logp, head_start, arity, jet_start, n_jets, n_slots, sym_star
                     continue
                 k = arity[p]
                 size = n_slots**k
+                log_orderings = np.log(sym_start[p + 1] - sym_start[p])
                 for flat in range(size):
-                    value = logp[i, head_start[p] + flat]
-                    if value <= best or value < min_logp:
+                    value = logp[i, head_start[p] + flat] + log_orderings  # unordered tuple
+                    if value <= best or value < min_logp + log_orderings:
                         continue
                     _decode(flat, k, n_slots, digits)
                     ok = True
@@ -87,6 +91,18 @@ def _greedy_kernel(logp, head_start, arity, jet_start, n_jets, n_slots, sym_star
                 break
             k = arity[best_p]
             _decode(best_flat, k, n_slots, best_digits)
+            # report the canonical ordering (lexicographically smallest allowed by the symmetries)
+            for a in range(k):
+                digits[a] = best_digits[a]  # the decoded ordering; best_digits becomes the smallest image
+            for s in range(sym_start[best_p], sym_start[best_p + 1]):
+                smaller = False
+                for a in range(k):
+                    if digits[sym_perm[s, a]] != best_digits[a]:
+                        smaller = digits[sym_perm[s, a]] < best_digits[a]
+                        break
+                if smaller:
+                    for a in range(k):
+                        best_digits[a] = digits[sym_perm[s, a]]
             done[best_p] = True
             prob = 0.0
             for s in range(sym_start[best_p], sym_start[best_p + 1]):
@@ -97,7 +113,7 @@ def _greedy_kernel(logp, head_start, arity, jet_start, n_jets, n_slots, sym_star
             for a in range(k):
                 out_jets[i, jet_start[best_p] + a] = best_digits[a]
                 used[best_digits[a]] = True
-            out_logp[i, best_p] = best
+            out_logp[i, best_p] = best - np.log(sym_start[best_p + 1] - sym_start[best_p])
             out_prob[i, best_p] = prob
 
 

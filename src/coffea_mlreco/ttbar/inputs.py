@@ -54,7 +54,7 @@ def _require(events: Any, collection: str, fields: tuple[str, ...]) -> None:
                                 f"{', '.join(f'{collection}_{f}' for f in fields)})")
     missing = [f for f in fields if f not in events[collection].fields]
     if missing:
-        raise MissingInputError(f"branch {collection}_{missing[0]!r} is missing (needed by the tt̄ reconstruction)")
+        raise MissingInputError(f"branch '{collection}_{missing[0]}' is missing (needed by the tt̄ reconstruction)")
 
 
 def select_leptons(events: Any) -> ak.Array:

@@ -1,0 +1,40 @@
+"""A small semileptonic tt̄ sample without PF candidates (generated once per session) and its events."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coffea_mlreco.simulation import generate_sample
+
+
+@pytest.fixture(scope="session")
+def semilep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return generate_sample("ttbar-semilep", 1500, 0, seed=61, output=tmp_path_factory.mktemp("ttbar") / "semilep.root",
+                           progress=False, drop=("PFCands",))
+
+
+def _open_events(path: Path) -> Any:
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cross-references to collections the file lacks
+        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+
+
+@pytest.fixture(scope="session")
+def open_events() -> Callable[[Path], Any]:
+    """Eager NanoEvents of a file (``open_events(path)``)."""
+    return _open_events
+
+
+@pytest.fixture(scope="session")
+def semilep_events(semilep_file: Path) -> Any:
+    return _open_events(semilep_file)
