@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -62,3 +64,22 @@ def test_jet_order_and_padding_do_not_change_the_physics(model: SPANet) -> None:
     assert torch.allclose(pad["t_had_logp"], ref["t_had_logp"], atol=1e-4)
     assert torch.allclose(perm["nu_eta"], ref["nu_eta"], atol=1e-4)
     assert np.allclose(pad["t_lep_detection"].numpy(), ref["t_lep_detection"].numpy(), atol=1e-5)
+
+
+def test_onnx_export_with_dynamic_batch_and_jet_count(model: SPANet, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from coffea_mlreco.inference.backends import export_onnx
+
+    names = ["t_had_logp", "t_had_detection", "t_lep_logp", "t_lep_detection", "nu_eta"]
+    jets, mask, lepton, met = _event(batch=4, n=7)
+    path = export_onnx(model, {"jets": jets, "jets_mask": mask, "lepton": lepton, "met": met}, names,
+                       tmp_path / "spanet.onnx")
+    jets, mask, lepton, met = _event(batch=5, n=5, seed=7)
+    mask[1, 4] = False
+    session = ort.InferenceSession(str(path))
+    got = session.run(None, {"jets": jets.numpy(), "jets_mask": mask.numpy(), "lepton": lepton.numpy(),
+                             "met": met.numpy()})
+    with torch.inference_mode():
+        ref = model(jets, mask, lepton, met)
+    for name, value in zip(names, got, strict=True):
+        np.testing.assert_allclose(value, ref[name].numpy(), atol=1e-4, err_msg=name)
