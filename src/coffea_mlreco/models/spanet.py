@@ -5,7 +5,8 @@ leptons, MET, detection and regression outputs). The event topology (:mod:`coffe
 decides the heads, so the same class serves any topology of that form:
 
 1. embeddings: jets (pT, η, φ, m, b-tag), the lepton (pT, η, φ, m, is-muon) and MET (pT, φ), each type
-   through its own MLP into ``dim`` (angles enter as sin φ, cos φ; momenta as log pT);
+   through its own MLP into ``dim`` (angles enter as sin φ, cos φ; momenta as log pT and as the Cartesian
+   four-momentum in units of 100 GeV, in which invariant masses are bilinear);
 2. a transformer encoder over all tokens [jets…, lepton, MET] (padding masked);
 3. per resonance, a branch encoder block and a **symmetric tensor attention** head: for a resonance with k
    jet daughters the assignment logits are T[i₁…i_k] = Σ_r Π_m (x_{i_m} · U^{g(m)}_r), where daughters in the
@@ -37,23 +38,38 @@ MASKED_LOGIT = -1.0e4
 """Logit of an impossible assignment (finite, so an event with too few jets stays NaN-free)."""
 
 
+_MOMENTUM_SCALE_GEV = 100.0
+
+
+def _four_momentum(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, mass: torch.Tensor) -> list[torch.Tensor]:
+    """(px, py, pz, E) in units of 100 GeV: invariant masses are bilinear in these, which attention can use."""
+    px, py = pt * torch.cos(phi), pt * torch.sin(phi)
+    pz = 0.5 * pt * (torch.exp(eta) - torch.exp(-eta))  # pT sinh η (ONNX has no sinh)
+    energy = torch.sqrt(px * px + py * py + pz * pz + mass * mass)
+    return [c / _MOMENTUM_SCALE_GEV for c in (px, py, pz, energy)]
+
+
 def jet_token_features(jets: torch.Tensor) -> torch.Tensor:
-    """[.., 5] raw (pT GeV, η, φ, m GeV, b-tag) → [.., 6] (log pT, η, sin φ, cos φ, log(1 + m), b-tag)."""
+    """[.., 5] raw (pT GeV, η, φ, m GeV, b-tag) → [.., 10]
+    (log pT, η, sin φ, cos φ, log(1 + m), b-tag, px, py, pz, E / 100 GeV)."""
     pt, eta, phi, mass, btag = jets.unbind(-1)
-    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi),
-                        torch.log1p(mass.clamp(min=0.0)), btag], dim=-1)
+    mass = mass.clamp(min=0.0)
+    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi), torch.log1p(mass), btag,
+                        *_four_momentum(pt, eta, phi, mass)], dim=-1)
 
 
 def lepton_token_features(lepton: torch.Tensor) -> torch.Tensor:
-    """[B, 5] raw (pT, η, φ, m, is-muon) → [B, 5] (log pT, η, sin φ, cos φ, is-muon)."""
-    pt, eta, phi, _mass, is_muon = lepton.unbind(-1)
-    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi), is_muon], dim=-1)
+    """[B, 5] raw (pT, η, φ, m, is-muon) → [B, 9] (log pT, η, sin φ, cos φ, is-muon, px, py, pz, E / 100 GeV)."""
+    pt, eta, phi, mass, is_muon = lepton.unbind(-1)
+    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi), is_muon,
+                        *_four_momentum(pt, eta, phi, mass.clamp(min=0.0))], dim=-1)
 
 
 def met_token_features(met: torch.Tensor) -> torch.Tensor:
-    """[B, 2] raw (pT, φ) → [B, 3] (log(1 + pT), sin φ, cos φ)."""
+    """[B, 2] raw (pT, φ) → [B, 5] (log(1 + pT), sin φ, cos φ, px, py / 100 GeV)."""
     pt, phi = met.unbind(-1)
-    return torch.stack([torch.log1p(pt.clamp(min=0.0)), torch.sin(phi), torch.cos(phi)], dim=-1)
+    return torch.stack([torch.log1p(pt.clamp(min=0.0)), torch.sin(phi), torch.cos(phi),
+                        pt * torch.cos(phi) / _MOMENTUM_SCALE_GEV, pt * torch.sin(phi) / _MOMENTUM_SCALE_GEV], dim=-1)
 
 
 def _mlp(n_in: int, dim: int) -> nn.Sequential:
@@ -113,9 +129,9 @@ class SPANet(nn.Module):
         super().__init__()
         self.topology = load_topology(topology)
         self.max_jets = int(max_jets)
-        self.embed_jet = _mlp(6, dim)
-        self.embed_lepton = _mlp(5, dim)
-        self.embed_met = _mlp(3, dim)
+        self.embed_jet = _mlp(10, dim)
+        self.embed_lepton = _mlp(9, dim)
+        self.embed_met = _mlp(5, dim)
         self.type_embedding = nn.Parameter(torch.zeros(3, dim))
         self.encoder = nn.ModuleList(_Block(dim, heads) for _ in range(encoder_layers))
         self.branches = nn.ModuleDict()
