@@ -30,14 +30,14 @@ from coffea import processor
 
 from coffea_mlreco.baselines.klfitter import klfitter_assignment
 from coffea_mlreco.baselines.ttbar_chi2 import chi2_assignment
+from coffea_mlreco.truth import ttbar_partons
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.neutrino import neutrino_pz
 from coffea_mlreco.ttbar.outcomes import TopOutcomes, top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model, shipped_ttbar_models
-from coffea_mlreco.truth import ttbar_partons
 
-__all__ = ["METHODS", "ML_METHODS", "TTbarProcessor", "reconstruct_ttbar", "jet_indices"]
+__all__ = ["METHODS", "ML_METHODS", "TTbarProcessor", "jet_indices", "reconstruct_ttbar"]
 
 METHODS: tuple[str, ...] = ("chi2", "klfitter", "pdnn", "spanet")
 ML_METHODS = ("pdnn", "spanet")

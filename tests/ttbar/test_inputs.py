@@ -13,7 +13,6 @@ from coffea_mlreco.ttbar.inputs import MissingInputError, assignment_targets, se
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 
 
-
 def _invariant_mass(jets: ak.Array, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Invariant mass (GeV) of jets ``columns`` [n, k] of events ``rows``."""
     padded = {f: np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], 30, clip=True), 0.0)))
@@ -46,7 +45,7 @@ def test_selection_and_matched_jets_rebuild_w_and_top(semilep_events: Any) -> No
     # a wrong assignment (b_had swapped with b_lep) gives a much broader top mass
     both = np.flatnonzero(full)
     swapped = _invariant_mass(chosen.jets, both, target[both][:, [3, 1, 2]])
-    central = lambda m: np.mean(np.abs(m - M_TOP) < 25.0)  # noqa: E731
+    central = lambda m: np.mean(np.abs(m - M_TOP) < 25.0)
     assert central(_invariant_mass(chosen.jets, both, target[both][:, :3])) > central(swapped) + 0.2
 
 

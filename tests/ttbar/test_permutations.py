@@ -10,7 +10,7 @@ from coffea_mlreco.ttbar.permutations import flat_permutations, n_permutations, 
 
 
 def test_tables_match_brute_force() -> None:
-    for n in range(0, 9):
+    for n in range(9):
         table = semileptonic_permutations(n)
         assert len(table) == n_permutations(n)
         brute = {(b, min(q1, q2), max(q1, q2), bl) for b, q1, q2, bl in itertools.permutations(range(n), 4)}

@@ -70,7 +70,7 @@ def test_spanet_trains_and_wrapper_agrees(split: tuple[dict, dict, Any], tmp_pat
     # equal up to near-ties of an almost untrained model (batches are padded differently)
     assert np.mean(np.all(wrapped == spanet_predict(model, val), axis=1)) > 0.95
     assert all(len(set(row)) == 4 for row in wrapped) and np.all(wrapped[:, 1] < wrapped[:, 2])
-    assert ak.all((out.marginal_prob.t_had <= out.assignment_prob.t_had + 1e-9))
+    assert ak.all(out.marginal_prob.t_had <= out.assignment_prob.t_had + 1e-9)
 
 
 def test_train_command_writes_weights_and_model_card(semilep_file: Path, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from torch import nn
 from ..ttbar.topology import load_topology
 from .perceiver_met import attend
 
-__all__ = ["SPANet", "MASKED_LOGIT", "jet_token_features", "lepton_token_features", "met_token_features"]
+__all__ = ["MASKED_LOGIT", "SPANet", "jet_token_features", "lepton_token_features", "met_token_features"]
 
 MASKED_LOGIT = -1.0e4
 """Logit of an impossible assignment (finite, so an event with too few jets stays NaN-free)."""

@@ -35,14 +35,22 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
+from ..truth import ttbar_partons
 from ..ttbar.assignment import extract_assignments
 from ..ttbar.inputs import assignment_targets, semileptonic_inputs
 from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
-from ..truth import ttbar_partons
 
-__all__ = ["add_arguments", "run", "load_assignment_data", "train_spanet", "train_pdnn", "spanet_predict",
-           "pdnn_predict", "MODELS"]
+__all__ = [
+    "MODELS",
+    "add_arguments",
+    "load_assignment_data",
+    "pdnn_predict",
+    "run",
+    "spanet_predict",
+    "train_pdnn",
+    "train_spanet",
+]
 
 MODELS = {"spanet": "coffea_mlreco.models.spanet:SPANet",
           "pdnn": "coffea_mlreco.models.permutation_dnn:PermutationDNN"}
@@ -175,8 +183,8 @@ def spanet_predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: i
         for s in range(0, len(data["n_jets"]), batch):
             out = model(torch.from_numpy(data["jets"][s:s + batch]), torch.from_numpy(data["jets_mask"][s:s + batch]),
                         torch.from_numpy(data["lepton"][s:s + batch]), torch.from_numpy(data["met"][s:s + batch]))
-            for p in logps:
-                logps[p].append(out[f"{p}_logp"].numpy())
+            for name, parts in logps.items():
+                parts.append(out[f"{name}_logp"].numpy())
     result = extract_assignments([np.concatenate(v) for v in logps.values()], model.topology, data["n_jets"])
     predicted = np.empty_like(result.jets)
     predicted[:, _target_order(model)] = result.jets
@@ -368,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
         "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
         "training_files": [_describe(f) for f in args.train], "validation_file": _describe(args.validation),
-        "training_events": int(len(train["n_jets"])), "validation_events": int(len(val["n_jets"])),
+        "training_events": len(train["n_jets"]), "validation_events": len(val["n_jets"]),
         "epochs": args.epochs, "learning_rate": lr, "batch": args.batch, "seed": args.seed,
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,
         "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),

@@ -25,8 +25,16 @@ from coffea_mlreco.constants import PARTON_JET_DR
 from coffea_mlreco.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
 
 __all__ = [
-    "BTAG_MEDIUM_WP", "JET_PT_MIN", "JET_ETA_MAX", "LEPTON_PT_MIN", "MIN_JETS",
-    "MissingInputError", "semileptonic_inputs", "assignment_targets", "select_leptons", "select_jets",
+    "BTAG_MEDIUM_WP",
+    "JET_ETA_MAX",
+    "JET_PT_MIN",
+    "LEPTON_PT_MIN",
+    "MIN_JETS",
+    "MissingInputError",
+    "assignment_targets",
+    "select_jets",
+    "select_leptons",
+    "semileptonic_inputs",
 ]
 
 JET_PT_MIN = 25.0

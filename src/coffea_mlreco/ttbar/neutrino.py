@@ -16,7 +16,7 @@ import numpy as np
 
 from coffea_mlreco.constants import M_W
 
-__all__ = ["neutrino_pz_roots", "neutrino_pz"]
+__all__ = ["neutrino_pz", "neutrino_pz_roots"]
 
 
 @numba.njit(cache=True)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TopOutcomes", "top_outcomes", "event_efficiency"]
+__all__ = ["TopOutcomes", "event_efficiency", "top_outcomes"]
 
 
 class TopOutcomes(NamedTuple):

@@ -76,14 +76,14 @@ def _features_kernel(jet_offsets, jet_p4, jet_pt, jet_eta, jet_phi, jet_btag, le
             w = jet_p4[q1] + jet_p4[q2]
             th = w + jet_p4[b]
             bl_l = jet_p4[bl] + lep_p4[i]
-            best_m, other_m, best_nu_pz = 0.0, 0.0, nu_a
+            best_m, other_m = 0.0, 0.0
             for k in range(2):
                 pz = nu_a if k == 0 else nu_b
                 e_nu = np.sqrt(met_px[i] ** 2 + met_py[i] ** 2 + pz * pz)
                 m = _mass(bl_l[0] + met_px[i], bl_l[1] + met_py[i], bl_l[2] + pz, bl_l[3] + e_nu)
                 if k == 0 or abs(m - m_top) < abs(best_m - m_top):
                     other_m = best_m if k > 0 else 0.0
-                    best_m, best_nu_pz = m, pz
+                    best_m = m
                 else:
                     other_m = m
             tl_px, tl_py = bl_l[0] + met_px[i], bl_l[1] + met_py[i]

@@ -14,7 +14,7 @@ import functools
 import numba
 import numpy as np
 
-__all__ = ["n_permutations", "semileptonic_permutations", "flat_permutations", "PERMUTATION_FIELDS"]
+__all__ = ["PERMUTATION_FIELDS", "flat_permutations", "n_permutations", "semileptonic_permutations"]
 
 PERMUTATION_FIELDS = ("had_b", "had_q1", "had_q2", "lep_b")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Particle", "EventTopology", "load_topology", "shipped_topologies"]
+__all__ = ["EventTopology", "Particle", "load_topology", "shipped_topologies"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _as_tuple(value: Any, what: str) -> tuple[str, ...]:
 
 def _particle(name: str, spec: dict[str, Any], source: str) -> Particle:
     if not isinstance(spec, dict):
-        raise ValueError(f"{source}: particle {name!r} must be a mapping")
+        raise ValueError(f"{source}: particle {name!r} must be a mapping")  # noqa: TRY004 (bad file content)
     unknown = set(spec) - {"jets", "symmetries", "leptons", "neutrinos", "truth"}
     if unknown:
         raise ValueError(f"{source}: particle {name!r} has unknown keys {sorted(unknown)}")

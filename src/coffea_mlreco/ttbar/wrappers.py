@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import awkward as ak
 import numpy as np
@@ -29,7 +29,7 @@ from .permutation_features import FEATURE_NAMES, permutation_features
 from .permutations import PERMUTATION_FIELDS, flat_permutations
 from .topology import load_topology
 
-__all__ = ["SPANetWrapper", "PermutationDNNWrapper", "shipped_ttbar_models", "shipped_ttbar_model", "ttbar_model_card"]
+__all__ = ["PermutationDNNWrapper", "SPANetWrapper", "shipped_ttbar_model", "shipped_ttbar_models", "ttbar_model_card"]
 
 
 def _lepton_record(inputs: Any) -> ak.Array:
@@ -75,8 +75,8 @@ class SPANetWrapper(ModelWrapper):
 class PermutationDNNWrapper(ModelWrapper):
     """Runs the permutation DNN over every permutation of the first ``max_jets`` jets."""
 
-    output_names = ("score",)
-    per_object_outputs = {"score": "perms"}
+    output_names: ClassVar[tuple[str, ...]] = ("score",)
+    per_object_outputs: ClassVar[dict[str, str]] = {"score": "perms"}
 
     def __init__(self, *args: Any, max_jets: int = 6, **kwargs: Any) -> None:
         kwargs.setdefault("max_tokens", 1 << 16)  # an MLP per permutation: large batches are cheap
