@@ -9,11 +9,23 @@ For each chunk it
 - fills residual histograms Δ = p_miss,reco − p_miss,gen split into ``upar``, ``uperp``, ``dpx``, ``dpy``
   (GeV; see :func:`coffea_mlreco.metrics.met_residuals`) with a ``method`` axis ("pf", "file_met"),
   a gen-MET axis (bins of ``MET_BINS_GEV``, the overflow bin being the open top bin) and a fine
-  residual axis; a 2-D gen-MET vs reco-MET histogram per method; and counters.
+  residual axis; a 2-D gen-MET vs reco-MET histogram per method; and counters;
+- fills ``"response"``: per method and gen-MET bin, the sums (GeV) of the reco MET projected on the
+  gen-MET direction (``quantity="reco_par"``, p_miss,reco·ê_gen) and of gen MET (``quantity="gen"``),
+  from which the response R = Σ p_miss,reco·ê_gen / Σ |p_miss,gen| = 1 + ⟨u∥⟩/⟨gen MET⟩ follows
+  exactly (:func:`coffea_mlreco.metrics.met_response_from_hist`);
+- when PUPPI runs and the file carries CMS's own ``PFCands_puppiWeight`` (PFNano), compares our
+  ``PFCands.puppiWeightReco`` with it per candidate, split ``charged``/``neutral`` (``charge`` axis):
+  ``"puppi_weight"`` (2-D, ours vs file's, 50×50 in [0, 1]), ``"puppi_weight_absdiff"`` (|Δw| in
+  0.001 bins) and ``"puppi_weight_absdiff_pt"`` (the same weighted by candidate p_T, GeV). Weights
+  (and |Δw|) equal to 1 are counted in the top bin, not in the overflow. Without the branch these
+  stay empty.
 
 The output is a plain dict (coffea accumulates dicts, ``hist.Hist`` and numbers), identical whatever
-the executor: histograms hold integer counts in fixed category order, so the merge order does not
-matter. Timings live under ``"seconds"`` and are the only executor-dependent entries.
+the executor: histograms hold integer counts in fixed category order, and the weighted fills
+(momentum sums) use weights rounded to multiples of 2⁻¹⁰ GeV (< 0.5 MeV per entry), whose float64
+sums are exact below 2⁴³ GeV, so the merge order does not matter. Timings live under ``"seconds"``
+and are the only executor-dependent entries.
 """
 
 from __future__ import annotations
@@ -27,14 +39,16 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.constants import MET_BINS_GEV
 from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
 from coffea_mlreco.baselines.puppi import PuppiTune, load_tune, puppi_weights
+from coffea_mlreco.constants import MET_BINS_GEV
 from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
 from coffea_mlreco.metrics import met_residuals
 
 __all__ = [
+    "FILE_PUPPI_WEIGHT",
     "METHODS",
+    "PUPPI_CLASSES",
     "RESIDUALS",
     "METProcessor",
     "MissingBranchError",
@@ -45,9 +59,10 @@ __all__ = [
 ]
 
 METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver", "file_met")
+"""MET reconstructions this processor compares: PF MET and PUPPI MET from the candidates, the
+machine-learned methods, and the file's MET."""
 ML_COLUMNS = {"deepmet": "DeepMETReco", "perceiver": "MLMET"}
 """Column each machine-learned MET method appends to the events."""
-"""MET reconstructions this processor compares: PF MET from candidates, and the file's MET."""
 
 RESIDUALS: dict[str, str] = {
     "upar": r"$u_{\parallel}$ (reco $-$ gen, along gen MET) [GeV]",
@@ -57,7 +72,14 @@ RESIDUALS: dict[str, str] = {
 }
 """Residual histogram names and their axis labels."""
 
+PUPPI_CLASSES: tuple[str, ...] = ("charged", "neutral")
+"""Candidate classes of the PUPPI-weight agreement histograms (charge ≠ 0, charge = 0)."""
+FILE_PUPPI_WEIGHT = "puppiWeight"
+"""CMS's own PUPPI weight in PFNano (``PFCands_puppiWeight``), compared with ``puppiWeightReco``."""
+
 _REQUIRED = {"GenMET": ("pt", "phi"), "MET": ("pt", "phi")}
+_SUM_QUANTUM = 2.0**-10  # GeV; weighted fills are rounded to this so float64 sums are merge-order exact
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 _PF_FIELDS = ("pt", "phi")
 
 
@@ -159,6 +181,23 @@ def _numpy(array: Any) -> np.ndarray:
     return np.asarray(ak.to_numpy(array), dtype=np.float64)
 
 
+def _exact(values: np.ndarray) -> np.ndarray:
+    """``values`` (GeV) rounded to multiples of 2⁻¹⁰ GeV: their float64 sums do not depend on the order."""
+    return np.round(values / _SUM_QUANTUM) * _SUM_QUANTUM
+
+
+def _fill_puppi_agreement(hists: dict[str, hist.Hist], pfcands: ak.Array) -> None:
+    """Fill the ``puppi_weight*`` histograms: our ``puppiWeightReco`` against the file's ``puppiWeight``."""
+    ours = np.clip(_numpy(ak.flatten(pfcands.puppiWeightReco)), 0.0, _BELOW_ONE)
+    theirs = np.clip(_numpy(ak.flatten(pfcands[FILE_PUPPI_WEIGHT])), 0.0, _BELOW_ONE)
+    pt = _exact(_numpy(ak.flatten(pfcands.pt)))
+    cls = np.where(_numpy(ak.flatten(pfcands.charge)) != 0, PUPPI_CLASSES[0], PUPPI_CLASSES[1])
+    absdiff = np.abs(ours - theirs)
+    hists["puppi_weight"].fill(charge=cls, ours=ours, file=theirs)
+    hists["puppi_weight_absdiff"].fill(charge=cls, absdiff=absdiff)
+    hists["puppi_weight_absdiff_pt"].fill(charge=cls, absdiff=absdiff, weight=pt)
+
+
 class METProcessor(processor.ProcessorABC):
     """Residual histograms of PF MET (from ``PFCands``) and the file's MET against ``GenMET``.
 
@@ -223,6 +262,13 @@ class METProcessor(processor.ProcessorABC):
                 hist.axis.Regular(self.residual_bins, *self.residual_range, name="residual", label=label),
                 storage=hist.storage.Double(),
             )
+        hists["response"] = hist.Hist(
+            self._method_axis(),
+            hist.axis.Variable(finite, name="genmet", label="Gen MET [GeV]", underflow=False, overflow=open_top),
+            hist.axis.StrCategory(["reco_par", "gen"], name="quantity", label="summed quantity [GeV]"),
+            storage=hist.storage.Double(),
+        )
+        hists.update(self._puppi_histograms())
         nbins = round(self.met_range / 2.0)
         hists["reco_vs_gen"] = hist.Hist(
             self._method_axis(),
@@ -231,6 +277,25 @@ class METProcessor(processor.ProcessorABC):
             storage=hist.storage.Double(),
         )
         return hists
+
+    @staticmethod
+    def _puppi_histograms() -> dict[str, hist.Hist]:
+        def charge_axis() -> hist.axis.StrCategory:
+            return hist.axis.StrCategory(list(PUPPI_CLASSES), name="charge", label="PF candidates")
+
+        def absdiff_axis() -> hist.axis.Regular:
+            return hist.axis.Regular(1000, 0.0, 1.0, name="absdiff", label=r"$|w_{ours} - w_{file}|$")
+
+        return {
+            "puppi_weight": hist.Hist(
+                charge_axis(),
+                hist.axis.Regular(50, 0.0, 1.0, name="ours", label="PUPPI weight (ours)"),
+                hist.axis.Regular(50, 0.0, 1.0, name="file", label="PUPPI weight (file, CMS)"),
+                storage=hist.storage.Double(),
+            ),
+            "puppi_weight_absdiff": hist.Hist(charge_axis(), absdiff_axis(), storage=hist.storage.Double()),
+            "puppi_weight_absdiff_pt": hist.Hist(charge_axis(), absdiff_axis(), storage=hist.storage.Double()),
+        }
 
     def process(self, events: ak.Array) -> dict[str, Any]:
         """Fill the histograms for one chunk; see the module docstring for the output layout."""
@@ -256,6 +321,8 @@ class METProcessor(processor.ProcessorABC):
                 events = add_puppi_reco(events, self.puppi_tune, npv)
                 reco["puppi"] = (_numpy(events.PuppiMETReco.pt), _numpy(events.PuppiMETReco.phi))
                 seconds["puppi"] = time.perf_counter() - tic
+                if FILE_PUPPI_WEIGHT in events.PFCands.fields:
+                    _fill_puppi_agreement(hists, events.PFCands)
                 for method, by_pileup in self.ml_models.items():
                     tic = time.perf_counter()
                     met = _closest_pileup(by_pileup, events)(events)
@@ -272,6 +339,9 @@ class METProcessor(processor.ProcessorABC):
             for name in RESIDUALS:
                 hists[name].fill(method=method, genmet=gen_pt, residual=residuals[name])
             hists["reco_vs_gen"].fill(method=method, gen=gen_pt, reco=pt)
+            reco_par = pt * np.cos(phi - gen_phi)
+            hists["response"].fill(method=method, genmet=gen_pt, quantity="reco_par", weight=_exact(reco_par))
+            hists["response"].fill(method=method, genmet=gen_pt, quantity="gen", weight=_exact(gen_pt))
             counts[method] = len(pt)
 
         return {
