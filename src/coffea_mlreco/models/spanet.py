@@ -17,7 +17,7 @@ decides the heads, so the same class serves any topology of that form:
    neutrino η.
 
 ``forward`` returns, per particle ``p``: ``{p}_logp`` [B, J^k] (log-probabilities over the k-tuples of the
-first ``max_jets`` jet slots, flattened in row-major order, masked entries at ``MASKED_LOGIT`` or below) and
+first ``max_jets`` jet slots, flattened in row-major order, impossible entries exactly ``MASKED_LOGIT``) and
 ``{p}_detection`` [B] (probability); and ``nu_eta`` [B]. Assignment extraction (distinct jets across
 particles) is :func:`coffea_mlreco.ttbar.assignment.extract_assignments`.
 """
@@ -170,22 +170,24 @@ class SPANet(nn.Module):
         weight = real.to(x.dtype)[..., None]
         pooled = (x * weight).sum(1) / weight.sum(1)
 
-        # jet slots padded to max_jets so that every batch returns [B, J^k]
-        jet_real = torch.nn.functional.pad(jets_mask, (0, self.max_jets - n_slots))
+        # heads on the batch's L jet slots; log-probabilities then padded to max_jets so every batch is [B, J^k]
         out: dict[str, torch.Tensor] = {}
         for particle in self.topology.particles:
             h = x
             for block in self.branches[particle.name]:
                 h = block(h, pad)
-            jets_h = torch.nn.functional.pad(h[:, :n_slots], (0, 0, 0, self.max_jets - n_slots))
-            logits = self.heads[particle.name](jets_h).float()
-            allowed = getattr(self, f"distinct_{particle.name}")[None]
-            for axis in range(particle.n_jets):
-                shape = [jet_real.shape[0]] + [1] * particle.n_jets
-                shape[axis + 1] = self.max_jets
-                allowed = allowed & jet_real.reshape(shape)
+            k = particle.n_jets
+            logits = self.heads[particle.name](h[:, :n_slots]).float()
+            allowed = getattr(self, f"distinct_{particle.name}")[(slice(None, n_slots),) * k][None]
+            for axis in range(k):
+                shape = [jets_mask.shape[0]] + [1] * k
+                shape[axis + 1] = n_slots
+                allowed = allowed & jets_mask.reshape(shape)
             logits = torch.where(allowed, logits, torch.full_like(logits, MASKED_LOGIT))
-            out[f"{particle.name}_logp"] = torch.log_softmax(logits.flatten(1), dim=1)
+            logp = torch.log_softmax(logits.flatten(1), dim=1).reshape(logits.shape)
+            logp = torch.where(allowed, logp, torch.full_like(logp, MASKED_LOGIT))
+            logp = torch.nn.functional.pad(logp, [0, self.max_jets - n_slots] * k, value=MASKED_LOGIT)
+            out[f"{particle.name}_logp"] = logp.flatten(1)
             branch_pooled = (h * weight).sum(1) / weight.sum(1)
             out[f"{particle.name}_detection"] = torch.sigmoid(self.detectors[particle.name](branch_pooled)[:, 0].float())
         event = torch.cat([pooled, x[:, n_slots], x[:, n_slots + 1]], dim=1)
