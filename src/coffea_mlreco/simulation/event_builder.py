@@ -242,7 +242,8 @@ def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: 
     c = pf.columns
     leptons = _leptons(pf, pf_gen, gen, rho_all, rng, det)
     taus = _taus(gen, jets, jet_tau, rng, det)
-    met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det))
+    met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det),
+                           det)
 
     # reconstructed vertices: the PV plus pileup vertices with at least 2 (4 for "good") tracks in acceptance
     tracks = (particles.charge != 0) & (np.abs(particles.eta) < det.tracker_eta_max) & (particles.pt > det.track_pt_min)

@@ -150,21 +150,28 @@ def candidate_pt_resolution(pt: np.ndarray, eta: np.ndarray, pdg_id: np.ndarray,
                      hf)
 
 
-def missing_momentum(counts: np.ndarray, pt: np.ndarray, phi: np.ndarray,
-                     sigma_pt: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """MET = −Σ pT of the candidates (GeV): pt, phi, sumEt, and the covariance covXX, covXY, covYY (GeV²)."""
+def missing_momentum(counts: np.ndarray, pt: np.ndarray, phi: np.ndarray, sigma_pt: np.ndarray | None = None,
+                     det: DetectorParameters = DEFAULT_DETECTOR) -> dict[str, np.ndarray]:
+    """MET = −Σ pT of the candidates (GeV): pt, phi, sumEt, and with ``sigma_pt`` the covariance (GeV²).
+
+    covXX, covXY, covYY = Σ σ(pT)² (cos²φ, cos φ sin φ, sin²φ) over the candidates (``sigma_pt``: their
+    absolute pT resolutions, GeV) plus the isotropic unclustered term σ_u² = σ₀² + k²·sumEt on XX and YY
+    (σ₀, k: ``det.met_unclustered_sigma0``, ``det.met_unclustered_k``; calibrated in `detector.py`).
+    With σ₀ > 0 the covariance is positive definite, also for an event without candidates.
+    """
     event = event_index(counts)
     n = counts.size
     cos, sin = np.cos(phi), np.sin(phi)
     mex = -np.bincount(event, weights=pt * cos, minlength=n)
     mey = -np.bincount(event, weights=pt * sin, minlength=n)
-    out = {"pt": np.hypot(mex, mey), "phi": np.arctan2(mey, mex),
-           "sumEt": np.bincount(event, weights=pt, minlength=n)}
+    sumet = np.bincount(event, weights=pt, minlength=n)
+    out = {"pt": np.hypot(mex, mey), "phi": np.arctan2(mey, mex), "sumEt": sumet}
     if sigma_pt is not None:
         s2 = sigma_pt**2
-        out["covXX"] = np.bincount(event, weights=s2 * cos * cos, minlength=n)
+        unclustered = det.met_unclustered_sigma0**2 + det.met_unclustered_k**2 * sumet
+        out["covXX"] = np.bincount(event, weights=s2 * cos * cos, minlength=n) + unclustered
         out["covXY"] = np.bincount(event, weights=s2 * cos * sin, minlength=n)
-        out["covYY"] = np.bincount(event, weights=s2 * sin * sin, minlength=n)
+        out["covYY"] = np.bincount(event, weights=s2 * sin * sin, minlength=n) + unclustered
     return out
 
 
