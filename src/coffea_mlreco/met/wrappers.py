@@ -7,7 +7,6 @@ command, data, metrics) next to its ``<name>.safetensors``. `shipped_met_model(n
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper, TorchModule
+from ..inference import Dense, Jagged, ModelWrapper
+from ..inference.model_cards import card_backend, card_names, read_model_card
 from .features import met_inputs
 
-__all__ = ["METWrapper", "shipped_met_models", "shipped_met_model", "model_card"]
+__all__ = ["METWrapper", "model_card", "shipped_met_model", "shipped_met_models"]
 
 
 class METWrapper(ModelWrapper):
@@ -49,18 +49,14 @@ def _weights_dir() -> Path:
 
 def shipped_met_models() -> list[str]:
     """Names of the MET models shipped with the package (model cards in met/weights)."""
-    return sorted(p.stem for p in _weights_dir().glob("*.json"))
+    return card_names(_weights_dir())
 
 
 def model_card(name: str) -> dict[str, Any]:
-    path = _weights_dir() / f"{name}.json"
-    if not path.exists():
-        raise ValueError(f"no shipped MET model {name!r}; shipped: {', '.join(shipped_met_models()) or 'none'}")
-    return json.loads(path.read_text())
+    return read_model_card(_weights_dir(), name, "MET")
 
 
 def shipped_met_model(name: str, device: str = "auto", precision: str = "auto") -> METWrapper:
     """The wrapper of a shipped MET model, e.g. ``shipped_met_model("perceiver_pu60")``."""
     card = model_card(name)
-    backend = TorchModule(card["model"], _weights_dir() / card["weights"], card["config"])
-    return METWrapper(backend, device=device, precision=precision, response_scale=card.get("response_scale", 1.0))
+    return METWrapper(card_backend(_weights_dir(), card), device=device, precision=precision, response_scale=card.get("response_scale", 1.0))

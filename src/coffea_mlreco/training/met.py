@@ -40,8 +40,9 @@ from ..met.features import CANDIDATE_FEATURES, candidate_features, event_feature
 from ..metrics import met_residuals, resolution
 from ..models.met_embedding import PT_SCALE_GEV
 from ..models.perceiver_met import SEED_REFERENCE_FLOOR_GEV
+from .provenance import describe_sample
 
-__all__ = ["add_arguments", "run", "FeatureSet", "load_features", "MODELS"]
+__all__ = ["MODELS", "FeatureSet", "add_arguments", "load_features", "run"]
 
 MODELS = {
     "deepmet": "coffea_mlreco.models.deepmet:DeepMET",
@@ -232,8 +233,8 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     card = {
         "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [_describe(f) for f in train_files], "validation_file": _describe(val_file),
-        "training_events": int(sum(len(d.counts) for d in train_sets)), "validation_events": int(len(val.counts)),
+        "training_files": [describe_sample(f) for f in train_files], "validation_file": describe_sample(val_file),
+        "training_events": int(sum(len(d.counts) for d in train_sets)), "validation_events": len(val.counts),
         "epochs": epochs, "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed,
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,
         "response_scale": scale,
@@ -242,13 +243,6 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
-
-
-def _describe(path: str) -> dict:
-    with uproot.open(path) as f:
-        meta = {k.split(";")[0].removeprefix("Metadata/"): str(f[k]) for k in f.keys(recursive=True)
-                if k.startswith("Metadata/")}
-        return {"file": Path(path).name, "events": int(f["Events"].num_entries), "generator": meta}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,6 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-import uproot
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -40,6 +39,7 @@ from ..ttbar.assignment import extract_assignments
 from ..ttbar.inputs import assignment_targets, semileptonic_inputs
 from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
+from .provenance import describe_sample
 
 __all__ = [
     "MODELS",
@@ -109,6 +109,17 @@ def load_assignment_data(path: str | Path, cache_dir: str | Path, max_jets: int 
 
 def _concat(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([s[k] for s in sets]) for k in sets[0]}
+
+
+def _validate_epoch(model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict],
+                    best: tuple[dict, dict] | None) -> tuple[dict, dict]:
+    """Record an epoch's validation metrics; return the best (metrics, weights) so far (by event efficiency)."""
+    history.append({"epoch": epoch + 1, **metrics})
+    print(f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
+          f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})", flush=True)
+    if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
+        return metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best
 
 
 # ---- SPANet ----------------------------------------------------------------------------------------------
@@ -219,12 +230,7 @@ def train_spanet(train: dict[str, np.ndarray], val: dict[str, np.ndarray], confi
             optimiser.step()
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        metrics = _assignment_metrics(spanet_predict(model, val), val["target"])
-        history.append({"epoch": epoch + 1, **metrics})
-        print(f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
-              f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})", flush=True)
-        if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
-            best = (metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        best = _validate_epoch(model, epoch, _assignment_metrics(spanet_predict(model, val), val["target"]), history, best)
     assert best is not None
     model.load_state_dict(best[1])
     return model, history, best[0]
@@ -308,12 +314,7 @@ def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
             optimiser.step()
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        metrics = _assignment_metrics(pdnn_predict(model, val), val["target"])
-        history.append({"epoch": epoch + 1, **metrics})
-        print(f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
-              f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})", flush=True)
-        if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
-            best = (metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        best = _validate_epoch(model, epoch, _assignment_metrics(pdnn_predict(model, val), val["target"]), history, best)
     assert best is not None
     model.load_state_dict(best[1])
     return model, history, best[0]
@@ -326,13 +327,6 @@ def _assignment_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, 
             "event_efficiency_reconstructable": round(event_efficiency(outcomes, full_only=True), 5),
             "thad_efficiency": round(float(outcomes.thad_ok[outcomes.thad_reco].mean()), 5),
             "tlep_efficiency": round(float(outcomes.tlep_ok[outcomes.tlep_reco].mean()), 5)}
-
-
-def _describe(path: str) -> dict:
-    with uproot.open(path) as f:
-        meta = {k.split(";")[0].removeprefix("Metadata/"): str(f[k]) for k in f.keys(recursive=True)
-                if k.startswith("Metadata/")}
-        return {"file": Path(path).name, "events": int(f["Events"].num_entries), "generator": meta}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -375,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
     card = {
         "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [_describe(f) for f in args.train], "validation_file": _describe(args.validation),
+        "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
         "training_events": len(train["n_jets"]), "validation_events": len(val["n_jets"]),
         "epochs": args.epochs, "learning_rate": lr, "batch": args.batch, "seed": args.seed,
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,

@@ -15,7 +15,6 @@ Shipped models: ``ttbar/weights/<name>.json`` (model card) + ``<name>.safetensor
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +22,8 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper, TorchModule
+from ..inference import Dense, Jagged, ModelWrapper
+from ..inference.model_cards import card_backend, card_names, read_model_card
 from .assignment import extract_assignments
 from .permutation_features import FEATURE_NAMES, permutation_features
 from .permutations import PERMUTATION_FIELDS, flat_permutations
@@ -115,21 +115,17 @@ def _weights_dir() -> Path:
 
 def shipped_ttbar_models() -> list[str]:
     """Names of the shipped tt̄ assignment models (model cards in ttbar/weights)."""
-    directory = _weights_dir()
-    return sorted(p.stem for p in directory.glob("*.json")) if directory.exists() else []
+    return card_names(_weights_dir())
 
 
 def ttbar_model_card(name: str) -> dict[str, Any]:
-    path = _weights_dir() / f"{name}.json"
-    if not path.exists():
-        raise ValueError(f"no shipped tt̄ model {name!r}; shipped: {', '.join(shipped_ttbar_models()) or 'none'}")
-    return json.loads(path.read_text())
+    return read_model_card(_weights_dir(), name, "tt̄")
 
 
 def shipped_ttbar_model(name: str, device: str = "auto", precision: str = "auto") -> ModelWrapper:
     """The wrapper of a shipped model, e.g. ``shipped_ttbar_model("spanet_pu60")``."""
     card = ttbar_model_card(name)
-    backend = TorchModule(card["model"], _weights_dir() / card["weights"], card["config"])
+    backend = card_backend(_weights_dir(), card)
     if card["model"].endswith(":SPANet"):
         config = card["config"]
         return SPANetWrapper(backend, device=device, precision=precision,
