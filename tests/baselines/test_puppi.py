@@ -81,7 +81,7 @@ def test_alpha_kernel_matches_brute_force() -> None:
     n = 600
     eta, phi = rng.uniform(-4.5, 4.5, n), rng.uniform(-np.pi, np.pi, n)
     pt, cls = rng.exponential(2.0, n) + 0.1, rng.integers(0, 3, n)
-    alpha_c, alpha_f = _alphas(eta, phi, pt, cls, np.ones(n, bool), 0.4, 0.01, False)
+    alpha_c, alpha_f = _alphas(eta, phi, pt, cls, np.ones(n, bool), np.ones(n, bool), 0.4, 0.01, False)
     deta = eta[:, None] - eta[None, :]
     dphi = (phi[:, None] - phi[None, :] + np.pi) % (2 * np.pi) - np.pi
     dr2 = deta**2 + dphi**2
