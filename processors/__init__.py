@@ -4,11 +4,13 @@
 - :mod:`.met` — PF MET from candidates and the file's MET against GenMET (:class:`METProcessor`).
 - :mod:`.ttbar` — semileptonic tt̄ jet-parton assignment: χ², KLFitter-style fit, permutation DNN, SPANet
   (:class:`TTbarProcessor`).
+- :mod:`.ditau` — di-tau mass m_ττ: visible, collinear and FastMTT-style (:class:`DiTauProcessor`).
 """
 
 from __future__ import annotations
 
+from coffea_mlreco.processors.ditau import DiTauProcessor
 from coffea_mlreco.processors.met import METProcessor
 from coffea_mlreco.processors.ttbar import TTbarProcessor
 
-__all__ = ["METProcessor", "TTbarProcessor"]
+__all__ = ["DiTauProcessor", "METProcessor", "TTbarProcessor"]

@@ -101,6 +101,17 @@ TASKS: dict[str, Task] = {
                            "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
         accepts_options=True,
     ),
+    "ditau": Task(
+        name="ditau",
+        title="Di-tau mass m_ττ",
+        processor="coffea_mlreco.processors.ditau:DiTauProcessor",
+        section="coffea_mlreco.evaluation.ditau_report:ditau_section",
+        required_branches=("Tau_pt", "Tau_eta", "Tau_phi", "Tau_mass", "Tau_charge",
+                           "Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
+                           "Electron_pfRelIso03_all", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass",
+                           "Muon_charge", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
+        accepts_options=True,
+    ),
 }
 """Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
 
