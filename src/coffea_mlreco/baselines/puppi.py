@@ -381,14 +381,14 @@ def _puppi_kernel(offsets, pt, eta, phi, cls, npv, cone, min_dr, eta_max_extrap,
                 if reg_eta_min[r] < a_eta < reg_eta_max[r] or (a_eta == 0.0 and reg_eta_min[r] == 0.0):
                     region_of[i] = r
                     break
-        need_forward = central & (e_cls == 2) & (e_pt > rms_pt_min_f)
+        need_forward = central & (e_cls >= 1) & (e_pt > rms_pt_min_f)  # charged PU and PV: median, low-PU count
         for i in range(hi - lo):
             if region_of[i] >= 0 and reg_alpha[region_of[i]] == 1:
                 need_forward[i] = True
         pu_c, pv_c = central & (e_cls == 2) & (e_pt > rms_pt_min_c), central & (e_cls == 1) & (e_pt > rms_pt_min_c)
         pu_f, pv_f = central & (e_cls == 2) & (e_pt > rms_pt_min_f), central & (e_cls == 1) & (e_pt > rms_pt_min_f)
-        # α only where it is used: neutrals' weights, and the median/RMS samples (as before, the forward α of
-        # charged PV candidates is computed only where a forward-α region covers them, else it stays 0)
+        # α only where it is used: neutrals' weights, and the median/RMS samples with the charged-PV candidates
+        # that the low-pileup correction counts (CMS computes every algorithm's α for them too)
         need_central = pu_c | pv_c
         for i in range(hi - lo):
             if e_cls[i] == 0 and region_of[i] >= 0 and reg_alpha[region_of[i]] == 0:
