@@ -23,8 +23,7 @@ from coffea_mlreco.baselines.klfitter import (
 from coffea_mlreco.baselines.ttbar_chi2 import btag_allowed, chi2_assignment
 from coffea_mlreco.baselines.ttbar_resolutions import BASES, load_ttbar_parameters
 from coffea_mlreco.constants import M_TOP, M_W, W_TOP, W_W
-from coffea_mlreco.simulation import generate_sample
-from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP, assignment_targets, semileptonic_inputs
+from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP, semileptonic_inputs
 
 REAL_TT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v12.root"
 FIELDS = ("had_b", "had_q1", "had_q2", "lep_b")
@@ -35,14 +34,10 @@ def _events(path: Path):
 
 
 @pytest.fixture(scope="session")
-def tt_sample(baseline_dir: Path):
-    """The same 2000 pileup-0 events as test_ttbar_chi2 (generated once per session): inputs and targets."""
-    path = baseline_dir / "tt_assignment_pu0.root"
-    if not path.exists():
-        generate_sample("ttbar-semilep", 2000, 0, seed=77, output=path, jobs=2, progress=False, drop=("PFCands",))
-    events = _events(path)
-    inputs = semileptonic_inputs(events)
-    return inputs, assignment_targets(events, inputs.jets)
+def tt_sample(tt_assignment):
+    """The 2000 pileup-0 events of the χ² tests: selected-event inputs and true jet positions."""
+    _, inputs, targets, _ = tt_assignment
+    return inputs, targets
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ from coffea_mlreco.baselines.puppi import (
 )
 
 
-def puppi_met(cands, weights):  # noqa: ANN001, ANN201
+def puppi_met(cands, weights):
     pt, phi = missing_transverse_momentum(cands, weights)
     return ak.zip({"pt": pt, "phi": phi})
 
 
-def met_x_resolution(met, events) -> float:  # noqa: ANN001
+def met_x_resolution(met, events) -> float:
     dx = ak.to_numpy(met.pt * np.cos(met.phi) - events.GenMET.pt * np.cos(events.GenMET.phi))
     return float((np.percentile(dx, 84) - np.percentile(dx, 16)) / 2)
 
@@ -44,7 +44,7 @@ def test_neutral_weights_separate_pileup_from_hard_scatter(ttbar_pu60) -> None:
     pileup = neutral & (cands.genPUFraction > 0.9)
     hard = neutral & (cands.genPUFraction < 0.1)
 
-    def pt_weighted(mask) -> float:  # noqa: ANN001
+    def pt_weighted(mask) -> float:
         return float(ak.sum(weights[mask] * cands.pt[mask]) / ak.sum(cands.pt[mask]))
 
     assert pt_weighted(pileup) < 0.15

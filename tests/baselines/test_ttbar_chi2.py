@@ -18,8 +18,7 @@ from coffea_mlreco.baselines.ttbar_resolutions import (
     main,
 )
 from coffea_mlreco.constants import M_W
-from coffea_mlreco.simulation import generate_sample
-from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP, assignment_targets, semileptonic_inputs
+from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP, semileptonic_inputs
 from coffea_mlreco.ttbar.permutations import n_permutations
 
 REAL_TT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v12.root"
@@ -28,18 +27,6 @@ FIELDS = ("had_b", "had_q1", "had_q2", "lep_b")
 
 def _events(path: Path):
     return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
-
-
-@pytest.fixture(scope="session")
-def tt_assignment(baseline_dir: Path):
-    """2000 semileptonic tt̄ events at pileup 0 (shared with test_klfitter through the file): events, the
-    assignment inputs and the true jet positions."""
-    path = baseline_dir / "tt_assignment_pu0.root"
-    if not path.exists():
-        generate_sample("ttbar-semilep", 2000, 0, seed=77, output=path, jobs=2, progress=False, drop=("PFCands",))
-    events = _events(path)
-    inputs = semileptonic_inputs(events)
-    return events, inputs, assignment_targets(events, inputs.jets), path
 
 
 def correct(result: ak.Array, targets: ak.Array) -> np.ndarray:
