@@ -39,6 +39,7 @@ from ..ttbar.assignment import extract_assignments
 from ..ttbar.inputs import assignment_targets, semileptonic_inputs
 from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
+from ..ttbar.permutations import best_permutation
 from .provenance import describe_sample
 
 __all__ = [
@@ -264,20 +265,7 @@ def pdnn_predict(model: torch.nn.Module, data: dict[str, np.ndarray]) -> np.ndar
         chunk = 1 << 16
         scores = np.concatenate([model(torch.from_numpy(features[s:s + chunk])).numpy()
                                  for s in range(0, len(features), chunk)] or [np.zeros(0, np.float32)])
-    return best_permutation(offsets, perms, scores)
-
-
-def best_permutation(offsets: np.ndarray, perms: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """[N, 4] the highest-scoring permutation of each event (−1 for events without permutations)."""
-    n = len(offsets) - 1
-    out = np.full((n, 4), -1, np.int64)
-    has = np.diff(offsets) > 0
-    if has.any():
-        event_of_row = np.repeat(np.arange(n), np.diff(offsets))
-        order = np.lexsort((-scores, event_of_row))
-        first = order[offsets[:-1][has]]
-        out[has] = perms[first]
-    return out
+    return best_permutation(offsets, perms, scores)[0]
 
 
 def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,

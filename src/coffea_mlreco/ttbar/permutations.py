@@ -59,6 +59,30 @@ def flat_permutations(n_jets: np.ndarray, max_jets: int) -> tuple[np.ndarray, np
     return offsets, table
 
 
+def best_permutation(offsets: np.ndarray, perms: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The highest-scoring permutation of each event and its softmax probability over the event's permutations.
+
+    Args:
+        offsets, perms: :func:`flat_permutations` output; scores: [P] one score (logit) per permutation.
+
+    Returns:
+        ``(best, probability)``: [N, 4] jet positions (−1 for events without permutations) and [N] (0 there).
+    """
+    n = len(offsets) - 1
+    counts = np.diff(offsets)
+    best = np.full((n, 4), -1, np.int64)
+    probability = np.zeros(n)
+    has = counts > 0
+    if has.any():
+        scores = np.asarray(scores, np.float64)
+        starts = offsets[:-1][has]
+        order = np.lexsort((-scores, np.repeat(np.arange(n), counts)))
+        best[has] = perms[order[starts]]
+        top = np.maximum.reduceat(scores, starts)
+        probability[has] = 1.0 / np.add.reduceat(np.exp(scores - np.repeat(top, counts[has])), starts)
+    return best, probability
+
+
 @numba.njit(cache=True)
 def _fill(used, offsets, library, library_start, out):  # type: ignore[no-untyped-def]
     for i in range(used.size):

@@ -26,7 +26,7 @@ from ..inference import Dense, Jagged, ModelWrapper
 from ..inference.model_cards import card_backend, card_names, read_model_card
 from .assignment import extract_assignments
 from .permutation_features import FEATURE_NAMES, permutation_features
-from .permutations import PERMUTATION_FIELDS, flat_permutations
+from .permutations import PERMUTATION_FIELDS, best_permutation, flat_permutations
 from .topology import load_topology
 
 __all__ = ["PermutationDNNWrapper", "SPANetWrapper", "shipped_ttbar_model", "shipped_ttbar_models", "ttbar_model_card"]
@@ -91,19 +91,7 @@ class PermutationDNNWrapper(ModelWrapper):
     def postprocess(self, outputs: ak.Array, inputs: Any) -> ak.Array:
         n_jets = np.asarray(ak.to_numpy(ak.num(inputs.jets, axis=1)), np.int64)
         offsets, perms = flat_permutations(n_jets, self.max_jets)
-        scores = ak.to_numpy(ak.flatten(outputs.score)).astype(np.float64)
-        best = np.full((len(n_jets), 4), -1, np.int64)
-        prob = np.zeros(len(n_jets))
-        counts = np.diff(offsets)
-        has = counts > 0
-        if has.any():
-            event = np.repeat(np.arange(len(n_jets)), counts)
-            order = np.lexsort((-scores, event))
-            first = order[offsets[:-1][has]]
-            best[has] = perms[first]
-            top = np.maximum.reduceat(scores, offsets[:-1][has])
-            norm = np.add.reduceat(np.exp(scores - np.repeat(top, counts[has])), offsets[:-1][has])
-            prob[has] = 1.0 / norm
+        best, prob = best_permutation(offsets, perms, ak.to_numpy(ak.flatten(outputs.score)))
         fields = {name: best[:, i] for i, name in enumerate(PERMUTATION_FIELDS)}
         fields["probability"] = prob
         return ak.zip(fields)
