@@ -9,8 +9,9 @@ For each chunk it
   ``collinear_status`` (:class:`~coffea_mlreco.baselines.collinear_mass.CollinearStatus` bits),
   ``fastmtt_status`` (:class:`~coffea_mlreco.baselines.fastmtt.FastMTTStatus` bits; both 8 = no pair),
   ``tau1_fastmtt``, ``tau2_fastmtt`` (FastMTT's tau four-momenta: ``pt``, ``eta``, ``phi``, ``mass``; GeV, rad)
-  and ``channel`` (:class:`~coffea_mlreco.ditau.inputs.Channel`, −1 without a pair). The transformer's
-  ``mass_ml`` is not produced here yet;
+  and ``channel`` (:class:`~coffea_mlreco.ditau.inputs.Channel`, −1 without a pair); with the transformer
+  (when a shipped model exists) also ``mass_ml`` and its taus ``tau1_ml``, ``tau2_ml``
+  (:mod:`coffea_mlreco.ditau.wrappers`);
 - fills, for every selected event, the reconstructed mass per (method, dataset) in a fine histogram
   (0.5 GeV bins, 0–600 GeV: enough for the mass plots and for the H-vs-Z ROC AUC) and the collinear/FastMTT
   failure flags per channel;
@@ -38,12 +39,13 @@ from coffea import processor
 from coffea_mlreco.baselines.collinear_mass import CollinearStatus, collinear_mass
 from coffea_mlreco.baselines.fastmtt import FastMTTStatus, fastmtt_mass
 from coffea_mlreco.ditau.inputs import Channel, ditau_candidates
+from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
 from coffea_mlreco.truth import tau_decays
 
 __all__ = ["CHANNELS", "METHODS", "DiTauProcessor", "generator_mass", "reconstruct_ditau", "visible_mass"]
 
-METHODS: tuple[str, ...] = ("collinear", "fastmtt")
-"""Reconstruction methods run by the processor (metrics.json keys)."""
+METHODS: tuple[str, ...] = ("collinear", "fastmtt", "transformer")
+"""Reconstruction methods run by the processor (metrics.json keys); the transformer runs when a model is shipped."""
 HIST_METHODS: tuple[str, ...] = ("m_vis", *METHODS)
 """Method axis of the histograms: the visible mass is the reference lower bound."""
 CHANNELS: tuple[int, ...] = tuple(int(c) for c in Channel if c != Channel.NONE)
@@ -81,8 +83,24 @@ def _tau_column(tau: ak.Array) -> ak.Array:
     return ak.zip({f: np.asarray(ak.to_numpy(tau[f]), np.float64) for f in _TAU_FIELDS})
 
 
-def reconstruct_ditau(events: Any, methods: Sequence[str] = METHODS) -> tuple[ak.Array, dict[str, Any]]:
-    """Select di-tau pairs and run ``methods`` on them.
+def _transformer_mass(model: Any, events: Any, candidates: ak.Array, selected: np.ndarray) -> tuple[np.ndarray, ...]:
+    """m_ττ (GeV, NaN without a pair) and the two taus (records, NaN without a pair) of the transformer."""
+    n = len(selected)
+    mass = np.full(n, np.nan)
+    taus = [{f: np.full(n, np.nan) for f in _TAU_FIELDS} for _ in range(2)]
+    if selected.any():
+        out = model(events[selected], candidates[selected])
+        mass[selected] = np.asarray(ak.to_numpy(out.mass), np.float64)
+        for k in range(2):
+            for f in _TAU_FIELDS:
+                taus[k][f][selected] = np.asarray(ak.to_numpy(out[f"tau{k + 1}"][f]), np.float64)
+    return mass, ak.zip(taus[0]), ak.zip(taus[1])
+
+
+def reconstruct_ditau(events: Any, methods: Sequence[str] = METHODS, model: Any = None
+                      ) -> tuple[ak.Array, dict[str, Any]]:
+    """Select di-tau pairs and run ``methods`` on them (``transformer`` needs ``model``, a
+    :class:`~coffea_mlreco.ditau.wrappers.DiTauTransformerWrapper`).
 
     Returns:
         ``(ditau_reco, details)``: ``ditau_reco`` is the ``DiTauReco`` record array (module docstring; every
@@ -98,6 +116,13 @@ def reconstruct_ditau(events: Any, methods: Sequence[str] = METHODS) -> tuple[ak
     details: dict[str, Any] = {"selected": selected, "channel": channel, "mass": masses, "status": {}, "seconds": {}}
     for method in methods:
         tic = time.perf_counter()
+        if method == "transformer":
+            if model is None:
+                raise ValueError("the transformer method needs a model (shipped_ditau_model())")
+            masses[method], tau1, tau2 = _transformer_mass(model, events, candidates, selected)
+            details["seconds"][method] = time.perf_counter() - tic
+            fields["mass_ml"], fields["tau1_ml"], fields["tau2_ml"] = masses[method], tau1, tau2
+            continue
         result = runners[method](candidates.leg1, candidates.leg2, candidates.met)  # no-pair rows are skipped
         details["seconds"][method] = time.perf_counter() - tic
         masses[method] = np.asarray(ak.to_numpy(result.mass), np.float64)
@@ -113,19 +138,24 @@ def reconstruct_ditau(events: Any, methods: Sequence[str] = METHODS) -> tuple[ak
 
 
 class DiTauProcessor(processor.ProcessorABC):
-    """m_ττ of the collinear and FastMTT-style methods on the same selected events (see the module docstring).
+    """m_ττ of the collinear, FastMTT-style and transformer methods on the same selected events (module docstring).
 
     Args:
-        methods: which of :data:`METHODS` to run (default both).
-        options: evaluate's task options (unused: both methods run on the CPU).
+        methods: which of :data:`METHODS` to run (default all; the transformer only when a model is shipped).
+        model: name of the shipped transformer (default ``"transformer"``).
+        options: evaluate's task options (``device`` for the transformer).
     """
 
-    def __init__(self, methods: Sequence[str] = METHODS, options: Any = None) -> None:
+    def __init__(self, methods: Sequence[str] = METHODS, model: str = "transformer", options: Any = None) -> None:
         unknown = set(methods) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown di-tau method(s) {sorted(unknown)}; known: {', '.join(METHODS)}")
+        if "transformer" in methods and model not in shipped_ditau_models():
+            methods = tuple(m for m in methods if m != "transformer")
         self.methods = tuple(methods)
         self.options = options
+        device = getattr(options, "device", "auto")
+        self.model = shipped_ditau_model(model, device=device) if "transformer" in self.methods else None
 
     @staticmethod
     def _empty_histograms() -> dict[str, hist.Hist]:
@@ -138,14 +168,14 @@ class DiTauProcessor(processor.ProcessorABC):
             "mass": hist.Hist(method, hist.axis.StrCategory([], name="dataset", growth=True),
                               hist.axis.Regular(1200, 0.0, 600.0, name="mass", label=r"$m_{\tau\tau}$ [GeV]"),
                               storage=hist.storage.Double()),
-            "failed": hist.Hist(hist.axis.StrCategory(list(METHODS), name="method"), channel,
+            "failed": hist.Hist(hist.axis.StrCategory(list(_NO_PAIR), name="method"), channel,
                                 hist.axis.IntCategory([0, 1], name="failed"), storage=hist.storage.Double()),
         }
 
     def process(self, events: ak.Array) -> dict[str, Any]:
         """Fill the histograms for one chunk; see the module docstring."""
         dataset = str(events.metadata.get("dataset", "default")) if hasattr(events, "metadata") else "default"
-        reco, details = reconstruct_ditau(events, self.methods)
+        reco, details = reconstruct_ditau(events, self.methods, self.model)
         events["DiTauReco"] = reco
         selected, channel = details["selected"], details["channel"]
         hists = self._empty_histograms()

@@ -142,7 +142,8 @@ def _deeptau_pass(taus: ak.Array, target: str, wp: int) -> ak.Array | None:
 
 
 def _legs(coll: ak.Array, kind: LegKind, mask: ak.Array) -> ak.Array:
-    """Common leg record, pT-ordered: pt, eta, phi, mass, charge, kind, decayMode (−1 for e/μ)."""
+    """Common leg record, pT-ordered: pt, eta, phi, mass, charge, kind, decayMode (−1 for e/μ) and ``index``,
+    the object's position in its collection (``Tau``, ``Electron`` or ``Muon``) of the event."""
     sel = coll[mask]
     fields = {f: ak.without_parameters(ak.values_astype(sel[f], np.float64)) for f in _LEG_FIELDS}
     fields["mass"] = np.maximum(fields["mass"], 0.0)  # real NanoAOD stores slightly negative electron masses
@@ -153,6 +154,7 @@ def _legs(coll: ak.Array, kind: LegKind, mask: ak.Array) -> ak.Array:
         fields["decayMode"] = ak.without_parameters(ak.values_astype(sel.decayMode, np.int64))
     else:
         fields["decayMode"] = zeros - 1
+    fields["index"] = ak.local_index(coll.pt, axis=1)[mask]
     legs = ak.zip(fields)
     return legs[ak.argsort(legs.pt, axis=1, ascending=False)]
 
@@ -240,7 +242,7 @@ def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION)
     Returns:
         One record per event: ``leg1``, ``leg2`` (option records, None when no pair: ``pt``, ``eta``,
         ``phi``, ``mass`` in GeV/rad, ``charge``, ``kind`` a :class:`LegKind` code, ``decayMode`` or −1 for
-        e/μ), ``met`` (:func:`met_with_covariance`), ``channel`` (int, :class:`Channel`, −1 without a pair)
+        e/μ, ``index`` in the object's own collection), ``met`` (:func:`met_with_covariance`), ``channel`` (int, :class:`Channel`, −1 without a pair)
         and ``selected`` (bool).
     """
     taus, ele, mu = _hadronic_taus(events, cuts), _electrons(events, cuts), _muons(events, cuts)

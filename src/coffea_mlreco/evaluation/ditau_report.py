@@ -44,7 +44,7 @@ __all__ = ["H_TOKENS", "METHOD_TITLES", "Z_TOKENS", "dataset_kind", "ditau_secti
 
 METHOD_TITLES = {"m_vis": "Visible mass", "collinear": "Collinear approximation", "fastmtt": "FastMTT-style",
                  "transformer": "Transformer"}
-_METRIC_METHODS = ("collinear", "fastmtt")
+_METRIC_METHODS = ("collinear", "fastmtt", "transformer")
 H_TOKENS = frozenset({"h", "htautau", "htt", "h125", "higgs", "ggh", "vbfh", "hig"})
 Z_TOKENS = frozenset({"z", "ztautau", "ztt", "dy", "dyll", "zll", "ztoll"})
 _PLOT_REBIN = 10  # 5 GeV bins in the mass plots

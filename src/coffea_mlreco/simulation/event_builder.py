@@ -113,8 +113,12 @@ def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.r
 
 
 def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
-          det: DetectorParameters) -> Collection:
-    """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus."""
+          det: DetectorParameters) -> tuple[Collection, np.ndarray]:
+    """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus.
+
+    Also returns, per reconstructed tau (in output order), the flat Pythia index of its generator tau
+    (−1 for a jet faking a tau), which links the tau to its decay products.
+    """
     v = gen.visible_tau
     v_event = event_index(gen.visible_tau_counts)
     mode = v["status"]
@@ -136,10 +140,42 @@ def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Gener
         "decayMode": np.concatenate([reco_mode[genuine], rng.choice([0, 1, 10], n_fake)]).astype(np.int32),
         "genPartIdx": np.concatenate([v["genPartIdxMother"][genuine], np.full(n_fake, -1)]).astype(np.int32),
     }
+    source = np.concatenate([gen.visible_tau_source[genuine], np.full(n_fake, -1, np.int64)])
     event = np.concatenate([v_event[genuine], j_event[fake]])
     order = np.lexsort((-cols["pt"], event))
-    return Collection(np.bincount(event, minlength=gen.genmet_pt.size).astype(np.int64),
+    taus = Collection(np.bincount(event, minlength=gen.genmet_pt.size).astype(np.int64),
                       {k: x[order] for k, x in cols.items()})
+    return taus, source[order]
+
+
+def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray,
+                  gen) -> Collection:  # noqa: ANN001
+    """``TauProd``: the PF candidates that come from each reconstructed hadronic tau's decay.
+
+    A candidate belongs to tau k of its event when its generator particle descends from the generator tau
+    behind that reconstructed tau (truth link; it stands in for the tau's signal-cone constituents, which
+    NanoAOD's ``TauProd`` also lists). ``tauIdx`` indexes the event's ``Tau`` list; within a tau the
+    products are ordered by decreasing pT. Fake taus have no products.
+    """
+    n = taus.counts.size
+    tau_event = event_index(taus.counts)
+    tau_local = np.arange(tau_source.size) - np.concatenate([[0], np.cumsum(taus.counts)[:-1]])[tau_event]
+    genuine = np.flatnonzero(tau_source >= 0)
+    by_source = np.argsort(tau_source[genuine])
+    sources = tau_source[genuine][by_source]
+    anc = np.where(pf_gen >= 0, gen.tau_ancestor[np.maximum(pf_gen, 0)], -1)
+    pos = np.clip(np.searchsorted(sources, anc), 0, max(sources.size - 1, 0))
+    linked = (anc >= 0) & (sources.size > 0) & (sources[pos] == anc) if sources.size else np.zeros(anc.size, bool)
+    which = genuine[by_source][pos[linked]]  # flat index of the reconstructed tau of each linked candidate
+    c = pf.columns
+    cand_event = event_index(pf.counts)[linked]
+    cols = {
+        "pt": c["pt"][linked], "eta": c["eta"][linked], "phi": c["phi"][linked],
+        "pdgId": c["pdgId"][linked].astype(np.int32), "charge": c["charge"][linked].astype(np.int32),
+        "tauIdx": tau_local[which].astype(np.int32),
+    }
+    order = np.lexsort((-cols["pt"], cols["tauIdx"], cand_event))
+    return Collection(np.bincount(cand_event, minlength=n).astype(np.int64), {k: x[order] for k, x in cols.items()})
 
 
 def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: DetectorParameters = DEFAULT_DETECTOR,
@@ -241,7 +277,7 @@ def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: 
     """Leptons, taus, MET and the vertex counts of a chunk."""
     c = pf.columns
     leptons = _leptons(pf, pf_gen, gen, rho_all, rng, det)
-    taus = _taus(gen, jets, jet_tau, rng, det)
+    taus, tau_source = _taus(gen, jets, jet_tau, rng, det)
     met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det),
                            det)
 
@@ -260,4 +296,5 @@ def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: 
         "Electron": leptons["Electron"],
         "Muon": leptons["Muon"],
         "Tau": taus,
+        "TauProd": _tau_products(taus, tau_source, pf, pf_gen, gen),
     }

@@ -53,6 +53,10 @@ class GenTruth:
     genmet_phi: np.ndarray
     status_flags: np.ndarray
     """statusFlags of every particle of the ParticleRecord (not only the kept ones)."""
+    tau_ancestor: np.ndarray
+    """per particle of the ParticleRecord, flat index of the last-copy tau it descends from (−1: none)."""
+    visible_tau_source: np.ndarray
+    """flat index into the ParticleRecord of the tau behind each GenVisTau entry."""
 
 
 @numba.njit(cache=True, inline="always")
@@ -312,4 +316,6 @@ def gen_truth(record: ParticleRecord) -> GenTruth:
         genmet_pt=np.hypot(met_x, met_y).astype(np.float32),
         genmet_phi=np.arctan2(met_y, met_x).astype(np.float32),
         status_flags=flags,
+        tau_ancestor=tau_anc,
+        visible_tau_source=taus,
     )

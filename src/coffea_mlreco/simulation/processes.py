@@ -26,6 +26,13 @@ COMMON_SETTINGS: tuple[str, ...] = (
 
 _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "6:m0 = 172.5")
 _LIGHT_OR_CHARM = "1 2 3 4 5"
+_SCALAR_MASSES_GEV = (60.0, 80.0, 100.0, 125.0, 150.0, 185.0, 230.0, 300.0)
+
+
+def _scalar_tautau(mass: float) -> tuple[str, ...]:
+    """gg → H → ττ with the Higgs mass set to ``mass`` (GeV) and a forced Breit-Wigner width of 10 %."""
+    return ("HiggsSM:gg2H = on", f"25:m0 = {mass}", "25:doForceWidth = on", f"25:mWidth = {0.1 * mass}",
+            f"25:mMin = {0.6 * mass}", f"25:mMax = {1.4 * mass}", "25:onMode = off", "25:onIfMatch = 15 -15")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,12 @@ PROCESSES: dict[str, ProcessSpec] = {
             "htautau",
             "gg → H(125) → ττ, all tau decays",
             (("HiggsSM:gg2H = on", "25:m0 = 125.2", "25:onMode = off", "25:onIfMatch = 15 -15"),),
+        ),
+        ProcessSpec(
+            "scalar-tautau",
+            "gg → φ → ττ, a spin-0 resonance at one of 8 masses from 60 to 300 GeV (width 10 % of the mass, "
+            "so the spectrum is continuous), all tau decays: the broad mass spectrum m_ττ regression trains on",
+            tuple(_scalar_tautau(mass) for mass in _SCALAR_MASSES_GEV),
         ),
         ProcessSpec(
             "minbias",

@@ -7,7 +7,9 @@ import importlib
 
 __all__ = ["add_arguments", "run"]
 
-_TASKS = {"met": "coffea_mlreco.training.met", "ttbar": "coffea_mlreco.training.ttbar"}
+_TASKS = {"met": "coffea_mlreco.training.met", "ttbar": "coffea_mlreco.training.ttbar",
+          "ditau": "coffea_mlreco.training.ditau",
+          "mem": "coffea_mlreco.training.mem"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,84 @@
+"""Model wrapper of the di-tau transformer and the shipped trained model.
+
+:class:`DiTauTransformerWrapper` takes ``(events, candidates)`` of events *with* a selected di-tau pair
+(:func:`coffea_mlreco.ditau.inputs.ditau_candidates` restricted to ``selected``) and returns per event
+``mass`` (m_ττ, GeV) and ``tau1``, ``tau2`` (the regressed taus before decay: ``pt``, ``eta``, ``phi``,
+``mass``; GeV, rad, mass = m_τ). ``prepare`` builds the token features
+(:mod:`coffea_mlreco.ditau.transformer_inputs`); ``postprocess`` turns the network's (log pT, η, φ) offsets
+from the visible legs into four-momenta. Override either to change inputs or outputs.
+
+Shipped models: ``ditau/weights/<name>.json`` (model card) + ``<name>.safetensors``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import awkward as ak
+import numpy as np
+
+from ..constants import M_TAU
+from ..inference import Dense, Jagged, ModelWrapper
+from ..inference.model_cards import card_backend, card_names, read_model_card
+from .targets import pair_mass
+from .transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
+
+__all__ = ["DiTauTransformerWrapper", "ditau_model_card", "shipped_ditau_model", "shipped_ditau_models"]
+
+
+class _Selected(NamedTuple):
+    events: Any
+    candidates: Any
+
+
+class DiTauTransformerWrapper(ModelWrapper):
+    """Runs the di-tau transformer; call it as ``wrapper(events, candidates)`` (module docstring)."""
+
+    def __call__(self, events: Any, candidates: Any = None) -> Any:  # type: ignore[override]
+        if candidates is None:
+            raise ValueError("DiTauTransformerWrapper needs (events, candidates) from ditau_candidates")
+        return super().__call__(_Selected(events, candidates))
+
+    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+        inputs = transformer_inputs(events.events, events.candidates)
+        return {"products1": Jagged(inputs.products1, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
+                "products2": Jagged(inputs.products2, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
+                "jets": Jagged(inputs.jets, max_objects=MAX_JETS, keep_highest="log_pt"),
+                "legs": Dense(inputs.legs), "met": Dense(inputs.met)}
+
+    def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
+        cand = events.candidates
+        out = np.asarray(ak.to_numpy(outputs["tau"]), np.float64).reshape(-1, 2, 3)
+        taus = np.empty_like(out)
+        for k, leg in enumerate((cand.leg1, cand.leg2)):
+            pt, eta, phi = (np.asarray(ak.to_numpy(leg[f]), np.float64) for f in ("pt", "eta", "phi"))
+            taus[:, k, 0] = pt * np.exp(out[:, k, 0])
+            taus[:, k, 1] = eta + out[:, k, 1]
+            taus[:, k, 2] = np.mod(phi + out[:, k, 2] + np.pi, 2 * np.pi) - np.pi
+        fields: dict[str, Any] = {"mass": pair_mass(taus)}
+        for k in (0, 1):
+            fields[f"tau{k + 1}"] = ak.zip({"pt": taus[:, k, 0], "eta": taus[:, k, 1], "phi": taus[:, k, 2],
+                                            "mass": np.full(len(taus), M_TAU)})
+        return ak.zip(fields, depth_limit=1)
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files(__package__).joinpath("weights")))
+
+
+def shipped_ditau_models() -> list[str]:
+    """Names of the shipped di-tau models (model cards in ditau/weights)."""
+    return card_names(_weights_dir())
+
+
+def ditau_model_card(name: str) -> dict[str, Any]:
+    return read_model_card(_weights_dir(), name, "di-tau")
+
+
+def shipped_ditau_model(name: str = "transformer", device: str = "auto", precision: str = "auto"
+                        ) -> DiTauTransformerWrapper:
+    """The wrapper of a shipped model, e.g. ``shipped_ditau_model("transformer")``."""
+    card = ditau_model_card(name)
+    return DiTauTransformerWrapper(card_backend(_weights_dir(), card), device=device, precision=precision)
