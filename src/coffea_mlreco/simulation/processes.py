@@ -67,6 +67,13 @@ PROCESSES: dict[str, ProcessSpec] = {
               "PhaseSpace:mHatMin = 50."),),
         ),
         ProcessSpec(
+            "zprime-ll",
+            "q q̄ → Z′ → ee, μμ: a sequential-SM-like Z′ of 200 GeV with Γ = 6 GeV and no γ*/Z (the signal of "
+            "the MEM hypothesis mem/hypotheses/zprime.yaml)",
+            (("NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 200.", "32:doForceWidth = on",
+              "32:mWidth = 6.0", "32:onMode = off", "32:onIfAny = 11 13"),),
+        ),
+        ProcessSpec(
             "ztautau",
             "Drell-Yan γ*/Z → ττ with m_ττ > 50 GeV, all tau decays",
             (("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 15",
