@@ -10,6 +10,7 @@ __all__ = [
     "M_TOP", "W_TOP", "M_W", "W_W", "M_Z", "W_Z", "M_H", "M_TAU", "M_B",
     "M_ELECTRON", "M_MUON", "M_PION", "SIN2_THETA_W", "ALPHA_EM_MZ", "GEV2_TO_PB",
     "PDG", "NEUTRINO_IDS", "MET_BINS_GEV", "PARTON_JET_DR",
+    "FERMION_CHARGE", "FERMION_WEAK_ISOSPIN",
 ]
 
 M_TOP = 172.57
@@ -42,3 +43,11 @@ MET_BINS_GEV = (0.0, 45.0, 70.0, 100.0, 150.0, float("inf"))
 
 PARTON_JET_DR = 0.4
 """Maximum ΔR for a unique parton-jet match (SPANet convention)."""
+
+FERMION_CHARGE = {1: -1.0 / 3.0, 2: 2.0 / 3.0, 3: -1.0 / 3.0, 4: 2.0 / 3.0, 5: -1.0 / 3.0, 6: 2.0 / 3.0,
+                  11: -1.0, 12: 0.0, 13: -1.0, 14: 0.0, 15: -1.0, 16: 0.0}
+"""Electric charge (units of e) of the fermion with this PDG id (the particle; antiparticles have the opposite)."""
+
+FERMION_WEAK_ISOSPIN = {1: -0.5, 2: 0.5, 3: -0.5, 4: 0.5, 5: -0.5, 6: 0.5,
+                        11: -0.5, 12: 0.5, 13: -0.5, 14: 0.5, 15: -0.5, 16: 0.5}
+"""Third component T3 of the weak isospin of the left-handed fermion with this PDG id."""

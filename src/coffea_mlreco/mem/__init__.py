@@ -1,0 +1,48 @@
+"""Matrix Element Method for q q̄ → ℓ⁺ℓ⁻: LO matrix elements, offline PDFs, transfer functions, VEGAS weights.
+
+Modules, one job each:
+
+- :mod:`.pdf` — LHAPDF6 ``lhagrid1`` grids (shipped with Pythia 8) read and interpolated with numpy/numba;
+- :mod:`.hypothesis` — hypotheses (mediators, couplings, PDF) as validated YAML (``hypotheses/*.yaml``);
+- :mod:`.matrix_elements` — analytic spin- and colour-averaged |M̄|²;
+- :mod:`.cross_section` — LO hadronic σ, total and fiducial (the weights' normalisation);
+- :mod:`.transfer_functions` — Gaussian lepton p_T and MET resolutions of the simulated detector;
+- :mod:`.phase_space` — MoMEMta-style Drell-Yan parametrisation (x₁, x₂, ŝ, cos θ*, Jacobian);
+- :mod:`.integration` — per-event weights log₁₀ P(y|α) with VEGAS, in parallel over events;
+- :mod:`.pythia_reference` — Pythia 8 cross-sections and PDFs for validation.
+
+Entry point: :func:`mem_log_weights` (definition, units and conventions in :mod:`.integration`).
+"""
+
+from __future__ import annotations
+
+from .cross_section import FULL_PHASE_SPACE, FiducialRegion, fiducial_cross_section_gev2, hadronic_cross_section
+from .hypothesis import Hypothesis, Mediator, load_hypothesis, shipped_hypotheses
+from .integration import IntegrationSettings, MEMResult, mem_log_weights
+from .matrix_elements import MatrixElement, partonic_cross_section, squared_matrix_element
+from .pdf import PDF_PIDS, PartonDensity, load_pdf
+from .transfer_functions import ElectronResolution, MetResolution, MuonResolution, TransferFunctions
+
+__all__ = [
+    "FULL_PHASE_SPACE",
+    "PDF_PIDS",
+    "ElectronResolution",
+    "FiducialRegion",
+    "Hypothesis",
+    "IntegrationSettings",
+    "MEMResult",
+    "MatrixElement",
+    "Mediator",
+    "MetResolution",
+    "MuonResolution",
+    "PartonDensity",
+    "TransferFunctions",
+    "fiducial_cross_section_gev2",
+    "hadronic_cross_section",
+    "load_hypothesis",
+    "load_pdf",
+    "mem_log_weights",
+    "partonic_cross_section",
+    "shipped_hypotheses",
+    "squared_matrix_element",
+]

@@ -1,0 +1,57 @@
+"""Shared inputs of the MEM tests: a small simulated Drell-Yan sample, read into dilepton arrays.
+
+Test modules use these through fixtures only (importing from ``conftest`` is ambiguous across tests/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+
+
+def _read_dileptons(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Events with an opposite-sign same-flavour leading pair (μμ preferred), as flat arrays.
+
+    Returns ``{"lep1": {...}, "lep2": {...}, "met": {...}, "gen_lep1_pt": ..., ...}`` with the fields
+    ``mem_log_weights`` takes (GeV, rad) plus the matched generator p_T of each lepton (NaN if unmatched).
+    """
+    tree = uproot.open(path)["Events"]
+    arrays = tree.arrays(filter_name=["Muon_*", "Electron_*", "MET_*", "GenPart_pt"])
+    out: dict[str, dict[str, list[float]]] = {k: {} for k in ("lep1", "lep2", "met")}
+    gen: dict[str, list[float]] = {"lep1": [], "lep2": []}
+    fields = ("pt", "eta", "phi", "mass", "pdgId")
+    for key in ("lep1", "lep2"):
+        out[key] = {f: [] for f in fields}
+    out["met"] = {"pt": [], "phi": [], "sumEt": []}
+    for i in range(len(arrays)):
+        for col in ("Muon", "Electron"):
+            pdg = arrays[f"{col}_pdgId"][i]
+            if len(pdg) >= 2 and pdg[0] == -pdg[1]:
+                for j, key in enumerate(("lep1", "lep2")):
+                    for f in fields:
+                        out[key][f].append(float(arrays[f"{col}_{f}"][i][j]))
+                    g = int(arrays[f"{col}_genPartIdx"][i][j])
+                    gen[key].append(float(arrays["GenPart_pt"][i][g]) if g >= 0 else np.nan)
+                for f in ("pt", "phi", "sumEt"):
+                    out["met"][f].append(float(arrays[f"MET_{f}"][i]))
+                break
+    result: dict[str, dict[str, np.ndarray]] = {k: {f: np.array(v) for f, v in d.items()} for k, d in out.items()}
+    result["gen_pt"] = {k: np.array(v) for k, v in gen.items()}
+    return result
+
+
+@pytest.fixture(scope="session")
+def dy_events(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
+    """Dilepton events of 400 simulated Drell-Yan events (PU 0, seed 11)."""
+    from coffea_mlreco.simulation import generate_sample
+
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    path = generate_sample("dy-ll", 400, 0, seed=11, output=tmp_path_factory.mktemp("mem") / "dy.root",
+                           progress=False)
+    return _read_dileptons(path)
+
