@@ -21,7 +21,8 @@ from coffea_mlreco.evaluation.ditau_report import dataset_kind, ditau_section, m
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
 RECO_FIELDS = {"mass_vis", "mass_collinear", "mass_fastmtt", "collinear_status", "fastmtt_status",
-               "tau1_fastmtt", "tau2_fastmtt", "channel"}
+               "tau1_fastmtt", "tau2_fastmtt", "channel", "mass_ml", "tau1_ml", "tau2_ml"}
+METHODS = {"collinear", "fastmtt", "transformer"}  # the transformer's weights ship with the package
 
 
 def run(fileset: dict[str, Path], chunksize: int = 1000) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def report(output: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 def test_output_keys(output: dict[str, Any], ditau_events: dict[str, Any]) -> None:
     assert output["events"] == {name: len(events) for name, events in ditau_events.items()}
     assert set(output["histograms"]) == {"ratio", "mass", "failed"}
-    assert set(output["seconds"]) == set(output["events_per_method"]) == {"collinear", "fastmtt"}
+    assert set(output["seconds"]) == set(output["events_per_method"]) == METHODS
     assert 0 < output["events_per_method"]["fastmtt"] == output["events_selected"]
     assert {str(d) for d in output["histograms"]["mass"].axes["dataset"]} == {"htautau", "ztautau"}
 
@@ -59,11 +60,12 @@ def test_ditau_reco_columns(ditau_events: dict[str, Any]) -> None:
     channel = ak.to_numpy(reco.channel)
     selected = channel >= 0
     assert result["events_selected"] == selected.sum() > 0
-    for field in ("mass_vis", "mass_collinear", "mass_fastmtt"):
+    for field in ("mass_vis", "mass_collinear", "mass_fastmtt", "mass_ml"):
         mass = ak.to_numpy(reco[field])
         assert np.isnan(mass[~selected]).all() and (mass[selected] > 0).all()
     fastmtt, vis = ak.to_numpy(reco.mass_fastmtt), ak.to_numpy(reco.mass_vis)
     assert (fastmtt[selected] >= vis[selected] - 1e-6).all()  # neutrinos only add mass
+    assert np.median(ak.to_numpy(reco.mass_ml)[selected] / vis[selected]) > 1.0
     assert (ak.to_numpy(reco.collinear_status)[~selected] == 8).all()
     # FastMTT's taus rebuild its mass
     t1, t2 = reco.tau1_fastmtt[selected], reco.tau2_fastmtt[selected]
@@ -78,7 +80,7 @@ def test_ditau_reco_columns(ditau_events: dict[str, Any]) -> None:
 
 def test_report_metrics(report: Any) -> None:
     metrics = report.metrics
-    assert set(metrics) == {"collinear", "fastmtt"}
+    assert set(metrics) == METHODS
     for values in metrics.values():
         assert {"bias", "resolution", "n", "channels", "auc_h_vs_z", "n_selected"} <= set(values)
         assert 0 < values["n"] <= values["n_selected"]
@@ -87,7 +89,7 @@ def test_report_metrics(report: Any) -> None:
     assert metrics["fastmtt"]["resolution"] < metrics["collinear"]["resolution"]
     assert abs(metrics["fastmtt"]["bias"]) < 0.1
     assert metrics["fastmtt"]["auc_h_vs_z"] > 0.7
-    assert set(report.throughput) == {"ditau/collinear", "ditau/fastmtt"}
+    assert set(report.throughput) == {f"ditau/{m}" for m in METHODS}
     assert all(v > 0 for v in report.throughput.values())
     assert "ditau/fastmtt/ratio_tautau" in report.root_histograms
     assert "ditau/fastmtt/mass_htautau" in report.root_histograms
@@ -135,7 +137,7 @@ def test_evaluate_ditau(ditau_files: dict[str, Path], tmp_path: Path) -> None:
     files = [str(ditau_files[name]) for name in ("htautau", "ztautau")]
     assert main(["evaluate", *files, "--tasks", "ditau", "--output", str(out), "--chunksize", "2000"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["ditau"]) == {"collinear", "fastmtt"}
-    assert not math.isnan(metrics["ditau"]["fastmtt"]["auc_h_vs_z"])
-    assert set(metrics["throughput"]) == {"ditau/collinear", "ditau/fastmtt"}
+    assert set(metrics["ditau"]) == METHODS
+    assert not math.isnan(metrics["ditau"]["transformer"]["auc_h_vs_z"])
+    assert set(metrics["throughput"]) == {f"ditau/{m}" for m in METHODS}
     assert "met" not in metrics

@@ -7,7 +7,7 @@ flow bins counted). Channels are the *reconstructed* channel of the selected pai
 
 metrics.json ``ditau``: ``{METHOD: {"bias", "median", "resolution", "n", "n_selected", "failure_fraction",
 "channels": {CHANNEL: {"bias", "median", "resolution", "n"}}, "auc_h_vs_z"}}`` for METHOD in
-``collinear``, ``fastmtt`` (methods with at least one selected event). ``n`` counts the events entering the
+``collinear``, ``fastmtt``, ``transformer`` (methods with at least one selected event). ``n`` counts the events entering the
 resolution; without generator taus (real data, non-ττ samples) ``bias``/``median``/``resolution`` and
 ``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose status has a
 failure bit set (collinear: singular or x ∉ (0, 1], mass falls back to m_vis; FastMTT: MET tension or bad
