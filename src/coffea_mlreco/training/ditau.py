@@ -17,7 +17,6 @@ files and seeds, sample sizes, metrics) are written.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -35,6 +34,7 @@ from .. import __version__
 from ..ditau.inputs import ditau_candidates
 from ..ditau.targets import tau_targets
 from ..ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
+from .cached_arrays import cached_arrays, concat_arrays
 from .provenance import describe_sample
 
 __all__ = ["MASS_LOSS_WEIGHT", "MODEL", "add_arguments", "ditau_arrays", "load_ditau_data", "predict", "run",
@@ -44,12 +44,6 @@ MODEL = "coffea_mlreco.models.ditau_transformer:DiTauTransformer"
 MASS_LOSS_WEIGHT = 0.07
 """Weight of |m_pred/m_gen − 1| relative to the per-tau MAE (the seed's 7 %)."""
 _INPUTS = ("products1", "products1_mask", "products2", "products2_mask", "jets", "jets_mask", "legs", "met")
-
-
-def _events(path: str) -> Any:
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
-
-    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 
 def _padded(tokens: ak.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,26 +92,9 @@ def visible_legs(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
     return np.stack([np.stack(c, -1) for c in cols], 1).astype(np.float32)
 
 
-def _cache_path(path: str | Path, cache_dir: str | Path) -> Path:
-    stat = Path(path).stat()
-    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v1".encode()).hexdigest()
-    return Path(cache_dir) / f"ditau-{Path(path).stem}-{key[:12]}.npz"
-
-
 def load_ditau_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.ndarray]:
     """:func:`ditau_arrays` of a file, cached as .npz in ``cache_dir``."""
-    cache = _cache_path(path, cache_dir)
-    if cache.exists():
-        with np.load(cache) as f:
-            return {k: f[k] for k in f.files}
-    data = ditau_arrays(_events(str(path)))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **data)
-    return data
-
-
-def _concat(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([s[k] for s in sets]) for k in sets[0]}
+    return cached_arrays(path, cache_dir, "ditau", ditau_arrays)
 
 
 def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -249,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     cache = args.cache_dir or str(Path(args.output).parent / "ditau-cache")
     config = {"dim": args.dim, "heads": args.heads, "blocks": args.blocks, "ff": 2 * args.dim}
     try:
-        train = _concat([load_ditau_data(f, cache) for f in args.train])
+        train = concat_arrays([load_ditau_data(f, cache) for f in args.train])
         val = load_ditau_data(args.validation, cache)
     except (KeyError, OSError, ValueError) as err:
         print(f"coffea-mlreco train ditau: error: {err}", file=sys.stderr)

@@ -19,7 +19,6 @@ The epoch with the best validation event efficiency (all events, SPANet conventi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -40,6 +39,7 @@ from ..ttbar.inputs import assignment_targets, semileptonic_inputs
 from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
 from ..ttbar.permutations import best_permutation
+from .cached_arrays import cached_arrays, concat_arrays
 from .provenance import describe_sample
 
 __all__ = [
@@ -56,18 +56,6 @@ __all__ = [
 MODELS = {"spanet": "coffea_mlreco.models.spanet:SPANet",
           "pdnn": "coffea_mlreco.models.permutation_dnn:PermutationDNN"}
 _JET_FIELDS = ("pt", "eta", "phi", "mass", "btag")
-
-
-def _events(path: str) -> Any:
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
-
-    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
-
-
-def _cache_path(path: str | Path, cache_dir: str | Path, max_jets: int) -> Path:
-    stat = Path(path).stat()
-    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{max_jets}:v1".encode()).hexdigest()
-    return Path(cache_dir) / f"ttbar-{Path(path).stem}-{key[:12]}.npz"
 
 
 def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
@@ -98,18 +86,7 @@ def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
 
 def load_assignment_data(path: str | Path, cache_dir: str | Path, max_jets: int = 10) -> dict[str, np.ndarray]:
     """:func:`assignment_arrays` of a file, cached as .npz in ``cache_dir``."""
-    cache = _cache_path(path, cache_dir, max_jets)
-    if cache.exists():
-        with np.load(cache) as f:
-            return {k: f[k] for k in f.files}
-    data = assignment_arrays(_events(str(path)), max_jets)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **data)
-    return data
-
-
-def _concat(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([s[k] for s in sets]) for k in sets[0]}
+    return cached_arrays(path, cache_dir, "ttbar", lambda events: assignment_arrays(events, max_jets), (max_jets,))
 
 
 def _validate_epoch(model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict],
@@ -345,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
                   "max_jets": args.max_jets or 6}
         data_jets, trainer, lr = 10, train_pdnn, args.lr or 2e-3
     try:
-        train = _concat([load_assignment_data(f, cache, data_jets) for f in args.train])
+        train = concat_arrays([load_assignment_data(f, cache, data_jets) for f in args.train])
         val = load_assignment_data(args.validation, cache, data_jets)
     except (KeyError, OSError, ValueError) as err:
         print(f"coffea-mlreco train ttbar: error: {err}", file=sys.stderr)

@@ -1,0 +1,44 @@
+"""Training arrays built once per generated file and cached as .npz, keyed by the file's path, size and mtime.
+
+Every task's trainer turns a ROOT file into a dict of numpy arrays (inputs and truth); building them reads
+and selects the whole file, so it is done once and stored in a cache directory next to the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["cached_arrays", "concat_arrays", "open_events"]
+
+
+def open_events(path: str | Path) -> Any:
+    """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree."""
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+
+
+def cached_arrays(path: str | Path, cache_dir: str | Path, prefix: str, build: Callable[[Any], dict[str, np.ndarray]],
+                  key_parts: tuple[Any, ...] = ()) -> dict[str, np.ndarray]:
+    """``build(open_events(path))``, cached as ``<cache_dir>/<prefix>-<stem>-<key>.npz``; ``key_parts`` are the
+    build settings that change the arrays (e.g. the number of jets kept)."""
+    stat = Path(path).stat()
+    key = ":".join(str(p) for p in (Path(path).resolve(), stat.st_size, stat.st_mtime_ns, *key_parts, "v1"))
+    cache = Path(cache_dir) / f"{prefix}-{Path(path).stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return {k: f[k] for k in f.files}
+    data = build(open_events(path))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **data)
+    return data
+
+
+def concat_arrays(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of several files, concatenated along the event axis."""
+    return {k: np.concatenate([s[k] for s in sets]) for k in sets[0]}
