@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from coffea_mlreco.models.deepmem import DeepMEM
 from coffea_mlreco.training.mem import MEMTable, train_deepmem
+
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
 def synthetic_table(n: int, seed: int) -> MEMTable:
@@ -49,19 +49,6 @@ def synthetic_table(n: int, seed: int) -> MEMTable:
     return MEMTable(kin, ("dy", "zprime"), logw, np.full_like(logw, 1e-3), {"file": None, "generator_seed": seed})
 
 
-def _rate(call: Callable[[], object], n: int, sync: Callable[[], None], min_seconds: float) -> float:
-    call()
-    sync()
-    runs, start = 0, time.perf_counter()
-    while True:
-        call()
-        sync()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return runs * n / elapsed
-
-
 def inference_rates(device: torch.device, batches: list[int], precision: str, min_seconds: float) -> list[float]:
     torch.manual_seed(0)
     model = DeepMEM(hypotheses=("dy", "zprime")).to(device).eval()
@@ -82,7 +69,7 @@ def inference_rates(device: torch.device, batches: list[int], precision: str, mi
                 x = torch.from_numpy(x_host).to(device, non_blocking=True)
                 return model.neg_log10_weight(x).cpu().numpy()
 
-        rates.append(_rate(call, n, sync, min_seconds))
+        rates.append(events_per_second(call, n, min_seconds, sync))
     return rates
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import awkward as ak
 import numpy as np
+
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
 def _selected(path: str, max_events: int, n_events: int) -> tuple[Any, Any]:
@@ -40,17 +41,6 @@ def _selected(path: str, max_events: int, n_events: int) -> tuple[Any, Any]:
         raise SystemExit(f"{path}: no selected di-tau events")
     index = np.resize(index, n_events)
     return events[index], candidates[index]
-
-
-def _rate(call: Callable[[], Any], n_events: int, min_seconds: float = 2.0) -> float:
-    call()  # warm-up: numba compilation, model loading
-    runs, start = 0, time.perf_counter()
-    while True:
-        call()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed > min_seconds:
-            return runs * n_events / elapsed
 
 
 def main() -> None:
@@ -82,10 +72,10 @@ def main() -> None:
           f"threads {args.threads}, torch {torch.__version__}"
           + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""))
     print(f"# {args.events} selected events of {args.file}")
-    print(f"| method | events/s | events/s per core |")
+    print("| method | events/s | events/s per core |")
     print("|---|---|---|")
     for name, call in methods.items():
-        rate = _rate(call, len(events))
+        rate = events_per_second(call, len(events), min_seconds=2.0)
         per_core = rate / args.threads if not name.startswith("transformer (cuda") else float("nan")
         print(f"| {name} | {rate:,.0f} | {per_core:,.0f} |")
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import awkward as ak
 import numpy as np
+
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
 def _selected_inputs(path: str, max_events: int) -> Any:
@@ -49,17 +50,6 @@ def _with_n_jets(inputs: Any, n: int, n_events: int) -> Any:
         return chosen
     chosen = ak.concatenate([chosen] * int(np.ceil(n_events / len(chosen))))[:n_events]
     return ak.with_field(ak.with_field(chosen, chosen.jets[:, :n], "jets"), n, "n_jets")
-
-
-def _rate(call: Callable[[], Any], n_events: int, min_seconds: float = 1.0) -> float:
-    call()  # warm-up: numba compilation, model loading
-    runs, start = 0, time.perf_counter()
-    while True:
-        call()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed > min_seconds:
-            return runs * n_events / elapsed
 
 
 def main() -> None:
@@ -93,7 +83,7 @@ def main() -> None:
 
     rows: list[tuple[str, int, dict[str, float]]] = []
     sample = inputs[: args.events]
-    rows.append(("selection", len(sample), {m: _rate(lambda f=f: f(sample), len(sample))
+    rows.append(("selection", len(sample), {m: events_per_second(lambda f=f: f(sample), len(sample))
                                               for m, f in methods(pdnn_card_jets).items()}))
     for n in range(4, 11):
         distinct = int(ak.sum(inputs.n_jets >= n))
@@ -105,7 +95,7 @@ def main() -> None:
         rates = {}
         for method, call in methods(n).items():
             part = chosen if method == "spanet" else chosen[:budget]
-            rates[method] = _rate(lambda c=call, p=part: c(p), len(part))
+            rates[method] = events_per_second(lambda c=call, p=part: c(p), len(part))
         rows.append((str(n), distinct, rates))
 
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
