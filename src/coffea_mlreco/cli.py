@@ -15,6 +15,8 @@ _SUBCOMMANDS = {
     "generate": ("coffea_mlreco.simulation.generate", "Generate NanoAOD-like events with the fast simulation."),
     "evaluate": ("coffea_mlreco.evaluation.evaluate", "Run the reconstructions and write a report."),
     "train": ("coffea_mlreco.training.cli", "Train a shipped model on generated files."),
+    "mem-weights": ("coffea_mlreco.mem.tables",
+                    "Integrate MEM weights of dilepton events into a weight table (the input of 'train mem')."),
 }
 
 

@@ -3,7 +3,7 @@
 A task names its coffea processor, the branches it cannot run without, and the report section that
 turns the processor's output into metrics, plots and tables. Processors and sections are given as
 ``"module:attribute"`` strings and imported only when the task runs, so a task whose optional stack
-(torch, ...) is heavy costs nothing when it is not selected. A later task (ttbar, ditau, mem) plugs in
+(torch, ...) is heavy costs nothing when it is not selected. A later task (ttbar, ditau, mem, mlpf) plugs in
 by adding one entry to :data:`TASKS`.
 
 Selection: with ``--tasks`` left out, every registered task whose required branches exist in all files
@@ -110,6 +110,26 @@ TASKS: dict[str, Task] = {
                            "Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
                            "Electron_pfRelIso03_all", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass",
                            "Muon_charge", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
+        accepts_options=True,
+    ),
+    "mem": Task(
+        name="mem",
+        title="Matrix Element Method (integrated and DeepMEM weights)",
+        processor="coffea_mlreco.processors.mem:MEMProcessor",
+        section="coffea_mlreco.evaluation.mem_report:mem_section",
+        required_branches=("Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
+                           "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge",
+                           "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
+        accepts_options=True,
+    ),
+    "mlpf": Task(
+        name="mlpf",
+        title="Machine-learned particle flow vs rule-based PF",
+        processor="coffea_mlreco.processors.mlpf:MLPFProcessor",
+        section="coffea_mlreco.evaluation.mlpf_report:mlpf_section",
+        required_branches=("PFTrack_pt", "PFTrack_etaCalo", "PFTrack_fromPV", "PFCluster_energy", "PFCluster_width",
+                           "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi",
+                           "GenJet_pt", "PV_npvsGood"),
         accepts_options=True,
     ),
 }

@@ -117,7 +117,8 @@ def _flatten_jagged(name: str, spec: Jagged) -> _PreparedJagged:
 def _dense_matrix(name: str, spec: Dense) -> np.ndarray:
     fields, columns = _feature_columns(ak.Array(spec.array), jagged=False)
     _raise_non_finite(name, fields, columns)
-    return np.concatenate([c[:, None] if c.ndim == 1 else c.reshape(len(c), -1) for c in columns], axis=1)
+    return np.concatenate([c[:, None] if c.ndim == 1 else c.reshape(len(c), int(np.prod(c.shape[1:])))
+                           for c in columns], axis=1)  # explicit width: an empty [0, F] input has no -1 to infer
 
 
 class ModelWrapper:

@@ -4,7 +4,10 @@ After the DeepMEM seed (CHEP 2023: MoMEMta Drell-Yan weights reproduced with 1.2
 
 Inputs, ``features [B, 14]`` in the order of :data:`INPUT_NAMES` (GeV, rad): the two leptons' pT, η, φ, the two
 leading jets' pT, η, φ (an absent jet is pT = η = φ = 0, as the seed did), MET magnitude and φ. Build them
-with :func:`deepmem_features`. Inside the model (so the exported/ONNX model does the same):
+with :func:`deepmem_features`. With ``flavour_input`` (default off) a 15th column, :data:`FLAVOUR_NAME`, is 1 for an
+e⁺e⁻ and 0 for a μ⁺μ⁻ pair: the MEM weight depends on the flavour through the lepton transfer functions (electron
+and muon p_T resolutions differ by up to a factor 2, which changes weights near the Z or Z′ peak by 5–20 %), and
+the 14 kinematic inputs alone cannot tell it. Inside the model (so the exported/ONNX model does the same):
 
 1. φ relative to lepton 1 (``phi_relative``, default on): every φ becomes φ − φ_ℓ1 wrapped to [−π, π), and
    φ_ℓ1 itself 0; absent jets and zero MET keep φ = 0. The MEM weight is invariant under a global rotation
@@ -13,6 +16,34 @@ with :func:`deepmem_features`. Inside the model (so the exported/ONNX model does
    products of momenta, which become sums.
 3. ``dilepton_features`` (default on): log m_ℓℓ, y_ℓℓ and log pT_ℓℓ of the (massless) lepton pair are appended;
    the Drell-Yan weight is dominated by the resonance in m_ℓℓ and by x₁,₂ = m_ℓℓ e^(±y_ℓℓ)/√s.
+Two optional transforms (default off; used by the shipped model):
+
+- ``mirror``: the weight is invariant under the reflection φ → −φ of every object (the matrix element, the PDFs and
+  the transfer functions depend on azimuthal differences only through cos Δφ and on the MET through its length),
+  so after step 1 every relative φ is negated when lepton 2's is negative: lepton 2 then always sits at
+  Δφ ∈ [0, π]. Back-to-back Drell-Yan leptons (Δφ ≈ ±π, the densest region) no longer straddle the ±π wrap.
+- ``eta_flip``: the weight is also invariant under η → −η of every object (swapping the beams: x₁ ↔ x₂ and
+  cos θ* → −cos θ* leave the sum over both beam orientations unchanged; the transfer functions depend on |η|), so
+  every η (and the dilepton rapidity) is negated when the lepton pair has p_z < 0: the network sees y_ℓℓ ≥ 0 only.
+- ``met_components``: MET_x′, MET_y′ (GeV, linear) in the lepton-1 frame are appended: the MET transfer function is a
+  Gaussian in the MET vector, so log P is close to a quadratic in these two numbers.
+- ``met_sigma`` (GeV; needs ``met_components``): the network predicts −log10 P minus the fixed MET term
+  log10(e)·MET²/(2σ²) + log10(2πσ²) of an isotropic Gaussian MET transfer function of width σ per component, which
+  is added back to the output. With σ the resolution the weights were integrated with (6.55 GeV: the simulation's
+  recoil term at the default ΣE_T, :mod:`coffea_mlreco.mem.transfer_functions`) this removes almost all of the MET
+  dependence (2 units of log10 P at MET = 20 GeV) from what the network has to learn; the rest is the lepton
+  resolutions' share of the recoil balance.
+- ``muon_resolution`` = (a, b, k, η_k) and ``electron_resolution`` = (S, C, N) (with ``met_sigma`` and
+  ``flavour_input``): that share too. A lepton's true p_T can absorb MET along its direction n̂ within its
+  resolution σ_ℓ = p_T r(p_T, η) (muons r = k(η)√((a p_T)² + b²), k for |η| > η_k; electrons
+  r = √(S²/E + C² + N²/E²), E = p_T cosh η: :mod:`coffea_mlreco.mem.transfer_functions`), so integrating the lepton
+  transfer functions against the MET one gives, to first order, a Gaussian in the MET vector with covariance
+  Σ = σ² 1 + σ_ℓ1² n̂₁n̂₁ᵀ + σ_ℓ2² n̂₂n̂₂ᵀ; the term taken out is then ½ log10(e) METᵀΣ⁻¹MET + log10(2π√det Σ).
+  For a 400 GeV muon (σ_ℓ ≈ 24 GeV) the isotropic term overestimates −log10 P by several units.
+  With these parameters the network also gets log r₁, log r₂ and log σ_m (σ_m = ½ m_ℓℓ √(r₁² + r₂²), the
+  dilepton mass resolution) as inputs: the width of a resonance peak as the measurement sees it (Breit–Wigner ⊗
+  resolution) changes with them, by a factor 2 at the muon endcap boundary.
+
 4. standardisation with the training set's mean and standard deviation (buffers ``in_mean``/``in_std``, saved
    with the weights).
 
@@ -35,17 +66,23 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "INPUT_NAMES", "DeepMEM", "DeepMEMConfig", "deepmem_features", "output_name"]
+__all__ = ["ACTIVATIONS", "FLAVOUR_NAME", "INPUT_NAMES", "DeepMEM", "DeepMEMConfig", "deepmem_features", "input_names",
+           "output_name"]
 
 INPUT_NAMES: tuple[str, ...] = (
     "lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi",
     "jet1_pt", "jet1_eta", "jet1_phi", "jet2_pt", "jet2_eta", "jet2_phi", "met_pt", "met_phi",
 )
 """The 14 DeepMEM inputs, in column order (GeV, rad)."""
+FLAVOUR_NAME = "lep_is_electron"
+"""The optional 15th input (``flavour_input``): 1.0 for an e⁺e⁻ pair, 0.0 for μ⁺μ⁻."""
 
 _PT = (0, 3, 6, 9, 12)
+_ETA = (1, 4, 7, 10)
 _PHI_OWNER = {5: 3, 8: 6, 11: 9, 13: 12}  # φ column → its object's pT column (lepton 1 is the reference)
 _N_DILEPTON = 3
+_N_MET = 2
+_N_RESOLUTION = 3
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 _HYPOTHESIS = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -67,6 +104,13 @@ class DeepMEMConfig:
         activation: one of :data:`ACTIVATIONS`.
         layer_norm: pre-norm LayerNorm in each block and before the output layer.
         phi_relative, log_pt, dilepton_features: the input transforms of the module docstring.
+        flavour_input: expect the 15th input column :data:`FLAVOUR_NAME` (passed through unchanged).
+        mirror, met_components: the optional transforms of the module docstring (both need ``phi_relative``).
+        eta_flip: the η reflection of the module docstring.
+        met_sigma: width (GeV) of the analytic MET term taken out of the regression (None: none; needs
+            ``met_components``).
+        muon_resolution, electron_resolution: lepton resolution parameters of that term (module docstring; both
+            or neither; need ``met_sigma`` and ``flavour_input``).
     """
 
     hypotheses: tuple[str, ...] = ("dy",)
@@ -77,6 +121,13 @@ class DeepMEMConfig:
     phi_relative: bool = True
     log_pt: bool = True
     dilepton_features: bool = True
+    flavour_input: bool = False
+    mirror: bool = False
+    eta_flip: bool = False
+    met_components: bool = False
+    met_sigma: float | None = None
+    muon_resolution: tuple[float, ...] | None = None
+    electron_resolution: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         hyps = (self.hypotheses,) if isinstance(self.hypotheses, str) else tuple(self.hypotheses)
@@ -90,19 +141,49 @@ class DeepMEMConfig:
             raise ValueError(f"hypothesis names repeat: {list(hyps)}")
         if self.hidden < 1 or self.blocks < 0:
             raise ValueError(f"hidden must be ≥ 1 and blocks ≥ 0, got hidden={self.hidden}, blocks={self.blocks}")
+        if (self.mirror or self.met_components) and not self.phi_relative:
+            raise ValueError("mirror and met_components need phi_relative")
+        if self.met_sigma is not None and not (self.met_components and math.isfinite(self.met_sigma)
+                                               and self.met_sigma > 0):
+            raise ValueError("met_sigma must be a positive number of GeV and needs met_components")
+        for name, size in (("muon_resolution", 4), ("electron_resolution", 3)):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(float(v) for v in value)
+                if len(value) != size or not all(math.isfinite(v) and v >= 0 for v in value):
+                    raise ValueError(f"{name} must be {size} non-negative numbers, got {value}")
+                object.__setattr__(self, name, value)
+        if (self.muon_resolution is None) != (self.electron_resolution is None):
+            raise ValueError("give both muon_resolution and electron_resolution, or neither")
+        if self.muon_resolution is not None and (self.met_sigma is None or not self.flavour_input):
+            raise ValueError("the lepton resolutions of the MET term need met_sigma and flavour_input")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
 
     @property
+    def n_inputs(self) -> int:
+        """Columns of the raw ``features`` input: 14, or 15 with ``flavour_input``."""
+        return len(INPUT_NAMES) + int(self.flavour_input)
+
+    @property
     def n_features(self) -> int:
         """Width of the network input after the transforms."""
-        return len(INPUT_NAMES) + (_N_DILEPTON if self.dilepton_features else 0)
+        return (self.n_inputs + (_N_DILEPTON if self.dilepton_features else 0) + (_N_MET if self.met_components else 0)
+                + (_N_RESOLUTION if self.muon_resolution is not None else 0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready keyword arguments of :class:`DeepMEM`."""
         out = asdict(self)
         out["hypotheses"] = list(self.hypotheses)
+        for name in ("muon_resolution", "electron_resolution"):
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
+
+
+def input_names(flavour_input: bool = False) -> tuple[str, ...]:
+    """Column names of the raw ``features`` input of a model with or without ``flavour_input``."""
+    return (*INPUT_NAMES, FLAVOUR_NAME) if flavour_input else INPUT_NAMES
 
 
 def _wrap(phi: torch.Tensor) -> torch.Tensor:
@@ -125,7 +206,9 @@ class _Block(nn.Module):
 
 
 class DeepMEM(nn.Module):
-    """Residual MLP ``features [B, 14] → −log10 P [B, H]``; keyword arguments are :class:`DeepMEMConfig`'s."""
+    """Residual MLP ``features [B, 14 (15 with flavour_input)] → −log10 P [B, H]``.
+
+    Keyword arguments are :class:`DeepMEMConfig`'s."""
 
     in_mean: torch.Tensor
     in_std: torch.Tensor
@@ -149,11 +232,18 @@ class DeepMEM(nn.Module):
         self.head = nn.Linear(cfg.hidden, n_out)
 
     def transform(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw inputs [B, 14] → network inputs [B, F] before standardisation (steps 1–3 of the module docstring)."""
-        if features.dim() != 2 or features.shape[1] != len(INPUT_NAMES):
-            raise ValueError(f"DeepMEM expects features [B, {len(INPUT_NAMES)}] ({', '.join(INPUT_NAMES)}), "
+        """Raw inputs [B, 14|15] → network inputs [B, F] before standardisation (steps 1–3 of the module docstring)."""
+        names = input_names(self.config.flavour_input)
+        if features.dim() != 2 or features.shape[1] != len(names):
+            raise ValueError(f"DeepMEM expects features [B, {len(names)}] ({', '.join(names)}), "
                              f"got shape {tuple(features.shape)}")
         cols = list(features.unbind(1))
+        if self.config.eta_flip:
+            pz = cols[0] * (torch.exp(cols[1]) - torch.exp(-cols[1])) + cols[3] * (torch.exp(cols[4])
+                                                                                  - torch.exp(-cols[4]))
+            sign = torch.where(pz < 0, -torch.ones_like(pz), torch.ones_like(pz))
+            for c in _ETA:
+                cols[c] = cols[c] * sign
         if self.config.dilepton_features:
             extra = _dilepton(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5])
         if self.config.phi_relative:
@@ -162,20 +252,41 @@ class DeepMEM(nn.Module):
                 rel = _wrap(cols[c] - ref)
                 cols[c] = rel if c == 5 else torch.where(cols[owner] > 0, rel, torch.zeros_like(rel))
             cols[2] = torch.zeros_like(ref)
+            if self.config.mirror:
+                sign = torch.where(cols[5] < 0, -torch.ones_like(ref), torch.ones_like(ref))
+                for c in _PHI_OWNER:
+                    cols[c] = cols[c] * sign
+            if self.config.met_components:
+                extra_met = [cols[12] * torch.cos(cols[13]), cols[12] * torch.sin(cols[13])]
         if self.config.log_pt:
             for c in _PT:
                 cols[c] = torch.log(cols[c].clamp(min=1.0))
         if self.config.dilepton_features:
             cols += extra
+        if self.config.met_components:
+            cols += extra_met
+        if self.config.muon_resolution is not None:
+            cols += self._resolution_features(features)
         return torch.stack(cols, dim=1)
+
+    def _resolution_features(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """log r₁, log r₂ and log σ_m (GeV) from the raw features [B, 15] (module docstring)."""
+        f = features.float()
+        is_e = f[:, len(INPUT_NAMES)] > 0.5
+        pt1, pt2 = f[:, 0].clamp(min=1.0), f[:, 3].clamp(min=1.0)
+        r1 = self._lepton_sigma(pt1, f[:, 1], is_e, log=False) / pt1
+        r2 = self._lepton_sigma(pt2, f[:, 4], is_e, log=False) / pt2
+        mass = torch.exp(_dilepton(f[:, 0], f[:, 1], f[:, 2], f[:, 3], f[:, 4], f[:, 5])[0])
+        return [torch.log(r1), torch.log(r2), torch.log(0.5 * mass * torch.sqrt(r1 * r1 + r2 * r2))]
 
     @torch.no_grad()
     def set_standardisation(self, features: torch.Tensor, neg_log10_weight: torch.Tensor) -> None:
-        """Fit the input and output standardisation on the training set: features [N, 14], targets [N, H]."""
+        """Fit the input and output standardisation on the training set: features [N, 14|15], targets [N, H]."""
         x = self.transform(features.to(self.in_mean))
         y = neg_log10_weight.to(self.out_mean)
         if y.dim() != 2 or y.shape != (len(x), len(self.hypotheses)):
             raise ValueError(f"targets must be [N, H] = [{len(x)}, {len(self.hypotheses)}], got {tuple(y.shape)}")
+        y = y - self.met_term(x)
         self.in_mean.copy_(x.mean(0))
         self.in_std.copy_(x.std(0).clamp(min=1e-3))  # a constant column (e.g. the relative φ of lepton 1) → 0
         self.out_mean.copy_(y.mean(0))
@@ -187,14 +298,49 @@ class DeepMEM(nn.Module):
         Training calls this on inputs transformed once (the transform has no parameters)."""
         x = (transformed - self.in_mean) / self.in_std
         h = self.blocks(self.embed(x))
-        return self.head(self.act(self.norm(h))).float() * self.out_std + self.out_mean
+        return self.head(self.act(self.norm(h))).float() * self.out_std + self.out_mean + self.met_term(transformed)
+
+    def met_term(self, transformed: torch.Tensor) -> torch.Tensor:
+        """The analytic MET part of −log10 P, [B, 1] (0 without ``met_sigma``; module docstring)."""
+        cfg = self.config
+        sigma = cfg.met_sigma
+        if sigma is None:
+            return torch.zeros_like(transformed[:, :1])
+        t = transformed.float()
+        met = cfg.n_inputs + (_N_DILEPTON if cfg.dilepton_features else 0)  # the met_components columns
+        mx, my = t[:, met], t[:, met + 1]  # lepton 1 along x
+        var = sigma * sigma
+        if cfg.muon_resolution is None or cfg.electron_resolution is None:
+            return ((mx * mx + my * my) * (math.log10(math.e) / (2 * var)) + math.log10(2 * math.pi * var))[:, None]
+        is_e = t[:, len(INPUT_NAMES)] > 0.5
+        s1 = self._lepton_sigma(t[:, 0], t[:, 1], is_e)
+        s2 = self._lepton_sigma(t[:, 3], t[:, 4], is_e)
+        c, s = torch.cos(t[:, 5]), torch.sin(t[:, 5])  # lepton 2's direction in that frame
+        sxx = var + s1 * s1 + s2 * s2 * c * c
+        syy = var + s2 * s2 * s * s
+        sxy = s2 * s2 * c * s
+        det = sxx * syy - sxy * sxy
+        chi2 = (syy * mx * mx - 2 * sxy * mx * my + sxx * my * my) / det
+        return (0.5 * math.log10(math.e) * chi2 + math.log10(2 * math.pi) + 0.5 * torch.log10(det))[:, None]
+
+    def _lepton_sigma(self, pt_col: torch.Tensor, eta: torch.Tensor, is_electron: torch.Tensor, log: bool = True
+                      ) -> torch.Tensor:
+        """σ(p_T) in GeV of the leptons; ``pt_col`` is log p_T when ``log`` and the model has ``log_pt``."""
+        pt = torch.exp(pt_col) if (log and self.config.log_pt) else pt_col
+        a, b, k, eta_k = self.config.muon_resolution  # type: ignore[misc]
+        stochastic, constant, noise = self.config.electron_resolution  # type: ignore[misc]
+        muon = torch.where(eta.abs() > eta_k, k * torch.ones_like(pt), torch.ones_like(pt)) * torch.sqrt(
+            (a * pt) ** 2 + b * b)
+        energy = (pt * 0.5 * (torch.exp(eta) + torch.exp(-eta))).clamp(min=1e-6)
+        electron = torch.sqrt(stochastic**2 / energy + constant**2 + (noise / energy) ** 2)
+        return pt * torch.where(is_electron, electron, muon)
 
     def neg_log10_weight(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, 14] (GeV, rad; :data:`INPUT_NAMES`) → −log10 P [B, H] (hypotheses in config order)."""
+        """features [B, 14|15] (GeV, rad; :func:`input_names`) → −log10 P [B, H] (hypotheses in config order)."""
         return self.network(self.transform(features))
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """features [B, 14] → ``{neg_log10_weight_<hypothesis>: [B]}`` (see :func:`output_name`)."""
+        """features [B, 14|15] → ``{neg_log10_weight_<hypothesis>: [B]}`` (see :func:`output_name`)."""
         out = self.neg_log10_weight(features)
         return {output_name(h): out[:, k] for k, h in enumerate(self.hypotheses)}
 
@@ -263,8 +409,11 @@ def _leading_two_jets(jets: Mapping[str, Any], n: int) -> np.ndarray:
 
 
 def deepmem_features(lep1: Mapping[str, Any], lep2: Mapping[str, Any], jets: Mapping[str, Any],
-                     met: Mapping[str, Any]) -> np.ndarray:
+                     met: Mapping[str, Any], *, flavour: bool = False) -> np.ndarray:
     """The 14 DeepMEM inputs [N, 14] (float32, columns :data:`INPUT_NAMES`; GeV, rad) of N events.
+
+    With ``flavour`` a 15th column :data:`FLAVOUR_NAME` (1.0 e⁺e⁻, 0.0 μ⁺μ⁻) is appended, read from ``lep1``'s
+    ``pdgId`` (±11 or ±13), for models with ``flavour_input``.
 
     Args:
         lep1, lep2: ``pt``, ``eta``, ``phi`` arrays [N] of the two leptons (records, dicts or awkward records;
@@ -277,7 +426,8 @@ def deepmem_features(lep1: Mapping[str, Any], lep2: Mapping[str, Any], jets: Map
 
     Raises:
         ValueError: a field is missing, the arrays disagree on N or are not 1-D, a lepton or MET value is not
-            finite, a lepton pT is not positive, or a present jet has a non-finite η/φ.
+            finite, a lepton pT is not positive, or a present jet has a non-finite η/φ; with ``flavour``, a
+            ``pdgId`` that is not ±11 or ±13.
     """
     columns: list[np.ndarray] = []
     for what, rec in (("lep1", lep1), ("lep2", lep2)):
@@ -295,10 +445,15 @@ def deepmem_features(lep1: Mapping[str, Any], lep2: Mapping[str, Any], jets: Map
     if (met_cols[0] < 0).any():
         raise ValueError("met_pt must be ≥ 0")
     lead = _leading_two_jets(jets, n)
-    out = np.empty((n, len(INPUT_NAMES)), dtype=np.float32)
+    out = np.empty((n, len(input_names(flavour))), dtype=np.float32)
     out[:, 0:6] = np.stack(columns, axis=1)
     out[:, 6:9] = lead[:, 0]
     out[:, 9:12] = lead[:, 1]
     out[:, 12] = met_cols[0]
     out[:, 13] = met_cols[1]
+    if flavour:
+        pdg = np.abs(_column(lep1, "pdgId", "lep1"))
+        if pdg.shape != (n,) or not np.isin(pdg, (11, 13)).all():
+            raise ValueError("lep1.pdgId must be ±11 or ±13 for every event (the flavour input)")
+        out[:, 14] = pdg == 11
     return out

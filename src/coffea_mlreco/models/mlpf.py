@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "CHARGED_CLASSES", "CLASS_MASS_GEV", "CLASS_PDGID", "CLUSTER", "ELEMENT_FEATURES", "ELEMENT_TYPES", "MLPF",
+    "BINNINGS", "CHARGED_CLASSES", "CLASS_MASS_GEV", "CLASS_PDGID", "CLUSTER", "ELEMENT_FEATURES", "ELEMENT_TYPES", "MLPF",
     "PARTICLE_CLASSES", "REGRESSION_TARGETS", "TRACK", "BinnedGraphLayer", "decode_candidates", "element_features",
     "element_reference", "lsh_order", "regression_targets", "validate_elements",
 ]
@@ -62,6 +62,9 @@ CHARGED_CLASSES = (1, 4, 5)
 REGRESSION_TARGETS = ("log_pt_ratio", "deta", "sin_dphi", "cos_dphi_minus_1", "log_e_ratio")
 """``momentum`` components: log(pT/pT_ref), η − η_ref, sin Δφ, cos Δφ − 1, log(E/E_ref), relative to
 `element_reference`. All zero ⇔ the candidate has exactly the element's kinematics."""
+
+BINNINGS = ("learned", "position")
+"""What the LSH of `BinnedGraphLayer` hashes (constructor argument ``binning``)."""
 
 _N_CONTINUOUS = 15
 _PAD_KEY = 1.0e9
@@ -159,14 +162,21 @@ class BinnedGraphLayer(nn.Module):
     q·k/√d − w_h ‖d_i − d_j‖² with d the learned ``dist_dim`` projection that also drives the binning, so
     gradients shape the hashing space (as MLPF's kernel on its binning embedding), minus β_h ΔR² with ΔR
     the distance at the calorimeter surface (`element_position`) — the geometric link of rule-based PF — and
-    β_h learned per head, initialised from 1 to 10³. The hash input is (d, position).
+    β_h learned per head, initialised from 1 to 10³. The hash input is (d, position) (``binning="learned"``) or
+    the position alone (``binning="position"``). With the learned input the type embedding dominates d, so in
+    practice tracks and clusters hash apart and a track never shares a bin with the cluster it deposits in
+    (measured on PU 60 tt̄: 0 % after training, 6 % at initialisation; 96 % with ``"position"``): the ΔR²
+    kernel can only link them when the binning is geometric, as rule-based PF's block building is.
     """
 
-    def __init__(self, dim: int, n_heads: int, bin_size: int, dist_dim: int, max_codes: int, seed: int) -> None:
+    def __init__(self, dim: int, n_heads: int, bin_size: int, dist_dim: int, max_codes: int, seed: int,
+                 binning: str = "learned") -> None:
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim ({dim}) must be a multiple of n_heads ({n_heads})")
-        self.n_heads, self.bin_size = n_heads, bin_size
+        if binning not in BINNINGS:
+            raise ValueError(f"binning must be one of {BINNINGS}, not {binning!r}")
+        self.n_heads, self.bin_size, self.binning = n_heads, bin_size, binning
         self.norm1 = nn.LayerNorm(dim)
         self.distance = nn.Linear(dim, dist_dim)
         generator = torch.Generator().manual_seed(seed)
@@ -187,7 +197,10 @@ class BinnedGraphLayer(nn.Module):
         s, heads = self.bin_size, self.n_heads
         x = self.norm1(h)
         d = self.distance(x)
-        order = lsh_order(torch.cat([d.detach(), position], dim=-1), mask, self.codebook, s)
+        if self.binning == "position":  # the codebook's last 3 rows are those of the position
+            order = lsh_order(position, mask, self.codebook[-position.shape[-1]:], s)
+        else:
+            order = lsh_order(torch.cat([d.detach(), position], dim=-1), mask, self.codebook, s)
 
         def binned(t: torch.Tensor) -> torch.Tensor:  # [B, N, C] → [B, bins, S, C] in LSH order
             return t.gather(1, order[..., None].expand(-1, -1, t.shape[-1])).reshape(b, -1, s, t.shape[-1])
@@ -233,19 +246,21 @@ class MLPF(nn.Module):
     Args: dim — embedding width; n_layers — binned graph layers; n_heads — attention heads; bin_size —
     elements per bin (attention cost O(N · bin_size)); dist_dim — width of the hashed projection;
     max_codes — most LSH codes (beyond ≈ max_codes · bin_size elements, bins split codes by projection);
-    lsh_seed — seed of the random codebooks (stored as buffers in the weights too).
+    lsh_seed — seed of the random codebooks (stored as buffers in the weights too); binning — what the LSH
+    hashes: ``"learned"`` (the learned projection and the position) or ``"position"`` (the calorimeter-surface
+    position only; see `BinnedGraphLayer`).
     """
 
     def __init__(self, dim: int = 128, n_layers: int = 3, n_heads: int = 4, bin_size: int = 64, dist_dim: int = 16,
-                 max_codes: int = 256, lsh_seed: int = 0) -> None:
+                 max_codes: int = 256, lsh_seed: int = 0, binning: str = "learned") -> None:
         super().__init__()
         if bin_size < 1 or max_codes < 2:
             raise ValueError(f"bin_size must be ≥ 1 and max_codes ≥ 2, not {bin_size}, {max_codes}")
         self.bin_size = int(bin_size)
         self.type_embedding = nn.Embedding(len(ELEMENT_TYPES) + 1, 8)
         self.embed = nn.Sequential(nn.Linear(_N_CONTINUOUS + 8, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.layers = nn.ModuleList(BinnedGraphLayer(dim, n_heads, bin_size, dist_dim, max_codes, lsh_seed + i)
-                                    for i in range(n_layers))
+        self.layers = nn.ModuleList(BinnedGraphLayer(dim, n_heads, bin_size, dist_dim, max_codes, lsh_seed + i,
+                                                     binning) for i in range(n_layers))
         self.norm = nn.LayerNorm(dim)
         n_in = dim + _N_CONTINUOUS
         self.classify = _head(n_in, dim, len(PARTICLE_CLASSES))

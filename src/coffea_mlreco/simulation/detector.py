@@ -9,6 +9,16 @@ Tracking (|η| < 2.5, 3.8 T)
     in the endcaps; longitudinal impact parameter resolution σ(z0) = `dz_res_a` ⊕ `dz_res_b`·√cosh η / pT
     (cm, pT in GeV). Charged particles not tracked reach the calorimeter if pT > `calo_reach_pt`
     (loopers below that curl up in the field) or |η| > 2.5.
+Calorimeter entry (`calorimeter_entry`)
+    a track is extrapolated as a helix in the uniform solenoid field B = `solenoid_field` (3.8 T, along +z;
+    radius of curvature ρ = pT / (0.2998·B) m, pT in GeV) from its measured (pT, η, φ, z0) to the ECAL
+    surface: the barrel cylinder r = `calo_radius` (1.29 m, CMS ECAL barrel front face) if it gets there
+    with |z| ≤ `calo_endcap_z`, otherwise the endcap disk |z| = `calo_endcap_z` (3.15 m, CMS ECAL endcap
+    front face). Transverse path to radius r: L = 2ρ·asin(r/2ρ); azimuth there φ − q·L/(2ρ) (positive
+    particles bend clockwise seen from +z); z = z0 + L·sinh η. `eta_calo`/`phi_calo` are the pseudorapidity
+    and azimuth of that point seen from the detector origin. A track with 2ρ < r and a small |η| (a looper,
+    pT below ≈ 0.3·B·r/2 = 0.74 GeV) reaches the endcap disk after many turns or never (then its point of
+    largest radius, L = πρ, is used); loopers leave no calorimeter deposit (`calo_reach_pt`).
 Vertices
     the hard scatter and each pileup interaction sit at z ~ N(0, `beamspot_sigma_z`); the primary vertex
     (PV) is the hard scatter, measured with resolution `pv_res_z`. Track–vertex association: a track
@@ -21,7 +31,9 @@ Vertices
     them).
 Particle flow (tracks)
     tracked particles become charged PF candidates: muons (pT > `muon_pt_min`, |η| < 2.4) as ±13,
-    electrons (pT > `electron_pt_min`) as ±11 with the ECAL resolution, everything else as ±211. PF is
+    electrons (pT > `electron_pt_min`) as ±11 with the ECAL resolution, everything else as ±211 — told apart
+    by their calorimeter signature (a muon's track has no deposit, an electron's is in the ECAL; `pfcands.py`).
+    PF is
     assumed to subtract a tracked particle's calorimeter deposit exactly (no neutral fakes from
     charged-hadron showers).
 Calorimeters (what the tracker did not take)
@@ -34,6 +46,8 @@ Calorimeters (what the tracker did not take)
     Deposits of one cell merge into one neutral PF candidate (ECAL → 22, HCAL → 130, HF → 1 hadronic or
     2 electromagnetic, by the larger share), at the energy-weighted direction, massless, kept when its
     measured transverse energy exceeds the cell type's threshold (`*_et_min`). Muons leave no deposit.
+    With ``--elements`` the cells are also written as clusters (`elements.py`): those above half these
+    thresholds (`*_seed_et`) or holding a tracked particle's deposit.
 Objects
     electrons: |η| < 2.5, pT > 7 GeV, identification efficiency `electron_id_eff`; muons: |η| < 2.4,
     pT > 3 GeV, `muon_id_eff`; hadronic taus: visible taus with pT > 18 GeV, |η| < 2.5, efficiency
@@ -74,7 +88,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["DetectorParameters", "DEFAULT_DETECTOR", "track_pt_resolution", "dz_resolution",
-           "calorimeter_resolution", "jet_response_correction"]
+           "calorimeter_resolution", "calorimeter_entry", "jet_response_correction"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,9 @@ class DetectorParameters:
     dz_res_a: float = 0.0030  # cm
     dz_res_b: float = 0.0120  # cm GeV
     calo_reach_pt: float = 0.8
+    solenoid_field: float = 3.8  # T
+    calo_radius: float = 1.29  # m
+    calo_endcap_z: float = 3.15  # m
     beamspot_sigma_z: float = 3.5  # cm
     pv_res_z: float = 0.0012  # cm
     assoc_nsigma: float = 3.0
@@ -103,10 +120,12 @@ class DetectorParameters:
     ecal_constant: float = 0.005
     ecal_noise: float = 0.25
     ecal_et_min: float = 0.3
+    ecal_seed_et: float = 0.15
     hcal_cell: float = 2 * math.pi / 72
     hcal_stochastic: float = 1.0
     hcal_constant: float = 0.05
     hcal_et_min: float = 0.8
+    hcal_seed_et: float = 0.4
     hf_eta_max: float = 5.0
     hf_cell: float = 2 * math.pi / 36
     hf_stochastic: float = 1.5
@@ -114,6 +133,7 @@ class DetectorParameters:
     hf_em_stochastic: float = 0.3
     hf_em_constant: float = 0.02
     hf_et_min: float = 2.0
+    hf_seed_et: float = 1.0
     electron_id_eff: float = 0.85
     muon_id_eff: float = 0.97
     tau_id_eff: float = 0.60
@@ -153,6 +173,35 @@ def calorimeter_resolution(energy: np.ndarray, stochastic: float | np.ndarray, c
     """Absolute energy resolution σ(E) (GeV) = E·(S/√E ⊕ C ⊕ N/E)."""
     e = np.maximum(energy, 1e-6)
     return np.sqrt(stochastic**2 * e + (constant * e) ** 2 + noise**2)
+
+
+def calorimeter_entry(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray, z0: np.ndarray,
+                      det: DetectorParameters = DEFAULT_DETECTOR) -> tuple[np.ndarray, np.ndarray]:
+    """(η, φ) where tracks (pT in GeV, z0 in cm, charge ±1) cross the ECAL surface; see the module docstring.
+
+    φ is wrapped to [−π, π). Neutral inputs (charge 0) go straight: (η of the straight line from z0, φ).
+    """
+    pt = np.maximum(np.asarray(pt, np.float64), 1e-6)
+    sinh = np.sinh(eta)
+    z0_m = np.asarray(z0, np.float64) / 100.0
+    rho = pt / (0.299792458 * det.solenoid_field)
+    rho = np.where(charge != 0, rho, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reaches = 2 * rho >= det.calo_radius
+        path_barrel = np.where(reaches, 2 * rho * np.arcsin(np.minimum(det.calo_radius / (2 * rho), 1.0)), np.inf)
+        z_barrel = z0_m + path_barrel * sinh
+        barrel = reaches & (np.abs(z_barrel) <= det.calo_endcap_z)
+        # endcap: transverse path to |z| = calo_endcap_z, but not past the looper's first half turn if it never gets there
+        z_face = np.where(sinh >= 0, det.calo_endcap_z, -det.calo_endcap_z)
+        path_endcap = np.where(sinh != 0, (z_face - z0_m) / sinh, np.inf)
+        path = np.where(barrel, path_barrel, np.minimum(path_endcap, np.where(np.isinf(rho), np.inf, np.pi * rho)))
+        turn = np.where(np.isinf(rho), 0.0, path / (2 * rho))
+        radius = np.where(barrel, det.calo_radius,
+                          np.where(np.isinf(rho), path, 2 * rho * np.abs(np.sin(turn))))
+        z = z0_m + path * sinh
+    eta_calo = np.arcsinh(z / np.maximum(radius, 1e-9))
+    phi_calo = np.remainder(phi - np.sign(charge) * turn + np.pi, 2 * np.pi) - np.pi
+    return eta_calo, phi_calo
 
 
 def jet_response_correction(pt: np.ndarray, det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:

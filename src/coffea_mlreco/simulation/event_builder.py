@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
+from .element_targets import element_branches
+from .elements import VisibleParticles, detector_elements, element_collections, genpart_link
 from .gen_record import gen_truth, heavy_flavour
 from .objects import (
     Collection,
@@ -28,11 +30,11 @@ from .objects import (
     nearest_match,
     pileup_density,
 )
-from .pfcands import VisibleParticles, reconstruct_pf_candidates
+from .pfcands import pf_from_elements
 from .pileup import PileupLibrary, no_pileup, overlay
 from .pythia_source import ParticleRecord, pythia_events
 
-__all__ = ["simulate_chunk", "ChunkSpec", "STAGES"]
+__all__ = ["STAGES", "ChunkSpec", "simulate_chunk"]
 
 STAGES = ("pythia", "truth", "overlay", "detector", "clustering", "objects")
 """The stages of `simulate_chunk` whose wall time can be recorded (benchmarks/generation_throughput.py)."""
@@ -59,6 +61,8 @@ class ChunkSpec:
     pileup: float
     sqrt_s: float
     first_event: int
+    elements: bool = False
+    """Also write the detector elements and their truth targets (``PFTrack``, ``PFCluster``, ``PFTarget``)."""
 
 
 def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:  # noqa: ANN001
@@ -83,16 +87,6 @@ def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleP
     )
 
 
-def _genpart_link(gen_index: np.ndarray, genpart_source: np.ndarray, genpart_counts: np.ndarray,
-                  event: np.ndarray) -> np.ndarray:
-    """Index within the event's GenPart list of the particle with flat Pythia index ``gen_index`` (−1 if not kept)."""
-    pos = np.searchsorted(genpart_source, gen_index)
-    pos = np.clip(pos, 0, max(genpart_source.size - 1, 0))
-    found = (gen_index >= 0) & (genpart_source.size > 0) & (genpart_source[pos] == gen_index)
-    starts = np.concatenate([[0], np.cumsum(genpart_counts)[:-1]])
-    return np.where(found, pos - starts[event], -1).astype(np.int32)
-
-
 def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
              det: DetectorParameters) -> dict[str, Collection]:
     n = pf.counts.size
@@ -107,7 +101,7 @@ def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.r
         lep = Collection(np.bincount(ev[sel], minlength=n).astype(np.int64),
                          {k: c[k][sel] for k in ("pt", "eta", "phi", "mass", "charge", "pdgId", "dz")})
         lep.columns[cone_name] = isolation(lep, pf, rho, cone)
-        lep.columns["genPartIdx"] = _genpart_link(pf_gen[sel], gen.genpart_source, gen.genpart_counts, ev[sel])
+        lep.columns["genPartIdx"] = genpart_link(pf_gen[sel], gen.genpart_source, gen.genpart_counts, ev[sel])
         out[name] = lep
     return out
 
@@ -198,7 +192,8 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: Detector
         pu = overlay(library, n, spec.pileup, det.beamspot_sigma_z, rng) if library is not None else no_pileup(n)
         particles = _visible_particles(record, pu, hs_z)
     with _stage(timings, "detector"):
-        pf_all = reconstruct_pf_candidates(particles, pu.vertex_z, pv_z, rng, det)
+        collections = element_collections(detector_elements(particles, pu.vertex_z, pv_z, rng, det))
+        pf_all = pf_from_elements(collections, det)
     pf = Collection(pf_all.counts, pf_all.columns)
     with _stage(timings, "clustering"):
         chunk, jet_tau = _jets(n, particles, pf, gen, rng, det)
@@ -217,6 +212,9 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: Detector
         "GenMET_phi": gen.genmet_phi,
         "GenPart": Collection(gen.genpart_counts, gen.genpart),
     })
+    if spec.elements:
+        with _stage(timings, "detector"):
+            chunk.update(element_branches(collections, pf_all, particles, gen))
     return chunk
 
 

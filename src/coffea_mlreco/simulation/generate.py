@@ -52,14 +52,17 @@ def _without(chunk: dict[str, object], drop: tuple[str, ...]) -> dict[str, objec
 
 def generate_sample(process: str, n_events: int, pileup: float, seed: int, output: str | Path, jobs: int = 1,
                     sqrt_s: float = 13.6, chunk_size: int | None = None, progress: bool = True,
-                    drop: tuple[str, ...] = ()) -> Path:
+                    drop: tuple[str, ...] = (), elements: bool = False) -> Path:
     """Simulate ``n_events`` of ``process`` at mean pileup ``pileup`` and write them to ``output``.
 
     The same (process, n_events, pileup, seed, sqrt_s, chunk_size) gives the same events, whatever ``jobs``.
     Returns the output path. With ``jobs > 1`` the workers are started with ``spawn``: in a script, call
     this under ``if __name__ == "__main__":`` (as for any Python multiprocessing; notebooks need nothing).
     ``drop`` names collections or branches not to write (e.g. ``("PFCands",)`` for a jet-level sample,
-    which makes PU 60 files ~10× smaller); an unknown name is an error.
+    which makes PU 60 files ~10× smaller); an unknown name is an error. ``elements`` also writes the
+    detector elements and their truth targets (``PFTrack``, ``PFCluster``, ``PFTarget``, and ``PFCands``
+    gains ``trackIdx``/``clusterIdx``; see `simulation.element_targets`), the inputs of MLPF training; the
+    other branches are the same as without it.
     """
     if process not in PROCESSES:
         raise ValueError(f"unknown process {process!r}; known: {', '.join(PROCESSES)}")
@@ -69,12 +72,14 @@ def generate_sample(process: str, n_events: int, pileup: float, seed: int, outpu
         raise ValueError("the mean pileup must be >= 0")
     drop = tuple(drop)
     chunk_size = chunk_size or default_chunk_size(pileup)
-    specs = [ChunkSpec(process, min(chunk_size, n_events - start), seed, k, pileup, sqrt_s, start)
+    specs = [ChunkSpec(process, min(chunk_size, n_events - start), seed, k, pileup, sqrt_s, start, elements)
              for k, start in enumerate(range(0, n_events, chunk_size))]
     if pileup > 0:
         load_or_build_library(sqrt_s, progress=progress)  # build once, before the workers start
     metadata = {"generator": f"coffea-mlreco {__version__} (Pythia 8 via pythia8mc)", "process": process,
                 "events": str(n_events), "pileup": str(pileup), "seed": str(seed), "sqrt_s_TeV": str(sqrt_s)}
+    if elements:
+        metadata["elements"] = "1"
     output = Path(output)
     bar = tqdm(total=n_events, unit="ev", desc=f"{process} PU {pileup:g}", disable=not progress)
     with NanoAODWriter(output, metadata) as writer:
@@ -115,6 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="events per chunk (default: from pileup)")
     parser.add_argument("--drop", nargs="+", default=[], metavar="NAME",
                         help="collections or branches not to write (e.g. PFCands for a jet-level sample)")
+    parser.add_argument("--elements", action="store_true",
+                        help="also write detector elements and truth targets (PFTrack, PFCluster, PFTarget) for MLPF")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -123,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = generate_sample(args.process, args.events, args.pileup, args.seed, args.output, jobs=args.jobs,
                               sqrt_s=args.sqrt_s, chunk_size=args.chunk_size, progress=not args.quiet,
-                              drop=tuple(args.drop))
+                              drop=tuple(args.drop), elements=args.elements)
     except (ValueError, OSError) as err:
         print(f"coffea-mlreco generate: error: {err}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ __all__ = ["add_arguments", "run"]
 
 _TASKS = {"met": "coffea_mlreco.training.met", "ttbar": "coffea_mlreco.training.ttbar",
           "ditau": "coffea_mlreco.training.ditau",
-          "mem": "coffea_mlreco.training.mem"}
+          "mem": "coffea_mlreco.training.mem",
+          "mlpf": "coffea_mlreco.training.mlpf"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

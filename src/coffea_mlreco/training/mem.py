@@ -59,11 +59,12 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..inference.device import resolve_device
-from ..models.deepmem import INPUT_NAMES, DeepMEM, DeepMEMConfig, output_name
+from ..models.deepmem import INPUT_NAMES, DeepMEM, DeepMEMConfig, input_names, output_name
 
 __all__ = [
     "DEFAULT_OUTPUT", "KINEMATICS", "LOSSES", "MODEL", "DeepMEMTraining", "MEMTable", "add_arguments",
-    "concat_mem_tables", "deepmem_predict", "mape", "mape_per_hypothesis", "read_mem_table", "run", "save_deepmem",
+    "concat_mem_tables", "deepmem_predict", "held_out_metrics", "mape", "mape_per_hypothesis", "read_mem_table", "run",
+    "save_deepmem",
     "train_deepmem", "write_mem_table",
 ]
 
@@ -153,9 +154,13 @@ class MEMTable:
     def __len__(self) -> int:
         return len(self.kinematics["lep1_pt"])
 
-    def features(self) -> np.ndarray:
-        """The DeepMEM inputs [N, 14] (float32, :data:`~coffea_mlreco.models.deepmem.INPUT_NAMES`)."""
-        return np.stack([self.kinematics[k] for k in INPUT_NAMES], axis=1).astype(np.float32)
+    def features(self, flavour: bool = False) -> np.ndarray:
+        """The DeepMEM inputs [N, 14] (float32, :data:`~coffea_mlreco.models.deepmem.INPUT_NAMES`); with
+        ``flavour`` [N, 15], the last column 1.0 for e⁺e⁻ and 0.0 for μ⁺μ⁻ (from ``lep1_pdgId``)."""
+        columns = [self.kinematics[k] for k in INPUT_NAMES]
+        if flavour:
+            columns.append(np.abs(self.kinematics["lep1_pdgId"]) == 11)
+        return np.stack(columns, axis=1).astype(np.float32)
 
     def select(self, index: np.ndarray) -> MEMTable:
         """The events ``index`` (integer or boolean array) as a new table with the same provenance."""
@@ -250,6 +255,55 @@ def mape(pred_log10: Any, true_log10: Any) -> float:
     return float(mape_per_hypothesis(pred_log10, true_log10).mean())
 
 
+def _rank_auc(signal: np.ndarray, background: np.ndarray) -> float:
+    """ROC AUC of a score larger for ``signal`` (Mann–Whitney U from ranks, ties averaged)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([signal, background]))
+    n_s, n_b = len(signal), len(background)
+    return float((ranks[:n_s].sum() - n_s * (n_s + 1) / 2) / (n_s * n_b))
+
+
+def held_out_metrics(model: DeepMEM, tables: Sequence[tuple[str, MEMTable]], signal: str | None = None,
+                     background: str | None = None) -> dict[str, Any]:
+    """The network against the integration on held-out tables ``[(file name, table), ...]``.
+
+    Returns ``{"mape": {hypothesis: fraction}, "events": N, "tables": [...]}`` and, given the ``signal`` and
+    ``background`` hypotheses and tables of both kinds, ``auc_integrated``/``auc_network`` (of d = P_S/(P_S + P_B),
+    i.e. of log10 P_S/P_B) and ``signal_events``/``background_events``. A table is signal or background by its
+    file name, with the rules of :func:`coffea_mlreco.evaluation.mem_report.dataset_kind` (e.g. ``zp_7221.npz``,
+    ``dy_7121.npz``); others count in the MAPE only.
+    """
+    from ..evaluation.mem_report import dataset_kind
+
+    if not tables:
+        raise ValueError("no held-out tables")
+    hyps = model.hypotheses
+    flavour = model.config.flavour_input
+    parts = [(name, t.in_order(hyps)) for name, t in tables]
+    preds = [deepmem_predict(model, t.features(flavour)) for _, t in parts]
+    true = np.concatenate([t.log10_weight for _, t in parts])
+    per = mape_per_hypothesis(np.concatenate(preds), true)
+    out: dict[str, Any] = {"mape": {h: float(m) for h, m in zip(hyps, per, strict=True)}, "events": len(true),
+                           "tables": [Path(name).name for name, _ in parts]}
+    if signal is None or background is None:
+        return out
+    s, b = hyps.index(signal), hyps.index(background)
+    llr: dict[str, dict[str, list[np.ndarray]]] = {"integrated": {"signal": [], "background": []},
+                                                   "network": {"signal": [], "background": []}}
+    for (name, t), pred in zip(parts, preds, strict=True):
+        kind = dataset_kind(Path(name).stem)
+        if kind is not None:
+            llr["integrated"][kind].append(t.log10_weight[:, s] - t.log10_weight[:, b])
+            llr["network"][kind].append(pred[:, s] - pred[:, b])
+    if all(llr["integrated"][k] for k in ("signal", "background")):
+        for method, scores in llr.items():
+            out[f"auc_{method}"] = _rank_auc(np.concatenate(scores["signal"]), np.concatenate(scores["background"]))
+        out["signal_events"] = int(sum(len(x) for x in llr["integrated"]["signal"]))
+        out["background_events"] = int(sum(len(x) for x in llr["integrated"]["background"]))
+    return out
+
+
 # ---- training --------------------------------------------------------------------------------------------
 @dataclass
 class DeepMEMTraining:
@@ -338,9 +392,10 @@ def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mappin
 
     torch.manual_seed(seed)
     model = DeepMEM(**cfg).to(dev)
-    x = torch.from_numpy(train.features()).to(dev)
+    flavour = model.config.flavour_input
+    x = torch.from_numpy(train.features(flavour)).to(dev)
     y = torch.from_numpy(-train.log10_weight).float().to(dev)
-    xv = torch.from_numpy(val.features()).to(dev)
+    xv = torch.from_numpy(val.features(flavour)).to(dev)
     model.set_standardisation(x, y)
     with torch.no_grad():
         x = model.transform(x)  # parameter-free: done once, not every step
@@ -432,7 +487,7 @@ def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card:
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
     full = {
         "model": MODEL, "config": model.config.to_dict(), "weights": weights.name,
-        "package_version": __version__, "inputs": list(INPUT_NAMES),
+        "package_version": __version__, "inputs": list(input_names(model.config.flavour_input)),
         "outputs": [output_name(h) for h in model.hypotheses], "target": "-log10 P (MEM weight) per hypothesis",
         **card,
         **result.settings,
@@ -479,7 +534,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-phi-relative", action="store_true", help="feed raw φ (no rotation to lepton 1)")
     parser.add_argument("--no-log-pt", action="store_true")
     parser.add_argument("--no-dilepton-features", action="store_true")
+    parser.add_argument("--mirror", action="store_true", help="reflect events so lepton 2 has Δφ ∈ [0, π]")
+    parser.add_argument("--eta-flip", action="store_true", help="reflect events so the lepton pair has p_z ≥ 0")
+    parser.add_argument("--met-components", action="store_true", help="append MET x, y in the lepton-1 frame")
+    parser.add_argument("--met-sigma", type=float, default=None,
+                        help="GeV: take the Gaussian MET term of this width out of the regression (needs "
+                             "--met-components; 6.55 for tables integrated at the default sum ET)")
+    parser.add_argument("--lepton-resolution-term", action="store_true",
+                        help="with --met-sigma: include the lepton pT resolutions of the MEM transfer functions "
+                             "(the simulated detector's) in that MET term (needs --flavour-input)")
+    parser.add_argument("--flavour-input", action="store_true",
+                        help="a 15th input, 1 for e+e- and 0 for mu+mu- pairs (the lepton resolutions differ)")
+    parser.add_argument("--test-table", nargs="+", default=None,
+                        help="held-out table(s) (generator seeds used neither in training nor validation): the card "
+                             "records the network's MAPE on them (test_metrics)")
+    parser.add_argument("--signal", default=None, help="signal hypothesis of the discriminant d = P_S/(P_S + P_B) "
+                        "whose held-out AUC is recorded (signal/background tables recognised by file name)")
+    parser.add_argument("--background", default=None, help="background hypothesis of the discriminant")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _lepton_resolutions(enabled: bool) -> dict[str, Any]:
+    """``muon_resolution``/``electron_resolution`` of :class:`DeepMEMConfig` from the MEM's default transfer
+    functions (the simulated detector), or nothing."""
+    if not enabled:
+        return {}
+    from ..mem.transfer_functions import TransferFunctions
+
+    tf = TransferFunctions.from_detector()
+    return {"muon_resolution": (tf.muon.a, tf.muon.b, tf.muon.endcap_factor, tf.muon.endcap_eta),
+            "electron_resolution": (tf.electron.stochastic, tf.electron.constant, tf.electron.noise)}
+
+
+def _generator_seeds(tables: Sequence[MEMTable]) -> set[Any]:
+    """The generator seeds of tables: each table's is a seed or, for a table of several files, a (nested) list."""
+    seeds: set[Any] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, list):
+            for v in value:
+                add(v)
+        else:
+            seeds.add(value)
+
+    for t in tables:
+        add(t.provenance["generator_seed"])
+    return seeds
 
 
 def _describe(path: str, table: MEMTable) -> dict[str, Any]:
@@ -488,14 +588,19 @@ def _describe(path: str, table: MEMTable) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     val_tables: list[MEMTable] = []
+    test_tables: list[MEMTable] = []
     try:
         tables = [read_mem_table(p) for p in args.table]
+        test_tables = [read_mem_table(p) for p in args.test_table or []]
+        for role in (args.signal, args.background):
+            if role is not None and role not in tables[0].hypotheses:
+                raise ValueError(f"--signal/--background {role!r} is not among the hypotheses {tables[0].hypotheses}")
         train = concat_mem_tables(tables)
         if args.val_table:
             val_tables = [read_mem_table(p) for p in args.val_table]
             val = concat_mem_tables(val_tables).in_order(train.hypotheses)
-            seeds = {t.provenance["generator_seed"] for t in tables} - {None}
-            shared = seeds & {t.provenance["generator_seed"] for t in val_tables}
+            seeds = _generator_seeds(tables) - {None}
+            shared = seeds & _generator_seeds(val_tables)
             if shared:
                 print(f"coffea-mlreco train mem: warning: validation shares generator seed(s) {sorted(shared)} "
                       "with training", file=sys.stderr)
@@ -508,7 +613,9 @@ def run(args: argparse.Namespace) -> int:
         config = DeepMEMConfig(hypotheses=train.hypotheses, hidden=args.hidden, blocks=args.blocks,
                                activation=args.activation, layer_norm=not args.no_layer_norm,
                                phi_relative=not args.no_phi_relative, log_pt=not args.no_log_pt,
-                               dilepton_features=not args.no_dilepton_features)
+                               dilepton_features=not args.no_dilepton_features, flavour_input=args.flavour_input,
+                               mirror=args.mirror, eta_flip=args.eta_flip, met_components=args.met_components,
+                               met_sigma=args.met_sigma, **_lepton_resolutions(args.lepton_resolution_term))
     except (OSError, ValueError, KeyError) as err:
         print(f"coffea-mlreco train mem: error: {err}", file=sys.stderr)
         return 2
@@ -516,8 +623,13 @@ def run(args: argparse.Namespace) -> int:
                            weight_decay=args.weight_decay, seed=args.seed, device=args.device, loss=args.loss,
                            huber_delta=args.huber_delta, weight_by_error=args.weight_by_error,
                            patience=args.patience, amp=args.amp, progress=not args.quiet)
+    extra: dict[str, Any] = {}
+    if test_tables:
+        extra["test_tables"] = [_describe(p, t) for p, t in zip(args.test_table, test_tables, strict=True)]
+        extra["test_metrics"] = held_out_metrics(result.model, list(zip(args.test_table, test_tables, strict=True)),
+                                                 args.signal, args.background)
     card = save_deepmem(
-        result, args.output, args.name, command="coffea-mlreco " + " ".join(sys.argv[1:]),
+        result, args.output, args.name, command="coffea-mlreco " + " ".join(sys.argv[1:]), **extra,
         training_tables=[_describe(p, t) for p, t in zip(args.table, tables, strict=True)],
         validation_tables=([_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)] if val_tables
                            else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"),
@@ -525,6 +637,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {"val_mape": result.val_mape, "best_epoch": result.best_epoch,
                "epochs_per_second": round(result.epochs_per_second, 3),
                "gpu_utilisation": result.gpu_utilisation if result.gpu_utilisation is not None else "n/a",
-               "card": str(card)}
+               "test_metrics": extra.get("test_metrics", "none"), "card": str(card)}
     print(json.dumps(summary, indent=1))
     return 0
