@@ -4,7 +4,9 @@ transformer, on the same events, in one run on one machine.
 Timed: each method's call on the awkward inputs of the selected events (for the transformer: token features,
 batching, the model and the four-momenta), not the file reading or the selection. FastMTT and collinear are
 numba kernels on one thread per ``--threads``; "per core" divides by the thread count. The transformer runs
-on ``--device`` (``cpu`` or ``cuda``; on CUDA also in bf16 where the wrapper allows it). Events are repeated
+on ``--device`` (``cpu`` or ``cuda``); the row "transformer, inputs prepared" times the wrapper's ``run`` on inputs
+built beforehand (batching, padding, host → device copy, the model, outputs back to the host), i.e. without the
+awkward feature building, which runs on the CPU whatever the device. On CUDA both in fp32 and bf16. Events are repeated
 up to ``--events`` when the file has fewer selected ones (a rate per event does not depend on which).
 
     python benchmarks/ditau_throughput.py FILE [--events 5000] [--threads 2] [--device cpu]
@@ -57,17 +59,22 @@ def main() -> None:
 
     from coffea_mlreco.baselines.collinear_mass import collinear_mass
     from coffea_mlreco.baselines.fastmtt import fastmtt_mass
-    from coffea_mlreco.ditau.wrappers import shipped_ditau_model
+    from coffea_mlreco.ditau.wrappers import _Selected, shipped_ditau_model
 
     numba.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     events, cand = _selected(args.file, args.read, args.events)
-    model = shipped_ditau_model("transformer", device=args.device)
+    cuda = args.device.startswith("cuda")
     methods: dict[str, Callable[[], Any]] = {
         "collinear": lambda: collinear_mass(cand.leg1, cand.leg2, cand.met),
         "fastmtt": lambda: fastmtt_mass(cand.leg1, cand.leg2, cand.met),
-        f"transformer ({args.device})": lambda: model(events, cand),
     }
+    for precision in ("fp32", "bf16") if cuda else ("fp32",):
+        model = shipped_ditau_model("transformer", device=args.device, precision=precision)
+        prepared = model.prepare(_Selected(events, cand))
+        methods[f"transformer ({args.device} {precision})"] = lambda m=model: m(events, cand)
+        methods[f"transformer, inputs prepared ({args.device} {precision})"] = lambda m=model, p=prepared: m.run(p)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"threads {args.threads}, torch {torch.__version__}"
           + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""))
@@ -75,8 +82,8 @@ def main() -> None:
     print("| method | events/s | events/s per core |")
     print("|---|---|---|")
     for name, call in methods.items():
-        rate = events_per_second(call, len(events), min_seconds=2.0)
-        per_core = rate / args.threads if not name.startswith("transformer (cuda") else float("nan")
+        rate = events_per_second(call, len(events), min_seconds=2.0, sync=sync)
+        per_core = rate / args.threads if "cuda" not in name else float("nan")
         print(f"| {name} | {rate:,.0f} | {per_core:,.0f} |")
 
 

@@ -95,6 +95,34 @@ def test_train_met_cli_writes_weights_and_card(dilep_pu60: Path, tmp_path: Path)
     assert card["response_scale"] > 0
 
 
+def test_train_met_with_feature_workers_keeps_the_best_epoch(dilep_pu60: Path, tmp_path: Path) -> None:
+    second = tmp_path / "copy.root"  # a second training file, so two processes fill the feature caches
+    second.write_bytes(dilep_pu60.read_bytes())
+    output = tmp_path / "perceiver_test"
+    assert main(["train", "met", "--model", "perceiver", "--train", str(dilep_pu60), str(second), "--validation",
+                 str(dilep_pu60), "--output", str(output), "--epochs", "2", "--workers", "2", "--device", "cpu",
+                 "--latents", "8", "--dim", "16", "--quiet"]) == 0
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["training_events"] == 400 and card["device"] == "cpu" and len(card["history"]) == 2
+    best = min(card["history"], key=lambda h: h["val_resolution_upar"])
+    assert card["best_epoch"] == best["epoch"]
+
+
+def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) -> None:
+    from coffea_mlreco.training.met import one_cycle_lr
+
+    assert one_cycle_lr(0.0, 1e-3) == pytest.approx(1e-3 / 25)
+    assert one_cycle_lr(0.3, 1e-3) == pytest.approx(1e-3)
+    assert one_cycle_lr(1.0, 1e-3) == pytest.approx(1e-3 / 25 / 1e4)
+    lrs = [one_cycle_lr(p, 1e-3) for p in np.linspace(0.3, 1.0, 20)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # falls monotonically after the warm-up
+    output = tmp_path / "budget"
+    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation", str(dilep_pu60),
+                 "--output", str(output), "--epochs", "50", "--max-seconds", "0.5", "--quiet"]) == 0
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert len(card["history"]) == 1 and card["history"][0]["steps"] >= 1 and card["max_seconds"] == 0.5
+
+
 def test_train_met_names_missing_branches(tmp_path: Path) -> None:
     import uproot
 

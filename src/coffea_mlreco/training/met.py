@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..baselines.puppi import puppi_weights
+from ..inference.device import resolve_device
 from ..constants import MET_BINS_GEV
 from ..inference.batching import FlatJagged, pad_batch, plan_batches
 from ..met.features import CANDIDATE_FEATURES, candidate_features, event_features
@@ -117,6 +119,18 @@ def _response_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.stack(terms).mean() if terms else pred.new_zeros(())
 
 
+def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, div: float = 25.0,
+                 final_div: float = 1e4) -> float:
+    """Learning rate at ``progress`` ∈ [0, 1] of a one-cycle schedule (torch's ``OneCycleLR`` shape: cosine
+    rise from max_lr/div over the first ``warmup`` fraction, cosine fall to max_lr/(div·final_div))."""
+    start = max_lr / div
+    if progress < warmup:
+        return start + (max_lr - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
+    end = start / final_div
+    t = min((progress - warmup) / (1 - warmup), 1.0)
+    return end + (max_lr - end) * (1 + math.cos(math.pi * t)) / 2
+
+
 def _batches(data: FeatureSet, tokens: int, rng: np.random.Generator | None) -> list[np.ndarray]:
     batches = plan_batches(np.asarray(data.counts)[:, None], tokens, 512)
     if rng is not None:
@@ -124,21 +138,33 @@ def _batches(data: FeatureSet, tokens: int, rng: np.random.Generator | None) -> 
     return batches
 
 
-def _tensors(data: FeatureSet, jagged: FlatJagged, events: np.ndarray) -> tuple[torch.Tensor, ...]:
+def _tensors(data: FeatureSet, jagged: FlatJagged, events: np.ndarray,
+             device: torch.device) -> tuple[torch.Tensor, ...]:
     x, mask = pad_batch(jagged, events)
-    return (torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(np.asarray(data.puppi[events])),
-            torch.from_numpy(np.asarray(data.target[events])))
+    arrays = (x, mask, np.asarray(data.puppi[events]), np.asarray(data.target[events]))
+    return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in arrays)
+
+
+def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1) -> list[FeatureSet]:
+    """`load_features` of every file, ``workers`` files at a time in separate processes (PUPPI is per file)."""
+    if workers <= 1 or len(files) <= 1:
+        return [load_features(f, cache_dir) for f in files]
+    unique = list(dict.fromkeys(str(Path(f).resolve()) for f in files))
+    with ProcessPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+        list(pool.map(load_features, unique, [cache_dir] * len(unique)))  # fill the caches in parallel
+    return [load_features(f, cache_dir) for f in files]  # then memory-map them here
 
 
 def predict(model: torch.nn.Module, data: FeatureSet, tokens: int) -> np.ndarray:
-    """The model's MET (px, py) in GeV for every event of ``data``."""
+    """The model's MET (px, py) in GeV for every event of ``data`` (on the model's device)."""
+    device = next(model.parameters()).device
     jagged = data.jagged()
     pred = np.zeros_like(np.asarray(data.target))
     model.eval()
     with torch.inference_mode():
         for events in _batches(data, tokens, None):
-            x, mask, puppi, _ = _tensors(data, jagged, events)
-            pred[events] = model(cands=x, cands_mask=mask, event=puppi)["met_xy"].numpy()
+            x, mask, puppi, _ = _tensors(data, jagged, events, device)
+            pred[events] = model(cands=x, cands_mask=mask, event=puppi)["met_xy"].float().cpu().numpy()
     return pred
 
 
@@ -176,29 +202,48 @@ def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float
 
 
 def train(model_name: str, train_files: list[str], val_file: str, output: str, epochs: int, lr: float,
-          tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True) -> dict:
-    """Train, keep the epoch with the best validation u∥ resolution, write weights and model card."""
+          tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True, device: str = "auto",
+          workers: int = 1, max_seconds: float | None = None) -> dict:
+    """Train, keep the epoch with the best validation u∥ resolution, write weights and model card.
+
+    The weights and card are (re)written after every epoch that improves on the best so far, so an
+    interrupted run leaves a usable model. ``device`` is ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
+    Learning rate: one cycle over all steps of ``epochs`` epochs; with ``max_seconds`` the cycle's progress
+    is the larger of the step fraction and the elapsed fraction of ``max_seconds``, and training stops
+    (after validating the epoch in progress) when the time is up, so a time budget still ends annealed.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    dev = resolve_device(device)
     module, _, cls = MODELS[model_name].partition(":")
     import importlib
 
-    model = getattr(importlib.import_module(module), cls)(**config)
-    train_sets = [load_features(f, cache_dir) for f in train_files]
-    val = load_features(val_file, cache_dir)
+    model = getattr(importlib.import_module(module), cls)(**config).to(dev)
+    train_sets = load_all_features(list(train_files) + [val_file], cache_dir, workers)
+    val = train_sets.pop()
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     n_batches = sum(len(_batches(d, tokens, None)) for d in train_sets)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * n_batches)
-    best, history = None, []
+    best_resolution, history, card, step, out_of_time = math.inf, [], {}, 0, False
     start = time.perf_counter()
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(epochs):
         model.train()
         bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch + 1}/{epochs}", disable=not progress)
         for data in train_sets:
             jagged = data.jagged()
             for events in _batches(data, tokens, rng):
-                x, mask, puppi, target = _tensors(data, jagged, events)
-                angle = torch.rand(len(events)) * 2 * math.pi
+                fraction = step / (epochs * n_batches)
+                if max_seconds:
+                    fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
+                    out_of_time = fraction >= 1.0
+                    if out_of_time:
+                        break
+                for group in optimiser.param_groups:
+                    group["lr"] = one_cycle_lr(fraction, lr)
+                step += 1
+                x, mask, puppi, target = _tensors(data, jagged, events, dev)
+                angle = torch.rand(len(events), device=dev) * 2 * math.pi
                 x = x.clone()
                 x[..., :2] = _rotate(x[..., :2], angle)
                 puppi, target = _rotate(puppi, angle), _rotate(target, angle)
@@ -213,35 +258,43 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimiser.step()
-                schedule.step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if bar.n % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+            if out_of_time:
+                break
         bar.close()
         metrics = evaluate(model, val, tokens)
-        history.append({"epoch": epoch + 1, "val_resolution_upar": metrics["model"]["resolution_upar"]})
+        history.append({"epoch": epoch + 1, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
+                        "seconds": round(time.perf_counter() - start, 1)})
         print(f"epoch {epoch + 1}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
-              f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})")
-        if best is None or metrics["model"]["resolution_upar"] < best[0]["model"]["resolution_upar"]:
-            best = (metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
-    assert best is not None
-    model.load_state_dict(best[1])
-    scale = response_scale(predict(model, val, tokens), np.asarray(val.target))
-    best = (evaluate(model, val, tokens, scale), best[1])
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(best[1], str(out.with_suffix(".safetensors")))
-    card = {
-        "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
-        "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in train_files], "validation_file": describe_sample(val_file),
-        "training_events": int(sum(len(d.counts) for d in train_sets)), "validation_events": len(val.counts),
-        "epochs": epochs, "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed,
-        "training_seconds": round(time.perf_counter() - start, 1), "history": history,
-        "response_scale": scale,
-        "validation_metrics_gev": best[0],
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+              f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
+              flush=True)
+        if metrics["model"]["resolution_upar"] < best_resolution:
+            best_resolution = metrics["model"]["resolution_upar"]
+            scale = response_scale(predict(model, val, tokens), np.asarray(val.target))
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            save_file(state, str(out.with_suffix(".safetensors")))
+            card = {
+                "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
+                "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+                "training_files": [describe_sample(f) for f in train_files],
+                "validation_file": describe_sample(val_file),
+                "training_events": int(sum(len(d.counts) for d in train_sets)),
+                "validation_events": len(val.counts), "epochs": epochs, "best_epoch": epoch + 1,
+                "max_seconds": max_seconds,
+                "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed, "device": str(dev),
+                "training_seconds": round(time.perf_counter() - start, 1), "history": history,
+                "response_scale": scale,
+                "validation_metrics_gev": evaluate(model, val, tokens, scale),
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+            }
+        if card:  # the card of the best epoch so far, with the full history
+            card["history"], card["training_seconds"] = history, round(time.perf_counter() - start, 1)
+            out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        if out_of_time:
+            print(f"stopped after {time.perf_counter() - start:.0f} s (--max-seconds {max_seconds:g})", flush=True)
+            break
     return card
 
 
@@ -258,6 +311,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--latents", type=int, default=64, help="Perceiver latents")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: next to the output)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int, default=1, help="processes computing the per-file feature caches")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="time budget: the one-cycle schedule follows elapsed time and training stops at it")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -268,8 +325,9 @@ def run(args: argparse.Namespace) -> int:
     cache = args.cache_dir or str(Path(args.output).parent / "feature-cache")
     try:
         card = train(args.model, args.train, args.validation, args.output, args.epochs, args.lr, args.tokens,
-                     args.seed, config, cache, progress=not args.quiet)
-    except (KeyError, OSError, ValueError) as err:
+                     args.seed, config, cache, progress=not args.quiet, device=args.device,
+                     workers=args.workers, max_seconds=args.max_seconds)
+    except (KeyError, OSError, ValueError, RuntimeError) as err:
         print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(card["validation_metrics_gev"], indent=1))
