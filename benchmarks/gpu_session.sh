@@ -40,6 +40,7 @@ gen() { coffea-mlreco generate "$@" >>/tmp/gen-detail.log 2>&1 || log "generatio
 gen --process ttbar-dilep --events $n_val --pileup 200 --seed 3202 --jobs 8 --output "$data/val_pu200.root" &
 gen --process htautau --events $n_htt --pileup 0 --drop PFCands --seed 9401 --jobs 4 --output "$data/htautau.root" &
 wait
+[ -f "$data/val_pu200.root" ] || { log "no validation sample: see the generation errors"; tail -20 /tmp/gen-detail.log; exit 1; }
 log "validation and H→ττ samples generated"
 for i in 1 2 3 4; do
     gen --process ttbar-dilep --events $n_train --pileup 200 --seed $((1210 + i)) --jobs 3 --output "$data/train_pu200_$i.root" &
@@ -62,9 +63,11 @@ print('features:', sum(len(s.counts) for s in sets), 'events,', sum(len(s.featur
 " "$data/cache" "${files[@]}" "$data/val_pu200.root" >>"$OUT/bench.log" 2>&1 &
 features=$!
 # GPU-bound benchmarks while the feature caches fill (CPU busy: launch overheads may read a little high)
-run_bench 90 deepmem_throughput.py --device $device --threads 1
-run_bench 60 mlpf_scaling.py --device $device --repeats 5
-[ -z "$SMOKE" ] && run_bench 60 mlpf_scaling.py --device $device --repeats 5 --half
+if [ -z "$SKIP_MODEL_BENCH" ]; then  # SKIP_MODEL_BENCH=1: these two were measured already in this session
+    run_bench 90 deepmem_throughput.py --device $device --threads 1
+    run_bench 60 mlpf_scaling.py --device $device --repeats 5
+    [ -z "$SMOKE" ] && run_bench 60 mlpf_scaling.py --device $device --repeats 5 --half
+fi
 wait $features || log "feature caching failed"
 budget=$((total - (SECONDS - T0) - 50))
 [ "$budget" -lt 60 ] && budget=60

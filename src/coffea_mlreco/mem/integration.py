@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import vegas
 from scipy.special import ndtr, ndtri
 
 from coffea_mlreco.constants import GEV2_TO_PB
@@ -200,6 +199,8 @@ def _event_weight(event: _Event, hypothesis: Hypothesis, tf: TransferFunctions, 
     """Integrate one event: (log10 P, its error, relative precision, converged, n_evals, χ²/dof)."""
     rng = np.random.default_rng([seed, index])
     f = _Integrand(event, MatrixElement(hypothesis), load_pdf(hypothesis.pdf), tf, sqrt_s, sigma_fid)
+    import vegas  # imported here: the simulation imports the MEM package, and needs no integrator
+
     integrator = vegas.Integrator([[0.0, 1.0], [0.0, 1.0]], ran_array_generator=rng.random)
     batch = vegas.batchintegrand(f)
     if settings.n_warmup:  # adapt the grid; these estimates are discarded
