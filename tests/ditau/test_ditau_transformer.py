@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from coffea_mlreco.baselines.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import LegKind, ditau_candidates
 from coffea_mlreco.ditau.targets import pair_mass, tau_targets
 from coffea_mlreco.ditau.transformer_inputs import (
@@ -114,6 +115,14 @@ def test_targets_recover_the_generator_mass(ditau_events: dict[str, Any]) -> Non
     assert np.allclose(pair_mass(truth.tau[truth.matched]), m)
     # pT fraction carried by neutrinos: the visible leg has less pT than the tau, mostly
     assert np.mean(truth.target[truth.matched][..., 0] > 0) > 0.85
+    # the FastMTT-style fit in the MET token: x = p_vis/p_τ in (0, 1], and its log(1/x) tracks the truth
+    inputs = transformer_inputs(events, candidates)
+    fit = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
+    assert np.allclose(ak.to_numpy(inputs.met.fastmtt_log_inv_x1), -np.log(ak.to_numpy(fit.x1)), atol=1e-6)
+    prior = np.stack([ak.to_numpy(inputs.met.fastmtt_log_inv_x1), ak.to_numpy(inputs.met.fastmtt_log_inv_x2)], 1)
+    assert np.all(prior >= 0)
+    true_log_ratio = truth.target[truth.matched][..., 0]
+    assert np.corrcoef(prior[truth.matched].ravel(), true_log_ratio.ravel())[0, 1] > 0.5
 
 
 def _batch(n: int, seed: int, products: int = 4) -> dict[str, torch.Tensor]:
@@ -128,6 +137,23 @@ def _batch(n: int, seed: int, products: int = 4) -> dict[str, torch.Tensor]:
         "legs": torch.randn(n, len(LEG_FEATURES), generator=g),
         "met": torch.randn(n, len(MET_FEATURES), generator=g),
     }
+
+
+def test_fastmtt_prior_is_the_untrained_answer() -> None:
+    torch.manual_seed(0)
+    model = DiTauTransformer(dim=32, heads=4, blocks=2, ff=64, fastmtt_prior=True).eval()
+    for p in model.head[-1].parameters():  # a head that outputs zero: the model returns the prior
+        torch.nn.init.zeros_(p)
+    batch = _batch(6, 3)
+    out = model(**batch)["tau"]
+    for k, name in enumerate(("fastmtt_log_inv_x1", "fastmtt_log_inv_x2")):
+        assert torch.allclose(out[:, k, 0], batch["met"][:, MET_FEATURES.index(name)])
+    assert torch.all(out[..., 1:] == 0)
+    # a model without the prior ignores the FastMTT features
+    plain = DiTauTransformer(dim=32, heads=4, blocks=2, ff=64).eval()
+    changed = dict(batch, met=batch["met"].clone())
+    changed["met"][:, MET_FEATURES.index("fastmtt_log_inv_x1"):] += 1.0
+    assert torch.equal(plain(**changed)["tau"], plain(**batch)["tau"])
 
 
 def test_padding_does_not_change_the_output() -> None:

@@ -14,7 +14,11 @@ Token groups (the transformer attends within and across them)
     information NanoAOD's ``Tau`` record carries.
     ``jets``: up to :data:`MAX_JETS` leading jets with pT > 20 GeV, |η| < 4.7 and ΔR > 0.5 from both legs.
     ``legs`` (dense): each leg's visible four-momentum, kind and decay mode.
-    ``met`` (dense): MET and its covariance in the rotated frame, plus log m_vis and ΔR(leg1, leg2).
+    ``met`` (dense): MET and its covariance in the rotated frame, plus log m_vis and ΔR(leg1, leg2), and the
+    FastMTT-style fit of the event (:func:`coffea_mlreco.baselines.fastmtt.fastmtt_mass`): log(1/x) of each leg
+    (the collinear tau pT over the visible pT) and log of its mass in units of m_vis. A model built with
+    ``fastmtt_prior`` regresses its log-pT output as a residual on the first two (the physics answer as the
+    starting point); the others read the first :data:`N_MET_BASE` features only.
 
 The feature order is the module's ``*_FEATURES`` tuples; ``*_ETA_ODD`` and ``*_PHI_ODD`` list the features
 that change sign under η → −η and under the reflection φ → −φ, the two exact symmetries the training
@@ -30,6 +34,7 @@ import numpy as np
 
 from coffea_mlreco.truth import delta_phi, delta_r
 
+from ..baselines.fastmtt import fastmtt_mass
 from .inputs import LegKind
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "MAX_JETS",
     "MAX_PRODUCTS",
     "MET_FEATURES",
+    "N_MET_BASE",
     "PRODUCT_FEATURES",
     "TransformerInputs",
     "symmetry_signs",
@@ -58,7 +64,10 @@ _LEG_ONE = ("log_pt", "eta", "cos_phi", "sin_phi", "mass", "is_hadronic", "is_el
             "dm0", "dm1", "dm10", "dm11", "dm_other")
 LEG_FEATURES = tuple(f"leg1_{f}" for f in _LEG_ONE) + tuple(f"leg2_{f}" for f in _LEG_ONE)
 JET_FEATURES = ("log_pt", "eta", "cos_phi", "sin_phi", "log1p_mass", "btag")
-MET_FEATURES = ("px", "py", "sigma_x", "sigma_y", "rho_xy", "log_mvis", "dr_legs")
+MET_FEATURES = ("px", "py", "sigma_x", "sigma_y", "rho_xy", "log_mvis", "dr_legs",
+                "fastmtt_log_inv_x1", "fastmtt_log_inv_x2", "fastmtt_log_mass_ratio")
+N_MET_BASE = 7
+"""MET features before the FastMTT ones (what a model without the FastMTT prior reads)."""
 
 _ODD = {
     "products": ({"deta_leg", "eta"}, {"dphi_leg"}),
@@ -174,9 +183,13 @@ def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any) -
     p2 = _cartesian(leg2)
     total = [a + b for a, b in zip(p1, p2, strict=True)]
     mvis = np.sqrt(np.maximum(total[3] ** 2 - total[0] ** 2 - total[1] ** 2 - total[2] ** 2, 1e-6))
+    fit = fastmtt_mass(leg1, leg2, met)
+    x1, x2 = np.clip(_f64(fit.x1), 1e-3, 1.0), np.clip(_f64(fit.x2), 1e-3, 1.0)
     return ak.zip({"px": px / MET_SCALE_GEV, "py": py / MET_SCALE_GEV, "sigma_x": sx / MET_SCALE_GEV,
                    "sigma_y": sy / MET_SCALE_GEV, "rho_xy": cxy / (sx * sy), "log_mvis": np.log(mvis),
-                   "dr_legs": delta_r(leg1.eta, leg1.phi, leg2.eta, leg2.phi)})
+                   "dr_legs": delta_r(leg1.eta, leg1.phi, leg2.eta, leg2.phi),
+                   "fastmtt_log_inv_x1": -np.log(x1), "fastmtt_log_inv_x2": -np.log(x2),
+                   "fastmtt_log_mass_ratio": np.log(np.maximum(_f64(fit.mass), 1e-3) / mvis)})
 
 
 def _cartesian(leg: ak.Array) -> tuple[Any, Any, Any, Any]:

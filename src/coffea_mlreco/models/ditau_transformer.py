@@ -13,7 +13,9 @@ tokens are masked as keys. A head on each summary token regresses that tau's
 
     (log(pT_τ / pT_vis), η_τ − η_vis, φ_τ − φ_vis),
 
-so the tau momenta are ``pT_vis · exp(out0)``, ``η_vis + out1``, ``φ_vis + out2`` (GeV, rad) and m_ττ is the
+With ``fastmtt_prior`` the log-pT output is a residual on the FastMTT-style fit's log(1/x) of that leg (an input
+feature of the MET token), so an untrained head starts from the likelihood's answer and learns corrections.
+The tau momenta are ``pT_vis · exp(out0)``, ``η_vis + out1``, ``φ_vis + out2`` (GeV, rad) and m_ττ is the
 mass of their sum with m_τ each (:func:`tau_momenta`, :func:`ditau_mass`). Those are the natural coordinates:
 the visible part points along the tau and carries a fraction x of its momentum.
 
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 
 from ..constants import M_TAU
-from ..ditau.transformer_inputs import JET_FEATURES, LEG_FEATURES, MET_FEATURES, PRODUCT_FEATURES
+from ..ditau.transformer_inputs import JET_FEATURES, LEG_FEATURES, MET_FEATURES, N_MET_BASE, PRODUCT_FEATURES
 
 __all__ = ["DiTauTransformer", "ditau_mass", "tau_momenta"]
 
@@ -59,12 +61,16 @@ class _Block(nn.Module):
 class DiTauTransformer(nn.Module):
     """See the module docstring. ~1M parameters at the defaults (dim 128, 3 blocks of self + cross attention)."""
 
-    def __init__(self, dim: int = 128, heads: int = 8, blocks: int = 3, ff: int = 256, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int = 128, heads: int = 8, blocks: int = 3, ff: int = 256, dropout: float = 0.0,
+                 fastmtt_prior: bool = False) -> None:
         super().__init__()
+        self.fastmtt_prior = fastmtt_prior
+        self.n_met = len(MET_FEATURES) if fastmtt_prior else N_MET_BASE
+        self.prior_index = [MET_FEATURES.index("fastmtt_log_inv_x1"), MET_FEATURES.index("fastmtt_log_inv_x2")]
         self.embed_product = _mlp(len(PRODUCT_FEATURES), dim)
         self.embed_leg = _mlp(_N_LEG, dim)
         self.embed_jet = _mlp(len(JET_FEATURES), dim)
-        self.embed_met = _mlp(len(MET_FEATURES), dim)
+        self.embed_met = _mlp(self.n_met, dim)
         self.group_embedding = nn.Embedding(4, dim)  # leg 1, leg 2, jets, MET
         self.summary_embedding = nn.Embedding(2, dim)  # product token, leg summary token
         self.intra = nn.ModuleList(_Block(dim, heads, ff, dropout) for _ in range(blocks))
@@ -80,7 +86,7 @@ class DiTauTransformer(nn.Module):
         ones = torch.ones(b, 1, dtype=torch.bool, device=device)
         tokens = [self.embed_leg(legs[:, None, :_N_LEG]), self.embed_product(products1),
                   self.embed_leg(legs[:, None, _N_LEG:]), self.embed_product(products2),
-                  self.embed_jet(jets), self.embed_met(met[:, None, :])]
+                  self.embed_jet(jets), self.embed_met(met[:, None, :self.n_met])]
         valid = [ones, products1_mask, ones, products2_mask, jets_mask, ones]
         group_ids = [0, 0, 1, 1, 2, 3]
         summary = [1, 0, 1, 0, 0, 0]
@@ -98,7 +104,12 @@ class DiTauTransformer(nn.Module):
             x = cross(intra(x, within), across)
         x = self.norm(x)
         summary_positions = [0, 1 + products1.shape[1]]
-        return {"tau": self.head(x[:, summary_positions])}
+        out = self.head(x[:, summary_positions])
+        if self.fastmtt_prior:
+            prior = torch.zeros_like(out)
+            prior[..., 0] = met[:, self.prior_index]
+            out = out + prior
+        return {"tau": out}
 
 
 def tau_momenta(out: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,7 @@ def visible_legs(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
 
 def load_ditau_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.ndarray]:
     """:func:`ditau_arrays` of a file, cached as .npz in ``cache_dir``."""
-    return cached_arrays(path, cache_dir, "ditau", ditau_arrays)
+    return cached_arrays(path, cache_dir, "ditau", ditau_arrays, key_parts=("fastmtt-inputs",))
 
 
 def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -217,6 +217,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=128, help="token width")
     parser.add_argument("--blocks", type=int, default=3, help="blocks of (within-group, across-group) attention")
     parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--no-fastmtt-prior", dest="fastmtt_prior", action="store_false",
+                        help="regress log pT from scratch instead of as a residual on the FastMTT-style fit")
     parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
     parser.add_argument("--quiet", action="store_true")
 
@@ -224,7 +226,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     cache = args.cache_dir or str(Path(args.output).parent / "ditau-cache")
-    config = {"dim": args.dim, "heads": args.heads, "blocks": args.blocks, "ff": 2 * args.dim}
+    config = {"dim": args.dim, "heads": args.heads, "blocks": args.blocks, "ff": 2 * args.dim,
+              "fastmtt_prior": args.fastmtt_prior}
     try:
         train = concat_arrays([load_ditau_data(f, cache) for f in args.train])
         val = load_ditau_data(args.validation, cache)
