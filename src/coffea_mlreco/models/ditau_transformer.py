@@ -77,6 +77,9 @@ class DiTauTransformer(nn.Module):
         self.cross = nn.ModuleList(_Block(dim, heads, ff, dropout) for _ in range(blocks))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3))
+        if fastmtt_prior:  # start exactly at the FastMTT-style answer
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, products1: torch.Tensor, products1_mask: torch.Tensor, products2: torch.Tensor,
                 products2_mask: torch.Tensor, jets: torch.Tensor, jets_mask: torch.Tensor, legs: torch.Tensor,
