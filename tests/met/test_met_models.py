@@ -108,6 +108,22 @@ def test_train_met_with_feature_workers_keeps_the_best_epoch(dilep_pu60: Path, t
     assert card["best_epoch"] == best["epoch"]
 
 
+def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Path) -> None:
+    import torch
+
+    from coffea_mlreco.training.met import batch_source, load_features, plan_batches
+
+    data = load_features(dilep_pu60, tmp_path / "cache")
+    cpu = torch.device("cpu")
+    host, device = batch_source(data, cpu, on_device=False), batch_source(data, cpu, on_device=True)
+    batches = plan_batches(np.asarray(data.counts)[:, None], 1 << 14, 512)
+    assert len(batches) > 3
+    for events in batches[:2] + [np.array([5, 0, 17]), np.array([3])]:
+        for a, b in zip(host.tensors(events), device.tensors(events), strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert torch.equal(a, b)
+
+
 def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) -> None:
     from coffea_mlreco.training.met import one_cycle_lr
 

@@ -138,11 +138,47 @@ def _batches(data: FeatureSet, tokens: int, rng: np.random.Generator | None) -> 
     return batches
 
 
-def _tensors(data: FeatureSet, jagged: FlatJagged, events: np.ndarray,
-             device: torch.device) -> tuple[torch.Tensor, ...]:
-    x, mask = pad_batch(jagged, events)
-    arrays = (x, mask, np.asarray(data.puppi[events]), np.asarray(data.target[events]))
-    return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in arrays)
+class _HostBatches:
+    """Mini-batches padded on the host (numba, from the memory-mapped features) and copied to ``device``."""
+
+    def __init__(self, data: FeatureSet, device: torch.device) -> None:
+        self.data, self.device, self.jagged = data, device, data.jagged()
+
+    def tensors(self, events: np.ndarray) -> tuple[torch.Tensor, ...]:
+        x, mask = pad_batch(self.jagged, events)
+        arrays = (x, mask, np.asarray(self.data.puppi[events]), np.asarray(self.data.target[events]))
+        return tuple(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
+
+
+class _DeviceBatches:
+    """The whole feature set resident on ``device`` (a GPU holds a PU 200 sample easily); a mini-batch is padded
+    there by one gather, so the host does no per-step copying. Same tensors as `_HostBatches`."""
+
+    def __init__(self, data: FeatureSet, device: torch.device) -> None:
+        self.device = device
+        self.features = torch.from_numpy(np.array(data.features, dtype=np.float32)).to(device)  # a copy: memmaps are read-only
+        if not bool(torch.isfinite(self.features).all()):
+            raise ValueError("non-finite candidate features in the training data")
+        counts = torch.from_numpy(np.array(data.counts, dtype=np.int64))
+        self.counts, self.starts = counts.to(device), (torch.cumsum(counts, 0) - counts).to(device)
+        self.puppi = torch.from_numpy(np.array(data.puppi, dtype=np.float32)).to(device)
+        self.target = torch.from_numpy(np.array(data.target, dtype=np.float32)).to(device)
+
+    def tensors(self, events: np.ndarray) -> tuple[torch.Tensor, ...]:
+        index = torch.from_numpy(np.asarray(events, dtype=np.int64)).to(self.device)
+        lengths = self.counts[index]
+        slot = torch.arange(max(int(lengths.max()), 1) if len(index) else 1, device=self.device)
+        mask = slot[None, :] < lengths[:, None]
+        rows = torch.where(mask, self.starts[index][:, None] + slot[None, :], 0)
+        x = torch.where(mask[..., None], self.features[rows], 0.0)
+        return x, mask, self.puppi[index], self.target[index]
+
+
+def batch_source(data: FeatureSet, device: torch.device, on_device: bool | None = None) -> _HostBatches | _DeviceBatches:
+    """Where mini-batches of ``data`` are padded: on the device when it is a GPU (default), else on the host."""
+    if on_device is None:
+        on_device = device.type == "cuda"
+    return _DeviceBatches(data, device) if on_device else _HostBatches(data, device)
 
 
 def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1) -> list[FeatureSet]:
@@ -155,15 +191,15 @@ def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1)
     return [load_features(f, cache_dir) for f in files]  # then memory-map them here
 
 
-def predict(model: torch.nn.Module, data: FeatureSet, tokens: int) -> np.ndarray:
+def predict(model: torch.nn.Module, data: FeatureSet, tokens: int,
+            source: _HostBatches | _DeviceBatches | None = None) -> np.ndarray:
     """The model's MET (px, py) in GeV for every event of ``data`` (on the model's device)."""
-    device = next(model.parameters()).device
-    jagged = data.jagged()
+    source = source or batch_source(data, next(model.parameters()).device)
     pred = np.zeros_like(np.asarray(data.target))
     model.eval()
     with torch.inference_mode():
         for events in _batches(data, tokens, None):
-            x, mask, puppi, _ = _tensors(data, jagged, events, device)
+            x, mask, puppi, _ = source.tensors(events)
             pred[events] = model(cands=x, cands_mask=mask, event=puppi)["met_xy"].float().cpu().numpy()
     return pred
 
@@ -180,9 +216,10 @@ def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum(gen_pt[sel]) / np.sum(projection)) if sel.any() and np.sum(projection) > 0 else 1.0
 
 
-def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float = 1.0) -> dict[str, dict[str, float]]:
+def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float = 1.0,
+             source: _HostBatches | _DeviceBatches | None = None) -> dict[str, dict[str, float]]:
     """Resolution of u∥ and u⊥ (GeV) per gen-MET bin and overall, for the model (times ``scale``), PUPPI and PF."""
-    pred = scale * predict(model, data, tokens)
+    pred = scale * predict(model, data, tokens, source)
     target = np.asarray(data.target)
     gen_pt, gen_phi = np.hypot(*target.T), np.arctan2(target[:, 1], target[:, 0])
     event = np.repeat(np.arange(len(data.counts)), data.counts)  # PF MET = −Σ (px, py); 0 without candidates
@@ -203,7 +240,7 @@ def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float
 
 def train(model_name: str, train_files: list[str], val_file: str, output: str, epochs: int, lr: float,
           tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True, device: str = "auto",
-          workers: int = 1, max_seconds: float | None = None) -> dict:
+          workers: int = 1, max_seconds: float | None = None, on_device: bool | None = None) -> dict:
     """Train, keep the epoch with the best validation u∥ resolution, write weights and model card.
 
     The weights and card are (re)written after every epoch that improves on the best so far, so an
@@ -211,6 +248,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     Learning rate: one cycle over all steps of ``epochs`` epochs; with ``max_seconds`` the cycle's progress
     is the larger of the step fraction and the elapsed fraction of ``max_seconds``, and training stops
     (after validating the epoch in progress) when the time is up, so a time budget still ends annealed.
+    ``on_device``: keep the features on the device and pad there (default: on a GPU; `batch_source`).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -221,6 +259,8 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     model = getattr(importlib.import_module(module), cls)(**config).to(dev)
     train_sets = load_all_features(list(train_files) + [val_file], cache_dir, workers)
     val = train_sets.pop()
+    sources = [batch_source(d, dev, on_device) for d in train_sets]
+    val_source = batch_source(val, dev, on_device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     n_batches = sum(len(_batches(d, tokens, None)) for d in train_sets)
     best_resolution, history, card, step, out_of_time = math.inf, [], {}, 0, False
@@ -230,8 +270,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     for epoch in range(epochs):
         model.train()
         bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch + 1}/{epochs}", disable=not progress)
-        for data in train_sets:
-            jagged = data.jagged()
+        for data, source in zip(train_sets, sources, strict=True):
             for events in _batches(data, tokens, rng):
                 fraction = step / (epochs * n_batches)
                 if max_seconds:
@@ -242,7 +281,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 for group in optimiser.param_groups:
                     group["lr"] = one_cycle_lr(fraction, lr)
                 step += 1
-                x, mask, puppi, target = _tensors(data, jagged, events, dev)
+                x, mask, puppi, target = source.tensors(events)
                 angle = torch.rand(len(events), device=dev) * 2 * math.pi
                 x = x.clone()
                 x[..., :2] = _rotate(x[..., :2], angle)
@@ -264,7 +303,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
             if out_of_time:
                 break
         bar.close()
-        metrics = evaluate(model, val, tokens)
+        metrics = evaluate(model, val, tokens, source=val_source)
         history.append({"epoch": epoch + 1, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
                         "seconds": round(time.perf_counter() - start, 1)})
         print(f"epoch {epoch + 1}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
@@ -272,7 +311,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
               flush=True)
         if metrics["model"]["resolution_upar"] < best_resolution:
             best_resolution = metrics["model"]["resolution_upar"]
-            scale = response_scale(predict(model, val, tokens), np.asarray(val.target))
+            scale = response_scale(predict(model, val, tokens, val_source), np.asarray(val.target))
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             save_file(state, str(out.with_suffix(".safetensors")))
             card = {
@@ -286,7 +325,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed, "device": str(dev),
                 "training_seconds": round(time.perf_counter() - start, 1), "history": history,
                 "response_scale": scale,
-                "validation_metrics_gev": evaluate(model, val, tokens, scale),
+                "validation_metrics_gev": evaluate(model, val, tokens, scale, val_source),
                 "parameters": int(sum(p.numel() for p in model.parameters())),
             }
         if card:  # the card of the best epoch so far, with the full history
