@@ -25,7 +25,7 @@ from coffea_mlreco.ditau.transformer_inputs import (
 )
 from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
 from coffea_mlreco.models.ditau_transformer import DiTauTransformer
-from coffea_mlreco.training.ditau import ditau_arrays, predict, train_transformer
+from coffea_mlreco.training.ditau import ditau_arrays, mass_flattening_weights, predict, train_transformer
 
 REAL_DY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nano_dy.root"
 
@@ -137,6 +137,16 @@ def _batch(n: int, seed: int, products: int = 4) -> dict[str, torch.Tensor]:
         "legs": torch.randn(n, len(LEG_FEATURES), generator=g),
         "met": torch.randn(n, len(MET_FEATURES), generator=g),
     }
+
+
+def test_mass_flattening_weights_flatten_log_mass() -> None:
+    rng = np.random.default_rng(1)
+    mass = np.concatenate([rng.normal(91, 3, 4000), rng.normal(250, 8, 1000)])  # a light peak 4× the heavy one
+    w = mass_flattening_weights(mass, n_bins=10)
+    assert w.shape == mass.shape and abs(w.mean() - 1) < 1e-5 and w.max() <= 5.0 + 1e-5
+    light, heavy = mass < 150, mass >= 150
+    assert w[light].sum() == pytest.approx(w[heavy].sum(), rel=0.35)  # the two peaks now weigh about the same
+    assert np.all(mass_flattening_weights(np.full(10, 125.0)) == pytest.approx(1.0))
 
 
 def test_fastmtt_prior_is_the_untrained_answer() -> None:

@@ -119,13 +119,34 @@ def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict
     return out
 
 
+def mass_flattening_weights(mass_gen: np.ndarray, n_bins: int = 20, max_weight: float = 5.0) -> np.ndarray:
+    """Per-event weights [N] (mean 1) that make the training sample's m_gen distribution flat in log m.
+
+    The selection favours heavy resonances (harder legs), so an unweighted broad-mass sample still has a
+    prior that pulls light events (Z, H) up; weighting each event by 1/density of its log m_gen, in
+    ``n_bins`` equal bins over the sample's range (at most ``max_weight`` × the mean), removes that prior.
+    """
+    log_m = np.log(np.maximum(np.asarray(mass_gen, np.float64), 1e-3))
+    if log_m.size == 0:
+        return np.ones(0, np.float32)
+    edges = np.linspace(log_m.min(), log_m.max() + 1e-9, n_bins + 1)
+    counts, _ = np.histogram(log_m, edges)
+    density = counts[np.clip(np.digitize(log_m, edges) - 1, 0, n_bins - 1)].astype(np.float64)
+    weights = 1.0 / density
+    weights /= weights.mean()
+    weights = np.minimum(weights, max_weight)
+    return (weights / weights.mean()).astype(np.float32)
+
+
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     from ..models.ditau_transformer import ditau_mass
 
     out = model(**{k: batch[k] for k in _INPUTS})["tau"]
-    mae = (out - batch["target"]).abs().mean()
+    mae = (out - batch["target"]).abs().mean(dim=(1, 2))
     mass = ditau_mass(out, batch["visible"])
-    return mae + MASS_LOSS_WEIGHT * (mass / batch["mass_gen"] - 1.0).abs().mean()
+    per_event = mae + MASS_LOSS_WEIGHT * (mass / batch["mass_gen"] - 1.0).abs()
+    weight = batch["weight"]
+    return (weight * per_event).sum() / weight.sum()
 
 
 def predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -162,10 +183,10 @@ def _scale_free(metrics: dict[str, float]) -> float:
 
 
 def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], epochs: int,
-                      lr: float, batch: int, seed: int, progress: bool = True
+                      lr: float, batch: int, seed: int, progress: bool = True, flatten_mass: bool = False
                       ) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train :class:`~coffea_mlreco.models.ditau_transformer.DiTauTransformer`; returns (best model, history,
-    best validation metrics)."""
+    best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`."""
     from ..models.ditau_transformer import DiTauTransformer
 
     torch.manual_seed(seed)
@@ -177,6 +198,8 @@ def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], 
     steps = max(epochs * math.ceil(n / batch), 1)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
+    tensors["weight"] = torch.from_numpy(mass_flattening_weights(train["mass_gen"]) if flatten_mass
+                                         else np.ones(n, np.float32))
     best: tuple[dict, dict] | None = None
     history: list[dict] = []
     for epoch in range(epochs):
@@ -217,6 +240,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=128, help="token width")
     parser.add_argument("--blocks", type=int, default=3, help="blocks of (within-group, across-group) attention")
     parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--no-flatten-mass", dest="flatten_mass", action="store_false",
+                        help="do not weight events to a flat log m_gen spectrum (mass_flattening_weights)")
     parser.add_argument("--no-fastmtt-prior", dest="fastmtt_prior", action="store_false",
                         help="regress log pT from scratch instead of as a residual on the FastMTT-style fit")
     parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
@@ -239,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
               "validation files", file=sys.stderr)
         return 2
     model, history, metrics = train_transformer(train, val, config, args.epochs, args.lr, args.batch, args.seed,
-                                                not args.quiet)
+                                                not args.quiet, flatten_mass=args.flatten_mass)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
@@ -249,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
         "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
         "training_events": len(train["legs"]), "validation_events": len(val["legs"]),
         "epochs": args.epochs, "learning_rate": args.lr, "batch": args.batch, "seed": args.seed,
+        "flatten_mass": args.flatten_mass,
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,
         "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
     }
