@@ -27,11 +27,10 @@ import warnings
 
 import awkward as ak
 import numpy as np
-
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
-def _events(path: str, n_events: int):  # noqa: ANN202 (NanoEvents)
+def _events(path: str, n_events: int):
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
     with warnings.catch_warnings():

@@ -35,9 +35,9 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..baselines.puppi import puppi_weights
-from ..inference.device import resolve_device
 from ..constants import MET_BINS_GEV
 from ..inference.batching import FlatJagged, pad_batch, plan_batches
+from ..inference.device import resolve_device
 from ..met.features import CANDIDATE_FEATURES, candidate_features, event_features
 from ..metrics import met_residuals, resolution
 from ..models.met_embedding import PT_SCALE_GEV
@@ -156,7 +156,8 @@ class _DeviceBatches:
 
     def __init__(self, data: FeatureSet, device: torch.device) -> None:
         self.device = device
-        self.features = torch.from_numpy(np.array(data.features, dtype=np.float32)).to(device)  # a copy: memmaps are read-only
+        # np.array copies: the memory-mapped cache is read-only
+        self.features = torch.from_numpy(np.array(data.features, dtype=np.float32)).to(device)
         if not bool(torch.isfinite(self.features).all()):
             raise ValueError("non-finite candidate features in the training data")
         counts = torch.from_numpy(np.array(data.counts, dtype=np.int64))
@@ -167,7 +168,8 @@ class _DeviceBatches:
     def tensors(self, events: np.ndarray) -> tuple[torch.Tensor, ...]:
         index = torch.from_numpy(np.asarray(events, dtype=np.int64)).to(self.device)
         lengths = self.counts[index]
-        slot = torch.arange(max(int(lengths.max()), 1) if len(index) else 1, device=self.device)
+        longest = int(lengths.max()) if len(index) else 0
+        slot = torch.arange(max(longest, 1), device=self.device)  # at least one slot, as pad_batch
         mask = slot[None, :] < lengths[:, None]
         rows = torch.where(mask, self.starts[index][:, None] + slot[None, :], 0)
         x = torch.where(mask[..., None], self.features[rows], 0.0)
