@@ -35,6 +35,8 @@ from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs, ne
 from coffea_mlreco.mem.tables import open_events
 from coffea_mlreco.mem.wrappers import mem_model_card, shipped_mem_model
 
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
+
 
 def _samples(args: argparse.Namespace) -> list[Path]:
     if args.input:
@@ -44,19 +46,6 @@ def _samples(args: argparse.Namespace) -> list[Path]:
     folder = Path(tempfile.mkdtemp())
     return [generate_sample(process, args.events, 0, seed=seed, output=folder / f"{process}.root", progress=False,
                             drop=("PFCands",)) for process, seed in (("dy-ll", 9401), ("zprime-ll", 9402))]
-
-
-def _rate(call, n: int, min_seconds: float, sync=lambda: None) -> float:
-    call()
-    sync()
-    runs, start = 0, time.perf_counter()
-    while True:
-        call()
-        sync()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return runs * n / elapsed
 
 
 def main() -> None:
@@ -98,7 +87,7 @@ def main() -> None:
     print("| path | device | events per call | events/s |\n|---|---|---|---|")
     wrapper = shipped_mem_model(args.model, device="cpu")
     print(f"| wrapper, awkward candidates → logw columns | cpu | {n} | "
-          f"{_rate(lambda: wrapper(sel), n, args.min_seconds):,.0f} |", flush=True)
+          f"{events_per_second(lambda: wrapper(sel), n, args.min_seconds):,.0f} |", flush=True)
     features = network_features(sel, flavour=wrapper.flavour_input)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
@@ -116,7 +105,7 @@ def main() -> None:
                     model.neg_log10_weight(torch.from_numpy(x_host).to(device, non_blocking=True)).cpu()
 
             print(f"| bare model, numpy features | {device.type} | {batch:,} | "
-                  f"{_rate(call, batch, args.min_seconds, sync):,.0f} |", flush=True)
+                  f"{events_per_second(call, batch, args.min_seconds, sync):,.0f} |", flush=True)
     if not torch.cuda.is_available():
         print("| bare model | cuda | — | not measured (no GPU visible) |")
 
