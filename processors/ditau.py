@@ -133,6 +133,7 @@ def reconstruct_ditau(events: Any, methods: Sequence[str] = METHODS, model: Any 
         if method == "fastmtt":
             fields["tau1_fastmtt"] = _tau_column(result.tau1)
             fields["tau2_fastmtt"] = _tau_column(result.tau2)
+            candidates = ak.with_field(candidates, result, "fastmtt")  # the transformer's inputs reuse the fit
     fields["channel"] = channel
     return ak.zip(fields, depth_limit=1), details
 

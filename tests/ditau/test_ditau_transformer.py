@@ -119,6 +119,9 @@ def test_targets_recover_the_generator_mass(ditau_events: dict[str, Any]) -> Non
     inputs = transformer_inputs(events, candidates)
     fit = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
     assert np.allclose(ak.to_numpy(inputs.met.fastmtt_log_inv_x1), -np.log(ak.to_numpy(fit.x1)), atol=1e-6)
+    reused = transformer_inputs(events, ak.with_field(candidates, fit, "fastmtt"))  # the processor's path
+    for name in MET_FEATURES:
+        assert np.array_equal(ak.to_numpy(reused.met[name]), ak.to_numpy(inputs.met[name])), name
     prior = np.stack([ak.to_numpy(inputs.met.fastmtt_log_inv_x1), ak.to_numpy(inputs.met.fastmtt_log_inv_x2)], 1)
     assert np.all(prior >= 0)
     true_log_ratio = truth.target[truth.matched][..., 0]

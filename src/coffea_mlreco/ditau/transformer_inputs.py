@@ -172,7 +172,7 @@ def _jets(events: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any) -> ak.
                    "log1p_mass": np.log1p(np.maximum(mass, 0.0)), "btag": np.minimum(np.maximum(btag, 0.0), 1.0)})
 
 
-def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any) -> ak.Array:
+def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any, fit: ak.Array) -> ak.Array:
     c, s = np.cos(phi_ref), np.sin(phi_ref)
     px, py = c * met.px + s * met.py, -s * met.px + c * met.py
     cxx = c * c * met.covXX + 2 * c * s * met.covXY + s * s * met.covYY
@@ -183,7 +183,6 @@ def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any) -
     p2 = _cartesian(leg2)
     total = [a + b for a, b in zip(p1, p2, strict=True)]
     mvis = np.sqrt(np.maximum(total[3] ** 2 - total[0] ** 2 - total[1] ** 2 - total[2] ** 2, 1e-6))
-    fit = fastmtt_mass(leg1, leg2, met)
     x1, x2 = np.clip(_f64(fit.x1), 1e-3, 1.0), np.clip(_f64(fit.x2), 1e-3, 1.0)
     return ak.zip({"px": px / MET_SCALE_GEV, "py": py / MET_SCALE_GEV, "sigma_x": sx / MET_SCALE_GEV,
                    "sigma_y": sy / MET_SCALE_GEV, "rho_xy": cxy / (sx * sy), "log_mvis": np.log(mvis),
@@ -203,7 +202,9 @@ def transformer_inputs(events: ak.Array, candidates: ak.Array) -> TransformerInp
     Args:
         events: NanoEvents with ``Jet`` and, optionally, ``TauProd`` (module docstring).
         candidates: :func:`coffea_mlreco.ditau.inputs.ditau_candidates` of the same events; every event must
-            have a pair (``selected``), else a ValueError.
+            have a pair (``selected``), else a ValueError. A ``fastmtt`` field (the
+            :func:`~coffea_mlreco.baselines.fastmtt.fastmtt_mass` record of these pairs, as the processor has
+            already computed it) is used instead of fitting again.
     """
     if len(events) != len(candidates):
         raise ValueError(f"{len(events)} events but {len(candidates)} di-tau candidates")
@@ -214,11 +215,12 @@ def transformer_inputs(events: ak.Array, candidates: ak.Array) -> TransformerInp
         leg1 = ak.with_field(leg1, _f64(leg1[name]), name)
         leg2 = ak.with_field(leg2, _f64(leg2[name]), name)
     phi_ref = leg1.phi
+    fit = candidates.fastmtt if "fastmtt" in ak.fields(candidates) else fastmtt_mass(leg1, leg2, candidates.met)
     legs = ak.zip({**_leg_features(leg1, phi_ref, "leg1"), **_leg_features(leg2, phi_ref, "leg2")})
     return TransformerInputs(
         products1=_leg_products(events, leg1),
         products2=_leg_products(events, leg2),
         jets=_jets(events, leg1, leg2, phi_ref),
         legs=legs,
-        met=_met_features(candidates.met, leg1, leg2, phi_ref),
+        met=_met_features(candidates.met, leg1, leg2, phi_ref, fit),
     )
