@@ -26,18 +26,5 @@ if [ -n "$budget" ]; then common+=(--epochs 40 --max-seconds "$budget"); else co
 coffea-mlreco train met --model deepmet "${common[@]}" --output "$weights/deepmet_pu200"
 coffea-mlreco train met --model perceiver --target seed "${common[@]}" --output "$work/perceiver_seed_pu200"
 coffea-mlreco train met --model perceiver --target direct "${common[@]}" --output "$work/perceiver_direct_pu200"
-python - "$work" "$weights" <<'PY'
-import json, shutil, sys
-from pathlib import Path
-work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-cards = {m: json.loads((work / f"perceiver_{m}_pu200.json").read_text()) for m in ("seed", "direct")}
-res = {m: min(h["val_resolution_upar"] for h in c["history"]) for m, c in cards.items()}
-best = min(res, key=res.get)
-card = cards[best]
-card["weights"] = "perceiver_pu200.safetensors"
-card["target_mode_comparison_val_resolution_upar_gev"] = res
-shutil.copy(work / f"perceiver_{best}_pu200.safetensors", weights / "perceiver_pu200.safetensors")
-(weights / "perceiver_pu200.json").write_text(json.dumps(card, indent=2) + "\n")
-print(f"shipped the {best} target mode: validation u_par resolution {res}")
-PY
+python examples/ship_perceiver.py "$work" 200
 coffea-mlreco evaluate "$work/test_pu200.root" --tasks met --output "$work/report_test_pu200"

@@ -15,18 +15,5 @@ coffea-mlreco train met --model deepmet "${common[@]}" --epochs 6 --output "$wei
 coffea-mlreco train met --model perceiver --target seed "${common[@]}" --output "$work/perceiver_seed_pu60"
 coffea-mlreco train met --model perceiver --target direct "${common[@]}" --output "$work/perceiver_direct_pu60"
 # ship the Perceiver target mode with the better validation u∥ resolution
-python - "$work" "$weights" <<'PY'
-import json, shutil, sys
-from pathlib import Path
-work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-res = {m: json.loads((work / f"perceiver_{m}_pu60.json").read_text())["validation_metrics_gev"]["model"]["resolution_upar"]
-       for m in ("seed", "direct")}
-best = min(res, key=res.get)
-card = json.loads((work / f"perceiver_{best}_pu60.json").read_text())
-card["weights"] = "perceiver_pu60.safetensors"
-card["target_mode_comparison_val_resolution_upar_gev"] = res
-shutil.copy(work / f"perceiver_{best}_pu60.safetensors", weights / "perceiver_pu60.safetensors")
-(weights / "perceiver_pu60.json").write_text(json.dumps(card, indent=2) + "\n")
-print(f"shipped the {best} target mode: validation u_par resolution {res}")
-PY
+python examples/ship_perceiver.py "$work" 60
 coffea-mlreco evaluate "$work/test_pu60.root" --tasks met --output "$work/report_test_pu60"
