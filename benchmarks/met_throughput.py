@@ -15,7 +15,11 @@ On ``--device cuda`` the models run in fp32 and in bf16 autocast; numba PUPPI st
 Events are repeated up to ``--events`` when the file has fewer.
 
     python benchmarks/met_throughput.py FILE [--events 2000] [--threads 2] [--device cpu]
-                                             [--models deepmet_pu200 perceiver_pu200]
+                                             [--models deepmet_pu200 perceiver_pu200] [--bare-only]
+                                             [--perceiver-sizes 64x64 96x96]
+
+``--bare-only`` skips the wrapper rows; ``--perceiver-sizes DIMxLATENTS ...`` adds bare rows of untrained
+Perceivers of those sizes (the time does not depend on the weights), to size a model before training it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["deepmet_pu200", "perceiver_pu200"])
     parser.add_argument("--tokens", type=int, default=None, help="padded candidates per bare-model batch")
     parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--bare-only", action="store_true", help="skip the wrapper (end-to-end) rows")
+    parser.add_argument("--perceiver-sizes", nargs="*", default=[], metavar="DIMxLATENTS",
+                        help="also time untrained Perceivers of these sizes (bare model)")
     args = parser.parse_args()
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
 
@@ -61,6 +68,7 @@ def main() -> None:
     from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
     from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs
     from coffea_mlreco.met.wrappers import shipped_met_model
+    from coffea_mlreco.models.perceiver_met import PerceiverMET
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -96,24 +104,34 @@ def main() -> None:
     else:
         padded = [tuple(torch.from_numpy(a) for a in batch) for batch in padded]
 
+    def bare_rate(model: torch.nn.Module, precision: str) -> float:
+        dtype = torch.bfloat16 if precision == "bf16" else None
+
+        def bare() -> None:
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
+                                                        enabled=dtype is not None):
+                for x, mask, ev in padded:
+                    out = model(cands=x.to(device, non_blocking=True), cands_mask=mask.to(device, non_blocking=True),
+                                event=ev.to(device, non_blocking=True))["met_xy"]
+                    out.float().cpu()
+
+        return events_per_second(bare, n, args.min_seconds, sync)
+
+    precisions = ("fp32", "bf16") if cuda else ("fp32",)
     for name in args.models:
-        for precision in ("fp32", "bf16") if cuda else ("fp32",):
+        for precision in precisions:
             wrapper = shipped_met_model(name, device=args.device, precision=precision)
-            rows.append((f"{name} wrapper", f"{args.device} {precision}",
-                         events_per_second(lambda w=wrapper: w(events), n, args.min_seconds, sync)))
-            model = wrapper.cache.get(wrapper.backend, device)
-            dtype = torch.bfloat16 if precision == "bf16" else None
-
-            def bare(model=model, dtype=dtype) -> None:
-                with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                            enabled=dtype is not None):
-                    for x, mask, ev in padded:
-                        out = model(cands=x.to(device, non_blocking=True), cands_mask=mask.to(device, non_blocking=True),
-                                    event=ev.to(device, non_blocking=True))["met_xy"]
-                        out.float().cpu()
-
+            if not args.bare_only:
+                rows.append((f"{name} wrapper", f"{args.device} {precision}",
+                             events_per_second(lambda w=wrapper: w(events), n, args.min_seconds, sync)))
             rows.append((f"{name} bare", f"{args.device} {precision}",
-                         events_per_second(bare, n, args.min_seconds, sync)))
+                         bare_rate(wrapper.cache.get(wrapper.backend, device), precision)))
+    for size in args.perceiver_sizes:
+        dim, latents = (int(v) for v in size.lower().split("x"))
+        model = PerceiverMET(dim=dim, n_latents=latents, target="direct").to(device).eval()
+        for precision in precisions:
+            rows.append((f"Perceiver dim {dim}, {latents} latents (untrained) bare", f"{args.device} {precision}",
+                         bare_rate(model, precision)))
 
     print("\n| method | device | events/s | events/s per core |\n|---|---|---|---|")
     for name, dev, rate in rows:

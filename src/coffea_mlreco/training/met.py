@@ -255,6 +255,8 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = resolve_device(device)
+    if dev.type == "cuda":  # TF32 matmuls for training (inference precision is the wrapper's own setting)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     module, _, cls = MODELS[model_name].partition(":")
     import importlib
 
