@@ -38,7 +38,7 @@ F = {name: i for i, name in enumerate(ELEMENT_FEATURES)}
 
 
 def random_event(n: int, seed: int = 0) -> torch.Tensor:
-    """[1, n, 13]: half tracks (pT 1–21 GeV), half clusters (E 1–51 GeV), |η| < 2.5 (GeV, rad, cm)."""
+    """[1, n, 15]: half tracks (pT 1–21 GeV), half clusters (E 1–51 GeV), |η| < 2.5 (GeV, rad, cm)."""
     g = torch.Generator().manual_seed(seed)
     el = torch.zeros(1, n, len(ELEMENT_FEATURES))
     track = torch.rand(1, n, generator=g) < 0.5

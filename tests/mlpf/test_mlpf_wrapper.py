@@ -106,3 +106,28 @@ def test_position_binning_puts_tracks_with_their_clusters(element_events: Any) -
     assert same_bin(position, layer.codebook[-3:]) > 0.85
     learned = torch.cat([layer.distance(layer.norm1(torch.randn(1, int(counts[0]), 32))).detach(), position], -1)
     assert same_bin(learned, layer.codebook) < 0.5
+
+
+def test_link_columns_carry_the_detector_links(element_events: Any) -> None:
+    """A cluster's e_linked is the energy of the tracks linked to it, so E − e_linked is its neutral excess:
+    the rule-based PF neutral made from it carries exactly that energy; a linked track sees its cluster."""
+    table, _ = element_table(element_events)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    clusters, tracks = table[table[:, 0] == 2], table[table[:, 0] == 1]
+    link = np.asarray(ak.flatten(element_events.PFTrack.clusterIdx))
+    assert np.array_equal(tracks[:, col["n_linked"]] > 0, link >= 0)
+    n_tracks_linked = np.count_nonzero(link >= 0)
+    assert clusters[:, col["n_linked"]].sum() == n_tracks_linked  # every link counted once, on its cluster
+    excess = clusters[:, col["e"]] - clusters[:, col["e_linked"]]
+    assert np.all(excess > -1e-4 * clusters[:, col["e"]])  # the detector deposits a track's energy
+    assert np.all(tracks[link >= 0, col["e_linked"]] > 0)
+    # rule-based PF: the neutral candidate of a linked cluster has the excess energy
+    pf = element_events.PFCands
+    from_cluster = pf[(pf.clusterIdx >= 0) & (pf.charge == 0)]
+    n_c = np.asarray(ak.num(element_events.PFCluster.energy, axis=1))
+    c_start = np.concatenate([[0], np.cumsum(n_c)[:-1]])
+    flat = np.repeat(c_start, np.asarray(ak.num(from_cluster.pt, axis=1))) + np.asarray(ak.flatten(from_cluster.clusterIdx))
+    energy = np.asarray(ak.flatten(from_cluster.pt * np.cosh(from_cluster.eta)))
+    linked = clusters[flat, col["n_linked"]] > 0
+    assert linked.sum() > 10
+    assert np.allclose(energy[linked], excess[flat][linked], rtol=1e-3, atol=1e-3)

@@ -26,7 +26,7 @@ F = {name: i for i, name in enumerate(ELEMENT_FEATURES)}
 
 
 def random_elements(batch: int, n: int, seed: int = 0) -> torch.Tensor:
-    """[B, N, 13] random tracks and clusters with every feature of their type filled (GeV, rad, cm)."""
+    """[B, N, 15] random tracks and clusters with every feature of their type filled (GeV, rad, cm)."""
     g = torch.Generator().manual_seed(seed)
     el = torch.zeros(batch, n, len(ELEMENT_FEATURES))
     track = torch.rand(batch, n, generator=g) < 0.5
@@ -189,7 +189,7 @@ def test_inputs_are_validated_and_empty_events_work(model: MLPF) -> None:
     elements = random_elements(1, 5)
     with pytest.raises(ValueError, match="type"):
         model(elements.clone().index_fill_(1, torch.tensor([2]), 3.0), torch.ones(1, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"\[B, N, 13\]"):
+    with pytest.raises(ValueError, match=r"\[B, N, 15\]"):
         model(elements[..., :12], torch.ones(1, 5, dtype=torch.bool))
     out = _run(model, torch.zeros(2, 0, len(ELEMENT_FEATURES)), torch.zeros(2, 0, dtype=torch.bool))
     assert out["momentum"].shape == (2, 0, 5)
@@ -226,3 +226,28 @@ def test_onnx_export_keeps_the_element_axis_dynamic(tmp_path: Any) -> None:
     out = runner(elements=elements, elements_mask=mask)
     for key in names:
         torch.testing.assert_close(out[key], reference[key], rtol=1e-4, atol=1e-4)
+
+
+def test_link_inputs_start_at_zero_and_then_matter() -> None:
+    """Weights of a model without link features load into one with them (zero columns) and give the same
+    outputs; once those columns are non-zero the links change the outputs."""
+    from coffea_mlreco.models.mlpf import expand_link_inputs
+
+    torch.manual_seed(1)
+    config = {"dim": 32, "n_layers": 1, "n_heads": 2, "bin_size": 16, "dist_dim": 8, "max_codes": 16}
+    old, new = MLPF(**config).eval(), MLPF(**config, link_features=True).eval()
+    for head in (old.regress, old.charge):  # zero-initialised last layers: make them active for the comparison
+        torch.nn.init.normal_(head[-1].weight, std=0.1)
+    new.load_state_dict(expand_link_inputs(old.state_dict(), new))
+    el = random_elements(2, 40, seed=3)
+    clusters = el[..., F["type"]] == CLUSTER
+    el[..., F["e_linked"]] = torch.where(clusters, 0.5 * el[..., F["e"]], 0.0)
+    el[..., F["n_linked"]] = clusters.float()
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    a, b = _run(old, el, mask), _run(new, el, mask)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with torch.no_grad():
+        new.classify[0].weight[:, -4:] = 1.0
+    assert not torch.allclose(_run(new, el, mask)["class_logits"], a["class_logits"])
+    with pytest.raises(ValueError, match="cannot expand"):
+        expand_link_inputs(old.state_dict(), MLPF(**{**config, "dim": 16}, link_features=True))

@@ -25,7 +25,7 @@ HADRON_RESPONSE = 0.7
 
 
 def toy_events(n_events: int, seed: int, max_elements: int = 64) -> dict[str, torch.Tensor]:
-    """Padded toy events: elements [B, N, 13], mask, class, true (pT, η, φ, E) and charge per element."""
+    """Padded toy events: elements [B, N, 15], mask, class, true (pT, η, φ, E) and charge per element."""
     rng = np.random.default_rng(seed)
     el = np.zeros((n_events, max_elements, len(ELEMENT_FEATURES)), np.float32)
     mask = np.zeros((n_events, max_elements), bool)
@@ -39,7 +39,7 @@ def toy_events(n_events: int, seed: int, max_elements: int = 64) -> dict[str, to
                 rng.choice([-1.0, 1.0])
             eta_c, phi_c = eta + rng.normal(0, 0.01), phi + 0.2 * q / pt
             p = pt * np.cosh(eta)
-            track = np.zeros(13, np.float32)
+            track = np.zeros(len(ELEMENT_FEATURES), np.float32)
             track[[F["type"], F["pt"], F["eta"], F["phi"], F["eta_calo"], F["phi_calo"], F["charge"], F["dz"],
                    F["quality"]]] = 1, pt, eta, phi, eta_c, phi_c, q, rng.normal(0, 0.05), rng.uniform(0.6, 1)
             rows.append((track, CHH, (pt * (1 + rng.normal(0, 0.01)), eta, phi, p), q))
@@ -60,7 +60,7 @@ def toy_events(n_events: int, seed: int, max_elements: int = 64) -> dict[str, to
 
 
 def _cluster(rng: np.random.Generator, e: float, em: float, eta: float, phi: float) -> np.ndarray:
-    c = np.zeros(13, np.float32)
+    c = np.zeros(len(ELEMENT_FEATURES), np.float32)
     c[[F["type"], F["e"], F["e_em"], F["e_had"], F["eta"], F["phi"], F["width"]]] = \
         2, e, em * e, (1 - em) * e, eta, phi, rng.uniform(0.01, 0.05)
     return c

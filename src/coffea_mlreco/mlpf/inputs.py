@@ -10,6 +10,11 @@ order) — the order of ``PFTarget``. Columns follow `coffea_mlreco.models.mlpf.
 | eta_calo, phi_calo | where the track meets the ECAL surface | 0 (the model uses η, φ) |
 | charge, dz, quality | ±1, dz to the PV (cm), pvAssocQuality / 7 | 0 |
 | width | 0 | energy-weighted RMS spread in (η, φ) |
+| e_linked | energy of the cluster it is linked to, 0 if none | Σ energy pT·cosh η of the tracks linked to it |
+| n_linked | tracks sharing its linked cluster, 0 if none | number of tracks linked to it |
+
+The links are the detector's geometric track–cluster links (``PFTrack_clusterIdx``: the cluster the track's
+calorimeter-surface point falls in), the same ones rule-based PF uses; no truth enters.
 
 `element_table` builds flat numpy rows + per-event counts (training, evaluation); `mlpf_elements` the
 same as an awkward ``N * var * {feature}`` record array (the wrapper's input).
@@ -26,12 +31,12 @@ import numpy as np
 __all__ = ["ELEMENT_BRANCHES", "FEATURES", "element_order", "element_table", "mlpf_elements"]
 
 FEATURES = ("type", "pt", "eta", "phi", "e", "e_em", "e_had", "eta_calo", "phi_calo", "charge", "dz", "quality",
-            "width")
+            "width", "e_linked", "n_linked")
 """Equal to `coffea_mlreco.models.mlpf.ELEMENT_FEATURES` (checked in the tests; no torch import here)."""
 TRACK_SOURCES = {"pt": "pt", "eta": "eta", "phi": "phi", "eta_calo": "etaCalo", "phi_calo": "phiCalo",
                  "charge": "charge", "dz": "dz", "quality": "quality"}
 CLUSTER_SOURCES = {"e": "energy", "e_em": "eEm", "e_had": "eHad", "eta": "eta", "phi": "phi", "width": "width"}
-ELEMENT_BRANCHES = tuple(f"PFTrack_{v}" for v in TRACK_SOURCES.values()) + tuple(
+ELEMENT_BRANCHES = tuple(f"PFTrack_{v}" for v in (*TRACK_SOURCES.values(), "clusterIdx")) + tuple(
     f"PFCluster_{v}" for v in CLUSTER_SOURCES.values())
 """The file branches the inputs read."""
 
@@ -61,11 +66,32 @@ def _table(get: Callable[[str, str], np.ndarray], n_tracks: np.ndarray, n_cluste
         table[t_rows, column[feature]] = get("PFTrack", branch)
     for feature, branch in CLUSTER_SOURCES.items():
         table[c_rows, column[feature]] = get("PFCluster", branch)
+    _fill_links(table, get("PFTrack", "clusterIdx"), t_rows, c_rows, n_tracks, n_clusters)
     return table, counts
 
 
+def _fill_links(table: np.ndarray, cluster_idx: np.ndarray, t_rows: np.ndarray, c_rows: np.ndarray,
+                n_tracks: np.ndarray, n_clusters: np.ndarray) -> None:
+    """Fill ``e_linked`` / ``n_linked`` (module docstring) from each track's event-local linked-cluster index."""
+    column = {name: i for i, name in enumerate(FEATURES)}
+    link = np.asarray(cluster_idx, np.int64)
+    n_tracks, n_clusters = np.asarray(n_tracks, np.int64), np.asarray(n_clusters, np.int64)
+    if (link >= np.repeat(n_clusters, n_tracks)).any():
+        raise ValueError("PFTrack_clusterIdx points past the event's clusters")
+    linked = link >= 0
+    c_start = np.cumsum(n_clusters) - n_clusters
+    flat = c_start[np.repeat(np.arange(n_tracks.size), n_tracks)[linked]] + link[linked]
+    track_energy = table[t_rows, column["pt"]].astype(np.float64) * np.cosh(table[t_rows, column["eta"]])
+    e_sum = np.bincount(flat, weights=track_energy[linked], minlength=c_rows.size)
+    n_sum = np.bincount(flat, minlength=c_rows.size).astype(np.float64)
+    table[c_rows, column["e_linked"]] = e_sum
+    table[c_rows, column["n_linked"]] = n_sum
+    table[t_rows[linked], column["e_linked"]] = table[c_rows[flat], column["e"]]
+    table[t_rows[linked], column["n_linked"]] = n_sum[flat]
+
+
 def element_table(events: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(rows [M, 13] float32 in `FEATURES` order, elements per event [N]) from NanoEvents or any record array
+    """(rows [M, 15] float32 in `FEATURES` order, elements per event [N]) from NanoEvents or any record array
     with ``PFTrack`` and ``PFCluster`` collections."""
     def get(collection: str, field: str) -> np.ndarray:
         return np.asarray(ak.to_numpy(ak.flatten(events[collection][field], axis=1)), np.float32)

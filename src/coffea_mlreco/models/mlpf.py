@@ -37,15 +37,19 @@ from torch import nn
 __all__ = [
     "BINNINGS", "CHARGED_CLASSES", "CLASS_MASS_GEV", "CLASS_PDGID", "CLUSTER", "ELEMENT_FEATURES", "ELEMENT_TYPES", "MLPF",
     "PARTICLE_CLASSES", "REGRESSION_TARGETS", "TRACK", "BinnedGraphLayer", "decode_candidates", "element_features",
-    "element_reference", "lsh_order", "regression_targets", "validate_elements",
+    "element_reference", "expand_link_inputs", "link_features", "lsh_order", "regression_targets",
+    "validate_elements",
 ]
 
 ELEMENT_FEATURES = ("type", "pt", "eta", "phi", "e", "e_em", "e_had", "eta_calo", "phi_calo", "charge", "dz",
-                    "quality", "width")
-"""Columns of the ``elements`` input [B, N, 13] — the contract with the simulation. Units: GeV (pt, e, e_em,
-e_had), rad (phi, phi_calo), cm (dz). Tracks fill type, pt, eta, phi (at the vertex), eta_calo, phi_calo (at
-the calorimeter surface), charge (±1), dz, quality (a [0, 1] score); clusters fill type, e, e_em, e_had, eta,
-phi, width (energy-weighted RMS in η-φ). Features an element type does not have are 0."""
+                    "quality", "width", "e_linked", "n_linked")
+"""Columns of the ``elements`` input [B, N, 15] — the contract with the simulation. Units: GeV (pt, e, e_em,
+e_had, e_linked), rad (phi, phi_calo), cm (dz). Tracks fill type, pt, eta, phi (at the vertex), eta_calo,
+phi_calo (at the calorimeter surface), charge (±1), dz, quality (a [0, 1] score); clusters fill type, e, e_em,
+e_had, eta, phi, width (energy-weighted RMS in η-φ). Features an element type does not have are 0. The
+detector's track–cluster links: a cluster's e_linked / n_linked are the summed energy and number of its
+linked tracks; a track's are its linked cluster's energy and the tracks sharing it (0 when unlinked). Models
+built with ``link_features=False`` ignore the last two columns."""
 
 ELEMENT_TYPES = ("track", "cluster")
 """Element type codes in column ``type``: 1 = track, 2 = cluster (0 only on padded rows)."""
@@ -67,6 +71,8 @@ BINNINGS = ("learned", "position")
 """What the LSH of `BinnedGraphLayer` hashes (constructor argument ``binning``)."""
 
 _N_CONTINUOUS = 15
+_N_LINK = 4
+_N_RAW = 13  # raw columns `element_features` reads; the link columns follow
 _PAD_KEY = 1.0e9
 _MIN_GEV = 1.0e-3
 
@@ -95,7 +101,7 @@ def element_features(elements: torch.Tensor) -> torch.Tensor:
     log(1+E_em), log(1+E_had), E_em/E, η_calo/3, sin φ_calo, cos φ_calo, charge, asinh(dz/0.1 cm), quality,
     width. The angles of a cluster also enter the calorimeter slots, so tracks and clusters share a position."""
     (kind, pt, eta, phi, energy, e_em, e_had, eta_calo, phi_calo, charge, dz, quality,
-     width) = elements.unbind(-1)
+     width) = elements[..., :_N_RAW].unbind(-1)
     is_cluster = (kind == CLUSTER).to(elements.dtype)
     eta_calo = eta_calo + is_cluster * (eta - eta_calo)
     phi_calo = phi_calo + is_cluster * (phi - phi_calo)
@@ -107,10 +113,25 @@ def element_features(elements: torch.Tensor) -> torch.Tensor:
     ], dim=-1)
 
 
+def link_features(elements: torch.Tensor) -> torch.Tensor:
+    """[.., 15] raw elements → [.., 4] features of the track–cluster links: log(1+e_linked); the energy balance —
+    for a cluster (E − e_linked)/E, the share of its energy its tracks do not explain, for a track
+    e_linked/(pT cosh η), its cluster's energy over its own — clipped to [−2, 2]; log(1+max(E − e_linked, 0)),
+    a cluster's neutral excess (0 for tracks); n_linked/5 (at most 1)."""
+    kind, pt, eta, energy = elements[..., 0], elements[..., 1], elements[..., 2], elements[..., 4]
+    e_linked, n_linked = elements[..., _N_RAW], elements[..., _N_RAW + 1]
+    is_cluster = kind == CLUSTER
+    own = torch.where(is_cluster, energy, pt * torch.cosh(eta)).clamp(min=_MIN_GEV)
+    balance = torch.where(is_cluster, (energy - e_linked) / own, e_linked / own).clamp(-2.0, 2.0)
+    excess = torch.where(is_cluster, (energy - e_linked).clamp(min=0.0), torch.zeros_like(energy))
+    return torch.stack([torch.log1p(e_linked.clamp(min=0.0)), balance, torch.log1p(excess),
+                        n_linked.clamp(0.0, 5.0) / 5.0], dim=-1)
+
+
 def regression_targets(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, energy: torch.Tensor,
                        elements: torch.Tensor) -> torch.Tensor:
     """Training targets [.., 5] (`REGRESSION_TARGETS`) of true particles (pT, η, φ, E in GeV, rad) attached to
-    ``elements`` [.., 13]; the inverse of the decoding in `decode_candidates`."""
+    ``elements`` [.., 15]; the inverse of the decoding in `decode_candidates`."""
     pt_ref, eta_ref, phi_ref, e_ref = element_reference(elements)
     dphi = phi - phi_ref
     return torch.stack([torch.log(pt.clamp(min=_MIN_GEV) / pt_ref), eta - eta_ref, torch.sin(dphi),
@@ -118,7 +139,7 @@ def regression_targets(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, e
 
 
 def validate_elements(elements: torch.Tensor, elements_mask: torch.Tensor) -> None:
-    """Raise ``ValueError`` on a shape that is not [B, N, 13] or a real element whose type is not 1 or 2."""
+    """Raise ``ValueError`` on a shape that is not [B, N, 15] or a real element whose type is not 1 or 2."""
     if elements.dim() != 3 or elements.shape[-1] != len(ELEMENT_FEATURES):
         raise ValueError(f"elements must be [B, N, {len(ELEMENT_FEATURES)}] ({', '.join(ELEMENT_FEATURES)}), "
                          f"not {list(elements.shape)}")
@@ -239,7 +260,7 @@ def _head(n_in: int, dim: int, n_out: int, zero: bool = False) -> nn.Sequential:
 
 
 class MLPF(nn.Module):
-    """elements [B, N, 13] (`ELEMENT_FEATURES`), elements_mask [B, N] (True = real) → dict of
+    """elements [B, N, 15] (`ELEMENT_FEATURES`), elements_mask [B, N] (True = real) → dict of
     ``class_logits`` [B, N, 6] (`PARTICLE_CLASSES`), ``momentum`` [B, N, 5] (`REGRESSION_TARGETS`) and
     ``charge_logit`` [B, N] (> 0 ⇒ charge +1; it includes a prior 2·q of a track element).
 
@@ -248,24 +269,29 @@ class MLPF(nn.Module):
     max_codes — most LSH codes (beyond ≈ max_codes · bin_size elements, bins split codes by projection);
     lsh_seed — seed of the random codebooks (stored as buffers in the weights too); binning — what the LSH
     hashes: ``"learned"`` (the learned projection and the position) or ``"position"`` (the calorimeter-surface
-    position only; see `BinnedGraphLayer`).
+    position only; see `BinnedGraphLayer`); link_features — also read the track–cluster links
+    (`link_features`), appended as the last inputs of the embedding and of every head (so weights of a model
+    without them load with zero columns there: `expand_link_inputs`).
     """
 
     def __init__(self, dim: int = 128, n_layers: int = 3, n_heads: int = 4, bin_size: int = 64, dist_dim: int = 16,
-                 max_codes: int = 256, lsh_seed: int = 0, binning: str = "learned") -> None:
+                 max_codes: int = 256, lsh_seed: int = 0, binning: str = "learned", link_features: bool = False
+                 ) -> None:
         super().__init__()
         if bin_size < 1 or max_codes < 2:
             raise ValueError(f"bin_size must be ≥ 1 and max_codes ≥ 2, not {bin_size}, {max_codes}")
         self.bin_size = int(bin_size)
+        self.link_features = bool(link_features)
+        n_link = _N_LINK if link_features else 0
         self.type_embedding = nn.Embedding(len(ELEMENT_TYPES) + 1, 8)
-        self.embed = nn.Sequential(nn.Linear(_N_CONTINUOUS + 8, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.embed = nn.Sequential(nn.Linear(_N_CONTINUOUS + 8 + n_link, dim), nn.GELU(), nn.Linear(dim, dim))
         self.layers = nn.ModuleList(BinnedGraphLayer(dim, n_heads, bin_size, dist_dim, max_codes, lsh_seed + i,
                                                      binning) for i in range(n_layers))
         self.norm = nn.LayerNorm(dim)
         n_in = dim + _N_CONTINUOUS
-        self.classify = _head(n_in, dim, len(PARTICLE_CLASSES))
-        self.regress = _head(n_in + len(PARTICLE_CLASSES), dim, len(REGRESSION_TARGETS), zero=True)
-        self.charge = _head(n_in, dim // 2, 1, zero=True)
+        self.classify = _head(n_in + n_link, dim, len(PARTICLE_CLASSES))
+        self.regress = _head(n_in + len(PARTICLE_CLASSES) + n_link, dim, len(REGRESSION_TARGETS), zero=True)
+        self.charge = _head(n_in + n_link, dim // 2, 1, zero=True)
 
     def forward(self, elements: torch.Tensor, elements_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         mask = elements_mask.bool()
@@ -277,15 +303,17 @@ class MLPF(nn.Module):
         mask = F.pad(mask, (0, extra), value=False)
         features = element_features(elements)
         kind = elements[..., 0].long().clamp(0, len(ELEMENT_TYPES))
-        h = self.embed(torch.cat([features, self.type_embedding(kind)], dim=-1))
+        links = [link_features(elements)] if self.link_features else []
+        h = self.embed(torch.cat([features, self.type_embedding(kind), *links], dim=-1))
         position = element_position(features)
         for layer in self.layers:
             h = layer(h, mask, position)
         z = torch.cat([self.norm(h), features], dim=-1)[:, :n]
+        links = [t[:, :n] for t in links]
         real = mask[:, :n, None]
-        class_logits = self.classify(z)
-        momentum = self.regress(torch.cat([z, torch.softmax(class_logits, dim=-1)], dim=-1))
-        charge = self.charge(z) + 2.0 * features[:, :n, 11:12]
+        class_logits = self.classify(torch.cat([z, *links], dim=-1))
+        momentum = self.regress(torch.cat([z, torch.softmax(class_logits, dim=-1), *links], dim=-1))
+        charge = self.charge(torch.cat([z, *links], dim=-1)) + 2.0 * features[:, :n, 11:12]
         return {"class_logits": class_logits.masked_fill(~real, 0.0), "momentum": momentum.masked_fill(~real, 0.0),
                 "charge_logit": charge.masked_fill(~real, 0.0)[..., 0]}
 
@@ -296,7 +324,7 @@ def _numpy(x: Any) -> np.ndarray:
 
 def decode_candidates(outputs: dict[str, Any], elements: Any, elements_mask: Any | None = None,
                       drop_none: bool = False) -> dict[str, np.ndarray]:
-    """Particle candidates from `MLPF` outputs (tensors or arrays) and the input elements [B, N, 13].
+    """Particle candidates from `MLPF` outputs (tensors or arrays) and the input elements [B, N, 15].
 
     One candidate per real element, event-major (``counts`` [B] per event, for ``ak.unflatten``), or only
     those not classed "none" with ``drop_none``. Returns flat numpy arrays: ``pt``, ``eta``, ``phi``
@@ -327,4 +355,20 @@ def decode_candidates(outputs: dict[str, Any], elements: Any, elements_mask: Any
     out = {k: v[keep].astype(np.int32 if k in ("cls", "pdgId", "charge", "element_index", "element_type")
                              else np.float32) for k, v in columns.items()}
     out["counts"] = keep.sum(axis=1).astype(np.int64)
+    return out
+
+
+def expand_link_inputs(state: dict[str, torch.Tensor], model: MLPF) -> dict[str, torch.Tensor]:
+    """Weights of an `MLPF` without link features, made loadable into ``model`` (built with
+    ``link_features=True``): the first layer of the embedding and of each head gets zero columns for the link
+    inputs, which come last, so the expanded model computes exactly what the old one did until it is trained."""
+    target = model.state_dict()
+    out = dict(state)
+    for name in ("embed.0.weight", "classify.0.weight", "regress.0.weight", "charge.0.weight"):
+        old, new = state[name], target[name]
+        if old.shape == new.shape:
+            continue
+        if old.shape[0] != new.shape[0] or new.shape[1] - old.shape[1] != _N_LINK:
+            raise ValueError(f"{name}: cannot expand {list(old.shape)} to {list(new.shape)}")
+        out[name] = torch.cat([old, old.new_zeros(old.shape[0], _N_LINK)], dim=1)
     return out

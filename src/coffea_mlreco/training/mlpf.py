@@ -62,12 +62,12 @@ _ETA, _PHI, _ETA_CALO, _PHI_CALO, _DZ = 2, 3, 7, 8, 10
 
 def _cache_path(path: str | Path, cache_dir: str | Path) -> Path:
     stat = Path(path).stat()
-    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v1".encode()).hexdigest()
+    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v2".encode()).hexdigest()
     return Path(cache_dir) / f"mlpf-{Path(path).stem}-{key[:12]}.npz"
 
 
 def mlpf_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Flat element rows ``x`` [M, 13], ``counts`` [N] and the targets (``cls``, ``pt``, ``eta``, ``phi``,
+    """Flat element rows ``x`` [M, 15], ``counts`` [N] and the targets (``cls``, ``pt``, ``eta``, ``phi``,
     ``e``, ``charge``, ``genVertex``; [M]) of a file."""
     import uproot
 
@@ -237,7 +237,7 @@ def train_mlpf(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
                init: str | Path | None = None) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train `MLPF(**config)` (from the weights ``init`` if given); returns the best-epoch model, the history
     and its validation metrics."""
-    from ..models.mlpf import MLPF
+    from ..models.mlpf import MLPF, expand_link_inputs
 
     settings = settings or LossSettings()
     torch.manual_seed(seed)
@@ -247,7 +247,8 @@ def train_mlpf(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
     if init is not None:
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(init)))
+        state = load_file(str(init))
+        model.load_state_dict(expand_link_inputs(state, model) if model.link_features else state)
     offsets = np.concatenate([[0], np.cumsum(train["counts"])]).astype(np.int64)
     n_batches = math.ceil(train["counts"].size / batch)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -358,7 +359,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight of the loss pulling the momentum of 'none' clusters to ~0 (0: plain mlpf_loss)")
     parser.add_argument("--energy-weight", type=float, default=0.0,
                         help="weight of the cluster momentum loss weighted by cluster energy (0: none)")
-    parser.add_argument("--init", default=None, help="start from these weights (.safetensors of the same config)")
+    parser.add_argument("--init", default=None, help="start from these weights (.safetensors of the same config, "
+                        "or of the same config without --link-features: the link inputs then start at zero)")
+    parser.add_argument("--link-features", action="store_true",
+                        help="also read the detector's track–cluster links (e_linked, n_linked; models.mlpf.link_features)")
     parser.add_argument("--calibration-events", type=int, default=400,
                         help="validation events after those of --max-validation-events on which the lepton logit "
                              "offset is chosen (the same events if there are no others)")
@@ -401,6 +405,8 @@ def run(args: argparse.Namespace) -> int:
         calibration = _head(rest, args.calibration_events) if rest["counts"].size else val
     config = {"dim": args.dim, "n_layers": args.layers, "n_heads": args.heads, "bin_size": args.bin_size,
               "binning": args.binning}
+    if args.link_features:
+        config["link_features"] = True
     settings = LossSettings(tuple(args.class_weights) if args.class_weights else None, args.none_energy_weight,
                             args.energy_weight)
     model, history, metrics = train_mlpf(train, val, config, args.epochs, args.lr, args.batch, args.seed, settings,
