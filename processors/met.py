@@ -42,6 +42,7 @@ from coffea import processor
 from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
 from coffea_mlreco.baselines.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.constants import MET_BINS_GEV
+from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
 from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
 from coffea_mlreco.metrics import met_residuals
 
@@ -117,21 +118,8 @@ def add_pfmet_reco(events: ak.Array) -> ak.Array:
 
 def shipped_by_pileup() -> dict[str, dict[int, str]]:
     """Per machine-learned MET method, the shipped models by the mean pileup they were trained at."""
-    out: dict[str, dict[int, str]] = {}
-    for name in shipped_met_models():
-        method, _, pileup = name.rpartition("_pu")
-        if method in ML_COLUMNS and pileup.isdigit():
-            out.setdefault(method, {})[int(pileup)] = name
-    return out
-
-
-def _closest_pileup(available: dict[int, Any], events: ak.Array) -> Any:
-    """The entry trained at the pileup closest to the chunk's mean ``Pileup_nTrueInt`` (highest if unknown)."""
-    try:
-        mean_pu = float(np.mean(_numpy(events.Pileup.nTrueInt))) if len(events) else max(available)
-    except (AttributeError, ValueError):
-        mean_pu = max(available)
-    return available[min(available, key=lambda pu: (abs(pu - mean_pu), -pu))]
+    names = shipped_met_models()
+    return {method: by_pu for method in ML_COLUMNS if (by_pu := names_by_pileup(names, method))}
 
 
 def add_puppi_reco(events: ak.Array, tune: PuppiTune, npv: ak.Array) -> ak.Array:
@@ -325,7 +313,7 @@ class METProcessor(processor.ProcessorABC):
                     _fill_puppi_agreement(hists, events.PFCands)
                 for method, by_pileup in self.ml_models.items():
                     tic = time.perf_counter()
-                    met = _closest_pileup(by_pileup, events)(events)
+                    met = closest_pileup(by_pileup, events)(events)
                     events[ML_COLUMNS[method]] = ak.zip({"pt": met.pt, "phi": met.phi}, with_name="MissingET",
                                                         behavior=events.behavior)
                     reco[method] = (_numpy(met.pt), _numpy(met.phi))

@@ -39,6 +39,7 @@ from coffea import processor
 
 from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
 from coffea_mlreco.baselines.puppi import puppi_weights
+from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
 from coffea_mlreco.metrics import met_residuals
 from coffea_mlreco.mlpf.inputs import element_order
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, pdgid_class
@@ -107,18 +108,29 @@ class MLPFProcessor(processor.ProcessorABC):
     """MLPF vs rule-based PF (module docstring).
 
     Args:
-        model: name of the shipped MLPF model (default ``"mlpf_pu60"``).
+        model: name of the shipped MLPF model; by default, per chunk, the shipped ``mlpf_pu<N>`` trained at the
+            pileup closest to the chunk's mean ``Pileup_nTrueInt`` (the highest-pileup one without that branch).
         options: evaluate's task options (``device``).
         puppi_tune: PUPPI parameter set for the ``*_puppi`` MET (default ``"run3"``).
     """
 
-    def __init__(self, model: str = "mlpf_pu60", options: Any = None, puppi_tune: str = "run3") -> None:
-        if model not in shipped_mlpf_models():
-            raise ValueError(f"no shipped MLPF model {model!r}; shipped: {', '.join(shipped_mlpf_models()) or 'none'}")
-        self.model_name = model
+    def __init__(self, model: str | None = None, options: Any = None, puppi_tune: str = "run3") -> None:
+        shipped = shipped_mlpf_models()
+        if model is not None and model not in shipped:
+            raise ValueError(f"no shipped MLPF model {model!r}; shipped: {', '.join(shipped) or 'none'}")
+        self.choices = {0: model} if model is not None else names_by_pileup(shipped, "mlpf")
+        if not self.choices:
+            raise ValueError(f"no shipped mlpf_pu<N> model to choose from; shipped: {', '.join(shipped) or 'none'}")
         self.device = getattr(options, "device", "cpu")
         self.puppi_tune = puppi_tune
-        self.model = shipped_mlpf_model(model, device=self.device)
+        self._wrappers: dict[str, Any] = {}
+
+    def model_for(self, events: Any) -> Any:
+        """The MLPF wrapper for this chunk (built once per model name)."""
+        name = closest_pileup(self.choices, events)
+        if name not in self._wrappers:
+            self._wrappers[name] = shipped_mlpf_model(name, device=self.device)
+        return self._wrappers[name]
 
     @staticmethod
     def _empty_histograms() -> dict[str, hist.Hist]:
@@ -156,10 +168,11 @@ class MLPFProcessor(processor.ProcessorABC):
         targets = target_table(events)
         pf = element_classes(events)
         tic = time.perf_counter()
-        mlpf_cands = self.model(events)
+        model = self.model_for(events)
+        mlpf_cands = model(events)
         out["seconds"]["mlpf"] = time.perf_counter() - tic
         events["MLPFCands"] = mlpf_cands
-        ml_cls = self.model.last_element_class
+        ml_cls = model.last_element_class
         ml_pt = np.full(ml_cls.size, np.nan)
         rows = _candidate_rows(events, mlpf_cands, pf["counts"])
         ml_pt[rows] = _flat(mlpf_cands.pt)
