@@ -310,10 +310,11 @@ class MLPF(nn.Module):
             h = layer(h, mask, position)
         z = torch.cat([self.norm(h), features], dim=-1)[:, :n]
         links = [t[:, :n] for t in links]
+        z_links = torch.cat([z, *links], dim=-1)  # the classification and charge heads' input
         real = mask[:, :n, None]
-        class_logits = self.classify(torch.cat([z, *links], dim=-1))
+        class_logits = self.classify(z_links)
         momentum = self.regress(torch.cat([z, torch.softmax(class_logits, dim=-1), *links], dim=-1))
-        charge = self.charge(torch.cat([z, *links], dim=-1)) + 2.0 * features[:, :n, 11:12]
+        charge = self.charge(z_links) + 2.0 * features[:, :n, 11:12]
         return {"class_logits": class_logits.masked_fill(~real, 0.0), "momentum": momentum.masked_fill(~real, 0.0),
                 "charge_logit": charge.masked_fill(~real, 0.0)[..., 0]}
 
