@@ -108,6 +108,28 @@ def test_train_met_with_feature_workers_keeps_the_best_epoch(dilep_pu60: Path, t
     assert card["best_epoch"] == best["epoch"]
 
 
+def test_train_met_fine_tunes_from_init_weights(dilep_pu60: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["train", "met", "--model", "perceiver", "--target", "direct", "--train", str(dilep_pu60), "--validation",
+              str(dilep_pu60), "--device", "cpu", "--dim", "16", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*common, "--latents", "8", "--output", str(first), "--epochs", "1"]) == 0
+    start = json.loads(first.with_suffix(".json").read_text())
+    # a learning rate of zero cannot improve on the starting weights: epoch 0 (the init) is kept, unchanged
+    assert main([*common, "--latents", "8", "--output", str(second), "--epochs", "1", "--lr", "0",
+                 "--init", str(first.with_suffix(".safetensors"))]) == 0
+    card = json.loads(second.with_suffix(".json").read_text())
+    assert [h["epoch"] for h in card["history"]] == [0, 1] and card["best_epoch"] == 0
+    assert card["history"][0]["val_resolution_upar"] == pytest.approx(start["history"][-1]["val_resolution_upar"])
+    assert card["init"]["weights"] == "first.safetensors" and card["init"]["training_seeds"] == ["41"]
+    old, new = load_file(str(first.with_suffix(".safetensors"))), load_file(str(second.with_suffix(".safetensors")))
+    assert all(torch.equal(old[k], new[k]) for k in old)
+    # weights of another configuration are refused with the mismatch named
+    assert main([*common, "--latents", "4", "--output", str(tmp_path / "bad"), "--epochs", "1",
+                 "--init", str(first.with_suffix(".safetensors"))]) == 2
+
+
 def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Path) -> None:
     import torch
 

@@ -30,7 +30,7 @@ import awkward as ak
 import numpy as np
 import torch
 import uproot
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from .. import __version__
@@ -206,6 +206,23 @@ def predict(model: torch.nn.Module, data: FeatureSet, tokens: int,
     return pred
 
 
+def _training_loss(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, puppi: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
+    """Loss of one mini-batch, every event rotated by a random φ (candidates, PUPPI MET and target together):
+    Huber on the MET (px, py)/20 GeV, or on v* for the Perceiver's ``seed`` target, plus the response term."""
+    angle = torch.rand(len(x), device=x.device) * 2 * math.pi
+    x = x.clone()
+    x[..., :2] = _rotate(x[..., :2], angle)
+    puppi, target = _rotate(puppi, angle), _rotate(target, angle)
+    pred = model(cands=x, cands_mask=mask, event=puppi)["met_xy"]
+    if getattr(model, "target", "direct") == "seed":  # v* = (p_gen − p_puppi)/max(|p_puppi|, 10 GeV)
+        scale = puppi.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
+        loss = torch.nn.functional.huber_loss((pred - puppi) / scale, (target - puppi) / scale, delta=1.0)
+    else:
+        loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
+    return loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
+
+
 def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
     """Scale s with mean(u∥) = 0 for s·MET: Σ|p_gen| / Σ(p_reco · n̂_gen) over events with |p_gen| > 20 GeV.
 
@@ -242,7 +259,8 @@ def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float
 
 def train(model_name: str, train_files: list[str], val_file: str, output: str, epochs: int, lr: float,
           tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True, device: str = "auto",
-          workers: int = 1, max_seconds: float | None = None, on_device: bool | None = None) -> dict:
+          workers: int = 1, max_seconds: float | None = None, on_device: bool | None = None,
+          init: str | None = None) -> dict:
     """Train, keep the epoch with the best validation u∥ resolution, write weights and model card.
 
     The weights and card are (re)written after every epoch that improves on the best so far, so an
@@ -251,6 +269,9 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     is the larger of the step fraction and the elapsed fraction of ``max_seconds``, and training stops
     (after validating the epoch in progress) when the time is up, so a time budget still ends annealed.
     ``on_device``: keep the features on the device and pad there (default: on a GPU; `batch_source`).
+    ``init``: fine-tune from these weights (``.safetensors`` of the same model and configuration; its model
+    card, if next to it, goes into the new card). They are validated first as epoch 0, so the output is
+    never worse on the validation sample than the weights it started from.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -260,7 +281,10 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     module, _, cls = MODELS[model_name].partition(":")
     import importlib
 
-    model = getattr(importlib.import_module(module), cls)(**config).to(dev)
+    model = getattr(importlib.import_module(module), cls)(**config)
+    if init is not None:
+        model.load_state_dict(load_file(str(init)))
+    model = model.to(dev)
     train_sets = load_all_features(list(train_files) + [val_file], cache_dir, workers)
     val = train_sets.pop()
     sources = [batch_source(d, dev, on_device) for d in train_sets]
@@ -271,46 +295,36 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     start = time.perf_counter()
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for epoch in range(epochs):
-        model.train()
-        bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch + 1}/{epochs}", disable=not progress)
-        for data, source in zip(train_sets, sources, strict=True):
-            for events in _batches(data, tokens, rng):
-                fraction = step / (epochs * n_batches)
-                if max_seconds:
-                    fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
-                    out_of_time = fraction >= 1.0
-                    if out_of_time:
-                        break
-                for group in optimiser.param_groups:
-                    group["lr"] = one_cycle_lr(fraction, lr)
-                step += 1
-                x, mask, puppi, target = source.tensors(events)
-                angle = torch.rand(len(events), device=dev) * 2 * math.pi
-                x = x.clone()
-                x[..., :2] = _rotate(x[..., :2], angle)
-                puppi, target = _rotate(puppi, angle), _rotate(target, angle)
-                pred = model(cands=x, cands_mask=mask, event=puppi)["met_xy"]
-                if getattr(model, "target", "direct") == "seed":  # v* = (p_gen − p_puppi)/max(|p_puppi|, 10 GeV)
-                    scale = puppi.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
-                    loss = torch.nn.functional.huber_loss((pred - puppi) / scale, (target - puppi) / scale, delta=1.0)
-                else:
-                    loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
-                loss = loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimiser.step()
-                bar.update(1)
-                if bar.n % 20 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-            if out_of_time:
-                break
-        bar.close()
+    for epoch in range(0 if init is not None else 1, epochs + 1):  # epoch 0: the ``init`` weights as given
+        if epoch:
+            model.train()
+            bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch}/{epochs}", disable=not progress)
+            for data, source in zip(train_sets, sources, strict=True):
+                for events in _batches(data, tokens, rng):
+                    fraction = step / (epochs * n_batches)
+                    if max_seconds:
+                        fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
+                        out_of_time = fraction >= 1.0
+                        if out_of_time:
+                            break
+                    for group in optimiser.param_groups:
+                        group["lr"] = one_cycle_lr(fraction, lr)
+                    step += 1
+                    loss = _training_loss(model, *source.tensors(events))
+                    optimiser.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimiser.step()
+                    bar.update(1)
+                    if bar.n % 20 == 0:
+                        bar.set_postfix(loss=f"{loss.item():.3f}")
+                if out_of_time:
+                    break
+            bar.close()
         metrics = evaluate(model, val, tokens, source=val_source)
-        history.append({"epoch": epoch + 1, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
+        history.append({"epoch": epoch, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
                         "seconds": round(time.perf_counter() - start, 1)})
-        print(f"epoch {epoch + 1}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
+        print(f"epoch {epoch}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
               f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
               flush=True)
         if metrics["model"]["resolution_upar"] < best_resolution:
@@ -324,7 +338,7 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 "training_files": [describe_sample(f) for f in train_files],
                 "validation_file": describe_sample(val_file),
                 "training_events": int(sum(len(d.counts) for d in train_sets)),
-                "validation_events": len(val.counts), "epochs": epochs, "best_epoch": epoch + 1,
+                "validation_events": len(val.counts), "epochs": epochs, "best_epoch": epoch,
                 "max_seconds": max_seconds,
                 "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed, "device": str(dev),
                 "training_seconds": round(time.perf_counter() - start, 1), "history": history,
@@ -332,6 +346,8 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 "validation_metrics_gev": evaluate(model, val, tokens, scale, val_source),
                 "parameters": int(sum(p.numel() for p in model.parameters())),
             }
+            if init is not None:
+                card["init"] = _init_provenance(Path(init))
         if card:  # the card of the best epoch so far, with the full history
             card["history"], card["training_seconds"] = history, round(time.perf_counter() - start, 1)
             out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
@@ -339,6 +355,18 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
             print(f"stopped after {time.perf_counter() - start:.0f} s (--max-seconds {max_seconds:g})", flush=True)
             break
     return card
+
+
+def _init_provenance(weights: Path) -> dict:
+    """What a fine-tune started from: the weights' name and, from their model card, how they were trained."""
+    out: dict = {"weights": weights.name}
+    card_path = weights.with_suffix(".json")
+    if card_path.exists():
+        card = json.loads(card_path.read_text())
+        out.update({k: card[k] for k in ("command", "training_events", "validation_events", "best_epoch", "device",
+                                         "training_seconds", "init") if k in card})
+        out["training_seeds"] = [f.get("generator", {}).get("seed") for f in card.get("training_files", [])]
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -358,6 +386,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes computing the per-file feature caches")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="time budget: the one-cycle schedule follows elapsed time and training stops at it")
+    parser.add_argument("--init", default=None,
+                        help="fine-tune from these weights (.safetensors of the same --model/--target/--dim/--latents); "
+                             "validated first as epoch 0")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -369,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = train(args.model, args.train, args.validation, args.output, args.epochs, args.lr, args.tokens,
                      args.seed, config, cache, progress=not args.quiet, device=args.device,
-                     workers=args.workers, max_seconds=args.max_seconds)
+                     workers=args.workers, max_seconds=args.max_seconds, init=args.init)
     except (KeyError, OSError, ValueError, RuntimeError) as err:
         print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)
         return 2
