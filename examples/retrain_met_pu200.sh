@@ -1,33 +1,46 @@
 #!/usr/bin/env bash
 # Retrain the shipped PU 200 MET models from scratch (one command):
-#   bash examples/retrain_met_pu200.sh [WORKDIR] [DEVICE] [MAX_SECONDS]
-# The shipped Perceiver was trained this way on a lent GPU machine (H200, 16 cores; benchmarks/gpu_session.sh
-# generated the sample and cached its features there): direct target, alone on the GPU, MAX_SECONDS=225 (5 epochs
-# of the 40k events, best epoch 4; seed 2). The shipped DeepMET is from the first GPU session (same commands on
-# 4 × 6000 events of seeds 1211–1214, 190 s): its model card has the exact command and files.
+#   bash examples/retrain_met_pu200.sh [WORKDIR] [DEVICE] [MAX_SECONDS] [FINETUNE_SECONDS]
+# The shipped Perceiver was trained this way in two stages. Stage 1 on a lent GPU machine (H200, 16 cores;
+# benchmarks/gpu_session.sh generated the sample and cached its features there): direct target, alone on the GPU,
+# MAX_SECONDS=225 (5 epochs of the 40k events, best epoch 4; seed 2). Stage 2 on the 2-core development container:
+# the stage-1 model fine-tuned (train met --init) on 30k new events (12 × 2500, seeds 1227–1238) at learning rate
+# 5e-4 for FINETUNE_SECONDS=3500 (seed 3); the shipped card's "init" holds stage 1's card. The shipped DeepMET
+# is from the first GPU session (same commands on 4 × 6000 events of seeds 1211–1214, 190 s): its model card has
+# the exact command and files.
 # Without MAX_SECONDS each training runs 3 full epochs (hours on a 2-core CPU: generation alone takes ~20 min
 # there, the features ~10 min).
-# Samples: tt̄ dileptonic at PU 200, training 16 × 2500 events (seeds 1211–1226), validation 1000 (seed 3202),
-# held-out test 5000 (seed 2201). Ships the Perceiver target mode with the better calibrated validation u∥
-# resolution (examples/ship_perceiver.py).
+# Samples: tt̄ dileptonic at PU 200, training 16 × 2500 events (seeds 1211–1226) and, for stage 2, 12 × 2500
+# (seeds 1227–1238), validation 1000 (seed 3202), held-out test 5000 (seed 2201). Stage 1 ships the Perceiver
+# target mode with the better calibrated validation u∥ resolution (examples/ship_perceiver.py); stage 2 starts
+# from it and keeps it if no fine-tuned epoch validates better (epoch 0 of its history).
 set -euo pipefail
 work=${1:-met_pu200}
 device=${2:-auto}
 budget=${3:-}
+finetune_budget=${4:-3500}
 weights=src/coffea_mlreco/met/weights
 jobs=$(( $(nproc) > 4 ? 3 : 1 ))
 mkdir -p "$work"
-for i in $(seq 1 16); do
+for i in $(seq 1 28); do  # 1–16: stage 1, 17–28: the stage-2 fine-tune
     coffea-mlreco generate --process ttbar-dilep --events 2500 --pileup 200 --seed $((1210 + i)) --jobs "$jobs" \
         --output "$work/train_pu200_$i.root"
 done
 coffea-mlreco generate --process ttbar-dilep --events 1000 --pileup 200 --seed 3202 --jobs "$jobs" --output "$work/val_pu200.root"
 coffea-mlreco generate --process ttbar-dilep --events 5000 --pileup 200 --seed 2201 --jobs "$jobs" --output "$work/test_pu200.root"
-common=(--train $(ls "$work"/train_pu200_*.root | sort -V) --validation "$work/val_pu200.root" --cache-dir "$work/cache"
+common=(--train $(ls "$work"/train_pu200_*.root | sort -V | head -16) --validation "$work/val_pu200.root" --cache-dir "$work/cache"
         --tokens 262144 --seed 2 --device "$device" --workers 4)
 if [ -n "$budget" ]; then common+=(--epochs 40 --max-seconds "$budget"); else common+=(--epochs 3); fi
 coffea-mlreco train met --model deepmet "${common[@]}" --output "$weights/deepmet_pu200"
 coffea-mlreco train met --model perceiver --target seed "${common[@]}" --output "$work/perceiver_seed_pu200"
 coffea-mlreco train met --model perceiver --target direct "${common[@]}" --output "$work/perceiver_direct_pu200"
 python examples/ship_perceiver.py "$work" 200
+target=$(python -c "import json; print(json.load(open('$weights/perceiver_pu200.json'))['config']['target'])")
+coffea-mlreco train met --model perceiver --target "$target" --train $(ls "$work"/train_pu200_*.root | sort -V | tail -12) \
+    --validation "$work/val_pu200.root" --cache-dir "$work/cache" --tokens 262144 --seed 3 --device "$device" \
+    --workers 4 --epochs 2 --lr 5e-4 --max-seconds "$finetune_budget" --init "$weights/perceiver_pu200.safetensors" \
+    --output "$work/perceiver_finetuned_pu200"
+cp "$work/perceiver_finetuned_pu200.safetensors" "$weights/perceiver_pu200.safetensors"
+sed 's/"perceiver_finetuned_pu200.safetensors"/"perceiver_pu200.safetensors"/' "$work/perceiver_finetuned_pu200.json" \
+    > "$weights/perceiver_pu200.json"
 coffea-mlreco evaluate "$work/test_pu200.root" --tasks met --output "$work/report_test_pu200"

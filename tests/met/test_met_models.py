@@ -122,7 +122,7 @@ def test_train_met_fine_tunes_from_init_weights(dilep_pu60: Path, tmp_path: Path
     card = json.loads(second.with_suffix(".json").read_text())
     assert [h["epoch"] for h in card["history"]] == [0, 1] and card["best_epoch"] == 0
     assert card["history"][0]["val_resolution_upar"] == pytest.approx(start["history"][-1]["val_resolution_upar"])
-    assert card["init"]["weights"] == "first.safetensors" and card["init"]["training_seeds"] == ["41"]
+    assert card["init"]["weights"] == "first.safetensors" and card["init"]["training_files"][0]["generator"]["seed"] == "41"
     old, new = load_file(str(first.with_suffix(".safetensors"))), load_file(str(second.with_suffix(".safetensors")))
     assert all(torch.equal(old[k], new[k]) for k in old)
     # weights of another configuration are refused with the mismatch named

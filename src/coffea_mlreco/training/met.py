@@ -358,15 +358,11 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
 
 
 def _init_provenance(weights: Path) -> dict:
-    """What a fine-tune started from: the weights' name and, from their model card, how they were trained."""
-    out: dict = {"weights": weights.name}
+    """What a fine-tune started from: the weights' name and, when their model card lies next to them, that card
+    (its command, data, history and metrics; nested, so a chain of fine-tunes keeps its whole history)."""
     card_path = weights.with_suffix(".json")
-    if card_path.exists():
-        card = json.loads(card_path.read_text())
-        out.update({k: card[k] for k in ("command", "training_events", "validation_events", "best_epoch", "device",
-                                         "training_seconds", "init") if k in card})
-        out["training_seeds"] = [f.get("generator", {}).get("seed") for f in card.get("training_files", [])]
-    return out
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    return {"weights": weights.name} | {k: v for k, v in card.items() if k not in ("model", "config", "weights")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
