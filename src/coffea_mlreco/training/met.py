@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,30 @@ def _training_loss(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, 
     return loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
 
 
+def _train_epoch(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                 batches: Iterable[tuple[_HostBatches | _DeviceBatches, np.ndarray]],
+                 lr_at: Callable[[int], float | None], step: int, bar: tqdm) -> tuple[int, bool]:
+    """One pass over ``batches`` (a batch source and its events) from optimiser step ``step``, at the learning
+    rate ``lr_at(step)``; stops early when that is None. Returns the next step and whether it ran out of time."""
+    model.train()
+    for source, events in batches:
+        rate = lr_at(step)
+        if rate is None:
+            return step, True
+        for group in optimiser.param_groups:
+            group["lr"] = rate
+        step += 1
+        loss = _training_loss(model, *source.tensors(events))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        bar.update(1)
+        if bar.n % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return step, False
+
+
 def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
     """Scale s with mean(u∥) = 0 for s·MET: Σ|p_gen| / Σ(p_reco · n̂_gen) over events with |p_gen| > 20 GeV.
 
@@ -295,31 +320,19 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     start = time.perf_counter()
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
+
+    def lr_at(step: int) -> float | None:  # one cycle over the steps or the time budget; None: out of time
+        fraction = step / (epochs * n_batches)
+        if max_seconds:
+            fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
+        return None if fraction >= 1.0 else one_cycle_lr(fraction, lr)
+
     for epoch in range(0 if init is not None else 1, epochs + 1):  # epoch 0: the ``init`` weights as given
         if epoch:
-            model.train()
             bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch}/{epochs}", disable=not progress)
-            for data, source in zip(train_sets, sources, strict=True):
-                for events in _batches(data, tokens, rng):
-                    fraction = step / (epochs * n_batches)
-                    if max_seconds:
-                        fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
-                        out_of_time = fraction >= 1.0
-                        if out_of_time:
-                            break
-                    for group in optimiser.param_groups:
-                        group["lr"] = one_cycle_lr(fraction, lr)
-                    step += 1
-                    loss = _training_loss(model, *source.tensors(events))
-                    optimiser.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    optimiser.step()
-                    bar.update(1)
-                    if bar.n % 20 == 0:
-                        bar.set_postfix(loss=f"{loss.item():.3f}")
-                if out_of_time:
-                    break
+            batches = ((source, events) for data, source in zip(train_sets, sources, strict=True)
+                       for events in _batches(data, tokens, rng))
+            step, out_of_time = _train_epoch(model, optimiser, batches, lr_at, step, bar)
             bar.close()
         metrics = evaluate(model, val, tokens, source=val_source)
         history.append({"epoch": epoch, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
