@@ -14,7 +14,7 @@ whose branches are absent is an error naming the file and branch.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,9 +31,20 @@ EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """Settings every task's processor may use: ``device`` is ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+    """Settings every task's processor may use.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` for the networks.
+        models: per task, per method, the model to use instead of the shipped default: a shipped name or a
+            model directory (``{"met": {"perceiver": "/my/dir"}}``; ``evaluate --model met.perceiver=DIR``).
+    """
 
     device: str = "cpu"
+    models: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def models_for(self, task: str) -> dict[str, str]:
+        """``{method: model}`` given for ``task`` (empty: the shipped defaults)."""
+        return dict(self.models.get(task, {}))
 
 
 class TaskReport(NamedTuple):

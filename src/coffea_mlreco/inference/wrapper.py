@@ -29,6 +29,7 @@ import awkward as ak
 import numpy as np
 import torch
 
+from ..core.columns import NonFiniteInputError
 from .backends import MODEL_CACHE, Backend, ModelCache
 from .batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from .device import autocast_dtype, configure_threads, resolve_device, resolve_precision
@@ -39,10 +40,6 @@ __all__ = ["Jagged", "Dense", "ModelWrapper", "NonFiniteInputError", "DEFAULT_TO
 DEFAULT_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 18}
 """Padded objects per mini-batch by device type. On 2 CPU threads a 6→64→64 per-candidate MLP ran 3.5×
 faster with 16k-token batches than with 262k (benchmarks/inference_throughput.py)."""
-
-
-class NonFiniteInputError(ValueError):
-    """An input feature holds NaN or ±inf."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,6 @@
-"""Machine-learned MET: candidate features, model wrappers (DeepMET-style and Perceiver)."""
+"""MET at high pileup: PF and PUPPI MET, the DeepMET-style and Perceiver networks; ``reconstruct`` appends
+their columns to an analyst's events."""
+
+from .columns import COLUMNS, METHODS, input_columns, reconstruct
+
+__all__ = ["COLUMNS", "METHODS", "input_columns", "reconstruct"]

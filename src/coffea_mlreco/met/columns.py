@@ -1,0 +1,162 @@
+"""``coffea_mlreco.met.reconstruct``: MET columns appended to NanoEvents with PF candidates.
+
+Columns (GeV, rad; each a ``MissingET`` record with ``pt``, ``phi`` and the event's ``valid`` flag):
+
+| method | column | what |
+|---|---|---|
+| ``pf`` | ``PFMETReco`` | −Σ p_T over all ``PFCands`` |
+| ``puppi`` | ``PuppiMETReco``, ``PFCands.puppiWeightReco`` | our numba PUPPI (CMS ``PuppiContainer``), weights in [0, 1] |
+| ``deepmet`` | ``DeepMETReco`` | the DeepMET-style per-candidate weights model |
+| ``perceiver`` | ``MLMET`` | the Perceiver (cross-attention from latents to every candidate) |
+
+Inputs (:func:`input_columns`, what dask-awkward reads): ``PFCands`` ``pt``, ``phi`` for PF MET; PUPPI and the
+networks add ``eta``, ``charge``, the vertex association (``fromPV``, with ``dz`` when present, or
+``pvAssocQuality`` and ``dz``) and ``PV_npvsGood``; the networks add ``pdgId``, and ``Pileup_nTrueInt`` when the
+file has it and the shipped model is chosen by pileup. No jets, leptons or generator branches are read.
+
+By default each network is the shipped model trained at the pileup closest to the chunk's mean
+``Pileup_nTrueInt`` (the highest-pileup one without that branch, e.g. on collision data); ``models=`` takes, per
+method, a shipped name (``"perceiver_pu200"``), a model directory written by ``coffea-mlreco train met --output
+DIR``, or a wrapper instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+
+from ..baselines.pf_met import missing_transverse_momentum
+from ..baselines.puppi import PuppiTune, load_tune, puppi_weights
+from ..core.columns import InputColumns, reconstruct_columns
+from ..inference import ModelWrapper
+from ..inference.model_cards import closest_pileup, names_by_pileup
+from .wrappers import shipped_met_model, shipped_met_models
+
+__all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct"]
+
+METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver")
+"""The MET reconstructions, in the order of the report."""
+COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet": "DeepMETReco",
+                           "perceiver": "MLMET"}
+"""Column each method appends (a ``MissingET`` record)."""
+ML_METHODS: tuple[str, ...] = ("deepmet", "perceiver")
+_VERTEX_FIELDS = ("fromPV", "pvAssocQuality", "dz")
+
+
+def _needs_puppi(methods: Sequence[str]) -> bool:
+    return any(m != "pf" for m in methods)
+
+
+def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
+    """The columns the ``methods`` read on these events (see the module docstring); ``by_pileup`` adds
+    ``Pileup_nTrueInt`` (when the file has it) for choosing a network by the chunk's pileup."""
+    if "PFCands" not in events.fields:
+        return {"PFCands": ("pt", "phi")}  # reported as missing by the check
+    cand_fields = set(events.PFCands.fields)
+    if not _needs_puppi(methods):
+        return {"PFCands": ("pt", "phi")}
+    vertex = tuple(f for f in _VERTEX_FIELDS if f in cand_fields)
+    if "fromPV" not in vertex:  # PFNano without fromPV: quality and dz, both required
+        vertex = ("pvAssocQuality", "dz")
+    cands = ("pt", "eta", "phi", "charge", *vertex)
+    columns: dict[str, tuple[str, ...] | None] = {"PFCands": cands, "PV": ("npvsGood",)}
+    if any(m in ML_METHODS for m in methods):
+        columns["PFCands"] = (*cands, "pdgId")
+        if by_pileup and "Pileup" in events.fields and "nTrueInt" in events.Pileup.fields:
+            columns["Pileup"] = ("nTrueInt",)
+    return columns
+
+
+def _missing_et(pt: Any, phi: Any) -> ak.Array:
+    return ak.zip({"pt": pt, "phi": phi}, with_name="MissingET")
+
+
+def met_models(methods: Sequence[str], models: Mapping[str, Any] | None = None, device: str = "auto"
+               ) -> dict[str, dict[int, ModelWrapper]]:
+    """Per network method of ``methods``: ``{pileup: wrapper}`` (several shipped models to choose from by the
+    chunk's pileup, or ``{0: wrapper}`` for the one given in ``models``)."""
+    models = dict(models or {})
+    unknown = set(models) - set(ML_METHODS)
+    if unknown:
+        raise ValueError(f"models= keys must be among {ML_METHODS}, not {sorted(unknown)}")
+    chosen: dict[str, dict[int, ModelWrapper]] = {}
+    shipped = shipped_met_models()
+    for method in (m for m in methods if m in ML_METHODS):
+        spec = models.get(method)
+        if isinstance(spec, ModelWrapper):
+            chosen[method] = {0: spec}
+        elif spec is not None:
+            chosen[method] = {0: shipped_met_model(spec, device=device)}
+        else:
+            by_pu = names_by_pileup(shipped, method)
+            if not by_pu:
+                raise ValueError(f"no shipped model for MET method {method!r}; give one with models=")
+            chosen[method] = {pu: shipped_met_model(name, device=device) for pu, name in by_pu.items()}
+    return chosen
+
+
+class METReconstruction:
+    """The per-chunk MET kernel: ``kernel(events) -> record`` with one field per column (see the module)."""
+
+    def __init__(self, methods: Sequence[str], models: Mapping[str, Mapping[int, ModelWrapper]],
+                 tune: PuppiTune) -> None:
+        self.methods = tuple(methods)
+        self.models = {method: dict(by_pu) for method, by_pu in models.items()}
+        self.tune = tune
+
+    def __call__(self, events: Any) -> ak.Array:
+        cands = events.PFCands
+        out: dict[str, ak.Array] = {}
+        if "pf" in self.methods:
+            out[COLUMNS["pf"]] = _missing_et(*missing_transverse_momentum(cands))
+        if _needs_puppi(self.methods):
+            weights = puppi_weights(cands, self.tune, npv=events.PV.npvsGood)
+            if "puppi" in self.methods:
+                out[COLUMNS["puppi"]] = _missing_et(*missing_transverse_momentum(cands, weights))
+                out["puppiWeightReco"] = weights
+            with_weights = ak.with_field(events, weights, where=("PFCands", "puppiWeightReco"))
+            for method in (m for m in self.methods if m in ML_METHODS):
+                met = closest_pileup(self.models[method], events)(with_weights)
+                out[COLUMNS[method]] = _missing_et(ak.values_astype(met.pt, "float64"),
+                                                   ak.values_astype(met.phi, "float64"))
+        return ak.zip(out, depth_limit=1)
+
+
+def _methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    if methods is None:
+        return METHODS
+    if isinstance(methods, str):
+        methods = (methods,)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown MET method(s) {unknown}; known: {', '.join(METHODS)}")
+    return tuple(dict.fromkeys(methods))
+
+
+def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
+                device: str = "auto", on_invalid: str = "flag", puppi_tune: str = "run3") -> Any:
+    """Return ``events`` with the MET columns of ``methods`` appended (default all four; see the module).
+
+    Works on eager, virtual and dask-awkward NanoEvents (in dask mode nothing is computed: one
+    ``map_partitions`` reads only :func:`input_columns`). The caller's array is not changed.
+
+    Args:
+        methods: among ``pf``, ``puppi``, ``deepmet``, ``perceiver`` (default all).
+        models: per network method, a shipped name, a model directory or a wrapper (default: the shipped
+            model closest to each chunk's pileup).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for the networks.
+        on_invalid: ``"flag"``: an event with NaN/inf inputs gets NaN columns and ``valid`` False, the others
+            are unaffected; ``"raise"``: raise ``NonFiniteInputError``.
+        puppi_tune: PUPPI parameter set, ``run3`` or ``phase2``.
+
+    Raises:
+        MissingBranchError: the file lacks a column a method needs (e.g. ``PFCands_pt`` on plain NanoAOD).
+    """
+    chosen = _methods(methods)
+    networks = met_models(chosen, models, device)
+    by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
+    kernel = METReconstruction(chosen, networks, load_tune(puppi_tune))
+    return reconstruct_columns(events, kernel, input_columns(events, chosen, by_pileup), task="MET",
+                               where={"puppiWeightReco": ("PFCands", "puppiWeightReco")}, on_invalid=on_invalid)
