@@ -34,7 +34,8 @@ from ..inference import ModelWrapper
 from ..inference.model_cards import closest_pileup, names_by_pileup
 from .wrappers import shipped_met_model, shipped_met_models
 
-__all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct"]
+__all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct",
+           "supported_methods"]
 
 METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver")
 """The MET reconstructions, in the order of the report."""
@@ -124,9 +125,20 @@ class METReconstruction:
         return ak.zip(out, depth_limit=1)
 
 
-def _methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+def supported_methods(events: Any) -> tuple[str, ...]:
+    """The methods the file's columns allow: ``pf`` with ``PFCands``; PUPPI and the networks also need the
+    candidates' vertex association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and ``PV_npvsGood``."""
+    if "PFCands" not in events.fields:
+        return ()
+    fields = set(events.PFCands.fields)
+    vertex = "fromPV" in fields or {"pvAssocQuality", "dz"} <= fields
+    has_pv = "PV" in events.fields and "npvsGood" in events.PV.fields
+    return METHODS if vertex and has_pv and {"eta", "charge", "pdgId"} <= fields else ("pf",)
+
+
+def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
     if methods is None:
-        return METHODS
+        return supported_methods(events) or ("pf",)  # no PFCands at all: the check names the missing branch
     if isinstance(methods, str):
         methods = (methods,)
     unknown = [m for m in methods if m not in METHODS]
@@ -143,7 +155,8 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
     ``map_partitions`` reads only :func:`input_columns`). The caller's array is not changed.
 
     Args:
-        methods: among ``pf``, ``puppi``, ``deepmet``, ``perceiver`` (default all).
+        methods: among ``pf``, ``puppi``, ``deepmet``, ``perceiver``; default: every method the file supports
+            (:func:`supported_methods`). A method asked for explicitly whose inputs are missing is an error.
         models: per network method, a shipped name, a model directory or a wrapper (default: the shipped
             model closest to each chunk's pileup).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for the networks.
@@ -154,7 +167,7 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
     Raises:
         MissingBranchError: the file lacks a column a method needs (e.g. ``PFCands_pt`` on plain NanoAOD).
     """
-    chosen = _methods(methods)
+    chosen = _methods(events, methods)
     networks = met_models(chosen, models, device)
     by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
     kernel = METReconstruction(chosen, networks, load_tune(puppi_tune))
