@@ -57,7 +57,7 @@ def test_shipped_model_cards_are_complete(name: str) -> None:
 @pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
 def test_processor_appends_ml_met_and_beats_pf(dilep_pu60: Path) -> None:
     out = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=NanoAODSchema)(
-        {"dilep": [str(dilep_pu60)]}, METProcessor(), treename="Events")
+        {"dilep": [str(dilep_pu60)]}, METProcessor(device="cpu"), treename="Events")
     ev = events(dilep_pu60)
     for method, wrapper_name in ((m, n) for m in ("deepmet", "perceiver") for n in SHIPPED if n.startswith(m)):
         assert out["events_per_method"][method] == len(ev)

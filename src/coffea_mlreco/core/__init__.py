@@ -11,6 +11,7 @@ from .columns import (
     append_columns,
     check_columns,
     event_validity,
+    has_column,
     input_branches,
     is_dask,
     map_events,
@@ -21,7 +22,7 @@ from .columns import (
 from .histograms import count_true, event_count, new_hist
 
 __all__ = [
-    "ON_INVALID", "InputColumns", "MissingBranchError", "NonFiniteInputError", "append_columns", "check_columns", "count_true",
-    "event_count", "event_validity", "input_branches", "is_dask", "map_events", "mark_invalid", "new_hist",
-    "reconstruct_columns", "with_finite_inputs",
+    "ON_INVALID", "InputColumns", "MissingBranchError", "NonFiniteInputError", "append_columns", "check_columns",
+    "count_true", "event_count", "event_validity", "has_column", "input_branches", "is_dask", "map_events",
+    "mark_invalid", "new_hist", "reconstruct_columns", "with_finite_inputs",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "append_columns",
     "check_columns",
     "event_validity",
+    "has_column",
     "input_branches",
     "is_dask",
     "map_events",
@@ -114,12 +115,24 @@ def input_branches(events: Any, columns: InputColumns) -> list[str]:
     return sorted(names)
 
 
+def has_column(events: Any, collection: str, field: str | None = None) -> bool:
+    """True when ``events`` has ``collection`` (and its ``field``) and coffea can build it (a file with ``PV_npvs``
+    alone has no usable ``PV``: coffea's vertex behaviour needs x, y, z). Reads only the structure, never data."""
+    if collection not in events.fields:
+        return False
+    if field is None:
+        return True
+    try:
+        return field in events[collection].fields
+    except (AttributeError, ValueError):  # a collection coffea cannot build from the file's branches
+        return False
+
+
 def check_columns(events: Any, columns: InputColumns, task: str) -> None:
     """Raise :class:`MissingBranchError` (naming the file and the first missing branch) unless ``events`` has
     every column in ``columns``. Reads only the events' structure, never data."""
-    fields = set(events.fields)
     for collection, field in _declared(columns):
-        if collection not in fields or (field is not None and field not in events[collection].fields):
+        if not has_column(events, collection, field):
             raise MissingBranchError(_filename(events), _branch(collection, field), task)
 
 

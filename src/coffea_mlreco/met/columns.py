@@ -29,7 +29,7 @@ import awkward as ak
 
 from ..baselines.pf_met import missing_transverse_momentum
 from ..baselines.puppi import PuppiTune, load_tune, puppi_weights
-from ..core.columns import InputColumns, reconstruct_columns
+from ..core.columns import InputColumns, has_column, reconstruct_columns
 from ..inference import ModelWrapper
 from ..inference.model_cards import closest_pileup, names_by_pileup
 from .wrappers import shipped_met_model, shipped_met_models
@@ -53,7 +53,7 @@ def _needs_puppi(methods: Sequence[str]) -> bool:
 def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
     """The columns the ``methods`` read on these events (see the module docstring); ``by_pileup`` adds
     ``Pileup_nTrueInt`` (when the file has it) for choosing a network by the chunk's pileup."""
-    if "PFCands" not in events.fields:
+    if not has_column(events, "PFCands", "pt"):
         return {"PFCands": ("pt", "phi")}  # reported as missing by the check
     cand_fields = set(events.PFCands.fields)
     if not _needs_puppi(methods):
@@ -65,7 +65,7 @@ def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool
     columns: dict[str, tuple[str, ...] | None] = {"PFCands": cands, "PV": ("npvsGood",)}
     if any(m in ML_METHODS for m in methods):
         columns["PFCands"] = (*cands, "pdgId")
-        if by_pileup and "Pileup" in events.fields and "nTrueInt" in events.Pileup.fields:
+        if by_pileup and has_column(events, "Pileup", "nTrueInt"):
             columns["Pileup"] = ("nTrueInt",)
     return columns
 
@@ -128,11 +128,11 @@ class METReconstruction:
 def supported_methods(events: Any) -> tuple[str, ...]:
     """The methods the file's columns allow: ``pf`` with ``PFCands``; PUPPI and the networks also need the
     candidates' vertex association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and ``PV_npvsGood``."""
-    if "PFCands" not in events.fields:
+    if not has_column(events, "PFCands", "pt"):
         return ()
     fields = set(events.PFCands.fields)
     vertex = "fromPV" in fields or {"pvAssocQuality", "dz"} <= fields
-    has_pv = "PV" in events.fields and "npvsGood" in events.PV.fields
+    has_pv = has_column(events, "PV", "npvsGood")
     return METHODS if vertex and has_pv and {"eta", "charge", "pdgId"} <= fields else ("pf",)
 
 

@@ -25,8 +25,16 @@ import numpy as np
 from ..baselines.pf_met import missing_transverse_momentum
 from ..baselines.puppi import puppi_weights
 
-__all__ = ["CANDIDATE_FEATURES", "N_CHARGE", "N_TYPE", "N_PV", "candidate_features", "event_features",
-           "type_class", "met_inputs"]
+__all__ = [
+    "CANDIDATE_FEATURES",
+    "N_CHARGE",
+    "N_PV",
+    "N_TYPE",
+    "candidate_features",
+    "event_features",
+    "met_inputs",
+    "type_class",
+]
 
 CANDIDATE_FEATURES = ("px", "py", "eta", "log_pt", "puppi", "dz", "charge_class", "type_class", "pv_class")
 N_CHARGE, N_TYPE, N_PV = 3, 7, 4
