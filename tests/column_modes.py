@@ -61,7 +61,9 @@ def columns_in_mode(reconstruct: Callable[[Any], Any], path: Path | str, mode: s
     if mode == "dask":
         events = open_events(path, "dask")
         selected = _select(reconstruct(events), names)
-        (out,) = dask.compute(selected, scheduler="threads")
+        with warnings.catch_warnings():  # the session's distributed client may be active: threads on purpose
+            warnings.filterwarnings("ignore", message="Running on a single-machine scheduler")
+            (out,) = dask.compute(selected, scheduler="threads")
         return out
     if mode == "apply_to_fileset":
         from coffea.dataset_tools import apply_to_fileset

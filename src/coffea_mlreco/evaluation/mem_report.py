@@ -18,7 +18,9 @@ other than a–z, 0–9). It is *signal* when a token is one of :data:`SIGNAL_TO
 matching both or neither are not used in the ROC. (``evaluate`` names a dataset after its file's stem:
 ``zprime_ll.root`` → signal, ``dy_7121.root`` → background.)
 
-Throughput: ``{"mem/integrated": events/s (all hypotheses of an event), "mem/network": events/s}``.
+Throughput: ``{"mem/integrated": events/s (all hypotheses of an event), "mem/network": events/s}``, from the
+processor's ``seconds`` (eager runs only: a dask-awkward run has no per-method timing, and then no throughput rows).
+The note above the tables gives the number of events left out for NaN/inf inputs (``events_invalid``).
 """
 
 from __future__ import annotations
@@ -203,8 +205,10 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     metrics = _finite(_metrics(output))
     rates = {m: counts[m] / seconds[m] for m in ("integrated", "network")
              if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0}
+    invalid = int(output.get("events_invalid", 0))
     text = [(f'<p class="note">{output.get("events_selected", 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all '
-             f'of them ({counts.get("network", 0)}), VEGAS integration on {counts.get("integrated", 0)}. '
+             f'of them ({counts.get("network", 0)}), VEGAS integration on {counts.get("integrated", 0)}; '
+             f'{invalid} event(s) with NaN/inf inputs left out. '
              f'Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get("signal", "?")}, '
              f'B = {roles.get("background", "?")}; signal datasets: names with a token among '
              f'{", ".join(sorted(SIGNAL_TOKENS))}; background: {", ".join(sorted(BACKGROUND_TOKENS))}.</p>')]

@@ -9,13 +9,17 @@ Modules, one job each:
 - :mod:`.transfer_functions` — Gaussian lepton p_T and MET resolutions of the simulated detector;
 - :mod:`.phase_space` — MoMEMta-style Drell-Yan parametrisation (x₁, x₂, ŝ, cos θ*, Jacobian);
 - :mod:`.integration` — per-event weights log₁₀ P(y|α) with VEGAS, in parallel over events;
-- :mod:`.pythia_reference` — Pythia 8 cross-sections and PDFs for validation.
+- :mod:`.pythia_reference` — Pythia 8 cross-sections and PDFs for validation;
+- :mod:`.columns` — :func:`reconstruct`: the ``MEMReco`` column (integrated and DeepMEM weights, discriminant)
+  appended to an analyst's NanoEvents in every coffea mode.
 
-Entry point: :func:`mem_log_weights` (definition, units and conventions in :mod:`.integration`).
+Entry points: :func:`mem_log_weights` (definition, units and conventions in :mod:`.integration`) and
+:func:`reconstruct` (columns, inputs and seeding in :mod:`.columns`).
 """
 
 from __future__ import annotations
 
+from .columns import METHODS, input_columns, reconstruct, supported_methods
 from .cross_section import FULL_PHASE_SPACE, FiducialRegion, fiducial_cross_section_gev2, hadronic_cross_section
 from .hypothesis import Hypothesis, Mediator, load_hypothesis, shipped_hypotheses
 from .integration import IntegrationSettings, MEMResult, mem_log_weights
@@ -25,6 +29,7 @@ from .transfer_functions import ElectronResolution, MetResolution, MuonResolutio
 
 __all__ = [
     "FULL_PHASE_SPACE",
+    "METHODS",
     "PDF_PIDS",
     "ElectronResolution",
     "FiducialRegion",
@@ -39,10 +44,13 @@ __all__ = [
     "TransferFunctions",
     "fiducial_cross_section_gev2",
     "hadronic_cross_section",
+    "input_columns",
     "load_hypothesis",
     "load_pdf",
     "mem_log_weights",
     "partonic_cross_section",
+    "reconstruct",
     "shipped_hypotheses",
     "squared_matrix_element",
+    "supported_methods",
 ]
