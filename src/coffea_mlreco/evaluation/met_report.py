@@ -388,6 +388,10 @@ def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
             "⟨p<sub>T</sub><sup>miss,gen</sup>⟩ = 1 + ⟨u∥⟩/⟨gen MET⟩, from exact sums.</p>"
         )
     ]
+    invalid = int(output.get("events_invalid", 0))
+    if invalid:
+        text.append(f'<p class="note">{invalid} event(s) with NaN/inf inputs were flagged invalid (their MET '
+                    "columns are NaN, <code>valid</code> False) and left out of the figures below.</p>")
     if not methods:
         text.append("<p>No events were processed.</p>")
     else:

@@ -22,10 +22,17 @@ DEFAULT_SAMPLES: tuple[tuple[str, int, float, int], ...] = (
 )
 
 
-def default_sample(jobs: int = 1, progress: bool = True) -> list[Path]:
-    """Paths of the default sample's files, generating (and caching) any that are missing."""
+def default_sample(jobs: int = 1, progress: bool = True, processes: tuple[str, ...] | None = None) -> list[Path]:
+    """Paths of the default sample's files (only those of ``processes`` if given, e.g. ``("ttbar-semilep",)``),
+    generating (and caching) any that are missing."""
+    known = [sample[0] for sample in DEFAULT_SAMPLES]
+    unknown = sorted(set(processes or ()) - set(known))
+    if unknown:
+        raise ValueError(f"the default sample has no process {unknown}; it has {', '.join(known)}")
     paths = []
     for process, events, pileup, seed in DEFAULT_SAMPLES:
+        if processes is not None and process not in processes:
+            continue
         path = cache_dir() / "default" / f"v{SIMULATION_VERSION}_{process}_PU{pileup:g}_{events}ev_seed{seed}.root"
         if not path.exists():
             tmp = path.with_suffix(".part.root")
