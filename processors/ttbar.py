@@ -2,25 +2,28 @@
 
 For each chunk it
 
-- selects semileptonic tt̄ candidates (exactly one isolated e/μ, ≥ 4 jets; :mod:`coffea_mlreco.ttbar.inputs`);
-- runs every method on the selected events and appends ``TTbarReco`` to the events: one record per method
-  (``chi2``, ``klfitter``, ``pdnn``, ``spanet``) with ``had_b``, ``had_q1``, ``had_q2``, ``lep_b`` as indices
-  into the event's ``Jet`` collection (−1 when not assigned or the event is not selected); ``spanet`` adds
-  ``assignment_prob``, ``detection_prob``, ``marginal_prob`` (records with ``t_had``, ``t_lep``) and
-  ``nu_eta``; ``klfitter`` adds its ``event_probability`` and fitted ``nu_eta``;
-- where the file has ``GenPart``, matches the partons to the selected jets (ΔR < 0.4) and fills the outcome
-  histogram (per method, N_jets, and whether each top is reconstructable and correctly assigned), the SPANet
-  probability distributions and the neutrino-η residuals (SPANet, KLFitter-style fit, and the W-mass
-  constraint solution with the smaller |p_z|).
+- appends ``TTbarReco`` with :func:`coffea_mlreco.ttbar.reconstruct` (the selection of semileptonic tt̄
+  candidates, one isolated e/μ and ≥ 4 jets, and every method's assignment as indices into ``Jet``; see
+  :mod:`coffea_mlreco.ttbar.columns`);
+- computes the fill values per event with :func:`coffea_mlreco.core.map_events` from those events: where the
+  file has ``GenPart``, the partons matched to the selected jets (ΔR < 0.4,
+  :func:`coffea_mlreco.ttbar.inputs.assignment_targets`) give each method's outcome (whether each top is
+  reconstructable and correctly assigned); the neutrino η of SPANet, of the KLFitter-style fit and of the
+  W-mass constraint (the smaller-|p_z| root) are compared with the generated neutrino's;
+- fills the outcome histogram (per method and selected-jet multiplicity N_jets, 6 = ≥ 6), the SPANet
+  assignment and detection probabilities (split by correct / reconstructable) and the neutrino-η
+  residuals, from selected events whose inputs are finite. Events with NaN/inf inputs (``TTbarReco.valid``
+  False) are counted under ``"events_invalid"`` and left out of every histogram.
 
-The output dict is what :func:`coffea_mlreco.evaluation.ttbar_report.ttbar_section` reads; histograms hold
-integer counts, so it does not depend on the executor except for the timings under ``"seconds"``.
+Eager and virtual events (``processor.Runner``) fill ``hist.Hist``; dask-awkward events (``apply_to_fileset``)
+fill ``hist.dask.Hist`` from the same per-event values, so both give identical histograms (integer counts).
+The output dict is what :func:`coffea_mlreco.evaluation.ttbar_report.ttbar_section` reads; ``"seconds"``
+(each method's assignment time) is only there in eager mode.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import awkward as ak
@@ -28,100 +31,35 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.baselines.klfitter import klfitter_assignment
-from coffea_mlreco.baselines.ttbar_chi2 import chi2_assignment
+from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core.columns import InputColumns, with_finite_inputs
 from coffea_mlreco.truth import ttbar_partons
+from coffea_mlreco.ttbar.columns import (
+    COLUMN,
+    METHODS,
+    ML_METHODS,
+    declared_view,
+    default_models,
+    input_columns,
+    jet_indices,
+    reconstruct,
+    ttbar_models,
+)
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.neutrino import neutrino_pz
-from coffea_mlreco.ttbar.outcomes import TopOutcomes, top_outcomes
+from coffea_mlreco.ttbar.outcomes import top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
-from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model, shipped_ttbar_models
 
-__all__ = ["METHODS", "ML_METHODS", "TTbarProcessor", "jet_indices", "reconstruct_ttbar"]
+__all__ = ["GEN_FIELDS", "METHODS", "ML_METHODS", "NU_ETA_METHODS", "TTbarFillValues", "TTbarProcessor",
+           "default_models"]
 
-METHODS: tuple[str, ...] = ("chi2", "klfitter", "pdnn", "spanet")
-ML_METHODS = ("pdnn", "spanet")
+GEN_FIELDS: tuple[str, ...] = ("eta", "phi", "pdgId", "genPartIdxMother", "statusFlags")
+"""``GenPart`` fields the truth matching reads."""
+NU_ETA_METHODS: tuple[str, ...] = ("spanet", "klfitter", "w_constraint")
+"""Neutrino-η estimates compared with the generated neutrino."""
 _NJETS = (4, 5, 6)  # 6 = six or more
-_PROB_FIELDS = ("assignment_prob", "detection_prob", "marginal_prob")
-
-
-def default_models() -> dict[str, str]:
-    """Shipped model per machine-learned method (``{"spanet": "spanet_pu60", ...}``), those that exist."""
-    shipped = shipped_ttbar_models()
-    return {method: name for method in ML_METHODS for name in shipped if name.startswith(f"{method}_")}
-
-
-def jet_indices(positions: np.ndarray, jets: ak.Array) -> np.ndarray:
-    """Map [N, k] positions in the selected-jet list to indices in the event's ``Jet`` collection (−1 kept)."""
-    counts = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    flat = np.asarray(ak.to_numpy(ak.flatten(jets.index)), np.int64)
-    out = np.full(positions.shape, -1, np.int64)
-    ok = positions >= 0
-    rows = np.broadcast_to(starts[:, None], positions.shape)
-    out[ok] = flat[rows[ok] + positions[ok]]
-    return out
-
-
-def _positions(result: ak.Array) -> np.ndarray:
-    return np.stack([np.asarray(ak.to_numpy(result[f]), np.int64) for f in PERMUTATION_FIELDS], axis=1)
-
-
-def reconstruct_ttbar(events: Any, methods: Sequence[str] = METHODS, models: dict[str, Any] | None = None,
-                      max_jets: int = 6) -> tuple[ak.Array, dict[str, Any]]:
-    """Run the assignment methods on the selected events of ``events``.
-
-    Args:
-        methods: which of :data:`METHODS` to run (ML methods need a wrapper in ``models``).
-        models: method → model wrapper (:func:`coffea_mlreco.ttbar.wrappers.shipped_ttbar_model`).
-        max_jets: jets the χ² and KLFitter-style fits permute.
-
-    Returns:
-        ``(ttbar_reco, details)``: ``ttbar_reco`` has one record per method and event (all events; indices into
-        ``Jet``); ``details`` holds ``selected`` [N] bool, ``inputs`` (selected events), per-method ``positions``
-        ([n_selected, 4] in the selected-jet list), the raw per-method ``results`` and ``seconds``.
-    """
-    models = models or {}
-    inputs = semileptonic_inputs(events)
-    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
-    chosen = inputs[selected]
-    runners = {
-        "chi2": lambda: chi2_assignment(chosen, max_jets=max_jets),
-        "klfitter": lambda: klfitter_assignment(chosen, max_jets=max_jets),
-        **{m: (lambda m=m: models[m](chosen)) for m in ML_METHODS if m in models},
-    }
-    n_all = len(selected)
-    columns: dict[str, ak.Array] = {}
-    details: dict[str, Any] = {"selected": selected, "inputs": chosen, "positions": {}, "results": {}, "seconds": {}}
-    for method in methods:
-        if method not in runners:
-            continue
-        tic = time.perf_counter()
-        result = runners[method]()
-        details["seconds"][method] = time.perf_counter() - tic
-        positions = _positions(result)
-        details["positions"][method] = positions
-        details["results"][method] = result
-        index = np.full((n_all, 4), -1, np.int64)
-        index[selected] = jet_indices(positions, chosen.jets)
-        fields: dict[str, Any] = {f: index[:, i] for i, f in enumerate(PERMUTATION_FIELDS)}
-        extra = [f for f in ak.fields(result) if f not in PERMUTATION_FIELDS and f in (*_PROB_FIELDS, "nu_eta",
-                                                                                       "event_probability")]
-        for name in extra:
-            values = result[name]
-            if values.fields:
-                fields[name] = ak.zip({top: _expand(np.asarray(ak.to_numpy(values[top]), np.float64), selected)
-                                       for top in values.fields})
-            else:
-                fields[name] = _expand(np.asarray(ak.to_numpy(values), np.float64), selected)
-        columns[method] = ak.zip(fields, depth_limit=1)
-    return ak.zip(columns, depth_limit=1) if columns else ak.Array([{}] * n_all), details
-
-
-def _expand(values: np.ndarray, selected: np.ndarray) -> np.ndarray:
-    out = np.full(selected.shape, np.nan)
-    out[selected] = values
-    return out
+_FLAGS = ("thad_reco", "thad_ok", "tlep_reco", "tlep_ok")
+_TOPS = ("t_had", "t_lep")
 
 
 def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
@@ -136,93 +74,167 @@ def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
     return np.arcsinh(pz / np.maximum(np.hypot(met_px, met_py), 1e-9))
 
 
+def _numpy(array: Any, dtype: Any) -> np.ndarray:
+    return np.asarray(ak.to_numpy(array), dtype)
+
+
+class TTbarFillValues:
+    """Per-event fill values from events carrying ``TTbarReco`` (a :func:`map_events` kernel).
+
+    Output record: ``use`` (selected and valid), ``invalid``, ``njets`` (selected jets, capped at 6); per
+    method a record of the four outcome flags (int 0/1; all 0 without truth); with truth, ``spanet_prob``
+    (per top: ``assignment``, ``detection``, ``reco``, ``ok``) when SPANet ran, and ``nu_eta`` (per estimate:
+    ``residual``, reco − gen, and ``ok``, where both are defined and the event is used).
+    """
+
+    def __init__(self, methods: Sequence[str], columns: InputColumns, reco_inputs: InputColumns,
+                 has_truth: bool) -> None:
+        self.methods = tuple(methods)
+        self.columns = dict(columns)
+        self.reco_inputs = dict(reco_inputs)
+        self.has_truth = bool(has_truth)
+
+    def __call__(self, events: Any) -> ak.Array:
+        # the selection sees what the reconstruction saw: NaN/inf inputs as 0 (those events are not used)
+        view = with_finite_inputs(declared_view(events, self.columns), self.reco_inputs)
+        reco = view[COLUMN]
+        inputs = semileptonic_inputs(view)
+        valid = _numpy(reco.valid, bool)
+        selected = _numpy(inputs.selected, bool)
+        use = selected & valid
+        n_jets = np.minimum(_numpy(inputs.n_jets, np.int64), _NJETS[-1])
+        target = np.full((len(view), 4), -1, np.int64)
+        if self.has_truth:
+            positions = _numpy(assignment_targets(view, inputs.jets), np.int64).reshape(-1, 4)
+            target = jet_indices(positions, inputs.jets)
+        out: dict[str, Any] = {"use": use, "invalid": ~valid, "njets": n_jets}
+        outcomes = {}
+        for method in self.methods:
+            predicted = np.stack([_numpy(reco[method][f], np.int64) for f in PERMUTATION_FIELDS], axis=1)
+            outcomes[method] = top_outcomes(predicted, target)
+            out[method] = ak.zip({f: getattr(outcomes[method], f).astype(np.int64) for f in _FLAGS})
+        if self.has_truth:
+            if "spanet" in self.methods:
+                spanet, outcome = reco.spanet, outcomes["spanet"]
+                flags = {"t_had": (outcome.thad_reco, outcome.thad_ok), "t_lep": (outcome.tlep_reco, outcome.tlep_ok)}
+                out["spanet_prob"] = ak.zip({top: ak.zip({
+                    "assignment": _numpy(spanet.assignment_prob[top], np.float64),
+                    "detection": _numpy(spanet.detection_prob[top], np.float64),
+                    "reco": flags[top][0].astype(np.int64), "ok": flags[top][1].astype(np.int64)})
+                    for top in _TOPS}, depth_limit=1)
+            out["nu_eta"] = self._nu_eta(view, reco, inputs, selected, use)
+        return ak.zip(out, depth_limit=1)
+
+    def _nu_eta(self, view: ak.Array, reco: ak.Array, inputs: ak.Array, selected: np.ndarray,
+                use: np.ndarray) -> ak.Array:
+        gen = _numpy(ak.fill_none(ttbar_partons(view).neutrino.eta, np.nan), np.float64)
+        w_eta = np.full(len(view), np.nan)
+        w_eta[selected] = _w_constraint_eta(inputs[selected])
+        estimates = {"w_constraint": w_eta}
+        for method in ("spanet", "klfitter"):
+            if method in self.methods:
+                estimates[method] = _numpy(reco[method].nu_eta, np.float64)
+        records = {}
+        for method in NU_ETA_METHODS:
+            residual = estimates.get(method, np.full(len(view), np.nan)) - gen
+            records[method] = ak.zip({"residual": residual, "ok": use & np.isfinite(residual)})
+        return ak.zip(records, depth_limit=1)
+
+
+def _has_truth(events: Any) -> bool:
+    return "GenPart" in events.fields and set(GEN_FIELDS) <= set(events.GenPart.fields)
+
+
 class TTbarProcessor(processor.ProcessorABC):
     """Assignment efficiencies of every method on the same selected events (see the module docstring).
 
     Args:
-        methods: the methods to run (default all four; ML methods run when a shipped model exists).
-        models: method → shipped model name (default :func:`default_models`).
-        max_jets: jets permuted by the χ² and KLFitter-style fits.
-        options: evaluate's task options (``device`` for the networks).
+        methods: the methods to run, among :data:`METHODS` (default all four).
+        models: per network method, a shipped name, a model directory or card, or a wrapper; these take
+            precedence over ``options.models_for("ttbar")``; default the shipped models.
+        max_jets: the leading selected jets the χ² and KLFitter-style fits permute.
+        options: evaluate's task options (``device`` for the networks, ``models_for("ttbar")``).
     """
 
-    def __init__(self, methods: Sequence[str] = METHODS, models: dict[str, str] | None = None, max_jets: int = 6,
-                 options: Any = None) -> None:
+    def __init__(self, methods: Sequence[str] = METHODS, models: Mapping[str, Any] | None = None,
+                 max_jets: int = 6, options: Any = None) -> None:
+        if isinstance(methods, str):
+            methods = (methods,)
         unknown = set(methods) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown tt̄ method(s) {sorted(unknown)}; known: {', '.join(METHODS)}")
-        self.methods = tuple(methods)
+        self.methods = tuple(m for m in METHODS if m in methods)
+        if not self.methods:
+            raise ValueError(f"no tt̄ method asked for; known: {', '.join(METHODS)}")
         device = getattr(options, "device", "auto")
-        names = default_models() if models is None else dict(models)
-        self.models = {m: shipped_ttbar_model(name, device=device) for m, name in names.items() if m in self.methods}
+        given = dict(options.models_for("ttbar")) if hasattr(options, "models_for") else {}
+        given.update(models or {})
+        self.models = ttbar_models(self.methods, given, device)
         self.max_jets = int(max_jets)
 
     @staticmethod
-    def _empty_histograms() -> dict[str, hist.Hist]:
-        flag = {name: hist.axis.IntCategory([0, 1], name=name) for name in ("thad_reco", "thad_ok", "tlep_reco", "tlep_ok")}
+    def _empty_histograms(like: Any) -> dict[str, Any]:
+        def flag(name: str) -> hist.axis.IntCategory:
+            return hist.axis.IntCategory([0, 1], name=name)
+
+        def prob(label: str) -> hist.axis.Regular:
+            return hist.axis.Regular(50, 0, 1, name="prob", label=label)
+
+        def tops() -> hist.axis.StrCategory:
+            return hist.axis.StrCategory(list(_TOPS), name="top")
+
         return {
-            "outcome": hist.Hist(hist.axis.StrCategory(list(METHODS), name="method"),
-                                 hist.axis.IntCategory(list(_NJETS), name="njets", label="selected jets (6 = ≥ 6)"),
-                                 *flag.values(), storage=hist.storage.Double()),
-            "assignment_prob": hist.Hist(hist.axis.StrCategory(["t_had", "t_lep"], name="top"),
-                                         hist.axis.IntCategory([0, 1], name="correct"),
-                                         hist.axis.Regular(50, 0, 1, name="prob", label="assignment probability")),
-            "detection_prob": hist.Hist(hist.axis.StrCategory(["t_had", "t_lep"], name="top"),
-                                        hist.axis.IntCategory([0, 1], name="reconstructable"),
-                                        hist.axis.Regular(50, 0, 1, name="prob", label="detection probability")),
-            "nu_eta_residual": hist.Hist(hist.axis.StrCategory(["spanet", "klfitter", "w_constraint"], name="method"),
-                                         hist.axis.Regular(120, -6, 6, name="residual",
-                                                           label=r"$\eta_\nu$ reco $-$ gen")),
+            "outcome": new_hist(hist.axis.StrCategory(list(METHODS), name="method"),
+                                hist.axis.IntCategory(list(_NJETS), name="njets", label="selected jets (6 = ≥ 6)"),
+                                *(flag(name) for name in _FLAGS), like=like),
+            "assignment_prob": new_hist(tops(), flag("correct"), prob("assignment probability"), like=like),
+            "detection_prob": new_hist(tops(), flag("reconstructable"), prob("detection probability"), like=like),
+            "nu_eta_residual": new_hist(hist.axis.StrCategory(list(NU_ETA_METHODS), name="method"),
+                                        hist.axis.Regular(120, -6, 6, name="residual",
+                                                          label=r"$\eta_\nu$ reco $-$ gen"), like=like),
         }
 
-    def process(self, events: ak.Array) -> dict[str, Any]:
-        """Fill the histograms for one chunk; see the module docstring."""
+    def process(self, events: Any) -> dict[str, Any]:
+        """Fill the histograms for one chunk (eager, virtual or dask-awkward events); see the module docstring."""
         dataset = str(events.metadata.get("dataset", "default"))
-        reco, details = reconstruct_ttbar(events, self.methods, self.models, self.max_jets)
-        events["TTbarReco"] = reco
-        selected, chosen = details["selected"], details["inputs"]
-        hists = self._empty_histograms()
-        n_sel = int(selected.sum())
-        njets = np.minimum(np.asarray(ak.to_numpy(chosen.n_jets), np.int64), _NJETS[-1])
-        has_truth = "GenPart" in events.fields
+        eager = not is_dask(events)
+        seconds: dict[str, float] = {}
+        with_reco = reconstruct(events, methods=self.methods, models=self.models, max_jets=self.max_jets,
+                                timings=seconds if eager else None)
+        has_truth = _has_truth(events)
+        reco_inputs = input_columns(events, self.methods)
+        columns = {**reco_inputs, COLUMN: None}
         if has_truth:
-            target = np.asarray(ak.to_numpy(assignment_targets(events[selected], chosen.jets)), np.int64).reshape(-1, 4)
-        else:
-            target = np.full((n_sel, 4), -1, np.int64)
-        for method, positions in details["positions"].items():
-            outcome: TopOutcomes = top_outcomes(positions, target)
-            hists["outcome"].fill(method=method, njets=njets, **{k: v.astype(int) for k, v in outcome._asdict().items()})
+            columns["GenPart"] = GEN_FIELDS
+        values = map_events(TTbarFillValues(self.methods, columns, reco_inputs, has_truth), with_reco, columns,
+                            label="ttbar-fill-values")
+        hists = self._empty_histograms(events)
+        use = values.use
+        njets = values.njets[use]
+        for method in self.methods:
+            flags = values[method]
+            hists["outcome"].fill(method=method, njets=njets, **{f: flags[f][use] for f in _FLAGS})
         if has_truth:
-            self._fill_truth_plots(hists, details, target, events[selected])
-        return {
+            if "spanet" in self.methods:
+                for top in _TOPS:
+                    prob = values.spanet_prob[top]
+                    with_top = use & (prob.reco == 1)
+                    hists["assignment_prob"].fill(top=top, correct=prob.ok[with_top], prob=prob.assignment[with_top])
+                    hists["detection_prob"].fill(top=top, reconstructable=prob.reco[use], prob=prob.detection[use])
+            for method in NU_ETA_METHODS:
+                nu = values.nu_eta[method]
+                hists["nu_eta_residual"].fill(method=method, residual=nu.residual[nu.ok])
+        n_used = count_true(use)
+        out: dict[str, Any] = {
             "histograms": hists,
-            "events": {dataset: len(events)},
-            "events_selected": n_sel,
-            "events_per_method": {m: n_sel for m in details["positions"]},
-            "seconds": details["seconds"],
+            "events": {dataset: event_count(events)},
+            "events_invalid": count_true(values.invalid),
+            "events_selected": n_used,
+            "events_per_method": {method: n_used for method in self.methods},
         }
-
-    @staticmethod
-    def _fill_truth_plots(hists: dict[str, hist.Hist], details: dict[str, Any], target: np.ndarray,
-                          events: ak.Array) -> None:
-        results = details["results"]
-        if "spanet" in results:
-            outcome = top_outcomes(details["positions"]["spanet"], target)
-            spanet = results["spanet"]
-            for top, reco, ok in (("t_had", outcome.thad_reco, outcome.thad_ok), ("t_lep", outcome.tlep_reco, outcome.tlep_ok)):
-                assignment = np.asarray(ak.to_numpy(spanet.assignment_prob[top]), np.float64)
-                hists["assignment_prob"].fill(top=top, correct=ok[reco].astype(int), prob=assignment[reco])
-                detection = np.asarray(ak.to_numpy(spanet.detection_prob[top]), np.float64)
-                hists["detection_prob"].fill(top=top, reconstructable=reco.astype(int), prob=detection)
-        gen_eta = np.asarray(ak.to_numpy(ak.fill_none(ttbar_partons(events).neutrino.eta, np.nan)), np.float64)
-        has_nu = np.isfinite(gen_eta)
-        estimates = {"w_constraint": _w_constraint_eta(details["inputs"])}
-        for method in ("spanet", "klfitter"):
-            if method in results and "nu_eta" in ak.fields(results[method]):
-                estimates[method] = np.asarray(ak.to_numpy(results[method].nu_eta), np.float64)
-        for method, eta in estimates.items():
-            ok = has_nu & np.isfinite(eta)
-            hists["nu_eta_residual"].fill(method=method, residual=eta[ok] - gen_eta[ok])
+        if eager:
+            out["seconds"] = seconds
+        return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         """Nothing to do after merging; the accumulator is returned as is."""

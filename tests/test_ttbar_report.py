@@ -211,3 +211,16 @@ def test_section_with_no_method_run(tmp_path: Path) -> None:
     assert report.metrics == {} and report.throughput == {} and report.root_histograms == {}
     assert "No events" in report.html
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_section_of_a_dask_run_with_invalid_events(tmp_path: Path) -> None:
+    """A dask-awkward run has no timings (no throughput table); the invalid-event count is shown."""
+    output = processor_output(with_optional=False)
+    del output["seconds"]
+    output["events_invalid"] = 3
+    report = ttbar_section(output, tmp_path)
+    assert report.throughput == {} and "Events / s" not in report.html
+    assert report.metrics["spanet"]["event_efficiency"]["all"] == pytest.approx(4 / 7)
+    assert "9 events selected" in report.html and "3 events with NaN/inf inputs left out" in report.html
+    output["events_invalid"] = np.int64(1)  # dask.compute gives numpy integers
+    assert "1 event with NaN/inf inputs left out" in ttbar_section(output, tmp_path).html

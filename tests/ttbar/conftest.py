@@ -1,4 +1,4 @@
-"""A small semileptonic tt̄ sample without PF candidates (generated once per session) and its events."""
+"""Small semileptonic tt̄ samples without PF candidates (generated once per session) and their events."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ def semilep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     return generate_sample("ttbar-semilep", 1500, 0, seed=61, output=tmp_path_factory.mktemp("ttbar") / "semilep.root",
+                           progress=False, drop=("PFCands",))
+
+
+@pytest.fixture(scope="session")
+def small_semilep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 semileptonic tt̄ events at pileup 0 (another seed): for the coffea-mode matrix and the processor."""
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return generate_sample("ttbar-semilep", 200, 0, seed=62, output=tmp_path_factory.mktemp("ttbar") / "small.root",
                            progress=False, drop=("PFCands",))
 
 

@@ -20,7 +20,9 @@ histograms.root holds, per method, ``ttbar/<m>/outcome_vs_njets`` (N_jets × out
 c = 8·thad_reco + 4·thad_ok + 2·tlep_reco + tlep_ok, the outcome histogram without loss) and
 ``ttbar/<m>/efficiency_{event,event_reconstructable,thad,tlep}`` vs N_jets (variance = binomial error²),
 plus the SPANet probability distributions and the ν η residuals. Throughput is selected events per second
-of each method's assignment step, summed over chunks.
+of each method's assignment step, summed over chunks; it is absent when the output has no ``"seconds"``
+(a dask-awkward run). Events whose inputs hold NaN/inf (``"events_invalid"``) are left out of every
+histogram by the processor; the section states their number.
 """
 
 from __future__ import annotations
@@ -335,9 +337,11 @@ def ttbar_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     tables = {m: assignment_table(outcome, m) for m in metrics} if outcome is not None else {}
     seconds = output.get("seconds", {})
     rates = {m: counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0}
+    invalid = int(output.get("events_invalid", 0))
     text = [
         (
-            f'<p class="note">{output.get("events_selected", 0)} events selected (one lepton, ≥ 4 jets). '
+            f'<p class="note">{int(output.get("events_selected", 0))} events selected (one lepton, ≥ 4 jets); '
+            f"{invalid} event{'' if invalid == 1 else 's'} with NaN/inf inputs left out. "
             "A top is reconstructable when its partons match distinct jets (ΔR &lt; 0.4). “All events”: events "
             "with at least one reconstructable top, correct when every reconstructable top is; uncertainties "
             "binomial.</p>"
