@@ -26,6 +26,7 @@ from coffea_mlreco.simulation import generate_sample
 from coffea_mlreco.truth import TauDecay, tau_decays
 
 SAMPLES = {"htautau": (1500, 611), "ztautau": (2500, 612)}  # process: (events, seed); PU 0
+SMALL_SAMPLE = ("htautau", 300, 614)  # the mode matrix's sample: (process, events, seed); PU 0
 
 
 def open_events(path: Path) -> Any:
@@ -86,6 +87,45 @@ def ditau_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: generate_sample(name, n, 0, seed=seed, output=folder / f"{name}.root", progress=False,
                                   drop=("PFCands",))
             for name, (n, seed) in SAMPLES.items()}
+
+
+@pytest.fixture(scope="session")
+def ditau_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small H→ττ file (300 events, PU 0, with TauProd, without PFCands) for tests that run every mode."""
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    process, n, seed = SMALL_SAMPLE
+    return generate_sample(process, n, 0, seed=seed, output=tmp_path_factory.mktemp("ditau_small") / "small.root",
+                           progress=False, drop=("PFCands",))
+
+
+def _copy_events(source: Path, target: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Write the ``Events`` tree of ``source`` to ``target`` (a TTree with the same branches and types), after
+    ``edit(branches)`` (branches: ``{"Tau": record array, ..., "MET_pt": array}``, edited in place)."""
+    import uproot
+
+    arrays = uproot.open(source)["Events"].arrays()
+    names = ak.fields(arrays)
+    branches: dict[str, Any] = {}
+    done: set[str] = set()
+    for counter in names:
+        collection = counter[1:]
+        fields = [f for f in names if f.startswith(f"{collection}_") and arrays[f].ndim > 1]
+        if counter.startswith("n") and fields:
+            branches[collection] = ak.zip({f[len(collection) + 1:]: arrays[f] for f in fields})
+            done |= {counter, *fields}
+    branches.update({name: arrays[name] for name in names if name not in done})
+    if edit is not None:
+        edit(branches)
+    with uproot.recreate(target) as f:
+        f.mktree("Events", branches)
+    return target
+
+
+@pytest.fixture(scope="session")
+def copy_events() -> Callable[..., Path]:
+    """``copy_events(source, target, edit=None)``: a copy of a NanoAOD file, optionally edited (see the helper)."""
+    return _copy_events
 
 
 @pytest.fixture(scope="session")

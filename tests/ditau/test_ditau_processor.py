@@ -1,4 +1,5 @@
-"""The di-tau processor through coffea's Runner, its report section and ``coffea-mlreco evaluate --tasks ditau``."""
+"""The di-tau processor through coffea's Runner and as a dask graph through ``apply_to_fileset`` (identical
+histograms), its invalid-event count, its models, its report section and ``coffea-mlreco evaluate --tasks ditau``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import dask
+import hist
 import numpy as np
 import pytest
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 from coffea_mlreco.processors.ditau import DiTauProcessor
+from column_modes import open_events
 
+from coffea_mlreco.core import MissingBranchError
+from coffea_mlreco.ditau import reconstruct
+from coffea_mlreco.ditau.inputs import Channel
 from coffea_mlreco.evaluation.ditau_report import dataset_kind, ditau_section, mass_auc
+from coffea_mlreco.evaluation.tasks import TaskOptions
 
 # real NanoAOD (and our files without PFCands) cross-reference collections the file does not store
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
@@ -25,12 +33,24 @@ RECO_FIELDS = {"mass_vis", "mass_collinear", "mass_fastmtt", "collinear_status",
 METHODS = {"collinear", "fastmtt", "transformer"}  # the transformer's weights ship with the package
 
 
-def run(fileset: dict[str, Path], chunksize: int = 1000) -> dict[str, Any]:
+def run(fileset: dict[str, Path], chunksize: int = 1000, instance: DiTauProcessor | None = None) -> dict[str, Any]:
     runner = processor.Runner(executor=processor.IterativeExecutor(), schema=NanoAODSchema, chunksize=chunksize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return runner({name: {"files": {str(path): "Events"}} for name, path in fileset.items()},
-                      processor_instance=DiTauProcessor(), treename="Events")
+                      processor_instance=instance or DiTauProcessor(), treename="Events")
+
+
+def run_graph(fileset: dict[str, Path], client: Any) -> dict[str, Any]:
+    """The processor as dask-awkward graphs through ``apply_to_fileset``, computed on the ``client``."""
+    from coffea.dataset_tools import apply_to_fileset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        graphs = apply_to_fileset(DiTauProcessor(), {name: {"files": {str(path): "Events"}}
+                                                     for name, path in fileset.items()}, schemaclass=NanoAODSchema)
+    (outputs,) = dask.compute(graphs, scheduler=client.get)
+    return outputs
 
 
 @pytest.fixture(scope="module")
@@ -45,37 +65,31 @@ def report(output: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_output_keys(output: dict[str, Any], ditau_events: dict[str, Any]) -> None:
     assert output["events"] == {name: len(events) for name, events in ditau_events.items()}
+    assert output["events_invalid"] == 0
     assert set(output["histograms"]) == {"ratio", "mass", "failed"}
     assert set(output["seconds"]) == set(output["events_per_method"]) == METHODS
     assert 0 < output["events_per_method"]["fastmtt"] == output["events_selected"]
     assert {str(d) for d in output["histograms"]["mass"].axes["dataset"]} == {"htautau", "ztautau"}
 
 
-def test_ditau_reco_columns(ditau_events: dict[str, Any]) -> None:
+def test_process_leaves_the_events_alone(ditau_events: dict[str, Any]) -> None:
+    """process() fills from its own copy of the events: the caller's array gains no column, and the counts
+    agree with ``reconstruct`` on the same events."""
     events = ditau_events["htautau"][:300]
+    fields = list(events.fields)
     result = DiTauProcessor().process(events)
-    reco = events.DiTauReco
-    assert RECO_FIELDS <= set(ak.fields(reco))
-    assert set(ak.fields(reco.tau1_fastmtt)) == {"pt", "eta", "phi", "mass"}
-    channel = ak.to_numpy(reco.channel)
-    selected = channel >= 0
-    assert result["events_selected"] == selected.sum() > 0
-    for field in ("mass_vis", "mass_collinear", "mass_fastmtt", "mass_ml"):
-        mass = ak.to_numpy(reco[field])
-        assert np.isnan(mass[~selected]).all() and (mass[selected] > 0).all()
-    fastmtt, vis = ak.to_numpy(reco.mass_fastmtt), ak.to_numpy(reco.mass_vis)
-    assert (fastmtt[selected] >= vis[selected] - 1e-6).all()  # neutrinos only add mass
-    assert np.median(ak.to_numpy(reco.mass_ml)[selected] / vis[selected]) > 1.0
-    assert (ak.to_numpy(reco.collinear_status)[~selected] == 8).all()
-    # FastMTT's taus rebuild its mass
-    t1, t2 = reco.tau1_fastmtt[selected], reco.tau2_fastmtt[selected]
-    p4 = np.zeros((int(selected.sum()), 4))
-    for tau in (t1, t2):
-        pt, eta, phi, m = (ak.to_numpy(tau[f]) for f in ("pt", "eta", "phi", "mass"))
-        p4 += np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + m**2)],
-                       axis=1)
-    rebuilt = np.sqrt(np.maximum(p4[:, 3] ** 2 - (p4[:, :3] ** 2).sum(axis=1), 0))
-    np.testing.assert_allclose(rebuilt, fastmtt[selected], rtol=1e-6)
+    assert list(events.fields) == fields and "DiTauReco" not in events.fields
+    reco = reconstruct(events).DiTauReco
+    selected = ak.to_numpy(reco.channel) >= 0
+    assert result["events_selected"] == selected.sum() > 0 and result["events_invalid"] == 0
+    assert result["events_per_method"] == {m: selected.sum() for m in METHODS}
+    mass = result["histograms"]["mass"]
+    for method, field in (("m_vis", "mass_vis"), ("fastmtt", "mass_fastmtt"), ("transformer", "mass_ml")):
+        filled = mass[{"method": method, "dataset": "default"}]
+        assert filled.sum(flow=True) == selected.sum()
+        values = ak.to_numpy(reco[field])[selected]
+        expected = hist.Hist(filled.axes[0]).fill(values)
+        assert np.array_equal(filled.values(flow=True), expected.values(flow=True)), method
 
 
 def test_report_metrics(report: Any) -> None:
@@ -116,18 +130,129 @@ def test_dataset_kind(name: str, kind: str | None) -> None:
 def test_empty_chunk(ditau_events: dict[str, Any], tmp_path: Path) -> None:
     events = ditau_events["ztautau"][:0]
     out = DiTauProcessor().process(events)
-    assert out["events_selected"] == 0 and len(events.DiTauReco) == 0
+    assert out["events_selected"] == out["events_invalid"] == 0 and out["events"] == {"default": 0}
     report = ditau_section(out, tmp_path)
     assert report.metrics == {} and report.throughput == {}
 
 
 def test_real_nanoaod(real_nano_dy: Path, tmp_path: Path) -> None:
+    """CMS NanoAOD has no TauProd: by default the processor runs the collinear and FastMTT methods there, and a
+    transformer asked for explicitly names the missing branch."""
     out = run({"dy": real_nano_dy})
-    assert out["events"] == {"dy": 40}
+    assert out["events"] == {"dy": 40} and out["events_invalid"] == 0
+    assert set(out["events_per_method"]) == {"collinear", "fastmtt"}
     report = ditau_section(out, tmp_path)
+    assert set(report.metrics) == {"collinear", "fastmtt"}
     for values in report.metrics.values():
         assert "auc_h_vs_z" not in values  # one dataset only
-        assert values["n_selected"] == out["events_selected"]
+        assert values["n_selected"] == out["events_selected"] > 0
+    with pytest.raises(MissingBranchError, match="TauProd_tauIdx"):
+        DiTauProcessor(methods=("fastmtt", "transformer")).process(open_events(real_nano_dy, "eager"))
+
+
+@pytest.fixture(scope="module")
+def poisoned(ditau_small: Path, copy_events: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A copy of the small H→ττ file whose first Tau pT of one selected τh event is NaN, and that event."""
+    reco = reconstruct(open_events(ditau_small, "eager")).DiTauReco
+    channel = ak.to_numpy(reco.channel)
+    event = int(np.flatnonzero(np.isin(channel, [Channel.TAUTAU, Channel.MUTAU, Channel.ETAU]))[0])
+
+    def poison(branches: dict[str, Any]) -> None:
+        taus = branches["Tau"]
+        counts = ak.to_numpy(ak.num(taus))
+        pt = np.asarray(ak.to_numpy(ak.flatten(taus.pt))).copy()
+        pt[int(counts[:event].sum())] = np.nan
+        branches["Tau"] = ak.with_field(taus, ak.unflatten(pt, counts), "pt")
+
+    return copy_events(ditau_small, tmp_path_factory.mktemp("poisoned") / "poisoned.root", poison), event
+
+
+def _same_histograms(graph: dict[str, Any], runner: dict[str, Any]) -> None:
+    """The per-dataset dask outputs add up to the Runner's histograms, bin for bin."""
+    datasets = list(graph)
+    for name, expected in runner["histograms"].items():
+        parts = [graph[d]["histograms"][name] for d in datasets]
+        if name == "mass":  # a growing dataset axis: compare dataset by dataset
+            for d, part in zip(datasets, parts, strict=True):
+                assert np.array_equal(part[{"dataset": d}].values(flow=True),
+                                      expected[{"dataset": d}].values(flow=True)), (name, d)
+            continue
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        assert np.array_equal(total.values(flow=True), expected.values(flow=True)), name
+
+
+@pytest.mark.parametrize("which", ["generated", "real"])
+def test_runner_and_apply_to_fileset_fill_the_same_histograms(which: str, poisoned: tuple[Path, int],
+                                                              dask_client: Any,
+                                                              request: pytest.FixtureRequest) -> None:
+    path = poisoned[0] if which == "generated" else request.getfixturevalue("real_nano_dy")
+    fileset = {"htautau" if which == "generated" else "dy": path}
+    eager = run(fileset, chunksize=100_000)  # one chunk per file, as one partition per file
+    graph = run_graph(fileset, dask_client)
+    _same_histograms(graph, eager)
+    (dataset,) = fileset
+    lazy = graph[dataset]
+    assert "seconds" not in lazy and set(eager["seconds"]) == set(eager["events_per_method"])
+    for key in ("events", "events_invalid", "events_selected", "events_per_method"):
+        assert lazy[key] == eager[key], key
+    assert eager["events_invalid"] == (1 if which == "generated" else 0)
+
+
+def test_invalid_events_are_counted_and_left_out(ditau_small: Path, poisoned: tuple[Path, int],
+                                                 tmp_path: Path) -> None:
+    path, event = poisoned
+    clean, bad = run({"htautau": ditau_small}), run({"htautau": path})
+    assert (clean["events_invalid"], bad["events_invalid"]) == (0, 1)
+    assert bad["events_selected"] == clean["events_selected"] - 1  # the poisoned event had a pair
+    m_vis = reconstruct(open_events(ditau_small, "eager")).DiTauReco.mass_vis[event]
+    for method in ("m_vis", "collinear", "fastmtt", "transformer"):
+        difference = (clean["histograms"]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True)
+                      - bad["histograms"]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True))
+        assert difference.sum() == 1 and difference.min() == 0, method  # exactly that event is missing
+    axis = clean["histograms"]["mass"].axes["mass"]
+    assert (clean["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True)
+            - bad["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True))[
+        axis.index(m_vis) + 1] == 1
+    report = ditau_section(bad, tmp_path)
+    assert all(values["n_invalid"] == 1 for values in report.metrics.values())
+    assert "1 event(s) with NaN/inf inputs" in report.html
+
+
+def test_report_without_seconds(output: dict[str, Any], tmp_path: Path) -> None:
+    """A dask-mode output has no timings: the report has no throughput rows, the metrics are the same."""
+    lazy_like = {k: v for k, v in output.items() if k != "seconds"}
+    report = ditau_section(lazy_like, tmp_path)
+    assert report.throughput == {} and "Events / s" not in report.html
+    timed = ditau_section(output, tmp_path)
+    assert report.metrics == timed.metrics and timed.throughput
+
+
+def test_model_directory_and_options(ditau_small: Path, tmp_path: Path) -> None:
+    """``models=`` and ``options.models_for("ditau")`` take a model directory; ``models=`` wins."""
+    import shutil
+
+    from coffea_mlreco.ditau.wrappers import ditau_model_card
+
+    weights = Path(ditau_model_card("transformer")["weights"])
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(weights, folder)
+    shutil.copy(weights.with_suffix(".json"), folder / "card.json")
+    from_options = DiTauProcessor(options=TaskOptions(device="cpu", models={"ditau": {"transformer": str(folder)}}))
+    assert Path(from_options.model.backend.weights).parent == folder.resolve()
+    explicit = DiTauProcessor(models={"transformer": "transformer"},
+                              options=TaskOptions(models={"ditau": {"transformer": str(folder)}}))
+    assert Path(explicit.model.backend.weights) == weights.resolve()
+    events = open_events(ditau_small, "eager")
+    a, b = from_options.process(events), DiTauProcessor().process(events)
+    for name in ("mass", "ratio"):
+        assert np.array_equal(a["histograms"][name].values(flow=True), b["histograms"][name].values(flow=True))
+    with pytest.raises(ValueError, match="models= keys"):
+        DiTauProcessor(models={"collinear": str(folder)})
+    with pytest.raises(ValueError, match="unknown di-tau method"):
+        DiTauProcessor(methods=("svfit",))
 
 
 def test_evaluate_ditau(ditau_files: dict[str, Path], tmp_path: Path) -> None:

@@ -254,6 +254,6 @@ def test_shipped_transformer_runs_on_real_nanoaod() -> None:
     assert len(events) > 0
     out = shipped_ditau_model("transformer", device="cpu")(events, candidates)
     mass = ak.to_numpy(out.mass)
-    from coffea_mlreco.processors.ditau import visible_mass
+    from coffea_mlreco.ditau.columns import visible_mass
 
     assert np.all(np.isfinite(mass)) and np.all(mass > 0.9 * visible_mass(candidates.leg1, candidates.leg2))

@@ -5,13 +5,14 @@ generator taus; bias = mean(r) (bin-centre mean of the ratio histogram), resolut
 read from the histograms with :func:`coffea_mlreco.metrics.summarize_residual_hist` (0.01 bins in r,
 flow bins counted). Channels are the *reconstructed* channel of the selected pair.
 
-metrics.json ``ditau``: ``{METHOD: {"bias", "median", "resolution", "n", "n_selected", "failure_fraction",
-"channels": {CHANNEL: {"bias", "median", "resolution", "n"}}, "auc_h_vs_z"}}`` for METHOD in
-``collinear``, ``fastmtt``, ``transformer`` (methods with at least one selected event). ``n`` counts the events entering the
-resolution; without generator taus (real data, non-ττ samples) ``bias``/``median``/``resolution`` and
-``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose status has a
+metrics.json ``ditau``: ``{METHOD: {"bias", "median", "resolution", "n", "n_selected", "n_invalid",
+"failure_fraction", "channels": {CHANNEL: {"bias", "median", "resolution", "n"}}, "auc_h_vs_z"}}`` for METHOD
+in ``collinear``, ``fastmtt``, ``transformer`` (methods with at least one selected event). ``n`` counts the
+events entering the resolution; without generator taus (real data, non-ττ samples) ``bias``, ``median``,
+``resolution`` and ``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose status has a
 failure bit set (collinear: singular or x ∉ (0, 1], mass falls back to m_vis; FastMTT: MET tension or bad
-covariance).
+covariance). ``n_invalid`` (every method, when the processor output has ``events_invalid``) is the number of
+events whose inputs held NaN/inf: they carry no masses and are in none of the histograms.
 
 H-vs-Z recognition (``auc_h_vs_z``): a dataset name is split into lower-case alphanumeric tokens (at
 every character other than a–z, 0–9). It is a *Higgs* dataset when a token is one of :data:`H_TOKENS`
@@ -21,7 +22,8 @@ least one dataset of each kind holds selected events, the H datasets and the Z d
 and the AUC of the reconstructed mass as a score (larger for H) is computed from the fine mass histogram:
 AUC = P(m_H > m_Z) + ½ P(same bin). Otherwise ``auc_h_vs_z`` is absent.
 
-Throughput: ``{"ditau/<method>": selected events per second}`` of each method's mass computation.
+Throughput: ``{"ditau/<method>": selected events per second}`` of each method's mass computation, from the
+processor's ``seconds`` (absent when the processor ran as a dask graph: then no throughput rows).
 """
 
 from __future__ import annotations
@@ -238,10 +240,16 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     seconds: dict[str, float] = output.get("seconds", {})
     methods = [m for m in _METRIC_METHODS if counts.get(m, 0) > 0]
     metrics = {m: _method_metrics(hists, m, int(counts[m])) for m in methods}
-    rates = {m: counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0}
-    text = [(f'<p class="note">{output.get("events_selected", 0)} events with a di-tau pair (eμ, μτh, eτh, '
+    invalid = output.get("events_invalid")
+    if invalid is not None:
+        for values in metrics.values():
+            values["n_invalid"] = int(invalid)
+    rates = {m: float(counts[m]) / float(seconds[m]) for m in methods if seconds.get(m, 0.0) > 0.0}
+    invalid_note = (f" {int(invalid)} event(s) with NaN/inf inputs were left out (no masses, not in any histogram)."
+                    if invalid is not None else "")
+    text = [(f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
             "τhτh, μμ, ee). Residual m<sub>reco</sub>/m<sub>gen</sub> − 1 on events with two generator taus; "
-            "AUC: H→ττ vs Z→ττ datasets, score = mass.</p>")]
+            f"AUC: H→ττ vs Z→ττ datasets, score = mass.{invalid_note}</p>")]
     images = []
     ratio = hists.get("ratio")
     if ratio is not None and _entries(ratio) > 0:
@@ -252,10 +260,11 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         text.append("<p>No generator taus: no resolution (mass distributions only).</p>")
     else:
         text.append("<p>No event had a di-tau pair.</p>")
-    summary = [[_title(m), v.get("n_selected"), v.get("failure_fraction", math.nan), v.get("auc_h_vs_z", math.nan)]
-               for m, v in metrics.items()]
+    summary = [[_title(m), v.get("n_selected"), v.get("n_invalid", "–"), v.get("failure_fraction", math.nan),
+                v.get("auc_h_vs_z", math.nan)] for m, v in metrics.items()]
     if summary:
-        text.append(html_table(["Method", "Selected events", "Failure fraction", "AUC H vs Z"], summary,
+        text.append(html_table(["Method", "Selected events", "Invalid events", "Failure fraction", "AUC H vs Z"],
+                               summary,
                                caption="Per method (AUC absent unless an H and a Z dataset were processed)"))
     mass = hists.get("mass")
     if mass is not None:
