@@ -20,8 +20,10 @@ Per-event fault isolation: before the kernel runs, every declared floating-point
 holding NaN or ±inf in any of them is *invalid*: with ``on_invalid="flag"`` (the default) its bad values are
 replaced by 0 so the chunk can run, and afterwards every output of that event is blanked (NaN for floats, −1
 for integers, False for booleans) and the ``valid`` field that every per-event record column carries is False;
-the other events are computed exactly as without it. ``on_invalid="raise"`` raises
-:class:`NonFiniteInputError` instead, naming the input.
+the other events are computed exactly as without it — with one caveat for networks: where the replaced value
+changes what the model sees (a jet that no longer passes a cut), the event moves in its length-sorted mini-batch,
+and float32 matrix products can then differ in the last bit (≲ 1e-7 relative) for a few neighbours.
+``on_invalid="raise"`` raises :class:`NonFiniteInputError` instead, naming the input.
 """
 
 from __future__ import annotations
