@@ -1,4 +1,5 @@
-"""MLPF test sample: tt̄ (semileptonic) at PU 20 with detector elements, generated once per session."""
+"""MLPF test samples: tt̄ (semileptonic) at PU 20 with detector elements (200 events, and 20 for the mode
+matrix and the processor runs), generated once per session."""
 
 from __future__ import annotations
 
@@ -43,14 +44,29 @@ def element_events(elements_file: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def mlpf_processed(element_events: Any) -> tuple[dict[str, Any], Any]:
-    """The MLPF processor's output on the sample (shipped model ``mlpf_pu60``) and the events with the
-    ``MLPFCands`` column it appends (a shallow copy: the shared ``element_events`` stay as read)."""
-    from coffea_mlreco.processors.mlpf import MLPFProcessor
+def small_elements_file(mlpf_dir: Path) -> Path:
+    """20 tt̄ events at PU 20 with elements: the sample of the mode matrix and the processor runs (MLPF is slow on
+    2 CPU cores)."""
+    process, _, pileup, _ = SAMPLE
+    return generate_sample(process, 20, pileup, seed=8302, output=mlpf_dir / "tt_pu20_elements_small.root",
+                           progress=False, elements=True)
 
+
+@pytest.fixture(scope="session")
+def mlpf_events(element_events: Any) -> Any:
+    """The element sample with ``MLPFCands`` and ``MLPFReco`` appended by ``coffea_mlreco.mlpf.reconstruct``
+    (default model choice: the shipped ``mlpf_pu60``, closest to PU 20)."""
+    from coffea_mlreco.mlpf import reconstruct
     from coffea_mlreco.mlpf.wrapper import shipped_mlpf_models
 
     if "mlpf_pu60" not in shipped_mlpf_models():
         pytest.fail("the shipped model mlpf_pu60 is missing from mlpf/weights")
-    events = element_events[:]
-    return MLPFProcessor().process(events), events
+    return reconstruct(element_events, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def mlpf_processed(element_events: Any, mlpf_events: Any) -> tuple[dict[str, Any], Any]:
+    """The MLPF processor's output on the element sample, and the sample with the MLPF columns appended."""
+    from coffea_mlreco.processors.mlpf import MLPFProcessor
+
+    return MLPFProcessor().process(element_events), mlpf_events

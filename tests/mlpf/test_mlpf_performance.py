@@ -7,12 +7,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+import awkward as ak
 import hist
 import numpy as np
 import pytest
 from coffea_mlreco.processors.mlpf import element_classes
+from column_modes import open_events
 
 from coffea_mlreco.evaluation.mlpf_report import class_summary, mlpf_section, tail_fraction
+from coffea_mlreco.mlpf import reconstruct
 from coffea_mlreco.mlpf.performance import class_rates, pdgid_class
 from coffea_mlreco.mlpf.targets import target_table
 from coffea_mlreco.training import cli
@@ -73,18 +76,26 @@ def test_report_section_and_the_shipped_model_against_rule_based_pf(mlpf_process
     json.dumps(report.metrics)
 
 
-def test_train_mlpf_cli_writes_weights_and_card(elements_file: Path, tmp_path: Path) -> None:
+def test_train_mlpf_cli_writes_a_model_directory_that_reconstruct_runs(elements_file: Path, small_elements_file: Path,
+                                                                       tmp_path: Path) -> None:
+    """``train mlpf --output DIR`` writes DIR/mlpf.{safetensors,json}; ``mlpf.reconstruct(models={"mlpf": DIR})``
+    runs that model (validation on held-out events: the small sample has another seed)."""
     parser = __import__("argparse").ArgumentParser()
     cli.add_arguments(parser)
-    args = parser.parse_args(["mlpf", "--train", str(elements_file), "--validation", str(elements_file),
-                              "--output", str(tmp_path / "m"), "--epochs", "1", "--max-train-events", "8",
+    model_dir = tmp_path / "m"
+    args = parser.parse_args(["mlpf", "--train", str(elements_file), "--validation", str(small_elements_file),
+                              "--output", str(model_dir), "--epochs", "1", "--max-train-events", "8",
                               "--max-validation-events", "4", "--calibration-events", "6", "--dim", "16", "--layers",
                               "1", "--quiet"])
     assert cli.run(args) == 0
-    card = json.loads((tmp_path / "m.json").read_text())
-    assert (tmp_path / "m.safetensors").exists()
+    card = json.loads((model_dir / "mlpf.json").read_text())
+    assert (model_dir / "mlpf.safetensors").exists()
     assert card["training_events"] == 8 and card["validation_events"] == 4
     assert card["training_files"][0]["generator"]["seed"] == "8301"
     assert math.isfinite(card["validation_metrics"]["loss"])
     offsets = card["decision"]["class_logit_offsets"]
     assert len(offsets) == 6 and offsets[4] == offsets[5] <= 0 and card["decision"]["calibration_events"] == 6
+    events = open_events(small_elements_file, "eager")[:3]
+    out = reconstruct(events, models={"mlpf": model_dir}, device="cpu")
+    assert ak.all(out.MLPFReco.valid) and ak.all(out.MLPFReco.n_cands == ak.num(out.MLPFCands, axis=1))
+    assert ak.all(out.MLPFCands.trackIdx < ak.num(events.PFTrack, axis=1))

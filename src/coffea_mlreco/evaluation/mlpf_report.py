@@ -24,7 +24,10 @@ metrics.json ``mlpf``: ``{METHOD: {"efficiency", "fake_rate", "efficiency_all", 
 "fake_rate_hf": {CLASS: x}, "pt_response": {CLASS: {"median", "iqr", "n"}}, "jet", "jet_puppi": {"response",
 "resolution", "n"}, "met", "met_puppi":
 {"bias_upar", "resolution_upar", "resolution_uperp", "tail_fraction", "tail_fraction_own", "n"}}}`` for METHOD
-``pf`` (rule-based) and ``mlpf``; throughput ``{"mlpf/mlpf": events per second}`` of the model.
+``pf`` (rule-based) and ``mlpf``; throughput ``{"mlpf/mlpf": events per second}`` of the model, only when the
+output has ``seconds`` (eager/virtual processing; a dask-awkward graph has no per-method timing). The HTML
+states the events processed (``events``: ``{dataset: n}`` summed) and how many were left out as invalid
+(``events_invalid``: NaN/inf in the MLPF inputs).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from coffea_mlreco.evaluation.tasks import TaskReport
 from coffea_mlreco.metrics import hist_quantile, hist_select, summarize_residual_hist
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, SUMMARY_PT_MIN
 
-__all__ = ["METHOD_TITLES", "class_summary", "mlpf_section", "tail_fraction"]
+__all__ = ["METHOD_TITLES", "class_summary", "event_total", "mlpf_section", "tail_fraction"]
 
 METHOD_TITLES = {"pf": "Rule-based PF", "mlpf": "MLPF", "pf_puppi": "Rule-based PF + PUPPI",
                  "mlpf_puppi": "MLPF + PUPPI"}
@@ -222,17 +225,26 @@ def _plot_jets(jets: hist.Hist, outdir: Path) -> str:
         return save_figure(fig, outdir, "mlpf_jet_response")
 
 
+def event_total(events: Any) -> int:
+    """Events processed: the processor's ``{dataset: events}`` summed (a plain number is taken as it is)."""
+    if isinstance(events, dict):
+        return int(sum(int(n) for n in events.values()))
+    return int(events)
+
+
 def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     """Metrics (metrics.json ``mlpf``), throughput, HTML and histograms from the MLPF processor output."""
     hists: dict[str, hist.Hist] = output.get("histograms", {})
-    n_events = int(output.get("events", 0))
+    n_events = event_total(output.get("events", 0))
     if not hists or n_events == 0:
         return TaskReport({}, {}, "<p>No events with detector elements.</p>", {}, {})
     metrics = {m: _finite(_method_metrics(hists, m)) for m in ("pf", "mlpf")}
-    seconds = output.get("seconds", {}).get("mlpf", 0.0)
+    seconds = output.get("seconds", {}).get("mlpf", 0.0)  # absent from a dask-awkward graph's output
     throughput = {"mlpf/mlpf": n_events / seconds} if seconds > 0 else {}
-    text = [(f'<p class="note">{n_events} events, {output.get("elements", 0)} elements. Efficiency and fake rate '
-             "per element against the truth targets (PFTarget); summary columns for p<sub>T</sub> &gt; 1 GeV.</p>")]
+    invalid = int(output.get("events_invalid", 0))
+    text = [(f'<p class="note">{n_events} events ({invalid} left out: NaN/inf in the MLPF inputs), '
+             f'{int(output.get("elements", 0))} elements. Efficiency and fake rate per element against the truth '
+             "targets (PFTarget); summary columns for p<sub>T</sub> &gt; 1 GeV.</p>")]
     rows = []
     for name in CLASS_NAMES[1:]:
         rows.append([name.replace("_", " "), *(metrics[m][k].get(name, math.nan) for k in ("efficiency", "fake_rate")
