@@ -19,6 +19,7 @@ coffea-mlreco generate "${gen[@]}" --process htautau --events 10000 --seed 7401 
 coffea-mlreco generate "${gen[@]}" --process ztautau --events 10000 --seed 7402 --output "$work/ztautau_test.root"
 coffea-mlreco train ditau --train "$work"/scalar_{0,1,2,3,4}.root "$work/ztautau_train.root" \
     --validation "$work/scalar_val.root" --epochs 14 --lr 1e-3 --batch 256 --seed 1 --cache-dir "$work/cache" \
-    --output src/coffea_mlreco/ditau/weights/transformer
+    --output "$work/transformer"
+python -m coffea_mlreco.training.model_dir "$work/transformer" src/coffea_mlreco/ditau/weights transformer
 coffea-mlreco evaluate "$work/htautau_test.root" "$work/ztautau_test.root" --tasks ditau --device cpu \
     --output "$work/report_test"

@@ -29,11 +29,12 @@ gen dy-ll dy 7111 10000
 gen zprime-ll zp 7211 5000
 gen dy-ll dy 7121 10000
 gen zprime-ll zp 7221 5000
-coffea-mlreco train mem --name deepmem --output "$weights" \
+coffea-mlreco train mem --name deepmem --output "$work/deepmem" \
     --table "$work"/dy_710[1-5].npz "$work"/zp_720[1-4].npz \
     --val-table "$work"/dy_7111.npz "$work"/zp_7211.npz \
     --test-table "$work"/dy_7121.npz "$work"/zp_7221.npz --signal zprime --background dy_sm \
     --flavour-input --mirror --eta-flip --met-components --met-sigma 6.549 --lepton-resolution-term \
     --epochs 300 --patience 300 --batch-size 256 --seed 1 --device cpu --quiet
+python -m coffea_mlreco.training.model_dir "$work/deepmem" "$weights" deepmem
 coffea-mlreco evaluate "$work"/dy_7121.root "$work"/zp_7221.root --tasks mem --device cpu \
     --output "$work/report_test"

@@ -31,7 +31,10 @@ coffea-mlreco generate --process ttbar-dilep --events 5000 --pileup 200 --seed 2
 common=(--train $(ls "$work"/train_pu200_*.root | sort -V | head -16) --validation "$work/val_pu200.root" --cache-dir "$work/cache"
         --tokens 262144 --seed 2 --device "$device" --workers 4)
 if [ -n "$budget" ]; then common+=(--epochs 40 --max-seconds "$budget"); else common+=(--epochs 3); fi
-coffea-mlreco train met --model deepmet "${common[@]}" --output "$weights/deepmet_pu200"
+# each training writes a model directory (--output DIR: DIR/<model>.safetensors + DIR/<model>.json) in $work;
+# shipping copies it into the package under the shipped name
+coffea-mlreco train met --model deepmet "${common[@]}" --output "$work/deepmet_pu200"
+python -m coffea_mlreco.training.model_dir "$work/deepmet_pu200" "$weights" deepmet_pu200
 coffea-mlreco train met --model perceiver --target seed "${common[@]}" --output "$work/perceiver_seed_pu200"
 coffea-mlreco train met --model perceiver --target direct "${common[@]}" --output "$work/perceiver_direct_pu200"
 python examples/ship_perceiver.py "$work" 200
@@ -40,7 +43,5 @@ coffea-mlreco train met --model perceiver --target "$target" --train $(ls "$work
     --validation "$work/val_pu200.root" --cache-dir "$work/cache" --tokens 262144 --seed 3 --device "$device" \
     --workers 4 --epochs 2 --lr 5e-4 --max-seconds "$finetune_budget" --init "$weights/perceiver_pu200.safetensors" \
     --output "$work/perceiver_finetuned_pu200"
-cp "$work/perceiver_finetuned_pu200.safetensors" "$weights/perceiver_pu200.safetensors"
-sed 's/"perceiver_finetuned_pu200.safetensors"/"perceiver_pu200.safetensors"/' "$work/perceiver_finetuned_pu200.json" \
-    > "$weights/perceiver_pu200.json"
+python -m coffea_mlreco.training.model_dir "$work/perceiver_finetuned_pu200" "$weights" perceiver_pu200
 coffea-mlreco evaluate "$work/test_pu200.root" --tasks met --output "$work/report_test_pu200"

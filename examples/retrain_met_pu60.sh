@@ -11,7 +11,10 @@ coffea-mlreco generate --process ttbar-dilep --events 8000 --pileup 60 --seed 10
 coffea-mlreco generate --process ttbar-dilep --events 1000 --pileup 60 --seed 3001 --jobs 2 --output "$work/val_pu60.root"
 coffea-mlreco generate --process ttbar-dilep --events 5000 --pileup 60 --seed 2001 --jobs 2 --output "$work/test_pu60.root"
 common=(--train "$work/train_pu60.root" --validation "$work/val_pu60.root" --epochs 5 --seed 1 --cache-dir "$work/cache")
-coffea-mlreco train met --model deepmet "${common[@]}" --epochs 6 --output "$weights/deepmet_pu60"
+# each training writes a model directory (--output DIR: DIR/<model>.safetensors + DIR/<model>.json) in $work;
+# shipping copies it into the package under the shipped name
+coffea-mlreco train met --model deepmet "${common[@]}" --epochs 6 --output "$work/deepmet_pu60"
+python -m coffea_mlreco.training.model_dir "$work/deepmet_pu60" "$weights" deepmet_pu60
 coffea-mlreco train met --model perceiver --target seed "${common[@]}" --output "$work/perceiver_seed_pu60"
 coffea-mlreco train met --model perceiver --target direct "${common[@]}" --output "$work/perceiver_direct_pu60"
 # ship the Perceiver target mode with the better validation u∥ resolution

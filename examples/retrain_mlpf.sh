@@ -28,15 +28,19 @@ coffea-mlreco generate "${gen[@]}" --pileup 200 --events 1000 --seed 8204 --outp
 common=(--train "$work/tt_pu60_train.root" --validation "$work/tt_pu60_val.root" --max-validation-events 200
         --calibration-events 400 --batch 4 --dim 64 --layers 3 --heads 4 --bin-size 64 --binning position
         --class-weights 2.5 1 1 1 10 10 --none-energy-weight 0.5 --threads 1 --cache-dir "$work/cache")
+# each stage writes a model directory (--output DIR: DIR/mlpf.safetensors + DIR/mlpf.json) in $work; shipping copies
+# the last one into the package under the shipped name
 coffea-mlreco train mlpf "${common[@]}" --epochs 5 --lr 2e-3 --seed 1 --output "$work/mlpf_pu60_stage1"
 coffea-mlreco train mlpf "${common[@]}" --epochs 3 --lr 1e-3 --energy-weight 1.0 --seed 2 \
-    --init "$work/mlpf_pu60_stage1.safetensors" --output "$work/mlpf_pu60_stage2"
+    --init "$work/mlpf_pu60_stage1/mlpf.safetensors" --output "$work/mlpf_pu60_stage2"
 coffea-mlreco train mlpf "${common[@]}" --epochs 3 --lr 1e-3 --energy-weight 1.0 --seed 3 --link-features \
-    --init "$work/mlpf_pu60_stage2.safetensors" --output "$weights/mlpf_pu60"
+    --init "$work/mlpf_pu60_stage2/mlpf.safetensors" --output "$work/mlpf_pu60"
+python -m coffea_mlreco.training.model_dir "$work/mlpf_pu60" "$weights" mlpf_pu60
 # mlpf_pu200: the same settings on the PU 200 samples (options given after "${common[@]}" replace its PU 60 ones)
 coffea-mlreco train mlpf "${common[@]}" --train "$work/tt_pu200_train.root" --validation "$work/tt_pu200_val.root" \
     --max-validation-events 100 --calibration-events 200 --epochs 3 --lr 1e-3 --energy-weight 1.0 --seed 4 \
-    --link-features --init "$weights/mlpf_pu60.safetensors" --output "$weights/mlpf_pu200"
+    --link-features --init "$weights/mlpf_pu60.safetensors" --output "$work/mlpf_pu200"
+python -m coffea_mlreco.training.model_dir "$work/mlpf_pu200" "$weights" mlpf_pu200
 coffea-mlreco evaluate "$work/tt_pu60_test.root" --tasks mlpf --device cpu --output "$work/report_test_pu60"
 coffea-mlreco evaluate "$work/tt_pu60_test5k.root" --tasks mlpf --device cpu --output "$work/report_test5k_pu60"
 coffea-mlreco evaluate "$work/tt_pu200_test1k.root" --tasks mlpf --device cpu --output "$work/report_test_pu200"

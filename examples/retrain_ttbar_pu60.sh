@@ -19,7 +19,9 @@ python -m coffea_mlreco.baselines.ttbar_resolutions --input "$work/val_pu60.root
     --output src/coffea_mlreco/baselines/ttbar_resolutions.json
 train=("$work/train_pu60.root" "$work/train2_pu60.root" "$work/train3_pu60.root")
 coffea-mlreco train ttbar --model spanet --train "${train[@]}" --validation "$work/val_pu60.root" \
-    --epochs 40 --seed 1 --cache-dir "$work/cache" --output "$weights/spanet_pu60"
+    --epochs 40 --seed 1 --cache-dir "$work/cache" --output "$work/spanet_pu60"
+python -m coffea_mlreco.training.model_dir "$work/spanet_pu60" "$weights" spanet_pu60
 coffea-mlreco train ttbar --model pdnn --train "${train[@]}" --validation "$work/val_pu60.root" \
-    --epochs 20 --seed 1 --cache-dir "$work/cache" --output "$weights/pdnn_pu60"
+    --epochs 20 --seed 1 --cache-dir "$work/cache" --output "$work/pdnn_pu60"
+python -m coffea_mlreco.training.model_dir "$work/pdnn_pu60" "$weights" pdnn_pu60
 coffea-mlreco evaluate "$work/test_pu60.root" --tasks ttbar --device cpu --output "$work/report_test"

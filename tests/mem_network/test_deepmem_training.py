@@ -110,8 +110,11 @@ def test_cli_split_validation_and_errors(tmp_path: Path, one_thread: None, capsy
     card = json.loads((tmp_path / "s.json").read_text())
     assert card["training_events"] == 800 and card["validation_events"] == 200
     assert "random 20%" in card["validation_tables"]
-    # the same generator seed on both sides is flagged
-    assert main([*args, "--val-table", str(table)]) == 0
+    # a validation table that is a training table is refused; another file of the same generator seed is flagged
+    assert main([*args, "--val-table", str(table)]) == 2
+    assert "is also a training file" in capsys.readouterr().err
+    same_seed = _write(tmp_path / "same_seed.npz", analytic_table(200, 4))
+    assert main([*args, "--val-table", str(same_seed)]) == 0
     assert "shares generator seed(s) [4]" in capsys.readouterr().err
     assert main([*args[:3], str(tmp_path / "missing.npz"), *args[4:]]) == 2
     assert "error" in capsys.readouterr().err

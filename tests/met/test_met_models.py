@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import awkward as ak
@@ -84,13 +85,18 @@ def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Pa
     np.testing.assert_allclose(ak.to_numpy(onnx_met.pt), ak.to_numpy(torch_met.pt), rtol=1e-3, atol=1e-2)
 
 
+def held_out_copy(path: Path, tmp_path: Path) -> Path:
+    """A copy of ``path`` as the validation file (train refuses a validation file that is a training file)."""
+    return Path(shutil.copy(path, tmp_path / f"val_{path.name}"))
+
+
 def test_train_met_cli_writes_weights_and_card(dilep_pu60: Path, tmp_path: Path) -> None:
     output = tmp_path / "deepmet_test"
     assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation",
-                 str(dilep_pu60), "--output", str(output), "--epochs", "1", "--quiet"]) == 0
-    card = json.loads(output.with_suffix(".json").read_text())
+                 str(held_out_copy(dilep_pu60, tmp_path)), "--output", str(output), "--epochs", "1", "--quiet"]) == 0
+    card = json.loads((output / "deepmet.json").read_text())
     assert card["training_events"] == 200 and card["training_files"][0]["generator"]["seed"] == "41"
-    assert output.with_suffix(".safetensors").stat().st_size > 10_000
+    assert (output / "deepmet.safetensors").stat().st_size > 10_000
     assert set(card["validation_metrics_gev"]) == {"model", "puppi", "pf"}
     assert card["response_scale"] > 0
 
@@ -100,9 +106,10 @@ def test_train_met_with_feature_workers_keeps_the_best_epoch(dilep_pu60: Path, t
     second.write_bytes(dilep_pu60.read_bytes())
     output = tmp_path / "perceiver_test"
     assert main(["train", "met", "--model", "perceiver", "--train", str(dilep_pu60), str(second), "--validation",
-                 str(dilep_pu60), "--output", str(output), "--epochs", "2", "--workers", "2", "--device", "cpu",
+                 str(held_out_copy(dilep_pu60, tmp_path)), "--output", str(output), "--epochs", "2", "--workers", "2",
+                 "--device", "cpu",
                  "--latents", "8", "--dim", "16", "--quiet"]) == 0
-    card = json.loads(output.with_suffix(".json").read_text())
+    card = json.loads((output / "perceiver.json").read_text())
     assert card["training_events"] == 400 and card["device"] == "cpu" and len(card["history"]) == 2
     best = min(card["history"], key=lambda h: h["val_resolution_upar"])
     assert card["best_epoch"] == best["epoch"]
@@ -113,21 +120,21 @@ def test_train_met_fine_tunes_from_init_weights(dilep_pu60: Path, tmp_path: Path
 
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["train", "met", "--model", "perceiver", "--target", "direct", "--train", str(dilep_pu60), "--validation",
-              str(dilep_pu60), "--device", "cpu", "--dim", "16", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+              str(held_out_copy(dilep_pu60, tmp_path)), "--device", "cpu", "--dim", "16", "--quiet", "--cache-dir", str(tmp_path / "cache")]
     assert main([*common, "--latents", "8", "--output", str(first), "--epochs", "1"]) == 0
-    start = json.loads(first.with_suffix(".json").read_text())
+    start = json.loads((first / "perceiver.json").read_text())
     # a learning rate of zero cannot improve on the starting weights: epoch 0 (the init) is kept, unchanged
     assert main([*common, "--latents", "8", "--output", str(second), "--epochs", "1", "--lr", "0",
-                 "--init", str(first.with_suffix(".safetensors"))]) == 0
-    card = json.loads(second.with_suffix(".json").read_text())
+                 "--init", str(first / "perceiver.safetensors")]) == 0
+    card = json.loads((second / "perceiver.json").read_text())
     assert [h["epoch"] for h in card["history"]] == [0, 1] and card["best_epoch"] == 0
     assert card["history"][0]["val_resolution_upar"] == pytest.approx(start["history"][-1]["val_resolution_upar"])
-    assert card["init"]["weights"] == "first.safetensors" and card["init"]["training_files"][0]["generator"]["seed"] == "41"
-    old, new = load_file(str(first.with_suffix(".safetensors"))), load_file(str(second.with_suffix(".safetensors")))
+    assert card["init"]["weights"] == "perceiver.safetensors" and card["init"]["training_files"][0]["generator"]["seed"] == "41"
+    old, new = load_file(str(first / "perceiver.safetensors")), load_file(str(second / "perceiver.safetensors"))
     assert all(torch.equal(old[k], new[k]) for k in old)
     # weights of another configuration are refused with the mismatch named
     assert main([*common, "--latents", "4", "--output", str(tmp_path / "bad"), "--epochs", "1",
-                 "--init", str(first.with_suffix(".safetensors"))]) == 2
+                 "--init", str(first / "perceiver.safetensors")]) == 2
 
 
 def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Path) -> None:
@@ -155,17 +162,19 @@ def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) ->
     lrs = [one_cycle_lr(p, 1e-3) for p in np.linspace(0.3, 1.0, 20)]
     assert np.all(np.diff(lrs) <= 0)  # falls monotonically after the warm-up
     output = tmp_path / "budget"
-    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation", str(dilep_pu60),
+    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation",
+                 str(held_out_copy(dilep_pu60, tmp_path)),
                  "--output", str(output), "--epochs", "50", "--max-seconds", "0.5", "--quiet"]) == 0
-    card = json.loads(output.with_suffix(".json").read_text())
+    card = json.loads((output / "deepmet.json").read_text())
     assert len(card["history"]) == 1 and card["history"][0]["steps"] >= 1 and card["max_seconds"] == 0.5
 
 
-def test_train_met_names_missing_branches(tmp_path: Path) -> None:
+def test_train_met_names_missing_branches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import uproot
 
     bad = tmp_path / "bad.root"
     with uproot.recreate(bad) as f:
         f["Events"] = {"MET_pt": np.ones(3, np.float32)}
-    assert main(["train", "met", "--model", "deepmet", "--train", str(bad), "--validation", str(bad),
-                 "--output", str(tmp_path / "x"), "--epochs", "1", "--quiet"]) == 2
+    assert main(["train", "met", "--model", "deepmet", "--train", str(bad), "--validation",
+                 str(held_out_copy(bad, tmp_path)), "--output", str(tmp_path / "x"), "--epochs", "1", "--quiet"]) == 2
+    assert "PFCands" in capsys.readouterr().err

@@ -4,6 +4,7 @@ training-time predictions, and the model card records how to retrain."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,13 @@ def test_spanet_trains_and_wrapper_agrees(split: tuple[dict, dict, Any], tmp_pat
 
 def test_train_command_writes_weights_and_model_card(semilep_file: Path, tmp_path: Path) -> None:
     output = tmp_path / "pdnn_test"
-    code = main(["train", "ttbar", "--model", "pdnn", "--train", str(semilep_file), "--validation", str(semilep_file),
+    validation = Path(shutil.copy(semilep_file, tmp_path / "val.root"))  # train refuses validation == training
+    code = main(["train", "ttbar", "--model", "pdnn", "--train", str(semilep_file), "--validation", str(validation),
                  "--output", str(output), "--epochs", "1", "--dim", "16", "--quiet"])
     assert code == 0
-    card = json.loads(output.with_suffix(".json").read_text())
+    card = json.loads((output / "pdnn.json").read_text())
     assert card["command"].startswith("coffea-mlreco ") and card["training_events"] > 100
     assert card["training_files"][0]["generator"]["seed"] == "61"
-    assert output.with_suffix(".safetensors").stat().st_size < 5e6
+    assert (output / "pdnn.safetensors").stat().st_size < 5e6
     assert main(["train", "ttbar", "--model", "pdnn", "--train", str(tmp_path / "missing.root"), "--validation",
                  str(semilep_file), "--output", str(output), "--quiet"]) == 2

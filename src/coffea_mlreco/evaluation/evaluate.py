@@ -1,32 +1,55 @@
 """``coffea-mlreco evaluate``: run the reconstruction tasks over NanoAOD-like files and write a report.
 
-    coffea-mlreco evaluate [FILES...] [--tasks met,...] --output DIR [--executor iterative|futures|dask]
-                           [--workers N] [--scheduler ADDRESS] [--chunksize N] [--max-events N]
-                           [--device auto|cpu|cuda]
+    coffea-mlreco evaluate [FILES...] [--tasks met,...] --output DIR
+                           [--executor iterative|futures|dask|dask-awkward] [--workers N] [--scheduler ADDRESS]
+                           [--chunksize N] [--max-events N] [--device auto|cpu|cuda]
+                           [--model TASK.METHOD=SPEC ...]
 
 With no FILES the embedded default sample (``coffea_mlreco.simulation.default_sample()``) is used.
 The files are checked with uproot first; a missing or unreadable file, a file without the ``Events``
 tree or without a needed branch ends the run with exit status 2 and a one-line message naming the file
 and the branch. The report directory gets ``index.html``, ``metrics.json`` (DESIGN.md schema),
 ``histograms.root`` and ``histograms.pkl``.
+
+Executors (see :mod:`coffea_mlreco.evaluation.runner`): ``iterative``, ``futures`` and ``dask`` run each task's
+processor under coffea's ``processor.Runner``; ``dask-awkward`` builds each task's graph with
+``coffea.dataset_tools.apply_to_fileset`` (one dataset per file) and computes it on a ``distributed.Client``.
+``--scheduler ADDRESS`` (``dask``, ``dask-awkward``) connects to a running scheduler, else a ``LocalCluster`` of
+``--workers`` single-threaded processes is started. ``--chunksize`` and ``--max-events`` mean the same for every
+executor (the dask partitions are the Runner's chunks), so the metrics are the same whichever runs them; only
+the throughput differs (a dask-awkward graph has no per-method timing, so its report has no throughput rows).
+Only transient I/O errors (``OSError``, uproot read errors) are retried, up to 3 times per chunk; any other
+error fails the run at once.
+
+``--model TASK.METHOD=SPEC`` (repeatable) replaces the shipped model of a network method by SPEC, a shipped
+name or a model directory written by ``coffea-mlreco train <task> --output DIR``; an unknown task or method,
+or a SPEC that is no usable model, is a one-line error (exit status 2) before anything runs.
+
+metrics.json's ``meta`` records the executor, the models given with ``--model`` (``models``) and, per task,
+the number of events left out because their inputs hold NaN/inf (``invalid_events``); index.html shows both.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from coffea_mlreco import __version__
 from coffea_mlreco.evaluation.inputs import InputError, check_inputs
-from coffea_mlreco.evaluation.tasks import TASKS, TaskOptions, TaskReport, select_tasks
+from coffea_mlreco.evaluation.tasks import TASKS, TaskOptions, TaskReport, parse_model_options, select_tasks
 
-__all__ = ["add_arguments", "default_files", "resolve_device", "run"]
+__all__ = ["EXECUTORS", "add_arguments", "default_files", "resolve_device", "run"]
+
+EXECUTORS = ("iterative", "futures", "dask", "dask-awkward")
+"""``--executor`` values: coffea's Runner executors, and ``dask-awkward`` (graphs through apply_to_fileset)."""
 
 EXIT_OK = 0
 EXIT_PROCESSING_FAILED = 1
@@ -59,20 +82,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated tasks among {', '.join(TASKS)} (default: every task the files support)",
     )
     parser.add_argument("--output", "-o", required=True, type=Path, metavar="DIR", help="report directory")
-    parser.add_argument("--executor", choices=("iterative", "futures", "dask"), default="iterative")
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="iterative",
+        help="iterative, futures, dask: coffea's processor.Runner with that executor; dask-awkward: the "
+        "processors' dask-awkward graphs (coffea.dataset_tools.apply_to_fileset, one dataset per file) "
+        "computed on a distributed cluster. Metrics are the same whichever executor runs. Only transient I/O "
+        "errors (OSError, uproot read errors) are retried, 3 times per chunk; any other error stops the run",
+    )
     parser.add_argument(
         "--workers",
         type=_positive_int,
         default=min(4, os.cpu_count() or 1),
-        help="processes for futures/dask",
+        help="processes for futures, dask and dask-awkward (a local cluster of single-threaded workers)",
     )
     parser.add_argument(
-        "--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address (dask only)"
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running dask scheduler (tcp://host:8786) for dask and dask-awkward, instead of "
+        "starting a local cluster",
     )
-    parser.add_argument("--chunksize", type=_positive_int, default=50_000, help="events per chunk")
+    parser.add_argument(
+        "--chunksize",
+        type=_positive_int,
+        default=50_000,
+        help="events per chunk (dask-awkward: per partition; the same chunks as the Runner's)",
+    )
     parser.add_argument("--max-events", type=_positive_int, default=None, help="process at most N events")
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (for the ML tasks; recorded in metadata)"
+    )
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=[],
+        metavar="TASK.METHOD=SPEC",
+        help="use SPEC instead of the shipped model for a network method, e.g. met.deepmet=./my-deepmet "
+        "(a model directory from 'coffea-mlreco train <task> --output DIR') or met.perceiver=perceiver_pu60 "
+        "(a shipped name); repeatable. Checked before anything runs",
     )
 
 
@@ -104,7 +154,7 @@ def default_files() -> list[str]:
 
 def _error_message(err: BaseException) -> str:
     """The most specific message in an exception chain (coffea wraps processor errors)."""
-    from coffea_mlreco.processors.met import MissingBranchError
+    from coffea_mlreco.core import MissingBranchError
 
     seen: BaseException | None = err
     while seen is not None:
@@ -118,14 +168,45 @@ def _print(message: str) -> None:
     print(f"coffea-mlreco evaluate: {message}", file=sys.stderr)
 
 
+Runner = Callable[[Any, list[Any]], Any]
+
+
+@contextlib.contextmanager
+def _backend(args: argparse.Namespace) -> Iterator[tuple[Any, Runner, str]]:
+    """(executor that plans the chunks, ``run(processor, chunks) -> RunResult``, what a chunk is called)."""
+    from coffea import processor
+
+    from coffea_mlreco.evaluation.runner import (
+        client_session,
+        executor_session,
+        run_dask_awkward,
+        run_processor,
+    )
+
+    if args.executor == "dask-awkward":
+        with client_session(args.workers, args.scheduler) as client:
+            planner = processor.IterativeExecutor(status=False, retries=0)
+            yield planner, lambda proc, chunks: run_dask_awkward(proc, chunks, client), "partitions"
+    else:
+        with executor_session(args.executor, args.workers, args.scheduler) as executor:
+            yield executor, lambda proc, chunks: run_processor(proc, chunks, executor, args.chunksize), "chunks"
+
+
+def _invalid_events(output: dict[str, Any]) -> int | None:
+    """The processor output's ``events_invalid`` as an int (None when the processor does not count them)."""
+    value = output.get("events_invalid")
+    return None if value is None else int(value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate`` with parsed ``args``; returns the exit status (0 ok, 1 failed, 2 bad input)."""
     from coffea_mlreco.evaluation.report import write_histograms, write_index, write_metrics_json
-    from coffea_mlreco.evaluation.runner import executor_session, plan_chunks, run_processor
+    from coffea_mlreco.evaluation.runner import plan_chunks
 
     try:
-        if args.scheduler and args.executor != "dask":
-            raise InputError("--scheduler needs --executor dask")
+        if args.scheduler and args.executor not in ("dask", "dask-awkward"):
+            raise InputError("--scheduler needs --executor dask or dask-awkward")
+        models = parse_model_options(getattr(args, "models", None) or [])
         files = [str(f) for f in args.files] if args.files else default_files()
         inputs = check_inputs(files)
         tasks, notes = select_tasks(args.tasks, inputs)
@@ -133,32 +214,37 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         _print(str(err))
         return EXIT_BAD_INPUT
+    chosen = {task.name for task in tasks}
+    notes += [f"--model {name}.{method} is not used: task {name!r} does not run"
+              for name, by_method in models.items() if name not in chosen for method in by_method]
     for note in notes:
         _print(note)
 
     outdir: Path = args.output
     outdir.mkdir(parents=True, exist_ok=True)
     paths = [f.path for f in inputs]
-    options = TaskOptions(device=device)
+    options = TaskOptions(device=device, models=models)
     reports: dict[str, TaskReport] = {}
-    seconds = 0.0  # chunk planning and processing; executor start-up and report writing excluded
+    invalid: dict[str, int] = {}
+    seconds = 0.0  # chunk planning, graph building and processing; cluster start-up and report writing excluded
     try:
-        with executor_session(args.executor, args.workers, args.scheduler) as executor:
+        with _backend(args) as (planner, run_task, unit):
             tic = time.perf_counter()
-            chunks = plan_chunks(paths, executor, args.chunksize, args.max_events)
+            chunks = plan_chunks(paths, planner, args.chunksize, args.max_events)
             seconds += time.perf_counter() - tic
             n_events = sum(len(c) for c in chunks)
             for task in tasks:
-                print(
-                    f"Running task {task.name!r} on {n_events} events ({len(chunks)} chunks)", file=sys.stderr
-                )
-                result = run_processor(task.make_processor(options), chunks, executor, args.chunksize)
+                print(f"Running task {task.name!r} on {n_events} events ({len(chunks)} {unit})", file=sys.stderr)
+                result = run_task(task.make_processor(options), chunks)
                 seconds += result.seconds
+                n_invalid = _invalid_events(result.output)
+                if n_invalid is not None:
+                    invalid[task.name] = n_invalid
                 reports[task.name] = task.report(result.output, outdir)
     except KeyboardInterrupt:
         _print("interrupted")
         return EXIT_PROCESSING_FAILED
-    except Exception as err:  # report one line, not a traceback from inside an executor
+    except Exception as err:  # noqa: BLE001 -- one line, not a traceback from inside an executor
         _print(f"processing failed: {_error_message(err)}")
         return EXIT_PROCESSING_FAILED
 
@@ -169,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
         "device": device,
         "executor": args.executor,
         "seconds": seconds,
+        "invalid_events": invalid,
+        "models": {name: dict(by_method) for name, by_method in models.items() if name in chosen},
     }
     metrics: dict[str, Any] = {"meta": meta}
     throughput: dict[str, float] = {}

@@ -71,7 +71,7 @@ def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
         raise
     except PermissionError as err:
         raise InputError(f"{name}: cannot be read ({err.strerror or err})") from None
-    except Exception as err:  # uproot raises ValueError/OSError/... for files that are not ROOT
+    except Exception as err:  # noqa: BLE001 -- uproot raises ValueError/OSError/... for files that are not ROOT
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{name}: not a readable ROOT file ({reason})") from None
 

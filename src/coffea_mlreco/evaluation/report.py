@@ -133,7 +133,11 @@ def write_index(
     sections: Sequence[tuple[str, str]],
     notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``index.html`` from the run metadata, ``(title, html fragment)`` sections and notes."""
+    """Write ``index.html`` from the run metadata, ``(title, html fragment)`` sections and notes.
+
+    The run table shows the package version, events, executor, device, time and files, and, when ``meta`` has
+    them, the invalid events per task (``invalid_events``: events whose inputs hold NaN/inf, left out of the
+    histograms) and the models given with ``--model`` (``models``)."""
     files = meta.get("files", [])
     meta_rows = [
         ("Package version", str(meta.get("package_version", ""))),
@@ -143,6 +147,14 @@ def write_index(
         ("Processing time", f"{format_number(meta.get('seconds'))} s"),
         ("Input files", str(len(files))),
     ]
+    invalid = meta.get("invalid_events") or {}
+    if invalid:
+        meta_rows.append(("Invalid events (NaN/inf inputs; not in the histograms)",
+                          ", ".join(f"{task}: {n}" for task, n in invalid.items())))
+    models = meta.get("models") or {}
+    if models:
+        meta_rows.append(("Models given with --model", "; ".join(
+            f"{task}.{method} = {spec}" for task, by_method in models.items() for method, spec in by_method.items())))
     body = [
         "<h1>coffea-mlreco evaluation report</h1>",
         html_table(["Run", ""], meta_rows),

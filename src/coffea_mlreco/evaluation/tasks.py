@@ -9,11 +9,18 @@ by adding one entry to :data:`TASKS`.
 Selection: with ``--tasks`` left out, every registered task whose required branches exist in all files
 runs, and the others are skipped with a note naming the file and branch; a task asked for explicitly
 whose branches are absent is an error naming the file and branch.
+
+Models: a task lists the methods that run a trained network (:attr:`Task.model_methods`); ``evaluate --model
+TASK.METHOD=SPEC`` replaces the shipped model of such a method by ``SPEC``, a shipped name (a model card in the
+task's ``weights`` folder) or a model directory written by ``coffea-mlreco train <task> --output DIR``.
+:func:`parse_model_options` checks every such option (task, method, the card and its weights, the
+architecture) before anything runs and returns :attr:`TaskOptions.models`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +30,8 @@ import hist
 
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
 
-__all__ = ["EVENT_ID_BRANCHES", "TASKS", "Task", "TaskOptions", "TaskReport", "select_tasks"]
+__all__ = ["EVENT_ID_BRANCHES", "TASKS", "Task", "TaskOptions", "TaskReport", "check_model_spec",
+           "parse_model_options", "select_tasks"]
 
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 """Branches coffea's NanoAODSchema refuses to read a file without."""
@@ -82,6 +90,17 @@ class Task:
     """``"module:function"`` with signature ``(output: dict, outdir: Path) -> TaskReport``."""
     required_branches: tuple[str, ...]
     accepts_options: bool = field(default=False)
+    model_methods: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Methods that run a trained network → the prefix of their shipped model names (``{"deepmet": "deepmet"}``:
+    ``deepmet_pu60``, ``deepmet_pu200``); the methods ``--model TASK.METHOD=SPEC`` accepts."""
+
+    @property
+    def weights_dir(self) -> Path:
+        """The folder of the task's shipped model cards: ``coffea_mlreco/<task>/weights``."""
+        spec = importlib.util.find_spec(f"coffea_mlreco.{self.name}")
+        if spec is None or not spec.submodule_search_locations:
+            raise InputError(f"task {self.name!r} has no package coffea_mlreco.{self.name} with shipped models")
+        return Path(next(iter(spec.submodule_search_locations))) / "weights"
 
     def make_processor(self, options: TaskOptions) -> Any:
         """A new processor instance for this task."""
@@ -102,6 +121,7 @@ TASKS: dict[str, Task] = {
         section="coffea_mlreco.evaluation.met_report:met_section",
         required_branches=("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
         accepts_options=True,
+        model_methods={"deepmet": "deepmet", "perceiver": "perceiver"},
     ),
     "ttbar": Task(
         name="ttbar",
@@ -111,6 +131,7 @@ TASKS: dict[str, Task] = {
         required_branches=("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB", "MET_pt", "MET_phi",
                            "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
         accepts_options=True,
+        model_methods={"pdnn": "pdnn", "spanet": "spanet"},
     ),
     "ditau": Task(
         name="ditau",
@@ -122,6 +143,7 @@ TASKS: dict[str, Task] = {
                            "Electron_pfRelIso03_all", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass",
                            "Muon_charge", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
         accepts_options=True,
+        model_methods={"transformer": "transformer"},
     ),
     "mem": Task(
         name="mem",
@@ -132,6 +154,7 @@ TASKS: dict[str, Task] = {
                            "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge",
                            "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
         accepts_options=True,
+        model_methods={"network": "deepmem"},
     ),
     "mlpf": Task(
         name="mlpf",
@@ -142,6 +165,7 @@ TASKS: dict[str, Task] = {
                            "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi",
                            "GenJet_pt", "PV_npvsGood"),
         accepts_options=True,
+        model_methods={"mlpf": "mlpf"},
     ),
 }
 """Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
@@ -185,3 +209,62 @@ def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile]) ->
     if not chosen:
         raise InputError("no task can run on these files: " + "; ".join(reasons))
     return chosen, [f"skipping {reason}" for reason in reasons]
+
+
+def _shipped_architectures(task: Task, method: str) -> set[str]:
+    """The architectures (card ``model`` entries) of the shipped models of ``task``'s ``method``."""
+    from coffea_mlreco.inference.model_cards import card_names, read_model_card
+
+    prefix = task.model_methods[method]
+    names = [n for n in card_names(task.weights_dir) if n == prefix or n.startswith(f"{prefix}_")]
+    return {str(read_model_card(task.weights_dir, n, task.name)["model"]) for n in names}
+
+
+def check_model_spec(task_name: str, method: str, spec: str) -> str:
+    """Check the model ``spec`` for ``task_name``'s ``method`` and return it as the processors take it: a shipped
+    name as given, a model directory (or card file) as an absolute path (workers may run elsewhere).
+
+    Raises:
+        InputError: an unknown task, a method that runs no trained network, a shipped name that does not exist, a
+            path that is no model directory (no card, several cards, unreadable card, missing weights), or a
+            card of another architecture than the method's shipped models; one line naming the option.
+    """
+    from coffea_mlreco.inference.model_cards import ModelCardError, read_model_card
+
+    option = f"--model {task_name}.{method}={spec}"
+    task = TASKS.get(task_name)
+    if task is None:
+        raise InputError(f"{option}: unknown task {task_name!r}; known tasks: {', '.join(TASKS)}")
+    if method not in task.model_methods:
+        known = ", ".join(task.model_methods) or "none"
+        raise InputError(f"{option}: task {task_name!r} has no method {method!r} that runs a trained model "
+                         f"(its model methods: {known})")
+    if not spec:
+        raise InputError(f"{option}: give a shipped model name or a model directory after '='")
+    try:
+        card = read_model_card(task.weights_dir, spec, f"{task_name} {method}")
+        expected = _shipped_architectures(task, method)
+    except ModelCardError as err:
+        raise InputError(f"{option}: {err}") from None
+    if expected and card["model"] not in expected:
+        raise InputError(f"{option}: the model card describes a {card['model']} model, but {task_name}.{method} "
+                         f"runs {', '.join(sorted(expected))}")
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def parse_model_options(options: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``--model TASK.METHOD=SPEC`` options → :attr:`TaskOptions.models` (``{task: {method: spec}}``), every one
+    checked with :func:`check_model_spec`; a later option for the same method replaces an earlier one.
+
+    Raises:
+        InputError: a malformed option (not ``TASK.METHOD=SPEC``) or one that :func:`check_model_spec` refuses.
+    """
+    models: dict[str, dict[str, str]] = {}
+    for text in options:
+        target, sep, spec = text.partition("=")
+        task_name, dot, method = target.partition(".")
+        if not sep or not dot or not task_name or not method:
+            raise InputError(f"--model {text}: expected TASK.METHOD=SPEC, e.g. met.deepmet=./my-model-dir")
+        models.setdefault(task_name, {})[method] = check_model_spec(task_name, method, spec.strip())
+    return models

@@ -11,7 +11,9 @@ visible leg — plus 0.07 × |m_pred/m_gen − 1|. Augmentation: the two exact s
 (:func:`coffea_mlreco.ditau.transformer_inputs.symmetry_signs`). The epoch with the best validation
 resolution of m_pred/m_gen − 1 ((P84 − P16)/2), divided by the response 1 + median (so an epoch that merely scales
 the masses down does not win), is kept; weights (safetensors) and a model card (JSON: command,
-files and seeds, sample sizes, metrics) are written.
+files and seeds, sample sizes, metrics) are written into the model directory ``--output DIR`` (default
+``./coffea-mlreco-models/ditau-transformer``) as ``DIR/transformer.safetensors`` and ``DIR/transformer.json``.
+The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,15 @@ from ..ditau.inputs import ditau_candidates
 from ..ditau.targets import tau_targets
 from ..ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
 from .cached_arrays import cached_arrays, concat_arrays
+from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
 from .provenance import describe_sample
 
 __all__ = ["MASS_LOSS_WEIGHT", "MODEL", "add_arguments", "ditau_arrays", "load_ditau_data", "predict", "run",
            "train_transformer"]
 
 MODEL = "coffea_mlreco.models.ditau_transformer:DiTauTransformer"
+MODEL_NAME = "transformer"
+"""File stem of the trained model in its ``--output`` directory (``DIR/transformer.{safetensors,json}``)."""
 MASS_LOSS_WEIGHT = 0.07
 """Weight of |m_pred/m_gen − 1| relative to the per-tau MAE (the seed's 7 %)."""
 _INPUTS = ("products1", "products1_mask", "products2", "products2_mask", "jets", "jets_mask", "legs", "met")
@@ -232,7 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", nargs="+", required=True,
                         help="training ROOT files (e.g. scalar-tautau and ztautau; generator truth needed)")
     parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
-    parser.add_argument("--output", required=True, help="output path without suffix (.safetensors/.json)")
+    add_output_argument(parser, "ditau", "transformer")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (one-cycle)")
     parser.add_argument("--batch", type=int, default=256, help="events per mini-batch")
@@ -250,7 +255,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    cache = args.cache_dir or str(Path(args.output).parent / "ditau-cache")
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "ditau", MODEL_NAME)
+    except TrainingSetupError as err:
+        return setup_error("ditau", err)
+    cache = args.cache_dir or str(output.parent / "ditau-cache")
     config = {"dim": args.dim, "heads": args.heads, "blocks": args.blocks, "ff": 2 * args.dim,
               "fastmtt_prior": args.fastmtt_prior}
     try:
@@ -265,8 +275,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model, history, metrics = train_transformer(train, val, config, args.epochs, args.lr, args.batch, args.seed,
                                                 not args.quiet, flatten_mass=args.flatten_mass)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output / MODEL_NAME
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,

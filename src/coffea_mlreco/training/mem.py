@@ -35,9 +35,11 @@ epoch, the best epoch's weights kept, early stop after ``patience`` epochs witho
 model card report epochs/s and the GPU utilisation (NVML via ``torch.cuda.utilization``, sampled at the end of
 each epoch's training pass; "n/a" on the CPU or without NVML).
 
-Writes ``<output>/<name>.safetensors`` and ``<output>/<name>.json`` (model card: architecture, command, seeds,
+Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/mem-<name>``, never inside the
+installed package): ``DIR/<name>.safetensors`` and ``DIR/<name>.json`` (model card: architecture, command, seeds,
 tables and their provenance, sample sizes, validation MAPE per hypothesis, epochs/s, GPU utilisation), loadable
-with ``inference.model_cards.card_backend``.
+with ``inference.model_cards.card_backend``. A ``--val-table`` that is also a ``--table`` is refused (see
+`coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ from tqdm import tqdm
 from .. import __version__
 from ..inference.device import resolve_device
 from ..models.deepmem import INPUT_NAMES, DeepMEM, DeepMEMConfig, input_names, output_name
+from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
 
 __all__ = [
-    "DEFAULT_OUTPUT", "KINEMATICS", "LOSSES", "MODEL", "DeepMEMTraining", "MEMTable", "add_arguments",
+    "KINEMATICS", "LOSSES", "MODEL", "DeepMEMTraining", "MEMTable", "add_arguments",
     "concat_mem_tables", "deepmem_predict", "held_out_metrics", "mape", "mape_per_hypothesis", "read_mem_table", "run",
     "save_deepmem",
     "train_deepmem", "write_mem_table",
@@ -79,8 +82,6 @@ _REQUIRED = (*KINEMATICS, "hypotheses", "log10_weight", "log10_weight_err", "pro
 _OPTIONAL = ("event",)
 _PROVENANCE_KEYS = ("file", "generator_seed")
 LOSSES = ("huber", "mae", "mse")
-DEFAULT_OUTPUT = str(Path(__file__).resolve().parents[1] / "mem" / "weights")
-"""Where shipped DeepMEM models live (created only when a model is written there)."""
 _LN10 = math.log(10.0)
 _ERROR_FLOOR = 0.005
 
@@ -513,8 +514,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out table(s), from a generator seed not used in training (default: split "
                              "--val-fraction off the training tables)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, help="directory for <name>.safetensors/.json "
-                        "(default: the package's shipped mem/weights)")
+    add_output_argument(parser, "mem", "<name>")
     parser.add_argument("--name", required=True, help="model name (file stem)")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1024)
@@ -590,6 +590,11 @@ def run(args: argparse.Namespace) -> int:
     val_tables: list[MEMTable] = []
     test_tables: list[MEMTable] = []
     try:
+        check_validation_files(args.table, args.val_table or [], "--val-table")
+        output = prepare_output(args.output, "mem", args.name)
+    except TrainingSetupError as err:
+        return setup_error("mem", err)
+    try:
         tables = [read_mem_table(p) for p in args.table]
         test_tables = [read_mem_table(p) for p in args.test_table or []]
         for role in (args.signal, args.background):
@@ -629,7 +634,7 @@ def run(args: argparse.Namespace) -> int:
         extra["test_metrics"] = held_out_metrics(result.model, list(zip(args.test_table, test_tables, strict=True)),
                                                  args.signal, args.background)
     card = save_deepmem(
-        result, args.output, args.name, command="coffea-mlreco " + " ".join(sys.argv[1:]), **extra,
+        result, output, args.name, command="coffea-mlreco " + " ".join(sys.argv[1:]), **extra,
         training_tables=[_describe(p, t) for p, t in zip(args.table, tables, strict=True)],
         validation_tables=([_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)] if val_tables
                            else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"),

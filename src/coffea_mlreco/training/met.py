@@ -10,8 +10,11 @@ on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — pl
 Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response (without it the
 Perceiver's MET came out 7 GeV low on average at PU 60).
 
-Writes ``<output>.safetensors`` and ``<output>.json`` (the model card: command, data files and their
-generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET).
+Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/met-<model>``):
+``DIR/<model>.safetensors`` and ``DIR/<model>.json`` (the model card: command, data files and their
+generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET), which
+``coffea_mlreco.met.reconstruct(events, models={"<model>": DIR})`` and ``evaluate --model met.<model>=DIR`` take.
+The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ..met.features import CANDIDATE_FEATURES, candidate_features, event_feature
 from ..metrics import met_residuals, resolution
 from ..models.met_embedding import PT_SCALE_GEV
 from ..models.perceiver_met import SEED_REFERENCE_FLOOR_GEV
+from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
 from .provenance import describe_sample
 
 __all__ = ["MODELS", "FeatureSet", "add_arguments", "load_features", "run"]
@@ -382,7 +386,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument("--train", nargs="+", required=True, help="training ROOT files")
     parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
-    parser.add_argument("--output", required=True, help="output path without suffix (.safetensors/.json)")
+    add_output_argument(parser, "met", "<model>")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--tokens", type=int, default=1 << 15, help="padded candidates per mini-batch")
@@ -402,13 +406,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "met", args.model)
+    except TrainingSetupError as err:
+        return setup_error("met", err)
     config = {"dim": args.dim}
     if args.model == "perceiver":
         config.update(n_latents=args.latents, target=args.target)
-    cache = args.cache_dir or str(Path(args.output).parent / "feature-cache")
+    cache = args.cache_dir or str(output.parent / "feature-cache")
     try:
-        card = train(args.model, args.train, args.validation, args.output, args.epochs, args.lr, args.tokens,
-                     args.seed, config, cache, progress=not args.quiet, device=args.device,
+        card = train(args.model, args.train, args.validation, str(output / args.model), args.epochs, args.lr,
+                     args.tokens, args.seed, config, cache, progress=not args.quiet, device=args.device,
                      workers=args.workers, max_seconds=args.max_seconds, init=args.init)
     except (KeyError, OSError, ValueError, RuntimeError) as err:
         print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)

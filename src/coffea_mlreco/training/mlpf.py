@@ -26,8 +26,10 @@ electron/muon logit offset that minimises misidentified tracks (`lepton_offset`)
 of neutral candidates (`neutral_pt_scale`) are written to the card as ``decision.class_logit_offsets`` and
 ``decision.neutral_pt_scale``, which `coffea_mlreco.mlpf.wrapper.shipped_mlpf_model` applies.
 
-Outputs: ``<output>.safetensors`` and the model card ``<output>.json`` (command, files with their generator
-metadata and seeds, sample sizes, history, validation metrics, decision).
+Outputs: the model directory ``--output DIR`` (default ``./coffea-mlreco-models/mlpf-mlpf``) with
+``DIR/mlpf.safetensors`` and the model card ``DIR/mlpf.json`` (command, files with their generator metadata and
+seeds, sample sizes, history, validation metrics, decision). The validation file must not be a training file
+(see `coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -48,11 +50,14 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
+from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
 from .provenance import describe_sample
 
 __all__ = ["MODEL", "LossSettings", "add_arguments", "lepton_offset", "load_mlpf_data", "mlpf_batches", "neutral_pt_scale", "predict", "run", "train_mlpf"]
 
 MODEL = "coffea_mlreco.models.mlpf:MLPF"
+MODEL_NAME = "mlpf"
+"""File stem of the trained model in its ``--output`` directory (``DIR/mlpf.{safetensors,json}``)."""
 NONE_LOG_RATIO = -5.0
 """Momentum target (log pT and log E relative to the element's own, angles unchanged) of a cluster whose
 target is "none": e^−5 ≈ 0.7 % of its energy."""
@@ -340,7 +345,7 @@ def neutral_pt_scale(model: torch.nn.Module, data: dict[str, np.ndarray], logit_
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", nargs="+", required=True, help="training ROOT files made with --elements")
     parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
-    parser.add_argument("--output", required=True, help="output path without suffix (.safetensors/.json)")
+    add_output_argument(parser, "mlpf", "mlpf")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
     parser.add_argument("--batch", type=int, default=4, help="events per mini-batch")
@@ -389,7 +394,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cache = args.cache_dir or str(Path(args.output).parent / "mlpf-cache")
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "mlpf", MODEL_NAME)
+    except TrainingSetupError as err:
+        return setup_error("mlpf", err)
+    cache = args.cache_dir or str(output.parent / "mlpf-cache")
     try:
         train = _concat([load_mlpf_data(f, cache) for f in args.train])
         val = load_mlpf_data(args.validation, cache)
@@ -417,8 +427,7 @@ def run(args: argparse.Namespace) -> int:
                 "criterion": "electron and muon logit offset minimising misidentified tracks (lepton_offset)",
                 "neutral_pt_scale": neutral_pt_scale(model, calibration, np.asarray(offsets, np.float32), args.batch),
                 "calibration_events": int(calibration["counts"].size), "scan": scan}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output / MODEL_NAME
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,

@@ -13,7 +13,9 @@ partial-event training: the other top's assignment loss is masked).
   true permutation is among them.
 
 The epoch with the best validation event efficiency (all events, SPANet convention) is kept; the weights
-(safetensors) and a model card (JSON: command, files and seeds, sample sizes, metrics) are written.
+(safetensors) and a model card (JSON: command, files and seeds, sample sizes, metrics) are written into the model
+directory ``--output DIR`` (default ``./coffea-mlreco-models/ttbar-<model>``) as ``DIR/<model>.safetensors`` and
+``DIR/<model>.json``. The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
 from ..ttbar.permutations import best_permutation
 from .cached_arrays import cached_arrays, concat_arrays
+from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
 from .provenance import describe_sample
 
 __all__ = [
@@ -298,7 +301,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument("--train", nargs="+", required=True, help="training ROOT files (semileptonic tt̄)")
     parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
-    parser.add_argument("--output", required=True, help="output path without suffix (.safetensors/.json)")
+    add_output_argument(parser, "ttbar", "<model>")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 spanet, 2e-3 pdnn)")
     parser.add_argument("--batch", type=int, default=256, help="events per mini-batch")
@@ -312,7 +315,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    cache = args.cache_dir or str(Path(args.output).parent / "ttbar-cache")
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "ttbar", args.model)
+    except TrainingSetupError as err:
+        return setup_error("ttbar", err)
+    cache = args.cache_dir or str(output.parent / "ttbar-cache")
     if args.model == "spanet":
         config = {"topology": "semileptonic_ttbar", "max_jets": args.max_jets or 10, "dim": args.dim,
                   "encoder_layers": args.layers or 3}
@@ -328,8 +336,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"coffea-mlreco train ttbar: error: {err}", file=sys.stderr)
         return 2
     model, history, metrics = trainer(train, val, config, args.epochs, lr, args.batch, args.seed, not args.quiet)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output / args.model
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,

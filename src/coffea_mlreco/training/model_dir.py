@@ -1,0 +1,192 @@
+"""Where ``coffea-mlreco train`` writes a model, and the checks made on its files before training starts.
+
+A trained model is a *model directory*: ``DIR/<name>.safetensors`` (the weights) and ``DIR/<name>.json`` (its
+model card), nothing else with a ``.json`` suffix. That is what ``models=`` of the reconstruction functions and
+processors, and ``coffea-mlreco evaluate --model TASK.METHOD=DIR``, accept. ``<name>`` is the trained model's
+name: the ``--model`` choice (``deepmet``, ``perceiver``, ``spanet``, ``pdnn``), ``transformer`` (ditau),
+``mlpf``, or ``--name`` (mem).
+
+- ``--output DIR`` defaults to ``./coffea-mlreco-models/<task>-<name>`` under the current directory. A directory
+  inside the installed package is refused (the shipped models are replaced only on purpose: the
+  ``examples/retrain_*.sh`` scripts train into their work directory and then copy the result in with
+  :func:`ship_model`), as is a directory already holding another model's card.
+- A validation file that is also a training file (the same path, or the same file reached through another path
+  or a link) is refused: validation metrics on training events say nothing about the model.
+
+Shipping (what the retrain scripts do):
+
+    python -m coffea_mlreco.training.model_dir MODEL_DIR WEIGHTS_DIR NAME
+
+copies the model in ``MODEL_DIR`` to ``WEIGHTS_DIR/NAME.safetensors`` and ``WEIGHTS_DIR/NAME.json`` (the card's
+``weights`` entry renamed to match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MODELS_DIR",
+    "TrainingSetupError",
+    "add_output_argument",
+    "check_validation_files",
+    "default_output_dir",
+    "model_files",
+    "package_directory",
+    "prepare_output",
+    "setup_error",
+    "ship_model",
+]
+
+DEFAULT_MODELS_DIR = "coffea-mlreco-models"
+"""Folder under the current directory that holds the model directories ``train`` writes by default."""
+
+
+class TrainingSetupError(ValueError):
+    """An output directory or a choice of files that ``train`` refuses before training; one-line message."""
+
+
+def package_directory() -> Path:
+    """The installed ``coffea_mlreco`` package directory (resolved)."""
+    import coffea_mlreco
+
+    return Path(coffea_mlreco.__file__).resolve().parent
+
+
+def default_output_dir(task: str, name: str) -> Path:
+    """``./coffea-mlreco-models/<task>-<name>`` under the current directory."""
+    return Path.cwd() / DEFAULT_MODELS_DIR / f"{task}-{name}"
+
+
+def model_files(directory: str | Path, name: str) -> tuple[Path, Path]:
+    """``(DIR/<name>.safetensors, DIR/<name>.json)``: the weights and the model card of a model directory."""
+    directory = Path(directory)
+    return directory / f"{name}.safetensors", directory / f"{name}.json"
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
+    """The model directory to write ``<name>.safetensors``/``<name>.json`` into (created), checked first.
+
+    Args:
+        output: ``--output`` as given (None: :func:`default_output_dir`).
+        task: the trained task (``met``, ``ttbar``, ...), for the default and the messages.
+        name: the model's file stem.
+
+    Raises:
+        TrainingSetupError: the directory lies inside the installed package; it exists as a file; it already
+            holds the model card of another model (a model directory holds exactly one).
+    """
+    if not name or Path(name).name != name or name.startswith("."):
+        raise TrainingSetupError(f"model name {name!r} must be a plain file stem")
+    directory = default_output_dir(task, name) if output is None else Path(output).expanduser()
+    resolved = directory.resolve()
+    package = package_directory()
+    if _is_within(resolved, package):
+        raise TrainingSetupError(
+            f"--output {directory} is inside the installed package ({package}); write the model elsewhere "
+            "and pass the directory to models= or evaluate --model (the retrain scripts copy a model in "
+            "with python -m coffea_mlreco.training.model_dir)")
+    if resolved.exists() and not resolved.is_dir():
+        raise TrainingSetupError(f"--output {directory} is a file; give a directory (the model directory)")
+    if resolved.is_dir():
+        others = sorted(p.name for p in resolved.glob("*.json") if p.name != f"{name}.json")
+        if others:
+            raise TrainingSetupError(
+                f"--output {directory} already holds another model card ({', '.join(others)}); "
+                "a model directory holds one model: choose another directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _same_file(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a == b
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return os.path.samefile(pa, pb)
+    except OSError:  # one of them does not exist (the trainer names it later): compare the paths
+        return pa.resolve() == pb.resolve()
+
+
+def check_validation_files(train: Iterable[str | Path], validation: Iterable[str | Path],
+                           option: str = "--validation") -> None:
+    """Refuse a validation file that is also among the training files.
+
+    Raises:
+        TrainingSetupError: naming the file (the same path, or the same file through another path or a link).
+    """
+    train = [str(t) for t in train]
+    for val in (str(v) for v in validation):
+        for path in train:
+            if _same_file(val, path):
+                same = "" if val == path else f" (the same file as training file {path})"
+                raise TrainingSetupError(
+                    f"{option} {val} is also a training file{same}; validate on held-out events "
+                    "(e.g. a sample generated with another seed)")
+
+
+def add_output_argument(parser: argparse.ArgumentParser, task: str, name: str) -> None:
+    """The ``--output DIR`` option of ``train <task>`` (``name`` describes the file stem in the help)."""
+    parser.add_argument(
+        "--output", default=None, metavar="DIR",
+        help=f"model directory to write {name}.safetensors and {name}.json (the model card) into; "
+             f"default ./{DEFAULT_MODELS_DIR}/{task}-{name}. Pass it to models= or 'evaluate --model "
+             f"{task}.METHOD=DIR'. A directory inside the installed package is refused")
+
+
+def setup_error(task: str, err: Exception) -> int:
+    """Print ``coffea-mlreco train <task>: error: ...`` (one line) and return exit status 2."""
+    print(f"coffea-mlreco train {task}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def ship_model(model_dir: str | Path, weights_dir: str | Path, name: str,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Copy the model of ``model_dir`` to ``weights_dir/<name>.safetensors`` and ``<name>.json``, the card's
+    ``weights`` entry renamed and ``extra`` added to it; returns the new card's path."""
+    from coffea_mlreco.inference.model_cards import card_path
+
+    source = card_path(Path(model_dir), Path(model_dir), "trained")
+    card = json.loads(source.read_text())
+    weights, target_card = model_files(weights_dir, name)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source.parent / card["weights"], weights)
+    card["weights"] = weights.name
+    card.update(extra or {})
+    target_card.write_text(json.dumps(card, indent=2) + "\n")
+    return target_card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coffea_mlreco.training.model_dir",
+                                     description="Copy a trained model directory's model under a new name.")
+    parser.add_argument("model_dir", help="model directory written by 'coffea-mlreco train --output DIR'")
+    parser.add_argument("weights_dir", help="where to copy it (e.g. src/coffea_mlreco/met/weights)")
+    parser.add_argument("name", help="the copy's file stem (e.g. deepmet_pu60)")
+    args = parser.parse_args(argv)
+    try:
+        card = ship_model(args.model_dir, args.weights_dir, args.name)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"model_dir: error: {err}", file=sys.stderr)
+        return 2
+    print(f"shipped {args.model_dir} as {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
