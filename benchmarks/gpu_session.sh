@@ -13,7 +13,7 @@
 # of the shipped models and of the untrained sizes is measured; BENCH=1 adds the end-to-end MET, di-tau, DeepMEM
 # and MLPF benchmarks of the first GPU session.
 # Writes to $OUT (8 files at most come back): bench.log (environment, generation, benchmark tables), train.log
-# (one line per epoch and training) and each model's .safetensors + .json.
+# (one line per epoch and training) and each model directory $OUT/<name>/<model>.{safetensors,json}.
 # Nothing here is needed on a machine without a GPU: the same trainings run there with --device cpu.
 # Smoke test on any machine (no installs, tiny samples, CPU): SMOKE=1 bash benchmarks/gpu_session.sh 200
 total=${1:-560}
