@@ -20,11 +20,10 @@ import platform
 
 import numpy as np
 import torch
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 from coffea_mlreco.models.deepmem import DeepMEM
 from coffea_mlreco.training.mem import MEMTable, train_deepmem
-
-from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
 def synthetic_table(n: int, seed: int) -> MEMTable:

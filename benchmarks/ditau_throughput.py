@@ -23,7 +23,6 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 

@@ -76,10 +76,10 @@ def coffea_torch_wrapper(script_path: str) -> Callable[[ak.Array], np.ndarray]:
     from coffea.ml_tools.torch_wrapper import torch_wrapper
 
     class Padded(torch_wrapper):
-        def prepare_awkward(self, events: ak.Array):  # noqa: ANN202
+        def prepare_awkward(self, events: ak.Array):
             longest = int(ak.max(ak.num(events, axis=1)))
             padded = ak.pad_none(events, longest, axis=1, clip=True)
-            mask = ak.fill_none(ak.is_none(padded, axis=1) == False, False)  # noqa: E712
+            mask = ak.fill_none(ak.is_none(padded, axis=1) == False, False)
             x = ak.concatenate([ak.fill_none(padded[f], 0.0)[:, :, np.newaxis] for f in FEATURES], axis=2)
             return [ak.values_astype(x, np.float32), mask], {}
 

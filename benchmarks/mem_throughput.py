@@ -29,13 +29,12 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import torch
+from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 from coffea_mlreco.mem import mem_log_weights
 from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs, network_features
 from coffea_mlreco.mem.tables import open_events
 from coffea_mlreco.mem.wrappers import mem_model_card, shipped_mem_model
-
-from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 
 def _samples(args: argparse.Namespace) -> list[Path]:

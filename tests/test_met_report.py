@@ -21,8 +21,8 @@ from coffea import processor
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 from coffea_mlreco.processors.met import METProcessor
 
-from coffea_mlreco.baselines.puppi import puppi_weights
 from coffea_mlreco import met
+from coffea_mlreco.baselines.puppi import puppi_weights
 from coffea_mlreco.constants import MET_BINS_GEV
 from coffea_mlreco.evaluation.met_report import met_section
 from coffea_mlreco.metrics import hist_pearson

@@ -7,10 +7,27 @@ convention happens in one place.
 from __future__ import annotations
 
 __all__ = [
-    "M_TOP", "W_TOP", "M_W", "W_W", "M_Z", "W_Z", "M_H", "M_TAU", "M_B",
-    "M_ELECTRON", "M_MUON", "M_PION", "SIN2_THETA_W", "ALPHA_EM_MZ", "GEV2_TO_PB",
-    "PDG", "NEUTRINO_IDS", "MET_BINS_GEV", "PARTON_JET_DR",
-    "FERMION_CHARGE", "FERMION_WEAK_ISOSPIN",
+    "ALPHA_EM_MZ",
+    "FERMION_CHARGE",
+    "FERMION_WEAK_ISOSPIN",
+    "GEV2_TO_PB",
+    "MET_BINS_GEV",
+    "M_B",
+    "M_ELECTRON",
+    "M_H",
+    "M_MUON",
+    "M_PION",
+    "M_TAU",
+    "M_TOP",
+    "M_W",
+    "M_Z",
+    "NEUTRINO_IDS",
+    "PARTON_JET_DR",
+    "PDG",
+    "SIN2_THETA_W",
+    "W_TOP",
+    "W_W",
+    "W_Z",
 ]
 
 M_TOP = 172.57

@@ -26,9 +26,21 @@ from coffea.nanoevents.methods import vector as coffea_vector
 from coffea_mlreco.constants import M_ELECTRON, M_MUON, M_PION, M_TAU, NEUTRINO_IDS, PARTON_JET_DR
 
 __all__ = [
-    "SEMILEP_PARTONS", "VIS_TAU_DR", "TTbarChannel", "TauDecay", "delta_phi", "delta_r", "gen_met", "neutrino_met",
-    "last_copy", "ttbar_indices", "ttbar_partons", "stack_partons", "tau_decays",
-    "match_partons_to_jets", "reconstructable",
+    "SEMILEP_PARTONS",
+    "VIS_TAU_DR",
+    "TTbarChannel",
+    "TauDecay",
+    "delta_phi",
+    "delta_r",
+    "gen_met",
+    "last_copy",
+    "match_partons_to_jets",
+    "neutrino_met",
+    "reconstructable",
+    "stack_partons",
+    "tau_decays",
+    "ttbar_indices",
+    "ttbar_partons",
 ]
 
 # CMS GenStatusFlags bits (same order as coffea's GenParticle.FLAGS)

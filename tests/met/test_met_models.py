@@ -12,18 +12,18 @@ import pytest
 import torch
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+from coffea_mlreco.processors.met import METProcessor
 
 from coffea_mlreco.cli import main
 from coffea_mlreco.inference import OnnxModel, export_onnx
 from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs, type_class
 from coffea_mlreco.met.wrappers import METWrapper, model_card, shipped_met_model, shipped_met_models
 from coffea_mlreco.metrics import met_residuals, resolution
-from coffea_mlreco.processors.met import METProcessor
 
 SHIPPED = shipped_met_models()
 
 
-def events(path: Path):  # noqa: ANN201
+def events(path: Path):
     return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 

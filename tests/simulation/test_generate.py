@@ -23,7 +23,7 @@ from coffea_mlreco.truth import (
 )
 
 
-def events(path: Path, mode: str = "eager"):  # noqa: ANN201
+def events(path: Path, mode: str = "eager"):
     return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode=mode).events()
 
 
@@ -36,7 +36,7 @@ def peak(values: np.ndarray, lo: float, hi: float) -> float:
     return float(grid[np.argmax(gaussian_kde(x)(grid))])
 
 
-def matched_ttbar_masses(ev) -> dict[str, np.ndarray]:  # noqa: ANN001
+def matched_ttbar_masses(ev) -> dict[str, np.ndarray]:
     """W and hadronic-top masses from jets truth-matched (unique ΔR < 0.4) to the partons, and from their GenJets."""
     partons = stack_partons(ttbar_partons(ev))
     index = match_partons_to_jets(partons.eta, partons.phi, ev.Jet.eta, ev.Jet.phi)

@@ -38,7 +38,7 @@ import awkward as ak
 import numba
 import numpy as np
 
-__all__ = ["PuppiTune", "PuppiRegion", "load_tune", "TUNES", "puppi_weights", "puppi_weights_flat", "pv_class"]
+__all__ = ["TUNES", "PuppiRegion", "PuppiTune", "load_tune", "puppi_weights", "puppi_weights_flat", "pv_class"]
 
 _ALPHA_TYPES = {"central": 0, "forward": 1}
 _TUNE_KEYS = {"cone", "min_delta_r", "eta_max_extrap", "min_weight", "delta_z_cut", "apply_low_pu_correction",
@@ -157,7 +157,7 @@ only the φ bins its chord of the R0 disc reaches, about 1.5 πR0² in all (a 5�
 
 
 @numba.njit(cache=True)
-def _grid(eta, phi, pt, selected, cone, seed_variant):  # noqa: ANN001, ANN202
+def _grid(eta, phi, pt, selected, cone, seed_variant):
     """η–φ grid of the selected particles: their η, φ and pT² (pT for the seed α) copied in cell order.
 
     Returns (start, g_eta, g_phi, g_weight, order, n_eta, n_phi, height, width): cell k = strip·n_phi + φ bin
@@ -199,7 +199,7 @@ _MAX_CONE = 1.5
 
 
 @numba.njit(cache=True, inline="always")
-def _cone_runs(eta_i, phi_i, start, n_eta, n_phi, height, width, cone, run_lo, run_hi, run_phi):  # noqa: ANN001, ANN202
+def _cone_runs(eta_i, phi_i, start, n_eta, n_phi, height, width, cone, run_lo, run_hi, run_phi):
     """The grid entries that can lie within R0 of (η_i, φ_i), as runs run_lo[k]:run_hi[k] (k < returned count).
 
     Per η strip within R0, only the φ bins that the strip's chord of the R0 disc reaches, as one contiguous run
@@ -241,7 +241,7 @@ _RUNS = 3 * (2 * _STRIPS_PER_CONE + 1)
 
 
 @numba.njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):  # noqa: ANN001, ANN202
+def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):
     """alpha[i] = α of particle i over the particles of ``grid`` (its own included, at ΔR = 0 < min_dr)
     wherever need[i]; the particles are visited in grid order (cache locality).
 
@@ -278,7 +278,7 @@ def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):  # noqa: ANN00
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):  # noqa: ANN001, ANN202
+def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):
     """alpha[i] = α of particle i over the particles of the sparse grid ``sources`` wherever need[i]: each
     source adds its term to the particles of ``grid`` within its R0 (the same pairs as a gather, visited
     from the few sources, charged candidates from the PV, rather than from every particle)."""
@@ -305,7 +305,7 @@ def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):  # n
 
 
 @numba.njit(cache=True)
-def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_variant):  # noqa: ANN001, ANN202
+def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_variant):
     """α over charged-PV neighbours (central, where ``need_central``) and over all neighbours (forward,
     where ``need_forward``) for one event; 0 elsewhere. R0 = ``cone`` ≤ 1.5."""
     n = pt.size
@@ -321,7 +321,7 @@ def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_va
 
 
 @numba.njit(cache=True)
-def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):  # noqa: ANN001, ANN202
+def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):
     """CMS PuppiAlgo::computeMedRMS on the α of charged pileup (pu_sel) and charged PV (pv_sel)."""
     values = alpha[pu_sel]
     n = values.size
@@ -364,7 +364,7 @@ def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):  # noqa: ANN001, ANN2
 
 
 @numba.njit(cache=True)
-def _puppi_kernel(offsets, pt, eta, phi, cls, npv, cone, min_dr, eta_max_extrap, rms_pt_min_c, rms_pt_min_f,  # noqa: ANN001, ANN202
+def _puppi_kernel(offsets, pt, eta, phi, cls, npv, cone, min_dr, eta_max_extrap, rms_pt_min_c, rms_pt_min_f,
                   low_pu, reg_eta_min, reg_eta_max, reg_alpha, reg_min_pt, reg_slope, reg_rms_sf, reg_med_sf,
                   pt_max_neutrals, pt_max_start, min_weight, seed_variant):
     weights = np.zeros(pt.size)
@@ -458,7 +458,7 @@ def puppi_weights_flat(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi:
         raise ValueError(f"PUPPI tune {tune.name!r}: cone must be in (0, {_MAX_CONE}], not {tune.cone}")
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     regions = tune.regions
-    f64 = lambda values: np.ascontiguousarray(values, dtype=np.float64)  # noqa: E731
+    f64 = lambda values: np.ascontiguousarray(values, dtype=np.float64)
     return _puppi_kernel(
         offsets, f64(pt), f64(eta), f64(phi), np.asarray(cls, np.int64), f64(npv), tune.cone, tune.min_delta_r,
         tune.eta_max_extrap, tune.rms_pt_min["central"], tune.rms_pt_min["forward"], tune.apply_low_pu_correction,

@@ -8,7 +8,22 @@ from .device import resolve_device, resolve_precision
 from .wrapper import DEFAULT_TOKENS, Dense, Jagged, ModelWrapper, NonFiniteInputError
 
 __all__ = [
-    "ModelWrapper", "Jagged", "Dense", "NonFiniteInputError", "DEFAULT_TOKENS",
-    "TorchModule", "TorchScript", "OnnxModel", "export_onnx", "ModelCache", "MODEL_CACHE", "WeightsMismatchError",
-    "FlatJagged", "plan_batches", "pad_batch", "scatter_objects", "resolve_device", "resolve_precision",
+    "DEFAULT_TOKENS",
+    "MODEL_CACHE",
+    "Dense",
+    "FlatJagged",
+    "Jagged",
+    "ModelCache",
+    "ModelWrapper",
+    "NonFiniteInputError",
+    "OnnxModel",
+    "TorchModule",
+    "TorchScript",
+    "WeightsMismatchError",
+    "export_onnx",
+    "pad_batch",
+    "plan_batches",
+    "resolve_device",
+    "resolve_precision",
+    "scatter_objects",
 ]

@@ -23,8 +23,16 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-__all__ = ["Backend", "TorchModule", "TorchScript", "OnnxModel", "ModelCache", "MODEL_CACHE",
-           "WeightsMismatchError", "export_onnx"]
+__all__ = [
+    "MODEL_CACHE",
+    "Backend",
+    "ModelCache",
+    "OnnxModel",
+    "TorchModule",
+    "TorchScript",
+    "WeightsMismatchError",
+    "export_onnx",
+]
 
 
 class WeightsMismatchError(ValueError):

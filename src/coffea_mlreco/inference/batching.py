@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["FlatJagged", "NonFiniteValues", "plan_batches", "pad_batch", "scatter_objects"]
+__all__ = ["FlatJagged", "NonFiniteValues", "pad_batch", "plan_batches", "scatter_objects"]
 
 
 @dataclass
@@ -92,7 +92,7 @@ def plan_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[n
 
 
 @numba.njit(cache=True, nogil=True)
-def _pad_kernel(columns, offsets, events, x, mask):  # noqa: ANN001, ANN202
+def _pad_kernel(columns, offsets, events, x, mask):
     """Copy the events' objects into x [B, L, F] and mask; return the number of non-finite values seen."""
     bad = 0
     for b in range(events.size):
@@ -109,7 +109,7 @@ def _pad_kernel(columns, offsets, events, x, mask):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_kernel(padded, offsets, events, out):  # noqa: ANN001, ANN202
+def _scatter_kernel(padded, offsets, events, out):
     for b in range(events.size):
         start = offsets[events[b]]
         for i in range(offsets[events[b] + 1] - start):

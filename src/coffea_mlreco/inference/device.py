@@ -13,7 +13,7 @@ import os
 
 import torch
 
-__all__ = ["resolve_device", "resolve_precision", "autocast_dtype", "configure_threads"]
+__all__ = ["autocast_dtype", "configure_threads", "resolve_device", "resolve_precision"]
 
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -34,7 +34,7 @@ from .backends import MODEL_CACHE, Backend, ModelCache
 from .batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from .device import autocast_dtype, configure_threads, resolve_device, resolve_precision
 
-__all__ = ["Jagged", "Dense", "ModelWrapper", "NonFiniteInputError", "DEFAULT_TOKENS"]
+__all__ = ["DEFAULT_TOKENS", "Dense", "Jagged", "ModelWrapper", "NonFiniteInputError"]
 
 
 DEFAULT_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 18}

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..met.features import N_CHARGE, N_PV, N_TYPE
 
-__all__ = ["CandidateEmbedding", "PT_SCALE_GEV"]
+__all__ = ["PT_SCALE_GEV", "CandidateEmbedding"]
 
 PT_SCALE_GEV = 20.0
 """px, py are divided by this before entering a network."""

@@ -24,7 +24,7 @@ from torch import nn
 
 from .met_embedding import PT_SCALE_GEV, CandidateEmbedding
 
-__all__ = ["PerceiverMET", "TARGET_MODES", "SEED_REFERENCE_FLOOR_GEV"]
+__all__ = ["SEED_REFERENCE_FLOOR_GEV", "TARGET_MODES", "PerceiverMET"]
 
 TARGET_MODES = ("seed", "direct")
 SEED_REFERENCE_FLOOR_GEV = 10.0

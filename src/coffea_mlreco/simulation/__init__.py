@@ -10,4 +10,4 @@ from .default_sample import DEFAULT_SAMPLES, default_sample
 from .generate import generate_sample
 from .processes import PROCESSES
 
-__all__ = ["generate_sample", "default_sample", "DEFAULT_SAMPLES", "PROCESSES"]
+__all__ = ["DEFAULT_SAMPLES", "PROCESSES", "default_sample", "generate_sample"]

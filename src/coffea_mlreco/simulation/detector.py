@@ -87,8 +87,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DetectorParameters", "DEFAULT_DETECTOR", "track_pt_resolution", "dz_resolution",
-           "calorimeter_resolution", "calorimeter_entry", "jet_response_correction"]
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DetectorParameters",
+    "calorimeter_entry",
+    "calorimeter_resolution",
+    "dz_resolution",
+    "jet_response_correction",
+    "track_pt_resolution",
+]
 
 
 @dataclass(frozen=True)

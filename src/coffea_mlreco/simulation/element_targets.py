@@ -98,7 +98,7 @@ def _within_event(flat: np.ndarray, counts: np.ndarray, event: np.ndarray) -> np
     return np.where(flat >= 0, flat - starts[event], -1).astype(np.int32)
 
 
-def element_branches(c: ElementCollections, pf, p: VisibleParticles, gen) -> dict[str, Collection]:  # noqa: ANN001
+def element_branches(c: ElementCollections, pf, p: VisibleParticles, gen) -> dict[str, Collection]:
     """``PFTrack``, ``PFCluster``, ``PFTarget`` and ``PFCands`` with element links, for one chunk."""
     el = c.elements
     t_particle = el.tracks.particle[c.track_order]

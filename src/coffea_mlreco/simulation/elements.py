@@ -133,7 +133,7 @@ class DetectorElements:
 
 
 @numba.njit(cache=True)
-def _associate(event, z0, sigma, vtx_offsets, vtx_z_sorted, pv_z, nsigma):  # noqa: ANN001, ANN202
+def _associate(event, z0, sigma, vtx_offsets, vtx_z_sorted, pv_z, nsigma):
     """fromPV and pvAssocQuality of each track; the non-PV vertices of event e are vtx_z_sorted[vtx_offsets[e]:...]."""
     n = event.size
     from_pv = np.zeros(n, np.int32)
@@ -230,7 +230,7 @@ def _cell_keys(eta: np.ndarray, phi: np.ndarray, system: np.ndarray, event: np.n
 
 
 @numba.njit(cache=True)
-def _group_argmax(group, weight, n_groups):  # noqa: ANN001, ANN202
+def _group_argmax(group, weight, n_groups):
     """Per group, the index of the member with the largest weight (> 0), else −1 (one pass, no sort)."""
     best = np.full(n_groups, -1, np.int64)
     for i in range(group.size):

@@ -65,7 +65,7 @@ class ChunkSpec:
     """Also write the detector elements and their truth targets (``PFTrack``, ``PFCluster``, ``PFTarget``)."""
 
 
-def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:  # noqa: ANN001
+def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:
     n = record.counts.size
     visible = (record.status > 0) & ~np.isin(np.abs(record.pdg_id), _NEUTRINOS)
     idx = np.flatnonzero(visible)
@@ -87,7 +87,7 @@ def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleP
     )
 
 
-def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
+def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator,
              det: DetectorParameters) -> dict[str, Collection]:
     n = pf.counts.size
     c = pf.columns
@@ -106,7 +106,7 @@ def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.r
     return out
 
 
-def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator,  # noqa: ANN001
+def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator,
           det: DetectorParameters) -> tuple[Collection, np.ndarray]:
     """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus.
 
@@ -143,7 +143,7 @@ def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Gener
 
 
 def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray,
-                  gen) -> Collection:  # noqa: ANN001
+                  gen) -> Collection:
     """``TauProd``: the PF candidates that come from each reconstructed hadronic tau's decay.
 
     A candidate belongs to tau k of its event when its generator particle descends from the generator tau
@@ -218,7 +218,7 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: Detector
     return chunk
 
 
-def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator,  # noqa: ANN001
+def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator,
           det: DetectorParameters) -> tuple[dict[str, object], np.ndarray]:
     """Pileup densities, jets and generator jets of a chunk (and, per jet, its matched visible tau or −1)."""
     pf_event = event_index(pf.counts)
@@ -269,7 +269,7 @@ def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.rand
             "PFCands": pf}, jet_tau
 
 
-def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: np.ndarray, gen,  # noqa: ANN001
+def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: np.ndarray, gen,
                    jets: Collection, jet_tau: np.ndarray, rho_all: np.ndarray, rng: np.random.Generator,
                    det: DetectorParameters) -> dict[str, object]:
     """Leptons, taus, MET and the vertex counts of a chunk."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from .pythia_source import ParticleRecord
 
-__all__ = ["GenTruth", "gen_truth", "heavy_flavour", "STATUS_FLAG_BITS"]
+__all__ = ["STATUS_FLAG_BITS", "GenTruth", "gen_truth", "heavy_flavour"]
 
 STATUS_FLAG_BITS = {
     "isPrompt": 0, "isDecayedLeptonHadron": 1, "isTauDecayProduct": 2, "isPromptTauDecayProduct": 3,
@@ -92,7 +92,7 @@ def heavy_flavour(pdg_id: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, pt):  # noqa: ANN001, ANN202
+def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, pt):
     n = pdg.size
     flags = np.zeros(n, np.int32)
     copy_parent = np.full(n, -1, np.int64)
@@ -158,31 +158,24 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
             f = flags[i]
             first_or_last = ((f >> 12) & 1) or ((f >> 13) & 1)
             hard = (f >> 8) & 1
-            if hard and first_or_last and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25):
-                keep[i] = True
-            elif 11 <= a <= 16 and ((f & 1) or ((f >> 2) & 1)) and first_or_last:
+            if hard and first_or_last and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25) or 11 <= a <= 16 and ((f & 1) or ((f >> 2) & 1)) and first_or_last:
                 keep[i] = True
             elif status[i] > 0 and (a == 12 or a == 14 or a == 16):
                 keep[i] = True  # every final-state neutrino, so that GenMET is their vector sum
-            elif 11 <= a <= 16 and status[i] > 0 and pt[i] > 3.0:
-                keep[i] = True
-            elif (f >> 13) & 1 and _heavy_flavour(pdg[i]) > 0 and not _decays_to_same_flavour(
-                    i, lo, pdg, daughter1, daughter2):
-                keep[i] = True
-            elif a == 22 and status[i] > 0 and (f & 1) and pt[i] > 10.0:
+            elif 11 <= a <= 16 and status[i] > 0 and pt[i] > 3.0 or (f >> 13) & 1 and _heavy_flavour(pdg[i]) > 0 and not _decays_to_same_flavour(
+                    i, lo, pdg, daughter1, daughter2) or a == 22 and status[i] > 0 and (f & 1) and pt[i] > 10.0:
                 keep[i] = True
     return flags, keep, tau_anc
 
 
 @numba.njit(cache=True)
-def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):  # noqa: ANN001, ANN202
+def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):
     """True if a heavy-flavour hadron decays (strongly/electromagnetically) to one of the same flavour."""
     hf = _heavy_flavour(pdg[i])
     d1, d2 = daughter1[i], daughter2[i]
     if d1 <= 0:
         return False
-    if d2 < d1:
-        d2 = d1
+    d2 = max(d2, d1)
     for d in range(d1, d2 + 1):
         if _heavy_flavour(pdg[lo + d]) == hf:
             return True
@@ -190,7 +183,7 @@ def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):  # noqa: ANN001, 
 
 
 @numba.njit(cache=True)
-def _kept_mother_kernel(offsets, mother1, keep):  # noqa: ANN001, ANN202
+def _kept_mother_kernel(offsets, mother1, keep):
     """Index (within the kept list of the event) of each kept particle's nearest kept ancestor."""
     n = keep.size
     new_index = np.full(n, -1, np.int64)
@@ -216,7 +209,7 @@ def _kept_mother_kernel(offsets, mother1, keep):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True)
-def _visible_tau_kernel(offsets, pdg, status, mother1, flags, tau_anc, px, py, pz, energy):  # noqa: ANN001, ANN202
+def _visible_tau_kernel(offsets, pdg, status, mother1, flags, tau_anc, px, py, pz, energy):
     """Hadronic prompt last-copy taus: visible 4-momentum, decay mode, flat index of the tau."""
     n = pdg.size
     n_charged = np.zeros(n, np.int32)

@@ -23,7 +23,7 @@ from .nanoaod_writer import NanoAODWriter
 from .pileup import load_or_build_library
 from .processes import PROCESSES
 
-__all__ = ["add_arguments", "run", "generate_sample", "default_chunk_size"]
+__all__ = ["add_arguments", "default_chunk_size", "generate_sample", "run"]
 
 _LIBRARY = None
 

@@ -15,8 +15,16 @@ import numpy as np
 
 from .detector import DEFAULT_DETECTOR, DetectorParameters, calorimeter_resolution, track_pt_resolution
 
-__all__ = ["Collection", "pileup_density", "cluster_jets", "nearest_match", "hadron_flavour",
-           "btag_discriminant", "missing_momentum", "isolation"]
+__all__ = [
+    "Collection",
+    "btag_discriminant",
+    "cluster_jets",
+    "hadron_flavour",
+    "isolation",
+    "missing_momentum",
+    "nearest_match",
+    "pileup_density",
+]
 
 RHO_ETA_EDGES = np.linspace(-5.0, 5.0, 21)
 """η rings (width 0.5) in which the pileup density ρ(η) for the jet offset correction is measured."""
@@ -84,7 +92,7 @@ def cluster_jets(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.nd
 
 
 @numba.njit(cache=True)
-def _nearest_match_kernel(offsets_a, eta_a, phi_a, offsets_b, eta_b, phi_b, max_dr):  # noqa: ANN001, ANN202
+def _nearest_match_kernel(offsets_a, eta_a, phi_a, offsets_b, eta_b, phi_b, max_dr):
     out = np.full(eta_a.size, -1, np.int32)
     for ev in range(offsets_a.size - 1):
         for i in range(offsets_a[ev], offsets_a[ev + 1]):
@@ -176,7 +184,7 @@ def missing_momentum(counts: np.ndarray, pt: np.ndarray, phi: np.ndarray, sigma_
 
 
 @numba.njit(cache=True)
-def _isolation_kernel(lep_offsets, lep_eta, lep_phi, lep_pt, cand_offsets, cand_eta, cand_phi, cand_pt,  # noqa: ANN001, ANN202
+def _isolation_kernel(lep_offsets, lep_eta, lep_phi, lep_pt, cand_offsets, cand_eta, cand_phi, cand_pt,
                       cand_charged_pv, cand_neutral, rho, cone):
     out = np.zeros(lep_pt.size)
     for ev in range(lep_offsets.size - 1):

@@ -120,7 +120,7 @@ def reconstruct_pf_candidates(p: VisibleParticles, pileup_vertex_z: list[np.ndar
     return pf_from_elements(element_collections(detector_elements(p, pileup_vertex_z, pv_z, rng, det)), det)
 
 
-def pf_from_elements(collections, det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:  # noqa: ANN001
+def pf_from_elements(collections, det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:
     """`rule_based_pf` on `elements.ElementCollections`, with the candidates' ``gen_index`` filled.
 
     The elements enter at the precision a file stores them (float32), so re-running `rule_based_pf` on a

@@ -21,7 +21,7 @@ import numpy as np
 
 from .pythia_source import pythia_events
 
-__all__ = ["PileupLibrary", "PileupParticles", "load_or_build_library", "overlay", "no_pileup", "cache_dir"]
+__all__ = ["PileupLibrary", "PileupParticles", "cache_dir", "load_or_build_library", "no_pileup", "overlay"]
 
 LIBRARY_VERSION = 1
 LIBRARY_SEED = 20260601

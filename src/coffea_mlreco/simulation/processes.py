@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PROCESSES", "ProcessSpec", "COMMON_SETTINGS", "process_spec"]
+__all__ = ["COMMON_SETTINGS", "PROCESSES", "ProcessSpec", "process_spec"]
 
 COMMON_SETTINGS: tuple[str, ...] = (
     "Next:numberCount = 0",

@@ -20,7 +20,7 @@ import numpy as np
 
 from .processes import COMMON_SETTINGS, process_spec
 
-__all__ = ["ParticleRecord", "pythia_events", "pythia_data_dir"]
+__all__ = ["ParticleRecord", "pythia_data_dir", "pythia_events"]
 
 _MAX_PYTHIA_SEED = 900_000_000
 
@@ -63,7 +63,7 @@ def pythia_data_dir() -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):  # noqa: ANN202 (pythia8mc has no stubs)
+def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):
     """One initialised Pythia instance per (settings, √s) and process: init costs seconds, reuse it."""
     import pythia8mc
 
@@ -78,7 +78,7 @@ def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):  # noqa: ANN2
     return pythia
 
 
-def _charges(pythia, pdg_ids: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def _charges(pythia, pdg_ids: np.ndarray) -> np.ndarray:
     unique, inverse = np.unique(pdg_ids, return_inverse=True)
     table = np.array([pythia.particleData.charge(int(i)) for i in unique], dtype=np.float32)
     return table[inverse].reshape(pdg_ids.shape)
