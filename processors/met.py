@@ -24,13 +24,12 @@ The processor works on eager events under ``processor.Runner`` (iterative, futur
 dask-awkward events (``coffea.dataset_tools.apply_to_fileset``; the histograms are ``hist.dask`` objects computed
 with the graph), with identical histograms: they hold integer counts in fixed category order, and the weighted
 fills use weights rounded to multiples of 2⁻¹⁰ GeV, whose float64 sums do not depend on the merge order. Eagerly,
-``"seconds"`` holds each method's wall time (each network's includes the PUPPI weights it reads); a dask graph has
-no per-method timing, so there it is absent.
+``"seconds"`` holds each method's wall time (a network's on the PUPPI weights already computed; see
+:class:`coffea_mlreco.met.columns.METReconstruction`); a dask graph has no per-method timing, so there it is absent.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -219,24 +218,15 @@ class METProcessor(processor.ProcessorABC):
             hist.axis.Regular(nbins, 0.0, self.met_range, name="reco", label="Reco MET [GeV]"), like=like)
         return hists
 
-    def _reconstruct(self, events: Any, methods: tuple[str, ...]) -> tuple[Any, dict[str, float]]:
-        """The events with the MET columns; eagerly one call per method, to time each."""
-        options = {"models": self.models, "device": self.device, "puppi_tune": self.puppi_tune}
-        if is_dask(events) or not methods:
-            return (met.reconstruct(events, methods=methods, **options) if methods else events), {}
-        seconds = {}
-        for method in methods:
-            tic = time.perf_counter()
-            events = met.reconstruct(events, methods=(method,), **options)
-            seconds[method] = time.perf_counter() - tic
-        return events, seconds
-
     def process(self, events: Any) -> dict[str, Any]:
         """Fill the histograms for one chunk; see the module docstring for the output layout."""
         check_columns(events, _TRUTH_COLUMNS, "the MET processor")
         dataset = str(events.metadata.get("dataset", "default"))
         methods = self.methods if self.methods is not None else met.supported_methods(events)
-        events, seconds = self._reconstruct(events, methods)
+        seconds: dict[str, float] = {}
+        if methods:
+            events = met.reconstruct(events, methods=methods, models=self.models, device=self.device,
+                                     puppi_tune=self.puppi_tune, timings=seconds)
         compared = (*methods, "file_met")
         columns: dict[str, tuple[str, ...] | None] = dict(_TRUTH_COLUMNS)
         columns.update({met.COLUMNS[m]: None for m in methods})
