@@ -20,9 +20,21 @@ from .columns import (
     with_finite_inputs,
 )
 from .histograms import count_true, event_count, new_hist
+from .outputs import (
+    Interrupted,
+    OutputError,
+    atomic_directory,
+    atomic_file,
+    check_output,
+    deferred_interrupts,
+    partial_outputs,
+    sigterm_as_interrupt,
+)
 
 __all__ = [
-    "ON_INVALID", "InputColumns", "MissingBranchError", "NonFiniteInputError", "append_columns", "check_columns",
-    "count_true", "event_count", "event_validity", "has_column", "input_branches", "is_dask", "map_events",
-    "mark_invalid", "new_hist", "reconstruct_columns", "with_finite_inputs",
+    "ON_INVALID", "InputColumns", "Interrupted", "MissingBranchError", "NonFiniteInputError", "OutputError",
+    "append_columns", "atomic_directory", "atomic_file", "check_columns", "check_output", "count_true",
+    "deferred_interrupts", "event_count", "event_validity", "has_column", "input_branches", "is_dask", "map_events",
+    "mark_invalid", "new_hist", "partial_outputs", "reconstruct_columns", "sigterm_as_interrupt",
+    "with_finite_inputs",
 ]

@@ -27,6 +27,14 @@ or a SPEC that is no usable model, is a one-line error (exit status 2) before an
 
 metrics.json's ``meta`` records the executor, the models given with ``--model`` (``models``) and, per task,
 the number of events left out because their inputs hold NaN/inf (``invalid_events``); index.html shows both.
+
+The report folder is complete or absent (`coffea_mlreco.core.outputs`): it is written as ``DIR.partial-XXXXXXXX``
+next to ``DIR`` and renamed to ``DIR`` once every file is written. An existing ``DIR`` is replaced only then, and
+only if it is empty or an earlier report (nothing but report files: :func:`~coffea_mlreco.evaluation.report.
+is_report_folder`); a folder holding anything else is refused before anything runs, as is an output folder
+that cannot be written (one line, exit status 2). Interrupted (Ctrl-C, SIGTERM) or failed, the run removes its
+temporary folder and leaves ``DIR`` as it was (exit status 1); after a SIGKILL the temporary folder stays behind
+under its ``.partial-`` name and ``DIR`` is still as it was.
 """
 
 from __future__ import annotations
@@ -43,8 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from coffea_mlreco import __version__
+from coffea_mlreco.core.outputs import Interrupted, OutputError, atomic_directory, sigterm_as_interrupt
 from coffea_mlreco.evaluation.inputs import InputError, check_inputs
-from coffea_mlreco.evaluation.tasks import TASKS, TaskOptions, TaskReport, parse_model_options, select_tasks
+from coffea_mlreco.evaluation.tasks import TASKS, Task, TaskOptions, TaskReport, parse_model_options, select_tasks
 
 __all__ = ["EXECUTORS", "add_arguments", "default_files", "resolve_device", "run"]
 
@@ -81,7 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"comma-separated tasks among {', '.join(TASKS)} (default: every task the files support)",
     )
-    parser.add_argument("--output", "-o", required=True, type=Path, metavar="DIR", help="report directory")
+    parser.add_argument(
+        "--output", "-o", required=True, type=Path, metavar="DIR",
+        help="report directory; written as DIR.partial-XXXXXXXX and renamed to DIR when complete. An existing DIR "
+        "is replaced then, if it is empty or an earlier report; a folder holding other files is refused",
+    )
     parser.add_argument(
         "--executor",
         choices=EXECUTORS,
@@ -198,11 +211,26 @@ def _invalid_events(output: dict[str, Any]) -> int | None:
     return None if value is None else int(value)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``evaluate`` with parsed ``args``; returns the exit status (0 ok, 1 failed, 2 bad input)."""
-    from coffea_mlreco.evaluation.report import write_histograms, write_index, write_metrics_json
-    from coffea_mlreco.evaluation.runner import plan_chunks
+class _ProcessingFailed(Exception):
+    """A task failed while running; the message is one line."""
 
+
+def _check_report_destination(outdir: Path) -> None:
+    """Refuse a destination that is a file, or a non-empty folder that is not an earlier report."""
+    from coffea_mlreco.evaluation.report import is_report_folder
+
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"--output {outdir} is a file; give a folder for the report")
+    if outdir.is_dir() and any(outdir.iterdir()) and not is_report_folder(outdir):
+        others = sorted(p.name for p in outdir.iterdir())
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise InputError(f"--output {outdir} holds files that are not an evaluation report ({shown}); give a new "
+                         "or empty folder, or an earlier report folder (replaced once the new report is complete)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``evaluate`` with parsed ``args``; returns the exit status (0 ok, 1 failed or interrupted, 2 bad input or
+    an output folder that cannot be written)."""
     try:
         if args.scheduler and args.executor not in ("dask", "dask-awkward"):
             raise InputError("--scheduler needs --executor dask or dask-awkward")
@@ -211,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = check_inputs(files)
         tasks, notes = select_tasks(args.tasks, inputs)
         device = resolve_device(args.device)
+        _check_report_destination(args.output)
     except InputError as err:
         _print(str(err))
         return EXIT_BAD_INPUT
@@ -221,8 +250,36 @@ def run(args: argparse.Namespace) -> int:
         _print(note)
 
     outdir: Path = args.output
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = [f.path for f in inputs]
+    try:
+        with sigterm_as_interrupt(), atomic_directory(outdir, existing="replace") as workdir:
+            _run_tasks(args, [f.path for f in inputs], tasks, notes, device, models, workdir)
+    except OutputError as err:
+        _print(str(err))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the temporary folder is gone, DIR is as it was
+        _print(str(err) if isinstance(err, Interrupted) else "interrupted")
+        return EXIT_PROCESSING_FAILED
+    except _ProcessingFailed as err:
+        _print(f"processing failed: {err}")
+        return EXIT_PROCESSING_FAILED
+    except OSError as err:
+        _print(f"writing the report failed: {err}")
+        return EXIT_PROCESSING_FAILED
+    print(f"Report written to {outdir / 'index.html'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_tasks(args: argparse.Namespace, paths: list[str], tasks: list[Task], notes: list[str], device: str,
+               models: dict[str, dict[str, str]], outdir: Path) -> None:
+    """Run ``tasks`` over ``paths`` and write the report files into ``outdir`` (the temporary report folder).
+
+    Raises:
+        _ProcessingFailed: a task failed (any exception but an interruption), with its most specific message.
+    """
+    from coffea_mlreco.evaluation.report import write_histograms, write_index, write_metrics_json
+    from coffea_mlreco.evaluation.runner import plan_chunks
+
+    chosen = {task.name for task in tasks}
     options = TaskOptions(device=device, models=models)
     reports: dict[str, TaskReport] = {}
     invalid: dict[str, int] = {}
@@ -241,12 +298,8 @@ def run(args: argparse.Namespace) -> int:
                 if n_invalid is not None:
                     invalid[task.name] = n_invalid
                 reports[task.name] = task.report(result.output, outdir)
-    except KeyboardInterrupt:
-        _print("interrupted")
-        return EXIT_PROCESSING_FAILED
-    except Exception as err:  # noqa: BLE001 -- one line, not a traceback from inside an executor
-        _print(f"processing failed: {_error_message(err)}")
-        return EXIT_PROCESSING_FAILED
+    except Exception as err:  # one line, not a traceback from inside an executor
+        raise _ProcessingFailed(_error_message(err)) from err
 
     meta: dict[str, Any] = {
         "package_version": __version__,
@@ -271,5 +324,3 @@ def run(args: argparse.Namespace) -> int:
         {k: v for r in reports.values() for k, v in r.histograms.items()},
     )
     write_index(outdir, meta, [(TASKS[name].title, r.html) for name, r in reports.items()], notes)
-    print(f"Report written to {outdir / 'index.html'}", file=sys.stderr)
-    return EXIT_OK

@@ -1,12 +1,19 @@
 """Up-front checks of the input files of ``coffea-mlreco evaluate``.
 
-Every file is opened with uproot before any processing starts, so that a missing file, a file that is
-not ROOT, a file without the ``Events`` tree or without a needed branch stops the run at once with a
-message naming the file (and the branch), rather than deep inside an executor.
+Every file is opened with uproot before any processing starts, so that a missing file, a directory, a file
+that is not ROOT (text, random bytes), a truncated ROOT file (shorter than the end its header records: an
+interrupted write or copy), a file whose ``Events`` is an RNTuple rather than a TTree, a file without the
+``Events`` tree or without a needed branch stops the run at once with a one-line message naming the file (and
+the branch), rather than deep inside an executor (where a truncated file's short reads would look like
+transient I/O errors and be retried).
+
+RNTuple NanoAOD is refused (``'Events' is an RNTuple, not a TTree``): the coffea ``processor.Runner`` and the
+chunk planning read TTrees.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,32 +39,60 @@ class InputFile:
     branches: frozenset[str]
 
 
+_ROOT_MAGIC = b"root"
+_LARGE_FILE_VERSION = 1_000_000
+"""ROOT file versions from this one on store the header's seek pointers (``fEND``) as 64-bit integers."""
+
+
 def _is_remote(path: str) -> bool:
     return "://" in path
+
+
+def _header_problem(header: bytes, size: int) -> str | None:
+    """Why the first bytes ``header`` of a local file of ``size`` bytes are not those of a complete ROOT file, or
+    None. The ROOT file header is ``"root"``, ``fVersion`` (int32), ``fBEGIN`` (int32) and ``fEND`` (int32, or
+    int64 when ``fVersion`` ≥ 1000000), big-endian; ``fEND`` is the file's length in bytes when it was closed."""
+    if header[:4] != _ROOT_MAGIC:
+        return "not a ROOT file (it does not start with the ROOT file signature)"
+    if len(header) < 16:
+        return f"truncated: {size} bytes, not even a complete ROOT file header"
+    (version,) = struct.unpack(">i", header[4:8])
+    large = version >= _LARGE_FILE_VERSION
+    if large and len(header) < 20:
+        return f"truncated: {size} bytes, not even a complete ROOT file header"
+    (end,) = struct.unpack(">q", header[12:20]) if large else struct.unpack(">i", header[12:16])
+    if size < end:
+        return f"truncated: {size} of the {end} bytes its ROOT header records (an interrupted write or copy?)"
+    return None
 
 
 def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
     """Open ``path`` with uproot and read its ``tree`` branch list and entry count.
 
     Raises:
-        InputError: the file does not exist, is not readable, is not a ROOT file, or has no ``tree``
-            TTree; the message names the file.
+        InputError: the file does not exist, is a directory, is not readable, is not a ROOT file, is truncated
+            (a local file shorter than its header's ``fEND``), or has no ``tree`` TTree (an RNTuple is named as
+            such); the message names the file.
     """
     name = str(path)
     if not _is_remote(name):
         local = Path(name)
         if not local.exists():
             raise InputError(f"{name}: no such file")
+        if local.is_dir():
+            raise InputError(f"{name}: is a directory, not a ROOT file")
         if not local.is_file():
             raise InputError(f"{name}: not a regular file")
         name = str(local.resolve())
         try:
             with local.open("rb") as stream:
-                magic = stream.read(4)
+                header = stream.read(20)
+            size = local.stat().st_size
         except OSError as err:
             raise InputError(f"{name}: cannot be read ({err.strerror or err})") from None
-        if magic != b"root":
-            raise InputError(f"{name}: not a ROOT file (it does not start with the ROOT file signature)")
+        problem = _header_problem(header, size)
+        if problem is not None:
+            raise InputError(f"{name}: {problem}")
     try:
         with uproot.open(name) as handle:
             if tree not in handle:
@@ -65,7 +100,11 @@ def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
                 raise InputError(f"{name}: no {tree!r} tree in the file (it holds: {keys})")
             obj = handle[tree]
             if not isinstance(obj, uproot.TTree):
-                raise InputError(f"{name}: {tree!r} is a {type(obj).__name__}, not a TTree")
+                classname = str(getattr(obj, "classname", type(obj).__name__))
+                if "RNTuple" in classname:
+                    raise InputError(f"{name}: {tree!r} is an RNTuple, not a TTree (coffea-mlreco reads NanoAOD "
+                                     "stored as a TTree)")
+                raise InputError(f"{name}: {tree!r} is a {classname}, not a TTree")
             return InputFile(name, int(obj.num_entries), frozenset(obj.keys(recursive=True)))
     except InputError:
         raise

@@ -5,6 +5,10 @@ PNG files; this module holds the page frame, the shared plot style and the file 
 
 metrics.json follows DESIGN.md's schema. JSON has no NaN or infinity, so an undefined number (an empty
 gen-MET bin's bias, say) is written as ``null``, as is the open upper edge of the last gen-MET bin.
+
+The writers write into the folder they are given: ``evaluate`` gives them a temporary folder and renames it to
+the requested name once every file is written (`coffea_mlreco.core.outputs`), so a report folder is complete or
+absent. :func:`is_report_folder` says whether an existing folder is such a report, which ``evaluate`` may replace.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from matplotlib.figure import Figure
 from coffea_mlreco.metrics import json_ready
 
 __all__ = [
+    "REPORT_FILES",
     "format_number",
     "html_table",
+    "is_report_folder",
     "label_axes",
     "new_figure",
     "plot_style",
@@ -37,6 +43,22 @@ __all__ = [
     "write_index",
     "write_metrics_json",
 ]
+
+
+REPORT_FILES = ("index.html", "metrics.json", "histograms.root", "histograms.pkl")
+"""The files of every report folder; the task sections add ``.png`` plots."""
+
+
+def is_report_folder(path: Path) -> bool:
+    """Whether ``path`` is a report folder written by ``evaluate``: plain files only, each one of
+    :data:`REPORT_FILES` or a ``.png`` plot, ``metrics.json`` or ``index.html`` among them."""
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    names = {entry.name for entry in entries}
+    return bool(names & {"index.html", "metrics.json"}) and all(
+        entry.is_file() and not entry.is_symlink() and (entry.name in REPORT_FILES or entry.suffix == ".png")
+        for entry in entries)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ __all__ = [
     "MODEL_CACHE",
     "Backend",
     "ModelCache",
+    "ModelCardError",
     "OnnxModel",
     "TorchModule",
     "TorchScript",
@@ -35,8 +36,14 @@ __all__ = [
 ]
 
 
-class WeightsMismatchError(ValueError):
-    """A weights file does not fit the architecture it is loaded into."""
+class ModelCardError(ValueError):
+    """A model name, model directory, model card or weights file that does not give a usable model (the message
+    names the file). Re-exported by :mod:`coffea_mlreco.inference.model_cards`, where cards are read."""
+
+
+class WeightsMismatchError(ModelCardError):
+    """A weights file does not fit the architecture it is loaded into (the message names the weights file and
+    the first mismatching tensors)."""
 
 
 class Backend(Protocol):
@@ -71,24 +78,84 @@ class TorchModule:
     def build(self) -> torch.nn.Module:
         return _import(self.module)(**self.config)
 
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name → shape of every tensor in the safetensors file, read from its header only (no tensor data).
+
+        Raises:
+            ModelCardError: the file is absent or is not a readable safetensors file (e.g. truncated).
+        """
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(self.weights), framework="pt") as file:
+                names = file.keys()  # a safe_open handle is not iterable
+                return {key: tuple(file.get_slice(key).get_shape()) for key in names}
+        except FileNotFoundError as err:
+            raise ModelCardError(f"weights file {self.weights} is missing") from err
+        except (SafetensorError, OSError) as err:
+            raise ModelCardError(f"weights file {self.weights} is not a readable safetensors file ({err})") from err
+
+    def check(self) -> None:
+        """Check, without loading any weights, that the file's tensors are exactly those ``Class(**config)``
+        has, with the same shapes: the architecture is built on PyTorch's ``meta`` device (no memory, no
+        initialisation) and compared with the safetensors header. A passing check is remembered per (class,
+        configuration, file path, modification time, size), so reading a card again costs nothing.
+
+        Raises:
+            ModelCardError: the class cannot be imported, does not take the configuration, or the file is not a
+                readable safetensors file.
+            WeightsMismatchError: missing, unexpected or differently shaped tensors (the message names the
+                weights file and the first of each).
+        """
+        try:
+            key = self.cache_key()
+        except FileNotFoundError as err:
+            raise ModelCardError(f"weights file {self.weights} is missing") from err
+        if key in _CHECKED:
+            return
+        file_shapes = self.weight_shapes()
+        try:
+            model_class = _import(self.module)
+        except (ImportError, AttributeError, ValueError) as err:
+            raise ModelCardError(f"model class {self.module!r} cannot be imported ({err})") from err
+        try:
+            with torch.device("meta"):
+                model = model_class(**self.config)
+        except TypeError as err:
+            raise ModelCardError(f"{self.module} does not take the configuration {self.config} ({err})") from err
+        except (NotImplementedError, RuntimeError):  # an architecture that computes on its tensors when built
+            model = self.build()
+        _raise_on_mismatch(self, {k: tuple(v.shape) for k, v in model.state_dict().items()}, file_shapes)
+        _CHECKED.add(key)
+
     def load(self, device: torch.device) -> torch.nn.Module:
         from safetensors.torch import load_file
 
         model = self.build()
         state = load_file(str(self.weights), device="cpu")
-        own = model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
-        if missing or unexpected or shapes:
-            raise WeightsMismatchError(
-                f"weights {self.weights} do not fit {self.module}({self.config}): "
-                + "; ".join(part for part in (
-                    f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
-                    f"shape mismatch {shapes[:5]}" if shapes else "") if part))
+        _raise_on_mismatch(self, {k: tuple(v.shape) for k, v in model.state_dict().items()},
+                           {k: tuple(v.shape) for k, v in state.items()})
         model.load_state_dict(state)
         return model.to(device).eval()
+
+
+_CHECKED: set[tuple] = set()
+"""Cache keys of the `TorchModule` backends whose weights passed :meth:`TorchModule.check` in this process."""
+
+
+def _raise_on_mismatch(backend: TorchModule, own: dict[str, tuple[int, ...]],
+                       stored: dict[str, tuple[int, ...]]) -> None:
+    """Raise `WeightsMismatchError` unless ``stored`` (the file's tensor shapes) equals ``own`` (the model's);
+    each list in the message starts with the first mismatching tensor in the model's parameter order."""
+    missing = [k for k in own if k not in stored]
+    unexpected = sorted(set(stored) - set(own))
+    shapes = [f"{k}: file {stored[k]} vs model {own[k]}" for k in own if k in stored and stored[k] != own[k]]
+    if missing or unexpected or shapes:
+        raise WeightsMismatchError(
+            f"weights {backend.weights} do not fit {backend.module}({backend.config}): "
+            + "; ".join(part for part in (
+                f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
+                f"shape mismatch {shapes[:5]}" if shapes else "") if part))
 
 
 @dataclass(frozen=True)

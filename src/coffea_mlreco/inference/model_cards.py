@@ -3,7 +3,22 @@ its ``<name>.safetensors`` weights.
 
 A model is named either by a shipped name (looked up in the task's ``weights`` directory inside the package) or
 by a path: a directory holding exactly one model card (what ``coffea-mlreco train --output DIR`` writes), or a
-card ``.json`` itself. Each task's wrappers module points these helpers at its own ``weights`` directory."""
+card ``.json`` itself. Each task's wrappers module points these helpers at its own ``weights`` directory.
+
+Every card is checked when it is read (:func:`read_model_card`), so that a wrong model directory fails before any
+event is processed, with one :class:`ModelCardError` naming the file:
+
+- the card is a JSON object with ``model`` (``package.module:Class``), ``config`` and ``weights``;
+- its format version ``card_version`` is one this package reads (:data:`KNOWN_CARD_VERSIONS`; a card without
+  the field is version 1, the format of every card written so far);
+- for a model given by path, its architecture is one of the task's shipped models' (a tt̄ model directory given
+  to the MET reconstruction is refused);
+- the weights file exists, is a readable safetensors file, and holds exactly the tensors, with the same shapes,
+  that ``Class(**config)`` has (:meth:`~coffea_mlreco.inference.backends.TorchModule.check`: the network is
+  built on PyTorch's ``meta`` device and compared with the file's header; no weights are loaded). A mismatch is
+  a :class:`WeightsMismatchError` (a :class:`ModelCardError`) naming the weights file, the card and the first
+  mismatching tensors.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +29,17 @@ from typing import Any, TypeVar
 import awkward as ak
 import numpy as np
 
-from .backends import TorchModule
+from .backends import ModelCardError, TorchModule, WeightsMismatchError
 
-__all__ = ["ModelCardError", "card_backend", "card_names", "card_path", "closest_pileup", "names_by_pileup",
-           "read_model_card"]
+__all__ = ["CARD_VERSION", "KNOWN_CARD_VERSIONS", "ModelCardError", "WeightsMismatchError", "card_backend",
+           "card_names", "card_path", "card_version", "closest_pileup", "names_by_pileup", "read_model_card"]
 
 T = TypeVar("T")
 
-
-class ModelCardError(ValueError):
-    """A model name or directory that does not hold a usable model card."""
+CARD_VERSION = 1
+"""The model-card format this package writes (the trainers' ``card_version`` entry)."""
+KNOWN_CARD_VERSIONS = frozenset({1})
+"""The model-card formats this package reads."""
 
 
 def card_names(directory: Path) -> list[str]:
@@ -63,25 +79,73 @@ def card_path(directory: Path, spec: str | Path, what: str) -> Path:
     return path
 
 
-def read_model_card(directory: Path, spec: str | Path, what: str) -> dict[str, Any]:
-    """The card of model ``spec`` (see :func:`card_path`); its ``"weights"`` entry becomes the absolute path
-    of the weights file, so :func:`card_backend` finds them wherever the card lives.
+def card_version(card: dict[str, Any], path: Path) -> int:
+    """The card's format version (its ``card_version`` entry; 1 when absent).
 
     Raises:
-        ModelCardError: see :func:`card_path`; a card that is not JSON, lacks ``model``/``config``/``weights``,
-            or whose weights file is absent (the message names the file).
+        ModelCardError: a version this package does not read (the message names the card file).
+    """
+    version = card.get("card_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version not in KNOWN_CARD_VERSIONS:
+        from coffea_mlreco import __version__
+
+        known = ", ".join(str(v) for v in sorted(KNOWN_CARD_VERSIONS))
+        raise ModelCardError(f"{path}: model card version {version!r} is unknown to coffea-mlreco {__version__} "
+                             f"(it reads version {known}); use the coffea-mlreco that wrote the card, or retrain")
+    return version
+
+
+def _shipped_architectures(directory: Path) -> set[str]:
+    """The ``model`` entries of the cards in ``directory`` (unreadable cards are left out)."""
+    architectures = set()
+    for name in card_names(directory):
+        try:
+            card = json.loads((directory / f"{name}.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(card, dict) and isinstance(card.get("model"), str):
+            architectures.add(card["model"])
+    return architectures
+
+
+def read_model_card(directory: Path, spec: str | Path, what: str) -> dict[str, Any]:
+    """The card of model ``spec`` (see :func:`card_path`), checked as the module docstring lists; its
+    ``"weights"`` entry becomes the absolute path of the weights file, so :func:`card_backend` finds them
+    wherever the card lives.
+
+    Raises:
+        ModelCardError: see :func:`card_path`; a card that is not a JSON object, lacks ``model``/``config``/
+            ``weights``, has an unknown ``card_version``, describes another architecture than the shipped
+            models in ``directory`` (for a model given by path), or whose weights file is absent, unreadable or
+            does not fit ``model(**config)`` (then a :class:`WeightsMismatchError`); the message names the file.
     """
     path = card_path(directory, spec, what)
     try:
         card = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelCardError(f"{path}: not a model card ({err})") from err
+    if not isinstance(card, dict):
+        raise ModelCardError(f"{path}: not a model card (a JSON {type(card).__name__}, not an object)")
     missing = [key for key in ("model", "config", "weights") if key not in card]
     if missing:
         raise ModelCardError(f"{path}: model card lacks {', '.join(missing)}")
+    card_version(card, path)
+    if not (isinstance(card["model"], str) and isinstance(card["config"], dict) and isinstance(card["weights"], str)):
+        raise ModelCardError(f"{path}: model card needs model and weights as strings and config as an object")
+    if _is_path(spec):
+        expected = _shipped_architectures(directory)
+        if expected and card["model"] not in expected:
+            raise ModelCardError(f"{path}: the model card describes a {card['model']} model, but the {what} "
+                                 f"models are {', '.join(sorted(expected))}")
     weights = path.parent / card["weights"]
     if not weights.is_file():
         raise ModelCardError(f"{path}: its weights file {weights} is missing")
+    try:
+        TorchModule(card["model"], weights.resolve(), card["config"]).check()
+    except WeightsMismatchError as err:
+        raise WeightsMismatchError(f"{err} (model card {path})") from None
+    except ModelCardError as err:
+        raise ModelCardError(f"{path}: {err}") from None
     card["weights"] = str(weights.resolve())
     return card
 

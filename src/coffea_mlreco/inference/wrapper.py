@@ -14,6 +14,15 @@ autocast, the model cache (one load per process), empty chunks, and for dask-awk
 ``dask_awkward.map_partitions`` over exactly the arrays ``prepare`` returned, so column optimisation
 keeps only the branches the model reads.
 
+Memory: the model's activations grow with the padded objects of a mini-batch (events × longest event, summed
+over the jagged inputs, after each input's ``max_objects`` truncation), which the wrapper keeps at or below
+``max_tokens``. An event with more objects than that on its own runs alone, up to ``max_event_tokens``
+(`MAX_EVENT_TOKENS` by default, the same on every device, 3.6× the 18k PF candidates of a pileup-450 event); an
+event above it is *rejected*: it is not run, its outputs (per event and per object) are NaN, the other events
+are computed as without it, and an `OversizedEventWarning` names it. So no batch exceeds
+max(``max_tokens``, ``max_event_tokens``) padded objects, whatever the events hold
+(benchmarks/extreme_events.py measures it).
+
 Model calling convention: a jagged input ``name`` arrives as ``name [B, L, F]`` plus ``name_mask [B, L]``
 (bool, True for real objects); a dense input as ``name [B, F]``. Outputs named in
 ``per_object_outputs`` (head → jagged input) have shape ``[B, L, ...]`` and come back as jagged arrays
@@ -22,6 +31,7 @@ aligned with that input's objects; all other outputs are per event, ``[B, ...]``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,12 +44,24 @@ from .backends import MODEL_CACHE, Backend, ModelCache
 from .batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from .device import autocast_dtype, configure_threads, resolve_device, resolve_precision
 
-__all__ = ["DEFAULT_TOKENS", "Dense", "Jagged", "ModelWrapper", "NonFiniteInputError"]
+__all__ = ["DEFAULT_TOKENS", "MAX_EVENT_TOKENS", "Dense", "Jagged", "ModelWrapper", "NonFiniteInputError",
+           "OversizedEventWarning"]
 
 
 DEFAULT_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 18}
 """Padded objects per mini-batch by device type. On 2 CPU threads a 6→64→64 per-candidate MLP ran 3.5×
 faster with 16k-token batches than with 262k (benchmarks/inference_throughput.py)."""
+
+MAX_EVENT_TOKENS = 1 << 16
+"""Objects of one event (summed over the jagged inputs, after ``max_objects`` truncation) above which the event
+is rejected rather than run (65 536; see the module docstring). The largest simulated events reach 18k PF
+candidates (pileup 450) and 12k detector elements (pileup 200). Run alone, one event of 100k objects raised
+the peak memory by 108 MB in DeepMET, 156 MB in the Perceiver and 575 MB in MLPF on the CPU, growing linearly
+(benchmarks/extreme_events.py); rejected, by ≤ 36 MB."""
+
+
+class OversizedEventWarning(UserWarning):
+    """Events with more objects than the wrapper's ``max_event_tokens`` were rejected (outputs NaN)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,8 @@ class ModelWrapper:
             default `DEFAULT_TOKENS` for the device (small batches that stay in the CPU caches; large ones
             that fill a GPU).
         max_batch: events per mini-batch at most.
+        max_event_tokens: objects of one event (summed over the jagged inputs, after truncation) above which
+            the event is rejected (NaN outputs, `OversizedEventWarning`); default `MAX_EVENT_TOKENS`.
     """
 
     per_object_outputs: ClassVar[dict[str, str]] = {}
@@ -139,14 +163,17 @@ class ModelWrapper:
     amp_safe: ClassVar[bool] = False
 
     def __init__(self, backend: Backend, device: str = "auto", precision: str = "auto",
-                 max_tokens: int | None = None, max_batch: int = 8192, cache: ModelCache | None = None) -> None:
-        if (max_tokens is not None and max_tokens < 1) or max_batch < 1:
-            raise ValueError("max_tokens and max_batch must be positive")
+                 max_tokens: int | None = None, max_batch: int = 8192, cache: ModelCache | None = None,
+                 max_event_tokens: int | None = None) -> None:
+        if (max_tokens is not None and max_tokens < 1) or max_batch < 1 \
+                or (max_event_tokens is not None and max_event_tokens < 1):
+            raise ValueError("max_tokens, max_batch and max_event_tokens must be positive")
         self.backend = backend
         self.device = device
         self.precision = precision
         self.max_tokens = max_tokens
         self.max_batch = int(max_batch)
+        self.max_event_tokens = MAX_EVENT_TOKENS if max_event_tokens is None else int(max_event_tokens)
         self._cache = cache
 
     # ---- what a subclass overrides -------------------------------------------------------------
@@ -197,11 +224,13 @@ class ModelWrapper:
         lengths = np.stack([p.data.counts for p in jagged.values()], axis=1) if jagged else np.zeros((n, 0), np.int64)
         outputs: dict[str, np.ndarray] = {}
         tokens = self.max_tokens or DEFAULT_TOKENS[device.type]
-        batches = plan_batches(lengths, tokens, self.max_batch)
-        if not batches:  # empty chunk: one dummy event with no objects tells the output shapes
+        accepted = self._accepted_events(lengths, list(jagged))
+        batches = [accepted[b] for b in plan_batches(lengths[accepted], tokens, self.max_batch)]
+        if not batches:  # nothing to run (empty chunk, all rejected): a dummy event with no objects tells the shapes
             dummy = self._run_batch(model, device, precision, jagged, dense, np.zeros(1, np.int64), dummy=True)
-            outputs = {k: np.zeros((0, *v.shape[1 if k not in self.per_object_outputs else 2:]), np.float32)
-                       for k, v in dummy.items()}
+            outputs = {k: np.full((jagged[self.per_object_outputs[k]].data.n_objects, *v.shape[2:]), np.nan,
+                                  np.float32) if k in self.per_object_outputs else
+                       np.full((n, *v.shape[1:]), np.nan, np.float32) for k, v in dummy.items()}
         for events in batches:
             heads = self._run_batch(model, device, precision, jagged, dense, events)
             for name, values in heads.items():
@@ -215,6 +244,23 @@ class ModelWrapper:
                         outputs[name] = np.full((n, *values.shape[1:]), np.nan, np.float32)
                     outputs[name][events] = values
         return self._to_awkward(outputs, jagged)
+
+    def _accepted_events(self, lengths: np.ndarray, names: list[str]) -> np.ndarray:
+        """Indices of the events with at most ``max_event_tokens`` objects; warn about the others.
+
+        ``lengths [N, K]``: each event's objects per jagged input (``names``), after truncation.
+        """
+        size = lengths.sum(axis=1)
+        rejected = np.flatnonzero(size > self.max_event_tokens)
+        if rejected.size:
+            first = int(rejected[0])
+            objects = ", ".join(f"{int(n)} {name}" for name, n in zip(names, lengths[first], strict=True))
+            warnings.warn(
+                f"{type(self).__name__}: {rejected.size} of the {len(size)} events given to the model rejected, "
+                f"more objects than max_event_tokens={self.max_event_tokens} (first: event {first}, {objects}); "
+                "their outputs are NaN, the other events are unaffected. Raise max_event_tokens to run them: the "
+                "model's memory grows with the objects of the largest event", OversizedEventWarning, stacklevel=3)
+        return np.flatnonzero(size <= self.max_event_tokens)
 
     def _run_batch(self, model: Any, device: torch.device, precision: str, jagged: dict[str, _PreparedJagged],
                    dense: dict[str, np.ndarray], events: np.ndarray, dummy: bool = False) -> dict[str, np.ndarray]:

@@ -24,6 +24,11 @@ Provenance (per file; a table of several files lists them under ``parts``)
     metadata), ``events_in_file``, ``selected_events``, ``dropped_nonfinite``, ``unconverged``, ``vegas_seed``,
     ``precision``, ``max_evals``, ``met_resolution``, ``sqrt_s_GeV``, ``hypotheses`` (name → file), ``selection``,
     ``integrator``, ``package_version``.
+Output
+    The table appears complete or not at all: it is written as ``table.npz.partial-XXXXXXXX`` next to it and
+    renamed when complete (`coffea_mlreco.core.outputs`). An output folder that cannot be written is one line and
+    exit status 2 before any integration; Ctrl-C or SIGTERM stops the run with one line, exit status 1, and
+    nothing written (an existing table at ``--output`` is left as it was).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco import __version__
+from coffea_mlreco.core.outputs import Interrupted, check_output, sigterm_as_interrupt
 from coffea_mlreco.mem.hypothesis import load_hypothesis
 from coffea_mlreco.mem.inputs import (
     DEFAULT_DILEPTON_SELECTION,
@@ -157,21 +163,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``mem-weights``: exit status 0 (table written), 1 (interrupted: nothing written), 2 (bad input, or an
+    output that cannot be written)."""
     tic = time.perf_counter()
     try:
-        if not str(args.output).endswith(".npz"):
-            raise ValueError(f"--output must be an .npz file, got {args.output}")
-        for path in args.files:
-            if not Path(path).is_file():
-                raise ValueError(f"{path}: no such file")
-        table = mem_table_from_files(args.files, args.hypotheses, precision=args.precision, seed=args.seed,
-                                     n_workers=args.jobs, max_evals=args.max_evals, max_events=args.max_events,
-                                     use_sum_et=args.use_sum_et)
-    except (OSError, ValueError, KeyError) as err:
+        with sigterm_as_interrupt():
+            if not str(args.output).endswith(".npz"):
+                raise ValueError(f"--output must be an .npz file, got {args.output}")
+            for path in args.files:
+                if not Path(path).is_file():
+                    raise ValueError(f"{path}: no such file")
+            check_output(args.output)  # before the (long) integration
+            table = mem_table_from_files(args.files, args.hypotheses, precision=args.precision, seed=args.seed,
+                                         n_workers=args.jobs, max_evals=args.max_evals, max_events=args.max_events,
+                                         use_sum_et=args.use_sum_et)
+            write_mem_table(args.output, table.kinematics, table.hypotheses, table.log10_weight,
+                            table.log10_weight_err, table.provenance, table.event)
+    except (OSError, ValueError, KeyError) as err:  # OSError includes OutputError (an unwritable output folder)
         print(f"coffea-mlreco mem-weights: error: {err}", file=sys.stderr)
         return 2
-    write_mem_table(args.output, table.kinematics, table.hypotheses, table.log10_weight, table.log10_weight_err,
-                    table.provenance, table.event)
+    except KeyboardInterrupt as err:
+        where = str(err) if isinstance(err, Interrupted) else f"interrupted; nothing was written to {args.output}"
+        print(f"coffea-mlreco mem-weights: {where}", file=sys.stderr)
+        return 1
     print(f"wrote {len(table)} events x {len(table.hypotheses)} hypotheses ({', '.join(table.hypotheses)}) to "
           f"{args.output} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
     return 0

@@ -34,9 +34,7 @@ def default_sample(jobs: int = 1, progress: bool = True, processes: tuple[str, .
         if processes is not None and process not in processes:
             continue
         path = cache_dir() / "default" / f"v{SIMULATION_VERSION}_{process}_PU{pileup:g}_{events}ev_seed{seed}.root"
-        if not path.exists():
-            tmp = path.with_suffix(".part.root")
-            generate_sample(process, events, pileup, seed, tmp, jobs=jobs, progress=progress)
-            tmp.rename(path)
+        if not path.exists():  # generate_sample writes a complete file or none (an interrupted run leaves none)
+            generate_sample(process, events, pileup, seed, path, jobs=jobs, progress=progress)
         paths.append(path)
     return paths

@@ -1,7 +1,9 @@
 """Training arrays built once per generated file and cached as .npz, keyed by the file's path, size and mtime.
 
 Every task's trainer turns a ROOT file into a dict of numpy arrays (inputs and truth); building them reads
-and selects the whole file, so it is done once and stored in a cache directory next to the output.
+and selects the whole file, so it is done once and stored in a cache directory next to the output. A cache file
+is written under a temporary name and renamed when complete (`coffea_mlreco.core.outputs`), so an interrupted
+build leaves no truncated cache to be read later.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..core.outputs import atomic_file
 
 __all__ = ["cached_arrays", "concat_arrays", "open_events"]
 
@@ -34,8 +38,8 @@ def cached_arrays(path: str | Path, cache_dir: str | Path, prefix: str, build: C
         with np.load(cache) as f:
             return {k: f[k] for k in f.files}
     data = build(open_events(path))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **data)
+    with atomic_file(cache) as partial, partial.open("wb") as stream:
+        np.savez(stream, **data)
     return data
 
 

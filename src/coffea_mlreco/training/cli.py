@@ -1,9 +1,16 @@
-"""`coffea-mlreco train TASK ...`: one sub-command per trainable task."""
+"""`coffea-mlreco train TASK ...`: one sub-command per trainable task.
+
+Every task writes its model directory complete or not at all (`coffea_mlreco.training.model_dir.model_output`);
+SIGTERM is handled like Ctrl-C (one line, exit status 1, no model directory left), an output folder that cannot be
+written is one line and exit status 2 before training.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+
+from .model_dir import run_training
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,4 +30,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(args._train(args))
+    """Run ``train <task>``; the exit status (0 trained, 1 interrupted, 2 bad input or unwritable output)."""
+    return run_training(args.task, args._train, args)

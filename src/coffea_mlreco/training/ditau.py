@@ -29,7 +29,6 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
@@ -37,7 +36,14 @@ from ..ditau.inputs import ditau_candidates
 from ..ditau.targets import tau_targets
 from ..ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
 from .cached_arrays import cached_arrays, concat_arrays
-from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
+from .model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    prepare_output,
+    setup_error,
+    write_model,
+)
 from .provenance import describe_sample
 
 __all__ = ["MASS_LOSS_WEIGHT", "MODEL", "add_arguments", "ditau_arrays", "load_ditau_data", "predict", "run",
@@ -276,9 +282,9 @@ def run(args: argparse.Namespace) -> int:
     model, history, metrics = train_transformer(train, val, config, args.epochs, args.lr, args.batch, args.seed,
                                                 not args.quiet, flatten_mass=args.flatten_mass)
     out = output / MODEL_NAME
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,
+        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
         "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
         "training_events": len(train["legs"]), "validation_events": len(val["legs"]),
@@ -287,6 +293,6 @@ def run(args: argparse.Namespace) -> int:
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,
         "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
     }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0

@@ -56,13 +56,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
+from ..core.outputs import atomic_file
 from ..inference.device import resolve_device
 from ..models.deepmem import INPUT_NAMES, DeepMEM, DeepMEMConfig, input_names, output_name
-from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
+from .model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    prepare_output,
+    setup_error,
+    write_model,
+)
 
 __all__ = [
     "KINEMATICS", "LOSSES", "MODEL", "DeepMEMTraining", "MEMTable", "add_arguments",
@@ -181,7 +188,11 @@ class MEMTable:
 def write_mem_table(path: str | Path, kinematics: Mapping[str, Any], hypotheses: Sequence[str],
                     log10_weight: np.ndarray, log10_weight_err: np.ndarray, provenance: Mapping[str, Any],
                     event: np.ndarray | None = None) -> Path:
-    """Validate and write a MEM weight table to ``path`` (must end in ``.npz``; compressed, no pickles)."""
+    """Validate and write a MEM weight table to ``path`` (must end in ``.npz``; compressed, no pickles).
+
+    The table is written under a temporary name in ``path``'s folder and renamed when complete
+    (`coffea_mlreco.core.outputs.atomic_file`): ``path`` holds a whole table or is left as it was.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"a MEM weight table is an .npz file, got {path}")
@@ -193,8 +204,8 @@ def write_mem_table(path: str | Path, kinematics: Mapping[str, Any], hypotheses:
     arrays["provenance"] = np.asarray(json.dumps(table.provenance, sort_keys=True))
     if table.event is not None:
         arrays["event"] = table.event
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **kwds with allow_pickle
+    with atomic_file(path) as partial, partial.open("wb") as stream:
+        np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **kwds with allow_pickle
     return path
 
 
@@ -477,17 +488,17 @@ def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mappin
 def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card: Any) -> Path:
     """Write ``<output>/<name>.safetensors`` and the model card ``<output>/<name>.json``; returns the card path.
 
-    ``card`` adds fields to the card (e.g. ``command``, ``training_tables``).
+    ``card`` adds fields to the card (e.g. ``command``, ``training_tables``). Both files appear together, complete,
+    or not at all (:func:`~coffea_mlreco.training.model_dir.write_model`).
     """
     if not name or Path(name).name != name or name.startswith("."):
         raise ValueError(f"model name {name!r} must be a plain file stem")
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     model = result.model
     weights = out / f"{name}.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
     full = {
         "model": MODEL, "config": model.config.to_dict(), "weights": weights.name,
+        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
         "package_version": __version__, "inputs": list(input_names(model.config.flavour_input)),
         "outputs": [output_name(h) for h in model.hypotheses], "target": "-log10 P (MEM weight) per hypothesis",
         **card,
@@ -502,9 +513,7 @@ def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "history": result.history,
     }
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(full, indent=2) + "\n")
-    return path
+    return write_model(out, name, model.state_dict(), full)
 
 
 # ---- command line ----------------------------------------------------------------------------------------

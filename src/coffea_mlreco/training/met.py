@@ -14,7 +14,10 @@ Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/me
 ``DIR/<model>.safetensors`` and ``DIR/<model>.json`` (the model card: command, data files and their
 generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET), which
 ``coffea_mlreco.met.reconstruct(events, models={"<model>": DIR})`` and ``evaluate --model met.<model>=DIR`` take.
-The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
+The validation file must not be a training file (see `coffea_mlreco.training.model_dir`). The best epoch so far
+is written after every epoch that improves on it, into the temporary model directory ``DIR.partial-XXXXXXXX``;
+``DIR`` appears when training ends. Interrupted by Ctrl-C or SIGTERM, the run keeps that temporary directory (the
+best epoch so far, a usable model directory) and names it; ``DIR`` is never left half written.
 """
 
 from __future__ import annotations
@@ -40,13 +43,21 @@ from tqdm import tqdm
 from .. import __version__
 from ..baselines.puppi import puppi_weights
 from ..constants import MET_BINS_GEV
+from ..core.outputs import atomic_directory, deferred_interrupts
 from ..inference.batching import FlatJagged, pad_batch, plan_batches
 from ..inference.device import resolve_device
 from ..met.features import CANDIDATE_FEATURES, candidate_features, event_features
 from ..metrics import met_residuals, resolution
 from ..models.met_embedding import PT_SCALE_GEV
 from ..models.perceiver_met import SEED_REFERENCE_FLOOR_GEV
-from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
+from .model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    model_output,
+    prepare_output,
+    setup_error,
+)
 from .provenance import describe_sample
 
 __all__ = ["MODELS", "FeatureSet", "add_arguments", "load_features", "run"]
@@ -81,7 +92,6 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
     path = Path(path)
     cache = Path(cache_dir) / f"{path.stem}-{_file_digest(path)}-{tune}"
     if not (cache / "counts.npy").exists():
-        cache.mkdir(parents=True, exist_ok=True)
         feats, counts, puppi, target = [], [], [], []
         with uproot.open(path) as f:
             tree = f["Events"]
@@ -100,8 +110,9 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
                 puppi.append(np.stack([ak.to_numpy(ev.puppi_px), ak.to_numpy(ev.puppi_py)], axis=1))
                 gen_pt, gen_phi = ak.to_numpy(arrays["GenMET_pt"]), ak.to_numpy(arrays["GenMET_phi"])
                 target.append(np.stack([gen_pt * np.cos(gen_phi), gen_pt * np.sin(gen_phi)], axis=1))
-        for name, parts in (("features", feats), ("counts", counts), ("puppi", puppi), ("target", target)):
-            np.save(cache / f"{name}.npy", np.concatenate(parts).astype(np.int64 if name == "counts" else np.float32))
+        with atomic_directory(cache, existing="replace") as partial:  # no half-written cache after an interruption
+            for name, parts in (("features", feats), ("counts", counts), ("puppi", puppi), ("target", target)):
+                np.save(partial / f"{name}.npy", np.concatenate(parts).astype(np.int64 if name == "counts" else np.float32))
     return FeatureSet(*(np.load(cache / f"{n}.npy", mmap_mode="r") for n in ("features", "counts", "puppi", "target")))
 
 
@@ -348,9 +359,11 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
             best_resolution = metrics["model"]["resolution_upar"]
             scale = response_scale(predict(model, val, tokens, val_source), np.asarray(val.target))
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            save_file(state, str(out.with_suffix(".safetensors")))
+            with deferred_interrupts():  # a checkpoint's weights are written whole
+                save_file(state, str(out.with_suffix(".safetensors")))
             card = {
                 "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
+                "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
                 "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
                 "training_files": [describe_sample(f) for f in train_files],
                 "validation_file": describe_sample(val_file),
@@ -367,7 +380,8 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
                 card["init"] = _init_provenance(Path(init))
         if card:  # the card of the best epoch so far, with the full history
             card["history"], card["training_seconds"] = history, round(time.perf_counter() - start, 1)
-            out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+            with deferred_interrupts():
+                out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
         if out_of_time:
             print(f"stopped after {time.perf_counter() - start:.0f} s (--max-seconds {max_seconds:g})", flush=True)
             break
@@ -416,9 +430,10 @@ def run(args: argparse.Namespace) -> int:
         config.update(n_latents=args.latents, target=args.target)
     cache = args.cache_dir or str(output.parent / "feature-cache")
     try:
-        card = train(args.model, args.train, args.validation, str(output / args.model), args.epochs, args.lr,
-                     args.tokens, args.seed, config, cache, progress=not args.quiet, device=args.device,
-                     workers=args.workers, max_seconds=args.max_seconds, init=args.init)
+        with model_output(output, args.model, keep_on_interrupt=True) as work:  # DIR appears complete, at the end
+            card = train(args.model, args.train, args.validation, str(work / args.model), args.epochs, args.lr,
+                         args.tokens, args.seed, config, cache, progress=not args.quiet, device=args.device,
+                         workers=args.workers, max_seconds=args.max_seconds, init=args.init)
     except (KeyError, OSError, ValueError, RuntimeError) as err:
         print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)
         return 2

@@ -46,11 +46,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
-from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
+from ..core.outputs import atomic_file
+from .model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    prepare_output,
+    setup_error,
+    write_model,
+)
 from .provenance import describe_sample
 
 __all__ = ["MODEL", "LossSettings", "add_arguments", "lepton_offset", "load_mlpf_data", "mlpf_batches", "neutral_pt_scale", "predict", "run", "train_mlpf"]
@@ -95,8 +102,8 @@ def load_mlpf_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.ndar
         with np.load(cache) as f:
             return {k: f[k] for k in f.files}
     data = mlpf_arrays(path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **data)  # type: ignore[arg-type]
+    with atomic_file(cache) as partial, partial.open("wb") as stream:  # no truncated cache after an interruption
+        np.savez(stream, **data)  # type: ignore[arg-type]
     return data
 
 
@@ -428,9 +435,9 @@ def run(args: argparse.Namespace) -> int:
                 "neutral_pt_scale": neutral_pt_scale(model, calibration, np.asarray(offsets, np.float32), args.batch),
                 "calibration_events": int(calibration["counts"].size), "scan": scan}
     out = output / MODEL_NAME
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,
+        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
         "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
         "training_events": int(train["counts"].size), "training_elements": int(train["counts"].sum()),
@@ -442,6 +449,6 @@ def run(args: argparse.Namespace) -> int:
         "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
         "decision": decision,
     }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0

@@ -12,6 +12,14 @@ name: the ``--model`` choice (``deepmet``, ``perceiver``, ``spanet``, ``pdnn``),
   :func:`ship_model`), as is a directory already holding another model's card.
 - A validation file that is also a training file (the same path, or the same file reached through another path
   or a link) is refused: validation metrics on training events say nothing about the model.
+- An output folder that cannot be written is refused before training (one line, exit status 2).
+
+Complete or absent: the model is written into a temporary folder ``DIR.partial-XXXXXXXX`` next to ``DIR``
+(:func:`model_output`, `coffea_mlreco.core.outputs`) and published only once its card is written: renamed to
+``DIR``, or, when ``DIR`` already exists (holding this model's earlier version or other files), its two files
+are moved in, the weights first and the card last. An interrupted or failed ``train`` leaves no model directory
+(``DIR`` is not created before the model is complete) and no new card; ``train met``, which keeps its best epoch
+so far as it goes, keeps that in ``DIR.partial-XXXXXXXX`` when interrupted by Ctrl-C or SIGTERM and says so.
 
 Shipping (what the retrain scripts do):
 
@@ -24,13 +32,23 @@ copies the model in ``MODEL_DIR`` to ``WEIGHTS_DIR/NAME.safetensors`` and ``WEIG
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from coffea_mlreco.core.outputs import (
+    Interrupted,
+    OutputError,
+    atomic_directory,
+    atomic_file,
+    check_output,
+    sigterm_as_interrupt,
+)
 
 __all__ = [
     "DEFAULT_MODELS_DIR",
@@ -39,10 +57,13 @@ __all__ = [
     "check_validation_files",
     "default_output_dir",
     "model_files",
+    "model_output",
     "package_directory",
     "prepare_output",
+    "run_training",
     "setup_error",
     "ship_model",
+    "write_model",
 ]
 
 DEFAULT_MODELS_DIR = "coffea-mlreco-models"
@@ -80,7 +101,10 @@ def _is_within(path: Path, parent: Path) -> bool:
 
 
 def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
-    """The model directory to write ``<name>.safetensors``/``<name>.json`` into (created), checked first.
+    """The model directory to write ``<name>.safetensors``/``<name>.json`` into, checked before training.
+
+    The directory itself is not created (:func:`model_output` publishes it once the model is complete); its
+    parent folder is, and must be writable.
 
     Args:
         output: ``--output`` as given (None: :func:`default_output_dir`).
@@ -89,7 +113,8 @@ def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
 
     Raises:
         TrainingSetupError: the directory lies inside the installed package; it exists as a file; it already
-            holds the model card of another model (a model directory holds exactly one).
+            holds the model card of another model (a model directory holds exactly one); its folder cannot be
+            created or written.
     """
     if not name or Path(name).name != name or name.startswith("."):
         raise TrainingSetupError(f"model name {name!r} must be a plain file stem")
@@ -109,8 +134,72 @@ def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
             raise TrainingSetupError(
                 f"--output {directory} already holds another model card ({', '.join(others)}); "
                 "a model directory holds one model: choose another directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    if resolved.is_dir() and not os.access(resolved, os.W_OK | os.X_OK):
+        raise TrainingSetupError(f"--output {directory} is not writable; the model files are moved into it")
+    try:
+        check_output(directory, "folder")
+    except OutputError as err:
+        raise TrainingSetupError(f"--output {err}") from None
     return directory
+
+
+class _NoModel(Exception):
+    """The training block ended without writing a model card: nothing to publish."""
+
+
+@contextlib.contextmanager
+def model_output(directory: str | Path, name: str, *, keep_on_interrupt: bool = False) -> Iterator[Path]:
+    """Yield a temporary model directory to write ``<name>.safetensors`` and ``<name>.json`` into; when the block
+    ends with the card written, the model appears in ``directory`` (module docstring), else nothing does.
+
+    ``keep_on_interrupt``: on Ctrl-C/SIGTERM keep the temporary directory if it holds a card (a usable
+    checkpoint); the :class:`~coffea_mlreco.core.Interrupted` raised then names it.
+    """
+    weights, card = model_files(Path(), name)
+    try:
+        with atomic_directory(directory, existing="merge", publish_last=(weights.name, card.name),
+                              keep_on_interrupt=keep_on_interrupt) as work:
+            yield work
+            if not (work / card.name).is_file():
+                raise _NoModel
+    except _NoModel:
+        return
+    except Interrupted as err:
+        if err.kept is not None and not (err.kept / card.name).is_file():
+            shutil.rmtree(err.kept, ignore_errors=True)
+            raise Interrupted(err.output) from err
+        if err.kept is not None:
+            raise Interrupted(err.output, err.kept, "the best epoch so far") from err
+        raise
+
+
+def write_model(directory: str | Path, name: str, state: Mapping[str, Any], card: Mapping[str, Any]) -> Path:
+    """Write the weights ``state`` (a torch ``state_dict``) as ``<name>.safetensors`` and ``card`` as the model card
+    ``<name>.json`` into the model directory ``directory``, complete or not at all (:func:`model_output`);
+    returns the card's path. ``card["weights"]`` must be ``<name>.safetensors``."""
+    from safetensors.torch import save_file
+
+    weights, card_file = model_files(Path(), name)
+    if card.get("weights") != weights.name:
+        raise ValueError(f"the model card's weights entry is {card.get('weights')!r}, expected {weights.name!r}")
+    with model_output(directory, name) as work:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(work / weights.name))
+        (work / card_file.name).write_text(json.dumps(card, indent=2) + "\n")
+    return Path(directory) / card_file.name
+
+
+def run_training(task: str, train: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``train(args)`` with SIGTERM handled as Ctrl-C: an interruption is one line and exit status 1, an output
+    folder that cannot be written one line and exit status 2."""
+    try:
+        with sigterm_as_interrupt():
+            return int(train(args))
+    except OutputError as err:
+        return setup_error(task, err)
+    except KeyboardInterrupt as err:
+        message = str(err) if isinstance(err, Interrupted) else "interrupted; no model directory was written"
+        print(f"coffea-mlreco train {task}: {message}", file=sys.stderr)
+        return 1
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -164,11 +253,12 @@ def ship_model(model_dir: str | Path, weights_dir: str | Path, name: str,
     source = card_path(Path(model_dir), Path(model_dir), "trained")
     card = json.loads(source.read_text())
     weights, target_card = model_files(weights_dir, name)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source.parent / card["weights"], weights)
+    with atomic_file(weights) as partial:  # each file complete or absent; the card last
+        shutil.copyfile(source.parent / card["weights"], partial)
     card["weights"] = weights.name
     card.update(extra or {})
-    target_card.write_text(json.dumps(card, indent=2) + "\n")
+    with atomic_file(target_card) as partial:
+        partial.write_text(json.dumps(card, indent=2) + "\n")
     return target_card
 
 

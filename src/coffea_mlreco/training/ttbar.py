@@ -31,7 +31,6 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import __version__
@@ -42,7 +41,14 @@ from ..ttbar.outcomes import event_efficiency, top_outcomes
 from ..ttbar.permutation_features import permutation_features
 from ..ttbar.permutations import best_permutation
 from .cached_arrays import cached_arrays, concat_arrays
-from .model_dir import TrainingSetupError, add_output_argument, check_validation_files, prepare_output, setup_error
+from .model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    prepare_output,
+    setup_error,
+    write_model,
+)
 from .provenance import describe_sample
 
 __all__ = [
@@ -337,9 +343,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model, history, metrics = trainer(train, val, config, args.epochs, lr, args.batch, args.seed, not args.quiet)
     out = output / args.model
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out.with_suffix(".safetensors")))
     card = {
         "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,
+        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
         "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
         "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
         "training_events": len(train["n_jets"]), "validation_events": len(val["n_jets"]),
@@ -347,6 +353,6 @@ def run(args: argparse.Namespace) -> int:
         "training_seconds": round(time.perf_counter() - start, 1), "history": history,
         "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
     }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(output, args.model, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0
