@@ -3,7 +3,7 @@ visible) and training epochs/s on a synthetic 100k-event MEM weight table.
 
 Inference is timed from a numpy feature array [N, 14] (float32) to a numpy array of −log10 P [N, H]: host→device
 copy, the model (its in-model φ/log-pT/dilepton transform included), device→host copy; one warm-up call, then
-repeated calls for at least ``--min-seconds``. Training is :func:`coffea_mlreco.training.mem.train_deepmem` on the
+repeated calls for at least ``--min-seconds``. Training is :func:`coffea_mlreco.mem.training.train_deepmem` on the
 whole table held on the device (validation on 10k events every epoch); reported are full epochs/s (training pass +
 validation), training-pass epochs/s and the GPU utilisation NVML reports. The model is the default architecture
 (256 wide, 4 residual blocks, LayerNorm, SiLU) with two hypotheses; weights are random (speed does not depend on
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
-from coffea_mlreco.models.deepmem import DeepMEM
-from coffea_mlreco.training.mem import MEMTable, train_deepmem
+from coffea_mlreco.mem.deepmem import DeepMEM
+from coffea_mlreco.mem.training import MEMTable, train_deepmem
 
 
 def synthetic_table(n: int, seed: int) -> MEMTable:

@@ -24,10 +24,10 @@ def main() -> None:
 
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    from coffea_mlreco.baselines.fastmtt import fastmtt_mass
+    from coffea_mlreco.core.metrics import resolution
+    from coffea_mlreco.ditau.fastmtt import fastmtt_mass
     from coffea_mlreco.ditau.inputs import ditau_candidates
     from coffea_mlreco.ditau.targets import tau_targets
-    from coffea_mlreco.metrics import resolution
 
     residuals: dict[str, list[np.ndarray]] = {}
     for path in args.files:

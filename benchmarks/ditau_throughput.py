@@ -56,8 +56,8 @@ def main() -> None:
     import numba
     import torch
 
-    from coffea_mlreco.baselines.collinear_mass import collinear_mass
-    from coffea_mlreco.baselines.fastmtt import fastmtt_mass
+    from coffea_mlreco.ditau.collinear_mass import collinear_mass
+    from coffea_mlreco.ditau.fastmtt import fastmtt_mass
     from coffea_mlreco.ditau.wrappers import _Selected, shipped_ditau_model
 
     numba.set_num_threads(args.threads)

@@ -46,7 +46,7 @@ rm -rf "$data" /tmp/gen-detail.log
 mkdir -p "$data"
 gen() { coffea-mlreco generate "$@" >>/tmp/gen-detail.log 2>&1 || log "generation failed: $*"; }
 cache() {  # fill one file's feature cache (PUPPI weights and candidate features), one numba thread
-    NUMBA_NUM_THREADS=1 python3 -c "import sys; from coffea_mlreco.training.met import load_features as f; f(*sys.argv[1:])" \
+    NUMBA_NUM_THREADS=1 python3 -c "import sys; from coffea_mlreco.met.training import load_features as f; f(*sys.argv[1:])" \
         "$1" "$data/cache" >>/tmp/gen-detail.log 2>&1 || log "feature caching failed: $1"
 }
 # the validation sample first: its generation also builds the pileup library the other processes reuse

@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 
 from coffea_mlreco.inference import DEFAULT_TOKENS, Jagged, ModelWrapper, TorchModule, pad_batch, plan_batches
 from coffea_mlreco.inference.batching import FlatJagged
-from coffea_mlreco.models.candidate_mlp import CandidateMLP
+from coffea_mlreco.nn.candidate_mlp import CandidateMLP
 
 FEATURES = ("px", "py", "eta", "phi", "charge", "puppi")
 
@@ -135,7 +135,7 @@ def main() -> None:
         model.to(device)
         weights = os.path.join(tmp, "model.safetensors")
         save_file(model.inner.state_dict(), weights)
-        backend = TorchModule("coffea_mlreco.models.candidate_mlp:CandidateMLP", weights)
+        backend = TorchModule("coffea_mlreco.nn.candidate_mlp:CandidateMLP", weights)
 
         tw = coffea_torch_wrapper(script)
         results["coffea torch_wrapper (chunk-padded, awkward)"] = timed(lambda: [tw(c) for c in chunks], args.repeat)

@@ -2,7 +2,7 @@
 
 One run, one machine, the same events of a PU 200 (or any) tt̄ file with PF candidates. Rows:
 
-- ``PUPPI weights``: our numba PUPPI (`coffea_mlreco.baselines.puppi.puppi_weights`, Run-3 tune) on the
+- ``PUPPI weights``: our numba PUPPI (`coffea_mlreco.met.puppi.puppi_weights`, Run-3 tune) on the
   awkward candidates, ``--threads`` numba threads; "per core" divides by the thread count;
 - ``<model> wrapper``: the shipped model's wrapper (`coffea_mlreco.met.wrappers.shipped_met_model`) from the
   awkward chunk to the MET record (candidate features, length-sorted token-budget batches, padding, host →
@@ -64,11 +64,11 @@ def main() -> None:
     import numba
     import torch
 
-    from coffea_mlreco.baselines.puppi import puppi_weights
     from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
     from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs
+    from coffea_mlreco.met.perceiver import PerceiverMET
+    from coffea_mlreco.met.puppi import puppi_weights
     from coffea_mlreco.met.wrappers import shipped_met_model
-    from coffea_mlreco.models.perceiver_met import PerceiverMET
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))

@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from coffea_mlreco.models.mlpf import CLUSTER, ELEMENT_FEATURES, MLPF, TRACK
+from coffea_mlreco.mlpf.model import CLUSTER, ELEMENT_FEATURES, MLPF, TRACK
 
 F = {name: i for i, name in enumerate(ELEMENT_FEATURES)}
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from coffea_mlreco.mlpf.candidates import allowed_class_logits
+from coffea_mlreco.mlpf.model import decode_candidates
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, SUMMARY_PT_MIN, class_rates
+from coffea_mlreco.mlpf.training import load_mlpf_data, predict
 from coffea_mlreco.mlpf.wrapper import mlpf_model_card, shipped_mlpf_model
-from coffea_mlreco.models.mlpf import decode_candidates
-from coffea_mlreco.training.mlpf import load_mlpf_data, predict
 
 NEUTRAL_HADRON = 2
 OFFSETS = (0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0, -5.0)

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from coffea_mlreco.baselines.puppi import load_tune, puppi_weights, puppi_weights_flat, pv_class
+from coffea_mlreco.met.puppi import load_tune, puppi_weights, puppi_weights_flat, pv_class
 from coffea_mlreco.simulation import generate_sample
 
 

@@ -63,8 +63,8 @@ def main() -> None:
     import numba
     import torch
 
-    from coffea_mlreco.baselines.klfitter import klfitter_assignment
-    from coffea_mlreco.baselines.ttbar_chi2 import chi2_assignment
+    from coffea_mlreco.ttbar.chi2 import chi2_assignment
+    from coffea_mlreco.ttbar.klfitter import klfitter_assignment
     from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model
 
     torch.set_num_threads(args.threads)

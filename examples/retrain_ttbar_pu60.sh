@@ -15,7 +15,7 @@ coffea-mlreco generate "${gen[@]}" --events 60000 --seed 5003 --output "$work/tr
 coffea-mlreco generate "${gen[@]}" --events 5000 --seed 5301 --output "$work/val_pu60.root"
 coffea-mlreco generate "${gen[@]}" --events 20000 --seed 5201 --output "$work/test_pu60.root"
 # χ² widths, KLFitter transfer functions and b-tag rates, fitted on the validation sample
-python -m coffea_mlreco.baselines.ttbar_resolutions --input "$work/val_pu60.root" \
+python -m coffea_mlreco.ttbar.resolutions --input "$work/val_pu60.root" \
     --output src/coffea_mlreco/baselines/ttbar_resolutions.json
 train=("$work/train_pu60.root" "$work/train2_pu60.root" "$work/train3_pu60.root")
 coffea-mlreco train ttbar --model spanet --train "${train[@]}" --validation "$work/val_pu60.root" \

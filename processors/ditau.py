@@ -14,11 +14,11 @@ For each chunk it
   failure flags per reconstructed channel;
 - where the file has ``GenPart`` and the event has two prompt generator taus, fills m_reco/m_gen − 1 per
   (method incl. ``m_vis``, reconstructed channel); m_gen = m(τ1 + τ2) from
-  :func:`coffea_mlreco.truth.tau_decays`.
+  :func:`coffea_mlreco.core.truth.tau_decays`.
 
 Events whose inputs hold NaN/inf (``DiTauReco.valid`` False) are counted in ``events_invalid`` and left out of
 every histogram. The dataset label is ``events.metadata["dataset"]`` (``"default"`` when absent). The output
-dict is what :func:`coffea_mlreco.evaluation.ditau_report.ditau_section` reads: ``histograms`` (``ratio``,
+dict is what :func:`coffea_mlreco.ditau.report.ditau_section` reads: ``histograms`` (``ratio``,
 ``mass``, ``failed``), ``events`` (per dataset), ``events_invalid``, ``events_selected`` (valid events with a
 pair), ``events_per_method`` and, on eager/virtual events only, ``seconds`` (per method, summed over chunks;
 the only executor-dependent numbers). On dask-awkward events (``apply_to_fileset``) the histograms are
@@ -36,9 +36,9 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.baselines.collinear_mass import CollinearStatus
-from coffea_mlreco.baselines.fastmtt import FastMTTStatus
 from coffea_mlreco.core import count_true, event_count, has_column, is_dask, map_events, new_hist
+from coffea_mlreco.core.truth import tau_decays
+from coffea_mlreco.ditau.collinear_mass import CollinearStatus
 from coffea_mlreco.ditau.columns import (
     COLUMN,
     MASS_FIELDS,
@@ -48,9 +48,9 @@ from coffea_mlreco.ditau.columns import (
     ditau_model,
     supported_methods,
 )
+from coffea_mlreco.ditau.fastmtt import FastMTTStatus
 from coffea_mlreco.ditau.inputs import Channel
 from coffea_mlreco.ditau.wrappers import shipped_ditau_models
-from coffea_mlreco.truth import tau_decays
 
 __all__ = ["CHANNELS", "HIST_METHODS", "METHODS", "TRUTH_COLUMNS", "DiTauProcessor", "generator_mass"]
 

@@ -19,7 +19,7 @@ of :mod:`coffea_mlreco.mem.columns`) to the chunk's events; this processor only 
   the float64 sum is exact and does not depend on the order chunks are merged in.
 
 Invalid events (NaN/inf in an input: ``MEMReco.valid`` False) are counted in ``events_invalid`` and left out of every
-histogram and sum. The output dict is what :func:`coffea_mlreco.evaluation.mem_report.mem_section` reads:
+histogram and sum. The output dict is what :func:`coffea_mlreco.mem.report.mem_section` reads:
 ``histograms``, ``mape_sum``, ``mape_n``, ``events`` (per dataset), ``events_selected``, ``events_invalid``,
 ``events_per_method``, in eager mode ``seconds`` (per method, summed over chunks; absent in dask mode), and after
 :meth:`MEMProcessor.postprocess` ``hypotheses`` (``{"signal", "background", "integrated", "network"}``). The dataset

@@ -6,12 +6,12 @@ For each chunk it
   ``PFCands.puppiWeightReco``, ``DeepMETReco``, ``MLMET``; every method the file supports, or those asked for) and
   takes the file's own ``MET`` (real CMS NanoAOD has no PF candidates, so only this one runs there);
 - fills residual histograms Δ = p_miss,reco − p_miss,gen split into ``upar``, ``uperp``, ``dpx``, ``dpy``
-  (GeV; see :func:`coffea_mlreco.metrics.met_residuals`) with a ``method`` axis, a gen-MET axis (bins of
+  (GeV; see :func:`coffea_mlreco.core.metrics.met_residuals`) with a ``method`` axis, a gen-MET axis (bins of
   ``MET_BINS_GEV``, the overflow bin being the open top bin) and a fine residual axis; a 2-D gen-MET vs reco-MET
   histogram per method; and counters;
 - fills ``"response"``: per method and gen-MET bin, the sums (GeV) of the reco MET projected on the gen-MET
   direction (``quantity="reco_par"``) and of gen MET (``quantity="gen"``), from which the response
-  R = Σ p_miss,reco·ê_gen / Σ |p_miss,gen| follows exactly (:func:`coffea_mlreco.metrics.met_response_from_hist`);
+  R = Σ p_miss,reco·ê_gen / Σ |p_miss,gen| follows exactly (:func:`coffea_mlreco.core.metrics.met_response_from_hist`);
 - when PUPPI runs and the file carries CMS's own ``PFCands_puppiWeight`` (PFNano), compares our
   ``PFCands.puppiWeightReco`` with it per candidate, split ``charged``/``neutral``: ``"puppi_weight"`` (2-D,
   50×50 in [0, 1]), ``"puppi_weight_absdiff"`` (|Δw| in 0.001 bins) and ``"puppi_weight_absdiff_pt"`` (the same
@@ -39,10 +39,10 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco import met
-from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
-from coffea_mlreco.constants import MET_BINS_GEV
 from coffea_mlreco.core import MissingBranchError, check_columns, count_true, event_count, is_dask, map_events, new_hist
-from coffea_mlreco.metrics import met_residuals
+from coffea_mlreco.core.constants import MET_BINS_GEV
+from coffea_mlreco.core.metrics import met_residuals
+from coffea_mlreco.met.pf_met import missing_transverse_momentum
 
 __all__ = [
     "FILE_PUPPI_WEIGHT",

@@ -14,7 +14,7 @@ For each chunk (eager, virtual or dask-awkward events alike) it
   target (``PFTarget``): efficiency (``"efficiency"``: targets by class, true pT and η, matched or not), fake
   rate (``"fake"``: candidates by class, reco pT and element η, fake or not) and the pT response
   pT_reco/pT_true of matched elements (``"response"``); definitions in `coffea_mlreco.mlpf.performance`;
-- computes PUPPI weights (`coffea_mlreco.baselines.puppi`, Run-3 tune, npv = PV_npvsGood) for each method's
+- computes PUPPI weights (`coffea_mlreco.met.puppi`, Run-3 tune, npv = PV_npvsGood) for each method's
   candidates;
 - clusters anti-kT R = 0.4 jets (FastJet, E-scheme; pT > 10 GeV) on the charged-hadron-subtracted candidates
   of each method (charged ones need fromPV ≥ 1, as the simulation's jets; ``pf``, ``mlpf``) and on the
@@ -31,7 +31,7 @@ the graph), ``events`` (``{dataset: events}``), ``events_invalid``, ``events_per
 method), ``elements`` (elements of the filled events) and, on eager/virtual events only, ``seconds``
 (``mlpf``: the reconstruction; the only executor-dependent number). Histograms hold integer counts, so
 ``processor.Runner`` and ``coffea.dataset_tools.apply_to_fileset`` give identical ones on the same chunks. The
-report is `coffea_mlreco.evaluation.mlpf_report.mlpf_section`.
+report is `coffea_mlreco.mlpf.report.mlpf_section`.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
-from coffea_mlreco.baselines.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist
-from coffea_mlreco.metrics import met_residuals
+from coffea_mlreco.core.metrics import met_residuals
+from coffea_mlreco.met.pf_met import missing_transverse_momentum
+from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.mlpf.columns import mlpf_models, reconstruct
 from coffea_mlreco.mlpf.inputs import element_order
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, pdgid_class

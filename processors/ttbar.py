@@ -17,7 +17,7 @@ For each chunk it
 
 Eager and virtual events (``processor.Runner``) fill ``hist.Hist``; dask-awkward events (``apply_to_fileset``)
 fill ``hist.dask.Hist`` from the same per-event values, so both give identical histograms (integer counts).
-The output dict is what :func:`coffea_mlreco.evaluation.ttbar_report.ttbar_section` reads; ``"seconds"``
+The output dict is what :func:`coffea_mlreco.ttbar.report.ttbar_section` reads; ``"seconds"``
 (each method's assignment time) is only there in eager mode.
 """
 
@@ -33,7 +33,7 @@ from coffea import processor
 
 from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist
 from coffea_mlreco.core.columns import InputColumns, with_finite_inputs
-from coffea_mlreco.truth import ttbar_partons
+from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.ttbar.columns import (
     COLUMN,
     METHODS,
@@ -46,7 +46,7 @@ from coffea_mlreco.ttbar.columns import (
     ttbar_models,
 )
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
-from coffea_mlreco.ttbar.neutrino import neutrino_pz
+from coffea_mlreco.ttbar.neutrino import neutrino_pz_solutions
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 
@@ -70,7 +70,7 @@ def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
                    np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1)
     met_px = np.asarray(ak.to_numpy(inputs.met.px), np.float64)
     met_py = np.asarray(ak.to_numpy(inputs.met.py), np.float64)
-    pz = neutrino_pz(p4, met_px, met_py)[:, 0]
+    pz = neutrino_pz_solutions(p4, met_px, met_py).first
     return np.arcsinh(pz / np.maximum(np.hypot(met_px, met_py), 1e-9))
 
 

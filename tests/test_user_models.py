@@ -68,7 +68,7 @@ def test_train_writes_a_model_directory(user_deepmet: Path, generated_nano: Path
     assert sorted(p.name for p in user_deepmet.iterdir()) == ["deepmet.json", "deepmet.safetensors"]
     card = read_model_card(Path("unused"), user_deepmet, "MET")
     assert card["weights"] == str(user_deepmet.resolve() / "deepmet.safetensors")
-    assert card["model"] == "coffea_mlreco.models.deepmet:DeepMET" and card["config"] == {"dim": 8}
+    assert card["model"] == "coffea_mlreco.met.deepmet:DeepMET" and card["config"] == {"dim": 8}
     assert card["training_files"][0]["file"] == generated_nano.name
     assert card["validation_file"]["file"] == validation_file.name and card["epochs"] == 1
     assert not (package_directory() / DEFAULT_MODELS_DIR).exists()
@@ -123,7 +123,7 @@ def test_evaluate_model_option(user_deepmet: Path, generated_nano: Path, process
         ("met.deepmet=deepmet_pu999", "no shipped met deepmet model 'deepmet_pu999'"),
         ("met.deepmet={tmp}/missing", "no such met deepmet model directory"),
         ("met.deepmet={tmp}", "must hold exactly one model card"),
-        ("met.deepmet=perceiver_pu60", "describes a coffea_mlreco.models.perceiver_met:PerceiverMET model"),
+        ("met.deepmet=perceiver_pu60", "describes a coffea_mlreco.met.perceiver:PerceiverMET model"),
     ],
 )
 def test_evaluate_refuses_a_bad_model_before_running(option: str, message: str, synthetic_nano: Path,

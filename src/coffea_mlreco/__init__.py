@@ -6,7 +6,7 @@ columns to coffea NanoEvents; ``coffea_mlreco.reconstruct(events, tasks)`` appen
 
 from __future__ import annotations
 
-from .reconstruction import TASKS, reconstruct
+from coffea_mlreco.core.version import __version__
+from coffea_mlreco.reconstruction import TASKS, reconstruct
 
-__version__ = "0.1.0"
 __all__ = ["TASKS", "__version__", "reconstruct"]

@@ -7,14 +7,13 @@ are documented to (they read the file's branches otherwise).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TASKS", "reconstruct"]
+from coffea_mlreco.evaluation.tasks import load_attribute
+from coffea_mlreco.tasks import TASKS
 
-TASKS: tuple[str, ...] = ("met", "ttbar", "ditau", "mem", "mlpf")
-"""The reconstruction tasks, each a subpackage ``coffea_mlreco.<task>`` with a ``reconstruct`` function."""
+__all__ = ["TASKS", "reconstruct"]
 
 
 def _models_by_task(models: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -54,8 +53,8 @@ def reconstruct(events: Any, tasks: Sequence[str], *, models: Mapping[str, Any] 
         raise ValueError(f"unknown task(s) {unknown}; tasks: {', '.join(TASKS)}")
     by_task = _models_by_task(models)
     for task in dict.fromkeys(tasks):
-        module = importlib.import_module(f"coffea_mlreco.{task}")
+        reconstruct_task = load_attribute(TASKS[task].reconstruct)
         kwargs = dict((options or {}).get(task, {}))
-        events = module.reconstruct(events, models=by_task.get(task) or None, device=device, on_invalid=on_invalid,
+        events = reconstruct_task(events, models=by_task.get(task) or None, device=device, on_invalid=on_invalid,
                                     **kwargs)
     return events

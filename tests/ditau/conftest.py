@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from coffea_mlreco.baselines.collinear_mass import collinear_mass
-from coffea_mlreco.baselines.fastmtt import fastmtt_mass
-from coffea_mlreco.constants import M_TAU
+from coffea_mlreco.core.constants import M_TAU
+from coffea_mlreco.core.truth import TauDecay, tau_decays
+from coffea_mlreco.ditau.collinear_mass import collinear_mass
+from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import Channel, ditau_candidates
 from coffea_mlreco.simulation import generate_sample
-from coffea_mlreco.truth import TauDecay, tau_decays
 
 SAMPLES = {"htautau": (1500, 611), "ztautau": (2500, 612)}  # process: (events, seed); PU 0
 SMALL_SAMPLE = ("htautau", 300, 614)  # the mode matrix's sample: (process, events, seed); PU 0

@@ -9,8 +9,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_mlreco.baselines.collinear_mass import CollinearStatus, collinear_mass
-from coffea_mlreco.constants import M_H
+from coffea_mlreco.core.constants import M_H
+from coffea_mlreco.ditau.collinear_mass import CollinearStatus, collinear_mass
 from coffea_mlreco.ditau.inputs import ditau_candidates
 
 

@@ -18,8 +18,8 @@ import pytest
 from coffea_mlreco.processors.ditau import generator_mass
 from column_modes import MODES, assert_same_columns, columns_in_mode, open_events
 
-from coffea_mlreco.constants import M_TAU
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
+from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau import METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.ditau.inputs import Channel, DiTauSelection
 from coffea_mlreco.ditau.wrappers import ditau_model_card

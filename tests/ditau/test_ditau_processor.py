@@ -22,7 +22,7 @@ from column_modes import open_events
 from coffea_mlreco.core import MissingBranchError
 from coffea_mlreco.ditau import reconstruct
 from coffea_mlreco.ditau.inputs import Channel
-from coffea_mlreco.evaluation.ditau_report import dataset_kind, ditau_section, mass_auc
+from coffea_mlreco.ditau.report import dataset_kind, ditau_section, mass_auc
 from coffea_mlreco.evaluation.tasks import TaskOptions
 
 # real NanoAOD (and our files without PFCands) cross-reference collections the file does not store

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_mlreco.baselines.fastmtt import fastmtt_mass
+from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import LegKind, ditau_candidates
 from coffea_mlreco.ditau.targets import pair_mass, tau_targets
+from coffea_mlreco.ditau.training import ditau_arrays, mass_flattening_weights, predict, train_transformer
+from coffea_mlreco.ditau.transformer import DiTauTransformer
 from coffea_mlreco.ditau.transformer_inputs import (
     JET_FEATURES,
     LEG_FEATURES,
@@ -24,8 +26,6 @@ from coffea_mlreco.ditau.transformer_inputs import (
     transformer_inputs,
 )
 from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
-from coffea_mlreco.models.ditau_transformer import DiTauTransformer
-from coffea_mlreco.training.ditau import ditau_arrays, mass_flattening_weights, predict, train_transformer
 
 REAL_DY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nano_dy.root"
 
@@ -214,7 +214,7 @@ def test_shipped_transformer_regresses_the_mass(reconstructed: dict[str, Any], d
     """The shipped model on H→ττ and Z→ττ not used in training: an unbiased m_ττ far sharper than the collinear
     approximation and close to FastMTT (on the 10k+10k held-out samples it is 10 % wider: RESULTS.md), and it
     separates H from Z."""
-    from coffea_mlreco.truth import tau_decays
+    from coffea_mlreco.core.truth import tau_decays
 
     model = shipped_ditau_model("transformer", device="cpu")
     masses, ratios = {}, {"ml": [], "fastmtt": [], "collinear": []}

@@ -9,8 +9,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_mlreco.baselines.fastmtt import FastMTTStatus, fastmtt_mass
-from coffea_mlreco.constants import M_H, M_Z
+from coffea_mlreco.core.constants import M_H, M_Z
+from coffea_mlreco.ditau.fastmtt import FastMTTStatus, fastmtt_mass
 
 
 def test_recovers_exact_collinear_events(collinear_toys: Callable[..., dict[str, Any]]) -> None:

@@ -9,8 +9,9 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_mlreco.baselines.collinear_mass import collinear_mass
-from coffea_mlreco.baselines.fastmtt import fastmtt_mass
+from coffea_mlreco.core.truth import delta_r
+from coffea_mlreco.ditau.collinear_mass import collinear_mass
+from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import (
     MET_SIGMA0_GEV,
     MET_SIGMA_SUMET,
@@ -21,7 +22,6 @@ from coffea_mlreco.ditau.inputs import (
     kernel_arrays,
     met_with_covariance,
 )
-from coffea_mlreco.truth import delta_r
 
 _EXPECTED_KINDS = {
     Channel.TAUTAU: (LegKind.HADRONIC, LegKind.HADRONIC), Channel.MUTAU: (LegKind.MUON, LegKind.HADRONIC),

@@ -27,12 +27,12 @@ from torch import nn
 
 from coffea_mlreco import inference
 from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
-from coffea_mlreco.models.candidate_mlp import CandidateMLP
+from coffea_mlreco.nn.candidate_mlp import CandidateMLP
 
 FEATURES = ("pt", "eta", "phi", "mass", "charge", "pdgId")
 """The six PF-candidate fields the wrappers read, in model-input order."""
 
-MLP_CLASS = "coffea_mlreco.models.candidate_mlp:CandidateMLP"
+MLP_CLASS = "coffea_mlreco.nn.candidate_mlp:CandidateMLP"
 GLOBALS_CLASS = "candidate_wrappers:GlobalsMLP"
 
 

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from coffea_mlreco.inference import MODEL_CACHE, TorchModule
-from coffea_mlreco.models.candidate_mlp import CandidateMLP
+from coffea_mlreco.nn.candidate_mlp import CandidateMLP
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:

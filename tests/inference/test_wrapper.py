@@ -36,7 +36,7 @@ from coffea_mlreco.inference import (
     TorchModule,
     WeightsMismatchError,
 )
-from coffea_mlreco.models.candidate_mlp import CandidateMLP
+from coffea_mlreco.nn.candidate_mlp import CandidateMLP
 
 ATOL = 1e-5
 

@@ -6,11 +6,15 @@ Test modules use these through fixtures only (importing from ``conftest`` is amb
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import uproot
+
+from coffea_mlreco.simulation import generate_sample
 
 
 def _read_dileptons(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -55,3 +59,49 @@ def dy_events(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, n
                            progress=False)
     return _read_dileptons(path)
 
+
+
+# The MEM column, processor and table tests: Drell-Yan and Z′ files
+
+SAMPLES = {"dy_ll": ("dy-ll", 300, 9301), "zprime_ll": ("zprime-ll", 300, 9302)}
+"""name (the dataset name evaluate gives the file): (process, events, generator seed); PU 0."""
+
+
+def _open(path: Path) -> Any:
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+
+
+@pytest.fixture(scope="session")
+def mem_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"dy_ll": path, "zprime_ll": path}``: 300 events each, without PF candidates."""
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    folder = tmp_path_factory.mktemp("mem_wiring")
+    return {name: generate_sample(process, n, 0, seed=seed, output=folder / f"{name}.root", progress=False,
+                                  drop=("PFCands",))
+            for name, (process, n, seed) in SAMPLES.items()}
+
+
+@pytest.fixture(scope="session")
+def mem_events(mem_files: dict[str, Path]) -> dict[str, Any]:
+    """Eager NanoEvents of the two samples."""
+    return {name: _open(path) for name, path in mem_files.items()}
+
+
+@pytest.fixture(scope="session")
+def open_nano() -> Any:
+    """``open_nano(path)``: eager NanoEvents of a file."""
+    return _open
+
+
+@pytest.fixture(scope="session")
+def mem_tables(mem_files: dict[str, Path]) -> dict[str, Any]:
+    """MEM weight tables (``dy_sm``, ``zprime``; precision 0.3 %) of every selected event of the two samples."""
+    from coffea_mlreco.mem.tables import mem_table_from_file
+
+    return {name: mem_table_from_file(path, ("dy_sm", "zprime"), precision=0.003, seed=5, n_workers=2)
+            for name, path in mem_files.items()}

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from coffea_mlreco.constants import GEV2_TO_PB
+from coffea_mlreco.core.constants import GEV2_TO_PB
 from coffea_mlreco.mem.cross_section import (
     FULL_PHASE_SPACE,
     FiducialRegion,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coffea_mlreco.constants import ALPHA_EM_MZ, FERMION_CHARGE, FERMION_WEAK_ISOSPIN, M_Z, SIN2_THETA_W, W_Z
+from coffea_mlreco.core.constants import ALPHA_EM_MZ, FERMION_CHARGE, FERMION_WEAK_ISOSPIN, M_Z, SIN2_THETA_W, W_Z
 from coffea_mlreco.mem.hypothesis import hypothesis_from_dict, load_hypothesis, shipped_hypotheses
 from coffea_mlreco.mem.matrix_elements import partonic_cross_section, squared_matrix_element
 

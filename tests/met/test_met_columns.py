@@ -14,7 +14,7 @@ from column_modes import MODES, assert_same_columns, columns_in_mode, open_event
 
 from coffea_mlreco import met
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
-from coffea_mlreco.metrics import met_residuals, resolution
+from coffea_mlreco.core.metrics import met_residuals, resolution
 
 NAMES = ("PFMETReco", "PuppiMETReco", "DeepMETReco", "MLMET", "PFCands.puppiWeightReco")
 

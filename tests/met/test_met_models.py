@@ -15,10 +15,10 @@ from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 from coffea_mlreco.processors.met import METProcessor
 
 from coffea_mlreco.cli import main
+from coffea_mlreco.core.metrics import met_residuals, resolution
 from coffea_mlreco.inference import OnnxModel, export_onnx
 from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs, type_class
 from coffea_mlreco.met.wrappers import METWrapper, model_card, shipped_met_model, shipped_met_models
-from coffea_mlreco.metrics import met_residuals, resolution
 
 SHIPPED = shipped_met_models()
 
@@ -140,7 +140,7 @@ def test_train_met_fine_tunes_from_init_weights(dilep_pu60: Path, tmp_path: Path
 def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Path) -> None:
     import torch
 
-    from coffea_mlreco.training.met import batch_source, load_features, plan_batches
+    from coffea_mlreco.met.training import batch_source, load_features, plan_batches
 
     data = load_features(dilep_pu60, tmp_path / "cache")
     cpu = torch.device("cpu")
@@ -154,7 +154,7 @@ def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Pat
 
 
 def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) -> None:
-    from coffea_mlreco.training.met import one_cycle_lr
+    from coffea_mlreco.met.training import one_cycle_lr
 
     assert one_cycle_lr(0.0, 1e-3) == pytest.approx(1e-3 / 25)
     assert one_cycle_lr(0.3, 1e-3) == pytest.approx(1e-3)

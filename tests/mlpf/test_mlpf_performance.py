@@ -14,11 +14,12 @@ import pytest
 from coffea_mlreco.processors.mlpf import element_classes
 from column_modes import open_events
 
-from coffea_mlreco.evaluation.mlpf_report import class_summary, mlpf_section, tail_fraction
+from coffea_mlreco import cli
 from coffea_mlreco.mlpf import reconstruct
 from coffea_mlreco.mlpf.performance import class_rates, pdgid_class
+from coffea_mlreco.mlpf.report import class_summary, mlpf_section, tail_fraction
 from coffea_mlreco.mlpf.targets import target_table
-from coffea_mlreco.training import cli
+from coffea_mlreco.tasks import TASKS
 
 
 def test_class_rates_count_misidentification_as_fake_and_inefficiency() -> None:
@@ -81,13 +82,13 @@ def test_train_mlpf_cli_writes_a_model_directory_that_reconstruct_runs(elements_
     """``train mlpf --output DIR`` writes DIR/mlpf.{safetensors,json}; ``mlpf.reconstruct(models={"mlpf": DIR})``
     runs that model (validation on held-out events: the small sample has another seed)."""
     parser = __import__("argparse").ArgumentParser()
-    cli.add_arguments(parser)
+    cli.add_arguments(parser, TASKS)
     model_dir = tmp_path / "m"
     args = parser.parse_args(["mlpf", "--train", str(elements_file), "--validation", str(small_elements_file),
                               "--output", str(model_dir), "--epochs", "1", "--max-train-events", "8",
                               "--max-validation-events", "4", "--calibration-events", "6", "--dim", "16", "--layers",
                               "1", "--quiet"])
-    assert cli.run(args) == 0
+    assert cli.run(args, TASKS) == 0
     card = json.loads((model_dir / "mlpf.json").read_text())
     assert (model_dir / "mlpf.safetensors").exists()
     assert card["training_events"] == 8 and card["validation_events"] == 4

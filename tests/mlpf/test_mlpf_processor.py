@@ -18,11 +18,11 @@ from coffea.dataset_tools import apply_to_fileset
 from coffea_mlreco.processors.mlpf import MET_METHODS, METHODS, MLPFProcessor
 from column_modes import open_events
 
-from coffea_mlreco.evaluation.mlpf_report import mlpf_section
+from coffea_mlreco.core.metrics import hist_quantile
 from coffea_mlreco.evaluation.runner import QuietNanoAODSchema
 from coffea_mlreco.evaluation.tasks import TaskOptions
 from coffea_mlreco.inference.model_cards import ModelCardError
-from coffea_mlreco.metrics import hist_quantile
+from coffea_mlreco.mlpf.report import mlpf_section
 from coffea_mlreco.mlpf.wrapper import mlpf_model_card
 
 HISTOGRAMS = ("efficiency", "fake", "response", "jet_response", "met")

@@ -7,12 +7,12 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.baselines.pf_met import missing_transverse_momentum
-from coffea_mlreco.baselines.puppi import puppi_weights
+from coffea_mlreco.met.pf_met import missing_transverse_momentum
+from coffea_mlreco.met.puppi import puppi_weights
 from coffea_mlreco.mlpf.candidates import allowed_class_logits
 from coffea_mlreco.mlpf.inputs import FEATURES, element_table
+from coffea_mlreco.mlpf.model import ELEMENT_FEATURES, PARTICLE_CLASSES
 from coffea_mlreco.mlpf.targets import target_table
-from coffea_mlreco.models.mlpf import ELEMENT_FEATURES, PARTICLE_CLASSES
 from coffea_mlreco.simulation.element_targets import TARGET_CLASSES
 
 PUPPI_MET_FIELDS = ("pt", "eta", "phi", "mass", "charge", "pdgId", "fromPV", "pvAssocQuality", "dz", "dzErr")
@@ -85,7 +85,7 @@ def test_position_binning_puts_tracks_with_their_clusters(element_events: Any) -
     track–cluster link of PF), which hashing the learned projection does not do."""
     import torch
 
-    from coffea_mlreco.models.mlpf import BinnedGraphLayer, element_features, element_position, lsh_order
+    from coffea_mlreco.mlpf.model import BinnedGraphLayer, element_features, element_position, lsh_order
 
     event = element_events[0]
     table, counts = element_table(element_events[:1])

@@ -138,7 +138,7 @@ def _unknown_card_version(directory: Path) -> tuple[Path, str]:
 def _card_of_another_architecture(directory: Path) -> tuple[Path, str]:
     shutil.rmtree(directory)
     _copy_model(PACKAGE / "ttbar" / "weights", "spanet_pu60", directory)
-    return directory / "spanet_pu60.json", "describes a coffea_mlreco.models.spanet:SPANet model"
+    return directory / "spanet_pu60.json", "describes a coffea_mlreco.ttbar.spanet:SPANet model"
 
 
 FAULTS: dict[str, Callable[[Path], tuple[Path, str]]] = {

@@ -37,8 +37,8 @@ from coffea_mlreco.core import (
     sigterm_as_interrupt,
 )
 from coffea_mlreco.evaluation.report import is_report_folder
+from coffea_mlreco.mem.training import read_mem_table, write_mem_table
 from coffea_mlreco.simulation import generate_sample
-from coffea_mlreco.training.mem import read_mem_table, write_mem_table
 
 GENERATE = importlib.import_module("coffea_mlreco.simulation.generate")
 
@@ -275,7 +275,7 @@ def test_unwritable_output_folder_is_one_line_and_exit_status_2(
 
     monkeypatch.setattr(GENERATE, "_simulate", no_work)
     monkeypatch.setattr("coffea_mlreco.mem.tables.mem_table_from_files", no_work)
-    monkeypatch.setattr("coffea_mlreco.training.mem.train_deepmem", no_work)
+    monkeypatch.setattr("coffea_mlreco.mem.training.train_deepmem", no_work)
     monkeypatch.setattr("coffea_mlreco.evaluation.runner.plan_chunks", no_work)
     capsys.readouterr()
     assert main(argv) == 2

@@ -10,10 +10,8 @@ import pytest
 import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from coffea_mlreco.constants import M_TOP, M_W, M_Z
-from coffea_mlreco.simulation import generate_sample
-from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR
-from coffea_mlreco.truth import (
+from coffea_mlreco.core.constants import M_TOP, M_W, M_Z
+from coffea_mlreco.core.truth import (
     match_partons_to_jets,
     neutrino_met,
     reconstructable,
@@ -21,6 +19,8 @@ from coffea_mlreco.truth import (
     tau_decays,
     ttbar_partons,
 )
+from coffea_mlreco.simulation import generate_sample
+from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR
 
 
 def events(path: Path, mode: str = "eager"):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from coffea_mlreco.simulation import generate_sample
+from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +48,16 @@ def open_events() -> Callable[[Path], Any]:
 @pytest.fixture(scope="session")
 def semilep_events(semilep_file: Path) -> Any:
     return _open_events(semilep_file)
+
+
+@pytest.fixture(scope="session")
+def tt_assignment(tmp_path_factory: pytest.TempPathFactory):
+    """2000 semileptonic tt̄ events at pileup 0 (shared by the χ² and KLFitter-style fit tests): events, the
+    assignment inputs and the true jet positions."""
+    if "COFFEA_MLRECO_CACHE" not in os.environ:
+        os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    path = tmp_path_factory.mktemp("baselines") / "tt_assignment_pu0.root"
+    generate_sample("ttbar-semilep", 2000, 0, seed=77, output=path, jobs=2, progress=False, drop=("PFCands",))
+    events = _open_events(path)
+    inputs = semileptonic_inputs(events)
+    return events, inputs, assignment_targets(events, inputs.jets), path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_mlreco.models.spanet import SPANet
+from coffea_mlreco.ttbar.spanet import SPANet
 
 
 @pytest.fixture(scope="module")

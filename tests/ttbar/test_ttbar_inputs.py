@@ -8,7 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_mlreco.constants import M_TOP, M_W
+from coffea_mlreco.core.constants import M_TOP, M_W
 from coffea_mlreco.ttbar.inputs import MissingInputError, assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 

@@ -21,9 +21,9 @@ from coffea_mlreco.cli import main
 from coffea_mlreco.core import input_branches
 from coffea_mlreco.evaluation.runner import QuietNanoAODSchema
 from coffea_mlreco.evaluation.tasks import TaskOptions
-from coffea_mlreco.evaluation.ttbar_report import assignment_efficiencies, ttbar_section
 from coffea_mlreco.ttbar import input_columns
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
+from coffea_mlreco.ttbar.report import assignment_efficiencies, ttbar_section
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning"),
               pytest.mark.filterwarnings("ignore:Branch .* already exists but:RuntimeWarning")]

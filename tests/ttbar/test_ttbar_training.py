@@ -14,10 +14,10 @@ import pytest
 
 from coffea_mlreco.cli import main
 from coffea_mlreco.inference import TorchModule
-from coffea_mlreco.training.ttbar import assignment_arrays, pdnn_predict, spanet_predict, train_pdnn, train_spanet
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
 from coffea_mlreco.ttbar.permutations import n_permutations
+from coffea_mlreco.ttbar.training import assignment_arrays, pdnn_predict, spanet_predict, train_pdnn, train_spanet
 from coffea_mlreco.ttbar.wrappers import PermutationDNNWrapper, SPANetWrapper
 
 
@@ -47,7 +47,7 @@ def test_permutation_dnn_learns_the_assignment(split: tuple[dict, dict, Any], tm
     from safetensors.torch import save_file
 
     save_file(model.state_dict(), str(tmp_path / "pdnn.safetensors"))
-    wrapper = PermutationDNNWrapper(TorchModule("coffea_mlreco.models.permutation_dnn:PermutationDNN",
+    wrapper = PermutationDNNWrapper(TorchModule("coffea_mlreco.ttbar.permutation_dnn:PermutationDNN",
                                                 tmp_path / "pdnn.safetensors", {"hidden": 32, "layers": 2}),
                                     device="cpu", max_jets=6)
     out = wrapper(chosen)
@@ -64,7 +64,7 @@ def test_spanet_trains_and_wrapper_agrees(split: tuple[dict, dict, Any], tmp_pat
     from safetensors.torch import save_file
 
     save_file(model.state_dict(), str(tmp_path / "spanet.safetensors"))
-    wrapper = SPANetWrapper(TorchModule("coffea_mlreco.models.spanet:SPANet", tmp_path / "spanet.safetensors", config),
+    wrapper = SPANetWrapper(TorchModule("coffea_mlreco.ttbar.spanet:SPANet", tmp_path / "spanet.safetensors", config),
                             device="cpu", max_jets=10)
     out = wrapper(chosen)
     wrapped = np.stack([ak.to_numpy(out[f]) for f in ("had_b", "had_q1", "had_q2", "lep_b")], axis=1)

@@ -3,7 +3,7 @@ that work eagerly and in dask-awkward graphs. Nothing here imports a task."""
 
 from __future__ import annotations
 
-from .columns import (
+from coffea_mlreco.core.columns import (
     ON_INVALID,
     InputColumns,
     MissingBranchError,
@@ -19,8 +19,8 @@ from .columns import (
     reconstruct_columns,
     with_finite_inputs,
 )
-from .histograms import count_true, event_count, new_hist
-from .outputs import (
+from coffea_mlreco.core.histograms import count_true, event_count, new_hist
+from coffea_mlreco.core.outputs import (
     Interrupted,
     OutputError,
     atomic_directory,

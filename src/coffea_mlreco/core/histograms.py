@@ -11,7 +11,7 @@ from typing import Any
 
 import hist
 
-from .columns import is_dask
+from coffea_mlreco.core.columns import is_dask
 
 __all__ = ["count_true", "event_count", "new_hist"]
 

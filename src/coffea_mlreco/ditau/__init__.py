@@ -15,7 +15,7 @@ __all__ = ["COLUMN", "METHODS", "input_columns", "reconstruct", "supported_metho
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import columns
+        from coffea_mlreco.ditau import columns
 
         return getattr(columns, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,9 +8,9 @@ Each event gets one visible di-tau pair (:func:`coffea_mlreco.ditau.inputs.ditau
 | ``mass_vis`` | always | visible mass m(leg1 + leg2) |
 | ``channel`` | always | :class:`~coffea_mlreco.ditau.inputs.Channel` code of the pair, −1 without a pair |
 | ``mass_collinear`` | ``collinear`` | collinear approximation |
-| ``collinear_status`` | ``collinear`` | its :class:`~coffea_mlreco.baselines.collinear_mass.CollinearStatus` bits |
+| ``collinear_status`` | ``collinear`` | its :class:`~coffea_mlreco.ditau.collinear_mass.CollinearStatus` bits |
 | ``mass_fastmtt`` | ``fastmtt`` | FastMTT-style likelihood scan |
-| ``fastmtt_status`` | ``fastmtt`` | its :class:`~coffea_mlreco.baselines.fastmtt.FastMTTStatus` bits |
+| ``fastmtt_status`` | ``fastmtt`` | its :class:`~coffea_mlreco.ditau.fastmtt.FastMTTStatus` bits |
 | ``tau1_fastmtt``, ``tau2_fastmtt`` | ``fastmtt`` | its fitted taus (``pt``, ``eta``, ``phi``, ``mass``) |
 | ``mass_ml`` | ``transformer`` | the shipped di-tau transformer's m_ττ |
 | ``tau1_ml``, ``tau2_ml`` | ``transformer`` | its regressed taus (``pt``, ``eta``, ``phi``; mass = m_τ) |
@@ -53,12 +53,12 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..baselines.collinear_mass import collinear_mass
-from ..baselines.fastmtt import fastmtt_mass
-from ..core.columns import InputColumns, reconstruct_columns
-from ..inference import ModelWrapper
-from .inputs import DEFAULT_SELECTION, DiTauSelection, ditau_candidates
-from .wrappers import shipped_ditau_model, shipped_ditau_models
+from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.ditau.collinear_mass import collinear_mass
+from coffea_mlreco.ditau.fastmtt import fastmtt_mass
+from coffea_mlreco.ditau.inputs import DEFAULT_SELECTION, DiTauSelection, ditau_candidates
+from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
+from coffea_mlreco.inference import ModelWrapper
 
 __all__ = ["COLUMN", "MASS_FIELDS", "METHODS", "DiTauReconstruction", "append_ditau", "ditau_model",
            "input_columns", "reconstruct", "supported_methods", "visible_mass"]

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.truth import delta_r
+from coffea_mlreco.core.truth import delta_r
 
 __all__ = [
     "CHANNEL_PRIORITY",

@@ -1,7 +1,7 @@
 """Generator truth of the di-tau transformer: which generator tau each visible leg comes from, and its momentum.
 
 Each selected leg is matched uniquely (greedy in ΔR, < :data:`LEG_TAU_DR`) to the visible part of a prompt
-generator tau (:func:`coffea_mlreco.truth.tau_decays`: the GenVisTau of a hadronic decay, the lepton of a
+generator tau (:func:`coffea_mlreco.core.truth.tau_decays`: the GenVisTau of a hadronic decay, the lepton of a
 leptonic one). The regression target of a matched leg is the tau's (log(pT_τ/pT_vis), η_τ − η_vis,
 φ_τ − φ_vis), with the visible quantities those of the *reconstructed* leg (the inputs the model sees).
 """
@@ -13,8 +13,8 @@ from typing import NamedTuple
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.constants import M_TAU
-from coffea_mlreco.truth import delta_phi, match_partons_to_jets, tau_decays
+from coffea_mlreco.core.constants import M_TAU
+from coffea_mlreco.core.truth import delta_phi, match_partons_to_jets, tau_decays
 
 __all__ = ["LEG_TAU_DR", "TauTargets", "pair_mass", "tau_targets"]
 

@@ -15,7 +15,7 @@ Token groups (the transformer attends within and across them)
     ``jets``: up to :data:`MAX_JETS` leading jets with pT > 20 GeV, |η| < 4.7 and ΔR > 0.5 from both legs.
     ``legs`` (dense): each leg's visible four-momentum, kind and decay mode.
     ``met`` (dense): MET and its covariance in the rotated frame, plus log m_vis and ΔR(leg1, leg2), and the
-    FastMTT-style fit of the event (:func:`coffea_mlreco.baselines.fastmtt.fastmtt_mass`): log(1/x) of each leg
+    FastMTT-style fit of the event (:func:`coffea_mlreco.ditau.fastmtt.fastmtt_mass`): log(1/x) of each leg
     (the collinear tau pT over the visible pT) and log of its mass in units of m_vis. A model built with
     ``fastmtt_prior`` regresses its log-pT output as a residual on the first two (the physics answer as the
     starting point); the others read the first :data:`N_MET_BASE` features only.
@@ -32,10 +32,9 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.truth import delta_phi, delta_r
-
-from ..baselines.fastmtt import fastmtt_mass
-from .inputs import LegKind
+from coffea_mlreco.core.truth import delta_phi, delta_r
+from coffea_mlreco.ditau.fastmtt import fastmtt_mass
+from coffea_mlreco.ditau.inputs import LegKind
 
 __all__ = [
     "JET_FEATURES",
@@ -203,7 +202,7 @@ def transformer_inputs(events: ak.Array, candidates: ak.Array) -> TransformerInp
         events: NanoEvents with ``Jet`` and, optionally, ``TauProd`` (module docstring).
         candidates: :func:`coffea_mlreco.ditau.inputs.ditau_candidates` of the same events; every event must
             have a pair (``selected``), else a ValueError. A ``fastmtt`` field (the
-            :func:`~coffea_mlreco.baselines.fastmtt.fastmtt_mass` record of these pairs, as the processor has
+            :func:`~coffea_mlreco.ditau.fastmtt.fastmtt_mass` record of these pairs, as the processor has
             already computed it) is used instead of fitting again.
     """
     if len(events) != len(candidates):

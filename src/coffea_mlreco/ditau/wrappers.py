@@ -19,11 +19,11 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
-from ..constants import M_TAU
-from ..inference import Dense, Jagged, ModelWrapper
-from ..inference.model_cards import card_backend, card_names, read_model_card
-from .targets import pair_mass
-from .transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
+from coffea_mlreco.core.constants import M_TAU
+from coffea_mlreco.ditau.targets import pair_mass
+from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
+from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
 
 __all__ = ["DiTauTransformerWrapper", "ditau_model_card", "shipped_ditau_model", "shipped_ditau_models"]
 

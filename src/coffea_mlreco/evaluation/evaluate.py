@@ -46,14 +46,14 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from coffea_mlreco import __version__
 from coffea_mlreco.core.outputs import Interrupted, OutputError, atomic_directory, sigterm_as_interrupt
+from coffea_mlreco.core.version import __version__
 from coffea_mlreco.evaluation.inputs import InputError, check_inputs
-from coffea_mlreco.evaluation.tasks import TASKS, Task, TaskOptions, TaskReport, parse_model_options, select_tasks
+from coffea_mlreco.evaluation.tasks import Task, TaskOptions, TaskReport, parse_model_options, select_tasks
 
 __all__ = ["EXECUTORS", "add_arguments", "default_files", "resolve_device", "run"]
 
@@ -79,8 +79,8 @@ def _task_list(text: str) -> list[str]:
     return names
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``evaluate`` options to ``parser``."""
+def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task]) -> None:
+    """Add the ``evaluate`` options to ``parser`` (``--tasks`` among those of ``registry``)."""
     parser.add_argument(
         "files", nargs="*", metavar="FILES", help="NanoAOD-like ROOT files (default: embedded sample)"
     )
@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tasks",
         type=_task_list,
         default=None,
-        help=f"comma-separated tasks among {', '.join(TASKS)} (default: every task the files support)",
+        help=f"comma-separated tasks among {', '.join(registry)} (default: every task the files support)",
     )
     parser.add_argument(
         "--output", "-o", required=True, type=Path, metavar="DIR",
@@ -228,16 +228,16 @@ def _check_report_destination(outdir: Path) -> None:
                          "or empty folder, or an earlier report folder (replaced once the new report is complete)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``evaluate`` with parsed ``args``; returns the exit status (0 ok, 1 failed or interrupted, 2 bad input or
+def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
+    """Run ``evaluate`` with parsed ``args`` on the tasks of ``registry``; returns the exit status (0 ok, 1 failed or interrupted, 2 bad input or
     an output folder that cannot be written)."""
     try:
         if args.scheduler and args.executor not in ("dask", "dask-awkward"):
             raise InputError("--scheduler needs --executor dask or dask-awkward")
-        models = parse_model_options(getattr(args, "models", None) or [])
+        models = parse_model_options(getattr(args, "models", None) or [], registry)
         files = [str(f) for f in args.files] if args.files else default_files()
         inputs = check_inputs(files)
-        tasks, notes = select_tasks(args.tasks, inputs)
+        tasks, notes = select_tasks(args.tasks, inputs, registry)
         device = resolve_device(args.device)
         _check_report_destination(args.output)
     except InputError as err:
@@ -323,4 +323,4 @@ def _run_tasks(args: argparse.Namespace, paths: list[str], tasks: list[Task], no
         {k: v for r in reports.values() for k, v in r.root_histograms.items()},
         {k: v for r in reports.values() for k, v in r.histograms.items()},
     )
-    write_index(outdir, meta, [(TASKS[name].title, r.html) for name, r in reports.items()], notes)
+    write_index(outdir, meta, [(task.title, reports[task.name].html) for task in tasks if task.name in reports], notes)

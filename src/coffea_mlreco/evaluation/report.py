@@ -28,7 +28,7 @@ import mplhep as hep
 import uproot
 from matplotlib.figure import Figure
 
-from coffea_mlreco.metrics import json_ready
+from coffea_mlreco.core.metrics import json_ready
 
 __all__ = [
     "REPORT_FILES",

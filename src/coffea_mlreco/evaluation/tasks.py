@@ -1,10 +1,10 @@
-"""Registry of the reconstruction tasks ``coffea-mlreco evaluate`` knows.
+"""What ``coffea-mlreco evaluate`` and ``train`` need to know of a reconstruction task (:class:`Task`), and the
+choice of tasks and models for a run.
 
-A task names its coffea processor, the branches it cannot run without, and the report section that
-turns the processor's output into metrics, plots and tables. Processors and sections are given as
-``"module:attribute"`` strings and imported only when the task runs, so a task whose optional stack
-(torch, ...) is heavy costs nothing when it is not selected. A later task (ttbar, ditau, mem, mlpf) plugs in
-by adding one entry to :data:`TASKS`.
+A task names its column function, coffea processor, report section and trainer as ``"module:attribute"``
+strings, imported only when the task runs, so a task whose optional stack (torch, ...) is heavy costs nothing
+when it is not selected. The registry of every task is :data:`coffea_mlreco.tasks.TASKS` (the one place that
+knows the task packages); the functions here take it as an argument.
 
 Selection: with ``--tasks`` left out, every registered task whose required branches exist in all files
 runs, and the others are skipped with a note naming the file and branch; a task asked for explicitly
@@ -30,7 +30,7 @@ import hist
 
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
 
-__all__ = ["EVENT_ID_BRANCHES", "TASKS", "Task", "TaskOptions", "TaskReport", "check_model_spec",
+__all__ = ["EVENT_ID_BRANCHES", "Task", "load_attribute", "TaskOptions", "TaskReport", "check_model_spec",
            "parse_model_options", "select_tasks"]
 
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
@@ -73,7 +73,8 @@ class TaskReport(NamedTuple):
     histograms: dict[str, hist.Hist]
 
 
-def _load(spec: str) -> Any:
+def load_attribute(spec: str) -> Any:
+    """The object a ``"module:attribute"`` string names (the module imported on first use)."""
     module_name, _, attribute = spec.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 
@@ -84,12 +85,15 @@ class Task:
 
     name: str
     title: str
+    reconstruct: str
+    """``"module:function"``: the column function ``reconstruct(events, *, methods, models, device, on_invalid)``."""
     processor: str
-    """``"module:Class"`` of a ``ProcessorABC`` whose constructor takes ``options=TaskOptions`` or nothing."""
+    """``"module:Class"`` of a ``ProcessorABC`` whose constructor takes ``options=TaskOptions``."""
     section: str
     """``"module:function"`` with signature ``(output: dict, outdir: Path) -> TaskReport``."""
+    trainer: str
+    """Module of ``coffea-mlreco train <task>``: ``add_arguments(parser)`` and ``run(args) -> int``."""
     required_branches: tuple[str, ...]
-    accepts_options: bool = field(default=False)
     model_methods: Mapping[str, str] = field(default_factory=dict, hash=False)
     """Methods that run a trained network → the prefix of their shipped model names (``{"deepmet": "deepmet"}``:
     ``deepmet_pu60``, ``deepmet_pu200``); the methods ``--model TASK.METHOD=SPEC`` accepts."""
@@ -104,75 +108,19 @@ class Task:
 
     def make_processor(self, options: TaskOptions) -> Any:
         """A new processor instance for this task."""
-        cls = _load(self.processor)
-        return cls(options=options) if self.accepts_options else cls()
+        return load_attribute(self.processor)(options=options)
 
     def report(self, output: dict[str, Any], outdir: Path) -> TaskReport:
         """Run the report section on the processor ``output``, writing plots into ``outdir``."""
-        section: Callable[[dict[str, Any], Path], TaskReport] = _load(self.section)
+        section: Callable[[dict[str, Any], Path], TaskReport] = load_attribute(self.section)
         return section(output, outdir)
 
 
-TASKS: dict[str, Task] = {
-    "met": Task(
-        name="met",
-        title="Missing transverse momentum",
-        processor="coffea_mlreco.processors.met:METProcessor",
-        section="coffea_mlreco.evaluation.met_report:met_section",
-        required_branches=("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
-        accepts_options=True,
-        model_methods={"deepmet": "deepmet", "perceiver": "perceiver"},
-    ),
-    "ttbar": Task(
-        name="ttbar",
-        title="tt̄ jet-parton assignment",
-        processor="coffea_mlreco.processors.ttbar:TTbarProcessor",
-        section="coffea_mlreco.evaluation.ttbar_report:ttbar_section",
-        required_branches=("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB", "MET_pt", "MET_phi",
-                           "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
-        accepts_options=True,
-        model_methods={"pdnn": "pdnn", "spanet": "spanet"},
-    ),
-    "ditau": Task(
-        name="ditau",
-        title="Di-tau mass m_ττ",
-        processor="coffea_mlreco.processors.ditau:DiTauProcessor",
-        section="coffea_mlreco.evaluation.ditau_report:ditau_section",
-        required_branches=("Tau_pt", "Tau_eta", "Tau_phi", "Tau_mass", "Tau_charge",
-                           "Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
-                           "Electron_pfRelIso03_all", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass",
-                           "Muon_charge", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
-        accepts_options=True,
-        model_methods={"transformer": "transformer"},
-    ),
-    "mem": Task(
-        name="mem",
-        title="Matrix Element Method (integrated and DeepMEM weights)",
-        processor="coffea_mlreco.processors.mem:MEMProcessor",
-        section="coffea_mlreco.evaluation.mem_report:mem_section",
-        required_branches=("Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
-                           "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge",
-                           "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
-        accepts_options=True,
-        model_methods={"network": "deepmem"},
-    ),
-    "mlpf": Task(
-        name="mlpf",
-        title="Machine-learned particle flow vs rule-based PF",
-        processor="coffea_mlreco.processors.mlpf:MLPFProcessor",
-        section="coffea_mlreco.evaluation.mlpf_report:mlpf_section",
-        required_branches=("PFTrack_pt", "PFTrack_etaCalo", "PFTrack_fromPV", "PFCluster_energy", "PFCluster_width",
-                           "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi",
-                           "GenJet_pt", "PV_npvsGood"),
-        accepts_options=True,
-        model_methods={"mlpf": "mlpf"},
-    ),
-}
-"""Every task ``evaluate`` can run, by name (the ``--tasks`` values and metrics.json keys)."""
 
 
-def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile]) -> tuple[list[Task], list[str]]:
-    """The tasks to run on ``files`` and notes about skipped ones.
+def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile],
+                 registry: Mapping[str, Task]) -> tuple[list[Task], list[str]]:
+    """The tasks of ``registry`` to run on ``files`` and notes about skipped ones.
 
     Raises:
         InputError: an unknown task name; a requested task (or, with ``requested=None``, every task)
@@ -186,12 +134,12 @@ def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile]) ->
             f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)"
         )
     if requested is not None:
-        unknown = [name for name in requested if name not in TASKS]
+        unknown = [name for name in requested if name not in registry]
         if unknown:
-            raise InputError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(TASKS)}")
+            raise InputError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(registry)}")
         chosen = []
         for name in dict.fromkeys(requested):
-            task = TASKS[name]
+            task = registry[name]
             missing = first_missing_branch(files, task.required_branches)
             if missing is not None:
                 path, branch = missing
@@ -199,7 +147,7 @@ def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile]) ->
             chosen.append(task)
         return chosen, []
     chosen, reasons = [], []
-    for name, task in TASKS.items():
+    for name, task in registry.items():
         missing = first_missing_branch(files, task.required_branches)
         if missing is None:
             chosen.append(task)
@@ -220,7 +168,7 @@ def _shipped_architectures(task: Task, method: str) -> set[str]:
     return {str(read_model_card(task.weights_dir, n, task.name)["model"]) for n in names}
 
 
-def check_model_spec(task_name: str, method: str, spec: str) -> str:
+def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[str, Task]) -> str:
     """Check the model ``spec`` for ``task_name``'s ``method`` and return it as the processors take it: a shipped
     name as given, a model directory (or card file) as an absolute path (workers may run elsewhere).
 
@@ -232,9 +180,9 @@ def check_model_spec(task_name: str, method: str, spec: str) -> str:
     from coffea_mlreco.inference.model_cards import ModelCardError, read_model_card
 
     option = f"--model {task_name}.{method}={spec}"
-    task = TASKS.get(task_name)
+    task = registry.get(task_name)
     if task is None:
-        raise InputError(f"{option}: unknown task {task_name!r}; known tasks: {', '.join(TASKS)}")
+        raise InputError(f"{option}: unknown task {task_name!r}; known tasks: {', '.join(registry)}")
     if method not in task.model_methods:
         known = ", ".join(task.model_methods) or "none"
         raise InputError(f"{option}: task {task_name!r} has no method {method!r} that runs a trained model "
@@ -253,7 +201,7 @@ def check_model_spec(task_name: str, method: str, spec: str) -> str:
     return str(path.resolve()) if path.exists() else spec
 
 
-def parse_model_options(options: Sequence[str]) -> dict[str, dict[str, str]]:
+def parse_model_options(options: Sequence[str], registry: Mapping[str, Task]) -> dict[str, dict[str, str]]:
     """``--model TASK.METHOD=SPEC`` options → :attr:`TaskOptions.models` (``{task: {method: spec}}``), every one
     checked with :func:`check_model_spec`; a later option for the same method replaces an earlier one.
 
@@ -266,5 +214,5 @@ def parse_model_options(options: Sequence[str]) -> dict[str, dict[str, str]]:
         task_name, dot, method = target.partition(".")
         if not sep or not dot or not task_name or not method:
             raise InputError(f"--model {text}: expected TASK.METHOD=SPEC, e.g. met.deepmet=./my-model-dir")
-        models.setdefault(task_name, {})[method] = check_model_spec(task_name, method, spec.strip())
+        models.setdefault(task_name, {})[method] = check_model_spec(task_name, method, spec.strip(), registry)
     return models

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from .backends import MODEL_CACHE, ModelCache, OnnxModel, TorchModule, TorchScript, WeightsMismatchError, export_onnx
-from .batching import FlatJagged, pad_batch, plan_batches, scatter_objects
-from .device import resolve_device, resolve_precision
-from .wrapper import DEFAULT_TOKENS, Dense, Jagged, ModelWrapper, NonFiniteInputError
+from coffea_mlreco.inference.backends import (
+    MODEL_CACHE,
+    ModelCache,
+    OnnxModel,
+    TorchModule,
+    TorchScript,
+    WeightsMismatchError,
+    export_onnx,
+)
+from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches, scatter_objects
+from coffea_mlreco.inference.device import resolve_device, resolve_precision
+from coffea_mlreco.inference.wrapper import DEFAULT_TOKENS, Dense, Jagged, ModelWrapper, NonFiniteInputError
 
 __all__ = [
     "DEFAULT_TOKENS",

@@ -57,8 +57,27 @@ def _file_key(path: str | Path) -> tuple:
     return (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+MOVED_ARCHITECTURES: dict[str, str] = {
+    "coffea_mlreco.models.candidate_mlp:CandidateMLP": "coffea_mlreco.nn.candidate_mlp:CandidateMLP",
+    "coffea_mlreco.models.deepmet:DeepMET": "coffea_mlreco.met.deepmet:DeepMET",
+    "coffea_mlreco.models.perceiver_met:PerceiverMET": "coffea_mlreco.met.perceiver:PerceiverMET",
+    "coffea_mlreco.models.spanet:SPANet": "coffea_mlreco.ttbar.spanet:SPANet",
+    "coffea_mlreco.models.permutation_dnn:PermutationDNN": "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN",
+    "coffea_mlreco.models.ditau_transformer:DiTauTransformer": "coffea_mlreco.ditau.transformer:DiTauTransformer",
+    "coffea_mlreco.models.deepmem:DeepMEM": "coffea_mlreco.mem.deepmem:DeepMEM",
+    "coffea_mlreco.models.mlpf:MLPF": "coffea_mlreco.mlpf.model:MLPF",
+}
+"""Architectures as model cards written before version 0.2 name them (``coffea_mlreco.models.*``, before the
+models moved into their task packages) → where they live now; such model directories load unchanged."""
+
+
+def architecture(spec: str) -> str:
+    """The current ``"module:Class"`` of a card's ``model`` entry (older names mapped by `MOVED_ARCHITECTURES`)."""
+    return MOVED_ARCHITECTURES.get(spec, spec)
+
+
 def _import(spec: str) -> Any:
-    module, _, name = spec.partition(":")
+    module, _, name = architecture(spec).partition(":")
     if not name:
         raise ValueError(f"model class {spec!r} must be given as 'package.module:ClassName'")
     return getattr(importlib.import_module(module), name)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import awkward as ak
 import numpy as np
 
-from .backends import ModelCardError, TorchModule, WeightsMismatchError
+from coffea_mlreco.inference.backends import ModelCardError, TorchModule, WeightsMismatchError, architecture
 
 __all__ = ["CARD_VERSION", "KNOWN_CARD_VERSIONS", "ModelCardError", "WeightsMismatchError", "card_backend",
            "card_names", "card_path", "card_version", "closest_pileup", "names_by_pileup", "read_model_card"]
@@ -87,7 +87,7 @@ def card_version(card: dict[str, Any], path: Path) -> int:
     """
     version = card.get("card_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version not in KNOWN_CARD_VERSIONS:
-        from coffea_mlreco import __version__
+        from coffea_mlreco.core.version import __version__
 
         known = ", ".join(str(v) for v in sorted(KNOWN_CARD_VERSIONS))
         raise ModelCardError(f"{path}: model card version {version!r} is unknown to coffea-mlreco {__version__} "
@@ -104,7 +104,7 @@ def _shipped_architectures(directory: Path) -> set[str]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(card, dict) and isinstance(card.get("model"), str):
-            architectures.add(card["model"])
+            architectures.add(architecture(card["model"]))
     return architectures
 
 
@@ -132,6 +132,7 @@ def read_model_card(directory: Path, spec: str | Path, what: str) -> dict[str, A
     card_version(card, path)
     if not (isinstance(card["model"], str) and isinstance(card["config"], dict) and isinstance(card["weights"], str)):
         raise ModelCardError(f"{path}: model card needs model and weights as strings and config as an object")
+    card["model"] = architecture(card["model"])  # cards written before the models moved into their tasks
     if _is_path(spec):
         expected = _shipped_architectures(directory)
         if expected and card["model"] not in expected:

@@ -39,10 +39,10 @@ import awkward as ak
 import numpy as np
 import torch
 
-from ..core.columns import NonFiniteInputError
-from .backends import MODEL_CACHE, Backend, ModelCache
-from .batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
-from .device import autocast_dtype, configure_threads, resolve_device, resolve_precision
+from coffea_mlreco.core.columns import NonFiniteInputError
+from coffea_mlreco.inference.backends import MODEL_CACHE, Backend, ModelCache
+from coffea_mlreco.inference.batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
+from coffea_mlreco.inference.device import autocast_dtype, configure_threads, resolve_device, resolve_precision
 
 __all__ = ["DEFAULT_TOKENS", "MAX_EVENT_TOKENS", "Dense", "Jagged", "ModelWrapper", "NonFiniteInputError",
            "OversizedEventWarning"]

@@ -19,13 +19,18 @@ Entry points: :func:`mem_log_weights` (definition, units and conventions in :mod
 
 from __future__ import annotations
 
-from .columns import METHODS, input_columns, reconstruct, supported_methods
-from .cross_section import FULL_PHASE_SPACE, FiducialRegion, fiducial_cross_section_gev2, hadronic_cross_section
-from .hypothesis import Hypothesis, Mediator, load_hypothesis, shipped_hypotheses
-from .integration import IntegrationSettings, MEMResult, mem_log_weights
-from .matrix_elements import MatrixElement, partonic_cross_section, squared_matrix_element
-from .pdf import PDF_PIDS, PartonDensity, load_pdf
-from .transfer_functions import ElectronResolution, MetResolution, MuonResolution, TransferFunctions
+from coffea_mlreco.mem.columns import METHODS, input_columns, reconstruct, supported_methods
+from coffea_mlreco.mem.cross_section import (
+    FULL_PHASE_SPACE,
+    FiducialRegion,
+    fiducial_cross_section_gev2,
+    hadronic_cross_section,
+)
+from coffea_mlreco.mem.hypothesis import Hypothesis, Mediator, load_hypothesis, shipped_hypotheses
+from coffea_mlreco.mem.integration import IntegrationSettings, MEMResult, mem_log_weights
+from coffea_mlreco.mem.matrix_elements import MatrixElement, partonic_cross_section, squared_matrix_element
+from coffea_mlreco.mem.pdf import PDF_PIDS, PartonDensity, load_pdf
+from coffea_mlreco.mem.transfer_functions import ElectronResolution, MetResolution, MuonResolution, TransferFunctions
 
 __all__ = [
     "FULL_PHASE_SPACE",

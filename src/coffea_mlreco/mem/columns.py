@@ -59,12 +59,17 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..core.columns import InputColumns, reconstruct_columns
-from .hypothesis import Hypothesis, load_hypothesis
-from .inputs import DEFAULT_DILEPTON_SELECTION, DileptonSelection, dilepton_candidates, integration_inputs
-from .integration import mem_log_weights
-from .transfer_functions import TransferFunctions
-from .wrappers import DEFAULT_MEM_MODEL, DeepMEMWrapper, shipped_mem_model, shipped_mem_models
+from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
+from coffea_mlreco.mem.inputs import (
+    DEFAULT_DILEPTON_SELECTION,
+    DileptonSelection,
+    dilepton_candidates,
+    integration_inputs,
+)
+from coffea_mlreco.mem.integration import mem_log_weights
+from coffea_mlreco.mem.transfer_functions import TransferFunctions
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, DeepMEMWrapper, shipped_mem_model, shipped_mem_models
 
 __all__ = ["COLUMN", "METHODS", "MEMReconstruction", "discriminant", "input_columns", "integration_seeds",
            "mem_network", "reconstruct", "supported_methods"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coffea_mlreco.constants import GEV2_TO_PB, PDG
+from coffea_mlreco.core.constants import GEV2_TO_PB, PDG
 from coffea_mlreco.mem.hypothesis import Hypothesis
 from coffea_mlreco.mem.matrix_elements import QUARKS, MatrixElement
 from coffea_mlreco.mem.pdf import PDF_PIDS, PartonDensity, load_pdf

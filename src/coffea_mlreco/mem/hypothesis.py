@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from coffea_mlreco.constants import ALPHA_EM_MZ, FERMION_CHARGE, FERMION_WEAK_ISOSPIN, M_Z, SIN2_THETA_W, W_Z
+from coffea_mlreco.core.constants import ALPHA_EM_MZ, FERMION_CHARGE, FERMION_WEAK_ISOSPIN, M_Z, SIN2_THETA_W, W_Z
 
 __all__ = ["FERMIONS", "Hypothesis", "Mediator", "hypothesis_from_dict", "load_hypothesis", "shipped_hypotheses",
            "standard_model_z_couplings"]

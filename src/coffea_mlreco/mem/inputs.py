@@ -32,8 +32,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.truth import delta_r
 from coffea_mlreco.mem.cross_section import FiducialRegion
-from coffea_mlreco.truth import delta_r
 
 __all__ = [
     "DEFAULT_DILEPTON_SELECTION",
@@ -241,9 +241,9 @@ def charge_ordered(lep1: dict[str, np.ndarray], lep2: dict[str, np.ndarray]
 
 def network_features(candidates: ak.Array, flavour: bool = False) -> np.ndarray:
     """The DeepMEM inputs [N, 14] (15 with ``flavour``) of *selected* candidates
-    (:func:`coffea_mlreco.models.deepmem.deepmem_features`): the leptons in the order (ℓ⁻, ℓ⁺) of
+    (:func:`coffea_mlreco.mem.deepmem.deepmem_features`): the leptons in the order (ℓ⁻, ℓ⁺) of
     :func:`charge_ordered`, the two leading jets, MET."""
-    from coffea_mlreco.models.deepmem import deepmem_features
+    from coffea_mlreco.mem.deepmem import deepmem_features
 
     lep1, lep2, met = integration_inputs(candidates)
     lep1, lep2 = charge_ordered(lep1, lep2)

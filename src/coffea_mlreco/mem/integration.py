@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from coffea_mlreco.constants import GEV2_TO_PB
+from coffea_mlreco.core.constants import GEV2_TO_PB
 from coffea_mlreco.mem.cross_section import FiducialRegion, fiducial_cross_section_gev2, parton_luminosities
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
 from coffea_mlreco.mem.matrix_elements import MatrixElement

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from coffea_mlreco.constants import ALPHA_EM_MZ, M_Z, SIN2_THETA_W
+from coffea_mlreco.core.constants import ALPHA_EM_MZ, M_Z, SIN2_THETA_W
 from coffea_mlreco.mem.pdf import PDF_PIDS
 
 __all__ = ["PythiaCrossSection", "PythiaPDF", "pythia_drell_yan_cross_section"]

@@ -5,8 +5,8 @@
 
 For each file: the leading e⁺e⁻/μ⁺μ⁻ pair, jets and MET (:func:`coffea_mlreco.mem.inputs.dilepton_candidates`),
 then :func:`coffea_mlreco.mem.mem_log_weights` per hypothesis on the selected events, in parallel over events
-(``--jobs`` processes), and one table for all files (:func:`coffea_mlreco.training.mem.write_mem_table`; format in
-:mod:`coffea_mlreco.training.mem`), the input of ``coffea-mlreco train mem``.
+(``--jobs`` processes), and one table for all files (:func:`coffea_mlreco.mem.training.write_mem_table`; format in
+:mod:`coffea_mlreco.mem.training`), the input of ``coffea-mlreco train mem``.
 
 Conventions
     ``lep1`` is the ℓ⁻ and ``lep2`` the ℓ⁺ (:func:`coffea_mlreco.mem.inputs.charge_ordered`: the weight depends on
@@ -45,8 +45,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco import __version__
 from coffea_mlreco.core.outputs import Interrupted, check_output, sigterm_as_interrupt
+from coffea_mlreco.core.version import __version__
+from coffea_mlreco.mem.deepmem import INPUT_NAMES
 from coffea_mlreco.mem.hypothesis import load_hypothesis
 from coffea_mlreco.mem.inputs import (
     DEFAULT_DILEPTON_SELECTION,
@@ -57,8 +58,7 @@ from coffea_mlreco.mem.inputs import (
     network_features,
 )
 from coffea_mlreco.mem.integration import MEMResult, mem_log_weights
-from coffea_mlreco.models.deepmem import INPUT_NAMES
-from coffea_mlreco.training.mem import MEMTable, concat_mem_tables, write_mem_table
+from coffea_mlreco.mem.training import MEMTable, concat_mem_tables, write_mem_table
 from coffea_mlreco.training.provenance import describe_sample
 
 __all__ = ["DEFAULT_HYPOTHESES", "add_arguments", "integrate_candidates", "mem_table_from_file",

@@ -21,10 +21,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper
-from ..inference.backends import Backend
-from ..inference.model_cards import card_backend, card_names, read_model_card
-from .inputs import network_features
+from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference.backends import Backend
+from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.mem.inputs import network_features
 
 __all__ = ["DEFAULT_MEM_MODEL", "DeepMEMWrapper", "mem_model_card", "shipped_mem_model", "shipped_mem_models"]
 

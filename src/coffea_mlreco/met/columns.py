@@ -28,12 +28,12 @@ from typing import Any
 
 import awkward as ak
 
-from ..baselines.pf_met import missing_transverse_momentum
-from ..baselines.puppi import PuppiTune, load_tune, puppi_weights
-from ..core.columns import InputColumns, has_column, is_dask, reconstruct_columns
-from ..inference import ModelWrapper
-from ..inference.model_cards import closest_pileup, names_by_pileup
-from .wrappers import shipped_met_model, shipped_met_models
+from coffea_mlreco.core.columns import InputColumns, has_column, is_dask, reconstruct_columns
+from coffea_mlreco.inference import ModelWrapper
+from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
+from coffea_mlreco.met.pf_met import missing_transverse_momentum
+from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
+from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
 
 __all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct",
            "supported_methods"]

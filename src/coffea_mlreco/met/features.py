@@ -22,8 +22,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from ..baselines.pf_met import missing_transverse_momentum
-from ..baselines.puppi import puppi_weights
+from coffea_mlreco.met.pf_met import missing_transverse_momentum
+from coffea_mlreco.met.puppi import puppi_weights
 
 __all__ = [
     "CANDIDATE_FEATURES",

@@ -14,9 +14,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper
-from ..inference.model_cards import card_backend, card_names, read_model_card
-from .features import met_inputs
+from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.met.features import met_inputs
 
 __all__ = ["METWrapper", "model_card", "shipped_met_model", "shipped_met_models"]
 

@@ -3,7 +3,7 @@
 One candidate per element whose class (the arg-max over the classes its type allows) is not "none":
 tracks may give none, charged_hadron, electron or muon; clusters none, neutral_hadron or photon (the truth
 targets never ask otherwise: `coffea_mlreco.simulation.element_targets`). Momenta are decoded with
-`coffea_mlreco.models.mlpf.decode_candidates`. Fields are those of ``PFCands`` that PUPPI and the MET models
+`coffea_mlreco.mlpf.model.decode_candidates`. Fields are those of ``PFCands`` that PUPPI and the MET models
 read — ``pt``, ``eta``, ``phi``, ``mass`` (GeV, rad), ``charge``, ``pdgId``, ``fromPV``, ``pvAssocQuality``,
 ``dz``, ``dzErr`` (cm; the track's for charged candidates, neutral ones get fromPV = 3, pvAssocQuality = 0,
 dz = 0 like ``PFCands``) — plus ``trackIdx`` / ``clusterIdx`` (the source element within the event, −1 for
@@ -42,9 +42,9 @@ def candidate_columns(table: np.ndarray, counts: np.ndarray, class_logits: np.nd
     dzErr in element order of the tracks (flat, tracks only). ``logit_offsets`` [6] are added to the class
     logits before the arg-max (the working point; a shipped model's card names its own); ``neutral_pt_scale``
     [2, 6] multiplies the pT of cluster candidates by class, row 0 for |η| < 3 and row 1 for HF (the response
-    correction of `coffea_mlreco.training.mlpf.neutral_pt_scale`).
+    correction of `coffea_mlreco.mlpf.training.neutral_pt_scale`).
     """
-    from ..models.mlpf import decode_candidates
+    from coffea_mlreco.mlpf.model import decode_candidates
 
     kind = table[:, 0].astype(np.int64)
     if logit_offsets is not None:

@@ -13,7 +13,7 @@ Columns:
 ``phi``, ``mass`` (GeV, rad), ``charge``, ``pdgId``, ``fromPV``, ``pvAssocQuality``, ``dz``, ``dzErr`` (cm;
 charged candidates carry their track's vertex association, neutral ones fromPV = 3, pvAssocQuality = 0, dz = 0,
 as ``PFCands``), plus ``trackIdx`` / ``clusterIdx`` (source element within the event, −1 for the other type)
-and ``cls`` (index into `coffea_mlreco.models.mlpf.PARTICLE_CLASSES`). The records carry the
+and ``cls`` (index into `coffea_mlreco.mlpf.model.PARTICLE_CLASSES`). The records carry the
 ``PtEtaPhiMCandidate`` behaviour (``delta_r``, four-vector sums). Decoding: `coffea_mlreco.mlpf.candidates`.
 
 Inputs (:func:`input_columns`, what dask-awkward reads): the element fields the model inputs are built from
@@ -45,10 +45,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns
-from ..inference.model_cards import closest_pileup, names_by_pileup
-from .inputs import CLUSTER_SOURCES, TRACK_SOURCES
-from .wrapper import MLPFWrapper, shipped_mlpf_model, shipped_mlpf_models
+from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns
+from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
+from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
+from coffea_mlreco.mlpf.wrapper import MLPFWrapper, shipped_mlpf_model, shipped_mlpf_models
 
 __all__ = ["CANDIDATE_FIELDS", "COLUMNS", "METHODS", "MLPFReconstruction", "input_columns", "mlpf_models",
            "reconstruct", "supported_methods"]

@@ -1,7 +1,7 @@
 """MLPF inputs: the event's detector elements (``PFTrack``, ``PFCluster``) as rows of `ELEMENT_FEATURES`.
 
 Per event the element list is its tracks (in ``PFTrack`` order) followed by its clusters (in ``PFCluster``
-order) — the order of ``PFTarget``. Columns follow `coffea_mlreco.models.mlpf.ELEMENT_FEATURES`:
+order) — the order of ``PFTarget``. Columns follow `coffea_mlreco.mlpf.model.ELEMENT_FEATURES`:
 
 | feature | track (type 1) | cluster (type 2) |
 |---|---|---|
@@ -32,7 +32,7 @@ __all__ = ["ELEMENT_BRANCHES", "FEATURES", "element_order", "element_table", "ml
 
 FEATURES = ("type", "pt", "eta", "phi", "e", "e_em", "e_had", "eta_calo", "phi_calo", "charge", "dz", "quality",
             "width", "e_linked", "n_linked")
-"""Equal to `coffea_mlreco.models.mlpf.ELEMENT_FEATURES` (checked in the tests; no torch import here)."""
+"""Equal to `coffea_mlreco.mlpf.model.ELEMENT_FEATURES` (checked in the tests; no torch import here)."""
 TRACK_SOURCES = {"pt": "pt", "eta": "eta", "phi": "phi", "eta_calo": "etaCalo", "phi_calo": "phiCalo",
                  "charge": "charge", "dz": "dz", "quality": "quality"}
 CLUSTER_SOURCES = {"e": "energy", "e_em": "eEm", "e_had": "eHad", "eta": "eta", "phi": "phi", "width": "width"}

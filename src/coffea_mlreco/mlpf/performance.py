@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ["CLASS_NAMES", "SUMMARY_PT_MIN", "class_rates", "pdgid_class", "quantiles"]
 
 CLASS_NAMES = ("none", "charged_hadron", "neutral_hadron", "photon", "electron", "muon")
-"""`coffea_mlreco.models.mlpf.PARTICLE_CLASSES` (no torch import here)."""
+"""`coffea_mlreco.mlpf.model.PARTICLE_CLASSES` (no torch import here)."""
 SUMMARY_PT_MIN = 1.0
 """GeV: the summary efficiency / fake rate count targets / candidates above this pT."""
 

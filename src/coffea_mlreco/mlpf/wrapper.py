@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper
-from ..inference.model_cards import card_backend, card_names, read_model_card
-from .candidates import candidate_columns
-from .inputs import FEATURES, element_table
+from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.mlpf.candidates import candidate_columns
+from coffea_mlreco.mlpf.inputs import FEATURES, element_table
 
 __all__ = ["MLPFWrapper", "mlpf_model_card", "shipped_mlpf_model", "shipped_mlpf_models"]
 

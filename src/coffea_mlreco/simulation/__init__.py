@@ -6,8 +6,8 @@ default sample `coffea-mlreco evaluate` runs on when given no files.
 
 from __future__ import annotations
 
-from .default_sample import DEFAULT_SAMPLES, default_sample
-from .generate import generate_sample
-from .processes import PROCESSES
+from coffea_mlreco.simulation.default_sample import DEFAULT_SAMPLES, default_sample
+from coffea_mlreco.simulation.generate import generate_sample
+from coffea_mlreco.simulation.processes import PROCESSES
 
 __all__ = ["DEFAULT_SAMPLES", "PROCESSES", "default_sample", "generate_sample"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .generate import generate_sample
-from .pileup import cache_dir
+from coffea_mlreco.simulation.generate import generate_sample
+from coffea_mlreco.simulation.pileup import cache_dir
 
 __all__ = ["DEFAULT_SAMPLES", "default_sample"]
 

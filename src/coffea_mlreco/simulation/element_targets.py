@@ -23,7 +23,7 @@ has its particle as target, so efficiencies fall at low pT for every algorithm.
 Collections written (one entry per element; units GeV, cm, rad): ``PFTrack`` (see `elements.Tracks`),
 ``PFCluster`` (see `elements.Clusters`) and ``PFTarget`` with, per event, the targets of its tracks (in
 ``PFTrack`` order) followed by those of its clusters (in ``PFCluster`` order): ``cls`` (index into
-`coffea_mlreco.models.mlpf.PARTICLE_CLASSES`), ``pt``, ``eta``, ``phi``, ``e``, ``charge``, ``genVertex``
+`coffea_mlreco.mlpf.model.PARTICLE_CLASSES`), ``pt``, ``eta``, ``phi``, ``e``, ``charge``, ``genVertex``
 (of the target's most energetic particle: 0 hard scatter, k ≥ 1 pileup interaction k, −1 for ``none``).
 ``PFCands`` gains ``trackIdx`` and ``clusterIdx``: the element (index within the event) each candidate
 was made from, −1 for the other type.
@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .elements import ElementCollections, VisibleParticles, cluster_details, genpart_link
-from .objects import Collection, event_index
+from coffea_mlreco.simulation.elements import ElementCollections, VisibleParticles, cluster_details, genpart_link
+from coffea_mlreco.simulation.objects import Collection, event_index
 
 __all__ = ["TARGET_CLASSES", "element_branches", "element_targets"]
 
 TARGET_CLASSES = ("none", "charged_hadron", "neutral_hadron", "photon", "electron", "muon")
-"""Target classes (equal to `coffea_mlreco.models.mlpf.PARTICLE_CLASSES`; kept here so the simulation does
+"""Target classes (equal to `coffea_mlreco.mlpf.model.PARTICLE_CLASSES`; kept here so the simulation does
 not import torch)."""
 NONE, CHARGED_HADRON, NEUTRAL_HADRON, PHOTON, ELECTRON, MUON = range(6)
 

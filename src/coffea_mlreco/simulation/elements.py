@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .detector import (
+from coffea_mlreco.simulation.detector import (
     DEFAULT_DETECTOR,
     DetectorParameters,
     calorimeter_entry,
@@ -56,7 +56,7 @@ from .detector import (
     dz_resolution,
     track_pt_resolution,
 )
-from .objects import Collection
+from coffea_mlreco.simulation.objects import Collection
 
 __all__ = ["CALORIMETER_LAYERS", "Clusters", "DetectorElements", "ElementCollections", "Tracks", "VisibleParticles",
            "associate_tracks", "cluster_details", "detector_elements", "element_collections", "genpart_link"]

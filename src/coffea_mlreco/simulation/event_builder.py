@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
-from .element_targets import element_branches
-from .elements import VisibleParticles, detector_elements, element_collections, genpart_link
-from .gen_record import gen_truth, heavy_flavour
-from .objects import (
+from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
+from coffea_mlreco.simulation.element_targets import element_branches
+from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections, genpart_link
+from coffea_mlreco.simulation.gen_record import gen_truth, heavy_flavour
+from coffea_mlreco.simulation.objects import (
     Collection,
     btag_discriminant,
     candidate_pt_resolution,
@@ -30,9 +30,9 @@ from .objects import (
     nearest_match,
     pileup_density,
 )
-from .pfcands import pf_from_elements
-from .pileup import PileupLibrary, no_pileup, overlay
-from .pythia_source import ParticleRecord, pythia_events
+from coffea_mlreco.simulation.pfcands import pf_from_elements
+from coffea_mlreco.simulation.pileup import PileupLibrary, no_pileup, overlay
+from coffea_mlreco.simulation.pythia_source import ParticleRecord, pythia_events
 
 __all__ = ["STAGES", "ChunkSpec", "simulate_chunk"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .pythia_source import ParticleRecord
+from coffea_mlreco.simulation.pythia_source import ParticleRecord
 
 __all__ = ["STATUS_FLAG_BITS", "GenTruth", "gen_truth", "heavy_flavour"]
 

@@ -39,12 +39,12 @@ from pathlib import Path
 import uproot
 from tqdm import tqdm
 
-from .. import __version__
-from ..core.outputs import Interrupted, atomic_file, partial_outputs, sigterm_as_interrupt
-from .event_builder import ChunkSpec, simulate_chunk
-from .nanoaod_writer import NanoAODWriter, branch_layout, read_chunk
-from .pileup import load_or_build_library
-from .processes import PROCESSES
+from coffea_mlreco.core.outputs import Interrupted, atomic_file, partial_outputs, sigterm_as_interrupt
+from coffea_mlreco.core.version import __version__
+from coffea_mlreco.simulation.event_builder import ChunkSpec, simulate_chunk
+from coffea_mlreco.simulation.nanoaod_writer import NanoAODWriter, branch_layout, read_chunk
+from coffea_mlreco.simulation.pileup import load_or_build_library
+from coffea_mlreco.simulation.processes import PROCESSES
 
 __all__ = ["add_arguments", "default_chunk_size", "generate_sample", "run", "sample_metadata"]
 

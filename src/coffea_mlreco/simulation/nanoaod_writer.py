@@ -18,8 +18,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..core.outputs import deferred_interrupts
-from .objects import Collection
+from coffea_mlreco.core.outputs import deferred_interrupts
+from coffea_mlreco.simulation.objects import Collection
 
 __all__ = ["NanoAODWriter", "branch_layout", "read_chunk"]
 

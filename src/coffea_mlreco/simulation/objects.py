@@ -13,7 +13,12 @@ import awkward as ak
 import numba
 import numpy as np
 
-from .detector import DEFAULT_DETECTOR, DetectorParameters, calorimeter_resolution, track_pt_resolution
+from coffea_mlreco.simulation.detector import (
+    DEFAULT_DETECTOR,
+    DetectorParameters,
+    calorimeter_resolution,
+    track_pt_resolution,
+)
 
 __all__ = [
     "Collection",

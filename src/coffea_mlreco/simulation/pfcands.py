@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detector import DEFAULT_DETECTOR, DetectorParameters
-from .elements import VisibleParticles, detector_elements, element_collections
-from .objects import Collection, event_index
+from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters
+from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections
+from coffea_mlreco.simulation.objects import Collection, event_index
 
 __all__ = ["PFCandidates", "VisibleParticles", "reconstruct_pf_candidates", "rule_based_pf"]
 

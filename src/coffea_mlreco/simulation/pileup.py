@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pythia_source import pythia_events
+from coffea_mlreco.simulation.pythia_source import pythia_events
 
 __all__ = ["PileupLibrary", "PileupParticles", "cache_dir", "load_or_build_library", "no_pileup", "overlay"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from .processes import COMMON_SETTINGS, process_spec
+from coffea_mlreco.simulation.processes import COMMON_SETTINGS, process_spec
 
 __all__ = ["ParticleRecord", "pythia_data_dir", "pythia_events"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.outputs import atomic_file
+from coffea_mlreco.core.outputs import atomic_file
 
 __all__ = ["cached_arrays", "concat_arrays", "open_events"]
 

@@ -76,9 +76,7 @@ class TrainingSetupError(ValueError):
 
 def package_directory() -> Path:
     """The installed ``coffea_mlreco`` package directory (resolved)."""
-    import coffea_mlreco
-
-    return Path(coffea_mlreco.__file__).resolve().parent
+    return Path(__file__).resolve().parents[1]
 
 
 def default_output_dir(task: str, name: str) -> Path:

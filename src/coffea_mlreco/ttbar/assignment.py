@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .topology import EventTopology
+from coffea_mlreco.ttbar.topology import EventTopology
 
 __all__ = ["Assignments", "extract_assignments"]
 

@@ -5,8 +5,8 @@ One column, ``TTbarReco``: per event a record with one sub-record per method and
 
 | method | sub-record | what |
 |---|---|---|
-| ``chi2`` | ``TTbarReco.chi2`` | χ² of the W and top masses, b-tag rule (:mod:`coffea_mlreco.baselines.ttbar_chi2`) |
-| ``klfitter`` | ``TTbarReco.klfitter`` | KLFitter-style likelihood fit (:mod:`coffea_mlreco.baselines.klfitter`) |
+| ``chi2`` | ``TTbarReco.chi2`` | χ² of the W and top masses, b-tag rule (:mod:`coffea_mlreco.ttbar.chi2`) |
+| ``klfitter`` | ``TTbarReco.klfitter`` | KLFitter-style likelihood fit (:mod:`coffea_mlreco.ttbar.klfitter`) |
 | ``pdnn`` | ``TTbarReco.pdnn`` | permutation DNN (:class:`coffea_mlreco.ttbar.wrappers.PermutationDNNWrapper`) |
 | ``spanet`` | ``TTbarReco.spanet`` | SPANet-style attention network (:class:`~coffea_mlreco.ttbar.wrappers.SPANetWrapper`) |
 
@@ -40,12 +40,12 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..core.columns import InputColumns, is_dask, reconstruct_columns
-from ..inference import ModelWrapper
-from ..inference.model_cards import names_by_pileup
-from .inputs import semileptonic_inputs
-from .permutations import PERMUTATION_FIELDS
-from .wrappers import shipped_ttbar_model, shipped_ttbar_models
+from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns
+from coffea_mlreco.inference import ModelWrapper
+from coffea_mlreco.inference.model_cards import names_by_pileup
+from coffea_mlreco.ttbar.inputs import semileptonic_inputs
+from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
+from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model, shipped_ttbar_models
 
 __all__ = [
     "COLUMN",
@@ -193,8 +193,8 @@ class TTbarReconstruction:
 
     def _assign(self, method: str, chosen: ak.Array) -> ak.Array:
         # imported here: the baselines import coffea_mlreco.ttbar.inputs, whose package imports this module
-        from ..baselines.klfitter import klfitter_assignment
-        from ..baselines.ttbar_chi2 import chi2_assignment
+        from coffea_mlreco.ttbar.chi2 import chi2_assignment
+        from coffea_mlreco.ttbar.klfitter import klfitter_assignment
 
         if method == "chi2":
             return chi2_assignment(chosen, max_jets=self.max_jets)

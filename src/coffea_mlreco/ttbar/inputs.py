@@ -21,8 +21,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.constants import PARTON_JET_DR
-from coffea_mlreco.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
+from coffea_mlreco.core.constants import PARTON_JET_DR
+from coffea_mlreco.core.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
 
 __all__ = [
     "BTAG_MEDIUM_WP",
@@ -129,7 +129,7 @@ def semileptonic_inputs(events: Any) -> ak.Array:
 def assignment_targets(events: Any, jets: ak.Array) -> ak.Array:
     """True jet of each semileptonic parton: ``N * 4 * int64`` (order ``had_b, had_q1, had_q2, lep_b``),
     positions in ``jets`` (the selected jets), −1 when the parton is absent (not a semileptonic event) or
-    has no jet within ΔR < 0.4 (unique greedy matching, :func:`coffea_mlreco.truth.match_partons_to_jets`).
+    has no jet within ΔR < 0.4 (unique greedy matching, :func:`coffea_mlreco.core.truth.match_partons_to_jets`).
     """
     _require(events, "GenPart", ("pdgId", "genPartIdxMother", "statusFlags"))
     partons = stack_partons(ttbar_partons(events))

@@ -11,12 +11,14 @@ both roots, the common choice in tt̄ analyses. Units GeV.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
-from coffea_mlreco.constants import M_W
+from coffea_mlreco.core.constants import M_W
 
-__all__ = ["neutrino_pz", "neutrino_pz_roots"]
+__all__ = ["NeutrinoSolutions", "neutrino_pz_roots", "neutrino_pz_solutions"]
 
 
 @numba.njit(cache=True)
@@ -39,17 +41,28 @@ def neutrino_pz_roots(lep_px: float, lep_py: float, lep_pz: float, lep_e: float,
     return second, first, True
 
 
+class NeutrinoSolutions(NamedTuple):
+    """The two W-constraint p_z,ν per event (GeV): ``first`` the smaller |p_z|; ``real`` False where the discriminant
+    is negative (both are then the real part)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    real: np.ndarray
+
+
 @numba.njit(cache=True)
-def _pz_kernel(lep, nu_px, nu_py, m_w, out):  # type: ignore[no-untyped-def]
+def _pz_kernel(lep, nu_px, nu_py, m_w, first, second, real):  # type: ignore[no-untyped-def]
     for i in range(nu_px.size):
-        first, second, _ = neutrino_pz_roots(lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], nu_px[i], nu_py[i], m_w)
-        out[i, 0] = first
-        out[i, 1] = second
+        first[i], second[i], real[i] = neutrino_pz_roots(lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], nu_px[i],
+                                                         nu_py[i], m_w)
 
 
-def neutrino_pz(lepton_p4: np.ndarray, met_px: np.ndarray, met_py: np.ndarray, m_w: float = M_W) -> np.ndarray:
-    """[N, 2] W-constraint p_z,ν solutions (smaller |p_z| first) for leptons [N, 4] = (px, py, pz, E) in GeV."""
+def neutrino_pz_solutions(lepton_p4: np.ndarray, met_px: np.ndarray, met_py: np.ndarray,
+                          m_w: float = M_W) -> NeutrinoSolutions:
+    """Both W-constraint p_z,ν solutions per event for leptons [N, 4] = (px, py, pz, E) and MET (px, py), in GeV."""
     lep = np.ascontiguousarray(lepton_p4, dtype=np.float64).reshape(-1, 4)
-    out = np.empty((lep.shape[0], 2))
-    _pz_kernel(lep, np.asarray(met_px, np.float64), np.asarray(met_py, np.float64), float(m_w), out)
+    n = lep.shape[0]
+    out = NeutrinoSolutions(np.empty(n), np.empty(n), np.empty(n, np.bool_))
+    _pz_kernel(lep, np.ascontiguousarray(met_px, np.float64), np.ascontiguousarray(met_py, np.float64), float(m_w),
+               *out)
     return out

@@ -21,10 +21,9 @@ import awkward as ak
 import numba
 import numpy as np
 
-from coffea_mlreco.constants import M_TOP, M_W
-
-from .neutrino import neutrino_pz_roots
-from .permutations import flat_permutations
+from coffea_mlreco.core.constants import M_TOP, M_W
+from coffea_mlreco.ttbar.neutrino import neutrino_pz_roots
+from coffea_mlreco.ttbar.permutations import flat_permutations
 
 __all__ = ["FEATURE_NAMES", "permutation_features"]
 

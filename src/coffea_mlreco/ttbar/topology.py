@@ -35,7 +35,7 @@ class Particle:
         jets: names of the daughters observed as jets, in the order the assignment reports them.
         symmetries: groups of jet daughters that are interchangeable (each a tuple of names).
         leptons, neutrinos: names of the leptonic daughters (not assigned; informative).
-        truth: jet daughter → truth parton field (``coffea_mlreco.truth.ttbar_partons``).
+        truth: jet daughter → truth parton field (``coffea_mlreco.core.truth.ttbar_partons``).
     """
 
     name: str

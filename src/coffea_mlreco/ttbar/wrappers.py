@@ -22,12 +22,12 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
-from ..inference import Dense, Jagged, ModelWrapper
-from ..inference.model_cards import card_backend, card_names, read_model_card
-from .assignment import extract_assignments
-from .permutation_features import FEATURE_NAMES, permutation_features
-from .permutations import PERMUTATION_FIELDS, best_permutation, flat_permutations
-from .topology import load_topology
+from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.ttbar.assignment import extract_assignments
+from coffea_mlreco.ttbar.permutation_features import FEATURE_NAMES, permutation_features
+from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS, best_permutation, flat_permutations
+from coffea_mlreco.ttbar.topology import load_topology
 
 __all__ = ["PermutationDNNWrapper", "SPANetWrapper", "shipped_ttbar_model", "shipped_ttbar_models", "ttbar_model_card"]
 

@@ -1,1 +1,0 @@
-"""Classical reconstruction baselines (numba kernels with awkward front ends)."""

@@ -1,0 +1,283 @@
+"""Report section of the ``ditau`` task: m_ττ resolution per channel, H-vs-Z separation, mass plots.
+
+Definitions (DESIGN.md): the residual is r = m_reco/m_gen − 1 on selected events with two prompt
+generator taus; bias = mean(r) (bin-centre mean of the ratio histogram), resolution = (P84 − P16)/2, both
+read from the histograms with :func:`coffea_mlreco.core.metrics.summarize_residual_hist` (0.01 bins in r,
+flow bins counted). Channels are the *reconstructed* channel of the selected pair.
+
+metrics.json ``ditau``: ``{METHOD: {"bias", "median", "resolution", "n", "n_selected", "n_invalid",
+"failure_fraction", "channels": {CHANNEL: {"bias", "median", "resolution", "n"}}, "auc_h_vs_z"}}`` for METHOD
+in ``collinear``, ``fastmtt``, ``transformer`` (methods with at least one selected event). ``n`` counts the
+events entering the resolution; without generator taus (real data, non-ττ samples) ``bias``, ``median``,
+``resolution`` and ``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose status has a
+failure bit set (collinear: singular or x ∉ (0, 1], mass falls back to m_vis; FastMTT: MET tension or bad
+covariance). ``n_invalid`` (every method, when the processor output has ``events_invalid``) is the number of
+events whose inputs held NaN/inf: they carry no masses and are in none of the histograms.
+
+H-vs-Z recognition (``auc_h_vs_z``): a dataset name is split into lower-case alphanumeric tokens (at
+every character other than a–z, 0–9). It is a *Higgs* dataset when a token is one of :data:`H_TOKENS`
+or contains ``htotautau``; a *Z* dataset when a token is one of :data:`Z_TOKENS` or contains
+``ztotautau`` or starts with ``dyjets``/``dyto``. Names matching both or neither are ignored. When at
+least one dataset of each kind holds selected events, the H datasets and the Z datasets are each summed
+and the AUC of the reconstructed mass as a score (larger for H) is computed from the fine mass histogram:
+AUC = P(m_H > m_Z) + ½ P(same bin). Otherwise ``auc_h_vs_z`` is absent.
+
+Throughput: ``{"ditau/<method>": selected events per second}`` of each method's mass computation, from the
+processor's ``seconds`` (absent when the processor ran as a dask graph: then no throughput rows).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import hist
+import mplhep as hep
+import numpy as np
+
+from coffea_mlreco.core.metrics import ResidualSummary, hist_select, summarize_residual_hist
+from coffea_mlreco.ditau.inputs import channel_name
+from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.evaluation.tasks import TaskReport
+
+__all__ = ["H_TOKENS", "METHOD_TITLES", "Z_TOKENS", "dataset_kind", "ditau_section", "mass_auc"]
+
+METHOD_TITLES = {"m_vis": "Visible mass", "collinear": "Collinear approximation", "fastmtt": "FastMTT-style",
+                 "transformer": "Transformer"}
+_METRIC_METHODS = ("collinear", "fastmtt", "transformer")
+H_TOKENS = frozenset({"h", "htautau", "htt", "h125", "higgs", "ggh", "vbfh", "hig"})
+Z_TOKENS = frozenset({"z", "ztautau", "ztt", "dy", "dyll", "zll", "ztoll"})
+_PLOT_REBIN = 10  # 5 GeV bins in the mass plots
+
+
+def dataset_kind(name: str) -> str | None:
+    """``"h"``, ``"z"`` or None for a dataset name (rules in the module docstring)."""
+    tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+    is_h = any(t in H_TOKENS or "htotautau" in t for t in tokens)
+    is_z = any(t in Z_TOKENS or "ztotautau" in t or t.startswith(("dyjets", "dyto")) for t in tokens)
+    if is_h == is_z:
+        return None
+    return "h" if is_h else "z"
+
+
+def mass_auc(signal: hist.Hist, background: hist.Hist) -> float:
+    """ROC AUC of the mass as a score larger for ``signal``, from two 1-D histograms with the same binning.
+
+    AUC = Σ_i s_i (Σ_{j<i} b_j + ½ b_i) / (S B), flow bins included; NaN when either is empty.
+    """
+    s = np.asarray(signal.values(flow=True), np.float64)
+    b = np.asarray(background.values(flow=True), np.float64)
+    if s.shape != b.shape:
+        raise ValueError("the two mass histograms have different binnings")
+    total_s, total_b = s.sum(), b.sum()
+    if total_s <= 0 or total_b <= 0:
+        return math.nan
+    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])
+    return float(np.dot(s, below + 0.5 * b) / (total_s * total_b))
+
+
+def _title(method: str) -> str:
+    return METHOD_TITLES.get(method, method)
+
+
+def _entries(h: hist.Hist) -> float:
+    return float(np.sum(h.values(flow=True)))
+
+
+def _drawable(h: hist.Hist) -> bool:
+    """Entries inside the axis range (a density plot of flow-only entries divides by zero)."""
+    return float(np.sum(h.values())) > 0
+
+
+def _summary_dict(s: ResidualSummary) -> dict[str, Any]:
+    return {"bias": s.bias, "median": s.median, "resolution": s.resolution, "n": s.n}
+
+
+def _datasets(mass: hist.Hist) -> list[str]:
+    return [str(d) for d in mass.axes["dataset"]]
+
+
+def _sum_datasets(mass: hist.Hist, method: str, names: list[str]) -> hist.Hist:
+    parts = [hist_select(mass, {"method": method, "dataset": name}) for name in names]
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _auc(mass: hist.Hist, method: str) -> float | None:
+    kinds: dict[str, list[str]] = {"h": [], "z": []}
+    for name in _datasets(mass):
+        kind = dataset_kind(name)
+        if kind is not None:
+            kinds[kind].append(name)
+    if not kinds["h"] or not kinds["z"]:
+        return None
+    value = mass_auc(_sum_datasets(mass, method, kinds["h"]), _sum_datasets(mass, method, kinds["z"]))
+    return None if math.isnan(value) else value
+
+
+def _method_metrics(hists: dict[str, hist.Hist], method: str, n_selected: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ratio = hists.get("ratio")
+    if ratio is not None and method in ratio.axes["method"]:
+        by_method = hist_select(ratio, {"method": method})
+        total = summarize_residual_hist(hist_select(by_method, {"channel": sum}))
+        if total.n > 0:
+            out.update(_summary_dict(total))
+            out["channels"] = {}
+            for code in by_method.axes["channel"]:
+                part = summarize_residual_hist(hist_select(by_method, {"channel": hist.loc(code)}))
+                if part.n > 0:
+                    out["channels"][channel_name(code)] = _summary_dict(part)
+        else:
+            out["n"] = 0
+    out["n_selected"] = n_selected
+    failed = hists.get("failed")
+    if failed is not None and method in failed.axes["method"]:
+        flags = hist_select(failed, {"method": method, "channel": sum})
+        n = _entries(flags)
+        if n > 0:
+            out["failure_fraction"] = float(flags[hist.loc(1)]) / n
+    mass = hists.get("mass")
+    if mass is not None and method in mass.axes["method"] and _datasets(mass):
+        auc = _auc(mass, method)
+        if auc is not None:
+            out["auc_h_vs_z"] = auc
+    return out
+
+
+def _channel_table(hists: dict[str, hist.Hist]) -> str:
+    ratio = hists["ratio"]
+    methods = [m for m in ratio.axes["method"]]
+    rows = []
+    for code in [*ratio.axes["channel"], None]:
+        label = "all" if code is None else channel_name(code)
+        sel = {"channel": sum} if code is None else {"channel": hist.loc(code)}
+        for method in methods:
+            s = summarize_residual_hist(hist_select(ratio, {"method": method, **sel}))
+            if s.n > 0:
+                rows.append([label, _title(method), s.n, s.bias, s.median, s.resolution])
+    return html_table(["Channel", "Method", "Events", "Bias (mean)", "Median", "Resolution"], rows,
+                      caption="m_reco/m_gen − 1 per reconstructed channel (resolution = (P84 − P16)/2)")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _plot_mass(mass: hist.Hist, dataset: str, outdir: Path) -> str:
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        for method in mass.axes["method"]:
+            part = hist_select(mass, {"method": method, "dataset": dataset, "mass": hist.rebin(_PLOT_REBIN)})
+            if _drawable(part):
+                hep.histplot(part, ax=ax, density=True, flow="none", yerr=False, label=_title(method))
+        ax.set_xlim(0, 300)
+        ax.set_ylabel("Normalised")
+        ax.set_ylim(0, 1.3 * ax.get_ylim()[1])
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        label_axes(ax, dataset)
+        return save_figure(fig, outdir, f"ditau_mass_{_safe(dataset)}")
+
+
+def _plot_ratio(ratio: hist.Hist, outdir: Path) -> str:
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        for method in ratio.axes["method"]:
+            part = hist_select(ratio, {"method": method, "channel": sum, "ratio": hist.rebin(4)})
+            if _drawable(part):
+                s = summarize_residual_hist(hist_select(ratio, {"method": method, "channel": sum}))
+                hep.histplot(part, ax=ax, density=True, flow="none", yerr=False,
+                             label=f"{_title(method)}: σ {s.resolution:.3f}")
+        ax.set_xlim(-1, 1.5)
+        ax.set_ylabel("Normalised")
+        ax.set_ylim(0, 1.3 * ax.get_ylim()[1])
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small")
+        label_axes(ax)
+        return save_figure(fig, outdir, "ditau_mass_ratio")
+
+
+def _root_histograms(hists: dict[str, hist.Hist]) -> dict[str, hist.Hist]:
+    out: dict[str, hist.Hist] = {}
+    ratio, mass = hists.get("ratio"), hists.get("mass")
+    if ratio is not None:
+        for method in ratio.axes["method"]:
+            if _entries(total := hist_select(ratio, {"method": method, "channel": sum})) > 0:
+                out[f"ditau/{method}/ratio"] = total
+                for code in ratio.axes["channel"]:
+                    part = hist_select(ratio, {"method": method, "channel": hist.loc(code)})
+                    if _entries(part) > 0:
+                        out[f"ditau/{method}/ratio_{channel_name(code)}"] = part
+    if mass is not None:
+        for method in mass.axes["method"]:
+            for dataset in _datasets(mass):
+                part = hist_select(mass, {"method": method, "dataset": dataset})
+                if _entries(part) > 0:
+                    out[f"ditau/{method}/mass_{_safe(dataset)}"] = part
+    return out
+
+
+def _finite(value: Any) -> Any:
+    """``value`` without the entries that are not finite numbers (e.g. a resolution whose residuals all fell
+    outside the histogram): metrics.json leaves out what was not measured, it never writes null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    return value
+
+
+def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
+    """Metrics (metrics.json ``ditau``), throughput, HTML and histograms from the ditau processor output.
+
+    Only methods that processed at least one selected event appear (module docstring for the keys).
+    """
+    hists: dict[str, hist.Hist] = output.get("histograms", {})
+    counts: dict[str, int] = output.get("events_per_method", {})
+    seconds: dict[str, float] = output.get("seconds", {})
+    methods = [m for m in _METRIC_METHODS if counts.get(m, 0) > 0]
+    metrics = {m: _method_metrics(hists, m, int(counts[m])) for m in methods}
+    invalid = output.get("events_invalid")
+    if invalid is not None:
+        for values in metrics.values():
+            values["n_invalid"] = int(invalid)
+    rates = {m: float(counts[m]) / float(seconds[m]) for m in methods if seconds.get(m, 0.0) > 0.0}
+    invalid_note = (f" {int(invalid)} event(s) with NaN/inf inputs were left out (no masses, not in any histogram)."
+                    if invalid is not None else "")
+    text = [(f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
+            "τhτh, μμ, ee). Residual m<sub>reco</sub>/m<sub>gen</sub> − 1 on events with two generator taus; "
+            f"AUC: H→ττ vs Z→ττ datasets, score = mass.{invalid_note}</p>")]
+    images = []
+    ratio = hists.get("ratio")
+    if ratio is not None and _entries(ratio) > 0:
+        text.append(_channel_table(hists))
+        if _drawable(hist_select(ratio, {"method": sum, "channel": sum})):
+            images.append(_plot_ratio(ratio, outdir))
+    elif methods:
+        text.append("<p>No generator taus: no resolution (mass distributions only).</p>")
+    else:
+        text.append("<p>No event had a di-tau pair.</p>")
+    summary = [[_title(m), v.get("n_selected"), v.get("n_invalid", "–"), v.get("failure_fraction", math.nan),
+                v.get("auc_h_vs_z", math.nan)] for m, v in metrics.items()]
+    if summary:
+        text.append(html_table(["Method", "Selected events", "Invalid events", "Failure fraction", "AUC H vs Z"],
+                               summary,
+                               caption="Per method (AUC absent unless an H and a Z dataset were processed)"))
+    mass = hists.get("mass")
+    if mass is not None:
+        images += [_plot_mass(mass, d, outdir) for d in _datasets(mass)
+                   if _drawable(hist_select(mass, {"dataset": d, "method": sum}))]
+    text += [f'<img src="{name}" alt="{name}">' for name in images]
+    if rates:
+        text.append(html_table(["Method", "Events / s"], [[_title(m), f"{v:,.0f}"] for m, v in rates.items()],
+                               caption="m_ττ throughput (selected events per second, per process)"))
+    return TaskReport(
+        metrics=_finite(metrics),
+        throughput={f"ditau/{m}": v for m, v in rates.items()},
+        html="\n".join(text),
+        root_histograms=_root_histograms(hists),
+        histograms={f"ditau/{name}": h for name, h in hists.items()},
+    )

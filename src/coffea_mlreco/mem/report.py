@@ -1,0 +1,261 @@
+"""Report section of the ``mem`` task: network-vs-integration weight MAPE, discriminant distributions and ROC curves.
+
+Definitions (DESIGN.md): the MAPE of the network weight is ⟨|P_network/P_integrated − 1|⟩ over events with both
+(exact sums from the processor, not histogram bins), per hypothesis; d = P_S/(P_S + P_B); the ROC curve and AUC
+of d (signal datasets vs background datasets) are read from the histogram of log₁₀ P_S/P_B (0.02 bins; d is a
+monotonic function of it): AUC = P(score_S > score_B) + ½ P(same bin).
+
+metrics.json ``mem``: ``{"integrated": {"auc", "n"}, "network": {"mape", "mape_per_hypothesis", "n_mape", "auc",
+"auc_integrated_events", "n"}}``. ``n`` counts the events the method ran on (integration: at most
+``max_integrated_events`` per chunk); ``network.mape`` is the mean over hypotheses of ``mape_per_hypothesis``
+({hypothesis: fraction}) on ``n_mape`` events; ``network.auc`` uses every selected event, ``auc_integrated_events``
+only the integrated ones (the like-for-like comparison with ``integrated.auc``). A method that did not run is
+absent; an AUC without both a signal and a background dataset is absent.
+
+Signal/background recognition: a dataset name is split into lower-case alphanumeric tokens (at every character
+other than a–z, 0–9). It is *signal* when a token is one of :data:`SIGNAL_TOKENS` or starts with ``zprime``;
+*background* when a token is one of :data:`BACKGROUND_TOKENS` or starts with ``dyjets``/``dyto``. Names
+matching both or neither are not used in the ROC. (``evaluate`` names a dataset after its file's stem:
+``zprime_ll.root`` → signal, ``dy_7121.root`` → background.)
+
+Throughput: ``{"mem/integrated": events/s (all hypotheses of an event), "mem/network": events/s}``, from the
+processor's ``seconds`` (eager runs only: a dask-awkward run has no per-method timing, and then no throughput rows).
+The note above the tables gives the number of events left out for NaN/inf inputs (``events_invalid``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import hist
+import mplhep as hep
+import numpy as np
+
+from coffea_mlreco.core.metrics import hist_select
+from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.evaluation.tasks import TaskReport
+
+__all__ = ["BACKGROUND_TOKENS", "SIGNAL_TOKENS", "dataset_kind", "histogram_roc", "mem_section"]
+
+SIGNAL_TOKENS = frozenset({"zprime", "zp", "zprimell", "signal", "sig"})
+BACKGROUND_TOKENS = frozenset({"dy", "dyll", "drellyan", "drell", "zll", "ztoll", "background", "bkg"})
+_TITLES = {"integrated": "Integrated (VEGAS)", "network": "DeepMEM network"}
+METHOD_ORDER = ("integrated", "network")
+
+
+def dataset_kind(name: str) -> str | None:
+    """``"signal"``, ``"background"`` or None for a dataset name (rules in the module docstring)."""
+    tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+    is_s = any(t in SIGNAL_TOKENS or t.startswith("zprime") for t in tokens)
+    is_b = any(t in BACKGROUND_TOKENS or t.startswith(("dyjets", "dyto")) for t in tokens)
+    if is_s == is_b:
+        return None
+    return "signal" if is_s else "background"
+
+
+def histogram_roc(signal: hist.Hist, background: hist.Hist) -> tuple[np.ndarray, np.ndarray, float]:
+    """(background efficiency, signal efficiency, AUC) of a score larger for ``signal``, from two 1-D histograms
+    with the same binning (flow bins included); the AUC counts same-bin pairs ½. NaN AUC when either is empty."""
+    s = np.asarray(signal.values(flow=True), np.float64)
+    b = np.asarray(background.values(flow=True), np.float64)
+    if s.shape != b.shape:
+        raise ValueError("the two score histograms have different binnings")
+    total_s, total_b = s.sum(), b.sum()
+    if total_s <= 0 or total_b <= 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0]), math.nan
+    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])
+    auc = float(np.dot(s, below + 0.5 * b) / (total_s * total_b))
+    # efficiencies of "score above a bin's lower edge", from the highest bin down
+    eff_s = np.concatenate([[0.0], np.cumsum(s[::-1]) / total_s])
+    eff_b = np.concatenate([[0.0], np.cumsum(b[::-1]) / total_b])
+    return eff_b, eff_s, auc
+
+
+def _datasets(h: hist.Hist) -> list[str]:
+    return [str(d) for d in h.axes["dataset"]]
+
+
+def _scores(llr: hist.Hist, method: str, kind: str, integrated_only: bool) -> hist.Hist | None:
+    names = [d for d in _datasets(llr) if dataset_kind(d) == kind]
+    if not names or method not in llr.axes["method"]:
+        return None
+    cut = {"integrated": hist.loc(1) if integrated_only else sum}
+    parts = [hist_select(llr, {"method": method, "dataset": name, **cut}) for name in names]
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _roc(llr: hist.Hist, method: str, integrated_only: bool) -> tuple[np.ndarray, np.ndarray, float] | None:
+    s, b = _scores(llr, method, "signal", integrated_only), _scores(llr, method, "background", integrated_only)
+    if s is None or b is None:
+        return None
+    roc = histogram_roc(s, b)
+    return None if math.isnan(roc[2]) else roc
+
+
+def _metrics(output: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, int] = output.get("events_per_method", {})
+    llr = output.get("histograms", {}).get("llr")
+    metrics: dict[str, Any] = {}
+    if counts.get("integrated", 0) > 0:
+        entry: dict[str, Any] = {"n": int(counts["integrated"])}
+        roc = _roc(llr, "integrated", True) if llr is not None else None
+        if roc is not None:
+            entry["auc"] = roc[2]
+        metrics["integrated"] = entry
+    if counts.get("network", 0) > 0:
+        entry = {"n": int(counts["network"])}
+        sums, ns = output.get("mape_sum", {}), output.get("mape_n", {})
+        per = {h: sums[h] / ns[h] for h in sorted(sums) if ns.get(h, 0) > 0}
+        if per:
+            entry["mape"] = float(np.mean(list(per.values())))
+            entry["mape_per_hypothesis"] = per
+            entry["n_mape"] = int(min(ns[h] for h in per))
+        if llr is not None:
+            for key, only in (("auc", False), ("auc_integrated_events", True)):
+                roc = _roc(llr, "network", only)
+                if roc is not None:
+                    entry[key] = roc[2]
+        metrics["network"] = entry
+    return metrics
+
+
+def _plot_residual(residual: hist.Hist, outdir: Path) -> str:
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        for h in residual.axes["hypothesis"]:
+            part = hist_select(residual, {"hypothesis": h, "residual": hist.rebin(4)})
+            if float(np.sum(part.values())) > 0:
+                hep.histplot(part, ax=ax, density=True, flow="none", yerr=False, label=str(h))
+        ax.set_xlim(-0.1, 0.1)
+        ax.set_ylabel("Normalised")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        label_axes(ax)
+        return save_figure(fig, outdir, "mem_weight_residual")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _plot_discriminant(d: hist.Hist, dataset: str, outdir: Path) -> str:
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        for method in d.axes["method"]:
+            part = hist_select(d, {"method": method, "dataset": dataset})
+            if float(np.sum(part.values())) > 0:
+                hep.histplot(part, ax=ax, density=True, flow="none", yerr=False, label=_TITLES.get(method, method))
+        ax.set_ylabel("Normalised")
+        ax.set_yscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        label_axes(ax, dataset)
+        return save_figure(fig, outdir, f"mem_discriminant_{_safe(dataset)}")
+
+
+def _plot_roc(curves: list[tuple[str, tuple[np.ndarray, np.ndarray, float]]], outdir: Path) -> str:
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        for label, (eff_b, eff_s, auc) in curves:
+            ax.plot(eff_b, eff_s, label=f"{label}: AUC {auc:.4f}")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("background efficiency")
+        ax.set_ylabel("signal efficiency")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-4, 1)
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize="x-small", loc="lower right")
+        label_axes(ax)
+        return save_figure(fig, outdir, "mem_roc")
+
+
+def _root_histograms(hists: dict[str, hist.Hist]) -> dict[str, hist.Hist]:
+    out: dict[str, hist.Hist] = {}
+    residual, d = hists.get("residual"), hists.get("d")
+    if residual is not None:
+        for h in residual.axes["hypothesis"]:
+            out[f"mem/network/residual_{_safe(str(h))}"] = hist_select(residual, {"hypothesis": h})
+    if d is not None:
+        for method in d.axes["method"]:
+            for dataset in _datasets(d):
+                part = hist_select(d, {"method": method, "dataset": dataset})
+                if float(np.sum(part.values(flow=True))) > 0:
+                    out[f"mem/{method}/d_{_safe(dataset)}"] = part
+    return out
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    return value
+
+
+def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
+    """Metrics (metrics.json ``mem``), throughput, HTML and histograms from the MEM processor output."""
+    hists: dict[str, hist.Hist] = output.get("histograms", {})
+    counts: dict[str, int] = output.get("events_per_method", {})
+    seconds: dict[str, float] = output.get("seconds", {})
+    roles = output.get("hypotheses", {})
+    metrics = _finite(_metrics(output))
+    rates = {m: counts[m] / seconds[m] for m in ("integrated", "network")
+             if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0}
+    invalid = int(output.get("events_invalid", 0))
+    text = [(f'<p class="note">{output.get("events_selected", 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all '
+             f'of them ({counts.get("network", 0)}), VEGAS integration on {counts.get("integrated", 0)}; '
+             f'{invalid} event(s) with NaN/inf inputs left out. '
+             f'Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get("signal", "?")}, '
+             f'B = {roles.get("background", "?")}; signal datasets: names with a token among '
+             f'{", ".join(sorted(SIGNAL_TOKENS))}; background: {", ".join(sorted(BACKGROUND_TOKENS))}.</p>')]
+    images = []
+    network = metrics.get("network", {})
+    if network.get("mape_per_hypothesis"):
+        residual = hists["residual"]
+        rows = []
+        for h, value in network["mape_per_hypothesis"].items():
+            part = hist_select(residual, {"hypothesis": h})
+            inside = float(np.sum(part.values(flow=False))) / max(float(np.sum(part.values(flow=True))), 1.0)
+            rows.append([h, int(output["mape_n"][h]), f"{100 * value:.3f} %", f"{100 * inside:.1f} %"])
+        text.append(html_table(["Hypothesis", "Events", "MAPE", "|P̂/P − 1| < 10 %"], rows,
+                               caption="Network weight vs integration: MAPE = ⟨|P_network/P_integrated − 1|⟩"))
+        images.append(_plot_residual(residual, outdir))
+    auc_rows = [[_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in METHOD_ORDER if m in metrics]
+    if "auc_integrated_events" in network:
+        auc_rows.append(["DeepMEM network, integrated events", metrics.get("integrated", {}).get("n"),
+                         network["auc_integrated_events"]])
+    if auc_rows:
+        text.append(html_table(["Method", "Events", "ROC AUC (signal vs background datasets)"], auc_rows,
+                               caption="Discriminant separation (AUC absent without a signal and a background dataset)"))
+    llr = hists.get("llr")
+    if llr is not None:
+        curves = []
+        for method, only, label in (("integrated", True, "Integrated"), ("network", True, "Network, same events"),
+                                    ("network", False, "Network, all events")):
+            roc = _roc(llr, method, only)
+            if roc is not None:
+                curves.append((label, roc))
+        if curves:
+            images.append(_plot_roc(curves, outdir))
+    d = hists.get("d")
+    if d is not None:
+        images += [_plot_discriminant(d, name, outdir) for name in _datasets(d)
+                   if float(np.sum(hist_select(d, {"dataset": name, "method": sum}).values())) > 0]
+    text += [f'<img src="{name}" alt="{name}">' for name in images]
+    if rates:
+        text.append(html_table(["Method", "Events / s"], [[_TITLES[m], f"{v:,.1f}"] for m, v in rates.items()],
+                               caption="MEM throughput (selected events per second, every hypothesis, per process)"))
+    if not counts:
+        text.append("<p>No method ran.</p>")
+    return TaskReport(
+        metrics=metrics,
+        throughput={f"mem/{m}": v for m, v in rates.items()},
+        html="\n".join(text),
+        root_histograms=_root_histograms(hists),
+        histograms={f"mem/{name}": h for name, h in hists.items()},
+    )
+

@@ -1,0 +1,441 @@
+"""`coffea-mlreco train met`: train the DeepMET-style or the Perceiver MET model on generated files.
+
+Data: NanoAOD-like files with PF candidates and GenMET (e.g. ``coffea-mlreco generate --process
+ttbar-dilep --pileup 200``). The candidate features (`coffea_mlreco.met.features`, including our PUPPI
+weights) are computed once per file and cached next to the output as memory-mapped ``.npy`` arrays, so a
+PU 200 sample never has to fit in memory. Mini-batches are the inference runtime's length-sorted,
+token-budget batches (shuffled batch order), each event rotated by a random φ (candidates, PUPPI MET and
+the target together). Loss: Huber on the MET components (GeV/20) — for the Perceiver's ``seed`` target
+on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus the response term
+Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response (without it the
+Perceiver's MET came out 7 GeV low on average at PU 60).
+
+Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/met-<model>``):
+``DIR/<model>.safetensors`` and ``DIR/<model>.json`` (the model card: command, data files and their
+generator metadata, sample sizes, hyper-parameters, validation metrics against PUPPI and PF MET), which
+``coffea_mlreco.met.reconstruct(events, models={"<model>": DIR})`` and ``evaluate --model met.<model>=DIR`` take.
+The validation file must not be a training file (see `coffea_mlreco.training.model_dir`). The best epoch so far
+is written after every epoch that improves on it, into the temporary model directory ``DIR.partial-XXXXXXXX``;
+``DIR`` appears when training ends. Interrupted by Ctrl-C or SIGTERM, the run keeps that temporary directory (the
+best epoch so far, a usable model directory) and names it; ``DIR`` is never left half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+import uproot
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from coffea_mlreco.core.constants import MET_BINS_GEV
+from coffea_mlreco.core.metrics import met_residuals, resolution
+from coffea_mlreco.core.outputs import atomic_directory, deferred_interrupts
+from coffea_mlreco.core.version import __version__
+from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
+from coffea_mlreco.inference.device import resolve_device
+from coffea_mlreco.met.embedding import PT_SCALE_GEV
+from coffea_mlreco.met.features import CANDIDATE_FEATURES, candidate_features, event_features
+from coffea_mlreco.met.perceiver import SEED_REFERENCE_FLOOR_GEV
+from coffea_mlreco.met.puppi import puppi_weights
+from coffea_mlreco.training.model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    model_output,
+    prepare_output,
+    setup_error,
+)
+from coffea_mlreco.training.provenance import describe_sample
+
+__all__ = ["MODELS", "FeatureSet", "add_arguments", "load_features", "run"]
+
+MODELS = {
+    "deepmet": "coffea_mlreco.met.deepmet:DeepMET",
+    "perceiver": "coffea_mlreco.met.perceiver:PerceiverMET",
+}
+_PF_BRANCHES = ("pt", "eta", "phi", "charge", "pdgId", "fromPV", "pvAssocQuality", "dz")
+
+
+@dataclass
+class FeatureSet:
+    """Per-candidate features [T, 9], per-event counts [N], PUPPI MET [N, 2], GenMET (px, py) [N, 2]."""
+
+    features: np.ndarray
+    counts: np.ndarray
+    puppi: np.ndarray
+    target: np.ndarray
+
+    def jagged(self) -> FlatJagged:
+        return FlatJagged(tuple(self.features[:, k] for k in range(self.features.shape[1])), self.counts)
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", step: int = 1000) -> FeatureSet:
+    """Features of one file, computed once (in chunks of ``step`` events) and then memory-mapped."""
+    path = Path(path)
+    cache = Path(cache_dir) / f"{path.stem}-{_file_digest(path)}-{tune}"
+    if not (cache / "counts.npy").exists():
+        feats, counts, puppi, target = [], [], [], []
+        with uproot.open(path) as f:
+            tree = f["Events"]
+            missing = [b for b in ("PFCands_pt", "GenMET_pt", "PV_npvsGood") if b not in tree]
+            if missing:
+                raise KeyError(f"{path}: branches {missing} are missing (needed for MET training)")
+            names = [f"PFCands_{b}" for b in _PF_BRANCHES if f"PFCands_{b}" in tree]
+            for arrays in tree.iterate([*names, "GenMET_pt", "GenMET_phi", "PV_npvsGood"], step_size=step):
+                cands = ak.zip({n.removeprefix("PFCands_"): arrays[n] for n in names})
+                weights = puppi_weights(cands, tune, npv=arrays["PV_npvsGood"])
+                rec = candidate_features(cands, weights)
+                feats.append(np.stack([ak.to_numpy(ak.flatten(rec[k])).astype(np.float32)
+                                       for k in CANDIDATE_FEATURES], axis=1))
+                counts.append(ak.to_numpy(ak.num(cands)).astype(np.int64))
+                ev = event_features(cands, weights)
+                puppi.append(np.stack([ak.to_numpy(ev.puppi_px), ak.to_numpy(ev.puppi_py)], axis=1))
+                gen_pt, gen_phi = ak.to_numpy(arrays["GenMET_pt"]), ak.to_numpy(arrays["GenMET_phi"])
+                target.append(np.stack([gen_pt * np.cos(gen_phi), gen_pt * np.sin(gen_phi)], axis=1))
+        with atomic_directory(cache, existing="replace") as partial:  # no half-written cache after an interruption
+            for name, parts in (("features", feats), ("counts", counts), ("puppi", puppi), ("target", target)):
+                np.save(partial / f"{name}.npy", np.concatenate(parts).astype(np.int64 if name == "counts" else np.float32))
+    return FeatureSet(*(np.load(cache / f"{n}.npy", mmap_mode="r") for n in ("features", "counts", "puppi", "target")))
+
+
+def _rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate (..., 2) vectors by per-event angles [B] (broadcast over any middle axes)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    while c.dim() < x.dim() - 1:
+        c, s = c.unsqueeze(-1), s.unsqueeze(-1)
+    return torch.stack([c * x[..., 0] - s * x[..., 1], s * x[..., 0] + c * x[..., 1]], dim=-1)
+
+
+def _response_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    gen_pt = target.norm(dim=-1)
+    response = (pred * target).sum(-1) / gen_pt.clamp(min=1e-3) ** 2  # (p̂_miss · n̂_gen) / |p_miss,gen|
+    terms = []
+    for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
+        sel = (gen_pt > max(lo, 20.0)) & (gen_pt <= hi)
+        if sel.sum() > 2:
+            terms.append((response[sel].mean() - 1.0) ** 2)
+    return torch.stack(terms).mean() if terms else pred.new_zeros(())
+
+
+def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, div: float = 25.0,
+                 final_div: float = 1e4) -> float:
+    """Learning rate at ``progress`` ∈ [0, 1] of a one-cycle schedule (torch's ``OneCycleLR`` shape: cosine
+    rise from max_lr/div over the first ``warmup`` fraction, cosine fall to max_lr/(div·final_div))."""
+    start = max_lr / div
+    if progress < warmup:
+        return start + (max_lr - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
+    end = start / final_div
+    t = min((progress - warmup) / (1 - warmup), 1.0)
+    return end + (max_lr - end) * (1 + math.cos(math.pi * t)) / 2
+
+
+def _batches(data: FeatureSet, tokens: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    batches = plan_batches(np.asarray(data.counts)[:, None], tokens, 512)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+class _HostBatches:
+    """Mini-batches padded on the host (numba, from the memory-mapped features) and copied to ``device``."""
+
+    def __init__(self, data: FeatureSet, device: torch.device) -> None:
+        self.data, self.device, self.jagged = data, device, data.jagged()
+
+    def tensors(self, events: np.ndarray) -> tuple[torch.Tensor, ...]:
+        x, mask = pad_batch(self.jagged, events)
+        arrays = (x, mask, np.asarray(self.data.puppi[events]), np.asarray(self.data.target[events]))
+        return tuple(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
+
+
+class _DeviceBatches:
+    """The whole feature set resident on ``device`` (a GPU holds a PU 200 sample easily); a mini-batch is padded
+    there by one gather, so the host does no per-step copying. Same tensors as `_HostBatches`."""
+
+    def __init__(self, data: FeatureSet, device: torch.device) -> None:
+        self.device = device
+        # np.array copies: the memory-mapped cache is read-only
+        self.features = torch.from_numpy(np.array(data.features, dtype=np.float32)).to(device)
+        if not bool(torch.isfinite(self.features).all()):
+            raise ValueError("non-finite candidate features in the training data")
+        counts = torch.from_numpy(np.array(data.counts, dtype=np.int64))
+        self.counts, self.starts = counts.to(device), (torch.cumsum(counts, 0) - counts).to(device)
+        self.puppi = torch.from_numpy(np.array(data.puppi, dtype=np.float32)).to(device)
+        self.target = torch.from_numpy(np.array(data.target, dtype=np.float32)).to(device)
+
+    def tensors(self, events: np.ndarray) -> tuple[torch.Tensor, ...]:
+        index = torch.from_numpy(np.asarray(events, dtype=np.int64)).to(self.device)
+        lengths = self.counts[index]
+        longest = int(lengths.max()) if len(index) else 0
+        slot = torch.arange(max(longest, 1), device=self.device)  # at least one slot, as pad_batch
+        mask = slot[None, :] < lengths[:, None]
+        rows = torch.where(mask, self.starts[index][:, None] + slot[None, :], 0)
+        x = torch.where(mask[..., None], self.features[rows], 0.0)
+        return x, mask, self.puppi[index], self.target[index]
+
+
+def batch_source(data: FeatureSet, device: torch.device, on_device: bool | None = None) -> _HostBatches | _DeviceBatches:
+    """Where mini-batches of ``data`` are padded: on the device when it is a GPU (default), else on the host."""
+    if on_device is None:
+        on_device = device.type == "cuda"
+    return _DeviceBatches(data, device) if on_device else _HostBatches(data, device)
+
+
+def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1) -> list[FeatureSet]:
+    """`load_features` of every file, ``workers`` files at a time in separate processes (PUPPI is per file)."""
+    if workers <= 1 or len(files) <= 1:
+        return [load_features(f, cache_dir) for f in files]
+    unique = list(dict.fromkeys(str(Path(f).resolve()) for f in files))
+    with ProcessPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+        list(pool.map(load_features, unique, [cache_dir] * len(unique)))  # fill the caches in parallel
+    return [load_features(f, cache_dir) for f in files]  # then memory-map them here
+
+
+def predict(model: torch.nn.Module, data: FeatureSet, tokens: int,
+            source: _HostBatches | _DeviceBatches | None = None) -> np.ndarray:
+    """The model's MET (px, py) in GeV for every event of ``data`` (on the model's device)."""
+    source = source or batch_source(data, next(model.parameters()).device)
+    pred = np.zeros_like(np.asarray(data.target))
+    model.eval()
+    with torch.inference_mode():
+        for events in _batches(data, tokens, None):
+            x, mask, puppi, _ = source.tensors(events)
+            pred[events] = model(cands=x, cands_mask=mask, event=puppi)["met_xy"].float().cpu().numpy()
+    return pred
+
+
+def _training_loss(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, puppi: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
+    """Loss of one mini-batch, every event rotated by a random φ (candidates, PUPPI MET and target together):
+    Huber on the MET (px, py)/20 GeV, or on v* for the Perceiver's ``seed`` target, plus the response term."""
+    angle = torch.rand(len(x), device=x.device) * 2 * math.pi
+    x = x.clone()
+    x[..., :2] = _rotate(x[..., :2], angle)
+    puppi, target = _rotate(puppi, angle), _rotate(target, angle)
+    pred = model(cands=x, cands_mask=mask, event=puppi)["met_xy"]
+    if getattr(model, "target", "direct") == "seed":  # v* = (p_gen − p_puppi)/max(|p_puppi|, 10 GeV)
+        scale = puppi.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
+        loss = torch.nn.functional.huber_loss((pred - puppi) / scale, (target - puppi) / scale, delta=1.0)
+    else:
+        loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
+    return loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
+
+
+def _train_epoch(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                 batches: Iterable[tuple[_HostBatches | _DeviceBatches, np.ndarray]],
+                 lr_at: Callable[[int], float | None], step: int, bar: tqdm) -> tuple[int, bool]:
+    """One pass over ``batches`` (a batch source and its events) from optimiser step ``step``, at the learning
+    rate ``lr_at(step)``; stops early when that is None. Returns the next step and whether it ran out of time."""
+    model.train()
+    for source, events in batches:
+        rate = lr_at(step)
+        if rate is None:
+            return step, True
+        for group in optimiser.param_groups:
+            group["lr"] = rate
+        step += 1
+        loss = _training_loss(model, *source.tensors(events))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        bar.update(1)
+        if bar.n % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return step, False
+
+
+def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
+    """Scale s with mean(u∥) = 0 for s·MET: Σ|p_gen| / Σ(p_reco · n̂_gen) over events with |p_gen| > 20 GeV.
+
+    Derived on the validation sample and applied by the wrapper (the model card's ``response_scale``), as
+    CMS calibrates the MET response; a Huber loss on its own regresses a resolution-limited MET low.
+    """
+    gen_pt = np.hypot(target[:, 0], target[:, 1])
+    sel = gen_pt > 20.0
+    projection = np.sum(pred[sel] * target[sel], axis=1) / gen_pt[sel]
+    return float(np.sum(gen_pt[sel]) / np.sum(projection)) if sel.any() and np.sum(projection) > 0 else 1.0
+
+
+def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float = 1.0,
+             source: _HostBatches | _DeviceBatches | None = None) -> dict[str, dict[str, float]]:
+    """Resolution of u∥ and u⊥ (GeV) per gen-MET bin and overall, for the model (times ``scale``), PUPPI and PF."""
+    pred = scale * predict(model, data, tokens, source)
+    target = np.asarray(data.target)
+    gen_pt, gen_phi = np.hypot(*target.T), np.arctan2(target[:, 1], target[:, 0])
+    event = np.repeat(np.arange(len(data.counts)), data.counts)  # PF MET = −Σ (px, py); 0 without candidates
+    pf = -np.stack([np.bincount(event, weights=np.asarray(data.features[:, k], dtype=np.float64),
+                                minlength=len(data.counts)) for k in (0, 1)], axis=1)
+    out = {}
+    for name, met in (("model", pred), ("puppi", np.asarray(data.puppi)), ("pf", pf)):
+        r = met_residuals(np.hypot(*met.T), np.arctan2(met[:, 1], met[:, 0]), gen_pt, gen_phi)
+        summary = {"bias_upar": float(np.mean(r.upar)), "resolution_upar": resolution(r.upar),
+                   "resolution_uperp": resolution(r.uperp)}
+        for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
+            sel = (gen_pt >= lo) & (gen_pt < hi)
+            summary[f"resolution_upar_{lo:g}_{hi:g}"] = resolution(r.upar[sel])
+            summary[f"resolution_uperp_{lo:g}_{hi:g}"] = resolution(r.uperp[sel])
+        out[name] = summary
+    return out
+
+
+def train(model_name: str, train_files: list[str], val_file: str, output: str, epochs: int, lr: float,
+          tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True, device: str = "auto",
+          workers: int = 1, max_seconds: float | None = None, on_device: bool | None = None,
+          init: str | None = None) -> dict:
+    """Train, keep the epoch with the best validation u∥ resolution, write weights and model card.
+
+    The weights and card are (re)written after every epoch that improves on the best so far, so an
+    interrupted run leaves a usable model. ``device`` is ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
+    Learning rate: one cycle over all steps of ``epochs`` epochs; with ``max_seconds`` the cycle's progress
+    is the larger of the step fraction and the elapsed fraction of ``max_seconds``, and training stops
+    (after validating the epoch in progress) when the time is up, so a time budget still ends annealed.
+    ``on_device``: keep the features on the device and pad there (default: on a GPU; `batch_source`).
+    ``init``: fine-tune from these weights (``.safetensors`` of the same model and configuration; its model
+    card, if next to it, goes into the new card). They are validated first as epoch 0, so the output is
+    never worse on the validation sample than the weights it started from.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = resolve_device(device)
+    if dev.type == "cuda":  # TF32 matmuls for training (inference precision is the wrapper's own setting)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    module, _, cls = MODELS[model_name].partition(":")
+    import importlib
+
+    model = getattr(importlib.import_module(module), cls)(**config)
+    if init is not None:
+        model.load_state_dict(load_file(str(init)))
+    model = model.to(dev)
+    train_sets = load_all_features(list(train_files) + [val_file], cache_dir, workers)
+    val = train_sets.pop()
+    sources = [batch_source(d, dev, on_device) for d in train_sets]
+    val_source = batch_source(val, dev, on_device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    n_batches = sum(len(_batches(d, tokens, None)) for d in train_sets)
+    best_resolution, history, card, step, out_of_time = math.inf, [], {}, 0, False
+    start = time.perf_counter()
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def lr_at(step: int) -> float | None:  # one cycle over the steps or the time budget; None: out of time
+        fraction = step / (epochs * n_batches)
+        if max_seconds:
+            fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
+        return None if fraction >= 1.0 else one_cycle_lr(fraction, lr)
+
+    for epoch in range(0 if init is not None else 1, epochs + 1):  # epoch 0: the ``init`` weights as given
+        if epoch:
+            bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch}/{epochs}", disable=not progress)
+            batches = ((source, events) for data, source in zip(train_sets, sources, strict=True)
+                       for events in _batches(data, tokens, rng))
+            step, out_of_time = _train_epoch(model, optimiser, batches, lr_at, step, bar)
+            bar.close()
+        metrics = evaluate(model, val, tokens, source=val_source)
+        history.append({"epoch": epoch, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
+                        "seconds": round(time.perf_counter() - start, 1)})
+        print(f"epoch {epoch}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
+              f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
+              flush=True)
+        if metrics["model"]["resolution_upar"] < best_resolution:
+            best_resolution = metrics["model"]["resolution_upar"]
+            scale = response_scale(predict(model, val, tokens, val_source), np.asarray(val.target))
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            with deferred_interrupts():  # a checkpoint's weights are written whole
+                save_file(state, str(out.with_suffix(".safetensors")))
+            card = {
+                "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
+                "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
+                "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+                "training_files": [describe_sample(f) for f in train_files],
+                "validation_file": describe_sample(val_file),
+                "training_events": int(sum(len(d.counts) for d in train_sets)),
+                "validation_events": len(val.counts), "epochs": epochs, "best_epoch": epoch,
+                "max_seconds": max_seconds,
+                "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed, "device": str(dev),
+                "training_seconds": round(time.perf_counter() - start, 1), "history": history,
+                "response_scale": scale,
+                "validation_metrics_gev": evaluate(model, val, tokens, scale, val_source),
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+            }
+            if init is not None:
+                card["init"] = _init_provenance(Path(init))
+        if card:  # the card of the best epoch so far, with the full history
+            card["history"], card["training_seconds"] = history, round(time.perf_counter() - start, 1)
+            with deferred_interrupts():
+                out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        if out_of_time:
+            print(f"stopped after {time.perf_counter() - start:.0f} s (--max-seconds {max_seconds:g})", flush=True)
+            break
+    return card
+
+
+def _init_provenance(weights: Path) -> dict:
+    """What a fine-tune started from: the weights' name and, when their model card lies next to them, that card
+    (its command, data, history and metrics; nested, so a chain of fine-tunes keeps its whole history)."""
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    return {"weights": weights.name} | {k: v for k, v in card.items() if k not in ("model", "config", "weights")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--train", nargs="+", required=True, help="training ROOT files")
+    parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
+    add_output_argument(parser, "met", "<model>")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--tokens", type=int, default=1 << 15, help="padded candidates per mini-batch")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--target", choices=("seed", "direct"), default="seed", help="Perceiver target mode")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--latents", type=int, default=64, help="Perceiver latents")
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default: next to the output)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int, default=1, help="processes computing the per-file feature caches")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="time budget: the one-cycle schedule follows elapsed time and training stops at it")
+    parser.add_argument("--init", default=None,
+                        help="fine-tune from these weights (.safetensors of the same --model/--target/--dim/--latents); "
+                             "validated first as epoch 0")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "met", args.model)
+    except TrainingSetupError as err:
+        return setup_error("met", err)
+    config = {"dim": args.dim}
+    if args.model == "perceiver":
+        config.update(n_latents=args.latents, target=args.target)
+    cache = args.cache_dir or str(output.parent / "feature-cache")
+    try:
+        with model_output(output, args.model, keep_on_interrupt=True) as work:  # DIR appears complete, at the end
+            card = train(args.model, args.train, args.validation, str(work / args.model), args.epochs, args.lr,
+                         args.tokens, args.seed, config, cache, progress=not args.quiet, device=args.device,
+                         workers=args.workers, max_seconds=args.max_seconds, init=args.init)
+    except (KeyError, OSError, ValueError, RuntimeError) as err:
+        print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(card["validation_metrics_gev"], indent=1))
+    return 0

@@ -1,1 +1,0 @@
-"""Model architectures (torch ``nn.Module``s); trained weights ship next to them with a model card."""

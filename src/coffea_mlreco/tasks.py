@@ -1,0 +1,69 @@
+"""The reconstruction tasks: the one registry that knows every task package.
+
+Each entry names, as ``"module:attribute"`` strings imported only when used, a task's column function
+(``coffea_mlreco.<task>.reconstruct``), its coffea processor, its report section and its trainer, plus the
+branches it cannot run without and the methods that run a trained network. ``coffea_mlreco.reconstruct``,
+``coffea-mlreco evaluate`` and ``coffea-mlreco train`` read this registry; the layers below them (``core``,
+``inference``, ``nn``, ``training``, ``evaluation``, ``simulation``) import no task package.
+
+A new task is a package ``coffea_mlreco.<name>`` with those pieces, a processor in ``processors/<name>.py``
+and one entry here.
+"""
+
+from __future__ import annotations
+
+from coffea_mlreco.evaluation.tasks import Task
+
+__all__ = ["TASKS"]
+
+
+def _task(name: str, title: str, processor: str, required_branches: tuple[str, ...],
+          model_methods: dict[str, str]) -> Task:
+    return Task(
+        name=name,
+        title=title,
+        reconstruct=f"coffea_mlreco.{name}:reconstruct",
+        processor=f"coffea_mlreco.processors.{name}:{processor}",
+        section=f"coffea_mlreco.{name}.report:{name}_section",
+        trainer=f"coffea_mlreco.{name}.training",
+        required_branches=required_branches,
+        model_methods=model_methods,
+    )
+
+
+_LEPTONS = ("Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
+            "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge")
+
+TASKS: dict[str, Task] = {
+    "met": _task(
+        "met", "Missing transverse momentum", "METProcessor",
+        ("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
+        {"deepmet": "deepmet", "perceiver": "perceiver"},
+    ),
+    "ttbar": _task(
+        "ttbar", "tt̄ jet-parton assignment", "TTbarProcessor",
+        ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB", "MET_pt", "MET_phi",
+         "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
+        {"pdnn": "pdnn", "spanet": "spanet"},
+    ),
+    "ditau": _task(
+        "ditau", "Di-tau mass m_ττ", "DiTauProcessor",
+        ("Tau_pt", "Tau_eta", "Tau_phi", "Tau_mass", "Tau_charge", *_LEPTONS,
+         "Electron_pfRelIso03_all", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
+        {"transformer": "transformer"},
+    ),
+    "mem": _task(
+        "mem", "Matrix Element Method (integrated and DeepMEM weights)", "MEMProcessor",
+        (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
+        {"network": "deepmem"},
+    ),
+    "mlpf": _task(
+        "mlpf", "Machine-learned particle flow vs rule-based PF", "MLPFProcessor",
+        ("PFTrack_pt", "PFTrack_etaCalo", "PFTrack_fromPV", "PFCluster_energy", "PFCluster_width",
+         "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi",
+         "GenJet_pt", "PV_npvsGood"),
+        {"mlpf": "mlpf"},
+    ),
+}
+"""Every task, by name (the ``--tasks`` values, the ``train`` sub-commands and the metrics.json keys), in report
+order."""

@@ -1,0 +1,358 @@
+"""`coffea-mlreco train ttbar`: train the SPANet-style attention model or the permutation DNN for
+semileptonic tt̄ jet-parton assignment on generated files.
+
+Data: the selected events (:mod:`coffea_mlreco.ttbar.inputs`) of each file, with their true jet of every
+parton (−1 when unmatched) and the generated neutrino η, converted once to arrays and cached next to the
+output (keyed by the file's size and mtime). Events where only one top is reconstructable are kept (SPANet's
+partial-event training: the other top's assignment loss is masked).
+
+- ``spanet``: loss = Σ_tops (−log p(true tuple)) over reconstructable tops (the tuple's probability summed over
+  its symmetric orderings = the minimum over symmetric permutations) + BCE of the detection heads + Huber loss
+  of ν η; φ-rotation and η-flip augmentation.
+- ``pdnn``: softmax over each event's permutations of its first ``max_jets`` jets, trained on events whose
+  true permutation is among them.
+
+The epoch with the best validation event efficiency (all events, SPANet convention) is kept; the weights
+(safetensors) and a model card (JSON: command, files and seeds, sample sizes, metrics) are written into the model
+directory ``--output DIR`` (default ``./coffea-mlreco-models/ttbar-<model>``) as ``DIR/<model>.safetensors`` and
+``DIR/<model>.json``. The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from coffea_mlreco.core.truth import ttbar_partons
+from coffea_mlreco.core.version import __version__
+from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
+from coffea_mlreco.training.model_dir import (
+    TrainingSetupError,
+    add_output_argument,
+    check_validation_files,
+    prepare_output,
+    setup_error,
+    write_model,
+)
+from coffea_mlreco.training.provenance import describe_sample
+from coffea_mlreco.ttbar.assignment import extract_assignments
+from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
+from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
+from coffea_mlreco.ttbar.permutation_features import permutation_features
+from coffea_mlreco.ttbar.permutations import best_permutation
+
+__all__ = [
+    "MODELS",
+    "add_arguments",
+    "load_assignment_data",
+    "pdnn_predict",
+    "run",
+    "spanet_predict",
+    "train_pdnn",
+    "train_spanet",
+]
+
+MODELS = {"spanet": "coffea_mlreco.ttbar.spanet:SPANet",
+          "pdnn": "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN"}
+_JET_FIELDS = ("pt", "eta", "phi", "mass", "btag")
+
+
+def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
+    """Padded model inputs and truth of the selected events of ``events``.
+
+    Returns jets [N, max_jets, 5] (pT, η, φ, m, b-tag; zero-padded), jets_mask [N, max_jets], lepton [N, 5]
+    (pT, η, φ, m, is-muon), met [N, 2] (pT, φ), n_jets [N] (all selected jets), target [N, 4] (true jet
+    positions, −1 when unmatched or beyond ``max_jets``), nu_eta [N] (generated neutrino η, NaN if none).
+    """
+    inputs = semileptonic_inputs(events)
+    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
+    events, inputs = events[selected], inputs[selected]
+    jets = inputs.jets[:, :max_jets]
+    padded = ak.pad_none(jets, max_jets, axis=1, clip=True)
+    out: dict[str, np.ndarray] = {
+        "jets": np.stack([np.asarray(ak.to_numpy(ak.fill_none(padded[f], 0.0)), np.float32) for f in _JET_FIELDS], -1),
+        "jets_mask": np.asarray(ak.to_numpy(~ak.is_none(padded, axis=1)), bool),
+        "lepton": np.stack([np.asarray(ak.to_numpy(inputs.lepton[f]), np.float32) for f in ("pt", "eta", "phi", "mass")]
+                           + [np.asarray(ak.to_numpy(abs(inputs.lepton.pdgId) == 13), np.float32)], -1),
+        "met": np.stack([np.asarray(ak.to_numpy(inputs.met[f]), np.float32) for f in ("pt", "phi")], -1),
+        "n_jets": np.asarray(ak.to_numpy(inputs.n_jets), np.int64),
+    }
+    target = np.asarray(ak.to_numpy(assignment_targets(events, inputs.jets)), np.int64)
+    out["target"] = np.where(target < max_jets, target, -1)
+    out["nu_eta"] = np.asarray(ak.to_numpy(ak.fill_none(ttbar_partons(events).neutrino.eta, np.nan)), np.float32)
+    return out
+
+
+def load_assignment_data(path: str | Path, cache_dir: str | Path, max_jets: int = 10) -> dict[str, np.ndarray]:
+    """:func:`assignment_arrays` of a file, cached as .npz in ``cache_dir``."""
+    return cached_arrays(path, cache_dir, "ttbar", lambda events: assignment_arrays(events, max_jets), (max_jets,))
+
+
+def _validate_epoch(model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict],
+                    best: tuple[dict, dict] | None) -> tuple[dict, dict]:
+    """Record an epoch's validation metrics; return the best (metrics, weights) so far (by event efficiency)."""
+    history.append({"epoch": epoch + 1, **metrics})
+    print(f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
+          f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})", flush=True)
+    if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
+        return metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best
+
+
+# ---- SPANet ----------------------------------------------------------------------------------------------
+def _augment(jets: torch.Tensor, lepton: torch.Tensor, met: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Random global φ rotation and η flip (the physics is invariant under both)."""
+    n = jets.shape[0]
+    angle = torch.rand(n) * 2 * math.pi
+    flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+
+    def turn(phi: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return torch.remainder(phi + a + math.pi, 2 * math.pi) - math.pi
+
+    jets, lepton, met = jets.clone(), lepton.clone(), met.clone()
+    jets[..., 2] = turn(jets[..., 2], angle[:, None])
+    jets[..., 1] = jets[..., 1] * flip[:, None]
+    lepton[:, 2] = turn(lepton[:, 2], angle)
+    lepton[:, 1] = lepton[:, 1] * flip
+    met[:, 1] = turn(met[:, 1], angle)
+    return jets, lepton, met, flip
+
+
+def _tuple_log_prob(logp: torch.Tensor, tuples: torch.Tensor, orders: list[tuple[int, ...]], n_slots: int) -> torch.Tensor:
+    """log Σ_orderings p(tuple) for [B, k] true tuples (entries ≥ 0)."""
+    terms = []
+    for order in orders:
+        flat = torch.zeros_like(tuples[:, 0])
+        for a in order:
+            flat = flat * n_slots + tuples[:, a]
+        terms.append(logp.gather(1, flat[:, None])[:, 0])
+    return torch.logsumexp(torch.stack(terms, 1), 1)
+
+
+def spanet_loss(model: torch.nn.Module, out: dict[str, torch.Tensor], target: torch.Tensor,
+                nu_eta: torch.Tensor) -> torch.Tensor:
+    """Partial-event assignment loss + detection BCE + ν η Huber loss (see the module docstring)."""
+    topo = model.topology
+    loss = torch.zeros(())
+    start = 0
+    for particle in topo.particles:
+        k = particle.n_jets
+        tuples = target[:, start:start + k]
+        start += k
+        reco = (tuples >= 0).all(1)
+        if reco.any():
+            lp = _tuple_log_prob(out[f"{particle.name}_logp"][reco], tuples[reco], particle.symmetric_permutations(),
+                                 model.max_jets)
+            loss = loss - lp.sum() / target.shape[0]
+        loss = loss + torch.nn.functional.binary_cross_entropy(out[f"{particle.name}_detection"].clamp(1e-6, 1 - 1e-6),
+                                                               reco.float())
+    has_nu = torch.isfinite(nu_eta)
+    if has_nu.any():
+        loss = loss + 0.2 * torch.nn.functional.huber_loss(out["nu_eta"][has_nu], nu_eta[has_nu], delta=1.0)
+    return loss
+
+
+def _target_order(model: torch.nn.Module) -> list[int]:
+    """Column of the [N, 4] (had_b, had_q1, had_q2, lep_b) target for each daughter in topology order."""
+    names = ("had_b", "had_q1", "had_q2", "lep_b")
+    columns = []
+    for particle in model.topology.particles:
+        for daughter in particle.jets:
+            column = next(c for c, (p, d) in model.topology.outputs if p == particle.name and d == daughter)
+            columns.append(names.index(column))
+    return columns
+
+
+def spanet_predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 2048) -> np.ndarray:
+    """[N, 4] predicted jet positions (had_b, had_q1, had_q2, lep_b) from the model on ``data``."""
+    model.eval()
+    logps: dict[str, list[np.ndarray]] = {p.name: [] for p in model.topology.particles}
+    with torch.inference_mode():
+        for s in range(0, len(data["n_jets"]), batch):
+            out = model(torch.from_numpy(data["jets"][s:s + batch]), torch.from_numpy(data["jets_mask"][s:s + batch]),
+                        torch.from_numpy(data["lepton"][s:s + batch]), torch.from_numpy(data["met"][s:s + batch]))
+            for name, parts in logps.items():
+                parts.append(out[f"{name}_logp"].numpy())
+    result = extract_assignments([np.concatenate(v) for v in logps.values()], model.topology, data["n_jets"])
+    predicted = np.empty_like(result.jets)
+    predicted[:, _target_order(model)] = result.jets
+    return predicted
+
+
+def train_spanet(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,
+                 batch: int, seed: int, progress: bool = True) -> tuple[torch.nn.Module, list[dict], dict]:
+    from coffea_mlreco.ttbar.spanet import SPANet
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = SPANet(**config)
+    order = _target_order(model)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(train["n_jets"]) / batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
+    tensors = {k: torch.from_numpy(v) for k, v in train.items()}
+    best, history = None, []
+    for epoch in range(epochs):
+        model.train()
+        permutation = rng.permutation(len(train["n_jets"]))
+        bar = tqdm(range(0, len(permutation), batch), desc=f"spanet epoch {epoch + 1}/{epochs}", disable=not progress)
+        for s in bar:
+            idx = torch.from_numpy(permutation[s:s + batch])
+            jets, lepton, met, flip = _augment(tensors["jets"][idx], tensors["lepton"][idx], tensors["met"][idx])
+            out = model(jets, tensors["jets_mask"][idx], lepton, met)
+            loss = spanet_loss(model, out, tensors["target"][idx][:, order], tensors["nu_eta"][idx] * flip)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        best = _validate_epoch(model, epoch, _assignment_metrics(spanet_predict(model, val), val["target"]), history, best)
+    assert best is not None
+    model.load_state_dict(best[1])
+    return model, history, best[0]
+
+
+# ---- permutation DNN -------------------------------------------------------------------------------------
+def _pdnn_rows(data: dict[str, np.ndarray], max_jets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Permutation offsets, tables, features and the index of the true permutation per event (−1 if absent)."""
+    jets_mask = data["jets_mask"]
+    counts = jets_mask.sum(1)
+    rec = {f: ak.unflatten(data["jets"][..., i][jets_mask], counts) for i, f in enumerate(_JET_FIELDS)}
+    lepton = ak.zip({f: data["lepton"][:, i] for i, f in enumerate(("pt", "eta", "phi", "mass"))})
+    met_pt, met_phi = data["met"][:, 0], data["met"][:, 1]
+    met = ak.zip({"pt": met_pt, "px": met_pt * np.cos(met_phi), "py": met_pt * np.sin(met_phi)})
+    inputs = ak.zip({"jets": ak.zip(rec), "lepton": lepton, "met": met}, depth_limit=1)
+    offsets, perms, features = permutation_features(inputs, max_jets)
+    truth = data["target"].copy()
+    truth[:, 1:3] = np.sort(truth[:, 1:3], axis=1)
+    event_of_row = np.repeat(np.arange(len(counts)), np.diff(offsets))
+    hit = np.all(perms == truth[event_of_row], axis=1)
+    label = np.full(len(counts), -1, np.int64)
+    label[event_of_row[hit]] = np.flatnonzero(hit) - offsets[event_of_row[hit]]
+    return offsets, perms, features, label
+
+
+def pdnn_predict(model: torch.nn.Module, data: dict[str, np.ndarray]) -> np.ndarray:
+    """[N, 4] predicted jet positions from the permutation DNN (highest-scoring permutation)."""
+    offsets, perms, features, _ = _pdnn_rows(data, model.max_jets)
+    model.eval()
+    with torch.inference_mode():
+        chunk = 1 << 16
+        scores = np.concatenate([model(torch.from_numpy(features[s:s + chunk])).numpy()
+                                 for s in range(0, len(features), chunk)] or [np.zeros(0, np.float32)])
+    return best_permutation(offsets, perms, scores)[0]
+
+
+def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,
+               batch: int, seed: int, progress: bool = True) -> tuple[torch.nn.Module, list[dict], dict]:
+    from coffea_mlreco.ttbar.permutation_dnn import PermutationDNN
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = PermutationDNN(**config)
+    offsets, _, features, label = _pdnn_rows(train, model.max_jets)
+    model.set_standardisation(torch.from_numpy(features))
+    usable = np.flatnonzero(label >= 0)
+    feats = torch.from_numpy(features)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(usable) / batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
+    max_perm = int(np.diff(offsets).max())
+    best, history = None, []
+    for epoch in range(epochs):
+        model.train()
+        chosen = rng.permutation(usable)
+        bar = tqdm(range(0, len(chosen), batch), desc=f"pdnn epoch {epoch + 1}/{epochs}", disable=not progress)
+        for s in bar:
+            events = chosen[s:s + batch]
+            n_perm = offsets[events + 1] - offsets[events]
+            slot = np.arange(max_perm)[None, :]
+            valid = slot < n_perm[:, None]
+            rows = np.where(valid, offsets[events][:, None] + slot, 0)
+            logits = model(feats[torch.from_numpy(rows)])
+            logits = logits.masked_fill(~torch.from_numpy(valid), -1e4)
+            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(label[events]))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        best = _validate_epoch(model, epoch, _assignment_metrics(pdnn_predict(model, val), val["target"]), history, best)
+    assert best is not None
+    model.load_state_dict(best[1])
+    return model, history, best[0]
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def _assignment_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    outcomes = top_outcomes(predicted, target)
+    return {"event_efficiency": round(event_efficiency(outcomes), 5),
+            "event_efficiency_reconstructable": round(event_efficiency(outcomes, full_only=True), 5),
+            "thad_efficiency": round(float(outcomes.thad_ok[outcomes.thad_reco].mean()), 5),
+            "tlep_efficiency": round(float(outcomes.tlep_ok[outcomes.tlep_reco].mean()), 5)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--train", nargs="+", required=True, help="training ROOT files (semileptonic tt̄)")
+    parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
+    add_output_argument(parser, "ttbar", "<model>")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 spanet, 2e-3 pdnn)")
+    parser.add_argument("--batch", type=int, default=256, help="events per mini-batch")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dim", type=int, default=64, help="spanet: embedding width; pdnn: hidden width (128)")
+    parser.add_argument("--layers", type=int, default=None, help="spanet: encoder blocks (3); pdnn: hidden layers (3)")
+    parser.add_argument("--max-jets", type=int, default=None, help="jets considered (spanet 10, pdnn 6)")
+    parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        check_validation_files(args.train, [args.validation])
+        output = prepare_output(args.output, "ttbar", args.model)
+    except TrainingSetupError as err:
+        return setup_error("ttbar", err)
+    cache = args.cache_dir or str(output.parent / "ttbar-cache")
+    if args.model == "spanet":
+        config = {"topology": "semileptonic_ttbar", "max_jets": args.max_jets or 10, "dim": args.dim,
+                  "encoder_layers": args.layers or 3}
+        data_jets, trainer, lr = config["max_jets"], train_spanet, args.lr or 1e-3
+    else:
+        config = {"hidden": args.dim if args.dim != 64 else 128, "layers": args.layers or 3,
+                  "max_jets": args.max_jets or 6}
+        data_jets, trainer, lr = 10, train_pdnn, args.lr or 2e-3
+    try:
+        train = concat_arrays([load_assignment_data(f, cache, data_jets) for f in args.train])
+        val = load_assignment_data(args.validation, cache, data_jets)
+    except (KeyError, OSError, ValueError) as err:
+        print(f"coffea-mlreco train ttbar: error: {err}", file=sys.stderr)
+        return 2
+    model, history, metrics = trainer(train, val, config, args.epochs, lr, args.batch, args.seed, not args.quiet)
+    out = output / args.model
+    card = {
+        "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,
+        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
+        "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+        "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
+        "training_events": len(train["n_jets"]), "validation_events": len(val["n_jets"]),
+        "epochs": args.epochs, "learning_rate": lr, "batch": args.batch, "seed": args.seed,
+        "training_seconds": round(time.perf_counter() - start, 1), "history": history,
+        "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    write_model(output, args.model, model.state_dict(), card)  # complete or absent: model_dir.model_output
+    print(json.dumps(metrics, indent=1))
+    return 0
