@@ -68,7 +68,8 @@ def run_dask_awkward(task: str, path: str, events: int, chunksize: int, client: 
 
 def same_histograms(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["histograms"].keys() == b["histograms"].keys() and all(
-        np.array_equal(h.view(flow=True), b["histograms"][k].view(flow=True)) for k, h in a["histograms"].items())
+        np.array_equal(h.view(flow=True), b["histograms"][k].view(flow=True)) for k, h in a["histograms"].items()
+    )
 
 
 def main() -> None:
@@ -80,8 +81,10 @@ def main() -> None:
     args = parser.parse_args()
     files = dict(item.split("=", 1) for item in args.file)
     rows = []
-    with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-          Client(cluster) as client):
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         for task, path in files.items():
             warm = min(args.chunksize, args.events)
             run_runner(task, path, warm, warm, client)
@@ -92,7 +95,9 @@ def main() -> None:
             rows.append((task, n, runner_s, dask_s, same_histograms(runner_out, dask_out)))
             print(f"{task}: done", flush=True)
     print(f"\n{args.workers} worker processes, {args.chunksize} events per chunk/partition")
-    print("| task | events | Runner (DaskExecutor) ev/s | dask-awkward (apply_to_fileset) ev/s | ratio | identical histograms |")
+    print(
+        "| task | events | Runner (DaskExecutor) ev/s | dask-awkward (apply_to_fileset) ev/s | ratio | identical histograms |"
+    )
     print("|---|---|---|---|---|---|")
     for task, n, runner_s, dask_s, same in rows:
         print(f"| {task} | {n} | {n / runner_s:,.0f} | {n / dask_s:,.0f} | {runner_s / dask_s:.2f} | {same} |")

@@ -41,10 +41,15 @@ def synthetic_table(n: int, seed: int) -> MEMTable:
         kin[f"{jet}_eta"] = np.where(has, rng.uniform(-4.7, 4.7, n), 0.0)
         kin[f"{jet}_phi"] = np.where(has, rng.uniform(-math.pi, math.pi, n), 0.0)
     kin["met_pt"], kin["met_phi"] = rng.exponential(20, n), rng.uniform(-math.pi, math.pi, n)
-    m2 = 2 * kin["lep1_pt"] * kin["lep2_pt"] * (np.cosh(kin["lep1_eta"] - kin["lep2_eta"])
-                                                - np.cos(kin["lep1_phi"] - kin["lep2_phi"]))
-    logw = np.stack([-np.log10((m2 - mass**2) ** 2 + (mass * width) ** 2) for mass, width in ((91.19, 2.5),
-                                                                                              (500.0, 25.0))], 1)
+    m2 = (
+        2
+        * kin["lep1_pt"]
+        * kin["lep2_pt"]
+        * (np.cosh(kin["lep1_eta"] - kin["lep2_eta"]) - np.cos(kin["lep1_phi"] - kin["lep2_phi"]))
+    )
+    logw = np.stack(
+        [-np.log10((m2 - mass**2) ** 2 + (mass * width) ** 2) for mass, width in ((91.19, 2.5), (500.0, 25.0))], 1
+    )
     return MEMTable(kin, ("dy", "zprime"), logw, np.full_like(logw, 1e-3), {"file": None, "generator_seed": seed})
 
 
@@ -63,8 +68,10 @@ def inference_rates(device: torch.device, batches: list[int], precision: str, mi
         x_host = features[:n]
 
         def call(x_host: np.ndarray = x_host) -> np.ndarray:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                        enabled=dtype is not None):
+            with (
+                torch.inference_mode(),
+                torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+            ):
                 x = torch.from_numpy(x_host).to(device, non_blocking=True)
                 return model.neg_log10_weight(x).cpu().numpy()
 
@@ -83,33 +90,44 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available() and args.device != "cpu"
-    print(f"# machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"GPU: {torch.cuda.get_device_name() if cuda else 'none'}")
+    print(
+        f"# machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"GPU: {torch.cuda.get_device_name() if cuda else 'none'}"
+    )
 
     print("\n| device | precision | batch | events/s |\n|---|---|---|---|")
     if args.device in ("auto", "cpu"):
         cpu_batches = [1_000, 10_000, 100_000]
-        for n, r in zip(cpu_batches, inference_rates(torch.device("cpu"), cpu_batches, "fp32", args.min_seconds),
-                        strict=True):
+        for n, r in zip(
+            cpu_batches, inference_rates(torch.device("cpu"), cpu_batches, "fp32", args.min_seconds), strict=True
+        ):
             print(f"| cpu | fp32 | {n} | {r:,.0f} |", flush=True)
     if cuda:
         gpu_batches = [1_000, 10_000, 100_000, 1_000_000]
         for precision in ("fp32", "bf16"):
-            for n, r in zip(gpu_batches, inference_rates(torch.device("cuda"), gpu_batches, precision,
-                                                         args.min_seconds), strict=True):
+            for n, r in zip(
+                gpu_batches,
+                inference_rates(torch.device("cuda"), gpu_batches, precision, args.min_seconds),
+                strict=True,
+            ):
                 print(f"| cuda | {precision} | {n} | {r:,.0f} |", flush=True)
 
     train_device = "cuda" if cuda else "cpu"
     epochs = args.train_epochs or (30 if cuda else 3)
     train, val = synthetic_table(args.train_events, 1), synthetic_table(10_000, 2)
-    print("\n| training device | events | batch | epochs | epochs/s (with validation) | epochs/s (training pass) "
-          "| GPU utilisation | val MAPE |\n|---|---|---|---|---|---|---|---|")
-    result = train_deepmem(train, val, epochs=epochs, batch_size=args.batch_size, device=train_device,
-                           patience=epochs, progress=False)
+    print(
+        "\n| training device | events | batch | epochs | epochs/s (with validation) | epochs/s (training pass) "
+        "| GPU utilisation | val MAPE |\n|---|---|---|---|---|---|---|---|"
+    )
+    result = train_deepmem(
+        train, val, epochs=epochs, batch_size=args.batch_size, device=train_device, patience=epochs, progress=False
+    )
     util = f"{result.gpu_utilisation:.0%}" if result.gpu_utilisation is not None else "n/a"
-    print(f"| {train_device} | {len(train):,} | {args.batch_size} | {result.epochs_run} | "
-          f"{result.epochs_per_second:.3f} | {result.train_epochs_per_second:.3f} | {util} | "
-          f"{result.val_mape_mean:.2%} |")
+    print(
+        f"| {train_device} | {len(train):,} | {args.batch_size} | {result.epochs_run} | "
+        f"{result.epochs_per_second:.3f} | {result.train_epochs_per_second:.3f} | {util} | "
+        f"{result.val_mape_mean:.2%} |"
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ def main() -> None:
         met = cands.met
         variants = {
             "reconstructed MET, its covariance": met,
-            "generator MET, reconstructed covariance": ak.zip({**gen, "covXX": met.covXX, "covXY": met.covXY,
-                                                               "covYY": met.covYY}),
+            "generator MET, reconstructed covariance": ak.zip(
+                {**gen, "covXX": met.covXX, "covXY": met.covXY, "covYY": met.covYY}
+            ),
             "generator MET, σ = 2 GeV": ak.zip({**gen, **tight}),
         }
         for name, m in variants.items():

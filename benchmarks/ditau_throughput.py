@@ -33,8 +33,9 @@ def _selected(path: str, max_events: int, n_events: int) -> tuple[Any, Any]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root({path: "Events"}, schemaclass=NanoAODSchema, mode="eager",
-                                             entry_stop=max_events).events()
+        events = NanoEventsFactory.from_root(
+            {path: "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=max_events
+        ).events()
     candidates = ditau_candidates(events)
     keep = np.asarray(ak.to_numpy(candidates.selected), bool)
     index = np.flatnonzero(keep)
@@ -74,9 +75,11 @@ def main() -> None:
         methods[f"transformer ({args.device} {precision})"] = lambda m=model: m(events, cand)
         methods[f"transformer, inputs prepared ({args.device} {precision})"] = lambda m=model, p=prepared: m.run(p)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"threads {args.threads}, torch {torch.__version__}"
-          + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""))
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"threads {args.threads}, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else "")
+    )
     print(f"# {args.events} selected events of {args.file}")
     print("| method | events/s | events/s per core |")
     print("|---|---|---|")

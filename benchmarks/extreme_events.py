@@ -52,17 +52,36 @@ ANGLES = ("phi", "phiCalo")
 """Azimuth fields (rad) rotated in each copy."""
 
 CASES: dict[str, dict[str, Any]] = {
-    "met": {"process": "ttbar-semilep", "methods": ("pf", "puppi", "deepmet", "perceiver"),
-            "inflate": {"PFCands": "candidates"}, "selected": None},
-    "ttbar": {"process": "ttbar-semilep", "methods": ("chi2", "klfitter", "pdnn", "spanet"),
-              "inflate": {"Jet": "jets"}, "selected": "TTbarReco.chi2.had_b"},
-    "mlpf": {"process": "ttbar-semilep", "methods": ("mlpf",), "inflate": {"PFTrack": "elements",
-                                                                           "PFCluster": "elements"},
-             "selected": None},
-    "ditau": {"process": "htautau", "methods": ("collinear", "fastmtt", "transformer"),
-              "inflate": {"TauProd": "products"}, "selected": "DiTauReco.mass_ml"},  # and a τh leg with products
-    "mem": {"process": "zprime-ll", "methods": ("network",), "inflate": {"Jet": "jets"},
-            "selected": "MEMReco.selected"},
+    "met": {
+        "process": "ttbar-semilep",
+        "methods": ("pf", "puppi", "deepmet", "perceiver"),
+        "inflate": {"PFCands": "candidates"},
+        "selected": None,
+    },
+    "ttbar": {
+        "process": "ttbar-semilep",
+        "methods": ("chi2", "klfitter", "pdnn", "spanet"),
+        "inflate": {"Jet": "jets"},
+        "selected": "TTbarReco.chi2.had_b",
+    },
+    "mlpf": {
+        "process": "ttbar-semilep",
+        "methods": ("mlpf",),
+        "inflate": {"PFTrack": "elements", "PFCluster": "elements"},
+        "selected": None,
+    },
+    "ditau": {
+        "process": "htautau",
+        "methods": ("collinear", "fastmtt", "transformer"),
+        "inflate": {"TauProd": "products"},
+        "selected": "DiTauReco.mass_ml",
+    },  # and a τh leg with products
+    "mem": {
+        "process": "zprime-ll",
+        "methods": ("network",),
+        "inflate": {"Jet": "jets"},
+        "selected": "MEMReco.selected",
+    },
 }
 """Per task: the sample, the methods, which collections are multiplied (to the size given by which option) and
 the output that tells an event the task selects (the extreme event is the first selected one)."""
@@ -77,7 +96,7 @@ def read_collections(path: Path) -> tuple[dict[str, ak.Array], dict[str, Any]]:
         prefix = counter[1:] + "_"
         fields = [n for n in names if n.startswith(prefix) and arrays[n].ndim == 2]
         if fields:
-            collections[counter[1:]] = ak.zip({f[len(prefix):]: arrays[f] for f in fields})
+            collections[counter[1:]] = ak.zip({f[len(prefix) :]: arrays[f] for f in fields})
     written = {f"{c}_{f}" for c, record in collections.items() for f in record.fields} | {f"n{c}" for c in collections}
     return collections, {n: arrays[n] for n in names if n not in written}
 
@@ -107,10 +126,18 @@ def inflate(path: Path, output: Path, event: int, sizes: dict[str, int], seed: i
                 values = np.where(copy > 0, -1, values)
             columns[field] = values
         original = collections[name]
-        collections[name] = ak.zip({
-            field: ak.concatenate([original[field][:event], ak.unflatten(columns[field].astype(
-                ak.to_numpy(ak.flatten(original[field])).dtype), [n]), original[field][event + 1:]])
-            for field in objects.fields})
+        collections[name] = ak.zip(
+            {
+                field: ak.concatenate(
+                    [
+                        original[field][:event],
+                        ak.unflatten(columns[field].astype(ak.to_numpy(ak.flatten(original[field])).dtype), [n]),
+                        original[field][event + 1 :],
+                    ]
+                )
+                for field in objects.fields
+            }
+        )
     with uproot.recreate(output) as file:
         file.mktree("Events", {**collections, **flat})
     return output
@@ -173,8 +200,9 @@ def _finite(value: Any) -> bool:
     return not (isinstance(value, float) and math.isnan(value))
 
 
-def measure(task: str, method: str, path: str, normal: str, event: int, device: str,
-            max_event_tokens: int) -> dict[str, Any]:
+def measure(
+    task: str, method: str, path: str, normal: str, event: int, device: str, max_event_tokens: int
+) -> dict[str, Any]:
     """Run one reconstruction (see the module docstring) and return its figures; ``max_event_tokens`` > 0
     replaces the wrappers' default `MAX_EVENT_TOKENS`."""
     from importlib import import_module
@@ -202,8 +230,12 @@ def measure(task: str, method: str, path: str, normal: str, event: int, device: 
     if path != normal:
         reference = _new_columns(warm, module.reconstruct(warm, methods=(method,), device=device))
         ours = _new_columns(events, out)
-        result["neighbours"] = all(_same([v for i, v in enumerate(ours[k]) if i != event],
-                                         [v for i, v in enumerate(reference[k]) if i != event]) for k in ours)
+        result["neighbours"] = all(
+            _same(
+                [v for i, v in enumerate(ours[k]) if i != event], [v for i, v in enumerate(reference[k]) if i != event]
+            )
+            for k in ours
+        )
         result["finite"] = all(_finite(ours[k][event]) or not _finite(reference[k][event]) for k in ours)
     return result
 
@@ -240,10 +272,21 @@ def _first_selected(task: str, column: str | None, path: Path) -> int:
     return int(selected[0])
 
 
-def _run(task: str, method: str, path: Path, normal: Path, event: int, device: str,
-         max_event_tokens: int = 0) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--measure", task, method, str(path), str(normal), str(event), device,
-               str(max_event_tokens)]
+def _run(
+    task: str, method: str, path: Path, normal: Path, event: int, device: str, max_event_tokens: int = 0
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        task,
+        method,
+        str(path),
+        str(normal),
+        str(event),
+        device,
+        str(max_event_tokens),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -253,8 +296,12 @@ def _run(task: str, method: str, path: Path, normal: Path, event: int, device: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--measure", nargs=7, help=argparse.SUPPRESS,
-                        metavar=("TASK", "METHOD", "FILE", "NORMAL", "EVENT", "DEVICE", "MAX_EVENT_TOKENS"))
+    parser.add_argument(
+        "--measure",
+        nargs=7,
+        help=argparse.SUPPRESS,
+        metavar=("TASK", "METHOD", "FILE", "NORMAL", "EVENT", "DEVICE", "MAX_EVENT_TOKENS"),
+    )
     parser.add_argument("--work", type=Path, default=None, help="folder for the samples (default: a temporary one)")
     parser.add_argument("--events", type=int, default=20, help="events per sample (pileup 0)")
     parser.add_argument("--candidates", type=int, default=100_000, help="PF candidates of the extreme MET event")
@@ -263,8 +310,13 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=2000, help="tau decay products of the extreme di-tau event")
     parser.add_argument("--tasks", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--raised", type=int, default=1 << 18, metavar="N",
-                        help="max_event_tokens of the second run of a rejected extreme event (0: no second run)")
+    parser.add_argument(
+        "--raised",
+        type=int,
+        default=1 << 18,
+        metavar="N",
+        help="max_event_tokens of the second run of a rejected extreme event (0: no second run)",
+    )
     args = parser.parse_args()
     if args.measure:
         task, method, path, normal, event, device, limit = args.measure
@@ -299,8 +351,10 @@ def main() -> None:
                     result = _run(task, method, extreme, normal, event, args.device, args.raised)
                     rows.append((task, label, method, result))
                     print(task, label, method, result, file=sys.stderr, flush=True)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; {args.events} events per "
-          f"sample at pileup 0, the extreme event is the first the task selects")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; {args.events} events per "
+        f"sample at pileup 0, the extreme event is the first the task selects"
+    )
     print("| task | event size | method | peak MB | seconds | extreme event | other events |")
     print("|---|---|---|---|---|---|---|")
     for task, label, method, result in rows:
@@ -309,11 +363,16 @@ def main() -> None:
             continue
         outcome = "—"
         if "finite" in result:
-            outcome = f"rejected ({result['rejected']} warning)" if result["rejected"] else \
-                ("processed" if result["finite"] else "processed, NaN outputs")
+            outcome = (
+                f"rejected ({result['rejected']} warning)"
+                if result["rejected"]
+                else ("processed" if result["finite"] else "processed, NaN outputs")
+            )
         neighbours = "—" if "neighbours" not in result else ("unchanged" if result["neighbours"] else "CHANGED")
-        print(f"| {task} | {label} | {method} | {result['peak_mb']:.0f} | {result['seconds']:.2f} | {outcome} | "
-              f"{neighbours} |")
+        print(
+            f"| {task} | {label} | {method} | {result['peak_mb']:.0f} | {result['seconds']:.2f} | {outcome} | "
+            f"{neighbours} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def main() -> None:
     parser.add_argument("--pileup", type=float, nargs="+", default=[0.0, 60.0, 200.0])
     args = parser.parse_args()
     stages = (*STAGES, "writing")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one process; "
-          f"{args.process}, {args.events} events per point")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one process; "
+        f"{args.process}, {args.events} events per point"
+    )
     print("| PU | events/s | ms/event | " + " | ".join(stages) + " |")
     print("|---|---|---|" + "---|" * len(stages))
     for pileup in args.pileup:

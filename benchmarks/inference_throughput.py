@@ -69,7 +69,7 @@ def synthetic_chunks(n_events: int, chunk: int, seed: int = 1) -> list[ak.Array]
     total = int(counts.sum())
     columns = {f: rng.normal(size=total).astype(np.float32) for f in FEATURES}
     events = ak.unflatten(ak.zip(columns), counts)
-    return [events[i:i + chunk] for i in range(0, n_events, chunk)]
+    return [events[i : i + chunk] for i in range(0, n_events, chunk)]
 
 
 def coffea_torch_wrapper(script_path: str) -> Callable[[ak.Array], np.ndarray]:
@@ -88,8 +88,9 @@ def coffea_torch_wrapper(script_path: str) -> Callable[[ak.Array], np.ndarray]:
     return lambda chunk: np.asarray(wrapper(chunk))
 
 
-def raw_torch(model: torch.nn.Module, chunks: list[ak.Array], batch_padded: bool, tokens: int,
-              device: torch.device) -> Callable[[int], np.ndarray]:
+def raw_torch(
+    model: torch.nn.Module, chunks: list[ak.Array], batch_padded: bool, tokens: int, device: torch.device
+) -> Callable[[int], np.ndarray]:
     """Pre-pad every chunk (not timed); the returned function runs the model on chunk i."""
     prepared = []
     for chunk in chunks:
@@ -101,6 +102,7 @@ def raw_torch(model: torch.nn.Module, chunks: list[ak.Array], batch_padded: bool
     def run(i: int) -> np.ndarray:
         with torch.inference_mode():
             return np.concatenate([model(x, m).cpu().numpy() for x, m in prepared[i]])
+
     return run
 
 
@@ -140,8 +142,10 @@ def main() -> None:
         tw = coffea_torch_wrapper(script)
         results["coffea torch_wrapper (chunk-padded, awkward)"] = timed(lambda: [tw(c) for c in chunks], args.repeat)
         tokens = DEFAULT_TOKENS[device.type]
-        for label, batch_padded in (("raw torch, chunk-padded (pre-padded)", False),
-                                    ("raw torch, batch-padded (pre-padded)", True)):
+        for label, batch_padded in (
+            ("raw torch, chunk-padded (pre-padded)", False),
+            ("raw torch, batch-padded (pre-padded)", True),
+        ):
             run = raw_torch(model, chunks, batch_padded, tokens, device)
             results[label] = timed(lambda run=run: [run(i) for i in range(len(chunks))], args.repeat)
         ours = OursMet(backend, device=args.device, precision="fp32")
@@ -149,14 +153,17 @@ def main() -> None:
         both = OursMetAndWeights(backend, device=args.device, precision="fp32")
         results["ModelWrapper + per-candidate weights"] = timed(lambda: [both(c) for c in chunks], args.repeat)
         check = np.concatenate([tw(c) for c in chunks])
-        np.testing.assert_allclose(np.concatenate([np.asarray(ours(c).met_xy) for c in chunks]), check,
-                                   rtol=1e-3, atol=1e-2)
+        np.testing.assert_allclose(
+            np.concatenate([np.asarray(ours(c).met_xy) for c in chunks]), check, rtol=1e-3, atol=1e-2
+        )
 
     n = args.events
     baseline = results["coffea torch_wrapper (chunk-padded, awkward)"]
     raw = results["raw torch, batch-padded (pre-padded)"]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} threads, device {args.device}; {n} events of 100-10k candidates, chunks of {args.chunk}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads, device {args.device}; {n} events of 100-10k candidates, chunks of {args.chunk}"
+    )
     print("| method | events/s | × torch_wrapper | vs raw torch batch-padded |")
     print("|---|---|---|---|")
     for label, seconds in results.items():

@@ -77,13 +77,19 @@ def main() -> None:
     n = lep1["pt"].size
     n_mu = int(np.sum(np.abs(lep1["pdgId"]) == 13))
     print(f"# MEM integration throughput: {n} dilepton events ({n_mu} μμ, {n - n_mu} ee) from {path}")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"precision {args.precision:.3g}\n")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+        f"precision {args.precision:.3g}\n"
+    )
 
-    print(f"# load average before: {os.getloadavg()[0]:.1f} (other processes share the cores: weights per "
-          "CPU-second is the per-core figure that does not depend on them)\n")
-    print("| hypothesis | weights/s (wall) | weights per CPU-s | ms CPU/weight | median evals | "
-          "median rel. precision | converged |")
+    print(
+        f"# load average before: {os.getloadavg()[0]:.1f} (other processes share the cores: weights per "
+        "CPU-second is the per-core figure that does not depend on them)\n"
+    )
+    print(
+        "| hypothesis | weights/s (wall) | weights per CPU-s | ms CPU/weight | median evals | "
+        "median rel. precision | converged |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in args.hypotheses:
         warm = {k: {f: v[:1] for f, v in d.items()} for k, d in (("l1", lep1), ("l2", lep2), ("m", met))}
@@ -91,8 +97,10 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         result = mem_log_weights(lep1, lep2, met, name, precision=args.precision, seed=1)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {1e3 * cpu / n:.2f} | {np.median(result.n_evals):.0f} | "
-              f"{np.median(result.rel_precision):.4f} | {result.converged.mean():.3f} |")
+        print(
+            f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {1e3 * cpu / n:.2f} | {np.median(result.n_evals):.0f} | "
+            f"{np.median(result.rel_precision):.4f} | {result.converged.mean():.3f} |"
+        )
 
     print("\n| n_workers | weights/s (wall) | weights per CPU-s (all processes) | wall speed-up |")
     print("|---|---|---|---|")

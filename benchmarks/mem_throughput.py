@@ -43,8 +43,12 @@ def _samples(args: argparse.Namespace) -> list[Path]:
     from coffea_mlreco.simulation import generate_sample
 
     folder = Path(tempfile.mkdtemp())
-    return [generate_sample(process, args.events, 0, seed=seed, output=folder / f"{process}.root", progress=False,
-                            drop=("PFCands",)) for process, seed in (("dy-ll", 9401), ("zprime-ll", 9402))]
+    return [
+        generate_sample(
+            process, args.events, 0, seed=seed, output=folder / f"{process}.root", progress=False, drop=("PFCands",)
+        )
+        for process, seed in (("dy-ll", 9401), ("zprime-ll", 9402))
+    ]
 
 
 def main() -> None:
@@ -64,8 +68,10 @@ def main() -> None:
         cands = [dilepton_candidates(open_events(p)) for p in _samples(args)]
     sel = ak.concatenate([c[c.selected] for c in cands])
     n = len(sel)
-    print(f"# MEM throughput: {n} selected dilepton events; machine {platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# MEM throughput: {n} selected dilepton events; machine {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f}"
+    )
 
     rng = np.random.default_rng(0)
     sub = sel[np.sort(rng.choice(n, size=min(n, args.max_integrated), replace=False))]
@@ -79,14 +85,19 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         r = mem_log_weights(lep1, lep2, met, h, precision=args.precision, seed=1)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"| {h} | {len(sub) / wall:.1f} | {len(sub) / cpu:.1f} | {np.median(r.n_evals):.0f} | "
-              f"{np.median(r.rel_precision):.4f} | {r.converged.mean():.3f} |")
+        print(
+            f"| {h} | {len(sub) / wall:.1f} | {len(sub) / cpu:.1f} | {np.median(r.n_evals):.0f} | "
+            f"{np.median(r.rel_precision):.4f} | {r.converged.mean():.3f} |"
+        )
 
     print(f"\n## Network ({args.model})\n")
     print("| path | device | events per call | events/s |\n|---|---|---|---|")
     wrapper = shipped_mem_model(args.model, device="cpu")
-    print(f"| wrapper, awkward candidates → logw columns | cpu | {n} | "
-          f"{events_per_second(lambda: wrapper(sel), n, args.min_seconds):,.0f} |", flush=True)
+    print(
+        f"| wrapper, awkward candidates → logw columns | cpu | {n} | "
+        f"{events_per_second(lambda: wrapper(sel), n, args.min_seconds):,.0f} |",
+        flush=True,
+    )
     features = network_features(sel, flavour=wrapper.flavour_input)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
@@ -103,8 +114,11 @@ def main() -> None:
                 with torch.inference_mode():
                     model.neg_log10_weight(torch.from_numpy(x_host).to(device, non_blocking=True)).cpu()
 
-            print(f"| bare model, numpy features | {device.type} | {batch:,} | "
-                  f"{events_per_second(call, batch, args.min_seconds, sync):,.0f} |", flush=True)
+            print(
+                f"| bare model, numpy features | {device.type} | {batch:,} | "
+                f"{events_per_second(call, batch, args.min_seconds, sync):,.0f} |",
+                flush=True,
+            )
     if not torch.cuda.is_available():
         print("| bare model | cuda | — | not measured (no GPU visible) |")
 

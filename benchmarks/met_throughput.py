@@ -39,8 +39,9 @@ def _events(path: str, n_events: int):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root({path: "Events"}, schemaclass=NanoAODSchema, mode="eager",
-                                             entry_stop=n_events).events()
+        events = NanoEventsFactory.from_root(
+            {path: "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=n_events
+        ).events()
     if len(events) == 0:
         raise SystemExit(f"{path}: no events")
     return events[np.resize(np.arange(len(events)), n_events)]
@@ -56,8 +57,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None, help="padded candidates per bare-model batch")
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--bare-only", action="store_true", help="skip the wrapper (end-to-end) rows")
-    parser.add_argument("--perceiver-sizes", nargs="*", default=[], metavar="DIMxLATENTS",
-                        help="also time untrained Perceivers of these sizes (bare model)")
+    parser.add_argument(
+        "--perceiver-sizes",
+        nargs="*",
+        default=[],
+        metavar="DIMxLATENTS",
+        help="also time untrained Perceivers of these sizes (bare model)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
 
@@ -82,19 +88,24 @@ def main() -> None:
     events = _events(args.file, args.events)
     n = len(events)
     n_cands = ak.to_numpy(ak.num(events.PFCands))
-    print(f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, "
-          f"device {args.device}" + (f" ({torch.cuda.get_device_name(device)})" if cuda else "")
-          + f"; {n} events, PF candidates/event median {np.median(n_cands):.0f} (5–95 %: "
-          f"{np.percentile(n_cands, 5):.0f}–{np.percentile(n_cands, 95):.0f})", flush=True)
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, "
+        f"device {args.device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if cuda else "")
+        + f"; {n} events, PF candidates/event median {np.median(n_cands):.0f} (5–95 %: "
+        f"{np.percentile(n_cands, 5):.0f}–{np.percentile(n_cands, 95):.0f})",
+        flush=True,
+    )
 
     rows: list[tuple[str, str, float]] = []
-    rate = events_per_second(lambda: puppi_weights(events.PFCands, "run3", npv=events.PV.npvsGood), n,
-                             args.min_seconds)
+    rate = events_per_second(lambda: puppi_weights(events.PFCands, "run3", npv=events.PV.npvsGood), n, args.min_seconds)
     rows.append(("PUPPI weights (numba)", "cpu", rate))
     events["PFCands", "puppiWeightReco"] = puppi_weights(events.PFCands, "run3", npv=events.PV.npvsGood)
     cand, event = met_inputs(events)
-    flat = FlatJagged(tuple(ak.to_numpy(ak.flatten(cand[k])).astype(np.float32) for k in CANDIDATE_FEATURES),
-                      ak.to_numpy(ak.num(cand)).astype(np.int64))
+    flat = FlatJagged(
+        tuple(ak.to_numpy(ak.flatten(cand[k])).astype(np.float32) for k in CANDIDATE_FEATURES),
+        ak.to_numpy(ak.num(cand)).astype(np.int64),
+    )
     event_np = np.stack([ak.to_numpy(event[k]).astype(np.float32) for k in ak.fields(event)], axis=1)
     tokens = args.tokens or (1 << 21 if cuda else 1 << 16)
     plan = plan_batches(flat.counts[:, None], tokens, 1024)
@@ -108,11 +119,16 @@ def main() -> None:
         dtype = torch.bfloat16 if precision == "bf16" else None
 
         def bare() -> None:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                        enabled=dtype is not None):
+            with (
+                torch.inference_mode(),
+                torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+            ):
                 for x, mask, ev in padded:
-                    out = model(cands=x.to(device, non_blocking=True), cands_mask=mask.to(device, non_blocking=True),
-                                event=ev.to(device, non_blocking=True))["met_xy"]
+                    out = model(
+                        cands=x.to(device, non_blocking=True),
+                        cands_mask=mask.to(device, non_blocking=True),
+                        event=ev.to(device, non_blocking=True),
+                    )["met_xy"]
                     out.float().cpu()
 
         return events_per_second(bare, n, args.min_seconds, sync)
@@ -122,16 +138,31 @@ def main() -> None:
         for precision in precisions:
             wrapper = shipped_met_model(name, device=args.device, precision=precision)
             if not args.bare_only:
-                rows.append((f"{name} wrapper", f"{args.device} {precision}",
-                             events_per_second(lambda w=wrapper: w(events), n, args.min_seconds, sync)))
-            rows.append((f"{name} bare", f"{args.device} {precision}",
-                         bare_rate(wrapper.cache.get(wrapper.backend, device), precision)))
+                rows.append(
+                    (
+                        f"{name} wrapper",
+                        f"{args.device} {precision}",
+                        events_per_second(lambda w=wrapper: w(events), n, args.min_seconds, sync),
+                    )
+                )
+            rows.append(
+                (
+                    f"{name} bare",
+                    f"{args.device} {precision}",
+                    bare_rate(wrapper.cache.get(wrapper.backend, device), precision),
+                )
+            )
     for size in args.perceiver_sizes:
         dim, latents = (int(v) for v in size.lower().split("x"))
         model = PerceiverMET(dim=dim, n_latents=latents, target="direct").to(device).eval()
         for precision in precisions:
-            rows.append((f"Perceiver dim {dim}, {latents} latents (untrained) bare", f"{args.device} {precision}",
-                         bare_rate(model, precision)))
+            rows.append(
+                (
+                    f"Perceiver dim {dim}, {latents} latents (untrained) bare",
+                    f"{args.device} {precision}",
+                    bare_rate(model, precision),
+                )
+            )
 
     print("\n| method | device | events/s | events/s per core |\n|---|---|---|---|")
     for name, dev, rate in rows:

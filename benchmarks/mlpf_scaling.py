@@ -44,8 +44,11 @@ def random_event(n: int, seed: int = 0) -> torch.Tensor:
     track = torch.rand(1, n, generator=g) < 0.5
     t, c = track.float(), (~track).float()
     eta, phi = 5 * torch.rand(1, n, generator=g) - 2.5, 2 * math.pi * torch.rand(1, n, generator=g) - math.pi
-    pt, e, em = 1 + 20 * torch.rand(1, n, generator=g), 1 + 50 * torch.rand(1, n, generator=g), torch.rand(1, n,
-                                                                                                        generator=g)
+    pt, e, em = (
+        1 + 20 * torch.rand(1, n, generator=g),
+        1 + 50 * torch.rand(1, n, generator=g),
+        torch.rand(1, n, generator=g),
+    )
     el[..., F["type"]] = torch.where(track, TRACK, CLUSTER)
     el[..., F["eta"]], el[..., F["phi"]] = eta, phi
     el[..., F["pt"]], el[..., F["eta_calo"]], el[..., F["phi_calo"]] = t * pt, t * eta, t * (phi + 0.1 / pt)
@@ -97,8 +100,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 10000, 20000])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1: on a shared machine more threads mostly wait on each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: on a shared machine more threads mostly wait on each other)",
+    )
     parser.add_argument("--half", action="store_true", help="float16 autocast (CUDA)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -108,22 +115,39 @@ def main() -> None:
         return
     rows = []
     for n in args.sizes:
-        command = [sys.executable, __file__, "--worker", str(n), "--device", args.device, "--repeats",
-                   str(args.repeats), "--threads", str(args.threads)] + (["--half"] if args.half else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(n),
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ] + (["--half"] if args.half else [])
         rows.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
     model = MLPF()
     n_params = sum(p.numel() for p in model.parameters())
-    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor() or \
-        platform.machine()
+    name = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine()
+    )
     memory = "torch.cuda.max_memory_allocated rise" if args.device.startswith("cuda") else "ru_maxrss rise"
-    print(f"MLPF default ({n_params / 1e6:.2f} M parameters, bin_size {model.bin_size}); device {args.device} "
-          f"({name}, {os.cpu_count()} cores, {args.threads} threads){' fp16' if args.half else ''}; one event/pass")
+    print(
+        f"MLPF default ({n_params / 1e6:.2f} M parameters, bin_size {model.bin_size}); device {args.device} "
+        f"({name}, {os.cpu_count()} cores, {args.threads} threads){' fp16' if args.half else ''}; one event/pass"
+    )
     print(f"| N elements | ms/event | µs/element | time/N ÷ (1k) | peak MB ({memory}) | kB/element |")
     print("|---:|---:|---:|---:|---:|---:|")
     base = rows[0]["ms"] / rows[0]["n"]
     for r in rows:
-        print(f"| {r['n']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['n']:.2f} | {r['ms'] / r['n'] / base:.2f} | "
-              f"{r['peak_mb']:.0f} | {1e3 * r['peak_mb'] / r['n']:.1f} |")
+        print(
+            f"| {r['n']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['n']:.2f} | {r['ms'] / r['n'] / base:.2f} | "
+            f"{r['peak_mb']:.0f} | {1e3 * r['peak_mb'] / r['n']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

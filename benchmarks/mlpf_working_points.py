@@ -42,29 +42,40 @@ def main() -> None:
     offsets = np.concatenate([[0], np.cumsum(data["counts"])])
     last = min(args.first + args.events, len(data["counts"]))
     rows = slice(offsets[args.first], offsets[last])
-    data = {k: (v[args.first:last] if k == "counts" else v[rows]) for k, v in data.items()}
+    data = {k: (v[args.first : last] if k == "counts" else v[rows]) for k, v in data.items()}
     wrapper = shipped_mlpf_model(args.model, device="cpu")
     out = predict(wrapper.cache.get(wrapper.backend, torch.device("cpu")), data)
     kind = data["x"][:, 0].astype(np.int64)
     base = np.asarray(mlpf_model_card(args.model).get("decision", {}).get("class_logit_offsets", [0.0] * 6), np.float32)
     print(f"{args.file}: events {args.first}–{last - 1}, {len(kind):,} elements; model {args.model}")
-    print("\n| neutral-hadron logit offset | NH efficiency | NH fake rate | NH fakes (true class) | photon efficiency |")
+    print(
+        "\n| neutral-hadron logit offset | NH efficiency | NH fake rate | NH fakes (true class) | photon efficiency |"
+    )
     print("|---|---|---|---|---|")
     for o in OFFSETS:
         shift = base.copy()
         shift[NEUTRAL_HADRON] += o
         logits = allowed_class_logits(out["class_logits"] + shift, kind)
-        dec = decode_candidates({"class_logits": logits[None], "momentum": out["momentum"][None],
-                                 "charge_logit": out["charge_logit"][None]}, data["x"][None])
+        dec = decode_candidates(
+            {
+                "class_logits": logits[None],
+                "momentum": out["momentum"][None],
+                "charge_logit": out["charge_logit"][None],
+            },
+            data["x"][None],
+        )
         cls = dec["cls"].astype(np.int64)
         central = np.abs(dec["eta"]) < 3.0
         r = class_rates(data["cls"][central], cls[central], data["pt"][central], dec["pt"][central], SUMMARY_PT_MIN)
         fake = (cls == NEUTRAL_HADRON) & (data["cls"] != NEUTRAL_HADRON) & central & (dec["pt"] > SUMMARY_PT_MIN)
         by_class = np.bincount(data["cls"][fake], minlength=len(CLASS_NAMES))
         sources = ", ".join(f"{CLASS_NAMES[c]} {n}" for c, n in enumerate(by_class) if n) or "—"
-        print(f"| {o:+.1f} | {100 * r['efficiency']['neutral_hadron']:.2f} % | "
-              f"{100 * r['fake_rate']['neutral_hadron']:.4f} % | {int(fake.sum())} ({sources}) | "
-              f"{100 * r['efficiency']['photon']:.2f} % |", flush=True)
+        print(
+            f"| {o:+.1f} | {100 * r['efficiency']['neutral_hadron']:.2f} % | "
+            f"{100 * r['fake_rate']['neutral_hadron']:.4f} % | {int(fake.sum())} ({sources}) | "
+            f"{100 * r['efficiency']['photon']:.2f} % |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for pileup in args.pileup:
-            path = generate_sample("ttbar-semilep", args.events, pileup, seed=77, output=os.path.join(tmp, "s.root"),
-                                   progress=False)
-            events = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema,
-                                                 mode="eager").events()
+            path = generate_sample(
+                "ttbar-semilep", args.events, pileup, seed=77, output=os.path.join(tmp, "s.root"), progress=False
+            )
+            events = NanoEventsFactory.from_root(
+                {str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+            ).events()
             cands = events.PFCands
             counts = ak.to_numpy(ak.num(cands)).astype(np.int64)
             flat = [ak.to_numpy(ak.flatten(cands[k])) for k in ("pt", "eta", "phi")]
@@ -53,10 +55,19 @@ def main() -> None:
             start = time.perf_counter()
             puppi_weights(events, tune)
             full = time.perf_counter() - start
-            rows.append((pileup, counts.mean(), 1e3 * kernel / len(counts), 1e3 * full / len(counts),
-                         1e6 * kernel / counts.sum()))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, one thread; tune {args.tune}; "
-          f"{args.events} tt̄ events per point")
+            rows.append(
+                (
+                    pileup,
+                    counts.mean(),
+                    1e3 * kernel / len(counts),
+                    1e3 * full / len(counts),
+                    1e6 * kernel / counts.sum(),
+                )
+            )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, one thread; tune {args.tune}; "
+        f"{args.events} tt̄ events per point"
+    )
     print("| PU | PF candidates/event | kernel ms/event | with awkward front end ms/event | kernel µs/candidate |")
     print("|---|---|---|---|---|")
     for pu, n, kernel, full, per in rows:

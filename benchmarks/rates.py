@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 
 
-def events_per_second(call: Callable[[], object], n_events: int, min_seconds: float = 1.0,
-                      sync: Callable[[], None] = lambda: None) -> float:
+def events_per_second(
+    call: Callable[[], object], n_events: int, min_seconds: float = 1.0, sync: Callable[[], None] = lambda: None
+) -> float:
     """Events/s of ``call`` (which processes ``n_events``): one warm-up call (compilation, model loading), then
     repeated calls until ``min_seconds`` have passed. ``sync`` waits for asynchronous work (CUDA) after each."""
     call()

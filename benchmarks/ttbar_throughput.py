@@ -35,8 +35,9 @@ def _selected_inputs(path: str, max_events: int) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root({path: "Events"}, schemaclass=NanoAODSchema, mode="eager",
-                                             entry_stop=max_events).events()
+        events = NanoEventsFactory.from_root(
+            {path: "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=max_events
+        ).events()
     inputs = semileptonic_inputs(events)
     return inputs[np.asarray(ak.to_numpy(inputs.selected), bool)]
 
@@ -76,14 +77,22 @@ def main() -> None:
     def methods(n_perm_jets: int) -> dict[str, Callable[[Any], Any]]:
         pdnn = shipped_ttbar_model("pdnn_pu60", device=args.device)
         pdnn.max_jets = n_perm_jets
-        return {"chi2": lambda x: chi2_assignment(x, max_jets=n_perm_jets),
-                "klfitter": lambda x: klfitter_assignment(x, max_jets=n_perm_jets),
-                "pdnn": pdnn, "spanet": spanet}
+        return {
+            "chi2": lambda x: chi2_assignment(x, max_jets=n_perm_jets),
+            "klfitter": lambda x: klfitter_assignment(x, max_jets=n_perm_jets),
+            "pdnn": pdnn,
+            "spanet": spanet,
+        }
 
     rows: list[tuple[str, int, dict[str, float]]] = []
     sample = inputs[: args.events]
-    rows.append(("selection", len(sample), {m: events_per_second(lambda f=f: f(sample), len(sample))
-                                              for m, f in methods(pdnn_card_jets).items()}))
+    rows.append(
+        (
+            "selection",
+            len(sample),
+            {m: events_per_second(lambda f=f: f(sample), len(sample)) for m, f in methods(pdnn_card_jets).items()},
+        )
+    )
     for n in range(4, 11):
         distinct = int(ak.sum(inputs.n_jets >= n))
         chosen = _with_n_jets(inputs, n, args.events)
@@ -98,13 +107,17 @@ def main() -> None:
         rows.append((str(n), distinct, rates))
 
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    print(f"\ntt̄ assignment throughput, events/s (networks: {args.threads} torch threads on {args.device}, {device}; "
-          "χ² and KLFitter-style fit: one core, numba)\n")
+    print(
+        f"\ntt̄ assignment throughput, events/s (networks: {args.threads} torch threads on {args.device}, {device}; "
+        "χ² and KLFitter-style fit: one core, numba)\n"
+    )
     print("| N_jets | distinct events | χ² | KLFitter-style | PDNN | SPANet | SPANet / PDNN |")
     print("|---|---|---|---|---|---|---|")
     for label, n_events, rates in rows:
-        print(f"| {label} | {n_events} | {rates['chi2']:.0f} | {rates['klfitter']:.0f} | {rates['pdnn']:.0f} | "
-              f"{rates['spanet']:.0f} | {rates['spanet'] / rates['pdnn']:.2f} |")
+        print(
+            f"| {label} | {n_events} | {rates['chi2']:.0f} | {rates['klfitter']:.0f} | {rates['pdnn']:.0f} | "
+            f"{rates['spanet']:.0f} | {rates['spanet'] / rates['pdnn']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -135,8 +135,9 @@ class DiTauProcessor(processor.ProcessorABC):
             transformer, ``models_for("ditau")``).
     """
 
-    def __init__(self, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                 options: Any = None) -> None:
+    def __init__(
+        self, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None, options: Any = None
+    ) -> None:
         if isinstance(methods, str):
             methods = (methods,)
         if methods is not None:
@@ -172,14 +173,24 @@ class DiTauProcessor(processor.ProcessorABC):
         method = hist.axis.StrCategory(list(HIST_METHODS), name="method")
         channel = hist.axis.IntCategory(list(CHANNELS), name="channel", label="reconstructed channel")
         return {
-            "ratio": new_hist(method, channel,
-                              hist.axis.Regular(400, -1.0, 3.0, name="ratio", label=r"$m_{reco}/m_{gen} - 1$"),
-                              like=like),
-            "mass": new_hist(method, hist.axis.StrCategory([], name="dataset", growth=True),
-                             hist.axis.Regular(1200, 0.0, 600.0, name="mass", label=r"$m_{\tau\tau}$ [GeV]"),
-                             like=like),
-            "failed": new_hist(hist.axis.StrCategory(list(_NO_PAIR), name="method"), channel,
-                               hist.axis.IntCategory([0, 1], name="failed"), like=like),
+            "ratio": new_hist(
+                method,
+                channel,
+                hist.axis.Regular(400, -1.0, 3.0, name="ratio", label=r"$m_{reco}/m_{gen} - 1$"),
+                like=like,
+            ),
+            "mass": new_hist(
+                method,
+                hist.axis.StrCategory([], name="dataset", growth=True),
+                hist.axis.Regular(1200, 0.0, 600.0, name="mass", label=r"$m_{\tau\tau}$ [GeV]"),
+                like=like,
+            ),
+            "failed": new_hist(
+                hist.axis.StrCategory(list(_NO_PAIR), name="method"),
+                channel,
+                hist.axis.IntCategory([0, 1], name="failed"),
+                like=like,
+            ),
         }
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -190,8 +201,9 @@ class DiTauProcessor(processor.ProcessorABC):
         events = append_ditau(events, kernel)
         seconds = dict(kernel.seconds)
         truth = _truth_columns(events)
-        fill = map_events(_FillValues(kernel.methods, bool(truth)), events, {COLUMN: None, **truth},
-                          label="ditau-fill-values")
+        fill = map_events(
+            _FillValues(kernel.methods, bool(truth)), events, {COLUMN: None, **truth}, label="ditau-fill-values"
+        )
         hists = self._empty_histograms(events)
         for method in ("m_vis", *kernel.methods):
             hists["mass"].fill(method=method, dataset=dataset, mass=_finite(fill[f"mass_{method}"]))
@@ -206,7 +218,7 @@ class DiTauProcessor(processor.ProcessorABC):
             "events": {dataset: event_count(events)},
             "events_invalid": count_true(fill.invalid),
             "events_selected": n_selected,
-            "events_per_method": {m: n_selected for m in kernel.methods},
+            "events_per_method": dict.fromkeys(kernel.methods, n_selected),
         }
         if not is_dask(events):
             out["seconds"] = seconds

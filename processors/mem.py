@@ -56,8 +56,14 @@ MAPE_QUANTUM = 2.0**-30
 class _FillValues:
     """Per event, the histogram fill values from ``MEMReco`` (picklable; runs through ``map_events``)."""
 
-    def __init__(self, llr_methods: Sequence[str], signal: str, background: str,
-                 residual_hypotheses: Sequence[str], network_hypothesis: str | None) -> None:
+    def __init__(
+        self,
+        llr_methods: Sequence[str],
+        signal: str,
+        background: str,
+        residual_hypotheses: Sequence[str],
+        network_hypothesis: str | None,
+    ) -> None:
         self.llr_methods = tuple(llr_methods)
         self.signal, self.background = signal, background
         self.residual_hypotheses = tuple(residual_hypotheses)
@@ -72,8 +78,9 @@ class _FillValues:
 
         valid = np.asarray(ak.to_numpy(reco.valid), bool)
         out: dict[str, np.ndarray] = {"valid": valid, "selected": np.asarray(ak.to_numpy(reco.selected), bool)}
-        integrated = (np.asarray(ak.to_numpy(reco.integrated), bool) if "integrated" in fields
-                      else np.zeros(len(valid), bool))
+        integrated = (
+            np.asarray(ak.to_numpy(reco.integrated), bool) if "integrated" in fields else np.zeros(len(valid), bool)
+        )
         out["integrated"] = integrated.astype(np.int64)
         for method in self.llr_methods:
             llr = column(f"logw_{self.signal}_{method}") - column(f"logw_{self.background}_{method}")
@@ -121,11 +128,22 @@ class MEMProcessor(processor.ProcessorABC):
         sqrt_s: pp centre-of-mass energy (GeV) of the integration.
     """
 
-    def __init__(self, options: Any = None, *, methods: Sequence[str] | None = None,
-                 models: Mapping[str, Any] | None = None, signal: str = "zprime", background: str = "dy_sm",
-                 hypotheses: Sequence[str | Hypothesis] | None = None, precision: float = 0.01,
-                 max_integrated_events: int | None = 1000, seed: int = 0, n_workers: int = 1,
-                 use_sum_et: bool = False, sqrt_s: float = mem_columns.DEFAULT_SQRT_S) -> None:
+    def __init__(
+        self,
+        options: Any = None,
+        *,
+        methods: Sequence[str] | None = None,
+        models: Mapping[str, Any] | None = None,
+        signal: str = "zprime",
+        background: str = "dy_sm",
+        hypotheses: Sequence[str | Hypothesis] | None = None,
+        precision: float = 0.01,
+        max_integrated_events: int | None = 1000,
+        seed: int = 0,
+        n_workers: int = 1,
+        use_sum_et: bool = False,
+        sqrt_s: float = mem_columns.DEFAULT_SQRT_S,
+    ) -> None:
         if max_integrated_events is not None and max_integrated_events < 0:
             raise ValueError("max_integrated_events must be ≥ 0 or None")
         self.options = options
@@ -156,8 +174,7 @@ class MEMProcessor(processor.ProcessorABC):
         return self.hypotheses
 
     def _llr_methods(self) -> tuple[str, ...]:
-        return tuple(m for m in self.methods
-                     if {self.signal, self.background} <= set(self.method_hypotheses(m)))
+        return tuple(m for m in self.methods if {self.signal, self.background} <= set(self.method_hypotheses(m)))
 
     def _residual_hypotheses(self) -> tuple[str, ...]:
         return tuple(h for h in self.hypotheses if h in self.method_hypotheses("network"))
@@ -166,15 +183,21 @@ class MEMProcessor(processor.ProcessorABC):
         method = hist.axis.StrCategory(list(METHODS), name="method")
         datasets = hist.axis.StrCategory([dataset], name="dataset", growth=True)
         return {
-            "residual": new_hist(hist.axis.StrCategory(list(self._residual_hypotheses()), name="hypothesis",
-                                                       growth=True),
-                                 hist.axis.Regular(400, -0.1, 0.1, name="residual",
-                                                   label=r"$P_{network}/P_{integrated} - 1$"), like=events),
-            "llr": new_hist(method, datasets, hist.axis.IntCategory([0, 1], name="integrated"),
-                            hist.axis.Regular(LLR_BINS, *LLR_RANGE, name="llr", label=r"$\log_{10} P_S/P_B$"),
-                            like=events),
-            "d": new_hist(method, datasets, hist.axis.Regular(50, 0.0, 1.0, name="d", label=r"$d = P_S/(P_S+P_B)$"),
-                          like=events),
+            "residual": new_hist(
+                hist.axis.StrCategory(list(self._residual_hypotheses()), name="hypothesis", growth=True),
+                hist.axis.Regular(400, -0.1, 0.1, name="residual", label=r"$P_{network}/P_{integrated} - 1$"),
+                like=events,
+            ),
+            "llr": new_hist(
+                method,
+                datasets,
+                hist.axis.IntCategory([0, 1], name="integrated"),
+                hist.axis.Regular(LLR_BINS, *LLR_RANGE, name="llr", label=r"$\log_{10} P_S/P_B$"),
+                like=events,
+            ),
+            "d": new_hist(
+                method, datasets, hist.axis.Regular(50, 0.0, 1.0, name="d", label=r"$d = P_S/(P_S+P_B)$"), like=events
+            ),
         }
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -182,16 +205,27 @@ class MEMProcessor(processor.ProcessorABC):
         dataset = str((getattr(events, "metadata", None) or {}).get("dataset", "default"))
         eager = not is_dask(events)
         seconds: dict[str, float] = {}
-        reco = mem_columns.reconstruct(events, methods=self.methods, models={"network": self.model},
-                                       device=self.device, hypotheses=self._integrated or None, signal=self.signal,
-                                       background=self.background, precision=self.precision,
-                                       max_integrated_events=self.max_integrated_events, seed=self.seed,
-                                       n_workers=self.n_workers, use_sum_et=self.use_sum_et, sqrt_s=self.sqrt_s,
-                                       timings=seconds if eager else None)
+        reco = mem_columns.reconstruct(
+            events,
+            methods=self.methods,
+            models={"network": self.model},
+            device=self.device,
+            hypotheses=self._integrated or None,
+            signal=self.signal,
+            background=self.background,
+            precision=self.precision,
+            max_integrated_events=self.max_integrated_events,
+            seed=self.seed,
+            n_workers=self.n_workers,
+            use_sum_et=self.use_sum_et,
+            sqrt_s=self.sqrt_s,
+            timings=seconds if eager else None,
+        )
         llr_methods, residual_hyps = self._llr_methods(), self._residual_hypotheses()
         network_hyps = self.method_hypotheses("network")
-        fill = _FillValues(llr_methods, self.signal, self.background, residual_hyps,
-                           network_hyps[0] if network_hyps else None)
+        fill = _FillValues(
+            llr_methods, self.signal, self.background, residual_hyps, network_hyps[0] if network_hyps else None
+        )
         values = map_events(fill, reco, {COLUMN: None}, label="mem-fill")
         hists = self._histograms(events, dataset)
         mape_sum: dict[str, Any] = {}
@@ -202,8 +236,9 @@ class MEMProcessor(processor.ProcessorABC):
             mape_sum[h], mape_n[h] = _total(values[f"abs_residual_{h}"][ok]), count_true(ok)
         for method in llr_methods:
             ok = values[f"ok_{method}"]
-            hists["llr"].fill(method=method, dataset=dataset, integrated=values.integrated[ok],
-                              llr=values[f"llr_{method}"][ok])
+            hists["llr"].fill(
+                method=method, dataset=dataset, integrated=values.integrated[ok], llr=values[f"llr_{method}"][ok]
+            )
             hists["d"].fill(method=method, dataset=dataset, d=values[f"d_{method}"][ok])
         counts: dict[str, Any] = {}
         if network_hyps:
@@ -226,6 +261,9 @@ class MEMProcessor(processor.ProcessorABC):
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         """Add the hypothesis roles (constant, so not accumulated per chunk)."""
         accumulator["hypotheses"] = {
-            "signal": self.signal, "background": self.background, "integrated": list(self.hypotheses),
-            "network": list(self.method_hypotheses("network"))}
+            "signal": self.signal,
+            "background": self.background,
+            "integrated": list(self.hypotheses),
+            "network": list(self.method_hypotheses("network")),
+        }
         return accumulator

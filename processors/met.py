@@ -120,8 +120,14 @@ class _ResidualValues:
             if method != "file_met":
                 ok &= np.asarray(ak.to_numpy(column.valid), bool)
             residuals = met_residuals(pt, phi, gen_pt, gen_phi)._asdict()
-            fields[method] = ak.zip({**{name: residuals[name] for name in RESIDUALS}, "reco": pt,
-                                     "reco_par": _exact(pt * np.cos(phi - gen_phi)), "ok": ok})
+            fields[method] = ak.zip(
+                {
+                    **{name: residuals[name] for name in RESIDUALS},
+                    "reco": pt,
+                    "reco_par": _exact(pt * np.cos(phi - gen_phi)),
+                    "ok": ok,
+                }
+            )
         return ak.zip(fields, depth_limit=1)
 
 
@@ -132,8 +138,15 @@ def _puppi_agreement_values(events: Any) -> ak.Array:
     ours = np.clip(_numpy(ak.flatten(cands.puppiWeightReco)), 0.0, _BELOW_ONE)
     theirs = np.clip(_numpy(ak.flatten(cands[FILE_PUPPI_WEIGHT])), 0.0, _BELOW_ONE)
     charged = _numpy(ak.flatten(cands.charge)) != 0
-    flat = ak.zip({"ours": ours, "file": theirs, "absdiff": np.abs(ours - theirs),
-                   "pt": _exact(_numpy(ak.flatten(cands.pt))), "charged": charged})
+    flat = ak.zip(
+        {
+            "ours": ours,
+            "file": theirs,
+            "absdiff": np.abs(ours - theirs),
+            "pt": _exact(_numpy(ak.flatten(cands.pt))),
+            "charged": charged,
+        }
+    )
     return ak.unflatten(flat, counts)
 
 
@@ -188,18 +201,25 @@ class METProcessor(processor.ProcessorABC):
 
     def _genmet_axis(self) -> hist.axis.Variable:
         finite = [e for e in self.genmet_edges if np.isfinite(e)]
-        return hist.axis.Variable(finite, name="genmet", label="Gen MET [GeV]", underflow=False,
-                                  overflow=len(finite) < len(self.genmet_edges))
+        return hist.axis.Variable(
+            finite, name="genmet", label="Gen MET [GeV]", underflow=False, overflow=len(finite) < len(self.genmet_edges)
+        )
 
     def _empty_histograms(self, like: Any) -> dict[str, Any]:
         hists: dict[str, Any] = {}
         for name, label in RESIDUALS.items():
             hists[name] = new_hist(
-                self._method_axis(), self._genmet_axis(),
-                hist.axis.Regular(self.residual_bins, *self.residual_range, name="residual", label=label), like=like)
+                self._method_axis(),
+                self._genmet_axis(),
+                hist.axis.Regular(self.residual_bins, *self.residual_range, name="residual", label=label),
+                like=like,
+            )
         hists["response"] = new_hist(
-            self._method_axis(), self._genmet_axis(),
-            hist.axis.StrCategory(["reco_par", "gen"], name="quantity", label="summed quantity [GeV]"), like=like)
+            self._method_axis(),
+            self._genmet_axis(),
+            hist.axis.StrCategory(["reco_par", "gen"], name="quantity", label="summed quantity [GeV]"),
+            like=like,
+        )
 
         def charge_axis() -> hist.axis.StrCategory:
             return hist.axis.StrCategory(list(PUPPI_CLASSES), name="charge", label="PF candidates")
@@ -208,14 +228,20 @@ class METProcessor(processor.ProcessorABC):
             return hist.axis.Regular(1000, 0.0, 1.0, name="absdiff", label=r"$|w_{ours} - w_{file}|$")
 
         hists["puppi_weight"] = new_hist(
-            charge_axis(), hist.axis.Regular(50, 0.0, 1.0, name="ours", label="PUPPI weight (ours)"),
-            hist.axis.Regular(50, 0.0, 1.0, name="file", label="PUPPI weight (file, CMS)"), like=like)
+            charge_axis(),
+            hist.axis.Regular(50, 0.0, 1.0, name="ours", label="PUPPI weight (ours)"),
+            hist.axis.Regular(50, 0.0, 1.0, name="file", label="PUPPI weight (file, CMS)"),
+            like=like,
+        )
         hists["puppi_weight_absdiff"] = new_hist(charge_axis(), absdiff_axis(), like=like)
         hists["puppi_weight_absdiff_pt"] = new_hist(charge_axis(), absdiff_axis(), like=like)
         nbins = round(self.met_range / 2.0)
         hists["reco_vs_gen"] = new_hist(
-            self._method_axis(), hist.axis.Regular(nbins, 0.0, self.met_range, name="gen", label="Gen MET [GeV]"),
-            hist.axis.Regular(nbins, 0.0, self.met_range, name="reco", label="Reco MET [GeV]"), like=like)
+            self._method_axis(),
+            hist.axis.Regular(nbins, 0.0, self.met_range, name="gen", label="Gen MET [GeV]"),
+            hist.axis.Regular(nbins, 0.0, self.met_range, name="reco", label="Reco MET [GeV]"),
+            like=like,
+        )
         return hists
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -225,14 +251,20 @@ class METProcessor(processor.ProcessorABC):
         methods = self.methods if self.methods is not None else met.supported_methods(events)
         seconds: dict[str, float] = {}
         if methods:
-            events = met.reconstruct(events, methods=methods, models=self.models, device=self.device,
-                                     puppi_tune=self.puppi_tune, timings=seconds)
+            events = met.reconstruct(
+                events,
+                methods=methods,
+                models=self.models,
+                device=self.device,
+                puppi_tune=self.puppi_tune,
+                timings=seconds,
+            )
         compared = (*methods, "file_met")
         columns: dict[str, tuple[str, ...] | None] = dict(_TRUTH_COLUMNS)
         columns.update({met.COLUMNS[m]: None for m in methods})
         values = map_events(_ResidualValues(compared), events, columns, label="met-residuals")
         hists = self._empty_histograms(events)
-        counts: dict[str, Any] = {method: 0 for method in METHODS}
+        counts: dict[str, Any] = dict.fromkeys(METHODS, 0)
         for method in compared:
             ok = values[method].ok
             gen, reco = values.gen_pt[ok], values[method][ok]
@@ -243,17 +275,24 @@ class METProcessor(processor.ProcessorABC):
             hists["response"].fill(method=method, genmet=gen, quantity="gen", weight=values.gen_exact[ok])
             counts[method] = count_true(ok)
         if "puppi" in methods and FILE_PUPPI_WEIGHT in events.PFCands.fields:
-            cands = map_events(_puppi_agreement_values, events,
-                               {"PFCands": ("puppiWeightReco", FILE_PUPPI_WEIGHT, "pt", "charge"),
-                                "PuppiMETReco": ("valid",)}, label="met-puppi-agreement")
+            cands = map_events(
+                _puppi_agreement_values,
+                events,
+                {"PFCands": ("puppiWeightReco", FILE_PUPPI_WEIGHT, "pt", "charge"), "PuppiMETReco": ("valid",)},
+                label="met-puppi-agreement",
+            )
             for cls, charged in zip(PUPPI_CLASSES, (True, False), strict=True):
                 flat = ak.flatten(cands[cands.charged == charged])
                 hists["puppi_weight"].fill(charge=cls, ours=flat.ours, file=flat.file)
                 hists["puppi_weight_absdiff"].fill(charge=cls, absdiff=flat.absdiff)
                 hists["puppi_weight_absdiff_pt"].fill(charge=cls, absdiff=flat.absdiff, weight=flat.pt)
         invalid = count_true(~events[met.COLUMNS[methods[0]]].valid) if methods else 0
-        out = {"histograms": hists, "events": {dataset: event_count(events)}, "events_invalid": invalid,
-               "events_per_method": counts}
+        out = {
+            "histograms": hists,
+            "events": {dataset: event_count(events)},
+            "events_invalid": invalid,
+            "events_per_method": counts,
+        }
         if not is_dask(events):
             out["seconds"] = seconds
         return out

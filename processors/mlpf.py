@@ -92,9 +92,20 @@ targets, rule-based PF candidates, generator jets and MET, and the vertex count 
 
 def required_branches() -> tuple[str, ...]:
     """Branches the processor cannot run without (element collections, their targets, links, truth)."""
-    return ("PFTrack_pt", "PFTrack_etaCalo", "PFTrack_fromPV", "PFCluster_energy", "PFCluster_width",
-            "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi", "GenJet_pt",
-            "PV_npvsGood")
+    return (
+        "PFTrack_pt",
+        "PFTrack_etaCalo",
+        "PFTrack_fromPV",
+        "PFCluster_energy",
+        "PFCluster_width",
+        "PFTarget_cls",
+        "PFCands_trackIdx",
+        "PFCands_clusterIdx",
+        "GenMET_pt",
+        "GenMET_phi",
+        "GenJet_pt",
+        "PV_npvsGood",
+    )
 
 
 def _flat(x: Any, dtype: type = np.float64) -> np.ndarray:
@@ -118,8 +129,11 @@ def element_classes(events: Any) -> dict[str, np.ndarray]:
     pf = events.PFCands
     cand_event = np.repeat(np.arange(n_t.size), _counts(pf.pt))
     track_idx, cluster_idx = _flat(pf.trackIdx, np.int64), _flat(pf.clusterIdx, np.int64)
-    row = np.where(track_idx >= 0, t_rows[_starts(n_t)[cand_event] + np.maximum(track_idx, 0)],
-                   c_rows[_starts(n_c)[cand_event] + np.maximum(cluster_idx, 0)])
+    row = np.where(
+        track_idx >= 0,
+        t_rows[_starts(n_t)[cand_event] + np.maximum(track_idx, 0)],
+        c_rows[_starts(n_c)[cand_event] + np.maximum(cluster_idx, 0)],
+    )
     cls = np.zeros(int(counts.sum()), np.int64)
     pt = np.full(cls.size, np.nan)
     cls[row] = pdgid_class(_flat(pf.pdgId, np.int64))
@@ -162,8 +176,11 @@ class MLPFFillValues:
 
     def __call__(self, events: Any) -> ak.Array:
         n = len(events)
-        targets = {"cls": _flat(events.PFTarget.cls, np.int64), "pt": _flat(events.PFTarget.pt),
-                   "eta": _flat(events.PFTarget.eta)}
+        targets = {
+            "cls": _flat(events.PFTarget.cls, np.int64),
+            "pt": _flat(events.PFTarget.pt),
+            "eta": _flat(events.PFTarget.eta),
+        }
         pf = element_classes(events)
         element_event = np.repeat(np.arange(n), pf["counts"])
         reco = {"pf": (pf["cls"], pf["pt"]), "mlpf": tuple(mlpf_element_classes(events, pf["counts"]).values())}
@@ -179,8 +196,15 @@ class MLPFFillValues:
         return ak.zip(out, depth_limit=1)
 
 
-def _rate_values(method: str, targets: dict[str, np.ndarray], reco_cls: np.ndarray, reco_pt: np.ndarray,
-                 element_eta: np.ndarray, element_event: np.ndarray, n: int) -> dict[str, ak.Array]:
+def _rate_values(
+    method: str,
+    targets: dict[str, np.ndarray],
+    reco_cls: np.ndarray,
+    reco_pt: np.ndarray,
+    element_eta: np.ndarray,
+    element_event: np.ndarray,
+    n: int,
+) -> dict[str, ak.Array]:
     t_cls = targets["cls"]
     has_target = t_cls > 0
     matched = (reco_cls == t_cls) & has_target
@@ -189,12 +213,26 @@ def _rate_values(method: str, targets: dict[str, np.ndarray], reco_cls: np.ndarr
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = reco_pt / targets["pt"]
     return {
-        f"efficiency_{method}": _per_event(element_event[has_target], n, {
-            "cls": t_cls[has_target], "pt": targets["pt"][has_target], "eta": targets["eta"][has_target],
-            "matched": matched[has_target].astype(np.int64)}),
-        f"fake_{method}": _per_event(element_event[made], n, {
-            "cls": reco_cls[made], "pt": reco_pt[made], "eta": element_eta[made],
-            "fake": (reco_cls[made] != t_cls[made]).astype(np.int64)}),
+        f"efficiency_{method}": _per_event(
+            element_event[has_target],
+            n,
+            {
+                "cls": t_cls[has_target],
+                "pt": targets["pt"][has_target],
+                "eta": targets["eta"][has_target],
+                "matched": matched[has_target].astype(np.int64),
+            },
+        ),
+        f"fake_{method}": _per_event(
+            element_event[made],
+            n,
+            {
+                "cls": reco_cls[made],
+                "pt": reco_pt[made],
+                "eta": element_eta[made],
+                "fake": (reco_cls[made] != t_cls[made]).astype(np.int64),
+            },
+        ),
         f"response_{method}": _per_event(element_event[ok], n, {"cls": t_cls[ok], "ratio": ratio[ok]}),
     }
 
@@ -227,8 +265,9 @@ def _jet_values(events: Any, methods: dict[str, Any], weights: dict[str, Any]) -
                 jet_pt = np.asarray(jets.columns["pt"], np.float64)[_starts(jets.counts)[gen_event[ok]] + match[ok]]
                 genpt = gen_coll.columns["pt"][ok]
                 ratio = jet_pt / genpt
-            out[f"jets_{name}"] = _per_event(gen_event[ok] if ok.size else np.zeros(0, np.int64), n,
-                                             {"genpt": genpt, "ratio": ratio})
+            out[f"jets_{name}"] = _per_event(
+                gen_event[ok] if ok.size else np.zeros(0, np.int64), n, {"genpt": genpt, "ratio": ratio}
+            )
     return out
 
 
@@ -239,8 +278,7 @@ def _met_values(events: Any, methods: dict[str, Any], weights: dict[str, Any]) -
         for suffix, w in (("", None), ("_puppi", weights[method])):
             pt, phi = missing_transverse_momentum(cands, w)
             res = met_residuals(np.asarray(ak.to_numpy(pt)), np.asarray(ak.to_numpy(phi)), gen_pt, gen_phi)
-            out[f"met_{method}{suffix}"] = ak.zip({c: np.asarray(getattr(res, c), np.float64)
-                                                   for c in MET_COMPONENTS})
+            out[f"met_{method}{suffix}"] = ak.zip({c: np.asarray(getattr(res, c), np.float64) for c in MET_COMPONENTS})
     return out
 
 
@@ -274,8 +312,7 @@ class MLPFProcessor(processor.ProcessorABC):
         puppi_tune: PUPPI parameter set for the ``*_puppi`` jets and MET (default ``"run3"``).
     """
 
-    def __init__(self, models: Mapping[str, Any] | None = None, options: Any = None,
-                 puppi_tune: str = "run3") -> None:
+    def __init__(self, models: Mapping[str, Any] | None = None, options: Any = None, puppi_tune: str = "run3") -> None:
         chosen = dict(options.models_for("mlpf")) if options is not None else {}
         chosen.update(models or {})
         self.models = chosen
@@ -297,22 +334,30 @@ class MLPFProcessor(processor.ProcessorABC):
             return hist.axis.Variable(ETA_EDGES, name="eta", label=r"$\eta$")
 
         return {
-            "efficiency": new_hist(method_axis(METHODS), cls(), pt(), eta(),
-                                   hist.axis.IntCategory([0, 1], name="matched"), like=like),
-            "fake": new_hist(method_axis(METHODS), cls(), pt(), eta(), hist.axis.IntCategory([0, 1], name="fake"),
-                             like=like),
-            "response": new_hist(method_axis(METHODS), cls(),
-                                 hist.axis.Regular(400, 0.0, 4.0, name="ratio", label=r"$p_T^{reco}/p_T^{true}$"),
-                                 like=like),
-            "jet_response": new_hist(method_axis(MET_METHODS),
-                                     hist.axis.Variable(JET_PT_EDGES, name="genpt",
-                                                        label=r"generator jet $p_T$ [GeV]"),
-                                     hist.axis.Regular(300, 0.0, 3.0, name="ratio",
-                                                       label=r"$p_T^{jet}/p_T^{gen jet}$"),
-                                     like=like),
-            "met": new_hist(method_axis(MET_METHODS), hist.axis.StrCategory(list(MET_COMPONENTS), name="component"),
-                            hist.axis.Regular(1600, -400.0, 400.0, name="residual", label=r"$\Delta$ [GeV]"),
-                            like=like),
+            "efficiency": new_hist(
+                method_axis(METHODS), cls(), pt(), eta(), hist.axis.IntCategory([0, 1], name="matched"), like=like
+            ),
+            "fake": new_hist(
+                method_axis(METHODS), cls(), pt(), eta(), hist.axis.IntCategory([0, 1], name="fake"), like=like
+            ),
+            "response": new_hist(
+                method_axis(METHODS),
+                cls(),
+                hist.axis.Regular(400, 0.0, 4.0, name="ratio", label=r"$p_T^{reco}/p_T^{true}$"),
+                like=like,
+            ),
+            "jet_response": new_hist(
+                method_axis(MET_METHODS),
+                hist.axis.Variable(JET_PT_EDGES, name="genpt", label=r"generator jet $p_T$ [GeV]"),
+                hist.axis.Regular(300, 0.0, 3.0, name="ratio", label=r"$p_T^{jet}/p_T^{gen jet}$"),
+                like=like,
+            ),
+            "met": new_hist(
+                method_axis(MET_METHODS),
+                hist.axis.StrCategory(list(MET_COMPONENTS), name="component"),
+                hist.axis.Regular(1600, -400.0, 400.0, name="residual", label=r"$\Delta$ [GeV]"),
+                like=like,
+            ),
         }
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -327,10 +372,20 @@ class MLPFProcessor(processor.ProcessorABC):
         hists = self._empty_histograms(events)
         for method in METHODS:
             eff, fake, resp = fills[f"efficiency_{method}"], fills[f"fake_{method}"], fills[f"response_{method}"]
-            hists["efficiency"].fill(method=method, cls=_flatten(eff.cls), pt=_flatten(eff.pt),
-                                     eta=_flatten(eff.eta), matched=_flatten(eff.matched))
-            hists["fake"].fill(method=method, cls=_flatten(fake.cls), pt=_flatten(fake.pt), eta=_flatten(fake.eta),
-                               fake=_flatten(fake.fake))
+            hists["efficiency"].fill(
+                method=method,
+                cls=_flatten(eff.cls),
+                pt=_flatten(eff.pt),
+                eta=_flatten(eff.eta),
+                matched=_flatten(eff.matched),
+            )
+            hists["fake"].fill(
+                method=method,
+                cls=_flatten(fake.cls),
+                pt=_flatten(fake.pt),
+                eta=_flatten(fake.eta),
+                fake=_flatten(fake.fake),
+            )
             hists["response"].fill(method=method, cls=_flatten(resp.cls), ratio=_flatten(resp.ratio))
         for name in MET_METHODS:
             jets = fills[f"jets_{name}"]
@@ -339,10 +394,13 @@ class MLPFProcessor(processor.ProcessorABC):
             for component in MET_COMPONENTS:
                 hists["met"].fill(method=name, component=component, residual=_flatten(met[component]))
         n_valid = count_true(valid)
-        out: dict[str, Any] = {"histograms": hists, "events": {dataset: event_count(events)},
-                               "events_invalid": count_true(~valid),
-                               "events_per_method": dict.fromkeys(METHODS, n_valid),
-                               "elements": _total(fills.n_elements)}
+        out: dict[str, Any] = {
+            "histograms": hists,
+            "events": {dataset: event_count(events)},
+            "events_invalid": count_true(~valid),
+            "events_per_method": dict.fromkeys(METHODS, n_valid),
+            "elements": _total(fills.n_elements),
+        }
         if not lazy:
             out["seconds"] = {"mlpf": seconds}
         return out

@@ -50,8 +50,15 @@ from coffea_mlreco.ttbar.neutrino import neutrino_pz_solutions
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 
-__all__ = ["GEN_FIELDS", "METHODS", "ML_METHODS", "NU_ETA_METHODS", "TTbarFillValues", "TTbarProcessor",
-           "default_models"]
+__all__ = [
+    "GEN_FIELDS",
+    "METHODS",
+    "ML_METHODS",
+    "NU_ETA_METHODS",
+    "TTbarFillValues",
+    "TTbarProcessor",
+    "default_models",
+]
 
 GEN_FIELDS: tuple[str, ...] = ("eta", "phi", "pdgId", "genPartIdxMother", "statusFlags")
 """``GenPart`` fields the truth matching reads."""
@@ -66,8 +73,9 @@ def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
     """η of the neutrino from the W-mass constraint (smaller-|p_z| root), MET as its transverse momentum."""
     lep = inputs.lepton
     pt, eta, phi, mass = (np.asarray(ak.to_numpy(lep[f]), np.float64) for f in ("pt", "eta", "phi", "mass"))
-    p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                   np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1)
+    p4 = np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1
+    )
     met_px = np.asarray(ak.to_numpy(inputs.met.px), np.float64)
     met_py = np.asarray(ak.to_numpy(inputs.met.py), np.float64)
     pz = neutrino_pz_solutions(p4, met_px, met_py).first
@@ -87,8 +95,9 @@ class TTbarFillValues:
     ``residual``, reco − gen, and ``ok``, where both are defined and the event is used).
     """
 
-    def __init__(self, methods: Sequence[str], columns: InputColumns, reco_inputs: InputColumns,
-                 has_truth: bool) -> None:
+    def __init__(
+        self, methods: Sequence[str], columns: InputColumns, reco_inputs: InputColumns, has_truth: bool
+    ) -> None:
         self.methods = tuple(methods)
         self.columns = dict(columns)
         self.reco_inputs = dict(reco_inputs)
@@ -117,16 +126,26 @@ class TTbarFillValues:
             if "spanet" in self.methods:
                 spanet, outcome = reco.spanet, outcomes["spanet"]
                 flags = {"t_had": (outcome.thad_reco, outcome.thad_ok), "t_lep": (outcome.tlep_reco, outcome.tlep_ok)}
-                out["spanet_prob"] = ak.zip({top: ak.zip({
-                    "assignment": _numpy(spanet.assignment_prob[top], np.float64),
-                    "detection": _numpy(spanet.detection_prob[top], np.float64),
-                    "reco": flags[top][0].astype(np.int64), "ok": flags[top][1].astype(np.int64)})
-                    for top in _TOPS}, depth_limit=1)
+                out["spanet_prob"] = ak.zip(
+                    {
+                        top: ak.zip(
+                            {
+                                "assignment": _numpy(spanet.assignment_prob[top], np.float64),
+                                "detection": _numpy(spanet.detection_prob[top], np.float64),
+                                "reco": flags[top][0].astype(np.int64),
+                                "ok": flags[top][1].astype(np.int64),
+                            }
+                        )
+                        for top in _TOPS
+                    },
+                    depth_limit=1,
+                )
             out["nu_eta"] = self._nu_eta(view, reco, inputs, selected, use)
         return ak.zip(out, depth_limit=1)
 
-    def _nu_eta(self, view: ak.Array, reco: ak.Array, inputs: ak.Array, selected: np.ndarray,
-                use: np.ndarray) -> ak.Array:
+    def _nu_eta(
+        self, view: ak.Array, reco: ak.Array, inputs: ak.Array, selected: np.ndarray, use: np.ndarray
+    ) -> ak.Array:
         gen = _numpy(ak.fill_none(ttbar_partons(view).neutrino.eta, np.nan), np.float64)
         w_eta = np.full(len(view), np.nan)
         w_eta[selected] = _w_constraint_eta(inputs[selected])
@@ -156,8 +175,13 @@ class TTbarProcessor(processor.ProcessorABC):
         options: evaluate's task options (``device`` for the networks, ``models_for("ttbar")``).
     """
 
-    def __init__(self, methods: Sequence[str] = METHODS, models: Mapping[str, Any] | None = None,
-                 max_jets: int = 6, options: Any = None) -> None:
+    def __init__(
+        self,
+        methods: Sequence[str] = METHODS,
+        models: Mapping[str, Any] | None = None,
+        max_jets: int = 6,
+        options: Any = None,
+    ) -> None:
         if isinstance(methods, str):
             methods = (methods,)
         unknown = set(methods) - set(METHODS)
@@ -184,14 +208,19 @@ class TTbarProcessor(processor.ProcessorABC):
             return hist.axis.StrCategory(list(_TOPS), name="top")
 
         return {
-            "outcome": new_hist(hist.axis.StrCategory(list(METHODS), name="method"),
-                                hist.axis.IntCategory(list(_NJETS), name="njets", label="selected jets (6 = ≥ 6)"),
-                                *(flag(name) for name in _FLAGS), like=like),
+            "outcome": new_hist(
+                hist.axis.StrCategory(list(METHODS), name="method"),
+                hist.axis.IntCategory(list(_NJETS), name="njets", label="selected jets (6 = ≥ 6)"),
+                *(flag(name) for name in _FLAGS),
+                like=like,
+            ),
             "assignment_prob": new_hist(tops(), flag("correct"), prob("assignment probability"), like=like),
             "detection_prob": new_hist(tops(), flag("reconstructable"), prob("detection probability"), like=like),
-            "nu_eta_residual": new_hist(hist.axis.StrCategory(list(NU_ETA_METHODS), name="method"),
-                                        hist.axis.Regular(120, -6, 6, name="residual",
-                                                          label=r"$\eta_\nu$ reco $-$ gen"), like=like),
+            "nu_eta_residual": new_hist(
+                hist.axis.StrCategory(list(NU_ETA_METHODS), name="method"),
+                hist.axis.Regular(120, -6, 6, name="residual", label=r"$\eta_\nu$ reco $-$ gen"),
+                like=like,
+            ),
         }
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -199,15 +228,20 @@ class TTbarProcessor(processor.ProcessorABC):
         dataset = str(events.metadata.get("dataset", "default"))
         eager = not is_dask(events)
         seconds: dict[str, float] = {}
-        with_reco = reconstruct(events, methods=self.methods, models=self.models, max_jets=self.max_jets,
-                                timings=seconds if eager else None)
+        with_reco = reconstruct(
+            events, methods=self.methods, models=self.models, max_jets=self.max_jets, timings=seconds if eager else None
+        )
         has_truth = _has_truth(events)
         reco_inputs = input_columns(events, self.methods)
         columns = {**reco_inputs, COLUMN: None}
         if has_truth:
             columns["GenPart"] = GEN_FIELDS
-        values = map_events(TTbarFillValues(self.methods, columns, reco_inputs, has_truth), with_reco, columns,
-                            label="ttbar-fill-values")
+        values = map_events(
+            TTbarFillValues(self.methods, columns, reco_inputs, has_truth),
+            with_reco,
+            columns,
+            label="ttbar-fill-values",
+        )
         hists = self._empty_histograms(events)
         use = values.use
         njets = values.njets[use]
@@ -230,7 +264,7 @@ class TTbarProcessor(processor.ProcessorABC):
             "events": {dataset: event_count(events)},
             "events_invalid": count_true(values.invalid),
             "events_selected": n_used,
-            "events_per_method": {method: n_used for method in self.methods},
+            "events_per_method": dict.fromkeys(self.methods, n_used),
         }
         if eager:
             out["seconds"] = seconds

@@ -53,8 +53,9 @@ def _select(events: Any, names: Sequence[str]) -> Any:
     return ak.zip(fields, depth_limit=1)
 
 
-def columns_in_mode(reconstruct: Callable[[Any], Any], path: Path | str, mode: str, names: Sequence[str],
-                    client: Any = None) -> ak.Array:
+def columns_in_mode(
+    reconstruct: Callable[[Any], Any], path: Path | str, mode: str, names: Sequence[str], client: Any = None
+) -> ak.Array:
     """The columns ``names`` that ``reconstruct`` appends to the events of ``path`` opened in ``mode``."""
     if mode in ("eager", "virtual"):
         return ak.Array(ak.to_packed(_select(reconstruct(open_events(path, mode)), names)))
@@ -73,8 +74,9 @@ def columns_in_mode(reconstruct: Callable[[Any], Any], path: Path | str, mode: s
         fileset = {"sample": {"files": {str(path): "Events"}}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            graphs = apply_to_fileset(lambda events: _select(reconstruct(events), names), fileset,
-                                      schemaclass=_QuietSchema)
+            graphs = apply_to_fileset(
+                lambda events: _select(reconstruct(events), names), fileset, schemaclass=_QuietSchema
+            )
         (out,) = dask.compute(graphs["sample"], scheduler=client.get)
         return out
     raise ValueError(f"unknown mode {mode!r}")

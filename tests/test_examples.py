@@ -24,8 +24,9 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     notebook = nbformat.read(tmp_path / source.name, as_version=4)
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         monkeypatch.setenv("COFFEA_MLRECO_CACHE", str(tmp_path / "cache"))
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
 
 

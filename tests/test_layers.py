@@ -20,7 +20,9 @@ import coffea_mlreco.processors
 import coffea_mlreco
 
 PACKAGE = Path(coffea_mlreco.__file__).resolve().parent
-PROCESSORS = Path(coffea_mlreco.processors.__file__).resolve().parent  # processors/ installs as coffea_mlreco.processors
+PROCESSORS = (
+    Path(coffea_mlreco.processors.__file__).resolve().parent
+)  # processors/ installs as coffea_mlreco.processors
 TASK_PACKAGES = {"met", "ttbar", "ditau", "mem", "mlpf"}
 ALLOWED = {  # layer → the coffea_mlreco top-level names it may import
     "core": {"core"},
@@ -84,7 +86,7 @@ def test_no_import_cycle() -> None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append([*stack[stack.index(nxt):], nxt])
+                cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -97,16 +99,25 @@ def test_no_import_cycle() -> None:
 
 
 def test_shared_layers_import_no_task() -> None:
-    upward = [f"{name} imports {target}" for name, targets in _graph().items() if _top(name) in ALLOWED
-              for target in sorted(targets) if _top(target) not in ALLOWED[_top(name)]]
+    upward = [
+        f"{name} imports {target}"
+        for name, targets in _graph().items()
+        if _top(name) in ALLOWED
+        for target in sorted(targets)
+        if _top(target) not in ALLOWED[_top(name)]
+    ]
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
 
 
 def test_tasks_import_no_other_task() -> None:
-    crossing = [f"{name} imports {target}" for name, targets in _graph().items() if _top(name) in TASK_PACKAGES
-                for target in sorted(targets)
-                if (_top(target) in TASK_PACKAGES and _top(target) != _top(name))
-                or _top(target) in {"processors", "tasks", "reconstruction", "cli"}]
+    crossing = [
+        f"{name} imports {target}"
+        for name, targets in _graph().items()
+        if _top(name) in TASK_PACKAGES
+        for target in sorted(targets)
+        if (_top(target) in TASK_PACKAGES and _top(target) != _top(name))
+        or _top(target) in {"processors", "tasks", "reconstruction", "cli"}
+    ]
     assert not crossing, "task packages importing each other:\n" + "\n".join(crossing)
 
 

@@ -21,14 +21,18 @@ NAMES = ("PFMETReco", "PuppiMETReco", "MLMET", "TTbarReco")
 def semilep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return generate_sample("ttbar-semilep", 120, 0, seed=77, output=tmp_path_factory.mktemp("tasks") / "tt.root",
-                           progress=False)
+    return generate_sample(
+        "ttbar-semilep", 120, 0, seed=77, output=tmp_path_factory.mktemp("tasks") / "tt.root", progress=False
+    )
 
 
 def both(events: Any) -> Any:
-    return coffea_mlreco.reconstruct(events, ("met", "ttbar"), device="cpu",
-                                     options={"met": {"methods": ("pf", "puppi", "perceiver")},
-                                              "ttbar": {"methods": ("chi2", "spanet")}})
+    return coffea_mlreco.reconstruct(
+        events,
+        ("met", "ttbar"),
+        device="cpu",
+        options={"met": {"methods": ("pf", "puppi", "perceiver")}, "ttbar": {"methods": ("chi2", "spanet")}},
+    )
 
 
 def test_several_tasks_in_eager_and_dask_mode(semilep: Path) -> None:
@@ -44,8 +48,13 @@ def test_several_tasks_in_eager_and_dask_mode(semilep: Path) -> None:
 
 def test_models_by_task_and_method(semilep: Path) -> None:
     events = open_events(semilep, "eager")[:30]
-    flat = coffea_mlreco.reconstruct(events, ("met",), models={"met.perceiver": "perceiver_pu200"},
-                                     options={"met": {"methods": ("perceiver",)}}, device="cpu")
+    flat = coffea_mlreco.reconstruct(
+        events,
+        ("met",),
+        models={"met.perceiver": "perceiver_pu200"},
+        options={"met": {"methods": ("perceiver",)}},
+        device="cpu",
+    )
     nested = met.reconstruct(events, methods=("perceiver",), models={"perceiver": "perceiver_pu200"}, device="cpu")
     assert_same_columns(flat.MLMET, nested.MLMET)
     with pytest.raises(ValueError, match="unknown task"):

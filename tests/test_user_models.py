@@ -43,8 +43,28 @@ def user_deepmet(generated_nano: Path, validation_file: Path, tmp_path_factory: 
     work = tmp_path_factory.mktemp("work")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        assert main(["train", "met", "--model", "deepmet", "--train", str(generated_nano), "--validation",
-                     str(validation_file), "--epochs", "1", "--dim", "8", "--device", "cpu", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "met",
+                    "--model",
+                    "deepmet",
+                    "--train",
+                    str(generated_nano),
+                    "--validation",
+                    str(validation_file),
+                    "--epochs",
+                    "1",
+                    "--dim",
+                    "8",
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     return work / DEFAULT_MODELS_DIR / "met-deepmet"
 
 
@@ -56,10 +76,10 @@ def _events(path: Path) -> Any:
 
 def _deepmet_upar(path: Path, models: dict[str, str] | None) -> np.ndarray:
     """The u∥ residual histogram of ``deepmet`` from ``METProcessor`` under an iterative Runner."""
-    run = processor.Runner(executor=processor.IterativeExecutor(status=False), chunksize=CHUNKSIZE,
-                           schema=NanoAODSchema)
-    out = run({"dy": [str(path)]}, METProcessor(methods=("deepmet",), models=models, device="cpu"),
-              treename="Events")
+    run = processor.Runner(
+        executor=processor.IterativeExecutor(status=False), chunksize=CHUNKSIZE, schema=NanoAODSchema
+    )
+    out = run({"dy": [str(path)]}, METProcessor(methods=("deepmet",), models=models, device="cpu"), treename="Events")
     assert out["events_per_method"]["deepmet"] == 200 and out["events_invalid"] == 0
     return out["histograms"]["upar"][{"method": "deepmet"}].view(flow=True)
 
@@ -81,15 +101,18 @@ def test_reconstruct_takes_the_model_directory(user_deepmet: Path, generated_nan
     ours, theirs = ak.to_numpy(mine.DeepMETReco.pt), ak.to_numpy(shipped.DeepMETReco.pt)
     assert np.isfinite(ours).all() and ak.all(mine.DeepMETReco.valid)
     assert np.mean(np.abs(ours - theirs)) > 0.1  # GeV: another network
-    card = met.reconstruct(events, methods=("deepmet",), models={"deepmet": user_deepmet / "deepmet.json"},
-                           device="cpu")
+    card = met.reconstruct(
+        events, methods=("deepmet",), models={"deepmet": user_deepmet / "deepmet.json"}, device="cpu"
+    )
     np.testing.assert_array_equal(ak.to_numpy(card.DeepMETReco.pt), ours)
 
 
 @pytest.fixture(scope="module")
 def processor_histograms(user_deepmet: Path, generated_nano: Path) -> dict[str, np.ndarray]:
-    return {"user": _deepmet_upar(generated_nano, {"deepmet": str(user_deepmet)}),
-            "shipped": _deepmet_upar(generated_nano, None)}
+    return {
+        "user": _deepmet_upar(generated_nano, {"deepmet": str(user_deepmet)}),
+        "shipped": _deepmet_upar(generated_nano, None),
+    }
 
 
 def test_processor_takes_the_model_directory(processor_histograms: dict[str, np.ndarray]) -> None:
@@ -98,13 +121,31 @@ def test_processor_takes_the_model_directory(processor_histograms: dict[str, np.
     assert not np.array_equal(user, shipped)
 
 
-def test_evaluate_model_option(user_deepmet: Path, generated_nano: Path, processor_histograms: dict[str, np.ndarray],
-                               tmp_path: Path) -> None:
+def test_evaluate_model_option(
+    user_deepmet: Path, generated_nano: Path, processor_histograms: dict[str, np.ndarray], tmp_path: Path
+) -> None:
     import pickle
 
     out = tmp_path / "report"
-    assert main(["evaluate", str(generated_nano), "--tasks", "met", "--chunksize", str(CHUNKSIZE), "--device", "cpu",
-                 "--model", f"met.deepmet={user_deepmet}", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(generated_nano),
+                "--tasks",
+                "met",
+                "--chunksize",
+                str(CHUNKSIZE),
+                "--device",
+                "cpu",
+                "--model",
+                f"met.deepmet={user_deepmet}",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["meta"]["models"] == {"met": {"deepmet": str(user_deepmet.resolve())}}
     assert "deepmet" in metrics["met"] and metrics["met"]["deepmet"]["n"] == 200
@@ -126,8 +167,9 @@ def test_evaluate_model_option(user_deepmet: Path, generated_nano: Path, process
         ("met.deepmet=perceiver_pu60", "describes a coffea_mlreco.met.perceiver:PerceiverMET model"),
     ],
 )
-def test_evaluate_refuses_a_bad_model_before_running(option: str, message: str, synthetic_nano: Path,
-                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_refuses_a_bad_model_before_running(
+    option: str, message: str, synthetic_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "report"
     assert main(["evaluate", str(synthetic_nano), "--model", option.format(tmp=tmp_path), "-o", str(out)]) == 2
     err = capsys.readouterr().err
@@ -136,12 +178,29 @@ def test_evaluate_refuses_a_bad_model_before_running(option: str, message: str, 
 
 
 def _train_argv(train: Path, validation: Path, *extra: str) -> list[str]:
-    return ["train", "met", "--model", "deepmet", "--train", str(train), "--validation", str(validation),
-            "--epochs", "1", "--dim", "8", "--device", "cpu", "--quiet", *extra]
+    return [
+        "train",
+        "met",
+        "--model",
+        "deepmet",
+        "--train",
+        str(train),
+        "--validation",
+        str(validation),
+        "--epochs",
+        "1",
+        "--dim",
+        "8",
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
 
 
-def test_train_refuses_validation_among_training(generated_nano: Path, validation_file: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_refuses_validation_among_training(
+    generated_nano: Path, validation_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     link = tmp_path / "link.root"
     link.symlink_to(generated_nano)
     for validation in (generated_nano, link):
@@ -152,18 +211,48 @@ def test_train_refuses_validation_among_training(generated_nano: Path, validatio
         assert not output.exists()
     # the same for the other trainers' --validation and for train mem's --val-table
     for task in (["ttbar", "--model", "pdnn"], ["ditau"], ["mlpf"]):
-        assert main(["train", *task, "--train", str(validation_file), str(generated_nano), "--validation", str(link),
-                     "--output", str(tmp_path / task[0])]) == 2
+        assert (
+            main(
+                [
+                    "train",
+                    *task,
+                    "--train",
+                    str(validation_file),
+                    str(generated_nano),
+                    "--validation",
+                    str(link),
+                    "--output",
+                    str(tmp_path / task[0]),
+                ]
+            )
+            == 2
+        )
     table = tmp_path / "table.npz"
     table.write_bytes(b"")
-    assert main(["train", "mem", "--table", str(table), "--val-table", str(table), "--name", "x",
-                 "--output", str(tmp_path / "m")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "mem",
+                "--table",
+                str(table),
+                "--val-table",
+                str(table),
+                "--name",
+                "x",
+                "--output",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.count("is also a training file") == 4
     assert not any((tmp_path / name).exists() for name in ("ttbar", "ditau", "mlpf", "m"))
 
 
 def test_train_refuses_an_output_inside_the_package_or_beside_another_model(
-        generated_nano: Path, validation_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generated_nano: Path, validation_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inside = package_directory() / "met" / "weights" / "my_model"
     assert main(_train_argv(generated_nano, validation_file, "--output", str(inside))) == 2
     assert "inside the installed package" in capsys.readouterr().err and not inside.exists()

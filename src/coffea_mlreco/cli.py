@@ -20,13 +20,14 @@ from coffea_mlreco.training.model_dir import run_training
 __all__ = ["add_arguments", "main", "run"]
 
 _SUBCOMMANDS = {  # name: (module, help, takes the task registry)
-    "generate": ("coffea_mlreco.simulation.generate", "Generate NanoAOD-like events with the fast simulation.",
-                 False),
+    "generate": ("coffea_mlreco.simulation.generate", "Generate NanoAOD-like events with the fast simulation.", False),
     "evaluate": ("coffea_mlreco.evaluation.evaluate", "Run the reconstructions and write a report.", True),
     "train": ("coffea_mlreco.cli", "Train a shipped model on generated files.", True),
-    "mem-weights": ("coffea_mlreco.mem.tables",
-                    "Integrate MEM weights of dilepton events into a weight table (the input of 'train mem').",
-                    False),
+    "mem-weights": (
+        "coffea_mlreco.mem.tables",
+        "Integrate MEM weights of dilepton events into a weight table (the input of 'train mem').",
+        False,
+    ),
 }
 
 

@@ -33,9 +33,15 @@ def _models_by_task(models: Mapping[str, Any] | None) -> dict[str, dict[str, Any
     return out
 
 
-def reconstruct(events: Any, tasks: Sequence[str], *, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag",
-                options: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+def reconstruct(
+    events: Any,
+    tasks: Sequence[str],
+    *,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
     """Return ``events`` with the columns of every task in ``tasks`` appended (eager, virtual or dask-awkward).
 
     Args:
@@ -55,6 +61,7 @@ def reconstruct(events: Any, tasks: Sequence[str], *, models: Mapping[str, Any] 
     for task in dict.fromkeys(tasks):
         reconstruct_task = load_attribute(TASKS[task].reconstruct)
         kwargs = dict((options or {}).get(task, {}))
-        events = reconstruct_task(events, models=by_task.get(task) or None, device=device, on_invalid=on_invalid,
-                                    **kwargs)
+        events = reconstruct_task(
+            events, models=by_task.get(task) or None, device=device, on_invalid=on_invalid, **kwargs
+        )
     return events

@@ -17,8 +17,9 @@ from coffea_mlreco.evaluation.tasks import Task
 __all__ = ["TASKS"]
 
 
-def _task(name: str, title: str, processor: str, required_branches: tuple[str, ...],
-          model_methods: dict[str, str]) -> Task:
+def _task(
+    name: str, title: str, processor: str, required_branches: tuple[str, ...], model_methods: dict[str, str]
+) -> Task:
     return Task(
         name=name,
         title=title,
@@ -31,37 +32,89 @@ def _task(name: str, title: str, processor: str, required_branches: tuple[str, .
     )
 
 
-_LEPTONS = ("Electron_pt", "Electron_eta", "Electron_phi", "Electron_mass", "Electron_charge",
-            "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge")
+_LEPTONS = (
+    "Electron_pt",
+    "Electron_eta",
+    "Electron_phi",
+    "Electron_mass",
+    "Electron_charge",
+    "Muon_pt",
+    "Muon_eta",
+    "Muon_phi",
+    "Muon_mass",
+    "Muon_charge",
+)
 
 TASKS: dict[str, Task] = {
     "met": _task(
-        "met", "Missing transverse momentum", "METProcessor",
+        "met",
+        "Missing transverse momentum",
+        "METProcessor",
         ("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
         {"deepmet": "deepmet", "perceiver": "perceiver"},
     ),
     "ttbar": _task(
-        "ttbar", "tt̄ jet-parton assignment", "TTbarProcessor",
-        ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagDeepFlavB", "MET_pt", "MET_phi",
-         "Electron_pt", "Electron_pfRelIso03_all", "Muon_pt", "Muon_pfRelIso04_all"),
+        "ttbar",
+        "tt̄ jet-parton assignment",
+        "TTbarProcessor",
+        (
+            "Jet_pt",
+            "Jet_eta",
+            "Jet_phi",
+            "Jet_mass",
+            "Jet_btagDeepFlavB",
+            "MET_pt",
+            "MET_phi",
+            "Electron_pt",
+            "Electron_pfRelIso03_all",
+            "Muon_pt",
+            "Muon_pfRelIso04_all",
+        ),
         {"pdnn": "pdnn", "spanet": "spanet"},
     ),
     "ditau": _task(
-        "ditau", "Di-tau mass m_ττ", "DiTauProcessor",
-        ("Tau_pt", "Tau_eta", "Tau_phi", "Tau_mass", "Tau_charge", *_LEPTONS,
-         "Electron_pfRelIso03_all", "Muon_pfRelIso04_all", "MET_pt", "MET_phi"),
+        "ditau",
+        "Di-tau mass m_ττ",
+        "DiTauProcessor",
+        (
+            "Tau_pt",
+            "Tau_eta",
+            "Tau_phi",
+            "Tau_mass",
+            "Tau_charge",
+            *_LEPTONS,
+            "Electron_pfRelIso03_all",
+            "Muon_pfRelIso04_all",
+            "MET_pt",
+            "MET_phi",
+        ),
         {"transformer": "transformer"},
     ),
     "mem": _task(
-        "mem", "Matrix Element Method (integrated and DeepMEM weights)", "MEMProcessor",
+        "mem",
+        "Matrix Element Method (integrated and DeepMEM weights)",
+        "MEMProcessor",
         (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
         {"network": "deepmem"},
     ),
     "mlpf": _task(
-        "mlpf", "Machine-learned particle flow vs rule-based PF", "MLPFProcessor",
-        ("PFTrack_pt", "PFTrack_etaCalo", "PFTrack_fromPV", "PFCluster_energy", "PFCluster_width",
-         "PFTarget_cls", "PFCands_trackIdx", "PFCands_clusterIdx", "GenMET_pt", "GenMET_phi",
-         "GenJet_pt", "PV_npvsGood"),
+        "mlpf",
+        "Machine-learned particle flow vs rule-based PF",
+        "MLPFProcessor",
+        (
+            "PFTrack_pt",
+            "PFTrack_etaCalo",
+            "PFTrack_fromPV",
+            "PFCluster_energy",
+            "PFCluster_width",
+            "PFTarget_cls",
+            "PFCands_trackIdx",
+            "PFCands_clusterIdx",
+            "GenMET_pt",
+            "GenMET_phi",
+            "GenJet_pt",
+            "PV_npvsGood",
+        ),
         {"mlpf": "mlpf"},
     ),
 }

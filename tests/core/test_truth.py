@@ -26,8 +26,7 @@ def _open(name: str, mode: str = "eager") -> ak.Array:
     with warnings.catch_warnings():  # the real files lack some cross-referenced collections
         warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="Branch .* already exists", category=RuntimeWarning)
-        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema,
-                                           mode=mode).events()
+        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode=mode).events()
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +132,54 @@ def test_eager_and_virtual_agree(tt: ak.Array) -> None:
 
 # ---------------------------------------------------------------- tt̄ on synthetic decay trees
 def _genpart(events: list[list[tuple[int, int, int]]]) -> ak.Array:
-    return ak.Array([[{"pdgId": p, "genPartIdxMother": m, "statusFlags": f, "pt": 10.0 * (i + 1)}
-                      for i, (p, m, f) in enumerate(ev)] for ev in events])
+    return ak.Array(
+        [
+            [
+                {"pdgId": p, "genPartIdxMother": m, "statusFlags": f, "pt": 10.0 * (i + 1)}
+                for i, (p, m, f) in enumerate(ev)
+            ]
+            for ev in events
+        ]
+    )
 
 
 def _synthetic() -> list[list[tuple[int, int, int]]]:
-    dilep = [(21, -1, HARD), (21, -1, HARD), (6, 0, HARD | FIRST), (-6, 0, HARD | FIRST), (6, 2, HARD | LAST),
-             (-6, 3, HARD | LAST), (24, 4, HARD | FIRST), (5, 4, HARD | FIRST), (-24, 5, HARD | FIRST),
-             (-5, 5, HARD | FIRST), (24, 6, HARD | LAST), (-24, 8, HARD | LAST),  # W -> W (recoil)
-             (-11, 10, HARD | FIRST), (12, 10, HARD | FIRST), (13, 11, HARD | FIRST), (-14, 11, HARD | FIRST),
-             (5, 7, LAST), (21, 7, 0), (-11, 12, LAST)]  # later copies must not count as daughters
+    dilep = [
+        (21, -1, HARD),
+        (21, -1, HARD),
+        (6, 0, HARD | FIRST),
+        (-6, 0, HARD | FIRST),
+        (6, 2, HARD | LAST),
+        (-6, 3, HARD | LAST),
+        (24, 4, HARD | FIRST),
+        (5, 4, HARD | FIRST),
+        (-24, 5, HARD | FIRST),
+        (-5, 5, HARD | FIRST),
+        (24, 6, HARD | LAST),
+        (-24, 8, HARD | LAST),  # W -> W (recoil)
+        (-11, 10, HARD | FIRST),
+        (12, 10, HARD | FIRST),
+        (13, 11, HARD | FIRST),
+        (-14, 11, HARD | FIRST),
+        (5, 7, LAST),
+        (21, 7, 0),
+        (-11, 12, LAST),
+    ]  # later copies must not count as daughters
     # pruned: tops with a single kept copy, W- only as its last copy, tbar side listed W after bbar
-    allhad = [(21, -1, HARD), (6, 0, HARD | FIRST | LAST), (-6, 0, HARD | FIRST | LAST),
-              (24, 1, HARD | FIRST | LAST), (5, 1, HARD | FIRST), (-24, 2, HARD | LAST), (-5, 2, HARD | FIRST),
-              (2, 3, HARD | FIRST), (-1, 3, HARD | FIRST), (3, 5, HARD | FIRST), (-4, 5, HARD | FIRST),
-              (21, 7, 0)]
+    allhad = [
+        (21, -1, HARD),
+        (6, 0, HARD | FIRST | LAST),
+        (-6, 0, HARD | FIRST | LAST),
+        (24, 1, HARD | FIRST | LAST),
+        (5, 1, HARD | FIRST),
+        (-24, 2, HARD | LAST),
+        (-5, 2, HARD | FIRST),
+        (2, 3, HARD | FIRST),
+        (-1, 3, HARD | FIRST),
+        (3, 5, HARD | FIRST),
+        (-4, 5, HARD | FIRST),
+        (21, 7, 0),
+    ]
     semilep = [*allhad[:9], (15, 5, HARD | FIRST | PROMPT), (-16, 5, HARD | FIRST | PROMPT), (21, 7, 0)]
     no_antitop = [(21, -1, HARD), (6, 0, HARD | FIRST | LAST)]
     return [dilep, allhad, semilep, no_antitop, []]
@@ -155,12 +187,32 @@ def _synthetic() -> list[list[tuple[int, int, int]]]:
 
 def test_ttbar_indices_on_synthetic_trees() -> None:
     idx = ak.to_list(truth.ttbar_indices(_genpart(_synthetic())))
-    assert idx[0] == {"top": 4, "antitop": 5, "b": 7, "bbar": 9, "w_plus": 10, "w_minus": 11,
-                      "w_plus_d1": 12, "w_plus_d2": 13, "w_minus_d1": 14, "w_minus_d2": 15,
-                      "channel": TTbarChannel.DILEP}
-    assert idx[1] == {"top": 1, "antitop": 2, "b": 4, "bbar": 6, "w_plus": 3, "w_minus": 5,
-                      "w_plus_d1": 7, "w_plus_d2": 8, "w_minus_d1": 10, "w_minus_d2": 9,
-                      "channel": TTbarChannel.ALLHAD}
+    assert idx[0] == {
+        "top": 4,
+        "antitop": 5,
+        "b": 7,
+        "bbar": 9,
+        "w_plus": 10,
+        "w_minus": 11,
+        "w_plus_d1": 12,
+        "w_plus_d2": 13,
+        "w_minus_d1": 14,
+        "w_minus_d2": 15,
+        "channel": TTbarChannel.DILEP,
+    }
+    assert idx[1] == {
+        "top": 1,
+        "antitop": 2,
+        "b": 4,
+        "bbar": 6,
+        "w_plus": 3,
+        "w_minus": 5,
+        "w_plus_d1": 7,
+        "w_plus_d2": 8,
+        "w_minus_d1": 10,
+        "w_minus_d2": 9,
+        "channel": TTbarChannel.ALLHAD,
+    }
     assert idx[2]["channel"] == TTbarChannel.SEMILEP
     assert idx[3]["top"] == 1 and idx[3]["antitop"] == -1 and idx[3]["channel"] == TTbarChannel.UNKNOWN
     assert all(v == -1 for v in idx[4].values())
@@ -171,8 +223,14 @@ def test_ttbar_partons_roles_and_missing_partons() -> None:
     partons = truth.ttbar_partons(ak.zip({"GenPart": gp}, depth_limit=1))
     pt = {f: ak.to_list(partons[f].pt) for f in truth.SEMILEP_PARTONS + ("lepton", "neutrino")}
     # event 2: W+ hadronic (u d̄ at 7, 8), W- -> τ ν̄ (9, 10); pt = 10 (index + 1)
-    assert {f: v[2] for f, v in pt.items()} == {"had_b": 50.0, "had_q1": 80.0, "had_q2": 90.0, "lep_b": 70.0,
-                                                "lepton": 100.0, "neutrino": 110.0}
+    assert {f: v[2] for f, v in pt.items()} == {
+        "had_b": 50.0,
+        "had_q1": 80.0,
+        "had_q2": 90.0,
+        "lep_b": 70.0,
+        "lepton": 100.0,
+        "neutrino": 110.0,
+    }
     assert all(v[k] is None for v in pt.values() for k in (0, 1, 3, 4))
     assert ak.to_list(partons.channel) == [2, 0, 1, -1, -1]
     stacked = truth.stack_partons(partons)
@@ -223,9 +281,12 @@ def test_genvistau_assignment_matches_daughters(dy: ak.Array) -> None:
 
 # ---------------------------------------------------------------- parton-jet matching
 def _reference_match(p_eta, p_phi, j_eta, j_phi, max_dr):  # type: ignore[no-untyped-def]
-    pairs = sorted((float(truth.delta_r(pe, pp, je, jp)), i, j)
-                   for i, (pe, pp) in enumerate(zip(p_eta, p_phi)) if pe is not None
-                   for j, (je, jp) in enumerate(zip(j_eta, j_phi)))
+    pairs = sorted(
+        (float(truth.delta_r(pe, pp, je, jp)), i, j)
+        for i, (pe, pp) in enumerate(zip(p_eta, p_phi))
+        if pe is not None
+        for j, (je, jp) in enumerate(zip(j_eta, j_phi))
+    )
     out, taken = [-1] * len(p_eta), set()
     for dr, i, j in pairs:
         if dr < max_dr and out[i] < 0 and j not in taken:
@@ -249,8 +310,7 @@ def test_matching_agrees_with_brute_force_reference() -> None:
         p_phi.append([None if m else float(x) for m, x in zip(missing, pp)])
         j_eta.append(je.tolist())
         j_phi.append(jp.tolist())
-    got = ak.to_list(truth.match_partons_to_jets(ak.Array(p_eta), ak.Array(p_phi), ak.Array(j_eta),
-                                                 ak.Array(j_phi)))
+    got = ak.to_list(truth.match_partons_to_jets(ak.Array(p_eta), ak.Array(p_phi), ak.Array(j_eta), ak.Array(j_phi)))
     want = [_reference_match(*args, PARTON_JET_DR) for args in zip(p_eta, p_phi, j_eta, j_phi)]
     assert got == want
     assert sum(i >= 0 for ev in got for i in ev) > 300  # the test exercises matching, not only misses
@@ -268,8 +328,9 @@ def test_matching_on_ttbar_jets(tt: ak.Array) -> None:
     idx = truth.match_partons_to_jets(partons.eta, partons.phi, jets.eta, jets.phi)
     assert ak.to_list(ak.num(idx)) == [4] * len(tt)
     matched = idx >= 0
-    dr = truth.delta_r(partons.eta, partons.phi, jets.eta[ak.where(matched, idx, 0)],
-                       jets.phi[ak.where(matched, idx, 0)])
+    dr = truth.delta_r(
+        partons.eta, partons.phi, jets.eta[ak.where(matched, idx, 0)], jets.phi[ak.where(matched, idx, 0)]
+    )
     assert np.all(_np(ak.flatten(dr[matched])) < PARTON_JET_DR)
     ok = _np(truth.reconstructable(idx)).astype(bool)
     assert np.array_equal(ok, _np(ak.all(matched, axis=1)).astype(bool))  # matching never reuses a jet

@@ -51,9 +51,17 @@ def generator_truth(events: Any) -> tuple[np.ndarray, np.ndarray]:
     n_e = (d1 == TauDecay.ELECTRON).astype(int) + (d2 == TauDecay.ELECTRON)
     n_mu = (d1 == TauDecay.MUON).astype(int) + (d2 == TauDecay.MUON)
     channel = np.select(
-        [n_had == 2, (n_mu == 1) & (n_had == 1), (n_e == 1) & (n_had == 1), (n_e == 1) & (n_mu == 1),
-         n_mu == 2, n_e == 2],
-        [Channel.TAUTAU, Channel.MUTAU, Channel.ETAU, Channel.EMU, Channel.MUMU, Channel.EE], Channel.NONE)
+        [
+            n_had == 2,
+            (n_mu == 1) & (n_had == 1),
+            (n_e == 1) & (n_had == 1),
+            (n_e == 1) & (n_mu == 1),
+            n_mu == 2,
+            n_e == 2,
+        ],
+        [Channel.TAUTAU, Channel.MUTAU, Channel.ETAU, Channel.EMU, Channel.MUMU, Channel.EE],
+        Channel.NONE,
+    )
     return m_gen, np.where(two, channel, Channel.NONE).astype(np.int64)
 
 
@@ -62,8 +70,9 @@ def visible_mass(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
     total = np.zeros((len(leg1), 4))
     for leg in (leg1, leg2):
         pt, eta, phi, mass = (ak.to_numpy(leg[f]) for f in ("pt", "eta", "phi", "mass"))
-        total += np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                           np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1)
+        total += np.stack(
+            [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1
+        )
     return np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1), 0.0))
 
 
@@ -84,9 +93,10 @@ def ditau_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     folder = tmp_path_factory.mktemp("ditau")
-    return {name: generate_sample(name, n, 0, seed=seed, output=folder / f"{name}.root", progress=False,
-                                  drop=("PFCands",))
-            for name, (n, seed) in SAMPLES.items()}
+    return {
+        name: generate_sample(name, n, 0, seed=seed, output=folder / f"{name}.root", progress=False, drop=("PFCands",))
+        for name, (n, seed) in SAMPLES.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +105,15 @@ def ditau_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     process, n, seed = SMALL_SAMPLE
-    return generate_sample(process, n, 0, seed=seed, output=tmp_path_factory.mktemp("ditau_small") / "small.root",
-                           progress=False, drop=("PFCands",))
+    return generate_sample(
+        process,
+        n,
+        0,
+        seed=seed,
+        output=tmp_path_factory.mktemp("ditau_small") / "small.root",
+        progress=False,
+        drop=("PFCands",),
+    )
 
 
 def _copy_events(source: Path, target: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> Path:
@@ -112,7 +129,7 @@ def _copy_events(source: Path, target: Path, edit: Callable[[dict[str, Any]], No
         collection = counter[1:]
         fields = [f for f in names if f.startswith(f"{collection}_") and arrays[f].ndim > 1]
         if counter.startswith("n") and fields:
-            branches[collection] = ak.zip({f[len(collection) + 1:]: arrays[f] for f in fields})
+            branches[collection] = ak.zip({f[len(collection) + 1 :]: arrays[f] for f in fields})
             done |= {counter, *fields}
     branches.update({name: arrays[name] for name in names if name not in done})
     if edit is not None:
@@ -143,9 +160,14 @@ def reconstructed(ditau_events: dict[str, Any]) -> dict[str, Reconstructed]:
         m_gen, gen_channel = generator_truth(events)
         keep = ak.to_numpy(candidates.selected) & np.isfinite(m_gen)
         cand = candidates[keep]
-        out[name] = Reconstructed(cand, m_gen[keep], gen_channel[keep], visible_mass(cand.leg1, cand.leg2),
-                                  collinear_mass(cand.leg1, cand.leg2, cand.met),
-                                  fastmtt_mass(cand.leg1, cand.leg2, cand.met))
+        out[name] = Reconstructed(
+            cand,
+            m_gen[keep],
+            gen_channel[keep],
+            visible_mass(cand.leg1, cand.leg2),
+            collinear_mass(cand.leg1, cand.leg2, cand.met),
+            fastmtt_mass(cand.leg1, cand.leg2, cand.met),
+        )
     return out
 
 
@@ -198,11 +220,21 @@ def _collinear_toys(n: int, seed: int, resonance_mass: float = 125.0, cov: float
     for k, kind in ((0, 0), (1, 2)):
         vis = taus[k] * x[k][:, None]
         pt = np.hypot(vis[:, 0], vis[:, 1])
-        legs.append(ak.zip({"pt": pt, "eta": np.arcsinh(vis[:, 2] / pt), "phi": np.arctan2(vis[:, 1], vis[:, 0]),
-                            "mass": x[k] * M_TAU, "kind": np.full(n, kind)}))
+        legs.append(
+            ak.zip(
+                {
+                    "pt": pt,
+                    "eta": np.arcsinh(vis[:, 2] / pt),
+                    "phi": np.arctan2(vis[:, 1], vis[:, 0]),
+                    "mass": x[k] * M_TAU,
+                    "kind": np.full(n, kind),
+                }
+            )
+        )
     nu = (1 - x[0])[:, None] * taus[0] + (1 - x[1])[:, None] * taus[1]
-    met = ak.zip({"px": nu[:, 0], "py": nu[:, 1], "covXX": np.full(n, cov), "covXY": np.zeros(n),
-                  "covYY": np.full(n, cov)})
+    met = ak.zip(
+        {"px": nu[:, 0], "py": nu[:, 1], "covXX": np.full(n, cov), "covXY": np.zeros(n), "covYY": np.full(n, cov)}
+    )
     return {"leg1": legs[0], "leg2": legs[1], "met": met, "x1": x[0], "x2": x[1], "mass": resonance_mass}
 
 

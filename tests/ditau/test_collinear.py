@@ -39,14 +39,21 @@ def _visible_mass(leg1: ak.Array, leg2: ak.Array) -> float:
     return float(np.sqrt(p[3] ** 2 - p[0] ** 2 - p[1] ** 2 - p[2] ** 2))
 
 
-@pytest.mark.parametrize(("phi2", "met", "expected"), [
-    (0.5 + np.pi, (10.0, 5.0), CollinearStatus.SINGULAR),  # back-to-back in φ
-    (2.0, (-30.0, -20.0), CollinearStatus.X1_UNPHYSICAL | CollinearStatus.X2_UNPHYSICAL),  # MET against both
-    (2.0, (np.cos(0.5) * 20 - np.cos(2.0) * 5, np.sin(0.5) * 20 - np.sin(2.0) * 5),
-     CollinearStatus.X2_UNPHYSICAL),  # the second neutrino would point against its visible tau
-])
-def test_failures_are_flagged_with_the_visible_mass(phi2: float, met: tuple[float, float],
-                                                   expected: CollinearStatus) -> None:
+@pytest.mark.parametrize(
+    ("phi2", "met", "expected"),
+    [
+        (0.5 + np.pi, (10.0, 5.0), CollinearStatus.SINGULAR),  # back-to-back in φ
+        (2.0, (-30.0, -20.0), CollinearStatus.X1_UNPHYSICAL | CollinearStatus.X2_UNPHYSICAL),  # MET against both
+        (
+            2.0,
+            (np.cos(0.5) * 20 - np.cos(2.0) * 5, np.sin(0.5) * 20 - np.sin(2.0) * 5),
+            CollinearStatus.X2_UNPHYSICAL,
+        ),  # the second neutrino would point against its visible tau
+    ],
+)
+def test_failures_are_flagged_with_the_visible_mass(
+    phi2: float, met: tuple[float, float], expected: CollinearStatus
+) -> None:
     leg1, leg2, met_record = _legs(0.5, phi2, *met)
     result = collinear_mass(leg1, leg2, met_record)
     assert int(result.status[0]) == expected

@@ -26,8 +26,20 @@ from coffea_mlreco.ditau.wrappers import ditau_model_card
 
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
-ALL_FIELDS = {"mass_vis", "mass_collinear", "collinear_status", "mass_fastmtt", "fastmtt_status", "tau1_fastmtt",
-              "tau2_fastmtt", "mass_ml", "tau1_ml", "tau2_ml", "channel", "valid"}
+ALL_FIELDS = {
+    "mass_vis",
+    "mass_collinear",
+    "collinear_status",
+    "mass_fastmtt",
+    "fastmtt_status",
+    "tau1_fastmtt",
+    "tau2_fastmtt",
+    "mass_ml",
+    "tau1_ml",
+    "tau2_ml",
+    "channel",
+    "valid",
+}
 NANOAOD_FIELDS = ALL_FIELDS - {"mass_ml", "tau1_ml", "tau2_ml"}  # CMS NanoAOD has no TauProd
 FILES = ("generated", "real")
 
@@ -50,8 +62,9 @@ def _reference(eager_columns: dict[str, ak.Array], which: str, path: Path) -> ak
 
 @pytest.mark.parametrize("which", FILES)
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_gives_the_eager_columns(mode: str, which: str, eager_columns: dict[str, ak.Array],
-                                            request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_eager_columns(
+    mode: str, which: str, eager_columns: dict[str, ak.Array], request: pytest.FixtureRequest
+) -> None:
     path = _path(request, which)
     reference = _reference(eager_columns, which, path)
     client = request.getfixturevalue("dask_client") if mode == "apply_to_fileset" else None
@@ -94,18 +107,30 @@ def test_building_the_dask_graph_computes_nothing(ditau_small: Path) -> None:
     assert ak.fields(out.DiTauReco._meta) == ak.fields(out.DiTauReco)
 
 
-@pytest.mark.parametrize(("which", "methods"), [("generated", None), ("generated", ("collinear",)),
-                                                ("generated", ("transformer",)), ("real", None)])
-def test_dask_reads_the_documented_branches(which: str, methods: tuple[str, ...] | None,
-                                            request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("which", "methods"),
+    [("generated", None), ("generated", ("collinear",)), ("generated", ("transformer",)), ("real", None)],
+)
+def test_dask_reads_the_documented_branches(
+    which: str, methods: tuple[str, ...] | None, request: pytest.FixtureRequest
+) -> None:
     events = open_events(_path(request, which), "dask")
     out = reconstruct(events, methods=methods)
     (read,) = dak.report_necessary_columns(out.DiTauReco).values()
     ran = supported_methods(events) if methods is None else methods
     assert sorted(read) == input_branches(events, input_columns(events, ran))
     assert not any(name.startswith(("Gen", "nGen")) for name in read)
-    base = {"Tau_pt", "Tau_charge", "Tau_decayMode", "Electron_pfRelIso03_all", "Muon_pfRelIso04_all", "MET_pt",
-            "MET_covXX", "MET_covXY", "MET_covYY"}
+    base = {
+        "Tau_pt",
+        "Tau_charge",
+        "Tau_decayMode",
+        "Electron_pfRelIso03_all",
+        "Muon_pfRelIso04_all",
+        "MET_pt",
+        "MET_covXX",
+        "MET_covXY",
+        "MET_covYY",
+    }
     assert base <= set(read)
     assert ("TauProd_tauIdx" in read) == ("Jet_pt" in read) == ("transformer" in ran)
     if which == "real":  # the DeepTau working points and the lepton IDs of real NanoAOD
@@ -161,8 +186,11 @@ def test_an_event_with_nan_inputs_is_isolated(ditau_small: Path, eager_columns: 
     channel = ak.to_numpy(clean.channel)
     hadronic = np.flatnonzero(np.isin(channel, [Channel.TAUTAU, Channel.MUTAU, Channel.ETAU]))
     with_products = np.flatnonzero((channel == Channel.TAUTAU) & (ak.to_numpy(ak.num(events.TauProd)) > 0))
-    bad = {int(hadronic[0]): ("Tau", "pt"), int(with_products[-1]): ("TauProd", "eta"),
-           int(np.flatnonzero(channel >= 0)[len(hadronic) // 2]): ("MET", "covXX")}
+    bad = {
+        int(hadronic[0]): ("Tau", "pt"),
+        int(with_products[-1]): ("TauProd", "eta"),
+        int(np.flatnonzero(channel >= 0)[len(hadronic) // 2]): ("MET", "covXX"),
+    }
     assert len(bad) == 3
     poisoned = events
     for event, (collection, field) in bad.items():
@@ -240,16 +268,20 @@ def test_higgs_masses_peak_at_125(ditau_events: dict[str, Any]) -> None:
     assert width["collinear"] > width["fastmtt"] and width["collinear"] > width["ml"]
     # the regressed taus rebuild the transformer mass and carry m_τ; FastMTT's taus rebuild its mass
     sel = ak.to_numpy(reco.channel) >= 0
-    np.testing.assert_allclose(ak.to_numpy((reco.tau1_ml + reco.tau2_ml).mass)[sel], ak.to_numpy(reco.mass_ml)[sel],
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        ak.to_numpy((reco.tau1_ml + reco.tau2_ml).mass)[sel], ak.to_numpy(reco.mass_ml)[sel], rtol=1e-9
+    )
     np.testing.assert_allclose(ak.to_numpy(reco.tau2_ml.mass)[sel], M_TAU)
-    np.testing.assert_allclose(ak.to_numpy((reco.tau1_fastmtt + reco.tau2_fastmtt).mass)[sel],
-                               ak.to_numpy(reco.mass_fastmtt)[sel], rtol=1e-6)
+    np.testing.assert_allclose(
+        ak.to_numpy((reco.tau1_fastmtt + reco.tau2_fastmtt).mass)[sel], ak.to_numpy(reco.mass_fastmtt)[sel], rtol=1e-6
+    )
 
 
-def test_reconstruct_needs_no_truth(ditau_small: Path, eager_columns: dict[str, ak.Array],
-                                    copy_events: Callable[..., Path], tmp_path: Path) -> None:
+def test_reconstruct_needs_no_truth(
+    ditau_small: Path, eager_columns: dict[str, ak.Array], copy_events: Callable[..., Path], tmp_path: Path
+) -> None:
     """A copy of the file without any generator branch gives the same columns."""
+
     def drop_truth(branches: dict[str, Any]) -> None:
         for name in [n for n in branches if n.startswith("Gen")]:
             del branches[name]

@@ -28,8 +28,19 @@ from coffea_mlreco.evaluation.tasks import TaskOptions
 # real NanoAOD (and our files without PFCands) cross-reference collections the file does not store
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
-RECO_FIELDS = {"mass_vis", "mass_collinear", "mass_fastmtt", "collinear_status", "fastmtt_status",
-               "tau1_fastmtt", "tau2_fastmtt", "channel", "mass_ml", "tau1_ml", "tau2_ml"}
+RECO_FIELDS = {
+    "mass_vis",
+    "mass_collinear",
+    "mass_fastmtt",
+    "collinear_status",
+    "fastmtt_status",
+    "tau1_fastmtt",
+    "tau2_fastmtt",
+    "channel",
+    "mass_ml",
+    "tau1_ml",
+    "tau2_ml",
+}
 METHODS = {"collinear", "fastmtt", "transformer"}  # the transformer's weights ship with the package
 
 
@@ -37,8 +48,11 @@ def run(fileset: dict[str, Path], chunksize: int = 1000, instance: DiTauProcesso
     runner = processor.Runner(executor=processor.IterativeExecutor(), schema=NanoAODSchema, chunksize=chunksize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return runner({name: {"files": {str(path): "Events"}} for name, path in fileset.items()},
-                      processor_instance=instance or DiTauProcessor(), treename="Events")
+        return runner(
+            {name: {"files": {str(path): "Events"}} for name, path in fileset.items()},
+            processor_instance=instance or DiTauProcessor(),
+            treename="Events",
+        )
 
 
 def run_graph(fileset: dict[str, Path], client: Any) -> dict[str, Any]:
@@ -47,8 +61,11 @@ def run_graph(fileset: dict[str, Path], client: Any) -> dict[str, Any]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        graphs = apply_to_fileset(DiTauProcessor(), {name: {"files": {str(path): "Events"}}
-                                                     for name, path in fileset.items()}, schemaclass=NanoAODSchema)
+        graphs = apply_to_fileset(
+            DiTauProcessor(),
+            {name: {"files": {str(path): "Events"}} for name, path in fileset.items()},
+            schemaclass=NanoAODSchema,
+        )
     (outputs,) = dask.compute(graphs, scheduler=client.get)
     return outputs
 
@@ -120,9 +137,18 @@ def test_auc_against_ranks(output: dict[str, Any], auc: Any) -> None:
     assert mass_auc(higgs, z) == pytest.approx(auc(sig, bkg), abs=1e-3)
 
 
-@pytest.mark.parametrize(("name", "kind"), [("htautau", "h"), ("ztautau", "z"), ("v1_dy-ll_PU60", "z"),
-                                            ("GluGluHToTauTau_M125", "h"), ("DYJetsToLL_M-50", "z"),
-                                            ("ttbar-semilep", None), ("hz", None)])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("htautau", "h"),
+        ("ztautau", "z"),
+        ("v1_dy-ll_PU60", "z"),
+        ("GluGluHToTauTau_M125", "h"),
+        ("DYJetsToLL_M-50", "z"),
+        ("ttbar-semilep", None),
+        ("hz", None),
+    ],
+)
 def test_dataset_kind(name: str, kind: str | None) -> None:
     assert dataset_kind(name) == kind
 
@@ -174,8 +200,9 @@ def _same_histograms(graph: dict[str, Any], runner: dict[str, Any]) -> None:
         parts = [graph[d]["histograms"][name] for d in datasets]
         if name == "mass":  # a growing dataset axis: compare dataset by dataset
             for d, part in zip(datasets, parts, strict=True):
-                assert np.array_equal(part[{"dataset": d}].values(flow=True),
-                                      expected[{"dataset": d}].values(flow=True)), (name, d)
+                assert np.array_equal(
+                    part[{"dataset": d}].values(flow=True), expected[{"dataset": d}].values(flow=True)
+                ), (name, d)
             continue
         total = parts[0]
         for part in parts[1:]:
@@ -184,9 +211,9 @@ def _same_histograms(graph: dict[str, Any], runner: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("which", ["generated", "real"])
-def test_runner_and_apply_to_fileset_fill_the_same_histograms(which: str, poisoned: tuple[Path, int],
-                                                              dask_client: Any,
-                                                              request: pytest.FixtureRequest) -> None:
+def test_runner_and_apply_to_fileset_fill_the_same_histograms(
+    which: str, poisoned: tuple[Path, int], dask_client: Any, request: pytest.FixtureRequest
+) -> None:
     path = poisoned[0] if which == "generated" else request.getfixturevalue("real_nano_dy")
     fileset = {"htautau" if which == "generated" else "dy": path}
     eager = run(fileset, chunksize=100_000)  # one chunk per file, as one partition per file
@@ -200,21 +227,22 @@ def test_runner_and_apply_to_fileset_fill_the_same_histograms(which: str, poison
     assert eager["events_invalid"] == (1 if which == "generated" else 0)
 
 
-def test_invalid_events_are_counted_and_left_out(ditau_small: Path, poisoned: tuple[Path, int],
-                                                 tmp_path: Path) -> None:
+def test_invalid_events_are_counted_and_left_out(ditau_small: Path, poisoned: tuple[Path, int], tmp_path: Path) -> None:
     path, event = poisoned
     clean, bad = run({"htautau": ditau_small}), run({"htautau": path})
     assert (clean["events_invalid"], bad["events_invalid"]) == (0, 1)
     assert bad["events_selected"] == clean["events_selected"] - 1  # the poisoned event had a pair
     m_vis = reconstruct(open_events(ditau_small, "eager")).DiTauReco.mass_vis[event]
     for method in ("m_vis", "collinear", "fastmtt", "transformer"):
-        difference = (clean["histograms"]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True)
-                      - bad["histograms"]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True))
+        difference = clean["histograms"]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True) - bad[
+            "histograms"
+        ]["mass"][{"method": method, "dataset": "htautau"}].values(flow=True)
         assert difference.sum() == 1 and difference.min() == 0, method  # exactly that event is missing
     axis = clean["histograms"]["mass"].axes["mass"]
-    assert (clean["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True)
-            - bad["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True))[
-        axis.index(m_vis) + 1] == 1
+    assert (
+        clean["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True)
+        - bad["histograms"]["mass"][{"method": "m_vis", "dataset": "htautau"}].values(flow=True)
+    )[axis.index(m_vis) + 1] == 1
     report = ditau_section(bad, tmp_path)
     assert all(values["n_invalid"] == 1 for values in report.metrics.values())
     assert "1 event(s) with NaN/inf inputs" in report.html
@@ -242,8 +270,9 @@ def test_model_directory_and_options(ditau_small: Path, tmp_path: Path) -> None:
     shutil.copy(weights.with_suffix(".json"), folder / "card.json")
     from_options = DiTauProcessor(options=TaskOptions(device="cpu", models={"ditau": {"transformer": str(folder)}}))
     assert Path(from_options.model.backend.weights).parent == folder.resolve()
-    explicit = DiTauProcessor(models={"transformer": "transformer"},
-                              options=TaskOptions(models={"ditau": {"transformer": str(folder)}}))
+    explicit = DiTauProcessor(
+        models={"transformer": "transformer"}, options=TaskOptions(models={"ditau": {"transformer": str(folder)}})
+    )
     assert Path(explicit.model.backend.weights) == weights.resolve()
     events = open_events(ditau_small, "eager")
     a, b = from_options.process(events), DiTauProcessor().process(events)

@@ -68,7 +68,9 @@ def test_inputs_frame_and_leg_products(ditau_events: dict[str, Any]) -> None:
     assert tuple(ak.fields(inputs.legs)) == LEG_FEATURES and tuple(ak.fields(inputs.jets)) == JET_FEATURES
     assert tuple(ak.fields(inputs.met)) == MET_FEATURES
     # azimuths are measured from leg 1
-    assert np.allclose(ak.to_numpy(inputs.legs.leg1_cos_phi), 1.0) and np.allclose(ak.to_numpy(inputs.legs.leg1_sin_phi), 0.0)
+    assert np.allclose(ak.to_numpy(inputs.legs.leg1_cos_phi), 1.0) and np.allclose(
+        ak.to_numpy(inputs.legs.leg1_sin_phi), 0.0
+    )
     for k, products in ((1, inputs.products1), (2, inputs.products2)):
         kind = ak.to_numpy(candidates[f"leg{k}"].kind)
         n = ak.to_numpy(ak.num(products))
@@ -165,7 +167,7 @@ def test_fastmtt_prior_is_the_untrained_answer() -> None:
     # a model without the prior ignores the FastMTT features
     plain = DiTauTransformer(dim=32, heads=4, blocks=2, ff=64).eval()
     changed = dict(batch, met=batch["met"].clone())
-    changed["met"][:, MET_FEATURES.index("fastmtt_log_inv_x1"):] += 1.0
+    changed["met"][:, MET_FEATURES.index("fastmtt_log_inv_x1") :] += 1.0
     assert torch.equal(plain(**changed)["tau"], plain(**batch)["tau"])
 
 
@@ -208,9 +210,12 @@ shipped = pytest.mark.skipif("transformer" not in shipped_ditau_models(), reason
 
 
 @shipped
-def test_shipped_transformer_regresses_the_mass(reconstructed: dict[str, Any], ditau_events: dict[str, Any],
-                                               resolution: Callable[[np.ndarray], float],
-                                               auc: Callable[[np.ndarray, np.ndarray], float]) -> None:
+def test_shipped_transformer_regresses_the_mass(
+    reconstructed: dict[str, Any],
+    ditau_events: dict[str, Any],
+    resolution: Callable[[np.ndarray], float],
+    auc: Callable[[np.ndarray, np.ndarray], float],
+) -> None:
     """The shipped model on H→ττ and Z→ττ not used in training: an unbiased m_ττ far sharper than the collinear
     approximation and close to FastMTT (on the 10k+10k held-out samples it is 10 % wider: RESULTS.md), and it
     separates H from Z."""
@@ -248,8 +253,7 @@ def test_shipped_transformer_runs_on_real_nanoaod() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        events = NanoEventsFactory.from_root({str(REAL_DY): "Events"}, schemaclass=NanoAODSchema,
-                                             mode="eager").events()
+        events = NanoEventsFactory.from_root({str(REAL_DY): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
     events, candidates = _selected(events)
     assert len(events) > 0
     out = shipped_ditau_model("transformer", device="cpu")(events, candidates)

@@ -37,8 +37,9 @@ def test_fitted_taus_are_consistent(reconstructed: dict[str, Any]) -> None:
     total = np.zeros((len(x1), 4))
     for tau in (fit.tau1, fit.tau2):
         pt, eta, phi, m = (ak.to_numpy(tau[f]) for f in ("pt", "eta", "phi", "mass"))
-        total += np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                           np.sqrt((pt * np.cosh(eta)) ** 2 + m**2)], axis=1)
+        total += np.stack(
+            [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + m**2)], axis=1
+        )
     mass = np.sqrt(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1))
     np.testing.assert_allclose(ak.to_numpy(fit.mass), mass, rtol=1e-6)
 
@@ -51,11 +52,17 @@ def test_symmetric_in_the_legs(reconstructed: dict[str, Any]) -> None:
 
 
 def test_flags_missing_pair_bad_covariance_and_nan() -> None:
-    leg1 = ak.Array([{"pt": 40.0, "eta": 0.3, "phi": 0.5, "mass": 0.8, "kind": 0}, None,
-                     {"pt": 40.0, "eta": 0.3, "phi": 0.5, "mass": 0.8, "kind": 0}])
+    leg1 = ak.Array(
+        [
+            {"pt": 40.0, "eta": 0.3, "phi": 0.5, "mass": 0.8, "kind": 0},
+            None,
+            {"pt": 40.0, "eta": 0.3, "phi": 0.5, "mass": 0.8, "kind": 0},
+        ]
+    )
     leg2 = ak.zip({"pt": [30.0] * 3, "eta": [-0.4] * 3, "phi": [2.0] * 3, "mass": [0.1] * 3, "kind": [1] * 3})
-    met = ak.zip({"px": [10.0] * 3, "py": [5.0] * 3, "covXX": [100.0, 100.0, 0.0], "covXY": [0.0] * 3,
-                  "covYY": [100.0] * 3})
+    met = ak.zip(
+        {"px": [10.0] * 3, "py": [5.0] * 3, "covXX": [100.0, 100.0, 0.0], "covXY": [0.0] * 3, "covYY": [100.0] * 3}
+    )
     result = fastmtt_mass(leg1, leg2, met)
     status = ak.to_numpy(result.status)
     assert status[0] == FastMTTStatus.OK and status[1] == FastMTTStatus.NO_PAIR
@@ -71,8 +78,9 @@ def test_flags_missing_pair_bad_covariance_and_nan() -> None:
 
 
 @pytest.mark.parametrize(("sample", "pole"), [("htautau", M_H), ("ztautau", M_Z)])
-def test_mass_peaks_at_the_resonance(reconstructed: dict[str, Any], resolution: Callable[[np.ndarray], float],
-                                     sample: str, pole: float) -> None:
+def test_mass_peaks_at_the_resonance(
+    reconstructed: dict[str, Any], resolution: Callable[[np.ndarray], float], sample: str, pole: float
+) -> None:
     rec = reconstructed[sample]
     fast = ak.to_numpy(rec.fastmtt.mass)
     collinear = ak.to_numpy(rec.collinear.mass)
@@ -84,8 +92,9 @@ def test_mass_peaks_at_the_resonance(reconstructed: dict[str, Any], resolution: 
     assert abs(np.median(ratio)) < 0.5 * abs(np.median(rec.m_vis / rec.m_gen - 1))
 
 
-def test_separates_h_from_z_better_than_visible_mass(reconstructed: dict[str, Any],
-                                                     auc: Callable[[np.ndarray, np.ndarray], float]) -> None:
+def test_separates_h_from_z_better_than_visible_mass(
+    reconstructed: dict[str, Any], auc: Callable[[np.ndarray, np.ndarray], float]
+) -> None:
     h, z = reconstructed["htautau"], reconstructed["ztautau"]
     auc_fast = auc(ak.to_numpy(h.fastmtt.mass), ak.to_numpy(z.fastmtt.mass))
     auc_vis = auc(h.m_vis, z.m_vis)

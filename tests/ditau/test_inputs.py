@@ -24,9 +24,12 @@ from coffea_mlreco.ditau.inputs import (
 )
 
 _EXPECTED_KINDS = {
-    Channel.TAUTAU: (LegKind.HADRONIC, LegKind.HADRONIC), Channel.MUTAU: (LegKind.MUON, LegKind.HADRONIC),
-    Channel.ETAU: (LegKind.ELECTRON, LegKind.HADRONIC), Channel.EMU: (LegKind.ELECTRON, LegKind.MUON),
-    Channel.MUMU: (LegKind.MUON, LegKind.MUON), Channel.EE: (LegKind.ELECTRON, LegKind.ELECTRON),
+    Channel.TAUTAU: (LegKind.HADRONIC, LegKind.HADRONIC),
+    Channel.MUTAU: (LegKind.MUON, LegKind.HADRONIC),
+    Channel.ETAU: (LegKind.ELECTRON, LegKind.HADRONIC),
+    Channel.EMU: (LegKind.ELECTRON, LegKind.MUON),
+    Channel.MUMU: (LegKind.MUON, LegKind.MUON),
+    Channel.EE: (LegKind.ELECTRON, LegKind.ELECTRON),
 }
 
 
@@ -94,20 +97,41 @@ def test_missing_collection_or_branch_is_named(ditau_events: dict[str, Any]) -> 
 
 def _one_tau_pair_event(id_values: list[int], branch: str) -> ak.Array:
     """Two opposite-charge, well separated hadronic taus carrying a DeepTau branch; no leptons."""
-    taus = ak.zip({"pt": [[40.0, 30.0]], "eta": [[0.1, -0.5]], "phi": [[0.0, 2.5]], "mass": [[0.5, 1.2]],
-                   "charge": [[1, -1]], "decayMode": [[0, 10]], branch: [id_values]})
-    none = ak.zip({"pt": [[0.0]], "eta": [[0.0]], "phi": [[0.0]], "mass": [[0.0]], "charge": [[1]],
-                   "pfRelIso03_all": [[9.0]], "pfRelIso04_all": [[9.0]]})[:, :0]
+    taus = ak.zip(
+        {
+            "pt": [[40.0, 30.0]],
+            "eta": [[0.1, -0.5]],
+            "phi": [[0.0, 2.5]],
+            "mass": [[0.5, 1.2]],
+            "charge": [[1, -1]],
+            "decayMode": [[0, 10]],
+            branch: [id_values],
+        }
+    )
+    none = ak.zip(
+        {
+            "pt": [[0.0]],
+            "eta": [[0.0]],
+            "phi": [[0.0]],
+            "mass": [[0.0]],
+            "charge": [[1]],
+            "pfRelIso03_all": [[9.0]],
+            "pfRelIso04_all": [[9.0]],
+        }
+    )[:, :0]
     met = ak.zip({"pt": [20.0], "phi": [1.0], "covXX": [100.0], "covXY": [0.0], "covYY": [100.0]})
     return ak.zip({"Tau": taus, "Electron": none, "Muon": none, "MET": met}, depth_limit=1)
 
 
-@pytest.mark.parametrize(("branch", "values", "selected"), [
-    ("idDeepTau2017v2p1VSjet", [31, 63], True),  # NanoAOD ≤ v9 bitmask, Medium = bit 4
-    ("idDeepTau2017v2p1VSjet", [31, 15], False),  # bitmask: 15 is Loose
-    ("idDeepTau2018v2p5VSjet", [5, 6], True),  # integer working points, Medium = 5
-    ("idDeepTau2018v2p5VSjet", [5, 4], False),
-])
+@pytest.mark.parametrize(
+    ("branch", "values", "selected"),
+    [
+        ("idDeepTau2017v2p1VSjet", [31, 63], True),  # NanoAOD ≤ v9 bitmask, Medium = bit 4
+        ("idDeepTau2017v2p1VSjet", [31, 15], False),  # bitmask: 15 is Loose
+        ("idDeepTau2018v2p5VSjet", [5, 6], True),  # integer working points, Medium = 5
+        ("idDeepTau2018v2p5VSjet", [5, 4], False),
+    ],
+)
 def test_deeptau_working_points(branch: str, values: list[int], selected: bool) -> None:
     cand = ditau_candidates(_one_tau_pair_event(values, branch))
     assert bool(cand.selected[0]) is selected
@@ -136,8 +160,9 @@ def test_real_drell_yan_nanoaod(real_nano_dy: Any) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # coffea: "Branch Photon_mass already exists ..."
-        events = NanoEventsFactory.from_root({str(real_nano_dy): "Events"}, schemaclass=NanoAODSchema,
-                                             mode="eager").events()
+        events = NanoEventsFactory.from_root(
+            {str(real_nano_dy): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+        ).events()
     cand = ditau_candidates(events)
     assert len(cand) == len(events) and ak.to_numpy(cand.selected).any()
     np.testing.assert_allclose(ak.to_numpy(cand.met.covXY), ak.to_numpy(events.MET.covXY))

@@ -51,7 +51,7 @@ def check_metrics_schema(metrics: dict[str, Any]) -> None:
     assert set(metrics["meta"]) == META_KEYS
     for method, summary in metrics["met"].items():
         assert method in {"pf", "puppi", "deepmet", "perceiver"}
-        assert METHOD_KEYS <= set(summary)  # DESIGN.md keys; extras (response, ...) allowed
+        assert set(summary) >= METHOD_KEYS  # DESIGN.md keys; extras (response, ...) allowed
         assert [(b["lo"], b["hi"]) for b in summary["bins"]] == [
             (0.0, 45.0),
             (45.0, 70.0),
@@ -60,7 +60,7 @@ def check_metrics_schema(metrics: dict[str, Any]) -> None:
             (150.0, None),
         ]
         for b in summary["bins"]:
-            assert BIN_KEYS <= set(b)
+            assert set(b) >= BIN_KEYS
         assert sum(b["n"] for b in summary["bins"]) == summary["n"]
     for key, value in metrics["throughput"].items():
         assert re.fullmatch(r"[a-z]+/[a-z_]+", key) and value > 0
@@ -114,9 +114,7 @@ def test_evaluate_real_nanoaod_has_no_pf_method(real_nano_dy: Path, tmp_path: Pa
     assert set(metrics["throughput"]) <= {"met/pf"}  # reading the file's MET is not timed as a reconstruction
 
 
-def test_max_events_and_dask_scheduler_match_iterative(
-    synthetic_nano: Path, tmp_path: Path, dask_client: Any
-) -> None:
+def test_max_events_and_dask_scheduler_match_iterative(synthetic_nano: Path, tmp_path: Path, dask_client: Any) -> None:
     common = [str(synthetic_nano), "--chunksize", "64", "--max-events", "250"]
     assert cli([*common, "--output", str(tmp_path / "it")]) == 0
     address = dask_client.scheduler.address
@@ -239,9 +237,7 @@ def test_one_bad_file_among_good_ones_is_named(
     assert "second.root" in capsys.readouterr().err
 
 
-def test_unknown_task_is_an_error(
-    synthetic_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unknown_task_is_an_error(synthetic_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli([str(synthetic_nano), "--tasks", "met,nonsense", "-o", str(tmp_path / "r")]) != 0
     assert "nonsense" in capsys.readouterr().err
 
@@ -282,16 +278,27 @@ def test_is_transient() -> None:
         outer.__cause__ = err
         return outer
 
-    for err in (OSError("connection reset"), TimeoutError("read timed out"), wrapped(OSError("XRootD error")),
-                DeserializationError("short read", None, None, None, "file.root")):
+    for err in (
+        OSError("connection reset"),
+        TimeoutError("read timed out"),
+        wrapped(OSError("XRootD error")),
+        DeserializationError("short read", None, None, None, "file.root"),
+    ):
         assert runner.is_transient(err), err
-    for err in (ValueError("bad"), NonFiniteInputError("NaN"), wrapped(NonFiniteInputError("NaN")),
-                FileNotFoundError("gone"), wrapped(PermissionError("denied")), KeyError("PFCands_pt")):
+    for err in (
+        ValueError("bad"),
+        NonFiniteInputError("NaN"),
+        wrapped(NonFiniteInputError("NaN")),
+        FileNotFoundError("gone"),
+        wrapped(PermissionError("denied")),
+        KeyError("PFCands_pt"),
+    ):
         assert not runner.is_transient(err), err
 
 
-def test_runner_retries_transient_errors_only(synthetic_nano: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runner_retries_transient_errors_only(
+    synthetic_nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runner, "TRANSIENT_RETRY_DELAY_S", 0.0)
     with runner.executor_session("iterative", status=False) as executor:
         chunks = runner.plan_chunks([str(synthetic_nano)], executor, 1000)

@@ -117,8 +117,9 @@ def test_nan_candidate_is_one_invalid_event_and_leaves_the_others_unchanged(repo
         np.testing.assert_array_equal(file_met, dirty[name][{"method": "file_met"}].view(flow=True))
     # the response sums are exact (weights on a 2^-10 GeV grid): all gen-MET bins but the invalid event's agree
     for method in RECONSTRUCTED:
-        diff = (clean["met/response"][{"method": method}].view(flow=True)
-                - dirty["met/response"][{"method": method}].view(flow=True))
+        diff = clean["met/response"][{"method": method}].view(flow=True) - dirty["met/response"][
+            {"method": method}
+        ].view(flow=True)
         assert np.count_nonzero(np.any(diff != 0, axis=1)) == 1, method
 
 
@@ -136,8 +137,9 @@ def _flaky(log: str, failures: int, error: str) -> int:
     return _attempts(path)
 
 
-def test_transient_errors_are_retried_on_the_cluster(tmp_path: Path, dask_client: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_errors_are_retried_on_the_cluster(
+    tmp_path: Path, dask_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runner, "TRANSIENT_RETRY_DELAY_S", 0.0)
     log = tmp_path / "transient.log"
     with pytest.warns(runner.TransientErrorRetry):
@@ -145,8 +147,9 @@ def test_transient_errors_are_retried_on_the_cluster(tmp_path: Path, dask_client
     assert result == {"value": 3} and _attempts(log) == 3
 
 
-def test_deterministic_errors_fail_at_once_on_the_cluster(tmp_path: Path, dask_client: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deterministic_errors_fail_at_once_on_the_cluster(
+    tmp_path: Path, dask_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runner, "TRANSIENT_RETRY_DELAY_S", 0.0)
     log = tmp_path / "deterministic.log"
     with pytest.raises(ValueError, match="attempt 1 failed"):

@@ -61,8 +61,9 @@ class GlobalsMLP(nn.Module):
         self.candidates = CandidateMLP()
         self.shift = nn.Linear(n_globals, 2)
 
-    def forward(self, cands: torch.Tensor, cands_mask: torch.Tensor,
-                event_vars: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, cands: torch.Tensor, cands_mask: torch.Tensor, event_vars: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """cands [B, L, 6], cands_mask [B, L], event_vars [B, G] → weight [B, L], met_xy [B, 2]."""
         out = self.candidates(cands, cands_mask)
         return {"weight": out["weight"], "met_xy": out["met_xy"] + self.shift(event_vars)}
@@ -103,8 +104,9 @@ def candidate_matrix(pfcands: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     return flat.reshape(-1, len(FEATURES)), np.concatenate([[0], np.cumsum(counts)])
 
 
-def reference_outputs(model: nn.Module, pfcands: ak.Array, event_vars: np.ndarray | None = None,
-                      max_objects: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reference_outputs(
+    model: nn.Module, pfcands: ak.Array, event_vars: np.ndarray | None = None, max_objects: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-object ``weight [T]`` and per-event ``met_xy [N, 2]``: the model run on one event at a time.
 
     With ``max_objects``, each event keeps its ``max_objects`` highest-pT candidates (the others get NaN
@@ -122,7 +124,7 @@ def reference_outputs(model: nn.Module, pfcands: ak.Array, event_vars: np.ndarra
             x = torch.from_numpy(flat[rows])[None]
             kwargs = {"cands": x, "cands_mask": torch.ones(1, rows.size, dtype=torch.bool)}
             if event_vars is not None:
-                kwargs["event_vars"] = torch.from_numpy(np.asarray(event_vars[i:i + 1], np.float32).reshape(1, -1))
+                kwargs["event_vars"] = torch.from_numpy(np.asarray(event_vars[i : i + 1], np.float32).reshape(1, -1))
             out = model(**kwargs)
             weight[rows] = out["weight"][0].numpy()
             met[i] = out["met_xy"][0].numpy()

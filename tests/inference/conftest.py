@@ -88,8 +88,9 @@ def synthetic_events() -> ak.Array:
         "dz": rng.normal(0, 0.1, total).astype(np.float32),  # not read by the wrappers
     }
     pfcands = ak.zip({k: ak.unflatten(v, counts) for k, v in flat.items()})
-    event_globals = ak.zip({"npvs": rng.poisson(30, n).astype(np.int32),
-                            "rho": rng.uniform(5, 40, n).astype(np.float32)})
+    event_globals = ak.zip(
+        {"npvs": rng.poisson(30, n).astype(np.int32), "rho": rng.uniform(5, 40, n).astype(np.float32)}
+    )
     return ak.zip({"PFCands": pfcands, "Globals": event_globals}, depth_limit=1)
 
 
@@ -98,8 +99,7 @@ def nano_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 Drell-Yan events at PU 0 from the package's simulation (NanoAOD branch names, with PFCands)."""
     from coffea_mlreco.simulation import generate_sample
 
-    return generate_sample("dy-ll", 60, 0, seed=5, output=tmp_path_factory.mktemp("nano") / "x.root",
-                           progress=False)
+    return generate_sample("dy-ll", 60, 0, seed=5, output=tmp_path_factory.mktemp("nano") / "x.root", progress=False)
 
 
 @pytest.fixture

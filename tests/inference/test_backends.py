@@ -19,8 +19,9 @@ BUDGETS = [512, 4096, None]
 def assert_same_outputs(out: ak.Array, expected: ak.Array, atol: float) -> None:
     assert ak.fields(out) == ak.fields(expected) and out.type.content == expected.type.content
     assert ak.all(ak.num(out.weight) == ak.num(expected.weight))
-    np.testing.assert_allclose(ak.to_numpy(ak.flatten(out.weight)), ak.to_numpy(ak.flatten(expected.weight)),
-                               rtol=0, atol=atol)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(out.weight)), ak.to_numpy(ak.flatten(expected.weight)), rtol=0, atol=atol
+    )
     np.testing.assert_allclose(ak.to_numpy(out.met_xy), ak.to_numpy(expected.met_xy), rtol=atol, atol=atol)
 
 
@@ -31,8 +32,12 @@ def onnx_file(mlp_backend: TorchModule, tmp_path_factory: pytest.TempPathFactory
     model = mlp_backend.load(torch.device("cpu"))
     x = torch.randn(3, 17, 6)
     mask = torch.arange(17)[None, :] < torch.tensor([[17], [9], [1]])
-    return export_onnx(model, example_inputs={"cands": x, "cands_mask": mask}, output_names=["weight", "met_xy"],
-                       path=tmp_path_factory.mktemp("onnx") / "candidate_mlp.onnx")
+    return export_onnx(
+        model,
+        example_inputs={"cands": x, "cands_mask": mask},
+        output_names=["weight", "met_xy"],
+        path=tmp_path_factory.mktemp("onnx") / "candidate_mlp.onnx",
+    )
 
 
 def test_onnx_export_has_dynamic_batch_and_object_axes(onnx_file: Path) -> None:
@@ -49,8 +54,9 @@ def test_onnx_export_has_dynamic_batch_and_object_axes(onnx_file: Path) -> None:
 
 
 @pytest.mark.parametrize("max_tokens", BUDGETS)
-def test_onnx_round_trip(synthetic_events: ak.Array, mlp_backend: TorchModule, onnx_file: Path,
-                         max_tokens: int | None) -> None:
+def test_onnx_round_trip(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, onnx_file: Path, max_tokens: int | None
+) -> None:
     expected = CandidateWrapper(mlp_backend, device="cpu", max_tokens=max_tokens)(synthetic_events)
     out = CandidateWrapper(OnnxModel(onnx_file), device="cpu", max_tokens=max_tokens)(synthetic_events)
     assert_same_outputs(out, expected, atol=1e-4)
@@ -63,8 +69,9 @@ def test_onnx_empty_chunk(synthetic_events: ak.Array, mlp_backend: TorchModule, 
 
 
 @pytest.fixture(scope="module", params=["script", "trace"])
-def torchscript_file(request: pytest.FixtureRequest, mlp_backend: TorchModule,
-                     tmp_path_factory: pytest.TempPathFactory) -> Path:
+def torchscript_file(
+    request: pytest.FixtureRequest, mlp_backend: TorchModule, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     model = mlp_backend.load(torch.device("cpu"))
     if request.param == "script":
         compiled = torch.jit.script(model)
@@ -77,15 +84,17 @@ def torchscript_file(request: pytest.FixtureRequest, mlp_backend: TorchModule,
 
 
 @pytest.mark.parametrize("max_tokens", BUDGETS)
-def test_torchscript_round_trip(synthetic_events: ak.Array, mlp_backend: TorchModule, torchscript_file: Path,
-                                max_tokens: int | None) -> None:
+def test_torchscript_round_trip(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, torchscript_file: Path, max_tokens: int | None
+) -> None:
     expected = CandidateWrapper(mlp_backend, device="cpu", max_tokens=max_tokens)(synthetic_events)
     out = CandidateWrapper(TorchScript(torchscript_file), device="cpu", max_tokens=max_tokens)(synthetic_events)
     assert_same_outputs(out, expected, atol=1e-5)
 
 
-def test_each_backend_is_cached_separately(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                           onnx_file: Path) -> None:
+def test_each_backend_is_cached_separately(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, onnx_file: Path
+) -> None:
     cache = ModelCache()
     for backend in (mlp_backend, OnnxModel(onnx_file), mlp_backend, OnnxModel(onnx_file)):
         CandidateWrapper(backend, device="cpu", cache=cache)(synthetic_events[:5])

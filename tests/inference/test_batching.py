@@ -16,8 +16,9 @@ def padded_tokens(lengths: np.ndarray, events: np.ndarray) -> int:
 
 def random_jagged(rng: np.random.Generator, counts: np.ndarray, n_features: int = 3) -> FlatJagged:
     total = int(counts.sum())
-    return FlatJagged(tuple(rng.normal(size=total).astype(np.float32) for _ in range(n_features)),
-                      counts.astype(np.int64))
+    return FlatJagged(
+        tuple(rng.normal(size=total).astype(np.float32) for _ in range(n_features)), counts.astype(np.int64)
+    )
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -71,7 +72,7 @@ def test_pad_batch_matches_numpy_and_scatter_inverts_it(pad_value: float) -> Non
         assert mask.shape == (len(events), length) and mask.dtype == np.bool_
         for b, e in enumerate(events):
             n = counts[e]
-            np.testing.assert_array_equal(x[b, :n], reference[jagged.offsets[e]:jagged.offsets[e + 1]])
+            np.testing.assert_array_equal(x[b, :n], reference[jagged.offsets[e] : jagged.offsets[e + 1]])
             assert np.all(x[b, n:] == np.float32(pad_value))
             np.testing.assert_array_equal(mask[b], np.arange(length) < n)
         scatter_objects(x, jagged, events, restored)
@@ -102,8 +103,9 @@ def test_pad_batch_without_features_gives_the_mask() -> None:
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_pad_batch_rejects_non_finite_values(bad: float) -> None:
-    jagged = FlatJagged((np.array([1.0, 2.0, 3.0], np.float32), np.array([1.0, bad, 3.0], np.float32)),
-                        np.array([1, 2]))
+    jagged = FlatJagged(
+        (np.array([1.0, 2.0, 3.0], np.float32), np.array([1.0, bad, 3.0], np.float32)), np.array([1, 2])
+    )
     pad_batch(jagged, np.array([0]))  # the bad value is in event 1 only
     with pytest.raises(NonFiniteValues, match="non-finite"):
         pad_batch(jagged, np.array([0, 1]))

@@ -34,8 +34,7 @@ def run(path: Path, executor: processor.executor.ExecutorBase, backend: TorchMod
 @pytest.fixture(scope="module")
 def reference(nano_file: Path, mlp_reference: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-candidate weights, per-event MET and candidate counts of the whole file, one event at a time."""
-    events = NanoEventsFactory.from_root({str(nano_file): "Events"}, schemaclass=NanoAODSchema,
-                                         mode="eager").events()
+    events = NanoEventsFactory.from_root({str(nano_file): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
     weight, met = reference_outputs(mlp_reference, events.PFCands)
     return weight, met, ak.to_numpy(ak.num(events.PFCands))
 
@@ -49,8 +48,9 @@ def by_chunk(out: dict[str, Any], name: str) -> np.ndarray:
     return np.concatenate([np.atleast_1d(out[name][start]) for start in sorted(out[name])])
 
 
-def check_result(out: dict[str, Any], reference: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 in_main_process: bool) -> None:
+def check_result(
+    out: dict[str, Any], reference: tuple[np.ndarray, np.ndarray, np.ndarray], in_main_process: bool
+) -> None:
     weight, met, counts = reference
     assert sorted(out["met_xy"]) == list(range(0, 60, CHUNKSIZE))
     np.testing.assert_array_equal(by_chunk(out, "n_cands"), counts)
@@ -69,10 +69,16 @@ def check_result(out: dict[str, Any], reference: tuple[np.ndarray, np.ndarray, n
     assert out["loads"] == {(pid, 1) for pid in pids}, out["loads"]
 
 
-def test_iterative(iterative_result: dict[str, Any], reference: tuple[np.ndarray, ...], nano_file: Path,
-                   mlp_backend: TorchModule, fresh_cache: ModelCache) -> None:
-    check_result(run(nano_file, processor.IterativeExecutor(status=False), mlp_backend), reference,
-                 in_main_process=True)
+def test_iterative(
+    iterative_result: dict[str, Any],
+    reference: tuple[np.ndarray, ...],
+    nano_file: Path,
+    mlp_backend: TorchModule,
+    fresh_cache: ModelCache,
+) -> None:
+    check_result(
+        run(nano_file, processor.IterativeExecutor(status=False), mlp_backend), reference, in_main_process=True
+    )
     check_result(iterative_result, reference, in_main_process=True)  # (loaded while the cache held it)
 
 
@@ -84,15 +90,21 @@ def assert_same_physics(out: dict[str, Any], expected: dict[str, Any]) -> None:
         assert out["weight_sum"][start] == pytest.approx(value, rel=1e-6)
 
 
-def test_futures_two_processes(nano_file: Path, mlp_backend: TorchModule, iterative_result: dict[str, Any],
-                               reference: tuple[np.ndarray, ...]) -> None:
+def test_futures_two_processes(
+    nano_file: Path, mlp_backend: TorchModule, iterative_result: dict[str, Any], reference: tuple[np.ndarray, ...]
+) -> None:
     out = run(nano_file, processor.FuturesExecutor(workers=2, status=False), mlp_backend)
     check_result(out, reference, in_main_process=False)
     assert_same_physics(out, iterative_result)
 
 
-def test_dask_local_cluster(nano_file: Path, mlp_backend: TorchModule, iterative_result: dict[str, Any],
-                            reference: tuple[np.ndarray, ...], dask_client: Any) -> None:
+def test_dask_local_cluster(
+    nano_file: Path,
+    mlp_backend: TorchModule,
+    iterative_result: dict[str, Any],
+    reference: tuple[np.ndarray, ...],
+    dask_client: Any,
+) -> None:
     workers = dask_client.scheduler_info()["workers"]
     assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers.values())
     out = run(nano_file, processor.DaskExecutor(client=dask_client, status=False), mlp_backend)

@@ -65,9 +65,14 @@ MODES = ["eager", "virtual", "dask", "dask-3-partitions", "dask-distributed"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_gives_the_reference_outputs(nano_file: Path, mlp_backend: TorchModule, mode: str,
-                                                eager_events: ak.Array, reference: tuple[np.ndarray, np.ndarray],
-                                                request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_reference_outputs(
+    nano_file: Path,
+    mlp_backend: TorchModule,
+    mode: str,
+    eager_events: ak.Array,
+    reference: tuple[np.ndarray, np.ndarray],
+    request: pytest.FixtureRequest,
+) -> None:
     out = run_in_mode(CandidateWrapper(mlp_backend, device="cpu"), nano_file, mode, request)
     eager = CandidateWrapper(mlp_backend, device="cpu")(eager_events)
     assert len(out) == len(eager_events) == 60
@@ -93,11 +98,17 @@ def globals1_backend(weights_dir: Path, save_state: Any) -> TorchModule:
     return TorchModule(GLOBALS_CLASS, path, config={"n_globals": 1})
 
 
-@pytest.mark.parametrize(("wrapper_class", "extra"), [(CandidateWrapper, set()), (TruncatedWrapper, set()),
-                                                      (NanoGlobalsWrapper, {"PV_npvs"})])
-def test_dask_graph_reads_only_the_model_inputs(nano_file: Path, mlp_backend: TorchModule,
-                                                globals1_backend: TorchModule, wrapper_class: type[CandidateWrapper],
-                                                extra: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("wrapper_class", "extra"),
+    [(CandidateWrapper, set()), (TruncatedWrapper, set()), (NanoGlobalsWrapper, {"PV_npvs"})],
+)
+def test_dask_graph_reads_only_the_model_inputs(
+    nano_file: Path,
+    mlp_backend: TorchModule,
+    globals1_backend: TorchModule,
+    wrapper_class: type[CandidateWrapper],
+    extra: set[str],
+) -> None:
     backend = globals1_backend if wrapper_class is NanoGlobalsWrapper else mlp_backend
     out = wrapper_class(backend, device="cpu")(open_events(nano_file, "dask"))
     report = dak.report_necessary_columns(out)
@@ -106,8 +117,9 @@ def test_dask_graph_reads_only_the_model_inputs(nano_file: Path, mlp_backend: To
     assert set(columns) == PFCANDS_COLUMNS | extra  # no Jet_*, GenPart_*, PFCands_dz, ...
 
 
-def test_dense_input_in_dask_mode_equals_eager(nano_file: Path, globals1_backend: TorchModule,
-                                               eager_events: ak.Array) -> None:
+def test_dense_input_in_dask_mode_equals_eager(
+    nano_file: Path, globals1_backend: TorchModule, eager_events: ak.Array
+) -> None:
     wrapper = NanoGlobalsWrapper(globals1_backend, device="cpu")
     lazy = wrapper(open_events(nano_file, "dask")).compute()
     assert ak.array_equal(lazy, wrapper(eager_events))

@@ -48,8 +48,9 @@ def assert_matches_reference(out: ak.Array, events: ak.Array, weight: np.ndarray
 
 
 @pytest.mark.parametrize("max_tokens", [None, 2048, 1 << 17], ids=["default", "small", "large"])
-def test_eager_outputs_equal_the_per_event_reference(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                                     mlp_reference: torch.nn.Module, max_tokens: int | None) -> None:
+def test_eager_outputs_equal_the_per_event_reference(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, mlp_reference: torch.nn.Module, max_tokens: int | None
+) -> None:
     # 2048 tokens is less than the longest events (up to 3000 candidates): those run alone
     out = CandidateWrapper(mlp_backend, device="cpu", max_tokens=max_tokens)(synthetic_events)
     weight, met = reference_outputs(mlp_reference, synthetic_events.PFCands)
@@ -66,12 +67,14 @@ def test_output_order_is_input_order(synthetic_events: ak.Array, mlp_backend: To
     shuffled = wrapper(synthetic_events[perm])
     np.testing.assert_allclose(ak.to_numpy(shuffled.met_xy), ak.to_numpy(out.met_xy)[perm], rtol=1e-5, atol=ATOL)
     assert ak.all(ak.num(shuffled.weight) == ak.num(out.weight[perm]))
-    np.testing.assert_allclose(ak.to_numpy(ak.flatten(shuffled.weight)),
-                               ak.to_numpy(ak.flatten(out.weight[perm])), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(shuffled.weight)), ak.to_numpy(ak.flatten(out.weight[perm])), rtol=0, atol=ATOL
+    )
 
 
-def test_truncation_keeps_the_highest_pt_candidates(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                                    mlp_reference: torch.nn.Module) -> None:
+def test_truncation_keeps_the_highest_pt_candidates(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, mlp_reference: torch.nn.Module
+) -> None:
     out = TruncatedWrapper(mlp_backend, device="cpu")(synthetic_events)
     weight, met = reference_outputs(mlp_reference, synthetic_events.PFCands, max_objects=300)
     counts = ak.to_numpy(ak.num(synthetic_events.PFCands))
@@ -86,10 +89,12 @@ def test_truncation_keeps_the_highest_pt_candidates(synthetic_events: ak.Array, 
     assert kept_pt.size == np.minimum(counts, 300).sum() and dropped_pt.size > 0
 
 
-@pytest.mark.parametrize(("wrapper_class", "n_globals"), [(GlobalsWrapper, 2), (ScalarGlobalWrapper, 1)],
-                         ids=["record", "number"])
-def test_dense_event_level_input(synthetic_events: ak.Array, weights_dir: Path, save_state: Any,
-                                 wrapper_class: type[ModelWrapper], n_globals: int) -> None:
+@pytest.mark.parametrize(
+    ("wrapper_class", "n_globals"), [(GlobalsWrapper, 2), (ScalarGlobalWrapper, 1)], ids=["record", "number"]
+)
+def test_dense_event_level_input(
+    synthetic_events: ak.Array, weights_dir: Path, save_state: Any, wrapper_class: type[ModelWrapper], n_globals: int
+) -> None:
     torch.manual_seed(1)
     path = save_state(GlobalsMLP(n_globals), weights_dir / f"globals_{n_globals}.safetensors")
     backend = TorchModule(GLOBALS_CLASS, path, config={"n_globals": n_globals})
@@ -97,8 +102,9 @@ def test_dense_event_level_input(synthetic_events: ak.Array, weights_dir: Path, 
     glob = synthetic_events.Globals
     columns = [glob.npvs, glob.rho] if n_globals == 2 else [glob.rho]
     event_vars = np.stack([ak.to_numpy(c).astype(np.float32) for c in columns], axis=1)
-    weight, met = reference_outputs(load_reference(GlobalsMLP, path, n_globals=n_globals),
-                                    synthetic_events.PFCands, event_vars=event_vars)
+    weight, met = reference_outputs(
+        load_reference(GlobalsMLP, path, n_globals=n_globals), synthetic_events.PFCands, event_vars=event_vars
+    )
     assert_matches_reference(out, synthetic_events, weight, met)
     # the event-level input matters: the empty events' MET is the shift alone, not zero
     assert np.all(np.abs(ak.to_numpy(out.met_xy)[[3, 17, 30]]) > 0)
@@ -135,15 +141,15 @@ def _with_candidate_value(events: ak.Array, field: str, index: int, value: float
 
 
 @pytest.mark.parametrize(("field", "value"), [("pt", np.nan), ("eta", np.inf), ("mass", -np.inf)])
-def test_non_finite_candidate_input_names_the_field(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                                    field: str, value: float) -> None:
+def test_non_finite_candidate_input_names_the_field(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, field: str, value: float
+) -> None:
     events = _with_candidate_value(synthetic_events, field, 12345, value)
     with pytest.raises(NonFiniteInputError, match=rf"'cands\.{field}' has 1 non-finite"):
         CandidateWrapper(mlp_backend, device="cpu")(events)
 
 
-def test_non_finite_dense_input_names_the_field(synthetic_events: ak.Array, weights_dir: Path,
-                                                save_state: Any) -> None:
+def test_non_finite_dense_input_names_the_field(synthetic_events: ak.Array, weights_dir: Path, save_state: Any) -> None:
     path = save_state(GlobalsMLP(2), weights_dir / "globals_nan.safetensors")
     rho = ak.to_numpy(synthetic_events.Globals.rho).copy()
     rho[7] = np.nan
@@ -152,12 +158,16 @@ def test_non_finite_dense_input_names_the_field(synthetic_events: ak.Array, weig
         GlobalsWrapper(TorchModule(GLOBALS_CLASS, path, config={"n_globals": 2}), device="cpu")(events)
 
 
-def test_weights_of_another_width_raise_a_clear_error(synthetic_events: ak.Array, weights_dir: Path,
-                                                      save_state: Any) -> None:
+def test_weights_of_another_width_raise_a_clear_error(
+    synthetic_events: ak.Array, weights_dir: Path, save_state: Any
+) -> None:
     path = save_state(CandidateMLP(hidden=32), weights_dir / "hidden32.safetensors")
     wrapper = CandidateWrapper(TorchModule(MLP_CLASS, path, config={"hidden": 64}), device="cpu")
-    with pytest.raises(WeightsMismatchError, match=r"shape mismatch.*net\.0\.weight: file \(32, 6\) vs model "
-                                                   r"\(64, 6\)") as info:
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"shape mismatch.*net\.0\.weight: file \(32, 6\) vs model "
+        r"\(64, 6\)",
+    ) as info:
         wrapper(synthetic_events[:2])
     assert "hidden32.safetensors" in str(info.value) and "CandidateMLP" in str(info.value)
 
@@ -186,8 +196,7 @@ def test_unknown_device_is_a_value_error(synthetic_events: ak.Array, mlp_backend
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_cuda_without_gpu_is_a_runtime_error(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                             device: str) -> None:
+def test_cuda_without_gpu_is_a_runtime_error(synthetic_events: ak.Array, mlp_backend: TorchModule, device: str) -> None:
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         CandidateWrapper(mlp_backend, device=device)(synthetic_events[:2])
 
@@ -215,25 +224,29 @@ def test_auto_precision_on_cpu_is_exactly_fp32(synthetic_events: ak.Array, mlp_b
     assert ak.array_equal(auto, fp32)
 
 
-@pytest.mark.parametrize(("precision", "message"), [("fp16", "fp16 autocast needs a CUDA device"),
-                                                    ("half", "unknown precision")])
-def test_bad_precision_on_cpu_is_a_value_error(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                               precision: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("precision", "message"), [("fp16", "fp16 autocast needs a CUDA device"), ("half", "unknown precision")]
+)
+def test_bad_precision_on_cpu_is_a_value_error(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, precision: str, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         CandidateWrapper(mlp_backend, device="cpu", precision=precision)(synthetic_events[:2])
 
 
-def test_model_is_loaded_once_per_process(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                          fresh_cache: ModelCache) -> None:
+def test_model_is_loaded_once_per_process(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, fresh_cache: ModelCache
+) -> None:
     wrapper = CandidateWrapper(mlp_backend, device="cpu")
     for start in range(0, 40, 10):  # four chunks
-        wrapper(synthetic_events[start:start + 10])
+        wrapper(synthetic_events[start : start + 10])
     CandidateWrapper(mlp_backend, device="cpu")(synthetic_events[:3])  # another wrapper, same model
     assert dict(fresh_cache.loads) == {(mlp_backend.cache_key(), "cpu"): 1}
 
 
-def test_wrapper_pickles_without_the_model(synthetic_events: ak.Array, mlp_backend: TorchModule,
-                                           mlp_weights: Path, fresh_cache: ModelCache) -> None:
+def test_wrapper_pickles_without_the_model(
+    synthetic_events: ak.Array, mlp_backend: TorchModule, mlp_weights: Path, fresh_cache: ModelCache
+) -> None:
     own_cache = ModelCache()
     wrapper = CandidateWrapper(mlp_backend, device="cpu", cache=own_cache)
     expected = wrapper(synthetic_events)

@@ -55,10 +55,8 @@ def dy_events(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, n
 
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    path = generate_sample("dy-ll", 400, 0, seed=11, output=tmp_path_factory.mktemp("mem") / "dy.root",
-                           progress=False)
+    path = generate_sample("dy-ll", 400, 0, seed=11, output=tmp_path_factory.mktemp("mem") / "dy.root", progress=False)
     return _read_dileptons(path)
-
 
 
 # The MEM column, processor and table tests: Drell-Yan and Z′ files
@@ -81,9 +79,12 @@ def mem_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     folder = tmp_path_factory.mktemp("mem_wiring")
-    return {name: generate_sample(process, n, 0, seed=seed, output=folder / f"{name}.root", progress=False,
-                                  drop=("PFCands",))
-            for name, (process, n, seed) in SAMPLES.items()}
+    return {
+        name: generate_sample(
+            process, n, 0, seed=seed, output=folder / f"{name}.root", progress=False, drop=("PFCands",)
+        )
+        for name, (process, n, seed) in SAMPLES.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -103,5 +104,7 @@ def mem_tables(mem_files: dict[str, Path]) -> dict[str, Any]:
     """MEM weight tables (``dy_sm``, ``zprime``; precision 0.3 %) of every selected event of the two samples."""
     from coffea_mlreco.mem.tables import mem_table_from_file
 
-    return {name: mem_table_from_file(path, ("dy_sm", "zprime"), precision=0.003, seed=5, n_workers=2)
-            for name, path in mem_files.items()}
+    return {
+        name: mem_table_from_file(path, ("dy_sm", "zprime"), precision=0.003, seed=5, n_workers=2)
+        for name, path in mem_files.items()
+    }

@@ -27,8 +27,8 @@ def _features(n: int = 64, seed: int = 3, jets: int = 2) -> np.ndarray:
         x[:, 3 * k + 1] = rng.uniform(-2.4, 2.4, n)
         x[:, 3 * k + 2] = rng.uniform(-math.pi, math.pi, n)
     x[:, 12], x[:, 13] = rng.exponential(30, n), rng.uniform(-math.pi, math.pi, n)
-    x[n // 3:, 9:12] = 0.0  # a third with two jets, a third with one, a third with none
-    x[2 * n // 3:, 6:9] = 0.0
+    x[n // 3 :, 9:12] = 0.0  # a third with two jets, a third with one, a third with none
+    x[2 * n // 3 :, 6:9] = 0.0
     return x
 
 
@@ -72,8 +72,9 @@ def test_relative_phi_transform() -> None:
     x = np.array([[40, 0.1, 3.0, 30, -0.5, -3.0, 50, 1.0, 0.5, 0, 0, 0, 20, -2.0]], np.float32)
     model = DeepMEM(dilepton_features=False, log_pt=False)
     z = model.transform(torch.from_numpy(x))[0].numpy()
-    np.testing.assert_allclose(z[[2, 5, 8, 11, 13]], [0.0, -6.0 + 2 * math.pi, 0.5 - 3.0, 0.0, -5.0 + 2 * math.pi],
-                               atol=1e-5)  # the absent jet 2 keeps φ = 0
+    np.testing.assert_allclose(
+        z[[2, 5, 8, 11, 13]], [0.0, -6.0 + 2 * math.pi, 0.5 - 3.0, 0.0, -5.0 + 2 * math.pi], atol=1e-5
+    )  # the absent jet 2 keeps φ = 0
     np.testing.assert_allclose(z[[0, 3, 6, 12]], x[0, [0, 3, 6, 12]])
 
 
@@ -92,8 +93,11 @@ def test_dilepton_features_are_the_pair_mass_rapidity_and_pt() -> None:
 def test_features_take_the_two_leading_jets_and_zero_absent_ones() -> None:
     lep1 = {"pt": [40.0, 35.0], "eta": [0.1, -1.0], "phi": [1.0, 2.0]}
     lep2 = {"pt": [30.0, 25.0], "eta": [0.3, 0.2], "phi": [-1.0, -2.0]}
-    jets = {"pt": [[20.0, 60.0, 40.0], [35.0, np.nan, np.nan]], "eta": [[1, 2, 3], [4, np.nan, np.nan]],
-            "phi": [[0.1, 0.2, 0.3], [0.4, np.nan, np.nan]]}
+    jets = {
+        "pt": [[20.0, 60.0, 40.0], [35.0, np.nan, np.nan]],
+        "eta": [[1, 2, 3], [4, np.nan, np.nan]],
+        "phi": [[0.1, 0.2, 0.3], [0.4, np.nan, np.nan]],
+    }
     met = {"pt": [10.0, 0.0], "phi": [0.5, 0.0]}
     x = deepmem_features(lep1, lep2, jets, met)
     assert x.shape == (2, 14) and x.dtype == np.float32

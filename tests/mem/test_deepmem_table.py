@@ -35,10 +35,14 @@ def _table_fields(n: int = 50, seed: int = 1) -> dict[str, Any]:
         kin[f"{jet}_eta"] = np.where(has, rng.uniform(-4.7, 4.7, n), 0.0)
         kin[f"{jet}_phi"] = np.where(has, rng.uniform(-math.pi, math.pi, n), 0.0)
     kin["met_pt"], kin["met_phi"] = rng.exponential(20, n), rng.uniform(-math.pi, math.pi, n)
-    return {"kinematics": kin, "hypotheses": ("dy", "zprime"), "log10_weight": rng.normal(-12, 2, (n, 2)),
-            "log10_weight_err": rng.uniform(0, 0.004, (n, 2)),
-            "provenance": {"file": "nano_dy.root", "generator_seed": 7, "vegas_seed": 3, "precision": 0.01},
-            "event": np.arange(n, dtype=np.int64) + 1000}
+    return {
+        "kinematics": kin,
+        "hypotheses": ("dy", "zprime"),
+        "log10_weight": rng.normal(-12, 2, (n, 2)),
+        "log10_weight_err": rng.uniform(0, 0.004, (n, 2)),
+        "provenance": {"file": "nano_dy.root", "generator_seed": 7, "vegas_seed": 3, "precision": 0.01},
+        "event": np.arange(n, dtype=np.int64) + 1000,
+    }
 
 
 def test_roundtrip(tmp_path: Path) -> None:
@@ -73,17 +77,20 @@ def _bad(**change: Any) -> dict[str, Any]:
     return fields
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"log10_weight": np.full((5, 2), np.nan)}, "log10_weight has 10 non-finite"),
-    ({"log10_weight": np.zeros((5, 3))}, r"expected \(N, H\) = \(5, 2\)"),
-    ({"log10_weight_err": -np.ones((5, 2))}, "must be ≥ 0"),
-    ({"lep1_eta": np.array([0.0, np.nan, 0, 0, 0])}, "'lep1_eta' has 1 non-finite"),
-    ({"met_pt": np.zeros(4)}, r"'met_pt' has shape \(4,\)"),
-    ({"lep2_pdgId": np.array([13, 13, 22, 13, 13])}, "ids other than"),
-    ({"jet1_pt": np.zeros(5), "jet1_eta": np.ones(5)}, "absent jet1"),
-    ({"hypotheses": ("dy", "dy")}, "repeat"),
-    ({"provenance": {"file": "x.root"}}, "generator_seed"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"log10_weight": np.full((5, 2), np.nan)}, "log10_weight has 10 non-finite"),
+        ({"log10_weight": np.zeros((5, 3))}, r"expected \(N, H\) = \(5, 2\)"),
+        ({"log10_weight_err": -np.ones((5, 2))}, "must be ≥ 0"),
+        ({"lep1_eta": np.array([0.0, np.nan, 0, 0, 0])}, "'lep1_eta' has 1 non-finite"),
+        ({"met_pt": np.zeros(4)}, r"'met_pt' has shape \(4,\)"),
+        ({"lep2_pdgId": np.array([13, 13, 22, 13, 13])}, "ids other than"),
+        ({"jet1_pt": np.zeros(5), "jet1_eta": np.ones(5)}, "absent jet1"),
+        ({"hypotheses": ("dy", "dy")}, "repeat"),
+        ({"provenance": {"file": "x.root"}}, "generator_seed"),
+    ],
+)
 def test_invalid_tables_are_rejected(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         write_mem_table(tmp_path / "bad.npz", **_bad(**change))
@@ -92,8 +99,13 @@ def test_invalid_tables_are_rejected(tmp_path: Path, change: dict[str, Any], mes
 def test_unknown_or_missing_keys_and_suffix(tmp_path: Path) -> None:
     fields = _table_fields(5)
     with pytest.raises(ValueError, match=r"unknown \['lep3_pt'\]"):
-        MEMTable({**fields["kinematics"], "lep3_pt": np.ones(5)}, fields["hypotheses"], fields["log10_weight"],
-                 fields["log10_weight_err"], fields["provenance"])
+        MEMTable(
+            {**fields["kinematics"], "lep3_pt": np.ones(5)},
+            fields["hypotheses"],
+            fields["log10_weight"],
+            fields["log10_weight_err"],
+            fields["provenance"],
+        )
     with pytest.raises(ValueError, match=".npz"):
         write_mem_table(tmp_path / "w.parquet", **fields)
     np.savez(tmp_path / "other.npz", lep1_pt=np.ones(3), weight=np.ones(3))

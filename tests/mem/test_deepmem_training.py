@@ -41,10 +41,12 @@ def analytic_table(n: int, seed: int) -> MEMTable:
     m2 = 2 * pt1 * pt2 * (np.cosh(eta1 - eta2) - np.cos(kin["lep1_phi"] - kin["lep2_phi"]))
     x1 = (pt1 * np.exp(eta1) + pt2 * np.exp(eta2)) / SQRT_S
     x2 = (pt1 * np.exp(-eta1) + pt2 * np.exp(-eta2)) / SQRT_S
-    log10_w = (-np.log10((m2 - M_Z**2) ** 2 + (M_Z * GAMMA_Z) ** 2)
-               + sum(-1.2 * np.log10(x) + 3 * np.log10(1 - x) for x in (x1, x2)))
-    return MEMTable(kin, ("dy",), log10_w[:, None], np.full((n, 1), 1e-3),
-                    {"file": f"analytic-{seed}", "generator_seed": seed})
+    log10_w = -np.log10((m2 - M_Z**2) ** 2 + (M_Z * GAMMA_Z) ** 2) + sum(
+        -1.2 * np.log10(x) + 3 * np.log10(1 - x) for x in (x1, x2)
+    )
+    return MEMTable(
+        kin, ("dy",), log10_w[:, None], np.full((n, 1), 1e-3), {"file": f"analytic-{seed}", "generator_seed": seed}
+    )
 
 
 @pytest.fixture
@@ -58,14 +60,24 @@ def one_thread() -> Iterator[None]:
 
 def test_learns_an_analytic_weight_to_two_percent(one_thread: None) -> None:
     train, val = analytic_table(20_000, seed=1), analytic_table(4_000, seed=2)
-    result = train_deepmem(train, val, {"hidden": 64, "blocks": 3}, epochs=60, lr=3e-3, batch_size=256, seed=1,
-                           device="cpu", progress=False)
+    result = train_deepmem(
+        train,
+        val,
+        {"hidden": 64, "blocks": 3},
+        epochs=60,
+        lr=3e-3,
+        batch_size=256,
+        seed=1,
+        device="cpu",
+        progress=False,
+    )
     assert result.val_mape["dy"] < 0.02
     assert result.history[0]["val_mape_mean"] > 0.2  # it did have to learn
     # the kept weights are the best epoch's, and reproduce its validation MAPE
     assert result.val_mape["dy"] == pytest.approx(min(h["val_mape"]["dy"] for h in result.history), abs=1e-6)
     assert mape(deepmem_predict(result.model, val.features()), val.log10_weight) == pytest.approx(
-        result.val_mape["dy"], rel=1e-4)
+        result.val_mape["dy"], rel=1e-4
+    )
     assert result.gpu_utilisation is None and result.epochs_per_second > 0
     # events never seen (a third seed) are reproduced as well
     test = analytic_table(4_000, seed=3)
@@ -73,17 +85,42 @@ def test_learns_an_analytic_weight_to_two_percent(one_thread: None) -> None:
 
 
 def _write(path: Path, table: MEMTable) -> Path:
-    return write_mem_table(path, table.kinematics, table.hypotheses, table.log10_weight, table.log10_weight_err,
-                           table.provenance)
+    return write_mem_table(
+        path, table.kinematics, table.hypotheses, table.log10_weight, table.log10_weight_err, table.provenance
+    )
 
 
-def test_cli_writes_weights_and_card_that_reload(tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    train, val = _write(tmp_path / "train.npz", analytic_table(3000, 1)), _write(tmp_path / "val.npz",
-                                                                                analytic_table(500, 2))
+def test_cli_writes_weights_and_card_that_reload(
+    tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, val = (
+        _write(tmp_path / "train.npz", analytic_table(3000, 1)),
+        _write(tmp_path / "val.npz", analytic_table(500, 2)),
+    )
     out = tmp_path / "weights"
-    argv = ["train", "mem", "--table", str(train), "--val-table", str(val), "--output", str(out), "--name", "toy",
-            "--epochs", "3", "--hidden", "16", "--blocks", "1", "--batch-size", "512", "--device", "cpu", "--quiet"]
+    argv = [
+        "train",
+        "mem",
+        "--table",
+        str(train),
+        "--val-table",
+        str(val),
+        "--output",
+        str(out),
+        "--name",
+        "toy",
+        "--epochs",
+        "3",
+        "--hidden",
+        "16",
+        "--blocks",
+        "1",
+        "--batch-size",
+        "512",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     monkeypatch.setattr(sys, "argv", ["coffea-mlreco", *argv])  # as the console script sees it
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["best_epoch"] in (1, 2, 3)
@@ -104,8 +141,25 @@ def test_cli_writes_weights_and_card_that_reload(tmp_path: Path, one_thread: Non
 
 def test_cli_split_validation_and_errors(tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]) -> None:
     table = _write(tmp_path / "t.npz", analytic_table(1000, 4))
-    args = ["train", "mem", "--table", str(table), "--output", str(tmp_path), "--name", "s", "--epochs", "1",
-            "--hidden", "8", "--blocks", "1", "--device", "cpu", "--quiet"]
+    args = [
+        "train",
+        "mem",
+        "--table",
+        str(table),
+        "--output",
+        str(tmp_path),
+        "--name",
+        "s",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--blocks",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main([*args, "--val-fraction", "0.2"]) == 0
     card = json.loads((tmp_path / "s.json").read_text())
     assert card["training_events"] == 800 and card["validation_events"] == 200

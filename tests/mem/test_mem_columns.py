@@ -56,14 +56,16 @@ def eager_real(real_nano_dy: Path) -> ak.Array:
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "eager"])
-def test_every_mode_gives_the_eager_columns(mem_files: dict[str, Path], eager_zprime: ak.Array, mode: str,
-                                            request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_eager_columns(
+    mem_files: dict[str, Path], eager_zprime: ak.Array, mode: str, request: pytest.FixtureRequest
+) -> None:
     assert_same_columns(_in_mode(reconstruct_few, mem_files["zprime_ll"], mode, request), eager_zprime)
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "eager"])
-def test_real_nanoaod_in_every_mode(real_nano_dy: Path, eager_real: ak.Array, mode: str,
-                                    request: pytest.FixtureRequest) -> None:
+def test_real_nanoaod_in_every_mode(
+    real_nano_dy: Path, eager_real: ak.Array, mode: str, request: pytest.FixtureRequest
+) -> None:
     assert_same_columns(_in_mode(reconstruct_all, real_nano_dy, mode, request), eager_real)
 
 
@@ -81,9 +83,15 @@ def test_real_drell_yan_prefers_the_standard_model(eager_real: ak.Array) -> None
 def test_columns_hold_the_selection_and_the_weights(mem_events: dict[str, Any], eager_zprime: ak.Array) -> None:
     events = mem_events["zprime_ll"]
     reco = eager_zprime
-    assert set(ak.fields(reco)) == {*(f"logw_{h}_{s}" for h in HYPS for s in ("integrated", "integrated_err",
-                                                                              "network")),
-                                    "d_integrated", "d_network", "integrated", "flavour", "selected", "valid"}
+    assert set(ak.fields(reco)) == {
+        *(f"logw_{h}_{s}" for h in HYPS for s in ("integrated", "integrated_err", "network")),
+        "d_integrated",
+        "d_network",
+        "integrated",
+        "flavour",
+        "selected",
+        "valid",
+    }
     cand = dilepton_candidates(events)
     selected = ak.to_numpy(cand.selected)
     np.testing.assert_array_equal(ak.to_numpy(reco.selected), selected)
@@ -99,7 +107,7 @@ def test_columns_hold_the_selection_and_the_weights(mem_events: dict[str, Any], 
     seeds = integration_seeds(lep1, lep2, met)
     assert len(set(seeds)) == N_INTEGRATED
     for i, k in enumerate(np.flatnonzero(done)[:3]):
-        one = tuple({f: v[i:i + 1] for f, v in part.items()} for part in (lep1, lep2, met))
+        one = tuple({f: v[i : i + 1] for f, v in part.items()} for part in (lep1, lep2, met))
         direct = mem.mem_log_weights(*one, "zprime", precision=0.01, seed=seeds[i])
         assert reco.logw_zprime_integrated[k] == direct.log10_weight[0]
     d = ak.to_numpy(reco.d_network)
@@ -116,14 +124,19 @@ def test_weights_do_not_depend_on_the_chunk(mem_events: dict[str, Any], eager_zp
     both = selected[3:N_INTEGRATED] - start
     assert ak.all(later.integrated[both])
     for h in HYPS:
-        np.testing.assert_array_equal(ak.to_numpy(later[f"logw_{h}_integrated"])[both],
-                                      ak.to_numpy(eager_zprime[f"logw_{h}_integrated"])[selected[3:N_INTEGRATED]])
-    in_parallel = mem.reconstruct(events[:int(selected[4]) + 1], device="cpu", methods=("integrated",),
-                                  n_workers=2).MEMReco  # the events spread over two processes
+        np.testing.assert_array_equal(
+            ak.to_numpy(later[f"logw_{h}_integrated"])[both],
+            ak.to_numpy(eager_zprime[f"logw_{h}_integrated"])[selected[3:N_INTEGRATED]],
+        )
+    in_parallel = mem.reconstruct(
+        events[: int(selected[4]) + 1], device="cpu", methods=("integrated",), n_workers=2
+    ).MEMReco  # the events spread over two processes
     for h in HYPS:
-        np.testing.assert_array_equal(ak.to_numpy(in_parallel[f"logw_{h}_integrated"])[selected[:5]],
-                                      ak.to_numpy(eager_zprime[f"logw_{h}_integrated"])[selected[:5]])
-    other_seed = mem.reconstruct(events[:int(selected[1]) + 1], device="cpu", methods=("integrated",), seed=1).MEMReco
+        np.testing.assert_array_equal(
+            ak.to_numpy(in_parallel[f"logw_{h}_integrated"])[selected[:5]],
+            ak.to_numpy(eager_zprime[f"logw_{h}_integrated"])[selected[:5]],
+        )
+    other_seed = mem.reconstruct(events[: int(selected[1]) + 1], device="cpu", methods=("integrated",), seed=1).MEMReco
     first = int(selected[0])
     assert other_seed.logw_zprime_integrated[first] != eager_zprime.logw_zprime_integrated[first]
     assert abs(other_seed.logw_zprime_integrated[first] - eager_zprime.logw_zprime_integrated[first]) < 0.02
@@ -146,8 +159,7 @@ def test_dask_reads_only_the_documented_branches(mem_files: dict[str, Path], rea
         assert sorted(read) == documented
         assert not any(name.startswith(("Gen", "nGen", "PFCands", "Tau")) for name in read)
         assert {"Muon_pt", "Electron_charge", "Jet_phi", "MET_phi", "nMuon"} <= set(read)
-        (network_only,) = dak.report_necessary_columns(
-            mem.reconstruct(events, methods=("network",)).MEMReco).values()
+        (network_only,) = dak.report_necessary_columns(mem.reconstruct(events, methods=("network",)).MEMReco).values()
         assert sorted(network_only) == documented
     # real NanoAOD: the selection's isolation and ID branches; our simulation has no ID branches
     assert {"Electron_mvaFall17V2Iso_WP90", "Muon_mediumId", "Muon_pfRelIso04_all", "Jet_jetId"} <= set(read)
@@ -209,12 +221,21 @@ def test_network_agrees_with_the_integration_and_d_separates(mem_events: dict[st
     """Physics: on 40 integrated events per sample (0.3 % precision) the network's weights agree with the integration
     at the scale of the model card's held-out MAPE (0.6–0.8 %), and d = P_Z′/(P_Z′ + P_DY) separates the samples."""
     card = mem_model_card()["test_metrics"]["mape"]
-    reco = {name: mem.reconstruct(events, device="cpu", max_integrated_events=40, precision=0.003).MEMReco
-            for name, events in mem_events.items()}
+    reco = {
+        name: mem.reconstruct(events, device="cpu", max_integrated_events=40, precision=0.003).MEMReco
+        for name, events in mem_events.items()
+    }
     for h in HYPS:
-        rel = np.concatenate([np.abs(np.expm1(np.log(10) * (ak.to_numpy(r[f"logw_{h}_network"])
-                                                            - ak.to_numpy(r[f"logw_{h}_integrated"]))))
-                              [ak.to_numpy(r.integrated)] for r in reco.values()])
+        rel = np.concatenate(
+            [
+                np.abs(
+                    np.expm1(
+                        np.log(10) * (ak.to_numpy(r[f"logw_{h}_network"]) - ak.to_numpy(r[f"logw_{h}_integrated"]))
+                    )
+                )[ak.to_numpy(r.integrated)]
+                for r in reco.values()
+            ]
+        )
         assert len(rel) == 80
         assert np.mean(rel) < 2 * card[h], (h, np.mean(rel))  # MAPE on these events, vs the card's
         assert np.median(rel) < card[h], h

@@ -26,8 +26,9 @@ SQRT_S = 13600.0
 
 def _with_z_width(width: float) -> Hypothesis:
     sm = load_hypothesis("dy_sm")
-    return dataclasses.replace(sm, mediators=tuple(dataclasses.replace(m, width=width) if m.name == "Z" else m
-                                                   for m in sm.mediators))
+    return dataclasses.replace(
+        sm, mediators=tuple(dataclasses.replace(m, width=width) if m.name == "Z" else m for m in sm.mediators)
+    )
 
 
 @pytest.mark.parametrize("name", ["dy_sm", "zprime", "scalar"])
@@ -90,8 +91,9 @@ def test_pythia_nnpdf31_lo_cross_section() -> None:
     reference = pytest.importorskip("coffea_mlreco.mem.pythia_reference")
     pytest.importorskip("pythia8mc")
     pythia = reference.pythia_drell_yan_cross_section(mll_min=60.0, mll_max=120.0, pdf_set="18", n_events=60_000)
-    ours = hadronic_cross_section(_with_z_width(pythia.z_width),
-                                  dataclasses.replace(FULL_PHASE_SPACE, mll_min=60.0, mll_max=120.0))
+    ours = hadronic_cross_section(
+        _with_z_width(pythia.z_width), dataclasses.replace(FULL_PHASE_SPACE, mll_min=60.0, mll_max=120.0)
+    )
     assert abs(pythia.z_width - 2.5) < 0.05
     assert abs(ours - pythia.sigma_pb) < 3 * pythia.error_pb + 0.002 * ours
     assert 1400 < ours < 1800  # pb, LO NNPDF3.1 at 13.6 TeV
@@ -103,6 +105,7 @@ def test_pythia_cteq5l_cross_section() -> None:
     reference = pytest.importorskip("coffea_mlreco.mem.pythia_reference")
     pytest.importorskip("pythia8mc")
     pythia = reference.pythia_drell_yan_cross_section(mll_min=50.0, mll_max=1000.0, pdf_set="2", n_events=60_000)
-    ours = hadronic_cross_section(_with_z_width(pythia.z_width), FULL_PHASE_SPACE, pdf=reference.PythiaPDF(),
-                                  n_mass=8, n_y=16)
+    ours = hadronic_cross_section(
+        _with_z_width(pythia.z_width), FULL_PHASE_SPACE, pdf=reference.PythiaPDF(), n_mass=8, n_y=16
+    )
     assert abs(ours - pythia.sigma_pb) < 3 * pythia.error_pb + 0.002 * ours

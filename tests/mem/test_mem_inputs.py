@@ -20,8 +20,12 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def _leptons(rows: list[list[tuple[float, float, float, int, float]]]) -> ak.Array:
     """rows of (pt, eta, phi, charge, relative isolation) per event."""
-    return ak.Array([[{"pt": pt, "eta": eta, "phi": phi, "mass": 0.1, "charge": q, "iso": iso}
-                      for pt, eta, phi, q, iso in event] for event in rows])
+    return ak.Array(
+        [
+            [{"pt": pt, "eta": eta, "phi": phi, "mass": 0.1, "charge": q, "iso": iso} for pt, eta, phi, q, iso in event]
+            for event in rows
+        ]
+    )
 
 
 def _events(muons: list, electrons: list, jets: list) -> ak.Array:
@@ -37,11 +41,28 @@ def _events(muons: list, electrons: list, jets: list) -> ak.Array:
 # per event: muons, electrons, jets and the expected (selected, flavour, lep1 pt, lep2 pt)
 CASES: list[tuple[list, list, list, tuple]] = [
     # μμ beats the lower-pT e (no ee pair anyway); lep1 is the higher-pT muon
-    ([(50, 0.5, 0.0, 1, 0.0), (40, -0.3, 2.5, -1, 0.0)], [(30, 1.0, -1.0, 1, 0.0)],
-     [(100, 0.5, 0.05, ), (40, -2.0, 1.0), (80, 1.5, -2.0), (25, 0.0, 1.5)], (True, 13, 50, 40)),
+    (
+        [(50, 0.5, 0.0, 1, 0.0), (40, -0.3, 2.5, -1, 0.0)],
+        [(30, 1.0, -1.0, 1, 0.0)],
+        [
+            (
+                100,
+                0.5,
+                0.05,
+            ),
+            (40, -2.0, 1.0),
+            (80, 1.5, -2.0),
+            (25, 0.0, 1.5),
+        ],
+        (True, 13, 50, 40),
+    ),
     # same-sign muons: the e+e- pair is taken
-    ([(50, 0.5, 0.0, 1, 0.0), (40, -0.3, 2.5, 1, 0.0)], [(35, 1.0, -1.0, -1, 0.0), (20, -1.0, 1.5, 1, 0.0)],
-     [], (True, 11, 35, 20)),
+    (
+        [(50, 0.5, 0.0, 1, 0.0), (40, -0.3, 2.5, 1, 0.0)],
+        [(35, 1.0, -1.0, -1, 0.0), (20, -1.0, 1.5, 1, 0.0)],
+        [],
+        (True, 11, 35, 20),
+    ),
     # e μ only: no same-flavour pair
     ([(50, 0.5, 0.0, -1, 0.0)], [(60, 1.0, 2.0, 1, 0.0)], [], (False, 0, None, None)),
     # three muons: the opposite-sign pair of largest pT sum (60 + 55), not the leading lepton's first partner
@@ -51,8 +72,12 @@ CASES: list[tuple[list, list, list, tuple]] = [
     # one muon not isolated
     ([(50, 0.5, 0.0, 1, 0.3), (40, -0.3, 2.5, -1, 0.0)], [], [], (False, 0, None, None)),
     # one muon outside |η| < 2.5, one ee pair with an electron below 15 GeV
-    ([(50, 2.6, 0.0, 1, 0.0), (40, -0.3, 2.5, -1, 0.0)], [(40, 0.0, 0.0, 1, 0.0), (14, 0.0, 3.0, -1, 0.0)], [],
-     (False, 0, None, None)),
+    (
+        [(50, 2.6, 0.0, 1, 0.0), (40, -0.3, 2.5, -1, 0.0)],
+        [(40, 0.0, 0.0, 1, 0.0), (14, 0.0, 3.0, -1, 0.0)],
+        [],
+        (False, 0, None, None),
+    ),
 ]
 
 
@@ -78,8 +103,15 @@ def test_selection_physics_on_hand_made_events() -> None:
 
 def test_missing_branches_are_named() -> None:
     events = _events([c[0] for c in CASES], [c[1] for c in CASES], [c[2] for c in CASES])
-    no_charge = ak.zip({"Muon": ak.without_field(events.Muon, "charge"), "Electron": events.Electron,
-                        "Jet": events.Jet, "MET": events.MET}, depth_limit=1)
+    no_charge = ak.zip(
+        {
+            "Muon": ak.without_field(events.Muon, "charge"),
+            "Electron": events.Electron,
+            "Jet": events.Jet,
+            "MET": events.MET,
+        },
+        depth_limit=1,
+    )
     with pytest.raises(ValueError, match="Muon_charge"):
         dilepton_candidates(no_charge)
     with pytest.raises(ValueError, match="Jet collection"):
@@ -92,13 +124,18 @@ def _brute_force(events: Any) -> list[tuple[float, float] | None]:
     """Per event the (pT1, pT2) of the OSSF pair with the largest pT sum, by a plain loop (cuts of the defaults:
     isolation, and the electron MVA / muon medium ID where the file has them)."""
     out: list[tuple[float, float] | None] = []
-    ids = {"Electron": [f for f in ("mvaIso_WP90", "mvaFall17V2Iso_WP90") if f in events.Electron.fields][:1],
-           "Muon": [f for f in ("mediumId",) if f in events.Muon.fields]}
+    ids = {
+        "Electron": [f for f in ("mvaIso_WP90", "mvaFall17V2Iso_WP90") if f in events.Electron.fields][:1],
+        "Muon": [f for f in ("mediumId",) if f in events.Muon.fields],
+    }
     for ev in ak.to_list(events[["Electron", "Muon"]]):
         best = None
         for name, iso in (("Electron", "pfRelIso03_all"), ("Muon", "pfRelIso04_all")):
-            good = [lep for lep in ev[name] if lep["pt"] > 15 and abs(lep["eta"]) < 2.5 and lep[iso] < 0.15
-                    and all(lep[f] for f in ids[name])]
+            good = [
+                lep
+                for lep in ev[name]
+                if lep["pt"] > 15 and abs(lep["eta"]) < 2.5 and lep[iso] < 0.15 and all(lep[f] for f in ids[name])
+            ]
             for a, b in itertools.combinations(good, 2):
                 m2 = 2 * a["pt"] * b["pt"] * (math.cosh(a["eta"] - b["eta"]) - math.cos(a["phi"] - b["phi"]))
                 if a["charge"] * b["charge"] < 0 and 50 < math.sqrt(max(m2, 0)) < 1000:

@@ -38,10 +38,16 @@ def _synthetic(mass: float, n: int, flavour: int = 13, seed: int = 3) -> Events:
     pt = mass / (2 * np.cosh(d))
     phi = rng.uniform(-np.pi, np.pi, n)
     lep = {"pt": pt, "mass": np.zeros(n)}
-    return {"lep1": {**lep, "eta": y + d, "phi": phi, "pdgId": np.full(n, flavour)},
-            "lep2": {**lep, "eta": y - d, "phi": np.where(phi > 0, phi - np.pi, phi + np.pi),
-                     "pdgId": np.full(n, -flavour)},
-            "met": {"pt": np.full(n, 10.0), "phi": rng.uniform(-np.pi, np.pi, n)}}
+    return {
+        "lep1": {**lep, "eta": y + d, "phi": phi, "pdgId": np.full(n, flavour)},
+        "lep2": {
+            **lep,
+            "eta": y - d,
+            "phi": np.where(phi > 0, phi - np.pi, phi + np.pi),
+            "pdgId": np.full(n, -flavour),
+        },
+        "met": {"pt": np.full(n, 10.0), "phi": rng.uniform(-np.pi, np.pi, n)},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,22 +98,33 @@ def test_sm_beats_zprime_at_the_z_peak_and_loses_at_the_zprime_mass(peak_events:
         assert np.all(_weights(heavy, alternative).log10_weight > _weights(heavy, "dy_sm").log10_weight + 1.0)
 
 
-@pytest.mark.parametrize(("flavour", "pts", "etas", "hypothesis"), [
-    (11, (38.0, 47.0), (1.1, -0.4), "dy_sm"),  # ECAL resolution ≈ 1 %
-    (13, (420.0, 380.0), (1.8, 0.3), "zprime_sm"),  # tracker, σ/p_T ≈ 13 % and 6 %: non-Gaussian in p_T
-])
-def test_weight_equals_direct_quadrature(flavour: int, pts: tuple[float, float], etas: tuple[float, float],
-                                         hypothesis: str) -> None:
+@pytest.mark.parametrize(
+    ("flavour", "pts", "etas", "hypothesis"),
+    [
+        (11, (38.0, 47.0), (1.1, -0.4), "dy_sm"),  # ECAL resolution ≈ 1 %
+        (13, (420.0, 380.0), (1.8, 0.3), "zprime_sm"),  # tracker, σ/p_T ≈ 13 % and 6 %: non-Gaussian in p_T
+    ],
+)
+def test_weight_equals_direct_quadrature(
+    flavour: int, pts: tuple[float, float], etas: tuple[float, float], hypothesis: str
+) -> None:
     """The VEGAS weight (curvature proposal, Jacobians, both beam orientations, MET term) equals a direct
     Gauss–Legendre integration of the formula of :mod:`integration` over the true p_T's (in κ = 1/p_T,
     ±7 σ), built here from the physics modules, for an off-axis pair (so the c-odd term matters)."""
     hyp, tf, region = load_hypothesis(hypothesis), TransferFunctions(), FiducialRegion()
     n = 8  # the same event 8 times: 8 independent random streams, combined below
     one = np.ones(n)
-    ev = {"lep1": {"pt": pts[0] * one, "eta": etas[0] * one, "phi": 0.3 * one, "mass": 0 * one, "pdgId": flavour * one},
-          "lep2": {"pt": pts[1] * one, "eta": etas[1] * one, "phi": (0.3 - 2.9) * one, "mass": 0 * one,
-                   "pdgId": -flavour * one},
-          "met": {"pt": 12.0 * one, "phi": 2.0 * one, "sumEt": 200.0 * one}}
+    ev = {
+        "lep1": {"pt": pts[0] * one, "eta": etas[0] * one, "phi": 0.3 * one, "mass": 0 * one, "pdgId": flavour * one},
+        "lep2": {
+            "pt": pts[1] * one,
+            "eta": etas[1] * one,
+            "phi": (0.3 - 2.9) * one,
+            "mass": 0 * one,
+            "pdgId": -flavour * one,
+        },
+        "met": {"pt": 12.0 * one, "phi": 2.0 * one, "sumEt": 200.0 * one},
+    }
     result = _weights(ev, hypothesis)
     inverse_variance = 1.0 / result.log10_weight_err**2
     combined = np.sum(result.log10_weight * inverse_variance) / np.sum(inverse_variance)
@@ -135,8 +152,12 @@ def test_weight_equals_direct_quadrature(flavour: int, pts: tuple[float, float],
         sigma_true = p * tf.relative_pt_resolution(p, np.full_like(p, ev[lep]["eta"][0]), flavour)
         tfs = tfs * gaussian_pdf(ev[lep]["pt"][0], p, sigma_true)
     met = ev["met"]
-    r = [met["pt"][0] * trig(met["phi"][0]) + (a_["pt"][0] - pa) * trig(a_["phi"][0])
-         + (b_["pt"][0] - pb) * trig(b_["phi"][0]) for trig in (np.cos, np.sin)]
+    r = [
+        met["pt"][0] * trig(met["phi"][0])
+        + (a_["pt"][0] - pa) * trig(a_["phi"][0])
+        + (b_["pt"][0] - pb) * trig(b_["phi"][0])
+        for trig in (np.cos, np.sin)
+    ]
     s_u = math.hypot(1.7, 0.5 * math.sqrt(200.0))
     w_met = np.exp(-0.5 * (r[0] ** 2 + r[1] ** 2) / s_u**2) / (2 * math.pi * s_u**2)
     integrand = hard / (2 * kin.x1 * kin.x2 * sqrt_s**2) * phase_space_factor(pa, pb, sqrt_s) * tfs * w_met
@@ -153,17 +174,26 @@ def test_met_term_can_be_switched_off(peak_events: Events) -> None:
     assert np.all(without.log10_weight > with_met.log10_weight + 2.0)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda e: e["lep1"].__setitem__("pt", np.where(np.arange(len(e["lep1"]["pt"])) == 1, np.nan, e["lep1"]["pt"])),
-     r"lep1.pt is not finite in events 1"),
-    (lambda e: e["lep2"].__setitem__("pdgId", -e["lep2"]["pdgId"]), "not an opposite-sign"),
-    (lambda e: e["lep2"].__setitem__("pdgId", -np.sign(e["lep1"]["pdgId"]) * (24 - np.abs(e["lep1"]["pdgId"]))),
-     "not an opposite-sign"),  # e⁻μ⁺ / μ⁻e⁺
-    (lambda e: e["lep1"].__setitem__("pt", -e["lep1"]["pt"]), "must be positive"),
-    (lambda e: e["met"].__setitem__("phi", e["met"]["phi"][:-1]), "one entry per event"),
-    (lambda e: e["lep1"].pop("eta"), "no field 'eta'"),
-    (lambda e: e["met"].__setitem__("sumEt", np.full_like(e["met"]["pt"], np.inf)), "met.sumEt is not finite"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda e: e["lep1"].__setitem__(
+                "pt", np.where(np.arange(len(e["lep1"]["pt"])) == 1, np.nan, e["lep1"]["pt"])
+            ),
+            r"lep1.pt is not finite in events 1",
+        ),
+        (lambda e: e["lep2"].__setitem__("pdgId", -e["lep2"]["pdgId"]), "not an opposite-sign"),
+        (
+            lambda e: e["lep2"].__setitem__("pdgId", -np.sign(e["lep1"]["pdgId"]) * (24 - np.abs(e["lep1"]["pdgId"]))),
+            "not an opposite-sign",
+        ),  # e⁻μ⁺ / μ⁻e⁺
+        (lambda e: e["lep1"].__setitem__("pt", -e["lep1"]["pt"]), "must be positive"),
+        (lambda e: e["met"].__setitem__("phi", e["met"]["phi"][:-1]), "one entry per event"),
+        (lambda e: e["lep1"].pop("eta"), "no field 'eta'"),
+        (lambda e: e["met"].__setitem__("sumEt", np.full_like(e["met"]["pt"], np.inf)), "met.sumEt is not finite"),
+    ],
+)
 def test_invalid_events_are_errors(peak_events: Events, edit: object, message: str) -> None:
     events = {k: dict(d) for k, d in _take(peak_events, np.arange(3)).items()}
     edit(events)  # type: ignore[operator]

@@ -68,7 +68,8 @@ def test_photon_only_is_qed() -> None:
     e4 = (4 * math.pi * ALPHA_EM_MZ) ** 2
     assert squared_matrix_element(photon, 2, 11, s, c) == pytest.approx(e4 * (4 / 9) * (1 + c**2) / 3, rel=1e-12)
     assert partonic_cross_section(photon, 1, 13, s) == pytest.approx(
-        4 * math.pi * ALPHA_EM_MZ**2 / 9 / (3 * s) / 3, rel=1e-12)
+        4 * math.pi * ALPHA_EM_MZ**2 / 9 / (3 * s) / 3, rel=1e-12
+    )
 
 
 def test_interference_switch() -> None:
@@ -115,32 +116,50 @@ def test_shipped_hypotheses_load() -> None:
 
 
 def test_vector_axial_convention() -> None:
-    couplings = {"up": {"vector": 0.3, "axial": 0.1}, "down": {"left": 0.2, "right": -0.1},
-                 "lepton": {"vector": 0.0, "axial": 0.5}}
-    spec = {"name": "x", "mediators": [{"name": "V", "type": "vector", "mass": 500, "width": 10,
-                                        "couplings": couplings}]}
+    couplings = {
+        "up": {"vector": 0.3, "axial": 0.1},
+        "down": {"left": 0.2, "right": -0.1},
+        "lepton": {"vector": 0.0, "axial": 0.5},
+    }
+    spec = {
+        "name": "x",
+        "mediators": [{"name": "V", "type": "vector", "mass": 500, "width": 10, "couplings": couplings}],
+    }
     med = hypothesis_from_dict(spec).mediators[0]
     assert med.coupling(2) == pytest.approx((0.4, 0.2))  # g_L = g_V + g_A, g_R = g_V − g_A
     assert med.coupling(5) == pytest.approx((0.2, -0.1))
     assert med.coupling(11) == pytest.approx((0.5, -0.5))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"colour": "red"}, "unknown key"),
-    ({"mediators": []}, "non-empty"),
-    ({"mediators": [{"name": "Z", "type": "z_boson", "width_scheme": "complex"}]}, "width_scheme"),
-    ({"mediators": [{"name": "Z", "type": "w_boson"}]}, "unknown type"),
-    ({"mediators": [{"name": "V", "type": "vector", "mass": 100, "width": 1}]}, "'couplings' is required"),
-    ({"mediators": [{"name": "V", "type": "vector", "mass": -1, "width": 1,
-                     "couplings": {"preset": "sequential"}}]}, "positive"),
-    ({"mediators": [{"name": "V", "type": "vector", "mass": 100, "width": 1, "couplings": {"preset": "E6"}}]},
-     "unknown preset"),
-    ({"mediators": [{"name": "S", "type": "scalar", "mass": 100, "width": 1, "couplings": {"up": 0.1}}]},
-     "need all"),
-    ({"electroweak": {"alpha": 0.0078}}, "unknown key"),
-    ({"interference": "yes"}, "true or false"),
-    ({"name": "not an identifier"}, "identifier"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown key"),
+        ({"mediators": []}, "non-empty"),
+        ({"mediators": [{"name": "Z", "type": "z_boson", "width_scheme": "complex"}]}, "width_scheme"),
+        ({"mediators": [{"name": "Z", "type": "w_boson"}]}, "unknown type"),
+        ({"mediators": [{"name": "V", "type": "vector", "mass": 100, "width": 1}]}, "'couplings' is required"),
+        (
+            {
+                "mediators": [
+                    {"name": "V", "type": "vector", "mass": -1, "width": 1, "couplings": {"preset": "sequential"}}
+                ]
+            },
+            "positive",
+        ),
+        (
+            {"mediators": [{"name": "V", "type": "vector", "mass": 100, "width": 1, "couplings": {"preset": "E6"}}]},
+            "unknown preset",
+        ),
+        (
+            {"mediators": [{"name": "S", "type": "scalar", "mass": 100, "width": 1, "couplings": {"up": 0.1}}]},
+            "need all",
+        ),
+        ({"electroweak": {"alpha": 0.0078}}, "unknown key"),
+        ({"interference": "yes"}, "true or false"),
+        ({"name": "not an identifier"}, "identifier"),
+    ],
+)
 def test_invalid_hypotheses_are_errors(change: dict, message: str) -> None:
     spec = {"name": "h", "mediators": [{"name": "photon", "type": "photon"}], **change}
     with pytest.raises(ValueError, match=message):
@@ -149,8 +168,10 @@ def test_invalid_hypotheses_are_errors(change: dict, message: str) -> None:
 
 def test_load_from_file_and_unknown_name(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nmediators:\n  - {name: S, type: scalar, mass: 300, width: 3, "
-                    "couplings: {up: 0.2, down: 0.2, lepton: 0.1}}\n")
+    path.write_text(
+        "name: mine\nmediators:\n  - {name: S, type: scalar, mass: 300, width: 3, "
+        "couplings: {up: 0.2, down: 0.2, lepton: 0.1}}\n"
+    )
     assert load_hypothesis(path).mediators[0].mass == 300.0
     with pytest.raises(ValueError, match="shipped"):
         load_hypothesis("no_such_hypothesis")

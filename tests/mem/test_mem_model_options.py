@@ -15,10 +15,19 @@ from coffea_mlreco.mem.transfer_functions import TransferFunctions
 
 TF = TransferFunctions.from_detector()
 SIGMA_U = float(TF.met.sigma(None, 1)[0])
-RESOLUTIONS = {"muon_resolution": (TF.muon.a, TF.muon.b, TF.muon.endcap_factor, TF.muon.endcap_eta),
-               "electron_resolution": (TF.electron.stochastic, TF.electron.constant, TF.electron.noise)}
-FULL = {"hypotheses": ("dy_sm", "zprime"), "flavour_input": True, "mirror": True, "eta_flip": True,
-        "met_components": True, "met_sigma": SIGMA_U, **RESOLUTIONS}
+RESOLUTIONS = {
+    "muon_resolution": (TF.muon.a, TF.muon.b, TF.muon.endcap_factor, TF.muon.endcap_eta),
+    "electron_resolution": (TF.electron.stochastic, TF.electron.constant, TF.electron.noise),
+}
+FULL = {
+    "hypotheses": ("dy_sm", "zprime"),
+    "flavour_input": True,
+    "mirror": True,
+    "eta_flip": True,
+    "met_components": True,
+    "met_sigma": SIGMA_U,
+    **RESOLUTIONS,
+}
 
 
 def _events(n: int, seed: int) -> torch.Tensor:
@@ -60,8 +69,12 @@ def _met_term_by_quadrature(x: np.ndarray) -> float:
     n1, n2 = np.array([math.cos(x[2]), math.sin(x[2])]), np.array([math.cos(x[5]), math.sin(x[5])])
     mx = x[12] * math.cos(x[13]) + d1 * n1[0] + d2 * n2[0]
     my = x[12] * math.sin(x[13]) + d1 * n1[1] + d2 * n2[1]
-    f = (np.exp(-0.5 * (d1 / sig[0]) ** 2 - 0.5 * (d2 / sig[1]) ** 2) / (2 * math.pi * sig[0] * sig[1])
-         * np.exp(-0.5 * (mx**2 + my**2) / SIGMA_U**2) / (2 * math.pi * SIGMA_U**2))
+    f = (
+        np.exp(-0.5 * (d1 / sig[0]) ** 2 - 0.5 * (d2 / sig[1]) ** 2)
+        / (2 * math.pi * sig[0] * sig[1])
+        * np.exp(-0.5 * (mx**2 + my**2) / SIGMA_U**2)
+        / (2 * math.pi * SIGMA_U**2)
+    )
     integral = np.trapezoid(np.trapezoid(f, grid[1], axis=1), grid[0])
     return -math.log10(integral)
 
@@ -75,9 +88,11 @@ def test_met_term_is_the_integrated_transfer_functions() -> None:
     for k in range(len(x)):
         assert got[k] == pytest.approx(_met_term_by_quadrature(x[k].double().numpy()), abs=2e-4), k
     met = x[:, 12].double().numpy()
-    np.testing.assert_allclose(iso.met_term(iso.transform(x)).ravel().numpy(),
-                               met**2 * math.log10(math.e) / (2 * SIGMA_U**2) + math.log10(2 * math.pi * SIGMA_U**2),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        iso.met_term(iso.transform(x)).ravel().numpy(),
+        met**2 * math.log10(math.e) / (2 * SIGMA_U**2) + math.log10(2 * math.pi * SIGMA_U**2),
+        rtol=1e-5,
+    )
     assert got[0] < iso.met_term(iso.transform(x[:1])).item() - 1  # the muon takes up most of the MET
 
 
@@ -88,7 +103,9 @@ def test_resolution_features_are_the_transfer_functions() -> None:
     for col, (pt, eta) in ((-3, (0, 1)), (-2, (3, 4))):
         for k in range(len(x)):
             flavour = 11 if x[k, 14] > 0.5 else 13
-            r = TF.relative_pt_resolution(x[k:k + 1, pt].double().numpy(), x[k:k + 1, eta].double().numpy(), flavour)
+            r = TF.relative_pt_resolution(
+                x[k : k + 1, pt].double().numpy(), x[k : k + 1, eta].double().numpy(), flavour
+            )
             assert t[k, col].item() == pytest.approx(math.log(float(r[0])), abs=1e-5)
 
 

@@ -50,8 +50,9 @@ def test_processor_fills_from_the_columns(mem_events: dict[str, Any]) -> None:
     assert out["events_selected"] == selected.sum() and out["events_invalid"] == 0
     assert out["events"] == {"zprime_ll": len(events)} and set(out["seconds"]) == {"integrated", "network"}
     for h in HYPS:  # exact MAPE sums = the columns' |P̂/P − 1| on the integrated events
-        rel = np.abs(10 ** (ak.to_numpy(reco[f"logw_{h}_network"])[done]
-                            - ak.to_numpy(reco[f"logw_{h}_integrated"])[done]) - 1)
+        rel = np.abs(
+            10 ** (ak.to_numpy(reco[f"logw_{h}_network"])[done] - ak.to_numpy(reco[f"logw_{h}_integrated"])[done]) - 1
+        )
         assert out["mape_n"][h] == 20 and out["mape_sum"][h] == pytest.approx(rel.sum(), abs=20 * MAPE_QUANTUM)
         assert out["histograms"]["residual"][{"hypothesis": h}].sum(flow=True) == 20
     llr = out["histograms"]["llr"]
@@ -61,8 +62,9 @@ def test_processor_fills_from_the_columns(mem_events: dict[str, Any]) -> None:
     d = out["histograms"]["d"][{"method": "integrated", "dataset": "zprime_ll"}]
     d_values = ak.to_numpy(reco.d_integrated)[done]
     assert d.sum(flow=True) == 20 and np.sum(d.values()[-5:]) == np.sum(d_values >= 0.9)  # Z′ events: d near 1
-    np.testing.assert_allclose(d_values, discriminant(ak.to_numpy(reco.logw_zprime_integrated),
-                                                      ak.to_numpy(reco.logw_dy_sm_integrated))[done])
+    np.testing.assert_allclose(
+        d_values, discriminant(ak.to_numpy(reco.logw_zprime_integrated), ak.to_numpy(reco.logw_dy_sm_integrated))[done]
+    )
     # the network alone: no integration, every selected event in the integrated = 0 bin
     out_net = MEMProcessor(TaskOptions(device="cpu"), methods=("network",)).process(_with_dataset(events, "z"))
     assert out_net["events_per_method"] == {"network": int(selected.sum())} and out_net["mape_n"] == {}
@@ -111,8 +113,9 @@ def _run(files: dict[str, Path], proc: MEMProcessor, chunksize: int = 200) -> di
         return runner(_fileset(files), processor_instance=proc, treename="Events")
 
 
-def test_runner_and_apply_to_fileset_give_identical_histograms(mem_files: dict[str, Path], dask_client: Any,
-                                                                tmp_path: Path) -> None:
+def test_runner_and_apply_to_fileset_give_identical_histograms(
+    mem_files: dict[str, Path], dask_client: Any, tmp_path: Path
+) -> None:
     proc = MEMProcessor(TaskOptions(device="cpu"), max_integrated_events=None)
     eager = _run(mem_files, proc, chunksize=120)  # 3 chunks per file; the dask graph has one partition per file
     with warnings.catch_warnings():
@@ -145,16 +148,21 @@ def test_a_model_directory_through_the_task_options(mem_events: dict[str, Any], 
     events = _with_dataset(mem_events["dy_ll"], "dy_ll")
     ours = proc.process(events)
     shipped = MEMProcessor(TaskOptions(device="cpu"), methods=("network",)).process(events)
-    np.testing.assert_array_equal(ours["histograms"]["llr"].values(flow=True),
-                                  shipped["histograms"]["llr"].values(flow=True))
+    np.testing.assert_array_equal(
+        ours["histograms"]["llr"].values(flow=True), shipped["histograms"]["llr"].values(flow=True)
+    )
     with pytest.raises(ValueError, match="no shipped MEM model"):
         MEMProcessor(TaskOptions(device="cpu", models={"mem": {"network": "no_such_model"}}))
 
 
 def test_report_section(mem_files: dict[str, Path], tmp_path: Path) -> None:
     output = _run(mem_files, MEMProcessor(TaskOptions(device="cpu"), max_integrated_events=15))
-    assert output["hypotheses"] == {"signal": "zprime", "background": "dy_sm", "integrated": list(HYPS),
-                                    "network": list(HYPS)}
+    assert output["hypotheses"] == {
+        "signal": "zprime",
+        "background": "dy_sm",
+        "integrated": list(HYPS),
+        "network": list(HYPS),
+    }
     assert output["events_per_method"]["integrated"] == 15 * 4  # two chunks per file
     report = mem_section(output, tmp_path)
     m = report.metrics

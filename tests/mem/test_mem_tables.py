@@ -18,8 +18,9 @@ from coffea_mlreco.mem.tables import mem_table_from_file
 from coffea_mlreco.mem.training import read_mem_table
 
 
-def test_table_holds_the_selected_events_and_their_weights(mem_files: dict[str, Path], mem_events: dict[str, Any],
-                                                           mem_tables: dict[str, Any]) -> None:
+def test_table_holds_the_selected_events_and_their_weights(
+    mem_files: dict[str, Path], mem_events: dict[str, Any], mem_tables: dict[str, Any]
+) -> None:
     for name, table in mem_tables.items():
         events = mem_events[name]
         cand = dilepton_candidates(events)
@@ -30,8 +31,9 @@ def test_table_holds_the_selected_events_and_their_weights(mem_files: dict[str, 
         np.testing.assert_array_equal(table.event, ak.to_numpy(events.event)[selected])
         # lepton 1 of the table is the ℓ⁻ (PDG +11/+13), whatever its pT
         minus = ak.to_numpy(sel.lep1.pdgId) > 0
-        np.testing.assert_array_equal(table.kinematics["lep1_pt"], np.where(minus, ak.to_numpy(sel.lep1.pt),
-                                                                            ak.to_numpy(sel.lep2.pt)))
+        np.testing.assert_array_equal(
+            table.kinematics["lep1_pt"], np.where(minus, ak.to_numpy(sel.lep1.pt), ak.to_numpy(sel.lep2.pt))
+        )
         assert np.all(table.kinematics["lep1_pdgId"] > 0) and np.all(table.kinematics["lep2_pdgId"] < 0)
         assert 0.3 < minus.mean() < 0.7
         np.testing.assert_allclose(table.kinematics["met_phi"], ak.to_numpy(sel.met.phi), rtol=1e-6)
@@ -54,16 +56,30 @@ def test_table_holds_the_selected_events_and_their_weights(mem_files: dict[str, 
 def test_cli_writes_a_table_that_reads_back(mem_files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "t.npz"
     files = [str(mem_files["dy_ll"]), str(mem_files["zprime_ll"])]
-    argv = ["mem-weights", *files, "--output", str(out), "--precision", "0.01", "--max-events", "8",
-            "--hypotheses", "dy_sm", "zprime", "--seed", "3", "--jobs", "2"]
+    argv = [
+        "mem-weights",
+        *files,
+        "--output",
+        str(out),
+        "--precision",
+        "0.01",
+        "--max-events",
+        "8",
+        "--hypotheses",
+        "dy_sm",
+        "zprime",
+        "--seed",
+        "3",
+        "--jobs",
+        "2",
+    ]
     assert main(argv) == 0
     table = read_mem_table(out)
     assert len(table) == 16 and table.hypotheses == ("dy_sm", "zprime")
     assert table.provenance["generator_seed"] == [9301, 9302]
     assert [p["integrated_events"] for p in table.provenance["parts"]] == [8, 8]
     json.dumps(table.provenance)  # plain JSON
-    single = mem_table_from_file(mem_files["zprime_ll"], ("dy_sm", "zprime"), precision=0.01, seed=3,
-                                 max_events=8)
+    single = mem_table_from_file(mem_files["zprime_ll"], ("dy_sm", "zprime"), precision=0.01, seed=3, max_events=8)
     np.testing.assert_allclose(table.log10_weight[8:], single.log10_weight, rtol=0, atol=1e-12)
     assert table.features().shape == (16, 14) and table.features(flavour=True).shape == (16, 15)
 
@@ -73,6 +89,8 @@ def test_cli_errors(tmp_path: Path, mem_files: dict[str, Path], capsys: Any) -> 
     assert "no such file" in capsys.readouterr().err
     assert main(["mem-weights", str(mem_files["dy_ll"]), "--output", str(tmp_path / "t.txt")]) == 2
     assert ".npz" in capsys.readouterr().err
-    assert main(["mem-weights", str(mem_files["dy_ll"]), "--output", str(tmp_path / "t.npz"),
-                 "--hypotheses", "nonsense"]) == 2
+    assert (
+        main(["mem-weights", str(mem_files["dy_ll"]), "--output", str(tmp_path / "t.npz"), "--hypotheses", "nonsense"])
+        == 2
+    )
     assert "no shipped MEM hypothesis" in capsys.readouterr().err

@@ -20,8 +20,12 @@ def test_defaults_are_the_detector_model() -> None:
     pt, eta = np.array([5.0, 40.0, 300.0, 40.0]), np.array([0.1, 1.0, 2.0, 2.3])
     assert np.allclose(tf.relative_pt_resolution(pt, eta, 13), track_pt_resolution(pt, eta, DEFAULT_DETECTOR))
     energy = pt * np.cosh(eta)
-    ecal = calorimeter_resolution(energy, DEFAULT_DETECTOR.ecal_stochastic, DEFAULT_DETECTOR.ecal_constant,
-                                  DEFAULT_DETECTOR.ecal_noise) / energy
+    ecal = (
+        calorimeter_resolution(
+            energy, DEFAULT_DETECTOR.ecal_stochastic, DEFAULT_DETECTOR.ecal_constant, DEFAULT_DETECTOR.ecal_noise
+        )
+        / energy
+    )
     assert np.allclose(tf.relative_pt_resolution(pt, eta, 11), ecal)
     assert tf.met.sigma(np.array([0.0, 400.0]), 2) == pytest.approx([1.7, np.hypot(1.7, 0.5 * 20.0)])
     assert tf.met.sigma(None, 3) == pytest.approx(np.full(3, np.hypot(1.7, 0.5 * np.sqrt(160.0))))

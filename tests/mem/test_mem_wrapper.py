@@ -39,7 +39,7 @@ def test_card_describes_the_model(wrapper: Any) -> None:
     card = mem_model_card()
     assert card["config"]["hypotheses"] == ["dy_sm", "zprime"] == list(wrapper.hypotheses)
     assert card["outputs"] == [output_name(h) for h in wrapper.hypotheses]
-    assert (Path(wrapper.backend.weights).stat().st_size < 5e6)
+    assert Path(wrapper.backend.weights).stat().st_size < 5e6
     for key in ("command", "training_tables", "validation_tables", "test_metrics", "training_events"):
         assert key in card, key
     assert max(card["test_metrics"]["mape"].values()) <= 0.01  # the shipped figure (issue #7: ≤ 1 %)

@@ -15,8 +15,9 @@ from coffea_mlreco.simulation import generate_sample
 def dilep_pu60(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return generate_sample("ttbar-dilep", 200, 60, seed=41, output=tmp_path_factory.mktemp("met") / "dilep.root",
-                           progress=False)
+    return generate_sample(
+        "ttbar-dilep", 200, 60, seed=41, output=tmp_path_factory.mktemp("met") / "dilep.root", progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,9 @@ def _events(path: Path):
 @pytest.fixture(scope="session")
 def ttbar_pu60(baseline_dir: Path):
     """150 semileptonic tt̄ events at PU 60 (the PUPPI tests)."""
-    return _events(generate_sample("ttbar-semilep", 150, 60, seed=31, output=baseline_dir / "tt60.root",
-                                   progress=False))
+    return _events(
+        generate_sample("ttbar-semilep", 150, 60, seed=31, output=baseline_dir / "tt60.root", progress=False)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,9 @@ def eager_columns(dilep_pu60: Path) -> ak.Array:
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "eager"])
-def test_every_mode_gives_the_eager_columns(dilep_pu60: Path, eager_columns: ak.Array, mode: str,
-                                            request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_eager_columns(
+    dilep_pu60: Path, eager_columns: ak.Array, mode: str, request: pytest.FixtureRequest
+) -> None:
     client = request.getfixturevalue("dask_client") if mode == "apply_to_fileset" else None
     assert_same_columns(columns_in_mode(reconstruct_cpu, dilep_pu60, mode, NAMES, client=client), eager_columns)
 
@@ -52,8 +53,9 @@ def test_columns_hold_the_physics(dilep_pu60: Path, eager_columns: ak.Array) -> 
     charged_pv = (cands.charge != 0) & (cands.fromPV == 3)
     assert ak.all(weights[charged_pv] == 1.0)  # charged from the primary vertex keep weight 1
     px = -ak.to_numpy(ak.sum(cands.pt * np.cos(cands.phi), axis=1))
-    np.testing.assert_allclose(ak.to_numpy(eager_columns.PFMETReco.pt * np.cos(eager_columns.PFMETReco.phi)), px,
-                               rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        ak.to_numpy(eager_columns.PFMETReco.pt * np.cos(eager_columns.PFMETReco.phi)), px, rtol=1e-5, atol=1e-3
+    )
 
 
 def test_callers_events_are_unchanged(dilep_pu60: Path) -> None:
@@ -87,8 +89,7 @@ def test_one_nan_candidate_costs_one_event(dilep_pu60: Path, eager_columns: ak.A
     events = open_events(dilep_pu60, "eager")
     bad = _with_nan_candidate(events, event=7, candidate=3)
     out = met.reconstruct(bad, device="cpu")
-    columns = ak.zip({name: out[name] for name in ("PFMETReco", "PuppiMETReco", "DeepMETReco", "MLMET")},
-                     depth_limit=1)
+    columns = ak.zip({name: out[name] for name in ("PFMETReco", "PuppiMETReco", "DeepMETReco", "MLMET")}, depth_limit=1)
     for name in ak.fields(columns):
         assert ak.to_list(columns[name].valid).count(False) == 1 and not columns[name].valid[7]
         assert np.isnan(columns[name].pt[7]) and np.isnan(columns[name].phi[7])

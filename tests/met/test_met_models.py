@@ -32,8 +32,9 @@ def test_candidate_features(dilep_pu60: Path) -> None:
     cands, event = met_inputs(ev)
     assert ak.fields(cands) == list(CANDIDATE_FEATURES)
     assert ak.all(ak.num(cands) == ak.num(ev.PFCands))
-    np.testing.assert_allclose(ak.to_numpy(ak.flatten(np.hypot(cands.px, cands.py))),
-                               ak.to_numpy(ak.flatten(ev.PFCands.pt)), rtol=1e-5)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(np.hypot(cands.px, cands.py))), ak.to_numpy(ak.flatten(ev.PFCands.pt)), rtol=1e-5
+    )
     assert ak.all((cands.puppi >= 0) & (cands.puppi <= 1))
     assert ak.all(cands.pv_class[ev.PFCands.charge == 0] == 3)
     assert set(np.unique(ak.to_numpy(ak.flatten(type_class(ev.PFCands.pdgId))))) <= set(range(7))
@@ -44,8 +45,17 @@ def test_candidate_features(dilep_pu60: Path) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_cards_are_complete(name: str) -> None:
     card = model_card(name)
-    for key in ("model", "config", "weights", "command", "training_files", "validation_file", "training_events",
-                "seed", "validation_metrics_gev"):
+    for key in (
+        "model",
+        "config",
+        "weights",
+        "command",
+        "training_files",
+        "validation_file",
+        "training_events",
+        "seed",
+        "validation_metrics_gev",
+    ):
         assert key in card, key
     assert card["command"].startswith("coffea-mlreco train met")
     assert 0.8 < card.get("response_scale", 0.0) < 1.5  # response calibrated on the validation sample
@@ -58,15 +68,18 @@ def test_shipped_model_cards_are_complete(name: str) -> None:
 @pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
 def test_processor_appends_ml_met_and_beats_pf(dilep_pu60: Path) -> None:
     out = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=NanoAODSchema)(
-        {"dilep": [str(dilep_pu60)]}, METProcessor(device="cpu"), treename="Events")
+        {"dilep": [str(dilep_pu60)]}, METProcessor(device="cpu"), treename="Events"
+    )
     ev = events(dilep_pu60)
     for method, wrapper_name in ((m, n) for m in ("deepmet", "perceiver") for n in SHIPPED if n.startswith(m)):
         assert out["events_per_method"][method] == len(ev)
         met = shipped_met_model(wrapper_name, device="cpu")(ev)
-        r = met_residuals(ak.to_numpy(met.pt), ak.to_numpy(met.phi), ak.to_numpy(ev.GenMET.pt),
-                          ak.to_numpy(ev.GenMET.phi))
-        pf = met_residuals(ak.to_numpy(ev.MET.pt), ak.to_numpy(ev.MET.phi), ak.to_numpy(ev.GenMET.pt),
-                           ak.to_numpy(ev.GenMET.phi))
+        r = met_residuals(
+            ak.to_numpy(met.pt), ak.to_numpy(met.phi), ak.to_numpy(ev.GenMET.pt), ak.to_numpy(ev.GenMET.phi)
+        )
+        pf = met_residuals(
+            ak.to_numpy(ev.MET.pt), ak.to_numpy(ev.MET.phi), ak.to_numpy(ev.GenMET.pt), ak.to_numpy(ev.GenMET.phi)
+        )
         assert resolution(r.upar) < resolution(pf.upar), wrapper_name
 
 
@@ -76,8 +89,11 @@ def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Pa
     pytest.importorskip("onnxruntime")
     wrapper = shipped_met_model(name, device="cpu")
     model = wrapper.backend.load(torch.device("cpu"))
-    example = {"cands": torch.zeros(2, 7, len(CANDIDATE_FEATURES)), "cands_mask": torch.ones(2, 7, dtype=torch.bool),
-               "event": torch.zeros(2, 2)}
+    example = {
+        "cands": torch.zeros(2, 7, len(CANDIDATE_FEATURES)),
+        "cands_mask": torch.ones(2, 7, dtype=torch.bool),
+        "event": torch.zeros(2, 2),
+    }
     path = export_onnx(model, example, ["met_xy"], tmp_path / f"{name}.onnx")
     ev = events(dilep_pu60)[:40]
     onnx_met = METWrapper(OnnxModel(path), device="cpu", response_scale=wrapper.response_scale)(ev)
@@ -92,8 +108,26 @@ def held_out_copy(path: Path, tmp_path: Path) -> Path:
 
 def test_train_met_cli_writes_weights_and_card(dilep_pu60: Path, tmp_path: Path) -> None:
     output = tmp_path / "deepmet_test"
-    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation",
-                 str(held_out_copy(dilep_pu60, tmp_path)), "--output", str(output), "--epochs", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "met",
+                "--model",
+                "deepmet",
+                "--train",
+                str(dilep_pu60),
+                "--validation",
+                str(held_out_copy(dilep_pu60, tmp_path)),
+                "--output",
+                str(output),
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     card = json.loads((output / "deepmet.json").read_text())
     assert card["training_events"] == 200 and card["training_files"][0]["generator"]["seed"] == "41"
     assert (output / "deepmet.safetensors").stat().st_size > 10_000
@@ -105,10 +139,35 @@ def test_train_met_with_feature_workers_keeps_the_best_epoch(dilep_pu60: Path, t
     second = tmp_path / "copy.root"  # a second training file, so two processes fill the feature caches
     second.write_bytes(dilep_pu60.read_bytes())
     output = tmp_path / "perceiver_test"
-    assert main(["train", "met", "--model", "perceiver", "--train", str(dilep_pu60), str(second), "--validation",
-                 str(held_out_copy(dilep_pu60, tmp_path)), "--output", str(output), "--epochs", "2", "--workers", "2",
-                 "--device", "cpu",
-                 "--latents", "8", "--dim", "16", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "met",
+                "--model",
+                "perceiver",
+                "--train",
+                str(dilep_pu60),
+                str(second),
+                "--validation",
+                str(held_out_copy(dilep_pu60, tmp_path)),
+                "--output",
+                str(output),
+                "--epochs",
+                "2",
+                "--workers",
+                "2",
+                "--device",
+                "cpu",
+                "--latents",
+                "8",
+                "--dim",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     card = json.loads((output / "perceiver.json").read_text())
     assert card["training_events"] == 400 and card["device"] == "cpu" and len(card["history"]) == 2
     best = min(card["history"], key=lambda h: h["val_resolution_upar"])
@@ -119,22 +178,72 @@ def test_train_met_fine_tunes_from_init_weights(dilep_pu60: Path, tmp_path: Path
     from safetensors.torch import load_file
 
     first, second = tmp_path / "first", tmp_path / "second"
-    common = ["train", "met", "--model", "perceiver", "--target", "direct", "--train", str(dilep_pu60), "--validation",
-              str(held_out_copy(dilep_pu60, tmp_path)), "--device", "cpu", "--dim", "16", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    common = [
+        "train",
+        "met",
+        "--model",
+        "perceiver",
+        "--target",
+        "direct",
+        "--train",
+        str(dilep_pu60),
+        "--validation",
+        str(held_out_copy(dilep_pu60, tmp_path)),
+        "--device",
+        "cpu",
+        "--dim",
+        "16",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main([*common, "--latents", "8", "--output", str(first), "--epochs", "1"]) == 0
     start = json.loads((first / "perceiver.json").read_text())
     # a learning rate of zero cannot improve on the starting weights: epoch 0 (the init) is kept, unchanged
-    assert main([*common, "--latents", "8", "--output", str(second), "--epochs", "1", "--lr", "0",
-                 "--init", str(first / "perceiver.safetensors")]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--latents",
+                "8",
+                "--output",
+                str(second),
+                "--epochs",
+                "1",
+                "--lr",
+                "0",
+                "--init",
+                str(first / "perceiver.safetensors"),
+            ]
+        )
+        == 0
+    )
     card = json.loads((second / "perceiver.json").read_text())
     assert [h["epoch"] for h in card["history"]] == [0, 1] and card["best_epoch"] == 0
     assert card["history"][0]["val_resolution_upar"] == pytest.approx(start["history"][-1]["val_resolution_upar"])
-    assert card["init"]["weights"] == "perceiver.safetensors" and card["init"]["training_files"][0]["generator"]["seed"] == "41"
+    assert (
+        card["init"]["weights"] == "perceiver.safetensors"
+        and card["init"]["training_files"][0]["generator"]["seed"] == "41"
+    )
     old, new = load_file(str(first / "perceiver.safetensors")), load_file(str(second / "perceiver.safetensors"))
     assert all(torch.equal(old[k], new[k]) for k in old)
     # weights of another configuration are refused with the mismatch named
-    assert main([*common, "--latents", "4", "--output", str(tmp_path / "bad"), "--epochs", "1",
-                 "--init", str(first / "perceiver.safetensors")]) == 2
+    assert (
+        main(
+            [
+                *common,
+                "--latents",
+                "4",
+                "--output",
+                str(tmp_path / "bad"),
+                "--epochs",
+                "1",
+                "--init",
+                str(first / "perceiver.safetensors"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Path) -> None:
@@ -162,9 +271,28 @@ def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) ->
     lrs = [one_cycle_lr(p, 1e-3) for p in np.linspace(0.3, 1.0, 20)]
     assert np.all(np.diff(lrs) <= 0)  # falls monotonically after the warm-up
     output = tmp_path / "budget"
-    assert main(["train", "met", "--model", "deepmet", "--train", str(dilep_pu60), "--validation",
-                 str(held_out_copy(dilep_pu60, tmp_path)),
-                 "--output", str(output), "--epochs", "50", "--max-seconds", "0.5", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "met",
+                "--model",
+                "deepmet",
+                "--train",
+                str(dilep_pu60),
+                "--validation",
+                str(held_out_copy(dilep_pu60, tmp_path)),
+                "--output",
+                str(output),
+                "--epochs",
+                "50",
+                "--max-seconds",
+                "0.5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     card = json.loads((output / "deepmet.json").read_text())
     assert len(card["history"]) == 1 and card["history"][0]["steps"] >= 1 and card["max_seconds"] == 0.5
 
@@ -175,6 +303,24 @@ def test_train_met_names_missing_branches(tmp_path: Path, capsys: pytest.Capture
     bad = tmp_path / "bad.root"
     with uproot.recreate(bad) as f:
         f["Events"] = {"MET_pt": np.ones(3, np.float32)}
-    assert main(["train", "met", "--model", "deepmet", "--train", str(bad), "--validation",
-                 str(held_out_copy(bad, tmp_path)), "--output", str(tmp_path / "x"), "--epochs", "1", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "met",
+                "--model",
+                "deepmet",
+                "--train",
+                str(bad),
+                "--validation",
+                str(held_out_copy(bad, tmp_path)),
+                "--output",
+                str(tmp_path / "x"),
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "PFCands" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def test_pfmet_reco_column_is_minus_vector_sum(synthetic_nano: Path, mode: str) 
 @pytest.mark.parametrize("mode", ["eager", "virtual"])
 def test_empty_chunk(synthetic_nano: Path, mode: str) -> None:
     out = METProcessor().process(_events(synthetic_nano, mode)[0:0])
-    assert out["events_per_method"] == {method: 0 for method in METHODS}
+    assert out["events_per_method"] == dict.fromkeys(METHODS, 0)
     assert all(h.sum(flow=True) == 0 for h in out["histograms"].values())
 
 
@@ -117,9 +117,7 @@ def test_empty_file_through_runner(tmp_path: Path, write_nano: Callable[..., Pat
 
 
 @pytest.mark.parametrize("collection", ["GenMET", "MET"])
-def test_missing_branch_names_file_and_branch(
-    tmp_path: Path, collection: str, write_nano: Callable[..., Path]
-) -> None:
+def test_missing_branch_names_file_and_branch(tmp_path: Path, collection: str, write_nano: Callable[..., Path]) -> None:
     path = write_nano(tmp_path / f"no_{collection}.root", n_events=20, drop=(collection,))
     with pytest.raises(MissingBranchError) as direct:
         METProcessor().process(_events(path, "virtual"))

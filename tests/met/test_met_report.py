@@ -33,10 +33,12 @@ FLIP_EVERY = 5
 
 def run(path: Path, chunksize: int = 60) -> dict[str, Any]:
     """The MET processor (no machine-learned models, so only PF, PUPPI and the file's MET) over ``path``."""
-    runner = processor.Runner(executor=processor.IterativeExecutor(status=False, retries=0), chunksize=chunksize,
-                              schema=NanoAODSchema)
+    runner = processor.Runner(
+        executor=processor.IterativeExecutor(status=False, retries=0), chunksize=chunksize, schema=NanoAODSchema
+    )
     supported = met.supported_methods(
-        NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual").events())
+        NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual").events()
+    )
     methods = [m for m in ("pf", "puppi") if m in supported]
     return runner({"sample": {"files": {str(path): "Events"}}}, METProcessor(methods=methods), treename="Events")
 
@@ -73,8 +75,13 @@ def write_puppi_nano(path: Path, write_nano: Callable[..., Path], with_file_weig
         branches["PFCands"] = ak.zip({**fields, "puppiWeight": ak.unflatten(theirs, ak.num(pf))})
     with uproot.recreate(path) as f:
         f.mktree("Events", branches)
-    return {"ours": ours, "theirs": theirs.astype(np.float64), "charged": charged, "flip": flip,
-            "pt": ak.flatten(pf.pt).to_numpy().astype(np.float64)}
+    return {
+        "ours": ours,
+        "theirs": theirs.astype(np.float64),
+        "charged": charged,
+        "flip": flip,
+        "pt": ak.flatten(pf.pt).to_numpy().astype(np.float64),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +142,7 @@ def test_puppi_weight_agreement_with_known_perturbation(puppi_file: tuple[Path, 
     assert report.root_histograms["met/puppi_weight_charged"].ndim == 2
 
 
-def test_no_file_weights_no_agreement_section(
-    tmp_path: Path, write_nano: Callable[..., Path]
-) -> None:
+def test_no_file_weights_no_agreement_section(tmp_path: Path, write_nano: Callable[..., Path]) -> None:
     path = tmp_path / "without_puppi_weight.root"
     write_puppi_nano(path, write_nano, with_file_weights=False)
     out = run(path, chunksize=1000)
@@ -200,8 +205,12 @@ def test_weighted_sums_do_not_depend_on_merge_order(puppi_file: tuple[Path, dict
     chunks = [
         proc.process(
             NanoEventsFactory.from_root(
-                {str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_start=start,
-                entry_stop=start + 70, metadata={"filename": str(path)},
+                {str(path): "Events"},
+                schemaclass=NanoAODSchema,
+                mode="eager",
+                entry_start=start,
+                entry_stop=start + 70,
+                metadata={"filename": str(path)},
             ).events()
         )
         for start in (0, 70, 140)

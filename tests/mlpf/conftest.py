@@ -33,8 +33,9 @@ def mlpf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def elements_file(mlpf_dir: Path) -> Path:
     process, n, pileup, seed = SAMPLE
-    return generate_sample(process, n, pileup, seed=seed, output=mlpf_dir / "tt_pu20_elements.root", progress=False,
-                           elements=True)
+    return generate_sample(
+        process, n, pileup, seed=seed, output=mlpf_dir / "tt_pu20_elements.root", progress=False, elements=True
+    )
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +49,9 @@ def small_elements_file(mlpf_dir: Path) -> Path:
     """20 tt̄ events at PU 20 with elements: the sample of the mode matrix and the processor runs (MLPF is slow on
     2 CPU cores)."""
     process, _, pileup, _ = SAMPLE
-    return generate_sample(process, 20, pileup, seed=8302, output=mlpf_dir / "tt_pu20_elements_small.root",
-                           progress=False, elements=True)
+    return generate_sample(
+        process, 20, pileup, seed=8302, output=mlpf_dir / "tt_pu20_elements_small.root", progress=False, elements=True
+    )
 
 
 @pytest.fixture(scope="session")

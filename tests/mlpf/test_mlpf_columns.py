@@ -45,8 +45,9 @@ def small_columns(small_reco: Any) -> ak.Array:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_gives_the_eager_columns(small_elements_file: Path, small_columns: ak.Array, mode: str,
-                                            request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_eager_columns(
+    small_elements_file: Path, small_columns: ak.Array, mode: str, request: pytest.FixtureRequest
+) -> None:
     client = request.getfixturevalue("dask_client") if mode == "apply_to_fileset" else None
     out = columns_in_mode(_reconstruct, small_elements_file, mode, NAMES, client=client)
     assert_same_columns(out, small_columns)
@@ -171,8 +172,10 @@ def test_mlpf_finds_more_neutral_hadrons_than_rule_based_pf(mlpf_events: Any) ->
     target = np.asarray(ak.to_numpy(ak.flatten(mlpf_events.PFTarget.cls)), np.int64)
     target_pt = np.asarray(ak.to_numpy(ak.flatten(mlpf_events.PFTarget.pt)))
     central = np.abs(pf["eta"]) < 3
-    rates = {name: class_rates(target[central], reco["cls"][central], target_pt[central], reco["pt"][central], 1.0)
-             for name, reco in (("pf", pf), ("mlpf", ml))}
+    rates = {
+        name: class_rates(target[central], reco["cls"][central], target_pt[central], reco["pt"][central], 1.0)
+        for name, reco in (("pf", pf), ("mlpf", ml))
+    }
     eff = {name: r["efficiency"]["neutral_hadron"] for name, r in rates.items()}
     assert eff["mlpf"] >= eff["pf"] and eff["pf"] > 0.1
     assert rates["mlpf"]["fake_rate"]["neutral_hadron"] < 0.5

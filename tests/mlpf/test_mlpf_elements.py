@@ -38,8 +38,14 @@ def _stepped_helix(pt: float, eta: float, phi: float, q: int, z0_cm: float, step
 
 
 def test_calorimeter_entry_matches_a_stepped_helix() -> None:
-    cases = [(1.0, 0.0, 0.3, 1, 0.0), (1.0, 0.0, 0.3, -1, 0.0), (5.0, 1.2, -2.0, 1, 3.0), (20.0, -1.4, 3.0, -1, -5.0),
-             (2.0, 2.3, 1.0, 1, 0.0), (0.9, -2.0, -1.0, -1, 2.0)]  # barrel, both charges; endcap (last two)
+    cases = [
+        (1.0, 0.0, 0.3, 1, 0.0),
+        (1.0, 0.0, 0.3, -1, 0.0),
+        (5.0, 1.2, -2.0, 1, 3.0),
+        (20.0, -1.4, 3.0, -1, -5.0),
+        (2.0, 2.3, 1.0, 1, 0.0),
+        (0.9, -2.0, -1.0, -1, 2.0),
+    ]  # barrel, both charges; endcap (last two)
     pt, eta, phi, q, z0 = (np.array(c, dtype=float) for c in zip(*cases, strict=True))
     eta_c, phi_c = calorimeter_entry(pt, eta, phi, q, z0)
     for k, case in enumerate(cases):
@@ -85,8 +91,11 @@ def test_cluster_energy_is_neutral_energy_plus_linked_track_deposits(element_eve
     link = _flat(tracks.clusterIdx, np.int64)
     linked = link >= 0
     energy = _flat(clusters.energy)
-    deposits = np.bincount((c_start[t_event] + link)[linked],
-                           weights=(_flat(tracks.pt) * np.cosh(_flat(tracks.eta)))[linked], minlength=energy.size)
+    deposits = np.bincount(
+        (c_start[t_event] + link)[linked],
+        weights=(_flat(tracks.pt) * np.cosh(_flat(tracks.eta)))[linked],
+        minlength=energy.size,
+    )
     neutral = energy - deposits
     assert np.all(neutral > -1e-5 * energy)
     n_t = np.asarray(ak.num(tracks.pt, axis=1))
@@ -139,8 +148,9 @@ def _collection(events: Any, name: str, fields: tuple[str, ...]) -> Collection:
 
 
 def test_rule_based_pf_on_the_files_elements_reproduces_pfcands(element_events: Any) -> None:
-    pf = rule_based_pf(_collection(element_events, "PFTrack", TRACK_FIELDS),
-                       _collection(element_events, "PFCluster", CLUSTER_FIELDS))
+    pf = rule_based_pf(
+        _collection(element_events, "PFTrack", TRACK_FIELDS), _collection(element_events, "PFCluster", CLUSTER_FIELDS)
+    )
     ref = _collection(element_events, "PFCands", tuple(pf.columns) + ("trackIdx", "clusterIdx"))
     assert np.array_equal(pf.counts, ref.counts)
     for field, values in pf.columns.items():
@@ -157,8 +167,15 @@ def test_elements_do_not_change_the_ordinary_file(mlpf_dir: Path) -> None:
     with uproot.open(plain) as a, uproot.open(rich) as b:
         ta, tb = a["Events"], b["Events"]
         extra = set(tb.keys()) - set(ta.keys())
-        assert {k.split("_")[0] for k in extra} == {"PFTrack", "PFCluster", "PFTarget", "nPFTrack", "nPFCluster",
-                                                    "nPFTarget", "PFCands"}
+        assert {k.split("_")[0] for k in extra} == {
+            "PFTrack",
+            "PFCluster",
+            "PFTarget",
+            "nPFTrack",
+            "nPFCluster",
+            "nPFTarget",
+            "PFCands",
+        }
         assert extra & {k for k in extra if k.startswith("PFCands")} == {"PFCands_trackIdx", "PFCands_clusterIdx"}
         for key in ta.keys():  # noqa: SIM118 (uproot: the branch names)
             assert ak.all(ta[key].array() == tb[key].array(), axis=None), key

@@ -24,22 +24,28 @@ def _logits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_focal_loss_at_gamma_zero_is_cross_entropy() -> None:
     logits, target = _logits()
-    torch.testing.assert_close(focal_loss(logits, target, gamma=0.0),
-                               F.cross_entropy(logits.reshape(-1, 6), target.reshape(-1)))
+    torch.testing.assert_close(
+        focal_loss(logits, target, gamma=0.0), F.cross_entropy(logits.reshape(-1, 6), target.reshape(-1))
+    )
     weights = torch.tensor([0.2, 1.0, 2.0, 1.5, 3.0, 3.0])
     mask = torch.rand(4, 50, generator=torch.Generator().manual_seed(1)) < 0.7
-    torch.testing.assert_close(focal_loss(logits, target, mask, gamma=0.0, class_weights=weights),
-                               F.cross_entropy(logits[mask], target[mask], weight=weights))
+    torch.testing.assert_close(
+        focal_loss(logits, target, mask, gamma=0.0, class_weights=weights),
+        F.cross_entropy(logits[mask], target[mask], weight=weights),
+    )
 
 
 def test_focal_loss_matches_its_closed_form_and_spares_easy_elements() -> None:
     logits = torch.tensor([[4.0, 0.0], [0.0, 0.5]])
     target = torch.tensor([0, 1])
     p = torch.softmax(logits, -1)[torch.arange(2), target]
-    expected = (-(1 - p) ** 2 * torch.log(p)).mean()
+    expected = (-((1 - p) ** 2) * torch.log(p)).mean()
     torch.testing.assert_close(focal_loss(logits, target, gamma=2.0), expected)
-    easy, hard = (focal_loss(logits[i:i + 1], target[i:i + 1], gamma=2.0) /
-                  F.cross_entropy(logits[i:i + 1], target[i:i + 1]) for i in range(2))
+    easy, hard = (
+        focal_loss(logits[i : i + 1], target[i : i + 1], gamma=2.0)
+        / F.cross_entropy(logits[i : i + 1], target[i : i + 1])
+        for i in range(2)
+    )
     assert easy < 0.001  # (1 − p)² ≈ 3e-4 for the confident element
     assert hard > 0.1
 
@@ -57,8 +63,11 @@ def test_momentum_loss_counts_only_real_particles() -> None:
 def test_total_loss_is_the_documented_weighted_sum() -> None:
     logits, target = _logits(2)
     g = torch.Generator().manual_seed(3)
-    outputs = {"class_logits": logits, "momentum": torch.randn(4, 50, 5, generator=g),
-               "charge_logit": torch.randn(4, 50, generator=g)}
+    outputs = {
+        "class_logits": logits,
+        "momentum": torch.randn(4, 50, 5, generator=g),
+        "charge_logit": torch.randn(4, 50, generator=g),
+    }
     target_momentum = torch.randn(4, 50, 5, generator=g)
     charge = torch.where(torch.rand(4, 50, generator=g) < 0.5, -1.0, 1.0)
     mask = torch.ones(4, 50, dtype=torch.bool)

@@ -76,8 +76,13 @@ def test_permuting_elements_permutes_outputs(model: MLPF, n: int) -> None:
 def test_lsh_bins_group_nearby_elements_and_put_padding_last() -> None:
     g = torch.Generator().manual_seed(3)
     direction = torch.randn(11, generator=g)
-    x = torch.cat([direction + 0.05 * torch.randn(40, 11, generator=g),  # two tight groups, interleaved below
-                   -direction + 0.05 * torch.randn(40, 11, generator=g), torch.randn(8, 11, generator=g)])
+    x = torch.cat(
+        [
+            direction + 0.05 * torch.randn(40, 11, generator=g),  # two tight groups, interleaved below
+            -direction + 0.05 * torch.randn(40, 11, generator=g),
+            torch.randn(8, 11, generator=g),
+        ]
+    )
     shuffle = torch.randperm(88, generator=g)
     mask = (shuffle < 80)[None]
     order = lsh_order(x[shuffle][None], mask, torch.randn(11, 4, generator=g), bin_size=40)[0]
@@ -90,7 +95,7 @@ def test_lsh_bins_group_nearby_elements_and_put_padding_last() -> None:
 def test_padding_never_changes_real_outputs(model: MLPF, n: int) -> None:
     elements = random_elements(3, n, seed=2)
     mask = torch.ones(3, n, dtype=torch.bool)
-    mask[1, n // 2:] = False  # a shorter event in the same batch
+    mask[1, n // 2 :] = False  # a shorter event in the same batch
     reference = _run(model, elements, mask)
     extra = 57
     junk = 1e3 * random_elements(3, extra, seed=3)  # padded rows with wild (even invalid) content
@@ -166,7 +171,8 @@ def test_zero_output_model_returns_the_elements() -> None:
 def test_decoding_applies_residuals_and_drops_none() -> None:
     elements = torch.zeros(1, 3, len(ELEMENT_FEATURES))
     elements[0, 0, [F["type"], F["pt"], F["eta"], F["phi"], F["charge"], F["dz"]]] = torch.tensor(
-        [TRACK, 10.0, 0.5, 3.1, -1.0, 0.2])
+        [TRACK, 10.0, 0.5, 3.1, -1.0, 0.2]
+    )
     elements[0, 1, [F["type"], F["e"], F["eta"], F["phi"]]] = torch.tensor([CLUSTER, 20.0, -1.0, -1.0])
     elements[0, 2, [F["type"], F["e"], F["eta"], F["phi"]]] = torch.tensor([CLUSTER, 5.0, 0.0, 0.0])
     momentum = torch.zeros(1, 3, 5)
@@ -217,8 +223,13 @@ def test_onnx_export_keeps_the_element_axis_dynamic(tmp_path: Any) -> None:
     names = ["class_logits", "momentum", "charge_logit"]
     axes = {"batch": 0, "elements": 1}
     dynamic = {name: {v: k for k, v in axes.items()} for name in ["elements", "elements_mask", *names]}
-    path = export_onnx(model, {"elements": random_elements(2, 20), "elements_mask": torch.ones(2, 20, dtype=torch.bool)},
-                       names, tmp_path / "mlpf.onnx", dynamic=dynamic)
+    path = export_onnx(
+        model,
+        {"elements": random_elements(2, 20), "elements_mask": torch.ones(2, 20, dtype=torch.bool)},
+        names,
+        tmp_path / "mlpf.onnx",
+        dynamic=dynamic,
+    )
     runner = OnnxModel(path).load(torch.device("cpu"))
     elements, mask = random_elements(3, 100, seed=9), torch.ones(3, 100, dtype=torch.bool)
     mask[0, 37:] = False

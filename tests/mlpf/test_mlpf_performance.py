@@ -55,8 +55,9 @@ def test_rule_based_pf_rates_from_the_histograms(mlpf_processed: tuple[dict[str,
     assert direct["efficiency"]["charged_hadron"] == 1.0
 
 
-def test_report_section_and_the_shipped_model_against_rule_based_pf(mlpf_processed: tuple[dict[str, Any], Any],
-                                                                     tmp_path: Path) -> None:
+def test_report_section_and_the_shipped_model_against_rule_based_pf(
+    mlpf_processed: tuple[dict[str, Any], Any], tmp_path: Path
+) -> None:
     out, _ = mlpf_processed
     report = mlpf_section(out, tmp_path)
     pf, ml = report.metrics["pf"], report.metrics["mlpf"]
@@ -77,17 +78,38 @@ def test_report_section_and_the_shipped_model_against_rule_based_pf(mlpf_process
     json.dumps(report.metrics)
 
 
-def test_train_mlpf_cli_writes_a_model_directory_that_reconstruct_runs(elements_file: Path, small_elements_file: Path,
-                                                                       tmp_path: Path) -> None:
+def test_train_mlpf_cli_writes_a_model_directory_that_reconstruct_runs(
+    elements_file: Path, small_elements_file: Path, tmp_path: Path
+) -> None:
     """``train mlpf --output DIR`` writes DIR/mlpf.{safetensors,json}; ``mlpf.reconstruct(models={"mlpf": DIR})``
     runs that model (validation on held-out events: the small sample has another seed)."""
     parser = __import__("argparse").ArgumentParser()
     cli.add_arguments(parser, TASKS)
     model_dir = tmp_path / "m"
-    args = parser.parse_args(["mlpf", "--train", str(elements_file), "--validation", str(small_elements_file),
-                              "--output", str(model_dir), "--epochs", "1", "--max-train-events", "8",
-                              "--max-validation-events", "4", "--calibration-events", "6", "--dim", "16", "--layers",
-                              "1", "--quiet"])
+    args = parser.parse_args(
+        [
+            "mlpf",
+            "--train",
+            str(elements_file),
+            "--validation",
+            str(small_elements_file),
+            "--output",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--max-train-events",
+            "8",
+            "--max-validation-events",
+            "4",
+            "--calibration-events",
+            "6",
+            "--dim",
+            "16",
+            "--layers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert cli.run(args, TASKS) == 0
     card = json.loads((model_dir / "mlpf.json").read_text())
     assert (model_dir / "mlpf.safetensors").exists()

@@ -40,11 +40,13 @@ def small_eager(small_elements_file: Path) -> Any:
     return open_events(small_elements_file, "eager")
 
 
-def test_runner_and_apply_to_fileset_give_identical_histograms(small_elements_file: Path, dask_client: Any,
-                                                                tmp_path: Path) -> None:
+def test_runner_and_apply_to_fileset_give_identical_histograms(
+    small_elements_file: Path, dask_client: Any, tmp_path: Path
+) -> None:
     fileset = {"tt": {"files": {str(small_elements_file): "Events"}}}
-    runner = processor.Runner(executor=processor.IterativeExecutor(status=False), chunksize=1000,
-                              schema=QuietNanoAODSchema)
+    runner = processor.Runner(
+        executor=processor.IterativeExecutor(status=False), chunksize=1000, schema=QuietNanoAODSchema
+    )
     eager = runner(fileset, MLPFProcessor(), treename="Events")
     graphs = apply_to_fileset(MLPFProcessor(), fileset, schemaclass=QuietNanoAODSchema)
     assert isinstance(graphs["tt"]["histograms"]["met"], hist.dask.Hist)  # nothing computed yet
@@ -85,12 +87,16 @@ def test_invalid_events_are_counted_and_left_out(small_eager: Any) -> None:
     # rule-based PF's histograms are those of the clean events without the bad one
     clean = MLPFProcessor().process(small_eager[keep])
     for name in ("efficiency", "fake", "response"):
-        np.testing.assert_array_equal(out["histograms"][name][{"method": "pf"}].values(flow=True),
-                                      clean["histograms"][name][{"method": "pf"}].values(flow=True))
+        np.testing.assert_array_equal(
+            out["histograms"][name][{"method": "pf"}].values(flow=True),
+            clean["histograms"][name][{"method": "pf"}].values(flow=True),
+        )
     for name in ("jet_response", "met"):
         for method in ("pf", "pf_puppi"):
-            np.testing.assert_array_equal(out["histograms"][name][{"method": method}].values(flow=True),
-                                          clean["histograms"][name][{"method": method}].values(flow=True))
+            np.testing.assert_array_equal(
+                out["histograms"][name][{"method": method}].values(flow=True),
+                clean["histograms"][name][{"method": method}].values(flow=True),
+            )
 
 
 def test_models_from_options_and_from_a_directory(small_eager: Any, tmp_path: Path) -> None:
@@ -106,8 +112,9 @@ def test_models_from_options_and_from_a_directory(small_eager: Any, tmp_path: Pa
     (tmp_path / "model.json").write_text(json.dumps({**card, "weights": "model.safetensors", "decision": decision}))
     events = small_eager[:4]
     shipped = MLPFProcessor(options=TaskOptions(device="cpu")).process(events)["histograms"]["response"]
-    from_dir = MLPFProcessor(options=TaskOptions(device="cpu", models={"mlpf": {"mlpf": str(tmp_path)}})
-                             ).process(events)["histograms"]["response"]
+    from_dir = MLPFProcessor(options=TaskOptions(device="cpu", models={"mlpf": {"mlpf": str(tmp_path)}})).process(
+        events
+    )["histograms"]["response"]
     # same rule-based PF; MLPF neutral hadrons from the directory's card have twice the pT response
     np.testing.assert_array_equal(shipped[{"method": "pf"}].values(), from_dir[{"method": "pf"}].values())
     neutral = {"method": "mlpf", "cls": hist.loc(2)}

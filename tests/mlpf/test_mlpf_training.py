@@ -35,34 +35,74 @@ def toy_events(n_events: int, seed: int, max_elements: int = 64) -> dict[str, to
     for b in range(n_events):
         rows: list[tuple[np.ndarray, int, tuple[float, ...], float]] = []
         for _ in range(min(rng.poisson(10), 14)):  # charged hadrons: track + matched hadronic cluster
-            pt, eta, phi, q = rng.exponential(5.0) + 1.0, rng.uniform(-2.5, 2.5), rng.uniform(-np.pi, np.pi), \
-                rng.choice([-1.0, 1.0])
+            pt, eta, phi, q = (
+                rng.exponential(5.0) + 1.0,
+                rng.uniform(-2.5, 2.5),
+                rng.uniform(-np.pi, np.pi),
+                rng.choice([-1.0, 1.0]),
+            )
             eta_c, phi_c = eta + rng.normal(0, 0.01), phi + 0.2 * q / pt
             p = pt * np.cosh(eta)
             track = np.zeros(len(ELEMENT_FEATURES), np.float32)
-            track[[F["type"], F["pt"], F["eta"], F["phi"], F["eta_calo"], F["phi_calo"], F["charge"], F["dz"],
-                   F["quality"]]] = 1, pt, eta, phi, eta_c, phi_c, q, rng.normal(0, 0.05), rng.uniform(0.6, 1)
+            track[
+                [
+                    F["type"],
+                    F["pt"],
+                    F["eta"],
+                    F["phi"],
+                    F["eta_calo"],
+                    F["phi_calo"],
+                    F["charge"],
+                    F["dz"],
+                    F["quality"],
+                ]
+            ] = 1, pt, eta, phi, eta_c, phi_c, q, rng.normal(0, 0.05), rng.uniform(0.6, 1)
             rows.append((track, CHH, (pt * (1 + rng.normal(0, 0.01)), eta, phi, p), q))
-            rows.append((_cluster(rng, p * np.exp(rng.normal(0, 0.2)), rng.uniform(0.0, 0.4),
-                                  eta_c + rng.normal(0, 0.01), phi_c + rng.normal(0, 0.01)), 0, (0, 0, 0, 0), 0.0))
+            rows.append(
+                (
+                    _cluster(
+                        rng,
+                        p * np.exp(rng.normal(0, 0.2)),
+                        rng.uniform(0.0, 0.4),
+                        eta_c + rng.normal(0, 0.01),
+                        phi_c + rng.normal(0, 0.01),
+                    ),
+                    0,
+                    (0, 0, 0, 0),
+                    0.0,
+                )
+            )
         for kind, em in ((NH, (0.0, 0.4)), (PHOTON, (0.85, 1.0))):
             for _ in range(min(rng.poisson(6), 12)):
                 e, eta, phi = rng.exponential(8.0) + 1.0, rng.uniform(-2.5, 2.5), rng.uniform(-np.pi, np.pi)
                 e_true = e / (HADRON_RESPONSE if kind == NH else 1.0) * np.exp(rng.normal(0, 0.05))
-                rows.append((_cluster(rng, e, rng.uniform(*em), eta, phi), kind,
-                             (e_true / np.cosh(eta), eta, phi, e_true), 0.0))
+                rows.append(
+                    (_cluster(rng, e, rng.uniform(*em), eta, phi), kind, (e_true / np.cosh(eta), eta, phi, e_true), 0.0)
+                )
         for i in rng.permutation(len(rows))[:max_elements]:
             j = int(mask[b].sum())
             el[b, j], cls[b, j], truth[b, j], charge[b, j] = rows[i][0], rows[i][1], rows[i][2], rows[i][3]
             mask[b, j] = True
-    return {"elements": torch.from_numpy(el), "mask": torch.from_numpy(mask), "cls": torch.from_numpy(cls),
-            "truth": torch.from_numpy(truth), "charge": torch.from_numpy(charge)}
+    return {
+        "elements": torch.from_numpy(el),
+        "mask": torch.from_numpy(mask),
+        "cls": torch.from_numpy(cls),
+        "truth": torch.from_numpy(truth),
+        "charge": torch.from_numpy(charge),
+    }
 
 
 def _cluster(rng: np.random.Generator, e: float, em: float, eta: float, phi: float) -> np.ndarray:
     c = np.zeros(len(ELEMENT_FEATURES), np.float32)
-    c[[F["type"], F["e"], F["e_em"], F["e_had"], F["eta"], F["phi"], F["width"]]] = \
-        2, e, em * e, (1 - em) * e, eta, phi, rng.uniform(0.01, 0.05)
+    c[[F["type"], F["e"], F["e_em"], F["e_had"], F["eta"], F["phi"], F["width"]]] = (
+        2,
+        e,
+        em * e,
+        (1 - em) * e,
+        eta,
+        phi,
+        rng.uniform(0.01, 0.05),
+    )
     return c
 
 

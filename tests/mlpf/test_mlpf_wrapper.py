@@ -46,8 +46,7 @@ def test_class_mask_follows_element_type() -> None:
     assert masked[0].argmax() == 1 and masked[1].argmax() == 2
 
 
-def test_mlpfcands_have_the_pfcands_fields_and_track_information(mlpf_processed: tuple[dict[str, Any], Any]
-                                                                 ) -> None:
+def test_mlpfcands_have_the_pfcands_fields_and_track_information(mlpf_processed: tuple[dict[str, Any], Any]) -> None:
     element_events = mlpf_processed[1]
     cands = element_events.MLPFCands
     assert len(cands) == len(element_events)
@@ -126,7 +125,9 @@ def test_link_columns_carry_the_detector_links(element_events: Any) -> None:
     from_cluster = pf[(pf.clusterIdx >= 0) & (pf.charge == 0)]
     n_c = np.asarray(ak.num(element_events.PFCluster.energy, axis=1))
     c_start = np.concatenate([[0], np.cumsum(n_c)[:-1]])
-    flat = np.repeat(c_start, np.asarray(ak.num(from_cluster.pt, axis=1))) + np.asarray(ak.flatten(from_cluster.clusterIdx))
+    flat = np.repeat(c_start, np.asarray(ak.num(from_cluster.pt, axis=1))) + np.asarray(
+        ak.flatten(from_cluster.clusterIdx)
+    )
     energy = np.asarray(ak.flatten(from_cluster.pt * np.cosh(from_cluster.eta)))
     linked = clusters[flat, col["n_linked"]] > 0
     assert linked.sum() > 10

@@ -30,8 +30,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference:RuntimeW
 EXIT_BAD_INPUT = 2
 GOOD_EVENTS = 20
 """Events of the synthetic file the bad files are made from."""
-MET_BRANCHES = {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64, "MET_pt": np.float32,
-                "MET_phi": np.float32, "GenMET_pt": np.float32, "GenMET_phi": np.float32}
+MET_BRANCHES = {
+    "run": np.uint32,
+    "luminosityBlock": np.uint32,
+    "event": np.uint64,
+    "MET_pt": np.float32,
+    "MET_phi": np.float32,
+    "GenMET_pt": np.float32,
+    "GenMET_phi": np.float32,
+}
 """The branches (and types) of a NanoAOD file the ``met`` task can run on, without PF candidates."""
 RNTUPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "nano_dy_rntuple.root"
 """The real Drell-Yan NanoAOD events stored as an RNTuple (present in the development checkout only)."""
@@ -79,12 +86,17 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path, Callable[..., Path]], Path], list[st
     "garbage_after_signature": (lambda tmp, _: _random_bytes(tmp, b"root"), [], "ROOT"),
     "directory": (lambda tmp, _: _directory(tmp), [], "is a directory"),
     "missing": (lambda tmp, _: tmp / "never_written.root", [], "no such file"),
-    "no_luminosity_block": (lambda tmp, write: write(tmp / "nolumi.root", GOOD_EVENTS, drop=("luminosityBlock",)),
-                            [], "'luminosityBlock'"),
-    "no_met_default_tasks": (lambda tmp, write: write(tmp / "nomet.root", GOOD_EVENTS, drop=("MET",)), [],
-                             "'MET_pt'"),
-    "no_met_task_met": (lambda tmp, write: write(tmp / "nomet.root", GOOD_EVENTS, drop=("MET",)),
-                        ["--tasks", "met"], "'MET_pt'"),
+    "no_luminosity_block": (
+        lambda tmp, write: write(tmp / "nolumi.root", GOOD_EVENTS, drop=("luminosityBlock",)),
+        [],
+        "'luminosityBlock'",
+    ),
+    "no_met_default_tasks": (lambda tmp, write: write(tmp / "nomet.root", GOOD_EVENTS, drop=("MET",)), [], "'MET_pt'"),
+    "no_met_task_met": (
+        lambda tmp, write: write(tmp / "nomet.root", GOOD_EVENTS, drop=("MET",)),
+        ["--tasks", "met"],
+        "'MET_pt'",
+    ),
 }
 
 
@@ -100,8 +112,9 @@ def assert_one_line_refusal(status: int, err: str, path: Path, expected: str, re
 
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
-def test_bad_input_is_one_clear_line_and_exit_2(kind: str, tmp_path: Path, write_nano: Callable[..., Path],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_clear_line_and_exit_2(
+    kind: str, tmp_path: Path, write_nano: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     make, extra, expected = BAD_INPUTS[kind]
     path = make(tmp_path, write_nano)
     report = tmp_path / "report"
@@ -109,8 +122,9 @@ def test_bad_input_is_one_clear_line_and_exit_2(kind: str, tmp_path: Path, write
     assert_one_line_refusal(status, capsys.readouterr().err, path, expected, report)
 
 
-def test_bad_file_after_a_good_one_is_named(tmp_path: Path, write_nano: Callable[..., Path],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_file_after_a_good_one_is_named(
+    tmp_path: Path, write_nano: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     good = write_nano(tmp_path / "good.root", GOOD_EVENTS)
     bad = _truncated(tmp_path, write_nano)
     report = tmp_path / "report"
@@ -118,8 +132,9 @@ def test_bad_file_after_a_good_one_is_named(tmp_path: Path, write_nano: Callable
     assert_one_line_refusal(status, capsys.readouterr().err, bad, "truncated", report)
 
 
-def test_rntuple_is_refused_with_one_line(rntuple_file: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_rntuple_is_refused_with_one_line(
+    rntuple_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The documented behaviour: RNTuple NanoAOD is refused (the Runner and the chunk planning read TTrees)."""
     report = tmp_path / "report"
     status = main(["evaluate", str(rntuple_file), "--output", str(report)])
@@ -150,8 +165,9 @@ def test_file_of_zero_events_gives_a_report(tmp_path: Path, capsys: pytest.Captu
     assert metrics["met"] == {}  # no method saw an event: no metrics, not NaN
 
 
-def test_empty_chunk_gives_the_report_of_the_other_chunks(tmp_path: Path, write_nano: Callable[..., Path],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_chunk_gives_the_report_of_the_other_chunks(
+    tmp_path: Path, write_nano: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     """A 0-event file next to a good one: the planned chunks include an empty one, processed like the others."""
     good = write_nano(tmp_path / "good.root", GOOD_EVENTS)
     empty = write_empty_met_file(tmp_path / "empty.root")
@@ -168,8 +184,7 @@ def test_selection_that_keeps_nothing_gives_a_report(tmp_path: Path, capsys: pyt
     chunk reaches the assignment with no selected event."""
     drell_yan = generate_sample("dy-ll", GOOD_EVENTS, 0, seed=3, output=tmp_path / "dy.root", progress=False)
     report = tmp_path / "report"
-    metrics = _evaluate([str(drell_yan), "--tasks", "ttbar", "--chunksize", "6", "--max-events", "15"], report,
-                        capsys)
+    metrics = _evaluate([str(drell_yan), "--tasks", "ttbar", "--chunksize", "6", "--max-events", "15"], report, capsys)
     assert metrics["meta"]["events"] == 15
     assert metrics["ttbar"] == {}  # no method processed a selected event: no efficiencies, not NaN
     assert "0 events selected" in (report / "index.html").read_text()

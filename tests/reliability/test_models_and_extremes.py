@@ -52,15 +52,17 @@ LINKS = {"clusterIdx": "PFCluster", "trackIdx": "PFTrack"}
 def _events(path: Path, stop: int | None = None) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager",
-                                           entry_stop=stop).events()
+        return NanoEventsFactory.from_root(
+            {str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=stop
+        ).events()
 
 
 @pytest.fixture(scope="module")
 def htautau_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 H→ττ events at pileup 0 with PF candidates, tau decay products and detector elements."""
-    return generate_sample("htautau", 20, 0, 21, tmp_path_factory.mktemp("extreme") / "htautau.root",
-                           progress=False, elements=True)
+    return generate_sample(
+        "htautau", 20, 0, 21, tmp_path_factory.mktemp("extreme") / "htautau.root", progress=False, elements=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +169,9 @@ def test_a_good_model_directory_gives_the_shipped_model_results(deepmet_dir: Pat
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_wrong_model_directory_through_reconstruct(fault: str, deepmet_dir: Path, htautau: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_model_directory_through_reconstruct(
+    fault: str, deepmet_dir: Path, htautau: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     named, message = FAULTS[fault](deepmet_dir)
 
     def no_processing(*args: Any, **kwargs: Any) -> None:
@@ -184,8 +187,9 @@ def test_wrong_model_directory_through_reconstruct(fault: str, deepmet_dir: Path
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_wrong_model_directory_through_evaluate(fault: str, deepmet_dir: Path, htautau_file: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_model_directory_through_evaluate(
+    fault: str, deepmet_dir: Path, htautau_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     named, message = FAULTS[fault](deepmet_dir)
     out = tmp_path / "report"
     argv = ["evaluate", str(htautau_file), "--tasks", "met", "--model", f"met.deepmet={deepmet_dir}", "-o", str(out)]
@@ -196,8 +200,9 @@ def test_wrong_model_directory_through_evaluate(fault: str, deepmet_dir: Path, h
 
 
 # ---- extreme events -------------------------------------------------------------------------------------------
-def _multiply(events: Any, names: tuple[str, ...], event: int, copies: int, keep: int | None = None,
-              seed: int = 1) -> Any:
+def _multiply(
+    events: Any, names: tuple[str, ...], event: int, copies: int, keep: int | None = None, seed: int = 1
+) -> Any:
     """``events`` with ``event``'s objects of each collection in ``names`` repeated ``copies`` times (copy k
     rotated in φ by a random angle, links between the collections renumbered to copy k, links to others −1 in
     the copies), cut to the first ``keep`` objects when given (only for a collection without links). Fields
@@ -216,14 +221,19 @@ def _multiply(events: Any, names: tuple[str, ...], event: int, copies: int, keep
             if collection[field].ndim > 2:  # coffea's derived cross-references (Jet.muonIdxG): not read here
                 continue
             flat = np.asarray(ak.to_numpy(ak.flatten(collection[field])))
-            mine = np.tile(flat[offsets[event]:offsets[event + 1]], copies)[:n]
+            mine = np.tile(flat[offsets[event] : offsets[event + 1]], copies)[:n]
             if field in ("phi", "phiCalo"):
                 mine = (mine + angles[copy] + np.pi) % (2 * np.pi) - np.pi
             elif field in LINKS:
                 target = LINKS[field]
-                mine = np.where(mine >= 0, mine + copy * own[target], mine) if target in names \
+                mine = (
+                    np.where(mine >= 0, mine + copy * own[target], mine)
+                    if target in names
                     else np.where(copy > 0, -1, mine)
-            fields[field] = np.concatenate([flat[:offsets[event]], mine.astype(flat.dtype), flat[offsets[event + 1]:]])
+                )
+            fields[field] = np.concatenate(
+                [flat[: offsets[event]], mine.astype(flat.dtype), flat[offsets[event + 1] :]]
+            )
         new_counts = counts.copy()
         new_counts[event] = n
         record = ak.zip({f: ak.unflatten(v, new_counts) for f, v in fields.items()})
@@ -265,7 +275,8 @@ def _rejections(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 def test_met_100k_candidates_rejected_by_the_networks_within_the_token_budget(
-        htautau: Any, batch_sizes: list[tuple[int, int]]) -> None:
+    htautau: Any, batch_sizes: list[tuple[int, int]]
+) -> None:
     events = htautau[:12]
     copies = -(-100_000 // len(events.PFCands[5]))
     extreme = _multiply(events, ("PFCands",), 5, copies)
@@ -277,8 +288,9 @@ def test_met_100k_candidates_rejected_by_the_networks_within_the_token_budget(
         warnings.simplefilter("always")
         out = met.reconstruct(extreme, methods=methods, device="cpu")
     rejections = _rejections(caught)
-    assert len(rejections) == 2 and all(f"(first: event 5, {ak.num(extreme.PFCands)[5]} cands)" in m
-                                        for m in rejections)
+    assert len(rejections) == 2 and all(
+        f"(first: event 5, {ak.num(extreme.PFCands)[5]} cands)" in m for m in rejections
+    )
     assert max(b * length for b, length in batch_sizes) <= max(DEFAULT_TOKENS["cpu"], MAX_EVENT_TOKENS)
     for column in ("DeepMETReco", "MLMET"):
         assert np.isnan(out[column].pt[5]) and np.isnan(out[column].phi[5])
@@ -288,8 +300,7 @@ def test_met_100k_candidates_rejected_by_the_networks_within_the_token_budget(
     _assert_same_except(out[new], reference[new], 5)
 
 
-def test_met_100k_candidates_run_alone_when_the_limit_allows(htautau: Any,
-                                                             batch_sizes: list[tuple[int, int]]) -> None:
+def test_met_100k_candidates_run_alone_when_the_limit_allows(htautau: Any, batch_sizes: list[tuple[int, int]]) -> None:
     events = htautau[:12]
     extreme = _multiply(events, ("PFCands",), 5, -(-100_000 // len(events.PFCands[5])))
     deepmet = shipped_met_model("deepmet_pu60", device="cpu")
@@ -336,8 +347,7 @@ def test_ditau_2000_decay_products_truncated_per_leg(htautau: Any, batch_sizes: 
     _assert_same_except(out[["DiTauReco"]], reference[["DiTauReco"]], event)
 
 
-def test_mlpf_100k_elements_rejected_within_the_token_budget(htautau: Any,
-                                                             batch_sizes: list[tuple[int, int]]) -> None:
+def test_mlpf_100k_elements_rejected_within_the_token_budget(htautau: Any, batch_sizes: list[tuple[int, int]]) -> None:
     events = htautau[:8]
     own = len(events.PFTrack[3]) + len(events.PFCluster[3])
     extreme = _multiply(events, ("PFTrack", "PFCluster"), 3, -(-100_000 // own))
@@ -347,8 +357,11 @@ def test_mlpf_100k_elements_rejected_within_the_token_budget(htautau: Any,
         warnings.simplefilter("always")
         out = mlpf.reconstruct(extreme, device="cpu")
     rejections = _rejections(caught)
-    assert len(rejections) == 1 and "1 of the 8 events given to the model rejected" in rejections[0] \
+    assert (
+        len(rejections) == 1
+        and "1 of the 8 events given to the model rejected" in rejections[0]
         and "first: event 3" in rejections[0]
+    )
     assert max(b * length for b, length in batch_sizes) <= max(DEFAULT_TOKENS["cpu"], MAX_EVENT_TOKENS)
     assert out.MLPFReco.n_cands[3] == 0 and len(out.MLPFCands[3]) == 0
     _assert_same_except(out[["MLPFCands", "MLPFReco"]], reference[["MLPFCands", "MLPFReco"]], 3)

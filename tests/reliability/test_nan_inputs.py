@@ -72,13 +72,34 @@ def _finite(values: ak.Array) -> np.ndarray:
 
 CASES = (
     NonFiniteCase("met", "ttbar-semilep", "PFCands", "phi", np.nan, None, lambda reco: _finite(reco.MLMET.pt)),
-    NonFiniteCase("ttbar", "ttbar-semilep", "MET", "phi", np.inf, None,
-            lambda reco: np.asarray(ak.to_numpy(reco.TTbarReco.chi2.had_b)) >= 0),
+    NonFiniteCase(
+        "ttbar",
+        "ttbar-semilep",
+        "MET",
+        "phi",
+        np.inf,
+        None,
+        lambda reco: np.asarray(ak.to_numpy(reco.TTbarReco.chi2.had_b)) >= 0,
+    ),
     NonFiniteCase("ditau", "htautau", "MET", "phi", np.nan, None, lambda reco: _finite(reco.DiTauReco.mass_fastmtt)),
-    NonFiniteCase("mem", "dy-ll", "Muon", "phi", -np.inf, ("network",),
-            lambda reco: np.asarray(ak.to_numpy(reco.MEMReco.selected), bool)),
-    NonFiniteCase("mlpf", "ttbar-semilep", "PFTrack", "phi", np.nan, None,
-            lambda reco: np.asarray(ak.to_numpy(reco.MLPFReco.n_cands)) > 0),
+    NonFiniteCase(
+        "mem",
+        "dy-ll",
+        "Muon",
+        "phi",
+        -np.inf,
+        ("network",),
+        lambda reco: np.asarray(ak.to_numpy(reco.MEMReco.selected), bool),
+    ),
+    NonFiniteCase(
+        "mlpf",
+        "ttbar-semilep",
+        "PFTrack",
+        "phi",
+        np.nan,
+        None,
+        lambda reco: np.asarray(ak.to_numpy(reco.MLPFReco.n_cands)) > 0,
+    ),
 )
 
 
@@ -86,9 +107,18 @@ CASES = (
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Generated samples by process, 30 events at pileup 0; the tt̄ one with detector elements (for MLPF)."""
     folder = tmp_path_factory.mktemp("non_finite_samples")
-    return {process: generate_sample(process, N_EVENTS, 0, seed=20, output=folder / f"{process}.root",
-                                     progress=False, elements=process == "ttbar-semilep")
-            for process in sorted({case.process for case in CASES})}
+    return {
+        process: generate_sample(
+            process,
+            N_EVENTS,
+            0,
+            seed=20,
+            output=folder / f"{process}.root",
+            progress=False,
+            elements=process == "ttbar-semilep",
+        )
+        for process in sorted({case.process for case in CASES})
+    }
 
 
 @pytest.fixture
@@ -171,16 +201,18 @@ def _has_object(events: Any, collection: str) -> np.ndarray:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.task for case in CASES])
 @pytest.mark.usefixtures("figures_not_drawn")
-def test_non_finite_input_invalidates_only_its_event(case: NonFiniteCase, samples: dict[str, Path], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_finite_input_invalidates_only_its_event(
+    case: NonFiniteCase, samples: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clean_file = samples[case.process]
     clean_events = open_events(clean_file, "eager")
     clean = _new_columns(case.task, clean_events, case)
     candidates = np.flatnonzero(case.interesting(clean) & _has_object(clean_events, case.collection))
     assert candidates.size >= 2, f"{case.task}: too few reconstructed events in the generated sample"
     event = int(candidates[0])
-    bad_file = write_with_value(clean_file, tmp_path / f"{case.task}_nonfinite.root", case.collection, case.field,
-                                event, case.value)
+    bad_file = write_with_value(
+        clean_file, tmp_path / f"{case.task}_nonfinite.root", case.collection, case.field, event, case.value
+    )
 
     bad_events = open_events(bad_file, "eager")
     flagged = _new_columns(case.task, bad_events, case)

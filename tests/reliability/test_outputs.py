@@ -49,9 +49,23 @@ N_CHUNKS = SAMPLE["n_events"] // SAMPLE["chunk_size"]
 
 
 def _generate_argv(output: Path, *extra: str) -> list[str]:
-    return ["generate", "--process", SAMPLE["process"], "--events", str(SAMPLE["n_events"]), "--pileup",
-            str(SAMPLE["pileup"]), "--seed", str(SAMPLE["seed"]), "--chunk-size", str(SAMPLE["chunk_size"]),
-            "--output", str(output), "--quiet", *extra]
+    return [
+        "generate",
+        "--process",
+        SAMPLE["process"],
+        "--events",
+        str(SAMPLE["n_events"]),
+        "--pileup",
+        str(SAMPLE["pileup"]),
+        "--seed",
+        str(SAMPLE["seed"]),
+        "--chunk-size",
+        str(SAMPLE["chunk_size"]),
+        "--output",
+        str(output),
+        "--quiet",
+        *extra,
+    ]
 
 
 def _error_lines(text: str) -> list[str]:
@@ -63,12 +77,13 @@ def _entries(path: Path) -> int:
     try:
         with uproot.open(path) as handle:
             return int(handle["Events"].num_entries)
-    except Exception:  # noqa: BLE001 -- a file being written may not be readable yet
+    except Exception:
         return 0
 
 
-def _run_interrupted(argv: list[str], ready: Callable[[], bool], sig: signal.Signals, logs: Path,
-                     timeout_s: float = 120.0) -> tuple[int, str, str]:
+def _run_interrupted(
+    argv: list[str], ready: Callable[[], bool], sig: signal.Signals, logs: Path, timeout_s: float = 120.0
+) -> tuple[int, str, str]:
     """Start ``coffea-mlreco ARGV`` as a subprocess, send ``sig`` once ``ready()``; (exit status, stdout, stderr).
 
     The run must still be going when ``ready()`` becomes true (else the test fails: it was not interrupted)."""
@@ -152,8 +167,9 @@ def _toy_mem_table(path: Path, n_events: int = 300, seed: int = 1) -> Path:
             kinematics[f"{jet}_{field}"] = np.zeros(n_events)
     kinematics["met_pt"], kinematics["met_phi"] = rng.exponential(20, n_events), rng.uniform(-np.pi, np.pi, n_events)
     log10_weight = -np.log10(kinematics["lep1_pt"] * kinematics["lep2_pt"])[:, None]
-    return write_mem_table(path, kinematics, ("dy",), log10_weight, np.full((n_events, 1), 1e-3),
-                           {"file": "toy", "generator_seed": seed})
+    return write_mem_table(
+        path, kinematics, ("dy",), log10_weight, np.full((n_events, 1), 1e-3), {"file": "toy", "generator_seed": seed}
+    )
 
 
 # ---- the building blocks --------------------------------------------------------------------------------------
@@ -202,7 +218,8 @@ def test_deferred_interrupts_hold_sigterm_until_the_block_ends() -> None:
 
 
 def test_mem_table_and_model_writers_keep_the_previous_output_on_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = _toy_mem_table(tmp_path / "t.npz")
     before = table.read_bytes()
 
@@ -258,18 +275,39 @@ def test_training_cache_is_never_half_written(tmp_path: Path, monkeypatch: pytes
 # ---- unwritable output folder: one line, exit status 2, for every command -------------------------------------
 @pytest.mark.parametrize("command", ["generate", "mem-weights", "train", "evaluate"])
 def test_unwritable_output_folder_is_one_line_and_exit_status_2(
-        command: str, unwritable_folder: Path, tmp_path: Path, synthetic_nano: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    command: str,
+    unwritable_folder: Path,
+    tmp_path: Path,
+    synthetic_nano: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Refused before any work: simulation, integration, training and processing fail the test if called."""
-    output = unwritable_folder / {"generate": "sample.root", "mem-weights": "table.npz", "train": "model",
-                                  "evaluate": "report"}[command]
+    output = (
+        unwritable_folder
+        / {"generate": "sample.root", "mem-weights": "table.npz", "train": "model", "evaluate": "report"}[command]
+    )
     argv = {
         "generate": _generate_argv(output),
         "mem-weights": ["mem-weights", str(synthetic_nano), "--output", str(output)],
-        "train": ["train", "mem", "--table", str(_toy_mem_table(tmp_path / "t.npz")), "--output", str(output),
-                  "--name", "toy", "--epochs", "1", "--device", "cpu", "--quiet"],
+        "train": [
+            "train",
+            "mem",
+            "--table",
+            str(_toy_mem_table(tmp_path / "t.npz")),
+            "--output",
+            str(output),
+            "--name",
+            "toy",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
         "evaluate": ["evaluate", str(synthetic_nano), "--tasks", "met", "--output", str(output), "--device", "cpu"],
     }[command]
+
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the output folder was checked")
 
@@ -289,13 +327,18 @@ def test_unwritable_output_folder_is_one_line_and_exit_status_2(
 # ---- generate: interrupted, then resumed ----------------------------------------------------------------------
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_interrupted_generate_leaves_a_partial_file_that_resume_completes(
-        sig: signal.Signals, tmp_path: Path, uninterrupted_sample: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    sig: signal.Signals,
+    tmp_path: Path,
+    uninterrupted_sample: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     output = tmp_path / "sample.root"
 
     def two_chunks_written() -> bool:  # into the partial file (or, were it unprotected, into the output)
-        return any(_entries(path) >= 2 * SAMPLE["chunk_size"] for path in (*partial_outputs(output), output)
-                   if path.exists())
+        return any(
+            _entries(path) >= 2 * SAMPLE["chunk_size"] for path in (*partial_outputs(output), output) if path.exists()
+        )
 
     status, _, err = _run_interrupted(_generate_argv(output), two_chunks_written, sig, tmp_path / "logs")
     assert not output.exists()  # nothing under the requested name
@@ -327,7 +370,8 @@ def test_interrupted_generate_leaves_a_partial_file_that_resume_completes(
 
 
 def test_resume_without_a_partial_file_starts_from_the_first_event(
-        tmp_path: Path, uninterrupted_sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, uninterrupted_sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "sample.root"
     (tmp_path / "sample.root.partial-0badf11e").write_bytes(b"not a ROOT file")  # killed before it was readable
     assert main(_generate_argv(output, "--resume")) == 0
@@ -354,8 +398,18 @@ def test_interrupted_evaluate_leaves_no_report(sig: signal.Signals, tmp_path: Pa
     One event per chunk makes the run long enough (400 chunks) to be interrupted while it processes."""
     report = tmp_path / "report"
     earlier = _earlier_report(report) if sig == signal.SIGTERM else None
-    argv = ["evaluate", str(synthetic_nano), "--tasks", "met", "--chunksize", "1", "--device", "cpu",
-            "--output", str(report)]
+    argv = [
+        "evaluate",
+        str(synthetic_nano),
+        "--tasks",
+        "met",
+        "--chunksize",
+        "1",
+        "--device",
+        "cpu",
+        "--output",
+        str(report),
+    ]
     status, _, err = _run_interrupted(argv, lambda: bool(partial_outputs(report)), sig, tmp_path / "logs")
     if sig == signal.SIGTERM:
         assert status == 1, err[-3000:]
@@ -367,12 +421,14 @@ def test_interrupted_evaluate_leaves_no_report(sig: signal.Signals, tmp_path: Pa
         assert status == -signal.SIGKILL
         assert not report.exists()
         assert partial_outputs(report)  # what was written stays under the .partial- name only
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("report")
-                  and not p.name.startswith("report.partial-")) == (["report"] if earlier else [])
+    assert sorted(
+        p.name for p in tmp_path.iterdir() if p.name.startswith("report") and not p.name.startswith("report.partial-")
+    ) == (["report"] if earlier else [])
 
 
 def test_evaluate_replaces_only_an_earlier_report_and_only_when_complete(
-        tmp_path: Path, write_nano: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, write_nano: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     events = write_nano(tmp_path / "small.root", 60, with_pfcands=False)
     report = tmp_path / "report"
     _earlier_report(report)
@@ -394,8 +450,28 @@ def test_evaluate_replaces_only_an_earlier_report_and_only_when_complete(
 def test_interrupted_train_leaves_no_model_directory(tmp_path: Path) -> None:
     table = _toy_mem_table(tmp_path / "t.npz")
     model = tmp_path / "models" / "toy"
-    argv = ["train", "mem", "--table", str(table), "--output", str(model), "--name", "toy", "--epochs", "100000",
-            "--patience", "100000", "--hidden", "8", "--blocks", "1", "--batch-size", "64", "--device", "cpu"]
+    argv = [
+        "train",
+        "mem",
+        "--table",
+        str(table),
+        "--output",
+        str(model),
+        "--name",
+        "toy",
+        "--epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--hidden",
+        "8",
+        "--blocks",
+        "1",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+    ]
     stdout = tmp_path / "logs" / "stdout.txt"
 
     def training() -> bool:

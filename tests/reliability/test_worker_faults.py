@@ -109,8 +109,11 @@ def _met_processor() -> METProcessor:
 def _first_event_number(chunk: Any) -> int:
     """The ``event`` number of the chunk's first entry."""
     with uproot.open(chunk.filename) as f:
-        return int(f[chunk.treename]["event"].array(entry_start=chunk.entrystart, entry_stop=chunk.entrystart + 1,
-                                                    library="np")[0])
+        return int(
+            f[chunk.treename]["event"].array(
+                entry_start=chunk.entrystart, entry_stop=chunk.entrystart + 1, library="np"
+            )[0]
+        )
 
 
 def assert_same_output(actual: Any, expected: Any, path: str = "output") -> None:
@@ -122,8 +125,9 @@ def assert_same_output(actual: Any, expected: Any, path: str = "output") -> None
             assert_same_output(actual[key], expected[key], f"{path}[{key!r}]")
     elif hasattr(expected, "view"):
         assert actual.axes == expected.axes, path
-        np.testing.assert_array_equal(np.asarray(actual.view(flow=True)), np.asarray(expected.view(flow=True)),
-                                      err_msg=path)
+        np.testing.assert_array_equal(
+            np.asarray(actual.view(flow=True)), np.asarray(expected.view(flow=True)), err_msg=path
+        )
     else:
         assert actual == expected, path
 
@@ -145,8 +149,9 @@ def _killing_run(kind: str, chunks: list[Any], scheduler: str, marker: Path) -> 
 
 
 @pytest.mark.parametrize("kind", ["dask", "dask-awkward"])
-def test_worker_killed_mid_run_gives_identical_output(kind: str, chunks: list[Any], undisturbed: dict[str, Any],
-                                                      dask_client: Any, tmp_path: Path) -> None:
+def test_worker_killed_mid_run_gives_identical_output(
+    kind: str, chunks: list[Any], undisturbed: dict[str, Any], dask_client: Any, tmp_path: Path
+) -> None:
     marker = tmp_path / "killed.pid"
     output = _killing_run(kind, chunks, dask_client.scheduler.address, marker)
     assert marker.is_file(), "no worker was killed"

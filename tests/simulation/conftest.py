@@ -20,8 +20,7 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ttbar_pu0(sim_dir: Path) -> Path:
-    return generate_sample("ttbar-semilep", 1500, 0, seed=11, output=sim_dir / "tt_pu0.root", jobs=2,
-                           progress=False)
+    return generate_sample("ttbar-semilep", 1500, 0, seed=11, output=sim_dir / "tt_pu0.root", jobs=2, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -42,10 +42,13 @@ def matched_ttbar_masses(ev) -> dict[str, np.ndarray]:
     index = match_partons_to_jets(partons.eta, partons.phi, ev.Jet.eta, ev.Jet.phi)
     ok = ak.fill_none(reconstructable(index), False) & ~ak.fill_none(ak.is_none(partons, axis=1)[:, 0], True)
     jets, index = ev.Jet[ok], index[ok]
-    b, q1, q2 = (ak.firsts(jets[index[:, k:k + 1]]) for k in range(3))
-    out = {"w": (q1 + q2).mass, "top": (q1 + q2 + b).mass,
-           "w_gen": (q1.matched_gen + q2.matched_gen).mass,
-           "top_gen": (q1.matched_gen + q2.matched_gen + b.matched_gen).mass}
+    b, q1, q2 = (ak.firsts(jets[index[:, k : k + 1]]) for k in range(3))
+    out = {
+        "w": (q1 + q2).mass,
+        "top": (q1 + q2 + b).mass,
+        "w_gen": (q1.matched_gen + q2.matched_gen).mass,
+        "top_gen": (q1.matched_gen + q2.matched_gen + b.matched_gen).mass,
+    }
     complete = np.logical_and.reduce([ak.to_numpy(~ak.is_none(v)) for v in out.values()])
     return {k: ak.to_numpy(ak.fill_none(v[complete], np.nan)) for k, v in out.items()}
 
@@ -156,8 +159,9 @@ def test_files_open_in_every_nanoevents_mode(dy_pu0: Path, mode: str) -> None:
 
 def test_same_seed_gives_identical_files(sim_dir: Path) -> None:
     a = generate_sample("ttbar-semilep", 30, 5, seed=3, output=sim_dir / "a.root", chunk_size=10, progress=False)
-    b = generate_sample("ttbar-semilep", 30, 5, seed=3, output=sim_dir / "b.root", chunk_size=10, jobs=2,
-                        progress=False)
+    b = generate_sample(
+        "ttbar-semilep", 30, 5, seed=3, output=sim_dir / "b.root", chunk_size=10, jobs=2, progress=False
+    )
     c = generate_sample("ttbar-semilep", 30, 5, seed=4, output=sim_dir / "c.root", chunk_size=10, progress=False)
     ta, tb, tc = (uproot.open(p)["Events"] for p in (a, b, c))
     assert ta.keys() == tb.keys()

@@ -18,8 +18,20 @@ from coffea_mlreco.simulation import generate_sample
 from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters
 from coffea_mlreco.simulation.objects import missing_momentum
 
-_BRANCHES = ["MET_pt", "MET_phi", "MET_sumEt", "MET_covXX", "MET_covXY", "MET_covYY", "GenMET_pt", "GenMET_phi",
-             "GenPart_pdgId", "GenPart_pt", "GenPart_eta", "GenPart_status"]
+_BRANCHES = [
+    "MET_pt",
+    "MET_phi",
+    "MET_sumEt",
+    "MET_covXX",
+    "MET_covXY",
+    "MET_covYY",
+    "GenMET_pt",
+    "GenMET_phi",
+    "GenPart_pdgId",
+    "GenPart_pt",
+    "GenPart_eta",
+    "GenPart_status",
+]
 
 
 def width(values: np.ndarray) -> float:
@@ -30,19 +42,39 @@ def width(values: np.ndarray) -> float:
 def met_arrays(path: Path) -> dict[str, np.ndarray]:
     """Residuals (MET − GenMET)_x,y, sumEt, covariance, and whether a muon escaped the tracker acceptance."""
     a = uproot.open(path)["Events"].arrays(_BRANCHES)
-    escaped = ak.any((a.GenPart_status == 1) & (abs(a.GenPart_pdgId) == 13) & (a.GenPart_pt > 3.0)
-                     & (abs(a.GenPart_eta) > DEFAULT_DETECTOR.tracker_eta_max), axis=1)
-    out = {"dx": a.MET_pt * np.cos(a.MET_phi) - a.GenMET_pt * np.cos(a.GenMET_phi),
-           "dy": a.MET_pt * np.sin(a.MET_phi) - a.GenMET_pt * np.sin(a.GenMET_phi),
-           "sumEt": a.MET_sumEt, "xx": a.MET_covXX, "xy": a.MET_covXY, "yy": a.MET_covYY, "escaped": escaped}
+    escaped = ak.any(
+        (a.GenPart_status == 1)
+        & (abs(a.GenPart_pdgId) == 13)
+        & (a.GenPart_pt > 3.0)
+        & (abs(a.GenPart_eta) > DEFAULT_DETECTOR.tracker_eta_max),
+        axis=1,
+    )
+    out = {
+        "dx": a.MET_pt * np.cos(a.MET_phi) - a.GenMET_pt * np.cos(a.GenMET_phi),
+        "dy": a.MET_pt * np.sin(a.MET_phi) - a.GenMET_pt * np.sin(a.GenMET_phi),
+        "sumEt": a.MET_sumEt,
+        "xx": a.MET_covXX,
+        "xy": a.MET_covXY,
+        "yy": a.MET_covYY,
+        "escaped": escaped,
+    }
     return {k: ak.to_numpy(v).astype(np.float64) if k != "escaped" else ak.to_numpy(v) for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")
 def pu60_samples(sim_dir: Path) -> dict[str, Path]:
-    return {process: generate_sample(process, 300, 60, seed=seed, output=sim_dir / f"{process}_metcov_pu60.root",
-                                     drop=("PFCands",), progress=False)
-            for process, seed in (("dy-ll", 301), ("htautau", 302))}
+    return {
+        process: generate_sample(
+            process,
+            300,
+            60,
+            seed=seed,
+            output=sim_dir / f"{process}_metcov_pu60.root",
+            drop=("PFCands",),
+            progress=False,
+        )
+        for process, seed in (("dy-ll", 301), ("htautau", 302))
+    }
 
 
 def test_unclustered_term_is_added_isotropically() -> None:

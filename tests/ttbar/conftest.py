@@ -18,8 +18,15 @@ from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 def semilep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return generate_sample("ttbar-semilep", 1500, 0, seed=61, output=tmp_path_factory.mktemp("ttbar") / "semilep.root",
-                           progress=False, drop=("PFCands",))
+    return generate_sample(
+        "ttbar-semilep",
+        1500,
+        0,
+        seed=61,
+        output=tmp_path_factory.mktemp("ttbar") / "semilep.root",
+        progress=False,
+        drop=("PFCands",),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +34,15 @@ def small_semilep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200 semileptonic tt̄ events at pileup 0 (another seed): for the coffea-mode matrix and the processor."""
     if "COFFEA_MLRECO_CACHE" not in os.environ:
         os.environ["COFFEA_MLRECO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return generate_sample("ttbar-semilep", 200, 0, seed=62, output=tmp_path_factory.mktemp("ttbar") / "small.root",
-                           progress=False, drop=("PFCands",))
+    return generate_sample(
+        "ttbar-semilep",
+        200,
+        0,
+        seed=62,
+        output=tmp_path_factory.mktemp("ttbar") / "small.root",
+        progress=False,
+        drop=("PFCands",),
+    )
 
 
 def _open_events(path: Path) -> Any:

@@ -38,8 +38,9 @@ def test_missing_jets_are_never_used_and_random_inputs_stay_distinct() -> None:
     rng = np.random.default_rng(3)
     j, n = 8, 500
     n_jets = rng.integers(4, 9, n)
-    result = extract_assignments([_normalised(rng.normal(size=(n, j**3))), _normalised(rng.normal(size=(n, j)))],
-                                 TOPOLOGY, n_jets)
+    result = extract_assignments(
+        [_normalised(rng.normal(size=(n, j**3))), _normalised(rng.normal(size=(n, j)))], TOPOLOGY, n_jets
+    )
     assert np.all(result.jets >= 0)
     assert np.all(result.jets < n_jets[:, None])
     assert all(len(set(row)) == 4 for row in result.jets)

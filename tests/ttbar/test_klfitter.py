@@ -69,9 +69,18 @@ def test_fit_pulls_masses_to_the_poles(tt_sample, fitted) -> None:
     good = ak.to_numpy(inputs.selected) & correct(fitted, targets)
     assert good.sum() > 100
     jets = [inputs.jets[good][ak.singletons(fitted[f][good])][:, 0] for f in FIELDS]
-    p4 = [np.stack([ak.to_numpy(j.pt * np.cos(j.phi)), ak.to_numpy(j.pt * np.sin(j.phi)),
-                    ak.to_numpy(j.pt * np.sinh(j.eta)), ak.to_numpy(np.sqrt((j.pt * np.cosh(j.eta)) ** 2 + j.mass**2))],
-                   axis=1) for j in jets]
+    p4 = [
+        np.stack(
+            [
+                ak.to_numpy(j.pt * np.cos(j.phi)),
+                ak.to_numpy(j.pt * np.sin(j.phi)),
+                ak.to_numpy(j.pt * np.sinh(j.eta)),
+                ak.to_numpy(np.sqrt((j.pt * np.cosh(j.eta)) ** 2 + j.mass**2)),
+            ],
+            axis=1,
+        )
+        for j in jets
+    ]
 
     def mass(p: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(p[:, 3] ** 2 - (p[:, :3] ** 2).sum(axis=1), 0))
@@ -91,8 +100,9 @@ def test_permutation_probabilities(tt_sample, fitted) -> None:
     np.testing.assert_allclose(ak.to_numpy(ak.sum(perms.probability, axis=1))[sel], 1.0, rtol=1e-9)
     assert np.all(ak.num(perms)[~sel] == 0)
     best = ak.argmax(perms.log_likelihood, axis=1, keepdims=True)
-    np.testing.assert_allclose(ak.to_numpy(ak.flatten(perms.probability[best]))[sel],
-                               ak.to_numpy(fitted.event_probability)[sel], rtol=1e-9)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(perms.probability[best]))[sel], ak.to_numpy(fitted.event_probability)[sel], rtol=1e-9
+    )
     for f in FIELDS:
         np.testing.assert_array_equal(ak.to_numpy(ak.flatten(perms[f][best]))[sel], ak.to_numpy(fitted[f])[sel])
     prob = ak.to_numpy(fitted.event_probability)[sel]
@@ -102,8 +112,15 @@ def test_permutation_probabilities(tt_sample, fitted) -> None:
 
 def test_output_conventions(tt_sample, fitted) -> None:
     inputs, _ = tt_sample
-    assert ak.fields(fitted) == [*FIELDS, "log_likelihood", "event_probability", "nu_pz", "nu_eta", "converged",
-                                 *FITTED_MASSES]
+    assert ak.fields(fitted) == [
+        *FIELDS,
+        "log_likelihood",
+        "event_probability",
+        "nu_pz",
+        "nu_eta",
+        "converged",
+        *FITTED_MASSES,
+    ]
     sel = ak.to_numpy(inputs.selected)
     idx = np.stack([ak.to_numpy(fitted[f]) for f in FIELDS], axis=1)
     assert np.all(idx[~sel] == -1) and np.all(np.isnan(ak.to_numpy(fitted.log_likelihood)[~sel]))

@@ -22,6 +22,6 @@ def test_tables_match_brute_force() -> None:
 def test_flat_layout_per_event() -> None:
     offsets, table = flat_permutations(np.array([7, 3, 4, 5]), max_jets=6)
     assert list(np.diff(offsets)) == [180, 0, 12, 60]
-    assert np.array_equal(table[offsets[0]:offsets[1]], semileptonic_permutations(6))
-    assert np.array_equal(table[offsets[3]:offsets[4]], semileptonic_permutations(5))
-    assert table[offsets[0]:offsets[1]].max() == 5  # only the first max_jets jets
+    assert np.array_equal(table[offsets[0] : offsets[1]], semileptonic_permutations(6))
+    assert np.array_equal(table[offsets[3] : offsets[4]], semileptonic_permutations(5))
+    assert table[offsets[0] : offsets[1]].max() == 5  # only the first max_jets jets

@@ -19,9 +19,16 @@ def model() -> SPANet:
 
 def _event(batch: int = 3, n: int = 6, seed: int = 1) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
-    jets = torch.stack([30 + 100 * torch.rand(batch, n, generator=g), 4 * torch.rand(batch, n, generator=g) - 2,
-                        6.2 * torch.rand(batch, n, generator=g) - 3.1, 15 * torch.rand(batch, n, generator=g),
-                        torch.rand(batch, n, generator=g)], dim=-1)
+    jets = torch.stack(
+        [
+            30 + 100 * torch.rand(batch, n, generator=g),
+            4 * torch.rand(batch, n, generator=g) - 2,
+            6.2 * torch.rand(batch, n, generator=g) - 3.1,
+            15 * torch.rand(batch, n, generator=g),
+            torch.rand(batch, n, generator=g),
+        ],
+        dim=-1,
+    )
     lepton = torch.tensor([[40.0, 0.3, 1.0, 0.1, 1.0]]).repeat(batch, 1)
     met = torch.tensor([[55.0, -2.0]]).repeat(batch, 1)
     return jets, torch.ones(batch, n, dtype=torch.bool), lepton, met
@@ -72,13 +79,15 @@ def test_onnx_export_with_dynamic_batch_and_jet_count(model: SPANet, tmp_path: P
 
     names = ["t_had_logp", "t_had_detection", "t_lep_logp", "t_lep_detection", "nu_eta"]
     jets, mask, lepton, met = _event(batch=4, n=7)
-    path = export_onnx(model, {"jets": jets, "jets_mask": mask, "lepton": lepton, "met": met}, names,
-                       tmp_path / "spanet.onnx")
+    path = export_onnx(
+        model, {"jets": jets, "jets_mask": mask, "lepton": lepton, "met": met}, names, tmp_path / "spanet.onnx"
+    )
     jets, mask, lepton, met = _event(batch=5, n=5, seed=7)
     mask[1, 4] = False
     session = ort.InferenceSession(str(path))
-    got = session.run(None, {"jets": jets.numpy(), "jets_mask": mask.numpy(), "lepton": lepton.numpy(),
-                             "met": met.numpy()})
+    got = session.run(
+        None, {"jets": jets.numpy(), "jets_mask": mask.numpy(), "lepton": lepton.numpy(), "met": met.numpy()}
+    )
     with torch.inference_mode():
         ref = model(jets, mask, lepton, met)
     for name, value in zip(names, got, strict=True):

@@ -29,20 +29,25 @@ def test_symmetric_permutations_and_canonical_form() -> None:
 
 def test_user_topology_with_two_symmetry_groups(tmp_path: Path) -> None:
     path = tmp_path / "tth.yaml"
-    path.write_text("name: x\nparticles:\n  h: {jets: [b1, b2], symmetries: [[b1, b2]]}\n"
-                    "  t: {jets: [b, q1, q2], symmetries: [[q1, q2]]}\n")
+    path.write_text(
+        "name: x\nparticles:\n  h: {jets: [b1, b2], symmetries: [[b1, b2]]}\n"
+        "  t: {jets: [b, q1, q2], symmetries: [[q1, q2]]}\n"
+    )
     topo = load_topology(path)
     assert topo.output_names == ("h_b1", "h_b2", "t_b", "t_q1", "t_q2")
     assert len(topo.particle("h").symmetric_permutations()) == 2
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\n", "particles"),
-    ("particles:\n  t: {jets: [b, b]}\n", "repeats"),
-    ("particles:\n  t: {jets: [b, q], symmetries: [[q, z]]}\n", "symmetry group"),
-    ("particles:\n  t: {jets: [b], colour: red}\n", "unknown keys"),
-    ("particles:\n  t: {jets: [b]}\noutputs: {x: [t, q]}\n", "output"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\n", "particles"),
+        ("particles:\n  t: {jets: [b, b]}\n", "repeats"),
+        ("particles:\n  t: {jets: [b, q], symmetries: [[q, z]]}\n", "symmetry group"),
+        ("particles:\n  t: {jets: [b], colour: red}\n", "unknown keys"),
+        ("particles:\n  t: {jets: [b]}\noutputs: {x: [t, q]}\n", "output"),
+    ],
+)
 def test_invalid_topologies_are_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -66,7 +66,8 @@ def reference_chi2(inputs: ak.Array, positions: ak.Array, params: TTbarParameter
     disc = bq**2 - 4 * a * c
     root = np.sqrt(np.maximum(disc, 0.0))
     had = ((_mass(q1 + q2) - params.m_w.peak) / params.m_w.sigma) ** 2 + (
-        (_mass(b + q1 + q2) - params.m_top_had.peak) / params.m_top_had.sigma) ** 2
+        (_mass(b + q1 + q2) - params.m_top_had.peak) / params.m_top_had.sigma
+    ) ** 2
     best = np.full(len(mx), np.inf)
     for sign in (-1, 1):
         pz = (-bq + sign * root) / (2 * a)
@@ -94,11 +95,19 @@ def test_neutrino_pz_satisfies_w_mass() -> None:
     assert np.all(np.abs(pz1[real]) <= np.abs(pz2[real]))  # the smaller |p_z| first
 
 
-@pytest.mark.parametrize(("tags", "n_tagged", "n_untagged", "allowed"), [
-    ((1, 0, 0, 1), 2, 2, True), ((1, 1, 0, 1), 3, 1, True), ((1, 1, 0, 1), 3, 3, False),
-    ((0, 0, 0, 1), 2, 3, False), ((1, 0, 0, 0), 1, 4, True), ((0, 1, 0, 0), 1, 4, False),
-    ((0, 0, 0, 0), 0, 6, True), ((1, 0, 0, 0), 0, 6, False),
-])
+@pytest.mark.parametrize(
+    ("tags", "n_tagged", "n_untagged", "allowed"),
+    [
+        ((1, 0, 0, 1), 2, 2, True),
+        ((1, 1, 0, 1), 3, 1, True),
+        ((1, 1, 0, 1), 3, 3, False),
+        ((0, 0, 0, 1), 2, 3, False),
+        ((1, 0, 0, 0), 1, 4, True),
+        ((0, 1, 0, 0), 1, 4, False),
+        ((0, 0, 0, 0), 0, 6, True),
+        ((1, 0, 0, 0), 0, 6, False),
+    ],
+)
 def test_btag_rule(tags: tuple[int, ...], n_tagged: int, n_untagged: int, allowed: bool) -> None:
     assert btag_allowed(*(bool(t) for t in tags), n_tagged, n_untagged) is allowed
 
@@ -134,8 +143,7 @@ def test_chi2_agrees_with_reference(tt_assignment) -> None:
     result = chi2_assignment(inputs, parameters=params)
     sel = ak.to_numpy(inputs.selected)
     positions = ak.concatenate([result[f][sel][:, np.newaxis] for f in FIELDS], axis=1)
-    np.testing.assert_allclose(ak.to_numpy(result.chi2)[sel], reference_chi2(inputs[sel], positions, params),
-                               rtol=1e-6)
+    np.testing.assert_allclose(ak.to_numpy(result.chi2)[sel], reference_chi2(inputs[sel], positions, params), rtol=1e-6)
 
 
 def test_output_conventions(tt_assignment) -> None:

@@ -26,8 +26,10 @@ from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 from coffea_mlreco.ttbar.wrappers import _weights_dir
 
-pytestmark = [pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:Branch .* already exists but:RuntimeWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:Branch .* already exists but:RuntimeWarning"),
+]
 
 SAMPLES = ("small_semilep_file", "real_nano_tt")
 INDEX_FIELDS = PERMUTATION_FIELDS
@@ -67,8 +69,9 @@ def semilep_reco(semilep_events: Any) -> ak.Array:
 
 @pytest.mark.parametrize("sample", SAMPLES)
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "eager"])
-def test_every_mode_gives_the_eager_columns(sample: str, mode: str, eager_columns: dict[Path, ak.Array],
-                                            request: pytest.FixtureRequest) -> None:
+def test_every_mode_gives_the_eager_columns(
+    sample: str, mode: str, eager_columns: dict[Path, ak.Array], request: pytest.FixtureRequest
+) -> None:
     path = request.getfixturevalue(sample)
     expected = eager_reference(path, eager_columns)
     client = request.getfixturevalue("dask_client") if mode == "apply_to_fileset" else None
@@ -90,8 +93,9 @@ def test_caller_events_are_not_changed(small_semilep_file: Path) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES)
 @pytest.mark.parametrize("methods", [None, ("chi2",), ("klfitter", "spanet")])
-def test_dask_reads_only_the_documented_branches(sample: str, methods: tuple[str, ...] | None,
-                                                 request: pytest.FixtureRequest) -> None:
+def test_dask_reads_only_the_documented_branches(
+    sample: str, methods: tuple[str, ...] | None, request: pytest.FixtureRequest
+) -> None:
     events = open_events(request.getfixturevalue(sample), "dask")
     out = reconstruct(events, methods=methods)
     (read,) = dak.report_necessary_columns(out[COLUMN]).values()
@@ -121,8 +125,11 @@ def test_assignments_point_at_distinct_selected_jets(semilep_events: Any, semile
     for top in ("t_had", "t_lep"):
         for name in ("assignment_prob", "detection_prob"):
             assert ak.all((spanet[name][top] >= 0) & (spanet[name][top] <= 1))
-        np.testing.assert_allclose(ak.to_numpy(spanet.marginal_prob[top]),
-                                   ak.to_numpy(spanet.assignment_prob[top] * spanet.detection_prob[top]), rtol=1e-12)
+        np.testing.assert_allclose(
+            ak.to_numpy(spanet.marginal_prob[top]),
+            ak.to_numpy(spanet.assignment_prob[top] * spanet.detection_prob[top]),
+            rtol=1e-12,
+        )
     klfitter = semilep_reco.klfitter
     assert ak.all((klfitter.event_probability[selected] > 0) & (klfitter.event_probability[selected] <= 1))
     for nu_eta in (klfitter.nu_eta, semilep_reco.spanet.nu_eta):
@@ -134,7 +141,9 @@ def test_spanet_is_more_efficient_than_chi2(semilep_events: Any, semilep_reco: a
     inputs = semileptonic_inputs(semilep_events)
     selected = np.asarray(ak.to_numpy(inputs.selected), bool)
     chosen = inputs[selected]
-    target = jet_indices(np.asarray(ak.to_numpy(assignment_targets(semilep_events[selected], chosen.jets))), chosen.jets)
+    target = jet_indices(
+        np.asarray(ak.to_numpy(assignment_targets(semilep_events[selected], chosen.jets))), chosen.jets
+    )
     outcomes = {m: top_outcomes(indices(semilep_reco[m])[selected], target) for m in METHODS}
     any_reco = {m: event_efficiency(o) for m, o in outcomes.items()}
     full_reco = {m: event_efficiency(o, full_only=True) for m, o in outcomes.items()}
@@ -212,8 +221,12 @@ def test_nan_jet_momentum_blanks_only_its_event(small_events: Any, small_reco: a
     assert_same_columns(flagged.klfitter[others], small_reco.klfitter[others])
     for name in ("assignment_prob", "detection_prob"):
         for top in ("t_had", "t_lep"):
-            np.testing.assert_allclose(ak.to_numpy(flagged.spanet[name][top][others]),
-                                       ak.to_numpy(small_reco.spanet[name][top][others]), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                ak.to_numpy(flagged.spanet[name][top][others]),
+                ak.to_numpy(small_reco.spanet[name][top][others]),
+                rtol=1e-5,
+                atol=1e-6,
+            )
     with pytest.raises(NonFiniteInputError, match="Jet.pt"):
         reconstruct(with_nan(small_events, "Jet", "pt", event, item=0), methods=("chi2",), on_invalid="raise")
 
@@ -226,8 +239,10 @@ def copy_model(name: str, directory: Path, perturb: bool = False) -> Path:
     weights = directory / Path(card["weights"]).name
     if perturb:
         generator = torch.Generator().manual_seed(3)
-        state = {k: v * (1 + 0.2 * torch.randn(v.shape, generator=generator)) if v.is_floating_point() else v
-                 for k, v in load_file(str(_weights_dir() / card["weights"])).items()}
+        state = {
+            k: v * (1 + 0.2 * torch.randn(v.shape, generator=generator)) if v.is_floating_point() else v
+            for k, v in load_file(str(_weights_dir() / card["weights"])).items()
+        }
         save_file(state, str(weights))
     else:
         shutil.copy(_weights_dir() / card["weights"], weights)
@@ -243,8 +258,10 @@ def test_model_directory_is_used(small_events: Any, small_reco: ak.Array, tmp_pa
     assert Path(weights) == (perturbed / "spanet_pu60.safetensors").resolve()
     other = reconstruct(small_events, methods=("spanet",), models={"spanet": perturbed})[COLUMN].spanet
     selected = np.asarray(ak.to_numpy(small_reco.spanet.had_b)) >= 0
-    changed = ak.to_numpy(other.detection_prob.t_had)[selected] != ak.to_numpy(small_reco.spanet.detection_prob.t_had)[
-        selected]
+    changed = (
+        ak.to_numpy(other.detection_prob.t_had)[selected]
+        != ak.to_numpy(small_reco.spanet.detection_prob.t_had)[selected]
+    )
     assert changed.mean() > 0.9
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelCardError, match="exactly one model card"):

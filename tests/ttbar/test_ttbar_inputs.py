@@ -15,8 +15,10 @@ from coffea_mlreco.ttbar.outcomes import top_outcomes
 
 def _invariant_mass(jets: ak.Array, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Invariant mass (GeV) of jets ``columns`` [n, k] of events ``rows``."""
-    padded = {f: np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], 30, clip=True), 0.0)))
-              for f in ("pt", "eta", "phi", "mass")}
+    padded = {
+        f: np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], 30, clip=True), 0.0)))
+        for f in ("pt", "eta", "phi", "mass")
+    }
     e = px = py = pz = 0.0
     for k in range(columns.shape[1]):
         pt, eta, phi, m = (padded[f][rows, columns[:, k]] for f in ("pt", "eta", "phi", "mass"))

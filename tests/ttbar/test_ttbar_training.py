@@ -35,8 +35,9 @@ def split(semilep_events: Any) -> tuple[dict, dict, Any]:
 
 def test_permutation_dnn_learns_the_assignment(split: tuple[dict, dict, Any], tmp_path: Path) -> None:
     train, val, chosen = split
-    model, history, metrics = train_pdnn(train, val, {"hidden": 32, "layers": 2, "max_jets": 6}, epochs=15, lr=5e-3,
-                                         batch=32, seed=1, progress=False)
+    model, history, metrics = train_pdnn(
+        train, val, {"hidden": 32, "layers": 2, "max_jets": 6}, epochs=15, lr=5e-3, batch=32, seed=1, progress=False
+    )
     # random guessing among ~n(n-1)(n-2)(n-3)/2 permutations is right for ≲ 10 % of events; a trained network is
     # right for most of the fully reconstructable ones
     outcomes = top_outcomes(pdnn_predict(model, val), val["target"])
@@ -47,9 +48,15 @@ def test_permutation_dnn_learns_the_assignment(split: tuple[dict, dict, Any], tm
     from safetensors.torch import save_file
 
     save_file(model.state_dict(), str(tmp_path / "pdnn.safetensors"))
-    wrapper = PermutationDNNWrapper(TorchModule("coffea_mlreco.ttbar.permutation_dnn:PermutationDNN",
-                                                tmp_path / "pdnn.safetensors", {"hidden": 32, "layers": 2}),
-                                    device="cpu", max_jets=6)
+    wrapper = PermutationDNNWrapper(
+        TorchModule(
+            "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN",
+            tmp_path / "pdnn.safetensors",
+            {"hidden": 32, "layers": 2},
+        ),
+        device="cpu",
+        max_jets=6,
+    )
     out = wrapper(chosen)
     wrapped = np.stack([ak.to_numpy(out[f]) for f in ("had_b", "had_q1", "had_q2", "lep_b")], axis=1)
     assert np.array_equal(wrapped, pdnn_predict(model, val))
@@ -64,8 +71,11 @@ def test_spanet_trains_and_wrapper_agrees(split: tuple[dict, dict, Any], tmp_pat
     from safetensors.torch import save_file
 
     save_file(model.state_dict(), str(tmp_path / "spanet.safetensors"))
-    wrapper = SPANetWrapper(TorchModule("coffea_mlreco.ttbar.spanet:SPANet", tmp_path / "spanet.safetensors", config),
-                            device="cpu", max_jets=10)
+    wrapper = SPANetWrapper(
+        TorchModule("coffea_mlreco.ttbar.spanet:SPANet", tmp_path / "spanet.safetensors", config),
+        device="cpu",
+        max_jets=10,
+    )
     out = wrapper(chosen)
     wrapped = np.stack([ak.to_numpy(out[f]) for f in ("had_b", "had_q1", "had_q2", "lep_b")], axis=1)
     # equal up to near-ties of an almost untrained model (batches are padded differently)
@@ -77,12 +87,45 @@ def test_spanet_trains_and_wrapper_agrees(split: tuple[dict, dict, Any], tmp_pat
 def test_train_command_writes_weights_and_model_card(semilep_file: Path, tmp_path: Path) -> None:
     output = tmp_path / "pdnn_test"
     validation = Path(shutil.copy(semilep_file, tmp_path / "val.root"))  # train refuses validation == training
-    code = main(["train", "ttbar", "--model", "pdnn", "--train", str(semilep_file), "--validation", str(validation),
-                 "--output", str(output), "--epochs", "1", "--dim", "16", "--quiet"])
+    code = main(
+        [
+            "train",
+            "ttbar",
+            "--model",
+            "pdnn",
+            "--train",
+            str(semilep_file),
+            "--validation",
+            str(validation),
+            "--output",
+            str(output),
+            "--epochs",
+            "1",
+            "--dim",
+            "16",
+            "--quiet",
+        ]
+    )
     assert code == 0
     card = json.loads((output / "pdnn.json").read_text())
     assert card["command"].startswith("coffea-mlreco ") and card["training_events"] > 100
     assert card["training_files"][0]["generator"]["seed"] == "61"
     assert (output / "pdnn.safetensors").stat().st_size < 5e6
-    assert main(["train", "ttbar", "--model", "pdnn", "--train", str(tmp_path / "missing.root"), "--validation",
-                 str(semilep_file), "--output", str(output), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "ttbar",
+                "--model",
+                "pdnn",
+                "--train",
+                str(tmp_path / "missing.root"),
+                "--validation",
+                str(semilep_file),
+                "--output",
+                str(output),
+                "--quiet",
+            ]
+        )
+        == 2
+    )

@@ -161,11 +161,16 @@ def event_validity(events: Any, columns: InputColumns) -> np.ndarray:
 
 
 def _invalid_message(events: Any, columns: InputColumns, valid: np.ndarray) -> str:
-    names = [f"{collection}.{field}" if field else collection
-             for collection, field, _, flat in _float_leaves(events, columns) if not np.isfinite(flat).all()]
+    names = [
+        f"{collection}.{field}" if field else collection
+        for collection, field, _, flat in _float_leaves(events, columns)
+        if not np.isfinite(flat).all()
+    ]
     first = int(np.flatnonzero(~valid)[0])
-    return (f"{_filename(events)}: {int((~valid).sum())} event(s) hold NaN/inf in {', '.join(names)} "
-            f"(first: event {first} of the chunk); on_invalid='flag' blanks such events and carries on")
+    return (
+        f"{_filename(events)}: {int((~valid).sum())} event(s) hold NaN/inf in {', '.join(names)} "
+        f"(first: event {first} of the chunk); on_invalid='flag' blanks such events and carries on"
+    )
 
 
 def with_finite_inputs(events: Any, columns: InputColumns) -> Any:
@@ -244,8 +249,9 @@ class _EventKernel:
         return ak.Array(layout, behavior=self.behavior)
 
 
-def map_events(kernel: Callable[[Any], ak.Array], events: Any, columns: InputColumns, *, label: str,
-               on_invalid: str | None = None) -> Any:
+def map_events(
+    kernel: Callable[[Any], ak.Array], events: Any, columns: InputColumns, *, label: str, on_invalid: str | None = None
+) -> Any:
     """``kernel(events)`` on eager/virtual events; on dask-awkward events one ``map_partitions`` that reads
     exactly ``columns`` (nothing is computed: the output type comes from a one-event placeholder).
 
@@ -276,8 +282,15 @@ def append_columns(events: Any, columns: Any, where: Mapping[str, str | tuple[st
     return events
 
 
-def reconstruct_columns(events: Any, kernel: Callable[[Any], ak.Array], columns: InputColumns, *, task: str,
-                        where: Mapping[str, str | tuple[str, ...]] | None = None, on_invalid: str = "flag") -> Any:
+def reconstruct_columns(
+    events: Any,
+    kernel: Callable[[Any], ak.Array],
+    columns: InputColumns,
+    *,
+    task: str,
+    where: Mapping[str, str | tuple[str, ...]] | None = None,
+    on_invalid: str = "flag",
+) -> Any:
     """Check the inputs, run ``kernel`` per chunk with per-event validity, and return the events with its
     columns appended (see the module docstring). ``task`` names the reconstruction in errors and graph labels."""
     if on_invalid not in ON_INVALID:

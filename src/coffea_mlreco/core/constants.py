@@ -48,10 +48,28 @@ GEV2_TO_PB = 0.3893793721e9
 """Conversion of a cross-section from GeV^-2 to pb."""
 
 PDG = {
-    "d": 1, "u": 2, "s": 3, "c": 4, "b": 5, "t": 6,
-    "e": 11, "nu_e": 12, "mu": 13, "nu_mu": 14, "tau": 15, "nu_tau": 16,
-    "g": 21, "gamma": 22, "Z": 23, "W": 24, "H": 25,
-    "pi0": 111, "pi+": 211, "K0L": 130, "n": 2112, "p": 2212,
+    "d": 1,
+    "u": 2,
+    "s": 3,
+    "c": 4,
+    "b": 5,
+    "t": 6,
+    "e": 11,
+    "nu_e": 12,
+    "mu": 13,
+    "nu_mu": 14,
+    "tau": 15,
+    "nu_tau": 16,
+    "g": 21,
+    "gamma": 22,
+    "Z": 23,
+    "W": 24,
+    "H": 25,
+    "pi0": 111,
+    "pi+": 211,
+    "K0L": 130,
+    "n": 2112,
+    "p": 2212,
 }
 NEUTRINO_IDS = (12, 14, 16)
 
@@ -61,10 +79,34 @@ MET_BINS_GEV = (0.0, 45.0, 70.0, 100.0, 150.0, float("inf"))
 PARTON_JET_DR = 0.4
 """Maximum ΔR for a unique parton-jet match (SPANet convention)."""
 
-FERMION_CHARGE = {1: -1.0 / 3.0, 2: 2.0 / 3.0, 3: -1.0 / 3.0, 4: 2.0 / 3.0, 5: -1.0 / 3.0, 6: 2.0 / 3.0,
-                  11: -1.0, 12: 0.0, 13: -1.0, 14: 0.0, 15: -1.0, 16: 0.0}
+FERMION_CHARGE = {
+    1: -1.0 / 3.0,
+    2: 2.0 / 3.0,
+    3: -1.0 / 3.0,
+    4: 2.0 / 3.0,
+    5: -1.0 / 3.0,
+    6: 2.0 / 3.0,
+    11: -1.0,
+    12: 0.0,
+    13: -1.0,
+    14: 0.0,
+    15: -1.0,
+    16: 0.0,
+}
 """Electric charge (units of e) of the fermion with this PDG id (the particle; antiparticles have the opposite)."""
 
-FERMION_WEAK_ISOSPIN = {1: -0.5, 2: 0.5, 3: -0.5, 4: 0.5, 5: -0.5, 6: 0.5,
-                        11: -0.5, 12: 0.5, 13: -0.5, 14: 0.5, 15: -0.5, 16: 0.5}
+FERMION_WEAK_ISOSPIN = {
+    1: -0.5,
+    2: 0.5,
+    3: -0.5,
+    4: 0.5,
+    5: -0.5,
+    6: 0.5,
+    11: -0.5,
+    12: 0.5,
+    13: -0.5,
+    14: 0.5,
+    15: -0.5,
+    16: 0.5,
+}
 """Third component T3 of the weak isospin of the left-handed fermion with this PDG id."""

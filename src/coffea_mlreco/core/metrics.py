@@ -192,9 +192,7 @@ def summarize_residual_hist(h: hist.Hist) -> ResidualSummary:
     return ResidualSummary(hist_mean(h), hist_quantile(h, 0.5), (p84 - p16) / 2.0, n)
 
 
-def met_residuals(
-    reco_pt: ArrayLike, reco_phi: ArrayLike, gen_pt: ArrayLike, gen_phi: ArrayLike
-) -> METResiduals:
+def met_residuals(reco_pt: ArrayLike, reco_phi: ArrayLike, gen_pt: ArrayLike, gen_phi: ArrayLike) -> METResiduals:
     """Decompose Δ = p_miss,reco − p_miss,gen (GeV) along and across the gen-MET direction.
 
     Args:

@@ -74,8 +74,11 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, output: Path, kept: Path | None = None, progress: str = "") -> None:
         self.output, self.kept, self.progress = output, kept, progress
         done = f" ({progress})" if progress else ""
-        where = (f"the partial output{done} is kept in {kept}" if kept
-                 else f"nothing written: {output} is as it was before the run")
+        where = (
+            f"the partial output{done} is kept in {kept}"
+            if kept
+            else f"nothing written: {output} is as it was before the run"
+        )
         super().__init__(f"interrupted; {where}")
 
 
@@ -84,8 +87,11 @@ def partial_outputs(path: str | Path) -> list[Path]:
     final = Path(path).expanduser().resolve()
     if not final.parent.is_dir():
         return []
-    found = [p for p in final.parent.glob(f"{_glob_escape(final.name)}{PARTIAL_INFIX}*")
-             if len(p.name) == len(final.name) + len(PARTIAL_INFIX) + 8]
+    found = [
+        p
+        for p in final.parent.glob(f"{_glob_escape(final.name)}{PARTIAL_INFIX}*")
+        if len(p.name) == len(final.name) + len(PARTIAL_INFIX) + 8
+    ]
     return sorted(found, key=_modified_ns)
 
 
@@ -168,8 +174,9 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _writing(final: Path, path: str | Path, directory: bool, keep_on_interrupt: bool,
-             publish: Callable[[Path], None]) -> Iterator[Path]:
+def _writing(
+    final: Path, path: str | Path, directory: bool, keep_on_interrupt: bool, publish: Callable[[Path], None]
+) -> Iterator[Path]:
     """Create the temporary output, yield it, ``publish`` it when the block succeeds; clean up otherwise.
 
     Creating and publishing run with SIGINT/SIGTERM held back, and a signal held back is delivered inside this
@@ -219,8 +226,13 @@ def atomic_file(path: str | Path, *, keep_on_interrupt: bool = False) -> Iterato
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path, *, existing: Literal["replace", "merge"] = "replace",
-                     publish_last: Sequence[str] = (), keep_on_interrupt: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    path: str | Path,
+    *,
+    existing: Literal["replace", "merge"] = "replace",
+    publish_last: Sequence[str] = (),
+    keep_on_interrupt: bool = False,
+) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; on success it becomes ``path``.
 
     An existing ``path`` is replaced as a whole (``existing="replace"``) or receives the new entries one by one,
@@ -251,8 +263,9 @@ def _publish_directory(temporary: Path, final: Path, existing: str, publish_last
             raise
         shutil.rmtree(aside, ignore_errors=True)
     else:
-        entries = sorted(temporary.iterdir(), key=lambda p: (
-            publish_last.index(p.name) if p.name in publish_last else -1, p.name))
+        entries = sorted(
+            temporary.iterdir(), key=lambda p: (publish_last.index(p.name) if p.name in publish_last else -1, p.name)
+        )
         for entry in entries:
             os.replace(entry, final / entry.name)
         temporary.rmdir()

@@ -47,8 +47,17 @@ __all__ = [
 _IS_TAU_DECAY_PRODUCT, _IS_DIRECT_TAU_DECAY_PRODUCT, _FROM_HARD_PROCESS, _IS_LAST_COPY = 2, 4, 8, 13
 # masses missing from constants.py (PDG 2024), used where NanoAOD stores 0 for a light particle
 _M_PI0, _M_KAON, _M_K0 = 0.1349768, 0.493677, 0.497611
-_LIGHT_MASSES = {11: M_ELECTRON, 13: M_MUON, 15: M_TAU, 111: _M_PI0, 211: M_PION,
-                 321: _M_KAON, 311: _M_K0, 310: _M_K0, 130: _M_K0}
+_LIGHT_MASSES = {
+    11: M_ELECTRON,
+    13: M_MUON,
+    15: M_TAU,
+    111: _M_PI0,
+    211: M_PION,
+    321: _M_KAON,
+    311: _M_K0,
+    310: _M_K0,
+    130: _M_K0,
+}
 VIS_TAU_DR = 0.2
 """Maximum ΔR between a ``GenVisTau`` and the visible daughters of the tau it is assigned to."""
 SEMILEP_PARTONS = ("had_b", "had_q1", "had_q2", "lep_b")
@@ -113,8 +122,7 @@ def _met_record(px: Any, py: Any) -> ak.Array:
 def gen_met(events: ak.Array) -> ak.Array:
     """Generator MET from ``GenMET``: a record with ``pt``, ``phi``, ``px``, ``py`` (GeV, rad)."""
     met = events.GenMET
-    return ak.zip({"pt": met.pt, "phi": met.phi, "px": met.pt * np.cos(met.phi),
-                   "py": met.pt * np.sin(met.phi)})
+    return ak.zip({"pt": met.pt, "phi": met.phi, "px": met.pt * np.cos(met.phi), "py": met.pt * np.sin(met.phi)})
 
 
 def neutrino_met(events: ak.Array) -> ak.Array:
@@ -136,13 +144,11 @@ def last_copy(genpart: ak.Array, pdg_id: int, *, charge_conjugate: bool = True) 
     return genpart[(pdg == target) & genpart.hasFlags("isLastCopy")]
 
 
-_TT_FIELDS = ("top", "antitop", "b", "bbar", "w_plus", "w_minus",
-              "w_plus_d1", "w_plus_d2", "w_minus_d1", "w_minus_d2")
+_TT_FIELDS = ("top", "antitop", "b", "bbar", "w_plus", "w_minus", "w_plus_d1", "w_plus_d2", "w_minus_d1", "w_minus_d2")
 
 
 @numba.njit
-def _chain_roots(s: int, n: int, pdg: np.ndarray, mother: np.ndarray, root: np.ndarray,
-                 parent: np.ndarray) -> None:
+def _chain_roots(s: int, n: int, pdg: np.ndarray, mother: np.ndarray, root: np.ndarray, parent: np.ndarray) -> None:
     """root[i]: earliest kept copy of particle i; parent[i]: root of the chain its root descends from."""
     for i in range(n):
         j = i
@@ -189,15 +195,18 @@ def _ttbar_kernel(offsets, pdg, mother, flags, out):  # type: ignore[no-untyped-
                     continue
                 if pdg[s + i] == 24 * sign and flags[s + i] & last:
                     w = i
-                elif (root[i] == i and flags[s + i] & hard and pdg[s + i] * sign in (1, 3, 5)
-                      and (b < 0 or abs(pdg[s + i]) > abs(pdg[s + b]))):
+                elif (
+                    root[i] == i
+                    and flags[s + i] & hard
+                    and pdg[s + i] * sign in (1, 3, 5)
+                    and (b < 0 or abs(pdg[s + i]) > abs(pdg[s + b]))
+                ):
                     b = i  # down-type quark from t (b unless the rare t -> W s/d)
             d1, d2, nd = -1, -1, 0
             if w >= 0:
                 for i in range(n):
                     a = abs(pdg[s + i])
-                    if (parent[i] == root[w] and root[i] == i and flags[s + i] & hard
-                            and (a <= 5 or 11 <= a <= 16)):
+                    if parent[i] == root[w] and root[i] == i and flags[s + i] & hard and (a <= 5 or 11 <= a <= 16):
                         nd += 1
                         if _is_upper(a):
                             d1 = i
@@ -223,8 +232,13 @@ def ttbar_indices(genpart: ak.Array) -> ak.Array:
     on the surviving copy when NanoAOD pruned the first one.
     """
     out = np.full((len(genpart), 11), -1, np.int64)
-    _ttbar_kernel(_offsets(genpart), _flat(genpart.pdgId, np.int64), _flat(genpart.genPartIdxMother, np.int64),
-                  _flat(genpart.statusFlags, np.int64), out)
+    _ttbar_kernel(
+        _offsets(genpart),
+        _flat(genpart.pdgId, np.int64),
+        _flat(genpart.genPartIdxMother, np.int64),
+        _flat(genpart.statusFlags, np.int64),
+        out,
+    )
     return ak.zip({name: out[:, k] for k, name in enumerate((*_TT_FIELDS, "channel"))})
 
 
@@ -256,11 +270,16 @@ def ttbar_partons(events: ak.Array) -> ak.Array:
         return _pick(gp, np.where(semi, chosen, -1))
 
     fields = {
-        "had_b": role("bbar", "b"), "had_q1": role("w_minus_d1", "w_plus_d1"),
-        "had_q2": role("w_minus_d2", "w_plus_d2"), "lep_b": role("b", "bbar"),
-        "lepton": role("w_plus_d1", "w_minus_d1"), "neutrino": role("w_plus_d2", "w_minus_d2"),
-        "had_top": role("antitop", "top"), "lep_top": role("top", "antitop"),
-        "had_w": role("w_minus", "w_plus"), "lep_w": role("w_plus", "w_minus"),
+        "had_b": role("bbar", "b"),
+        "had_q1": role("w_minus_d1", "w_plus_d1"),
+        "had_q2": role("w_minus_d2", "w_plus_d2"),
+        "lep_b": role("b", "bbar"),
+        "lepton": role("w_plus_d1", "w_minus_d1"),
+        "neutrino": role("w_plus_d2", "w_minus_d2"),
+        "had_top": role("antitop", "top"),
+        "lep_top": role("top", "antitop"),
+        "had_w": role("w_minus", "w_plus"),
+        "lep_w": role("w_plus", "w_minus"),
     }
     return ak.zip({**fields, "channel": ak.Array(channel)}, depth_limit=1)
 
@@ -271,9 +290,25 @@ def stack_partons(partons: ak.Array, fields: tuple[str, ...] = SEMILEP_PARTONS) 
 
 
 @numba.njit
-def _tau_kernel(gp_off, pdg, mother, flags, p4, tau_off, tau_idx,  # type: ignore[no-untyped-def]
-                vis_off, vis_p4, vis_eta, vis_phi, vis_charge, vis_link, max_dr,
-                out_vis, out_decay, out_genvis):
+def _tau_kernel(
+    gp_off,
+    pdg,
+    mother,
+    flags,
+    p4,
+    tau_off,
+    tau_idx,  # type: ignore[no-untyped-def]
+    vis_off,
+    vis_p4,
+    vis_eta,
+    vis_phi,
+    vis_charge,
+    vis_link,
+    max_dr,
+    out_vis,
+    out_decay,
+    out_genvis,
+):
     claimed = np.zeros(len(vis_p4), np.bool_)
     product = 1 << _IS_TAU_DECAY_PRODUCT
     direct = 1 << _IS_DIRECT_TAU_DECAY_PRODUCT
@@ -324,8 +359,9 @@ def _light_mass(pdg: np.ndarray, mass: np.ndarray) -> np.ndarray:
 
 
 def _lorentz(p4: np.ndarray, counts: np.ndarray) -> ak.Array:
-    rec = ak.zip({c: p4[:, k] for k, c in enumerate("xyzt")}, with_name="LorentzVector",
-                 behavior=coffea_vector.behavior)
+    rec = ak.zip(
+        {c: p4[:, k] for k, c in enumerate("xyzt")}, with_name="LorentzVector", behavior=coffea_vector.behavior
+    )
     return ak.unflatten(rec, counts)
 
 
@@ -345,8 +381,9 @@ def tau_decays(events: ak.Array, max_dr: float = VIS_TAU_DR, *, use_genvistau: b
     is_tau = (abs(gp.pdgId) == 15) & gp.hasFlags("isPrompt", "isLastCopy")
     taus, tau_idx = gp[is_tau], ak.local_index(gp.pdgId, axis=1)[is_tau]
     pdg = _flat(gp.pdgId, np.int64)
-    p4 = _cartesian(*(_flat(gp[f], np.float64) for f in ("pt", "eta", "phi")),
-                    _light_mass(pdg, _flat(gp.mass, np.float64)))
+    p4 = _cartesian(
+        *(_flat(gp[f], np.float64) for f in ("pt", "eta", "phi")), _light_mass(pdg, _flat(gp.mass, np.float64))
+    )
     if use_genvistau and "GenVisTau" in ak.fields(events):
         vt = events.GenVisTau
         vis_off = _offsets(vt)
@@ -360,16 +397,39 @@ def tau_decays(events: ak.Array, max_dr: float = VIS_TAU_DR, *, use_genvistau: b
     out_vis = np.zeros((len(flat_idx), 4))
     out_decay = np.full(len(flat_idx), -1, np.int64)
     out_genvis = np.zeros(len(flat_idx), np.bool_)
-    _tau_kernel(_offsets(gp), pdg, _flat(gp.genPartIdxMother, np.int64), _flat(gp.statusFlags, np.int64),
-                p4, _offsets(tau_idx), flat_idx, vis_off, vis_p4, vis[1], vis[2], vis_charge, vis_link,
-                max_dr, out_vis, out_decay, out_genvis)
+    _tau_kernel(
+        _offsets(gp),
+        pdg,
+        _flat(gp.genPartIdxMother, np.int64),
+        _flat(gp.statusFlags, np.int64),
+        p4,
+        _offsets(tau_idx),
+        flat_idx,
+        vis_off,
+        vis_p4,
+        vis[1],
+        vis[2],
+        vis_charge,
+        vis_link,
+        max_dr,
+        out_vis,
+        out_decay,
+        out_genvis,
+    )
     flat_taus = ak.flatten(taus, axis=1)
-    tau_p4 = _cartesian(*(ak.to_numpy(flat_taus[f]).astype(np.float64) for f in ("pt", "eta", "phi")),
-                        np.full(len(flat_idx), M_TAU))
-    return ak.zip({"tau": taus, "visible": _lorentz(out_vis, counts),
-                   "invisible": _lorentz(tau_p4 - out_vis, counts),
-                   "decay": ak.unflatten(out_decay, counts),
-                   "vis_from_genvistau": ak.unflatten(out_genvis, counts)}, depth_limit=2)
+    tau_p4 = _cartesian(
+        *(ak.to_numpy(flat_taus[f]).astype(np.float64) for f in ("pt", "eta", "phi")), np.full(len(flat_idx), M_TAU)
+    )
+    return ak.zip(
+        {
+            "tau": taus,
+            "visible": _lorentz(out_vis, counts),
+            "invisible": _lorentz(tau_p4 - out_vis, counts),
+            "decay": ak.unflatten(out_decay, counts),
+            "vis_from_genvistau": ak.unflatten(out_genvis, counts),
+        },
+        depth_limit=2,
+    )
 
 
 @numba.njit
@@ -398,8 +458,9 @@ def _match_kernel(p_off, p_eta, p_phi, j_off, j_eta, j_phi, max_dr, out):  # typ
         used[:n_j] = False
 
 
-def match_partons_to_jets(partons_eta: ak.Array, partons_phi: ak.Array, jets_eta: ak.Array,
-                          jets_phi: ak.Array, max_dr: float = PARTON_JET_DR) -> ak.Array:
+def match_partons_to_jets(
+    partons_eta: ak.Array, partons_phi: ak.Array, jets_eta: ak.Array, jets_phi: ak.Array, max_dr: float = PARTON_JET_DR
+) -> ak.Array:
     """Unique ΔR matching of partons to jets, per event.
 
     Greedy over all parton-jet pairs of an event: the pair with the smallest ΔR (< ``max_dr``) is matched,
@@ -413,8 +474,16 @@ def match_partons_to_jets(partons_eta: ak.Array, partons_phi: ak.Array, jets_eta
     phi = ak.fill_none(partons_phi, np.nan, axis=-1)
     counts = ak.to_numpy(ak.num(eta, axis=1))
     out = np.full(int(counts.sum()), -1, np.int64)
-    _match_kernel(_offsets(eta), _flat(eta, np.float64), _flat(phi, np.float64), _offsets(jets_eta),
-                  _flat(jets_eta, np.float64), _flat(jets_phi, np.float64), float(max_dr), out)
+    _match_kernel(
+        _offsets(eta),
+        _flat(eta, np.float64),
+        _flat(phi, np.float64),
+        _offsets(jets_eta),
+        _flat(jets_eta, np.float64),
+        _flat(jets_phi, np.float64),
+        float(max_dr),
+        out,
+    )
     return ak.unflatten(out, counts)
 
 

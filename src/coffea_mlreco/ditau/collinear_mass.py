@@ -43,8 +43,16 @@ class CollinearStatus(IntFlag):
 
 
 # plain ints for the numba kernel (numba does not type IntFlag members)
-_SINGULAR, _X1_BAD, _X2_BAD, _NO_PAIR = (int(f) for f in (CollinearStatus.SINGULAR, CollinearStatus.X1_UNPHYSICAL,
-                                                        CollinearStatus.X2_UNPHYSICAL, CollinearStatus.NO_PAIR))
+_SINGULAR, _X1_BAD, _X2_BAD, _NO_PAIR = (
+    int(f)
+    for f in (
+        CollinearStatus.SINGULAR,
+        CollinearStatus.X1_UNPHYSICAL,
+        CollinearStatus.X2_UNPHYSICAL,
+        CollinearStatus.NO_PAIR,
+    )
+)
+
 
 @numba.njit(cache=True)
 def _pair_mass(p1: np.ndarray, p2: np.ndarray, s1: float, s2: float) -> float:
@@ -57,9 +65,17 @@ def _pair_mass(p1: np.ndarray, p2: np.ndarray, s1: float, s2: float) -> float:
 
 
 @numba.njit(cache=True)
-def collinear_kernel(valid: np.ndarray, leg1: np.ndarray, leg2: np.ndarray, met: np.ndarray,
-                     sin_min: float, mass: np.ndarray, x1: np.ndarray, x2: np.ndarray,
-                     status: np.ndarray) -> None:
+def collinear_kernel(
+    valid: np.ndarray,
+    leg1: np.ndarray,
+    leg2: np.ndarray,
+    met: np.ndarray,
+    sin_min: float,
+    mass: np.ndarray,
+    x1: np.ndarray,
+    x2: np.ndarray,
+    status: np.ndarray,
+) -> None:
     """Fill ``mass``, ``x1``, ``x2``, ``status`` (length n) from (n, 4) legs and the (n, ≥2) MET px, py."""
     for i in range(len(valid)):
         if not valid[i]:
@@ -87,13 +103,13 @@ def collinear_kernel(valid: np.ndarray, leg1: np.ndarray, leg2: np.ndarray, met:
 def _run(arrays: KernelArrays, sin_min: float) -> dict[str, np.ndarray]:
     n = len(arrays.valid)
     out = {"mass": np.empty(n), "x1": np.empty(n), "x2": np.empty(n), "status": np.empty(n, np.int64)}
-    collinear_kernel(arrays.valid, arrays.leg1, arrays.leg2, arrays.met, sin_min,
-                     out["mass"], out["x1"], out["x2"], out["status"])
+    collinear_kernel(
+        arrays.valid, arrays.leg1, arrays.leg2, arrays.met, sin_min, out["mass"], out["x1"], out["x2"], out["status"]
+    )
     return out
 
 
-def collinear_mass(leg1: ak.Array, leg2: ak.Array, met: ak.Array, *,
-                   sin_min: float = SINGULAR_SIN_DPHI) -> ak.Array:
+def collinear_mass(leg1: ak.Array, leg2: ak.Array, met: ak.Array, *, sin_min: float = SINGULAR_SIN_DPHI) -> ak.Array:
     """Collinear-approximation di-tau mass per event.
 
     Args:

@@ -60,8 +60,18 @@ from coffea_mlreco.ditau.inputs import DEFAULT_SELECTION, DiTauSelection, ditau_
 from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
 from coffea_mlreco.inference import ModelWrapper
 
-__all__ = ["COLUMN", "MASS_FIELDS", "METHODS", "DiTauReconstruction", "append_ditau", "ditau_model",
-           "input_columns", "reconstruct", "supported_methods", "visible_mass"]
+__all__ = [
+    "COLUMN",
+    "MASS_FIELDS",
+    "METHODS",
+    "DiTauReconstruction",
+    "append_ditau",
+    "ditau_model",
+    "input_columns",
+    "reconstruct",
+    "supported_methods",
+    "visible_mass",
+]
 
 METHODS: tuple[str, ...] = ("collinear", "fastmtt", "transformer")
 """The m_ττ reconstructions, in the order of the report."""
@@ -90,8 +100,7 @@ def _fields(events: Any, collection: str) -> set[str]:
 def _tau_columns(events: Any, selection: DiTauSelection) -> tuple[str, ...]:
     have = _fields(events, "Tau")
     extra = ["decayMode"] if "decayMode" in have else []
-    for target, wp in (("jet", selection.tau_vs_jet_wp), ("e", selection.tau_vs_e_wp),
-                       ("mu", selection.tau_vs_mu_wp)):
+    for target, wp in (("jet", selection.tau_vs_jet_wp), ("e", selection.tau_vs_e_wp), ("mu", selection.tau_vs_mu_wp)):
         if wp > 0:
             names = [f"idDeepTau{version}VS{target}" for version in _DEEPTAU_VERSIONS]
             extra += [name for name in names if name in have][:1]
@@ -105,8 +114,9 @@ def _met_columns(events: Any) -> tuple[str, ...]:
     return ("pt", "phi", "sumEt")
 
 
-def input_columns(events: Any, methods: Sequence[str] = METHODS,
-                  selection: DiTauSelection = DEFAULT_SELECTION) -> InputColumns:
+def input_columns(
+    events: Any, methods: Sequence[str] = METHODS, selection: DiTauSelection = DEFAULT_SELECTION
+) -> InputColumns:
     """The columns ``methods`` read on these events (see the module docstring): the pair selection and the
     MET for every method, plus ``Jet`` and ``TauProd`` for the transformer."""
     electron_id = [name for name in _ELECTRON_ID if name in _fields(events, "Electron")][:1]
@@ -128,9 +138,12 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     """The methods the file's columns allow: ``collinear`` and ``fastmtt`` with the ``Tau``, ``Electron``,
     ``Muon`` and ``MET`` branches of the selection (MET with its covariance or ``sumEt``); the transformer
     also needs ``Jet`` and ``TauProd`` (absent from CMS NanoAOD)."""
+
     def has(columns: InputColumns) -> bool:
-        return all(collection in events.fields and set(fields or ()) <= _fields(events, collection)
-                   for collection, fields in columns.items())
+        return all(
+            collection in events.fields and set(fields or ()) <= _fields(events, collection)
+            for collection, fields in columns.items()
+        )
 
     base = {"Tau": _TAU, "Electron": _ELECTRON, "Muon": _MUON, "MET": _met_columns(events)}
     if not has(base):
@@ -151,8 +164,9 @@ def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
 def _p4(leg: ak.Array) -> np.ndarray:
     """(n, 4) px, py, pz, E of option records (zeros where None)."""
     pt, eta, phi, mass = (np.asarray(ak.to_numpy(ak.fill_none(leg[f], 0.0)), np.float64) for f in _P4_FIELDS)
-    return np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                     np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1)
+    return np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1
+    )
 
 
 def visible_mass(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
@@ -164,8 +178,9 @@ def visible_mass(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
 
 def _tau_column(fields: Mapping[str, Any]) -> ak.Array:
     """A ``PtEtaPhiMLorentzVector`` record array of float64 numpy columns."""
-    return ak.zip({f: np.asarray(ak.to_numpy(fields[f]), np.float64) for f in _P4_FIELDS},
-                  with_name="PtEtaPhiMLorentzVector")
+    return ak.zip(
+        {f: np.asarray(ak.to_numpy(fields[f]), np.float64) for f in _P4_FIELDS}, with_name="PtEtaPhiMLorentzVector"
+    )
 
 
 def _numpy(values: Any, dtype: type) -> np.ndarray:
@@ -179,8 +194,9 @@ class DiTauReconstruction:
     not included; the transformer's includes its input features).
     """
 
-    def __init__(self, methods: Sequence[str], model: ModelWrapper | None = None,
-                 selection: DiTauSelection = DEFAULT_SELECTION) -> None:
+    def __init__(
+        self, methods: Sequence[str], model: ModelWrapper | None = None, selection: DiTauSelection = DEFAULT_SELECTION
+    ) -> None:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown di-tau method(s) {unknown}; known: {', '.join(METHODS)}")
@@ -198,8 +214,9 @@ class DiTauReconstruction:
         if selected.any():
             products = events.TauProd
             # a product without momentum (pT ≤ 0, e.g. a NaN replaced by 0 in an invalid event) has no log pT
-            inputs = ak.zip({"Jet": events.Jet[selected], "TauProd": products[products.pt > 0][selected]},
-                            depth_limit=1)
+            inputs = ak.zip(
+                {"Jet": events.Jet[selected], "TauProd": products[products.pt > 0][selected]}, depth_limit=1
+            )
             model: Any = self.model  # a DiTauTransformerWrapper, called as model(events, candidates)
             out = model(inputs, candidates[selected])
             mass[selected] = _numpy(out.mass, np.float64)
@@ -258,9 +275,15 @@ def _check_models(models: Mapping[str, Any] | None) -> dict[str, Any]:
     return models
 
 
-def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag",
-                selection: DiTauSelection = DEFAULT_SELECTION) -> Any:
+def reconstruct(
+    events: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    selection: DiTauSelection = DEFAULT_SELECTION,
+) -> Any:
     """Return ``events`` with ``DiTauReco`` appended: the visible, collinear, FastMTT-style and transformer m_ττ
     (GeV) of one selected di-tau pair per event (fields and inputs in the module docstring).
 
@@ -296,5 +319,6 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
 def append_ditau(events: Any, kernel: DiTauReconstruction, *, on_invalid: str = "flag") -> Any:
     """``events`` with the ``DiTauReco`` column of an already built ``kernel`` (what :func:`reconstruct` and
     the processor, which keeps one kernel and its loaded model across chunks, both call)."""
-    return reconstruct_columns(events, kernel, input_columns(events, kernel.methods, kernel.selection),
-                               task="di-tau", on_invalid=on_invalid)
+    return reconstruct_columns(
+        events, kernel, input_columns(events, kernel.methods, kernel.selection), task="di-tau", on_invalid=on_invalid
+    )

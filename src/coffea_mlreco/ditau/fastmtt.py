@@ -78,8 +78,9 @@ class FastMTTStatus(IntFlag):
     NO_PAIR = 8
 
 
-_MET_TENSION, _BAD_COV, _NO_PAIR = (int(f) for f in (FastMTTStatus.MET_TENSION, FastMTTStatus.BAD_COVARIANCE,
-                                                      FastMTTStatus.NO_PAIR))
+_MET_TENSION, _BAD_COV, _NO_PAIR = (
+    int(f) for f in (FastMTTStatus.MET_TENSION, FastMTTStatus.BAD_COVARIANCE, FastMTTStatus.NO_PAIR)
+)
 
 
 @numba.njit(cache=True)
@@ -164,8 +165,23 @@ def _fit_event(p1, p2, k1, k2, lo1, lo2, met, n_coarse, n_fine, n_refine, window
 
 
 @numba.njit(cache=True, parallel=True)
-def fastmtt_kernel(valid, leg1, leg2, mass1, mass2, kind1, kind2, met,  # type: ignore[no-untyped-def]
-                   n_coarse, n_fine, n_refine, inv1, inv2, mass, status):
+def fastmtt_kernel(
+    valid,
+    leg1,
+    leg2,
+    mass1,
+    mass2,
+    kind1,
+    kind2,
+    met,  # type: ignore[no-untyped-def]
+    n_coarse,
+    n_fine,
+    n_refine,
+    inv1,
+    inv2,
+    mass,
+    status,
+):
     """Fill ⟨1/x1⟩, ⟨1/x2⟩, the di-tau ``mass`` and ``status`` (length n) from :class:`KernelArrays` columns."""
     for e in numba.prange(len(valid)):
         if not valid[e]:
@@ -173,8 +189,9 @@ def fastmtt_kernel(valid, leg1, leg2, mass1, mass2, kind1, kind2, met,  # type: 
             continue
         lo1 = _x_min(mass1[e], kind1[e], M_TAU, HAD_VIS_MASS_CAP, X_FLOOR)
         lo2 = _x_min(mass2[e], kind2[e], M_TAU, HAD_VIS_MASS_CAP, X_FLOOR)
-        s1, s2, flag = _fit_event(leg1[e], leg2[e], kind1[e], kind2[e], lo1, lo2, met[e], n_coarse, n_fine,
-                                  n_refine, LOG_L_WINDOW)
+        s1, s2, flag = _fit_event(
+            leg1[e], leg2[e], kind1[e], kind2[e], lo1, lo2, met[e], n_coarse, n_fine, n_refine, LOG_L_WINDOW
+        )
         inv1[e], inv2[e], status[e] = s1, s2, flag
         px = s1 * leg1[e, 0] + s2 * leg2[e, 0]
         py = s1 * leg1[e, 1] + s2 * leg2[e, 1]
@@ -195,15 +212,39 @@ def _tau_record(p4: np.ndarray, vis_mass: np.ndarray, scale: np.ndarray) -> ak.A
 def _run(arrays: KernelArrays, n_coarse: int, n_fine: int, n_refine: int) -> ak.Array:
     n = len(arrays.valid)
     inv1, inv2, mass, status = np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int64)
-    fastmtt_kernel(arrays.valid, arrays.leg1, arrays.leg2, arrays.mass1, arrays.mass2, arrays.kind1, arrays.kind2,
-                   arrays.met, n_coarse, n_fine, n_refine, inv1, inv2, mass, status)
-    return ak.zip({"mass": mass, "x1": 1.0 / inv1, "x2": 1.0 / inv2, "status": status,
-                   "tau1": _tau_record(arrays.leg1, arrays.mass1, inv1),
-                   "tau2": _tau_record(arrays.leg2, arrays.mass2, inv2)}, depth_limit=1)
+    fastmtt_kernel(
+        arrays.valid,
+        arrays.leg1,
+        arrays.leg2,
+        arrays.mass1,
+        arrays.mass2,
+        arrays.kind1,
+        arrays.kind2,
+        arrays.met,
+        n_coarse,
+        n_fine,
+        n_refine,
+        inv1,
+        inv2,
+        mass,
+        status,
+    )
+    return ak.zip(
+        {
+            "mass": mass,
+            "x1": 1.0 / inv1,
+            "x2": 1.0 / inv2,
+            "status": status,
+            "tau1": _tau_record(arrays.leg1, arrays.mass1, inv1),
+            "tau2": _tau_record(arrays.leg2, arrays.mass2, inv2),
+        },
+        depth_limit=1,
+    )
 
 
-def fastmtt_mass(leg1: ak.Array, leg2: ak.Array, met: ak.Array, *, n_coarse: int = 16,
-                 n_fine: int = 16, n_refine: int = 2) -> ak.Array:
+def fastmtt_mass(
+    leg1: ak.Array, leg2: ak.Array, met: ak.Array, *, n_coarse: int = 16, n_fine: int = 16, n_refine: int = 2
+) -> ak.Array:
     """FastMTT-style di-tau mass per event.
 
     Args:

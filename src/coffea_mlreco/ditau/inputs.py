@@ -118,8 +118,10 @@ _LEG_FIELDS = ("pt", "eta", "phi", "mass")
 def _collection(events: ak.Array, name: str, fields: tuple[str, ...]) -> ak.Array:
     """``events[name]``, or a ValueError naming the missing branches."""
     if name not in ak.fields(events):
-        raise ValueError(f"di-tau inputs need the {name} collection (branches n{name}, "
-                         f"{', '.join(f'{name}_{f}' for f in fields)}); the file has none")
+        raise ValueError(
+            f"di-tau inputs need the {name} collection (branches n{name}, "
+            f"{', '.join(f'{name}_{f}' for f in fields)}); the file has none"
+        )
     coll = events[name]
     missing = [f"{name}_{f}" for f in fields if f not in ak.fields(coll)]
     if missing:
@@ -176,8 +178,11 @@ def _hadronic_taus(events: ak.Array, cuts: DiTauSelection) -> ak.Array:
 
 def _electrons(events: ak.Array, cuts: DiTauSelection) -> ak.Array:
     ele = _collection(events, "Electron", (*_LEG_FIELDS, "charge", "pfRelIso03_all"))
-    mask = ((ele.pt > cuts.electron_pt_min) & (abs(ele.eta) < cuts.electron_eta_max)
-            & (ele.pfRelIso03_all < cuts.electron_iso_max))
+    mask = (
+        (ele.pt > cuts.electron_pt_min)
+        & (abs(ele.eta) < cuts.electron_eta_max)
+        & (ele.pfRelIso03_all < cuts.electron_iso_max)
+    )
     for name in ("mvaNoIso_WP90", "mvaFall17V2noIso_WP90"):
         if name in ak.fields(ele):
             mask = mask & (ele[name] > 0)
@@ -203,11 +208,13 @@ def _best_pair(first: ak.Array, second: ak.Array | None, channel: Channel, min_d
     else:
         pairs = ak.cartesian({"leg1": first, "leg2": second})
     ok = (pairs.leg1.charge * pairs.leg2.charge < 0) & (
-        delta_r(pairs.leg1.eta, pairs.leg1.phi, pairs.leg2.eta, pairs.leg2.phi) > min_dr)
+        delta_r(pairs.leg1.eta, pairs.leg1.phi, pairs.leg2.eta, pairs.leg2.phi) > min_dr
+    )
     pairs = pairs[ok]
     best = ak.firsts(pairs[ak.argmax(pairs.leg1.pt + pairs.leg2.pt, axis=1, keepdims=True)])
-    return ak.zip({"leg1": best.leg1, "leg2": best.leg2,
-                   "channel": ak.where(ak.is_none(best), -1, int(channel))}, depth_limit=1)
+    return ak.zip(
+        {"leg1": best.leg1, "leg2": best.leg2, "channel": ak.where(ak.is_none(best), -1, int(channel))}, depth_limit=1
+    )
 
 
 def met_with_covariance(events: ak.Array) -> ak.Array:
@@ -220,14 +227,17 @@ def met_with_covariance(events: ak.Array) -> ak.Array:
     phi = ak.without_parameters(ak.values_astype(met.phi, np.float64))
     fields = ak.fields(met)
     if all(f"cov{c}" in fields for c in ("XX", "XY", "YY")):
-        cov = {f"cov{c}": ak.without_parameters(ak.values_astype(met[f"cov{c}"], np.float64))
-               for c in ("XX", "XY", "YY")}
+        cov = {
+            f"cov{c}": ak.without_parameters(ak.values_astype(met[f"cov{c}"], np.float64)) for c in ("XX", "XY", "YY")
+        }
     elif "sumEt" in fields:
         var = MET_SIGMA0_GEV**2 + MET_SIGMA_SUMET**2 * ak.without_parameters(ak.values_astype(met.sumEt, np.float64))
         cov = {"covXX": var, "covXY": 0.0 * var, "covYY": var}
     else:
-        raise ValueError("the MET covariance needs MET_covXX, MET_covXY, MET_covYY or, for the fallback "
-                         "parametrisation, MET_sumEt; the file has none of them")
+        raise ValueError(
+            "the MET covariance needs MET_covXX, MET_covXY, MET_covYY or, for the fallback "
+            "parametrisation, MET_sumEt; the file has none of them"
+        )
     return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pt": pt, "phi": phi, **cov})
 
 
@@ -248,15 +258,27 @@ def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION)
     taus, ele, mu = _hadronic_taus(events, cuts), _electrons(events, cuts), _muons(events, cuts)
     met = met_with_covariance(events)
     groups: dict[Channel, tuple[ak.Array, ak.Array | None]] = {
-        Channel.EMU: (ele, mu), Channel.MUTAU: (mu, taus), Channel.ETAU: (ele, taus),
-        Channel.TAUTAU: (taus, None), Channel.MUMU: (mu, None), Channel.EE: (ele, None),
+        Channel.EMU: (ele, mu),
+        Channel.MUTAU: (mu, taus),
+        Channel.ETAU: (ele, taus),
+        Channel.TAUTAU: (taus, None),
+        Channel.MUMU: (mu, None),
+        Channel.EE: (ele, None),
     }
     best = [_best_pair(*groups[ch], ch, cuts.min_delta_r)[:, np.newaxis] for ch in CHANNEL_PRIORITY]
     candidates = ak.from_regular(ak.concatenate(best, axis=1), axis=1)  # jagged: a regular mask flattens
     chosen = ak.firsts(candidates[candidates.channel >= 0], axis=1)
     channel = ak.fill_none(chosen.channel, -1)
-    return ak.zip({"leg1": chosen.leg1, "leg2": chosen.leg2, "met": met,
-                   "channel": ak.values_astype(channel, np.int64), "selected": channel >= 0}, depth_limit=1)
+    return ak.zip(
+        {
+            "leg1": chosen.leg1,
+            "leg2": chosen.leg2,
+            "met": met,
+            "channel": ak.values_astype(channel, np.int64),
+            "selected": channel >= 0,
+        },
+        depth_limit=1,
+    )
 
 
 def channel_name(code: Any) -> str:
@@ -295,8 +317,10 @@ def _column(record: ak.Array, name: str, field: str, dtype: type) -> np.ndarray:
 def _check_finite(values: np.ndarray, valid: np.ndarray, label: str) -> None:
     bad = valid & ~np.isfinite(values)
     if bad.any():
-        raise ValueError(f"{label} is not finite (NaN or inf) in {int(bad.sum())} of {int(valid.sum())} events "
-                         f"with a di-tau pair (first: event {int(np.flatnonzero(bad)[0])})")
+        raise ValueError(
+            f"{label} is not finite (NaN or inf) in {int(bad.sum())} of {int(valid.sum())} events "
+            f"with a di-tau pair (first: event {int(np.flatnonzero(bad)[0])})"
+        )
 
 
 def kernel_arrays(leg1: ak.Array, leg2: ak.Array, met: ak.Array) -> KernelArrays:
@@ -336,5 +360,6 @@ def kernel_arrays(leg1: ak.Array, leg2: ak.Array, met: ak.Array) -> KernelArrays
         values = _column(met, "met", field, np.float64)
         _check_finite(values, valid, f"met.{field}")
         columns.append(np.where(valid, values, 0.0))
-    return KernelArrays(valid, p4s[0], p4s[1], masses[0], masses[1], kinds[0], kinds[1],
-                        np.ascontiguousarray(np.stack(columns, axis=1)))
+    return KernelArrays(
+        valid, p4s[0], p4s[1], masses[0], masses[1], kinds[0], kinds[1], np.ascontiguousarray(np.stack(columns, axis=1))
+    )

@@ -44,8 +44,12 @@ from coffea_mlreco.evaluation.tasks import TaskReport
 
 __all__ = ["H_TOKENS", "METHOD_TITLES", "Z_TOKENS", "dataset_kind", "ditau_section", "mass_auc"]
 
-METHOD_TITLES = {"m_vis": "Visible mass", "collinear": "Collinear approximation", "fastmtt": "FastMTT-style",
-                 "transformer": "Transformer"}
+METHOD_TITLES = {
+    "m_vis": "Visible mass",
+    "collinear": "Collinear approximation",
+    "fastmtt": "FastMTT-style",
+    "transformer": "Transformer",
+}
 _METRIC_METHODS = ("collinear", "fastmtt", "transformer")
 H_TOKENS = frozenset({"h", "htautau", "htt", "h125", "higgs", "ggh", "vbfh", "hig"})
 Z_TOKENS = frozenset({"z", "ztautau", "ztt", "dy", "dyll", "zll", "ztoll"})
@@ -160,8 +164,11 @@ def _channel_table(hists: dict[str, hist.Hist]) -> str:
             s = summarize_residual_hist(hist_select(ratio, {"method": method, **sel}))
             if s.n > 0:
                 rows.append([label, _title(method), s.n, s.bias, s.median, s.resolution])
-    return html_table(["Channel", "Method", "Events", "Bias (mean)", "Median", "Resolution"], rows,
-                      caption="m_reco/m_gen − 1 per reconstructed channel (resolution = (P84 − P16)/2)")
+    return html_table(
+        ["Channel", "Method", "Events", "Bias (mean)", "Median", "Resolution"],
+        rows,
+        caption="m_reco/m_gen − 1 per reconstructed channel (resolution = (P84 − P16)/2)",
+    )
 
 
 def _safe(name: str) -> str:
@@ -191,8 +198,9 @@ def _plot_ratio(ratio: hist.Hist, outdir: Path) -> str:
             part = hist_select(ratio, {"method": method, "channel": sum, "ratio": hist.rebin(4)})
             if _drawable(part):
                 s = summarize_residual_hist(hist_select(ratio, {"method": method, "channel": sum}))
-                hep.histplot(part, ax=ax, density=True, flow="none", yerr=False,
-                             label=f"{_title(method)}: σ {s.resolution:.3f}")
+                hep.histplot(
+                    part, ax=ax, density=True, flow="none", yerr=False, label=f"{_title(method)}: σ {s.resolution:.3f}"
+                )
         ax.set_xlim(-1, 1.5)
         ax.set_ylabel("Normalised")
         ax.set_ylim(0, 1.3 * ax.get_ylim()[1])
@@ -245,11 +253,18 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         for values in metrics.values():
             values["n_invalid"] = int(invalid)
     rates = {m: float(counts[m]) / float(seconds[m]) for m in methods if seconds.get(m, 0.0) > 0.0}
-    invalid_note = (f" {int(invalid)} event(s) with NaN/inf inputs were left out (no masses, not in any histogram)."
-                    if invalid is not None else "")
-    text = [(f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
+    invalid_note = (
+        f" {int(invalid)} event(s) with NaN/inf inputs were left out (no masses, not in any histogram)."
+        if invalid is not None
+        else ""
+    )
+    text = [
+        (
+            f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
             "τhτh, μμ, ee). Residual m<sub>reco</sub>/m<sub>gen</sub> − 1 on events with two generator taus; "
-            f"AUC: H→ττ vs Z→ττ datasets, score = mass.{invalid_note}</p>")]
+            f"AUC: H→ττ vs Z→ττ datasets, score = mass.{invalid_note}</p>"
+        )
+    ]
     images = []
     ratio = hists.get("ratio")
     if ratio is not None and _entries(ratio) > 0:
@@ -260,20 +275,40 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         text.append("<p>No generator taus: no resolution (mass distributions only).</p>")
     else:
         text.append("<p>No event had a di-tau pair.</p>")
-    summary = [[_title(m), v.get("n_selected"), v.get("n_invalid", "–"), v.get("failure_fraction", math.nan),
-                v.get("auc_h_vs_z", math.nan)] for m, v in metrics.items()]
+    summary = [
+        [
+            _title(m),
+            v.get("n_selected"),
+            v.get("n_invalid", "–"),
+            v.get("failure_fraction", math.nan),
+            v.get("auc_h_vs_z", math.nan),
+        ]
+        for m, v in metrics.items()
+    ]
     if summary:
-        text.append(html_table(["Method", "Selected events", "Invalid events", "Failure fraction", "AUC H vs Z"],
-                               summary,
-                               caption="Per method (AUC absent unless an H and a Z dataset were processed)"))
+        text.append(
+            html_table(
+                ["Method", "Selected events", "Invalid events", "Failure fraction", "AUC H vs Z"],
+                summary,
+                caption="Per method (AUC absent unless an H and a Z dataset were processed)",
+            )
+        )
     mass = hists.get("mass")
     if mass is not None:
-        images += [_plot_mass(mass, d, outdir) for d in _datasets(mass)
-                   if _drawable(hist_select(mass, {"dataset": d, "method": sum}))]
+        images += [
+            _plot_mass(mass, d, outdir)
+            for d in _datasets(mass)
+            if _drawable(hist_select(mass, {"dataset": d, "method": sum}))
+        ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
     if rates:
-        text.append(html_table(["Method", "Events / s"], [[_title(m), f"{v:,.0f}"] for m, v in rates.items()],
-                               caption="m_ττ throughput (selected events per second, per process)"))
+        text.append(
+            html_table(
+                ["Method", "Events / s"],
+                [[_title(m), f"{v:,.0f}"] for m, v in rates.items()],
+                caption="m_ττ throughput (selected events per second, per process)",
+            )
+        )
     return TaskReport(
         metrics=_finite(metrics),
         throughput={f"ditau/{m}": v for m, v in rates.items()},

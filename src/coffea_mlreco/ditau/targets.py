@@ -54,8 +54,7 @@ def tau_targets(events: ak.Array, leg1: ak.Array, leg2: ak.Array) -> TauTargets:
     legs_phi = ak.concatenate([ak.singletons(leg1.phi), ak.singletons(leg2.phi)], axis=1)
     legs_eta = ak.pad_none(legs_eta, 2, axis=1)
     legs_phi = ak.pad_none(legs_phi, 2, axis=1)
-    match = np.asarray(ak.to_numpy(match_partons_to_jets(legs_eta, legs_phi, vis_eta, vis_phi, LEG_TAU_DR)),
-                       np.int64)
+    match = np.asarray(ak.to_numpy(match_partons_to_jets(legs_eta, legs_phi, vis_eta, vis_phi, LEG_TAU_DR)), np.int64)
     matched = (match >= 0).all(axis=1)
     gen = taus.tau
     starts = np.concatenate([[0], np.cumsum(np.asarray(ak.to_numpy(ak.num(gen, axis=1)), np.int64))[:-1]])
@@ -67,8 +66,14 @@ def tau_targets(events: ak.Array, leg1: ak.Array, leg2: ak.Array) -> TauTargets:
     tau = np.stack([picked["pt"], picked["eta"], picked["phi"]], axis=-1)
     vis_reco = np.stack([np.stack([_leg_array(leg, f) for f in ("pt", "eta", "phi")], -1) for leg in (leg1, leg2)], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        target = np.stack([np.log(tau[..., 0] / vis_reco[..., 0]), tau[..., 1] - vis_reco[..., 1],
-                           delta_phi(tau[..., 2], vis_reco[..., 2])], axis=-1)
+        target = np.stack(
+            [
+                np.log(tau[..., 0] / vis_reco[..., 0]),
+                tau[..., 1] - vis_reco[..., 1],
+                delta_phi(tau[..., 2], vis_reco[..., 2]),
+            ],
+            axis=-1,
+        )
     target[~matched] = np.nan
     return TauTargets(target, tau, matched, np.where(matched, pair_mass(tau), np.nan))
 

@@ -46,8 +46,16 @@ from coffea_mlreco.training.model_dir import (
 )
 from coffea_mlreco.training.provenance import describe_sample
 
-__all__ = ["MASS_LOSS_WEIGHT", "MODEL", "add_arguments", "ditau_arrays", "load_ditau_data", "predict", "run",
-           "train_transformer"]
+__all__ = [
+    "MASS_LOSS_WEIGHT",
+    "MODEL",
+    "add_arguments",
+    "ditau_arrays",
+    "load_ditau_data",
+    "predict",
+    "run",
+    "train_transformer",
+]
 
 MODEL = "coffea_mlreco.ditau.transformer:DiTauTransformer"
 MODEL_NAME = "transformer"
@@ -113,12 +121,17 @@ def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict
     n = batch["legs"].shape[0]
     flips = torch.rand(n, 2, generator=generator) < 0.5
     out = dict(batch)
-    for group, names in (("products", ("products1", "products2")), ("jets", ("jets",)), ("legs", ("legs",)),
-                         ("met", ("met",))):
+    for group, names in (
+        ("products", ("products1", "products2")),
+        ("jets", ("jets",)),
+        ("legs", ("legs",)),
+        ("met", ("met",)),
+    ):
         odd_eta = torch.from_numpy(symmetry_signs(group, True, False))
         odd_phi = torch.from_numpy(symmetry_signs(group, False, True))
-        factor = (torch.where(flips[:, :1], odd_eta, torch.ones_like(odd_eta))
-                  * torch.where(flips[:, 1:], odd_phi, torch.ones_like(odd_phi)))  # [B, F]
+        factor = torch.where(flips[:, :1], odd_eta, torch.ones_like(odd_eta)) * torch.where(
+            flips[:, 1:], odd_phi, torch.ones_like(odd_phi)
+        )  # [B, F]
         for name in names:
             x = batch[name]
             out[name] = x * (factor[:, None, :] if x.dim() == 3 else factor)
@@ -168,7 +181,7 @@ def predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 40
     masses, outs = [], []
     with torch.inference_mode():
         for s in range(0, len(data["legs"]), batch):
-            tensors = {k: torch.from_numpy(data[k][s:s + batch]) for k in (*_INPUTS, "visible")}
+            tensors = {k: torch.from_numpy(data[k][s : s + batch]) for k in (*_INPUTS, "visible")}
             out = model(**{k: tensors[k] for k in _INPUTS})["tau"]
             outs.append(out.numpy())
             masses.append(ditau_mass(out, tensors["visible"]).numpy())
@@ -193,9 +206,17 @@ def _scale_free(metrics: dict[str, float]) -> float:
     return metrics["resolution"] / max(1.0 + metrics["median"], 1e-3)
 
 
-def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict[str, Any], epochs: int,
-                      lr: float, batch: int, seed: int, progress: bool = True, flatten_mass: bool = False
-                      ) -> tuple[torch.nn.Module, list[dict], dict]:
+def train_transformer(
+    train: dict[str, np.ndarray],
+    val: dict[str, np.ndarray],
+    config: dict[str, Any],
+    epochs: int,
+    lr: float,
+    batch: int,
+    seed: int,
+    progress: bool = True,
+    flatten_mass: bool = False,
+) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train :class:`~coffea_mlreco.ditau.transformer.DiTauTransformer`; returns (best model, history,
     best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`."""
     from coffea_mlreco.ditau.transformer import DiTauTransformer
@@ -209,8 +230,9 @@ def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], 
     steps = max(epochs * math.ceil(n / batch), 1)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
-    tensors["weight"] = torch.from_numpy(mass_flattening_weights(train["mass_gen"]) if flatten_mass
-                                         else np.ones(n, np.float32))
+    tensors["weight"] = torch.from_numpy(
+        mass_flattening_weights(train["mass_gen"]) if flatten_mass else np.ones(n, np.float32)
+    )
     best: tuple[dict, dict] | None = None
     history: list[dict] = []
     for epoch in range(epochs):
@@ -219,7 +241,7 @@ def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], 
         bar = tqdm(range(0, n, batch), desc=f"ditau epoch {epoch + 1}/{epochs}", disable=not progress)
         total = 0.0
         for s in bar:
-            idx = permutation[s:s + batch]
+            idx = permutation[s : s + batch]
             loss = _loss(model, _augment({k: v[idx] for k, v in tensors.items()}, generator))
             optimiser.zero_grad()
             loss.backward()
@@ -240,8 +262,12 @@ def train_transformer(train: dict[str, np.ndarray], val: dict[str, np.ndarray], 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", nargs="+", required=True,
-                        help="training ROOT files (e.g. scalar-tautau and ztautau; generator truth needed)")
+    parser.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        help="training ROOT files (e.g. scalar-tautau and ztautau; generator truth needed)",
+    )
     parser.add_argument("--validation", required=True, help="held-out ROOT file (a different seed)")
     add_output_argument(parser, "ditau", "transformer")
     parser.add_argument("--epochs", type=int, default=30)
@@ -251,10 +277,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=128, help="token width")
     parser.add_argument("--blocks", type=int, default=3, help="blocks of (within-group, across-group) attention")
     parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--no-flatten-mass", dest="flatten_mass", action="store_false",
-                        help="do not weight events to a flat log m_gen spectrum (mass_flattening_weights)")
-    parser.add_argument("--no-fastmtt-prior", dest="fastmtt_prior", action="store_false",
-                        help="regress log pT from scratch instead of as a residual on the FastMTT-style fit")
+    parser.add_argument(
+        "--no-flatten-mass",
+        dest="flatten_mass",
+        action="store_false",
+        help="do not weight events to a flat log m_gen spectrum (mass_flattening_weights)",
+    )
+    parser.add_argument(
+        "--no-fastmtt-prior",
+        dest="fastmtt_prior",
+        action="store_false",
+        help="regress log pT from scratch instead of as a residual on the FastMTT-style fit",
+    )
     parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
     parser.add_argument("--quiet", action="store_true")
 
@@ -267,8 +301,13 @@ def run(args: argparse.Namespace) -> int:
     except TrainingSetupError as err:
         return setup_error("ditau", err)
     cache = args.cache_dir or str(output.parent / "ditau-cache")
-    config = {"dim": args.dim, "heads": args.heads, "blocks": args.blocks, "ff": 2 * args.dim,
-              "fastmtt_prior": args.fastmtt_prior}
+    config = {
+        "dim": args.dim,
+        "heads": args.heads,
+        "blocks": args.blocks,
+        "ff": 2 * args.dim,
+        "fastmtt_prior": args.fastmtt_prior,
+    }
     try:
         train = concat_arrays([load_ditau_data(f, cache) for f in args.train])
         val = load_ditau_data(args.validation, cache)
@@ -276,22 +315,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"coffea-mlreco train ditau: error: {err}", file=sys.stderr)
         return 2
     if len(train["legs"]) == 0 or len(val["legs"]) == 0:
-        print("coffea-mlreco train ditau: error: no selected, truth-matched di-tau events in the training or "
-              "validation files", file=sys.stderr)
+        print(
+            "coffea-mlreco train ditau: error: no selected, truth-matched di-tau events in the training or "
+            "validation files",
+            file=sys.stderr,
+        )
         return 2
-    model, history, metrics = train_transformer(train, val, config, args.epochs, args.lr, args.batch, args.seed,
-                                                not args.quiet, flatten_mass=args.flatten_mass)
+    model, history, metrics = train_transformer(
+        train, val, config, args.epochs, args.lr, args.batch, args.seed, not args.quiet, flatten_mass=args.flatten_mass
+    )
     out = output / MODEL_NAME
     card = {
-        "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,
+        "model": MODEL,
+        "config": config,
+        "weights": out.with_suffix(".safetensors").name,
         "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
-        "training_events": len(train["legs"]), "validation_events": len(val["legs"]),
-        "epochs": args.epochs, "learning_rate": args.lr, "batch": args.batch, "seed": args.seed,
+        "package_version": __version__,
+        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+        "training_files": [describe_sample(f) for f in args.train],
+        "validation_file": describe_sample(args.validation),
+        "training_events": len(train["legs"]),
+        "validation_events": len(val["legs"]),
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "batch": args.batch,
+        "seed": args.seed,
         "flatten_mass": args.flatten_mass,
-        "training_seconds": round(time.perf_counter() - start, 1), "history": history,
-        "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
+        "training_seconds": round(time.perf_counter() - start, 1),
+        "history": history,
+        "validation_metrics": metrics,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
     }
     write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))

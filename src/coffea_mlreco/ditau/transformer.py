@@ -67,8 +67,15 @@ class _Block(nn.Module):
 class DiTauTransformer(nn.Module):
     """See the module docstring. ~1M parameters at the defaults (dim 128, 3 blocks of self + cross attention)."""
 
-    def __init__(self, dim: int = 128, heads: int = 8, blocks: int = 3, ff: int = 256, dropout: float = 0.0,
-                 fastmtt_prior: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int = 128,
+        heads: int = 8,
+        blocks: int = 3,
+        ff: int = 256,
+        dropout: float = 0.0,
+        fastmtt_prior: bool = False,
+    ) -> None:
         super().__init__()
         self.fastmtt_prior = fastmtt_prior
         self.n_met = len(MET_FEATURES) if fastmtt_prior else N_MET_BASE
@@ -87,22 +94,43 @@ class DiTauTransformer(nn.Module):
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, products1: torch.Tensor, products1_mask: torch.Tensor, products2: torch.Tensor,
-                products2_mask: torch.Tensor, jets: torch.Tensor, jets_mask: torch.Tensor, legs: torch.Tensor,
-                met: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        products1: torch.Tensor,
+        products1_mask: torch.Tensor,
+        products2: torch.Tensor,
+        products2_mask: torch.Tensor,
+        jets: torch.Tensor,
+        jets_mask: torch.Tensor,
+        legs: torch.Tensor,
+        met: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         b = legs.shape[0]
         device = legs.device
         ones = torch.ones(b, 1, dtype=torch.bool, device=device)
-        tokens = [self.embed_leg(legs[:, None, :_N_LEG]), self.embed_product(products1),
-                  self.embed_leg(legs[:, None, _N_LEG:]), self.embed_product(products2),
-                  self.embed_jet(jets), self.embed_met(met[:, None, :self.n_met])]
+        tokens = [
+            self.embed_leg(legs[:, None, :_N_LEG]),
+            self.embed_product(products1),
+            self.embed_leg(legs[:, None, _N_LEG:]),
+            self.embed_product(products2),
+            self.embed_jet(jets),
+            self.embed_met(met[:, None, : self.n_met]),
+        ]
         valid = [ones, products1_mask, ones, products2_mask, jets_mask, ones]
         group_ids = [0, 0, 1, 1, 2, 3]
         summary = [1, 0, 1, 0, 0, 0]
-        group = torch.cat([torch.full((t.shape[1],), g, dtype=torch.long, device=device)
-                           for t, g in zip(tokens, group_ids, strict=True)])
-        is_summary = torch.cat([torch.full((t.shape[1],), s, dtype=torch.long, device=device)
-                                for t, s in zip(tokens, summary, strict=True)])
+        group = torch.cat(
+            [
+                torch.full((t.shape[1],), g, dtype=torch.long, device=device)
+                for t, g in zip(tokens, group_ids, strict=True)
+            ]
+        )
+        is_summary = torch.cat(
+            [
+                torch.full((t.shape[1],), s, dtype=torch.long, device=device)
+                for t, s in zip(tokens, summary, strict=True)
+            ]
+        )
         x = torch.cat(tokens, dim=1) + self.group_embedding(group) + self.summary_embedding(is_summary)
         key_ok = torch.cat(valid, dim=1)  # [B, L]
         same = group[:, None] == group[None, :]

@@ -57,14 +57,48 @@ JET_PT_MIN, JET_ETA_MAX, JET_LEG_DR = 20.0, 4.7, 0.5
 MET_SCALE_GEV = 50.0
 """MET components and resolutions enter divided by this (GeV)."""
 
-PRODUCT_FEATURES = ("log_pt", "deta_leg", "dphi_leg", "pt_fraction", "eta", "is_charged_hadron", "is_photon",
-                    "is_neutral_hadron", "is_electron", "is_muon", "is_tau_visible")
-_LEG_ONE = ("log_pt", "eta", "cos_phi", "sin_phi", "mass", "is_hadronic", "is_electron", "is_muon",
-            "dm0", "dm1", "dm10", "dm11", "dm_other")
+PRODUCT_FEATURES = (
+    "log_pt",
+    "deta_leg",
+    "dphi_leg",
+    "pt_fraction",
+    "eta",
+    "is_charged_hadron",
+    "is_photon",
+    "is_neutral_hadron",
+    "is_electron",
+    "is_muon",
+    "is_tau_visible",
+)
+_LEG_ONE = (
+    "log_pt",
+    "eta",
+    "cos_phi",
+    "sin_phi",
+    "mass",
+    "is_hadronic",
+    "is_electron",
+    "is_muon",
+    "dm0",
+    "dm1",
+    "dm10",
+    "dm11",
+    "dm_other",
+)
 LEG_FEATURES = tuple(f"leg1_{f}" for f in _LEG_ONE) + tuple(f"leg2_{f}" for f in _LEG_ONE)
 JET_FEATURES = ("log_pt", "eta", "cos_phi", "sin_phi", "log1p_mass", "btag")
-MET_FEATURES = ("px", "py", "sigma_x", "sigma_y", "rho_xy", "log_mvis", "dr_legs",
-                "fastmtt_log_inv_x1", "fastmtt_log_inv_x2", "fastmtt_log_mass_ratio")
+MET_FEATURES = (
+    "px",
+    "py",
+    "sigma_x",
+    "sigma_y",
+    "rho_xy",
+    "log_mvis",
+    "dr_legs",
+    "fastmtt_log_inv_x1",
+    "fastmtt_log_inv_x2",
+    "fastmtt_log_mass_ratio",
+)
 N_MET_BASE = 7
 """MET features before the FastMTT ones (what a model without the FastMTT prior reads)."""
 
@@ -80,8 +114,13 @@ _NAMES = {"products": PRODUCT_FEATURES, "legs": LEG_FEATURES, "jets": JET_FEATUR
 def symmetry_signs(group: str, flip_eta: bool, flip_phi: bool) -> np.ndarray:
     """Per-feature factors (±1) of ``group`` under η → −η (``flip_eta``) and/or φ → −φ (``flip_phi``)."""
     eta_odd, phi_odd = _ODD[group]
-    return np.array([(-1.0 if (flip_eta and n in eta_odd) else 1.0) * (-1.0 if (flip_phi and n in phi_odd) else 1.0)
-                     for n in _NAMES[group]], np.float32)
+    return np.array(
+        [
+            (-1.0 if (flip_eta and n in eta_odd) else 1.0) * (-1.0 if (flip_phi and n in phi_odd) else 1.0)
+            for n in _NAMES[group]
+        ],
+        np.float32,
+    )
 
 
 class TransformerInputs(NamedTuple):
@@ -101,15 +140,21 @@ def _f64(x: Any) -> Any:
 def _product_tokens(pt: Any, eta: Any, phi: Any, pdg: Any, leg: ak.Array, fallback: bool) -> ak.Array:
     apdg = abs(pdg)
     one = ak.ones_like(pt)
-    return ak.zip({
-        "log_pt": np.log(pt), "deta_leg": eta - leg.eta, "dphi_leg": delta_phi(phi, leg.phi),
-        "pt_fraction": pt / leg.pt, "eta": eta,
-        "is_charged_hadron": one * ((apdg == 211) | (apdg == 321) | (apdg == 2212)),
-        "is_photon": one * ((apdg == 22) | (apdg == 2)),
-        "is_neutral_hadron": one * ((apdg == 130) | (apdg == 1) | (apdg == 2112) | (apdg == 310)),
-        "is_electron": one * (apdg == 11), "is_muon": one * (apdg == 13),
-        "is_tau_visible": one * float(fallback),
-    })
+    return ak.zip(
+        {
+            "log_pt": np.log(pt),
+            "deta_leg": eta - leg.eta,
+            "dphi_leg": delta_phi(phi, leg.phi),
+            "pt_fraction": pt / leg.pt,
+            "eta": eta,
+            "is_charged_hadron": one * ((apdg == 211) | (apdg == 321) | (apdg == 2212)),
+            "is_photon": one * ((apdg == 22) | (apdg == 2)),
+            "is_neutral_hadron": one * ((apdg == 130) | (apdg == 1) | (apdg == 2112) | (apdg == 310)),
+            "is_electron": one * (apdg == 11),
+            "is_muon": one * (apdg == 13),
+            "is_tau_visible": one * float(fallback),
+        }
+    )
 
 
 def _leg_products(events: ak.Array, leg: ak.Array) -> ak.Array:
@@ -127,8 +172,14 @@ def _leg_products(events: ak.Array, leg: ak.Array) -> ak.Array:
     # a lepton is its own only product; a hadronic tau without products falls back to its visible p4
     lepton = ~hadronic
     fallback = hadronic & (n_products == 0)
-    single = ak.zip({"pt": leg.pt, "eta": leg.eta, "phi": leg.phi,
-                     "pdg": ak.where(leg.kind == int(LegKind.ELECTRON), 11, ak.where(lepton, 13, 15))})
+    single = ak.zip(
+        {
+            "pt": leg.pt,
+            "eta": leg.eta,
+            "phi": leg.phi,
+            "pdg": ak.where(leg.kind == int(LegKind.ELECTRON), 11, ak.where(lepton, 13, 15)),
+        }
+    )
     singles = []
     for use, is_fallback in ((lepton, False), (fallback, True)):
         use = np.asarray(ak.to_numpy(ak.fill_none(use, False) & ~ak.is_none(leg.pt)), bool)
@@ -145,11 +196,18 @@ def _leg_features(leg: ak.Array, phi_ref: Any, prefix: str) -> dict[str, Any]:
     hadronic = kind == int(LegKind.HADRONIC)
     one = ak.ones_like(leg.pt)
     values = {
-        "log_pt": np.log(leg.pt), "eta": leg.eta, "cos_phi": np.cos(dphi), "sin_phi": np.sin(dphi),
-        "mass": leg.mass, "is_hadronic": one * hadronic, "is_electron": one * (kind == int(LegKind.ELECTRON)),
+        "log_pt": np.log(leg.pt),
+        "eta": leg.eta,
+        "cos_phi": np.cos(dphi),
+        "sin_phi": np.sin(dphi),
+        "mass": leg.mass,
+        "is_hadronic": one * hadronic,
+        "is_electron": one * (kind == int(LegKind.ELECTRON)),
         "is_muon": one * (kind == int(LegKind.MUON)),
-        "dm0": one * (hadronic & (dm == 0)), "dm1": one * (hadronic & ((dm == 1) | (dm == 2))),
-        "dm10": one * (hadronic & (dm == 10)), "dm11": one * (hadronic & (dm == 11)),
+        "dm0": one * (hadronic & (dm == 0)),
+        "dm1": one * (hadronic & ((dm == 1) | (dm == 2))),
+        "dm10": one * (hadronic & (dm == 10)),
+        "dm11": one * (hadronic & (dm == 11)),
         "dm_other": one * (hadronic & (dm != 0) & (dm != 1) & (dm != 2) & (dm != 10) & (dm != 11)),
     }
     return {f"{prefix}_{k}": v for k, v in values.items()}
@@ -160,15 +218,27 @@ def _jets(events: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any) -> ak.
         raise ValueError("the di-tau transformer needs the Jet collection (Jet_pt, Jet_eta, Jet_phi, Jet_mass)")
     jets = events.Jet
     pt, eta, phi, mass = (_f64(jets[f]) for f in ("pt", "eta", "phi", "mass"))
-    keep = ((pt > JET_PT_MIN) & (abs(eta) < JET_ETA_MAX) & (delta_r(eta, phi, leg1.eta, leg1.phi) > JET_LEG_DR)
-            & (delta_r(eta, phi, leg2.eta, leg2.phi) > JET_LEG_DR))
+    keep = (
+        (pt > JET_PT_MIN)
+        & (abs(eta) < JET_ETA_MAX)
+        & (delta_r(eta, phi, leg1.eta, leg1.phi) > JET_LEG_DR)
+        & (delta_r(eta, phi, leg2.eta, leg2.phi) > JET_LEG_DR)
+    )
     keep = ak.fill_none(keep, False)
     btag = _f64(jets.btagDeepFlavB) if "btagDeepFlavB" in ak.fields(jets) else 0.0 * pt
     order = ak.argsort(pt[keep], axis=1, ascending=False)
     pt, eta, phi, mass, btag = (x[keep][order][:, :MAX_JETS] for x in (pt, eta, phi, mass, btag))
     dphi = delta_phi(phi, phi_ref)
-    return ak.zip({"log_pt": np.log(pt), "eta": eta, "cos_phi": np.cos(dphi), "sin_phi": np.sin(dphi),
-                   "log1p_mass": np.log1p(np.maximum(mass, 0.0)), "btag": np.minimum(np.maximum(btag, 0.0), 1.0)})
+    return ak.zip(
+        {
+            "log_pt": np.log(pt),
+            "eta": eta,
+            "cos_phi": np.cos(dphi),
+            "sin_phi": np.sin(dphi),
+            "log1p_mass": np.log1p(np.maximum(mass, 0.0)),
+            "btag": np.minimum(np.maximum(btag, 0.0), 1.0),
+        }
+    )
 
 
 def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any, fit: ak.Array) -> ak.Array:
@@ -183,11 +253,20 @@ def _met_features(met: ak.Array, leg1: ak.Array, leg2: ak.Array, phi_ref: Any, f
     total = [a + b for a, b in zip(p1, p2, strict=True)]
     mvis = np.sqrt(np.maximum(total[3] ** 2 - total[0] ** 2 - total[1] ** 2 - total[2] ** 2, 1e-6))
     x1, x2 = np.clip(_f64(fit.x1), 1e-3, 1.0), np.clip(_f64(fit.x2), 1e-3, 1.0)
-    return ak.zip({"px": px / MET_SCALE_GEV, "py": py / MET_SCALE_GEV, "sigma_x": sx / MET_SCALE_GEV,
-                   "sigma_y": sy / MET_SCALE_GEV, "rho_xy": cxy / (sx * sy), "log_mvis": np.log(mvis),
-                   "dr_legs": delta_r(leg1.eta, leg1.phi, leg2.eta, leg2.phi),
-                   "fastmtt_log_inv_x1": -np.log(x1), "fastmtt_log_inv_x2": -np.log(x2),
-                   "fastmtt_log_mass_ratio": np.log(np.maximum(_f64(fit.mass), 1e-3) / mvis)})
+    return ak.zip(
+        {
+            "px": px / MET_SCALE_GEV,
+            "py": py / MET_SCALE_GEV,
+            "sigma_x": sx / MET_SCALE_GEV,
+            "sigma_y": sy / MET_SCALE_GEV,
+            "rho_xy": cxy / (sx * sy),
+            "log_mvis": np.log(mvis),
+            "dr_legs": delta_r(leg1.eta, leg1.phi, leg2.eta, leg2.phi),
+            "fastmtt_log_inv_x1": -np.log(x1),
+            "fastmtt_log_inv_x2": -np.log(x2),
+            "fastmtt_log_mass_ratio": np.log(np.maximum(_f64(fit.mass), 1e-3) / mvis),
+        }
+    )
 
 
 def _cartesian(leg: ak.Array) -> tuple[Any, Any, Any, Any]:

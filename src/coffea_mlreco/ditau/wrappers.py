@@ -43,10 +43,13 @@ class DiTauTransformerWrapper(ModelWrapper):
 
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
         inputs = transformer_inputs(events.events, events.candidates)
-        return {"products1": Jagged(inputs.products1, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
-                "products2": Jagged(inputs.products2, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
-                "jets": Jagged(inputs.jets, max_objects=MAX_JETS, keep_highest="log_pt"),
-                "legs": Dense(inputs.legs), "met": Dense(inputs.met)}
+        return {
+            "products1": Jagged(inputs.products1, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
+            "products2": Jagged(inputs.products2, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
+            "jets": Jagged(inputs.jets, max_objects=MAX_JETS, keep_highest="log_pt"),
+            "legs": Dense(inputs.legs),
+            "met": Dense(inputs.met),
+        }
 
     def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
         cand = events.candidates
@@ -59,8 +62,9 @@ class DiTauTransformerWrapper(ModelWrapper):
             taus[:, k, 2] = np.mod(phi + out[:, k, 2] + np.pi, 2 * np.pi) - np.pi
         fields: dict[str, Any] = {"mass": pair_mass(taus)}
         for k in (0, 1):
-            fields[f"tau{k + 1}"] = ak.zip({"pt": taus[:, k, 0], "eta": taus[:, k, 1], "phi": taus[:, k, 2],
-                                            "mass": np.full(len(taus), M_TAU)})
+            fields[f"tau{k + 1}"] = ak.zip(
+                {"pt": taus[:, k, 0], "eta": taus[:, k, 1], "phi": taus[:, k, 2], "mass": np.full(len(taus), M_TAU)}
+            )
         return ak.zip(fields, depth_limit=1)
 
 
@@ -77,8 +81,9 @@ def ditau_model_card(name: str) -> dict[str, Any]:
     return read_model_card(_weights_dir(), name, "di-tau")
 
 
-def shipped_ditau_model(name: str = "transformer", device: str = "auto", precision: str = "auto"
-                        ) -> DiTauTransformerWrapper:
+def shipped_ditau_model(
+    name: str = "transformer", device: str = "auto", precision: str = "auto"
+) -> DiTauTransformerWrapper:
     """The wrapper of a shipped model, e.g. ``shipped_ditau_model("transformer")``."""
     card = ditau_model_card(name)
     return DiTauTransformerWrapper(card_backend(_weights_dir(), card), device=device, precision=precision)

@@ -81,9 +81,7 @@ def _task_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task]) -> None:
     """Add the ``evaluate`` options to ``parser`` (``--tasks`` among those of ``registry``)."""
-    parser.add_argument(
-        "files", nargs="*", metavar="FILES", help="NanoAOD-like ROOT files (default: embedded sample)"
-    )
+    parser.add_argument("files", nargs="*", metavar="FILES", help="NanoAOD-like ROOT files (default: embedded sample)")
     parser.add_argument(
         "--tasks",
         type=_task_list,
@@ -91,7 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task])
         help=f"comma-separated tasks among {', '.join(registry)} (default: every task the files support)",
     )
     parser.add_argument(
-        "--output", "-o", required=True, type=Path, metavar="DIR",
+        "--output",
+        "-o",
+        required=True,
+        type=Path,
+        metavar="DIR",
         help="report directory; written as DIR.partial-XXXXXXXX and renamed to DIR when complete. An existing DIR "
         "is replaced then, if it is empty or an earlier report; a folder holding other files is refused",
     )
@@ -224,8 +226,10 @@ def _check_report_destination(outdir: Path) -> None:
     if outdir.is_dir() and any(outdir.iterdir()) and not is_report_folder(outdir):
         others = sorted(p.name for p in outdir.iterdir())
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise InputError(f"--output {outdir} holds files that are not an evaluation report ({shown}); give a new "
-                         "or empty folder, or an earlier report folder (replaced once the new report is complete)")
+        raise InputError(
+            f"--output {outdir} holds files that are not an evaluation report ({shown}); give a new "
+            "or empty folder, or an earlier report folder (replaced once the new report is complete)"
+        )
 
 
 def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
@@ -244,8 +248,12 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
         _print(str(err))
         return EXIT_BAD_INPUT
     chosen = {task.name for task in tasks}
-    notes += [f"--model {name}.{method} is not used: task {name!r} does not run"
-              for name, by_method in models.items() if name not in chosen for method in by_method]
+    notes += [
+        f"--model {name}.{method} is not used: task {name!r} does not run"
+        for name, by_method in models.items()
+        if name not in chosen
+        for method in by_method
+    ]
     for note in notes:
         _print(note)
 
@@ -269,8 +277,15 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
     return EXIT_OK
 
 
-def _run_tasks(args: argparse.Namespace, paths: list[str], tasks: list[Task], notes: list[str], device: str,
-               models: dict[str, dict[str, str]], outdir: Path) -> None:
+def _run_tasks(
+    args: argparse.Namespace,
+    paths: list[str],
+    tasks: list[Task],
+    notes: list[str],
+    device: str,
+    models: dict[str, dict[str, str]],
+    outdir: Path,
+) -> None:
     """Run ``tasks`` over ``paths`` and write the report files into ``outdir`` (the temporary report folder).
 
     Raises:

@@ -102,15 +102,16 @@ def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
             if not isinstance(obj, uproot.TTree):
                 classname = str(getattr(obj, "classname", type(obj).__name__))
                 if "RNTuple" in classname:
-                    raise InputError(f"{name}: {tree!r} is an RNTuple, not a TTree (coffea-mlreco reads NanoAOD "
-                                     "stored as a TTree)")
+                    raise InputError(
+                        f"{name}: {tree!r} is an RNTuple, not a TTree (coffea-mlreco reads NanoAOD stored as a TTree)"
+                    )
                 raise InputError(f"{name}: {tree!r} is a {classname}, not a TTree")
             return InputFile(name, int(obj.num_entries), frozenset(obj.keys(recursive=True)))
     except InputError:
         raise
     except PermissionError as err:
         raise InputError(f"{name}: cannot be read ({err.strerror or err})") from None
-    except Exception as err:  # noqa: BLE001 -- uproot raises ValueError/OSError/... for files that are not ROOT
+    except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{name}: not a readable ROOT file ({reason})") from None
 

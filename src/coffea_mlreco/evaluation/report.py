@@ -58,7 +58,8 @@ def is_report_folder(path: Path) -> bool:
     names = {entry.name for entry in entries}
     return bool(names & {"index.html", "metrics.json"}) and all(
         entry.is_file() and not entry.is_symlink() and (entry.name in REPORT_FILES or entry.suffix == ".png")
-        for entry in entries)
+        for entry in entries
+    )
 
 
 @contextlib.contextmanager
@@ -68,9 +69,7 @@ def plot_style() -> Iterator[None]:
         yield
 
 
-def new_figure(
-    nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (9.0, 7.0)
-) -> tuple[Figure, Any]:
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (9.0, 7.0)) -> tuple[Figure, Any]:
     """A figure and its axes, made without pyplot (no global backend or figure registry is touched,
     so report writing is safe in notebooks and threads). Call inside :func:`plot_style`."""
     fig = Figure(figsize=figsize)
@@ -171,12 +170,24 @@ def write_index(
     ]
     invalid = meta.get("invalid_events") or {}
     if invalid:
-        meta_rows.append(("Invalid events (NaN/inf inputs; not in the histograms)",
-                          ", ".join(f"{task}: {n}" for task, n in invalid.items())))
+        meta_rows.append(
+            (
+                "Invalid events (NaN/inf inputs; not in the histograms)",
+                ", ".join(f"{task}: {n}" for task, n in invalid.items()),
+            )
+        )
     models = meta.get("models") or {}
     if models:
-        meta_rows.append(("Models given with --model", "; ".join(
-            f"{task}.{method} = {spec}" for task, by_method in models.items() for method, spec in by_method.items())))
+        meta_rows.append(
+            (
+                "Models given with --model",
+                "; ".join(
+                    f"{task}.{method} = {spec}"
+                    for task, by_method in models.items()
+                    for method, spec in by_method.items()
+                ),
+            )
+        )
     body = [
         "<h1>coffea-mlreco evaluation report</h1>",
         html_table(["Run", ""], meta_rows),

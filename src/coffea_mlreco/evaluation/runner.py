@@ -71,7 +71,11 @@ TRANSIENT_RETRY_DELAY_S = 2.0
 """Seconds before the first retry; doubled before each further one."""
 
 _DETERMINISTIC_OS_ERRORS: tuple[type[BaseException], ...] = (
-    FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
 
 _HARMLESS_SCHEMA_WARNINGS = (
     "Missing cross-reference index",
@@ -134,8 +138,11 @@ def retry_transient(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             if attempt >= TRANSIENT_RETRIES or not is_transient(err):
                 raise
             attempt += 1
-            warnings.warn(f"transient I/O error ({type(err).__name__}: {err}); retry {attempt} of "
-                          f"{TRANSIENT_RETRIES}", TransientErrorRetry, stacklevel=2)
+            warnings.warn(
+                f"transient I/O error ({type(err).__name__}: {err}); retry {attempt} of {TRANSIENT_RETRIES}",
+                TransientErrorRetry,
+                stacklevel=2,
+            )
             time.sleep(_retry_delay(attempt))
 
 
@@ -143,8 +150,14 @@ class _TransientRetryRunner(processor.Runner):
     """``processor.Runner`` whose retry hook retries transient I/O errors only (see the module docstring)."""
 
     @staticmethod
-    def automatic_retries(retries: int, skipbadfiles: Any, func: Callable[..., T], *args: Any,
-                          use_result_type: bool = False, **kwargs: Any) -> T:
+    def automatic_retries(
+        retries: int,
+        skipbadfiles: Any,
+        func: Callable[..., T],
+        *args: Any,
+        use_result_type: bool = False,
+        **kwargs: Any,
+    ) -> T:
         """Replaces coffea's hook (which retries any exception ``retries`` times): :func:`retry_transient`."""
         del retries, skipbadfiles, use_result_type  # executors run with retries=0; no file is skipped
         return retry_transient(func, *args, **kwargs)
@@ -183,7 +196,10 @@ def client_session(workers: int = 2, scheduler: str | None = None) -> Iterator[A
         else:
             cluster = stack.enter_context(
                 distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
                     silence_logs=logging.ERROR,  # not the nannies' warnings about slow worker shutdown
                 )
             )
@@ -290,8 +306,12 @@ def compute_on_client(client: Any, graphs: Any) -> Any:
             if fatal is not None or attempt >= TRANSIENT_RETRIES:
                 (fatal or failed[0]).result()  # raises the task's exception with its remote traceback
             attempt += 1
-            warnings.warn(f"transient I/O error ({type(errors[0][1]).__name__}: {errors[0][1]}); retry {attempt} "
-                          f"of {TRANSIENT_RETRIES}", TransientErrorRetry, stacklevel=2)
+            warnings.warn(
+                f"transient I/O error ({type(errors[0][1]).__name__}: {errors[0][1]}); retry {attempt} "
+                f"of {TRANSIENT_RETRIES}",
+                TransientErrorRetry,
+                stacklevel=2,
+            )
             time.sleep(_retry_delay(attempt))
             for future in failed:
                 future.retry()
@@ -302,8 +322,7 @@ def compute_on_client(client: Any, graphs: Any) -> Any:
     return repack(results)[0]
 
 
-def run_dask_awkward(processor_instance: processor.ProcessorABC, chunks: Sequence[WorkItem], client: Any
-                     ) -> RunResult:
+def run_dask_awkward(processor_instance: processor.ProcessorABC, chunks: Sequence[WorkItem], client: Any) -> RunResult:
     """Build ``processor_instance``'s graphs with ``coffea.dataset_tools.apply_to_fileset`` over ``chunks``
     (:func:`dask_fileset`), compute them on ``client`` (:func:`compute_on_client`), accumulate the datasets'
     outputs and post-process them as ``processor.Runner`` does; returns the output and the wall time (graph

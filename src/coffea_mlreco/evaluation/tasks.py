@@ -30,8 +30,16 @@ import hist
 
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
 
-__all__ = ["EVENT_ID_BRANCHES", "Task", "load_attribute", "TaskOptions", "TaskReport", "check_model_spec",
-           "parse_model_options", "select_tasks"]
+__all__ = [
+    "EVENT_ID_BRANCHES",
+    "Task",
+    "TaskOptions",
+    "TaskReport",
+    "check_model_spec",
+    "load_attribute",
+    "parse_model_options",
+    "select_tasks",
+]
 
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 """Branches coffea's NanoAODSchema refuses to read a file without."""
@@ -116,10 +124,9 @@ class Task:
         return section(output, outdir)
 
 
-
-
-def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile],
-                 registry: Mapping[str, Task]) -> tuple[list[Task], list[str]]:
+def select_tasks(
+    requested: Sequence[str] | None, files: Sequence[InputFile], registry: Mapping[str, Task]
+) -> tuple[list[Task], list[str]]:
     """The tasks of ``registry`` to run on ``files`` and notes about skipped ones.
 
     Raises:
@@ -130,9 +137,7 @@ def select_tasks(requested: Sequence[str] | None, files: Sequence[InputFile],
     missing_id = first_missing_branch(files, EVENT_ID_BRANCHES)
     if missing_id is not None:
         path, branch = missing_id
-        raise InputError(
-            f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)"
-        )
+        raise InputError(f"{path}: branch {branch!r} is missing (NanoAOD files need run/luminosityBlock/event)")
     if requested is not None:
         unknown = [name for name in requested if name not in registry]
         if unknown:
@@ -185,8 +190,10 @@ def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[s
         raise InputError(f"{option}: unknown task {task_name!r}; known tasks: {', '.join(registry)}")
     if method not in task.model_methods:
         known = ", ".join(task.model_methods) or "none"
-        raise InputError(f"{option}: task {task_name!r} has no method {method!r} that runs a trained model "
-                         f"(its model methods: {known})")
+        raise InputError(
+            f"{option}: task {task_name!r} has no method {method!r} that runs a trained model "
+            f"(its model methods: {known})"
+        )
     if not spec:
         raise InputError(f"{option}: give a shipped model name or a model directory after '='")
     try:
@@ -195,8 +202,10 @@ def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[s
     except ModelCardError as err:
         raise InputError(f"{option}: {err}") from None
     if expected and card["model"] not in expected:
-        raise InputError(f"{option}: the model card describes a {card['model']} model, but {task_name}.{method} "
-                         f"runs {', '.join(sorted(expected))}")
+        raise InputError(
+            f"{option}: the model card describes a {card['model']} model, but {task_name}.{method} "
+            f"runs {', '.join(sorted(expected))}"
+        )
     path = Path(spec).expanduser()
     return str(path.resolve()) if path.exists() else spec
 

@@ -152,8 +152,11 @@ class TorchModule:
 
         model = self.build()
         state = load_file(str(self.weights), device="cpu")
-        _raise_on_mismatch(self, {k: tuple(v.shape) for k, v in model.state_dict().items()},
-                           {k: tuple(v.shape) for k, v in state.items()})
+        _raise_on_mismatch(
+            self,
+            {k: tuple(v.shape) for k, v in model.state_dict().items()},
+            {k: tuple(v.shape) for k, v in state.items()},
+        )
         model.load_state_dict(state)
         return model.to(device).eval()
 
@@ -162,8 +165,9 @@ _CHECKED: set[tuple] = set()
 """Cache keys of the `TorchModule` backends whose weights passed :meth:`TorchModule.check` in this process."""
 
 
-def _raise_on_mismatch(backend: TorchModule, own: dict[str, tuple[int, ...]],
-                       stored: dict[str, tuple[int, ...]]) -> None:
+def _raise_on_mismatch(
+    backend: TorchModule, own: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]]
+) -> None:
     """Raise `WeightsMismatchError` unless ``stored`` (the file's tensor shapes) equals ``own`` (the model's);
     each list in the message starts with the first mismatching tensor in the model's parameter order."""
     missing = [k for k in own if k not in stored]
@@ -172,9 +176,16 @@ def _raise_on_mismatch(backend: TorchModule, own: dict[str, tuple[int, ...]],
     if missing or unexpected or shapes:
         raise WeightsMismatchError(
             f"weights {backend.weights} do not fit {backend.module}({backend.config}): "
-            + "; ".join(part for part in (
-                f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
-                f"shape mismatch {shapes[:5]}" if shapes else "") if part))
+            + "; ".join(
+                part
+                for part in (
+                    f"missing {missing[:5]}" if missing else "",
+                    f"unexpected {unexpected[:5]}" if unexpected else "",
+                    f"shape mismatch {shapes[:5]}" if shapes else "",
+                )
+                if part
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -200,8 +211,10 @@ class _OnnxRunner:
 
     def __call__(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         feed = {name: inputs[name].cpu().numpy() for name in self.inputs}
-        return {name: torch.from_numpy(np.asarray(v)) for name, v in zip(self.outputs, self.session.run(None, feed),
-                                                                             strict=True)}
+        return {
+            name: torch.from_numpy(np.asarray(v))
+            for name, v in zip(self.outputs, self.session.run(None, feed), strict=True)
+        }
 
 
 @dataclass(frozen=True)
@@ -252,8 +265,13 @@ MODEL_CACHE = ModelCache()
 """The process-wide model cache every wrapper uses."""
 
 
-def export_onnx(model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], output_names: list[str],
-                path: str | Path, dynamic: dict[str, dict[int, str]] | None = None) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    example_inputs: dict[str, torch.Tensor],
+    output_names: list[str],
+    path: str | Path,
+    dynamic: dict[str, dict[int, str]] | None = None,
+) -> Path:
     """Export ``model(**example_inputs)`` to ONNX with dynamic batch (and object-count) axes.
 
     ``dynamic`` maps input/output names to their variable axes; by default axis 0 of every input and output
@@ -263,8 +281,11 @@ def export_onnx(model: torch.nn.Module, example_inputs: dict[str, torch.Tensor],
     if dynamic is None:
         dynamic = {}
         for name, tensor in example_inputs.items():
-            dynamic[name] = {0: "batch", 1: f"{name.removesuffix('_mask')}_objects"} if tensor.dim() >= 2 \
-                and (tensor.dim() == 3 or name.endswith("_mask")) else {0: "batch"}
+            dynamic[name] = (
+                {0: "batch", 1: f"{name.removesuffix('_mask')}_objects"}
+                if tensor.dim() >= 2 and (tensor.dim() == 3 or name.endswith("_mask"))
+                else {0: "batch"}
+            )
         for name in output_names:
             dynamic[name] = {0: "batch"}
 
@@ -279,6 +300,13 @@ def export_onnx(model: torch.nn.Module, example_inputs: dict[str, torch.Tensor],
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no onnxscript
-        torch.onnx.export(_Positional().eval(), tuple(example_inputs.values()), str(path), input_names=names,
-                          output_names=output_names, dynamic_axes=dynamic, dynamo=False)
+        torch.onnx.export(
+            _Positional().eval(),
+            tuple(example_inputs.values()),
+            str(path),
+            input_names=names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            dynamo=False,
+        )
     return Path(path)

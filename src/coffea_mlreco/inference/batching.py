@@ -131,7 +131,7 @@ def pad_batch(jagged: FlatJagged, events: np.ndarray, pad_value: float = 0.0) ->
     mask = np.zeros((events.size, length), dtype=np.bool_)
     if jagged.n_features and _pad_kernel(jagged.columns, jagged.offsets, events, x, mask):
         raise NonFiniteValues("non-finite input values")
-    elif not jagged.n_features:
+    if not jagged.n_features:
         for b, e in enumerate(events):
             mask[b, : jagged.counts[e]] = True
     return x, mask
@@ -141,5 +141,9 @@ def scatter_objects(padded: np.ndarray, jagged: FlatJagged, events: np.ndarray, 
     """Write a per-object output ``padded [B, L, ...]`` of a batch into ``out [T, ...]`` at the objects' rows."""
     width = int(np.prod(out.shape[1:]))  # explicit, not -1: a chunk may hold no objects at all (T = 0)
     flat_out = out.reshape(out.shape[0], width)
-    _scatter_kernel(np.ascontiguousarray(padded).reshape(padded.shape[0], padded.shape[1], width),
-                    jagged.offsets, np.asarray(events, dtype=np.int64), flat_out)
+    _scatter_kernel(
+        np.ascontiguousarray(padded).reshape(padded.shape[0], padded.shape[1], width),
+        jagged.offsets,
+        np.asarray(events, dtype=np.int64),
+        flat_out,
+    )

@@ -31,8 +31,19 @@ import numpy as np
 
 from coffea_mlreco.inference.backends import ModelCardError, TorchModule, WeightsMismatchError, architecture
 
-__all__ = ["CARD_VERSION", "KNOWN_CARD_VERSIONS", "ModelCardError", "WeightsMismatchError", "card_backend",
-           "card_names", "card_path", "card_version", "closest_pileup", "names_by_pileup", "read_model_card"]
+__all__ = [
+    "CARD_VERSION",
+    "KNOWN_CARD_VERSIONS",
+    "ModelCardError",
+    "WeightsMismatchError",
+    "card_backend",
+    "card_names",
+    "card_path",
+    "card_version",
+    "closest_pileup",
+    "names_by_pileup",
+    "read_model_card",
+]
 
 T = TypeVar("T")
 
@@ -63,16 +74,19 @@ def card_path(directory: Path, spec: str | Path, what: str) -> Path:
         path = directory / f"{spec}.json"
         if not path.exists():
             shipped = ", ".join(card_names(directory)) or "none"
-            raise ModelCardError(f"no shipped {what} model {spec!r}; shipped: {shipped} "
-                                 "(or give a model directory written by 'coffea-mlreco train --output DIR')")
+            raise ModelCardError(
+                f"no shipped {what} model {spec!r}; shipped: {shipped} "
+                "(or give a model directory written by 'coffea-mlreco train --output DIR')"
+            )
         return path
     path = Path(spec).expanduser()
     if path.is_dir():
         cards = sorted(path.glob("*.json"))
         if len(cards) != 1:
             found = ", ".join(c.name for c in cards) or "none"
-            raise ModelCardError(f"{path}: a {what} model directory must hold exactly one model card (*.json); "
-                                 f"found {found}")
+            raise ModelCardError(
+                f"{path}: a {what} model directory must hold exactly one model card (*.json); found {found}"
+            )
         return cards[0]
     if not path.is_file():
         raise ModelCardError(f"{path}: no such {what} model directory or model card")
@@ -90,8 +104,10 @@ def card_version(card: dict[str, Any], path: Path) -> int:
         from coffea_mlreco.core.version import __version__
 
         known = ", ".join(str(v) for v in sorted(KNOWN_CARD_VERSIONS))
-        raise ModelCardError(f"{path}: model card version {version!r} is unknown to coffea-mlreco {__version__} "
-                             f"(it reads version {known}); use the coffea-mlreco that wrote the card, or retrain")
+        raise ModelCardError(
+            f"{path}: model card version {version!r} is unknown to coffea-mlreco {__version__} "
+            f"(it reads version {known}); use the coffea-mlreco that wrote the card, or retrain"
+        )
     return version
 
 
@@ -136,8 +152,10 @@ def read_model_card(directory: Path, spec: str | Path, what: str) -> dict[str, A
     if _is_path(spec):
         expected = _shipped_architectures(directory)
         if expected and card["model"] not in expected:
-            raise ModelCardError(f"{path}: the model card describes a {card['model']} model, but the {what} "
-                                 f"models are {', '.join(sorted(expected))}")
+            raise ModelCardError(
+                f"{path}: the model card describes a {card['model']} model, but the {what} "
+                f"models are {', '.join(sorted(expected))}"
+            )
     weights = path.parent / card["weights"]
     if not weights.is_file():
         raise ModelCardError(f"{path}: its weights file {weights} is missing")

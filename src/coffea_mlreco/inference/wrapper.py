@@ -44,8 +44,15 @@ from coffea_mlreco.inference.backends import MODEL_CACHE, Backend, ModelCache
 from coffea_mlreco.inference.batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from coffea_mlreco.inference.device import autocast_dtype, configure_threads, resolve_device, resolve_precision
 
-__all__ = ["DEFAULT_TOKENS", "MAX_EVENT_TOKENS", "Dense", "Jagged", "ModelWrapper", "NonFiniteInputError",
-           "OversizedEventWarning"]
+__all__ = [
+    "DEFAULT_TOKENS",
+    "MAX_EVENT_TOKENS",
+    "Dense",
+    "Jagged",
+    "ModelWrapper",
+    "NonFiniteInputError",
+    "OversizedEventWarning",
+]
 
 
 DEFAULT_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 18}
@@ -102,8 +109,9 @@ def _raise_non_finite(name: str, fields: list[str | None], columns: tuple[np.nda
         bad = ~np.isfinite(column)
         if bad.any():
             label = f"{name}.{f}" if f is not None else name
-            raise NonFiniteInputError(f"input {label!r} has {int(bad.sum())} non-finite value(s) (NaN/inf); "
-                                      "clean or mask them in prepare()")
+            raise NonFiniteInputError(
+                f"input {label!r} has {int(bad.sum())} non-finite value(s) (NaN/inf); clean or mask them in prepare()"
+            )
 
 
 @dataclass
@@ -136,8 +144,9 @@ def _flatten_jagged(name: str, spec: Jagged) -> _PreparedJagged:
 def _dense_matrix(name: str, spec: Dense) -> np.ndarray:
     fields, columns = _feature_columns(ak.Array(spec.array), jagged=False)
     _raise_non_finite(name, fields, columns)
-    return np.concatenate([c[:, None] if c.ndim == 1 else c.reshape(len(c), int(np.prod(c.shape[1:])))
-                           for c in columns], axis=1)  # explicit width: an empty [0, F] input has no -1 to infer
+    return np.concatenate(
+        [c[:, None] if c.ndim == 1 else c.reshape(len(c), int(np.prod(c.shape[1:]))) for c in columns], axis=1
+    )  # explicit width: an empty [0, F] input has no -1 to infer
 
 
 class ModelWrapper:
@@ -162,11 +171,21 @@ class ModelWrapper:
     """The output heads to keep (None: all); the others are dropped on the device, never copied back."""
     amp_safe: ClassVar[bool] = False
 
-    def __init__(self, backend: Backend, device: str = "auto", precision: str = "auto",
-                 max_tokens: int | None = None, max_batch: int = 8192, cache: ModelCache | None = None,
-                 max_event_tokens: int | None = None) -> None:
-        if (max_tokens is not None and max_tokens < 1) or max_batch < 1 \
-                or (max_event_tokens is not None and max_event_tokens < 1):
+    def __init__(
+        self,
+        backend: Backend,
+        device: str = "auto",
+        precision: str = "auto",
+        max_tokens: int | None = None,
+        max_batch: int = 8192,
+        cache: ModelCache | None = None,
+        max_event_tokens: int | None = None,
+    ) -> None:
+        if (
+            (max_tokens is not None and max_tokens < 1)
+            or max_batch < 1
+            or (max_event_tokens is not None and max_event_tokens < 1)
+        ):
             raise ValueError("max_tokens, max_batch and max_event_tokens must be positive")
         self.backend = backend
         self.device = device
@@ -228,9 +247,12 @@ class ModelWrapper:
         batches = [accepted[b] for b in plan_batches(lengths[accepted], tokens, self.max_batch)]
         if not batches:  # nothing to run (empty chunk, all rejected): a dummy event with no objects tells the shapes
             dummy = self._run_batch(model, device, precision, jagged, dense, np.zeros(1, np.int64), dummy=True)
-            outputs = {k: np.full((jagged[self.per_object_outputs[k]].data.n_objects, *v.shape[2:]), np.nan,
-                                  np.float32) if k in self.per_object_outputs else
-                       np.full((n, *v.shape[1:]), np.nan, np.float32) for k, v in dummy.items()}
+            outputs = {
+                k: np.full((jagged[self.per_object_outputs[k]].data.n_objects, *v.shape[2:]), np.nan, np.float32)
+                if k in self.per_object_outputs
+                else np.full((n, *v.shape[1:]), np.nan, np.float32)
+                for k, v in dummy.items()
+            }
         for events in batches:
             heads = self._run_batch(model, device, precision, jagged, dense, events)
             for name, values in heads.items():
@@ -259,11 +281,22 @@ class ModelWrapper:
                 f"{type(self).__name__}: {rejected.size} of the {len(size)} events given to the model rejected, "
                 f"more objects than max_event_tokens={self.max_event_tokens} (first: event {first}, {objects}); "
                 "their outputs are NaN, the other events are unaffected. Raise max_event_tokens to run them: the "
-                "model's memory grows with the objects of the largest event", OversizedEventWarning, stacklevel=3)
+                "model's memory grows with the objects of the largest event",
+                OversizedEventWarning,
+                stacklevel=3,
+            )
         return np.flatnonzero(size <= self.max_event_tokens)
 
-    def _run_batch(self, model: Any, device: torch.device, precision: str, jagged: dict[str, _PreparedJagged],
-                   dense: dict[str, np.ndarray], events: np.ndarray, dummy: bool = False) -> dict[str, np.ndarray]:
+    def _run_batch(
+        self,
+        model: Any,
+        device: torch.device,
+        precision: str,
+        jagged: dict[str, _PreparedJagged],
+        dense: dict[str, np.ndarray],
+        events: np.ndarray,
+        dummy: bool = False,
+    ) -> dict[str, np.ndarray]:
         tensors: dict[str, torch.Tensor] = {}
         for name, prepared in jagged.items():
             if dummy:
@@ -303,8 +336,7 @@ class ModelWrapper:
             if name in self.per_object_outputs:
                 prepared = jagged[self.per_object_outputs[name]]
                 if prepared.kept is not None:
-                    full = np.full((int(prepared.counts_all.sum()), *values.shape[1:]), prepared.fill_value,
-                                   np.float32)
+                    full = np.full((int(prepared.counts_all.sum()), *values.shape[1:]), prepared.fill_value, np.float32)
                     full[prepared.kept] = values
                     values = full
                 fields[name] = ak.unflatten(ak.from_numpy(values), prepared.counts_all)
@@ -322,8 +354,9 @@ class ModelWrapper:
 
 
 def _without_array(spec: Jagged | Dense) -> Jagged | Dense:
-    return Jagged(None, spec.max_objects, spec.keep_highest, spec.fill_value) if isinstance(spec, Jagged) \
-        else Dense(None)
+    return (
+        Jagged(None, spec.max_objects, spec.keep_highest, spec.fill_value) if isinstance(spec, Jagged) else Dense(None)
+    )
 
 
 class _PartitionRunner:
@@ -339,8 +372,11 @@ class _PartitionRunner:
             arrays = tuple(ak.typetracer.length_one_if_typetracer(a) for a in arrays)
         inputs = {}
         for (name, spec), array in zip(self.specs.items(), arrays, strict=True):
-            inputs[name] = Jagged(array, spec.max_objects, spec.keep_highest, spec.fill_value) \
-                if isinstance(spec, Jagged) else Dense(array)
+            inputs[name] = (
+                Jagged(array, spec.max_objects, spec.keep_highest, spec.fill_value)
+                if isinstance(spec, Jagged)
+                else Dense(array)
+            )
         out = self.wrapper.run(inputs)
         if typetracer:
             out = ak.Array(out.layout.to_typetracer(forget_length=True))

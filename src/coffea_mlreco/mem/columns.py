@@ -71,8 +71,17 @@ from coffea_mlreco.mem.integration import mem_log_weights
 from coffea_mlreco.mem.transfer_functions import TransferFunctions
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, DeepMEMWrapper, shipped_mem_model, shipped_mem_models
 
-__all__ = ["COLUMN", "METHODS", "MEMReconstruction", "discriminant", "input_columns", "integration_seeds",
-           "mem_network", "reconstruct", "supported_methods"]
+__all__ = [
+    "COLUMN",
+    "METHODS",
+    "MEMReconstruction",
+    "discriminant",
+    "input_columns",
+    "integration_seeds",
+    "mem_network",
+    "reconstruct",
+    "supported_methods",
+]
 
 METHODS: tuple[str, ...] = ("integrated", "network")
 """The MEM weights: VEGAS integration and the DeepMEM network, in the order of the report."""
@@ -89,8 +98,13 @@ def _fields(events: Any, collection: str) -> set[str]:
     return set(events[collection].fields) if collection in events.fields else set()
 
 
-def input_columns(events: Any, methods: Sequence[str] = METHODS, *, use_sum_et: bool = False,
-                  selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION) -> InputColumns:
+def input_columns(
+    events: Any,
+    methods: Sequence[str] = METHODS,
+    *,
+    use_sum_et: bool = False,
+    selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
+) -> InputColumns:
     """The columns the MEM ``methods`` read on these events (module docstring): the lepton kinematics always, the
     isolation/ID/jet-ID branches the selection uses where the file has them, ``MET_sumEt`` with ``use_sum_et``.
     Both methods read the same columns (``methods`` is accepted for the uniform interface)."""
@@ -108,8 +122,7 @@ def input_columns(events: Any, methods: Sequence[str] = METHODS, *, use_sum_et: 
 def supported_methods(events: Any) -> tuple[str, ...]:
     """Both methods when the file has the lepton kinematics, ``Jet`` ``pt``/``eta``/``phi`` and ``MET``
     ``pt``/``phi``, else none (plain NanoAOD has them all)."""
-    needed = {"Electron": set(_KINEMATICS), "Muon": set(_KINEMATICS), "Jet": {"pt", "eta", "phi"},
-              "MET": {"pt", "phi"}}
+    needed = {"Electron": set(_KINEMATICS), "Muon": set(_KINEMATICS), "Jet": {"pt", "eta", "phi"}, "MET": {"pt", "phi"}}
     return METHODS if all(fields <= _fields(events, name) for name, fields in needed.items()) else ()
 
 
@@ -120,8 +133,9 @@ def discriminant(log10_signal: Any, log10_background: Any) -> np.ndarray:
         return 1.0 / (1.0 + np.power(10.0, -llr))
 
 
-def integration_seeds(lep1: Mapping[str, np.ndarray], lep2: Mapping[str, np.ndarray], met: Mapping[str, np.ndarray],
-                      seed: int = 0) -> list[int]:
+def integration_seeds(
+    lep1: Mapping[str, np.ndarray], lep2: Mapping[str, np.ndarray], met: Mapping[str, np.ndarray], seed: int = 0
+) -> list[int]:
     """Per event, the VEGAS seed s of its integration (``default_rng([s, 0])``): the first 8 bytes (little endian)
     of BLAKE2b over ``seed`` (8 bytes) and the event's float64 inputs — ``pt``, ``eta``, ``phi``, ``pdgId`` of
     ``lep1`` then ``lep2``, then the ``met`` fields in sorted order (``phi``, ``pt`` and ``sumEt`` when given).
@@ -140,16 +154,25 @@ def _integrate_block(job: tuple) -> np.ndarray:
     lep1, lep2, met, seeds, hypotheses, precision, sqrt_s, transfer = job
     out = np.empty((len(seeds), len(hypotheses), 2))
     for i, event_seed in enumerate(seeds):
-        one_lep1, one_lep2, one_met = ({f: v[i:i + 1] for f, v in part.items()} for part in (lep1, lep2, met))
+        one_lep1, one_lep2, one_met = ({f: v[i : i + 1] for f, v in part.items()} for part in (lep1, lep2, met))
         for k, hyp in enumerate(hypotheses):
-            result = mem_log_weights(one_lep1, one_lep2, one_met, hyp, precision=precision, seed=event_seed,
-                                     sqrt_s=sqrt_s, transfer=transfer)
+            result = mem_log_weights(
+                one_lep1, one_lep2, one_met, hyp, precision=precision, seed=event_seed, sqrt_s=sqrt_s, transfer=transfer
+            )
             out[i, k] = result.log10_weight[0], result.log10_weight_err[0]
     return out
 
 
-def _integrate(candidates: ak.Array, hypotheses: Sequence[Hypothesis], *, precision: float, seed: int,
-               n_workers: int, use_sum_et: bool, sqrt_s: float) -> np.ndarray:
+def _integrate(
+    candidates: ak.Array,
+    hypotheses: Sequence[Hypothesis],
+    *,
+    precision: float,
+    seed: int,
+    n_workers: int,
+    use_sum_et: bool,
+    sqrt_s: float,
+) -> np.ndarray:
     """[n, hypotheses, 2] weights of *selected* candidates, every event seeded by :func:`integration_seeds`."""
     lep1, lep2, met = integration_inputs(candidates, use_sum_et)
     seeds = integration_seeds(lep1, lep2, met, seed)
@@ -158,17 +181,22 @@ def _integrate(candidates: ak.Array, hypotheses: Sequence[Hypothesis], *, precis
     if n_workers <= 1 or n <= 1:
         return _integrate_block((lep1, lep2, met, seeds, tuple(hypotheses), precision, sqrt_s, transfer))
     bounds = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(int)
-    jobs = [tuple({f: v[lo:hi] for f, v in part.items()} for part in (lep1, lep2, met))
-            + (seeds[lo:hi], tuple(hypotheses), precision, sqrt_s, transfer)
-            for lo, hi in itertools.pairwise(bounds) if hi > lo]
+    jobs = [
+        tuple({f: v[lo:hi] for f, v in part.items()} for part in (lep1, lep2, met))
+        + (seeds[lo:hi], tuple(hypotheses), precision, sqrt_s, transfer)
+        for lo, hi in itertools.pairwise(bounds)
+        if hi > lo
+    ]
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
         return np.concatenate(list(pool.map(_integrate_block, jobs)), axis=0)
 
 
 def _declared_record(events: Any, columns: InputColumns) -> ak.Array:
     """A plain record array of exactly the declared columns (the selection reads nothing else)."""
-    return ak.zip({name: ak.zip({f: events[name][f] for f in fields}) for name, fields in columns.items()
-                   if fields is not None}, depth_limit=1)
+    return ak.zip(
+        {name: ak.zip({f: events[name][f] for f in fields}) for name, fields in columns.items() if fields is not None},
+        depth_limit=1,
+    )
 
 
 class MEMReconstruction:
@@ -178,11 +206,24 @@ class MEMReconstruction:
     chunks; in dask mode the kernel runs on the workers and only the graph-building placeholder counts here).
     """
 
-    def __init__(self, methods: Sequence[str], columns: InputColumns, *, network: DeepMEMWrapper | None,
-                 hypotheses: Sequence[Hypothesis], signal: str, background: str, precision: float,
-                 max_integrated_events: int | None, seed: int, n_workers: int, use_sum_et: bool, sqrt_s: float,
-                 selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
-                 seconds: MutableMapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        methods: Sequence[str],
+        columns: InputColumns,
+        *,
+        network: DeepMEMWrapper | None,
+        hypotheses: Sequence[Hypothesis],
+        signal: str,
+        background: str,
+        precision: float,
+        max_integrated_events: int | None,
+        seed: int,
+        n_workers: int,
+        use_sum_et: bool,
+        sqrt_s: float,
+        selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
+        seconds: MutableMapping[str, float] | None = None,
+    ) -> None:
         self.methods = tuple(methods)
         self.columns = dict(columns)
         self.network = network
@@ -195,15 +236,26 @@ class MEMReconstruction:
 
     def _add_discriminant(self, fields: dict[str, np.ndarray], method: str, hypotheses: Sequence[str]) -> None:
         if self.signal in hypotheses and self.background in hypotheses:
-            fields[f"d_{method}"] = discriminant(fields[f"logw_{self.signal}_{method}"],
-                                                 fields[f"logw_{self.background}_{method}"])
+            fields[f"d_{method}"] = discriminant(
+                fields[f"logw_{self.signal}_{method}"], fields[f"logw_{self.background}_{method}"]
+            )
 
     def _integrated(self, sel: ak.Array, sel_index: np.ndarray, n: int) -> dict[str, np.ndarray]:
         k = len(sel_index) if self.max_integrated_events is None else min(len(sel_index), self.max_integrated_events)
         tic = time.perf_counter()
-        weights = (_integrate(sel[:k], self.hypotheses, precision=self.precision, seed=self.seed,
-                              n_workers=self.n_workers, use_sum_et=self.use_sum_et, sqrt_s=self.sqrt_s)
-                   if k else np.zeros((0, len(self.hypotheses), 2)))
+        weights = (
+            _integrate(
+                sel[:k],
+                self.hypotheses,
+                precision=self.precision,
+                seed=self.seed,
+                n_workers=self.n_workers,
+                use_sum_et=self.use_sum_et,
+                sqrt_s=self.sqrt_s,
+            )
+            if k
+            else np.zeros((0, len(self.hypotheses), 2))
+        )
         self.seconds["integrated"] = self.seconds.get("integrated", 0.0) + time.perf_counter() - tic
         fields: dict[str, np.ndarray] = {}
         for j, hyp in enumerate(self.hypotheses):
@@ -247,8 +299,9 @@ class MEMReconstruction:
         return ak.zip({COLUMN: ak.zip(fields, depth_limit=1)}, depth_limit=1)
 
 
-def mem_network(models: Mapping[str, Any] | None = None, device: str = "auto", *,
-                required: bool = True) -> DeepMEMWrapper | None:
+def mem_network(
+    models: Mapping[str, Any] | None = None, device: str = "auto", *, required: bool = True
+) -> DeepMEMWrapper | None:
     """The DeepMEM wrapper of ``models["network"]`` (shipped name, model directory or wrapper; default the shipped
     ``deepmem``). Without a shipped model and none given: None when not ``required``, else a ValueError."""
     models = dict(models or {})
@@ -283,13 +336,25 @@ def _methods(events: Any, methods: Sequence[str] | None, models: Mapping[str, An
     return tuple(dict.fromkeys(methods))
 
 
-def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag", hypotheses: Sequence[str | Hypothesis] | None = None,
-                signal: str = "zprime", background: str = "dy_sm", precision: float = 0.01,
-                max_integrated_events: int | None = 1000, seed: int = 0, n_workers: int = 1,
-                use_sum_et: bool = False, sqrt_s: float = DEFAULT_SQRT_S,
-                selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
-                timings: MutableMapping[str, float] | None = None) -> Any:
+def reconstruct(
+    events: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    hypotheses: Sequence[str | Hypothesis] | None = None,
+    signal: str = "zprime",
+    background: str = "dy_sm",
+    precision: float = 0.01,
+    max_integrated_events: int | None = 1000,
+    seed: int = 0,
+    n_workers: int = 1,
+    use_sum_et: bool = False,
+    sqrt_s: float = DEFAULT_SQRT_S,
+    selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
+    timings: MutableMapping[str, float] | None = None,
+) -> Any:
     """Return ``events`` with ``MEMReco`` appended (fields, units and inputs in the module docstring).
 
     Works on eager, virtual and dask-awkward NanoEvents (in dask mode nothing is computed: one ``map_partitions``
@@ -329,8 +394,20 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
         hypotheses = network.hypotheses if network is not None else (background, signal)
     hyps = tuple(load_hypothesis(h) for h in hypotheses) if "integrated" in chosen else ()
     columns = input_columns(events, chosen, use_sum_et=use_sum_et, selection=selection)
-    kernel = MEMReconstruction(chosen, columns, network=network, hypotheses=hyps, signal=signal,
-                               background=background, precision=precision,
-                               max_integrated_events=max_integrated_events, seed=seed, n_workers=n_workers,
-                               use_sum_et=use_sum_et, sqrt_s=sqrt_s, selection=selection, seconds=timings)
+    kernel = MEMReconstruction(
+        chosen,
+        columns,
+        network=network,
+        hypotheses=hyps,
+        signal=signal,
+        background=background,
+        precision=precision,
+        max_integrated_events=max_integrated_events,
+        seed=seed,
+        n_workers=n_workers,
+        use_sum_et=use_sum_et,
+        sqrt_s=sqrt_s,
+        selection=selection,
+        seconds=timings,
+    )
     return reconstruct_columns(events, kernel, columns, task="MEM", on_invalid=on_invalid)

@@ -65,8 +65,9 @@ FULL_PHASE_SPACE = FiducialRegion(0.0, math.inf, 50.0, 1000.0)
 """No lepton cuts, 50 < m_ℓℓ < 1000 GeV (change the window with ``dataclasses.replace``)."""
 
 
-def parton_luminosities(pdf: PartonDensity, x1: np.ndarray, x2: np.ndarray, q2: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def parton_luminosities(
+    pdf: PartonDensity, x1: np.ndarray, x2: np.ndarray, q2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Number-density products per quark flavour (shape ``x1.shape + (5,)``, flavours d u s c b).
 
     Returns:
@@ -96,8 +97,15 @@ def _gauss_legendre(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (0.5 * (b - a) * t + 0.5 * (a + b)).ravel(), (0.5 * (b - a) * w).ravel()
 
 
-def _cross_section_gev2(hypothesis: Hypothesis, region: FiducialRegion, lepton: int, sqrt_s: float,
-                        pdf: PartonDensity, n_mass: int = 12, n_y: int = 24) -> float:
+def _cross_section_gev2(
+    hypothesis: Hypothesis,
+    region: FiducialRegion,
+    lepton: int,
+    sqrt_s: float,
+    pdf: PartonDensity,
+    n_mass: int = 12,
+    n_y: int = 24,
+) -> float:
     s = sqrt_s**2
     m, wm = _gauss_legendre(_mass_breakpoints(region, hypothesis.resonances), n_mass)
     c_pt = np.sqrt(np.clip(1.0 - 4.0 * region.lepton_pt_min**2 / m**2, 0.0, 1.0))  # (nm,)
@@ -125,15 +133,23 @@ def _cross_section_gev2(hypothesis: Hypothesis, region: FiducialRegion, lepton: 
 
 
 @functools.lru_cache(maxsize=64)
-def fiducial_cross_section_gev2(hypothesis: Hypothesis, region: FiducialRegion, lepton: int = PDG["mu"],
-                                sqrt_s: float = 13600.0) -> float:
+def fiducial_cross_section_gev2(
+    hypothesis: Hypothesis, region: FiducialRegion, lepton: int = PDG["mu"], sqrt_s: float = 13600.0
+) -> float:
     """σ(pp → ℓ⁺ℓ⁻) of ``hypothesis`` in ``region`` (GeV⁻²), with the hypothesis's PDF; cached per process."""
     return _cross_section_gev2(hypothesis, region, abs(lepton), sqrt_s, load_pdf(hypothesis.pdf))
 
 
-def hadronic_cross_section(hypothesis: Hypothesis, region: FiducialRegion = FULL_PHASE_SPACE, *,
-                           lepton: int = PDG["mu"], sqrt_s: float = 13600.0, pdf: PartonDensity | None = None,
-                           n_mass: int = 12, n_y: int = 24) -> float:
+def hadronic_cross_section(
+    hypothesis: Hypothesis,
+    region: FiducialRegion = FULL_PHASE_SPACE,
+    *,
+    lepton: int = PDG["mu"],
+    sqrt_s: float = 13600.0,
+    pdf: PartonDensity | None = None,
+    n_mass: int = 12,
+    n_y: int = 24,
+) -> float:
     """LO σ(pp → γ*/Z/… → ℓ⁺ℓ⁻) in pb, in ``region`` (default: no lepton cuts, 50 < m_ℓℓ < 1000 GeV).
 
     Args:

@@ -66,12 +66,32 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "FLAVOUR_NAME", "INPUT_NAMES", "DeepMEM", "DeepMEMConfig", "deepmem_features", "input_names",
-           "output_name"]
+__all__ = [
+    "ACTIVATIONS",
+    "FLAVOUR_NAME",
+    "INPUT_NAMES",
+    "DeepMEM",
+    "DeepMEMConfig",
+    "deepmem_features",
+    "input_names",
+    "output_name",
+]
 
 INPUT_NAMES: tuple[str, ...] = (
-    "lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi",
-    "jet1_pt", "jet1_eta", "jet1_phi", "jet2_pt", "jet2_eta", "jet2_phi", "met_pt", "met_phi",
+    "lep1_pt",
+    "lep1_eta",
+    "lep1_phi",
+    "lep2_pt",
+    "lep2_eta",
+    "lep2_phi",
+    "jet1_pt",
+    "jet1_eta",
+    "jet1_phi",
+    "jet2_pt",
+    "jet2_eta",
+    "jet2_phi",
+    "met_pt",
+    "met_phi",
 )
 """The 14 DeepMEM inputs, in column order (GeV, rad)."""
 FLAVOUR_NAME = "lep_is_electron"
@@ -143,8 +163,9 @@ class DeepMEMConfig:
             raise ValueError(f"hidden must be ≥ 1 and blocks ≥ 0, got hidden={self.hidden}, blocks={self.blocks}")
         if (self.mirror or self.met_components) and not self.phi_relative:
             raise ValueError("mirror and met_components need phi_relative")
-        if self.met_sigma is not None and not (self.met_components and math.isfinite(self.met_sigma)
-                                               and self.met_sigma > 0):
+        if self.met_sigma is not None and not (
+            self.met_components and math.isfinite(self.met_sigma) and self.met_sigma > 0
+        ):
             raise ValueError("met_sigma must be a positive number of GeV and needs met_components")
         for name, size in (("muon_resolution", 4), ("electron_resolution", 3)):
             value = getattr(self, name)
@@ -168,8 +189,12 @@ class DeepMEMConfig:
     @property
     def n_features(self) -> int:
         """Width of the network input after the transforms."""
-        return (self.n_inputs + (_N_DILEPTON if self.dilepton_features else 0) + (_N_MET if self.met_components else 0)
-                + (_N_RESOLUTION if self.muon_resolution is not None else 0))
+        return (
+            self.n_inputs
+            + (_N_DILEPTON if self.dilepton_features else 0)
+            + (_N_MET if self.met_components else 0)
+            + (_N_RESOLUTION if self.muon_resolution is not None else 0)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready keyword arguments of :class:`DeepMEM`."""
@@ -235,12 +260,14 @@ class DeepMEM(nn.Module):
         """Raw inputs [B, 14|15] → network inputs [B, F] before standardisation (steps 1–3 of the module docstring)."""
         names = input_names(self.config.flavour_input)
         if features.dim() != 2 or features.shape[1] != len(names):
-            raise ValueError(f"DeepMEM expects features [B, {len(names)}] ({', '.join(names)}), "
-                             f"got shape {tuple(features.shape)}")
+            raise ValueError(
+                f"DeepMEM expects features [B, {len(names)}] ({', '.join(names)}), got shape {tuple(features.shape)}"
+            )
         cols = list(features.unbind(1))
         if self.config.eta_flip:
-            pz = cols[0] * (torch.exp(cols[1]) - torch.exp(-cols[1])) + cols[3] * (torch.exp(cols[4])
-                                                                                  - torch.exp(-cols[4]))
+            pz = cols[0] * (torch.exp(cols[1]) - torch.exp(-cols[1])) + cols[3] * (
+                torch.exp(cols[4]) - torch.exp(-cols[4])
+            )
             sign = torch.where(pz < 0, -torch.ones_like(pz), torch.ones_like(pz))
             for c in _ETA:
                 cols[c] = cols[c] * sign
@@ -323,14 +350,16 @@ class DeepMEM(nn.Module):
         chi2 = (syy * mx * mx - 2 * sxy * mx * my + sxx * my * my) / det
         return (0.5 * math.log10(math.e) * chi2 + math.log10(2 * math.pi) + 0.5 * torch.log10(det))[:, None]
 
-    def _lepton_sigma(self, pt_col: torch.Tensor, eta: torch.Tensor, is_electron: torch.Tensor, log: bool = True
-                      ) -> torch.Tensor:
+    def _lepton_sigma(
+        self, pt_col: torch.Tensor, eta: torch.Tensor, is_electron: torch.Tensor, log: bool = True
+    ) -> torch.Tensor:
         """σ(p_T) in GeV of the leptons; ``pt_col`` is log p_T when ``log`` and the model has ``log_pt``."""
         pt = torch.exp(pt_col) if (log and self.config.log_pt) else pt_col
         a, b, k, eta_k = self.config.muon_resolution  # type: ignore[misc]
         stochastic, constant, noise = self.config.electron_resolution  # type: ignore[misc]
         muon = torch.where(eta.abs() > eta_k, k * torch.ones_like(pt), torch.ones_like(pt)) * torch.sqrt(
-            (a * pt) ** 2 + b * b)
+            (a * pt) ** 2 + b * b
+        )
         energy = (pt * 0.5 * (torch.exp(eta) + torch.exp(-eta))).clamp(min=1e-6)
         electron = torch.sqrt(stochastic**2 / energy + constant**2 + (noise / energy) ** 2)
         return pt * torch.where(is_electron, electron, muon)
@@ -345,8 +374,9 @@ class DeepMEM(nn.Module):
         return {output_name(h): out[:, k] for k, h in enumerate(self.hypotheses)}
 
 
-def _dilepton(pt1: torch.Tensor, eta1: torch.Tensor, phi1: torch.Tensor, pt2: torch.Tensor, eta2: torch.Tensor,
-              phi2: torch.Tensor) -> list[torch.Tensor]:
+def _dilepton(
+    pt1: torch.Tensor, eta1: torch.Tensor, phi1: torch.Tensor, pt2: torch.Tensor, eta2: torch.Tensor, phi2: torch.Tensor
+) -> list[torch.Tensor]:
     """log m_ℓℓ, y_ℓℓ, log pT_ℓℓ (GeV) of two massless leptons (exp instead of sinh/cosh: ONNX-friendly)."""
     px = pt1 * torch.cos(phi1) + pt2 * torch.cos(phi2)
     py = pt1 * torch.sin(phi1) + pt2 * torch.sin(phi2)
@@ -355,8 +385,11 @@ def _dilepton(pt1: torch.Tensor, eta1: torch.Tensor, phi1: torch.Tensor, pt2: to
     minus = pt1 * e1m + pt2 * e2m  # E − pz
     cosh_deta = 0.5 * (e1p * e2m + e1m * e2p)
     m2 = 2 * pt1 * pt2 * (cosh_deta - torch.cos(phi1 - phi2))
-    return [0.5 * torch.log(m2.clamp(min=1e-6)), 0.5 * torch.log(plus.clamp(min=1e-6) / minus.clamp(min=1e-6)),
-            0.5 * torch.log((px * px + py * py).clamp(min=1e-6))]
+    return [
+        0.5 * torch.log(m2.clamp(min=1e-6)),
+        0.5 * torch.log(plus.clamp(min=1e-6) / minus.clamp(min=1e-6)),
+        0.5 * torch.log((px * px + py * py).clamp(min=1e-6)),
+    ]
 
 
 # ---- feature construction (numpy) ------------------------------------------------------------------------
@@ -387,13 +420,19 @@ def _leading_two_jets(jets: Mapping[str, Any], n: int) -> np.ndarray:
 
         arr = {f: ak.Array(jets[f]) for f in ("pt", "eta", "phi")}
         order = ak.argsort(arr["pt"], axis=1, ascending=False)[:, :2]
-        pt, eta, phi = (np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(arr[f][order], 2, axis=1, clip=True), 0.0)),
-                                   dtype=np.float64) for f in ("pt", "eta", "phi"))
+        pt, eta, phi = (
+            np.asarray(
+                ak.to_numpy(ak.fill_none(ak.pad_none(arr[f][order], 2, axis=1, clip=True), 0.0)), dtype=np.float64
+            )
+            for f in ("pt", "eta", "phi")
+        )
     if pt.ndim == 1:
         pt, eta, phi = pt[:, None], eta[:, None], phi[:, None]
     if not (pt.ndim == 2 and pt.shape == eta.shape == phi.shape and pt.shape[0] == n):
-        raise ValueError(f"jets pt/eta/phi must be [N, k] with N = {n} (k ≥ 0 jets, padded), "
-                         f"got {pt.shape}, {eta.shape}, {phi.shape}")
+        raise ValueError(
+            f"jets pt/eta/phi must be [N, k] with N = {n} (k ≥ 0 jets, padded), "
+            f"got {pt.shape}, {eta.shape}, {phi.shape}"
+        )
     present = np.isfinite(pt) & (pt > 0)
     if (~np.isfinite(eta[present])).any() or (~np.isfinite(phi[present])).any():
         raise ValueError("jets: a jet with pT > 0 has a non-finite η or φ")
@@ -408,8 +447,14 @@ def _leading_two_jets(jets: Mapping[str, Any], n: int) -> np.ndarray:
     return out
 
 
-def deepmem_features(lep1: Mapping[str, Any], lep2: Mapping[str, Any], jets: Mapping[str, Any],
-                     met: Mapping[str, Any], *, flavour: bool = False) -> np.ndarray:
+def deepmem_features(
+    lep1: Mapping[str, Any],
+    lep2: Mapping[str, Any],
+    jets: Mapping[str, Any],
+    met: Mapping[str, Any],
+    *,
+    flavour: bool = False,
+) -> np.ndarray:
     """The 14 DeepMEM inputs [N, 14] (float32, columns :data:`INPUT_NAMES`; GeV, rad) of N events.
 
     With ``flavour`` a 15th column :data:`FLAVOUR_NAME` (1.0 e⁺e⁻, 0.0 μ⁺μ⁻) is appended, read from ``lep1``'s
@@ -434,8 +479,11 @@ def deepmem_features(lep1: Mapping[str, Any], lep2: Mapping[str, Any], jets: Map
         columns += [_column(rec, f, what) for f in ("pt", "eta", "phi")]
     met_cols = [_column(met, f, "met") for f in ("pt", "phi")]
     n = len(columns[0]) if columns[0].ndim == 1 else -1
-    for name, col in zip(("lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi", "met_pt", "met_phi"),
-                         columns + met_cols, strict=True):
+    for name, col in zip(
+        ("lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi", "met_pt", "met_phi"),
+        columns + met_cols,
+        strict=True,
+    ):
         if col.ndim != 1 or len(col) != n:
             raise ValueError(f"{name} must be a 1-D array of the same length as lep1_pt ({n}), got shape {col.shape}")
         if not np.isfinite(col).all():

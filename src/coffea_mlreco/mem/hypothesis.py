@@ -46,8 +46,15 @@ import yaml
 
 from coffea_mlreco.core.constants import ALPHA_EM_MZ, FERMION_CHARGE, FERMION_WEAK_ISOSPIN, M_Z, SIN2_THETA_W, W_Z
 
-__all__ = ["FERMIONS", "Hypothesis", "Mediator", "hypothesis_from_dict", "load_hypothesis", "shipped_hypotheses",
-           "standard_model_z_couplings"]
+__all__ = [
+    "FERMIONS",
+    "Hypothesis",
+    "Mediator",
+    "hypothesis_from_dict",
+    "load_hypothesis",
+    "shipped_hypotheses",
+    "standard_model_z_couplings",
+]
 
 FERMIONS: tuple[int, ...] = (1, 2, 3, 4, 5, 11, 13)
 """PDG ids (particles) indexing a mediator's coupling tuples: d u s c b e μ."""
@@ -140,8 +147,9 @@ def _number(value: Any, where: str, source: str, *, positive: bool = False) -> f
     return float(value)
 
 
-def _vector_couplings(spec: Any, where: str, source: str, sm: tuple[tuple[float, ...], tuple[float, ...]]
-                      ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _vector_couplings(
+    spec: Any, where: str, source: str, sm: tuple[tuple[float, ...], tuple[float, ...]]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if not isinstance(spec, dict):
         raise _fail(source, f"{where}: couplings must be a mapping")
     if "preset" in spec:
@@ -160,11 +168,14 @@ def _vector_couplings(spec: Any, where: str, source: str, sm: tuple[tuple[float,
             gv, ga = (_number(c[k], f"{where}.{cls}.{k}", source) for k in ("vector", "axial"))
             by_class[cls] = (gv + ga, gv - ga)
         elif set(c) == {"left", "right"}:
-            by_class[cls] = (_number(c["left"], f"{where}.{cls}.left", source),
-                             _number(c["right"], f"{where}.{cls}.right", source))
+            by_class[cls] = (
+                _number(c["left"], f"{where}.{cls}.left", source),
+                _number(c["right"], f"{where}.{cls}.right", source),
+            )
         else:
-            raise _fail(source, f"{where}.{cls} must have exactly {{vector, axial}} or {{left, right}}, "
-                                f"not {sorted(c)}")
+            raise _fail(
+                source, f"{where}.{cls} must have exactly {{vector, axial}} or {{left, right}}, not {sorted(c)}"
+            )
     return (tuple(by_class[_CLASS[f]][0] for f in FERMIONS), tuple(by_class[_CLASS[f]][1] for f in FERMIONS))
 
 
@@ -239,8 +250,16 @@ def hypothesis_from_dict(spec: Any, source: str = "<dict>") -> Hypothesis:
     parsed = tuple(_mediator(m, alpha_em, sin2, source) for m in mediators)
     if len({m.name for m in parsed}) != len(parsed):
         raise _fail(source, "mediator names must be unique")
-    return Hypothesis(str(spec["name"]), str(spec.get("description", "")), parsed, interference,
-                      str(spec.get("pdf", "NNPDF31_lo_as_0118")), alpha_em, sin2, source)
+    return Hypothesis(
+        str(spec["name"]),
+        str(spec.get("description", "")),
+        parsed,
+        interference,
+        str(spec.get("pdf", "NNPDF31_lo_as_0118")),
+        alpha_em,
+        sin2,
+        source,
+    )
 
 
 def load_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
@@ -255,6 +274,7 @@ def load_hypothesis(name_or_path: str | Path | Hypothesis) -> Hypothesis:
     if not path.suffix:
         path = _hypothesis_dir() / f"{name_or_path}.yaml"
         if not path.exists():
-            raise ValueError(f"no shipped MEM hypothesis {str(name_or_path)!r}; "
-                             f"shipped: {', '.join(shipped_hypotheses())}")
+            raise ValueError(
+                f"no shipped MEM hypothesis {str(name_or_path)!r}; shipped: {', '.join(shipped_hypotheses())}"
+            )
     return hypothesis_from_dict(yaml.safe_load(path.read_text()), str(path))

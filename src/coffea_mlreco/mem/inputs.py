@@ -85,14 +85,22 @@ DEFAULT_DILEPTON_SELECTION = DileptonSelection()
 
 def required_branches() -> tuple[str, ...]:
     """Branches :func:`dilepton_candidates` cannot run without (isolation and ID are used when present)."""
-    return (*(f"{c}_{f}" for c in ("Electron", "Muon") for f in _KINEMATICS), "Jet_pt", "Jet_eta", "Jet_phi",
-            "MET_pt", "MET_phi")
+    return (
+        *(f"{c}_{f}" for c in ("Electron", "Muon") for f in _KINEMATICS),
+        "Jet_pt",
+        "Jet_eta",
+        "Jet_phi",
+        "MET_pt",
+        "MET_phi",
+    )
 
 
 def _collection(events: Any, name: str, fields: tuple[str, ...]) -> Any:
     if name not in ak.fields(events):
-        raise ValueError(f"MEM inputs need the {name} collection (branches {', '.join(f'{name}_{f}' for f in fields)}"
-                         "); the file has none")
+        raise ValueError(
+            f"MEM inputs need the {name} collection (branches {', '.join(f'{name}_{f}' for f in fields)}"
+            "); the file has none"
+        )
     coll = events[name]
     missing = [f"{name}_{f}" for f in fields if f not in ak.fields(coll)]
     if missing:
@@ -104,8 +112,9 @@ def _f64(array: Any) -> Any:
     return ak.without_parameters(ak.values_astype(array, np.float64))
 
 
-def _leptons(events: Any, name: str, pdg: int, iso: str, iso_max: float, ids: tuple[str, ...],
-             cuts: DileptonSelection) -> ak.Array:
+def _leptons(
+    events: Any, name: str, pdg: int, iso: str, iso_max: float, ids: tuple[str, ...], cuts: DileptonSelection
+) -> ak.Array:
     coll = _collection(events, name, _KINEMATICS)
     fields = ak.fields(coll)
     mask = (coll.pt > cuts.lepton_pt_min) & (abs(coll.eta) < cuts.lepton_abs_eta_max)
@@ -167,11 +176,15 @@ def dilepton_candidates(events: Any, cuts: DileptonSelection = DEFAULT_DILEPTON_
     jets_coll = _collection(events, "Jet", _JET_FIELDS)
     groups = []
     if 11 in cuts.flavours:
-        groups.append(_best_pair(_leptons(events, "Electron", 11, "pfRelIso03_all", cuts.electron_iso_max,
-                                          cuts.electron_id, cuts), cuts))
+        groups.append(
+            _best_pair(
+                _leptons(events, "Electron", 11, "pfRelIso03_all", cuts.electron_iso_max, cuts.electron_id, cuts), cuts
+            )
+        )
     if 13 in cuts.flavours:
-        groups.append(_best_pair(_leptons(events, "Muon", 13, "pfRelIso04_all", cuts.muon_iso_max,
-                                          cuts.muon_id, cuts), cuts))
+        groups.append(
+            _best_pair(_leptons(events, "Muon", 13, "pfRelIso04_all", cuts.muon_iso_max, cuts.muon_id, cuts), cuts)
+        )
     candidates = ak.concatenate(groups, axis=1) if len(groups) > 1 else groups[0]
     best = ak.firsts(candidates[ak.argmax(candidates.a.pt + candidates.b.pt, axis=1, keepdims=True)], axis=1)
     a_leads = best.a.pt >= best.b.pt
@@ -193,17 +206,27 @@ def dilepton_candidates(events: Any, cuts: DileptonSelection = DEFAULT_DILEPTON_
     met = {"pt": _f64(met_coll.pt), "phi": _f64(met_coll.phi)}
     if "sumEt" in ak.fields(met_coll):
         met["sumEt"] = _f64(met_coll.sumEt)
-    return ak.zip({"lep1": _lepton_column(lep1, selected), "lep2": _lepton_column(lep2, selected), "jets": jets,
-                   "met": ak.zip(met), "mll": mll, "flavour": ak.values_astype(flavour, np.int64),
-                   "selected": selected}, depth_limit=1)
+    return ak.zip(
+        {
+            "lep1": _lepton_column(lep1, selected),
+            "lep2": _lepton_column(lep2, selected),
+            "jets": jets,
+            "met": ak.zip(met),
+            "mll": mll,
+            "flavour": ak.values_astype(flavour, np.int64),
+            "selected": selected,
+        },
+        depth_limit=1,
+    )
 
 
 def _numpy(array: Any, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(ak.to_numpy(array), dtype=dtype)
 
 
-def integration_inputs(candidates: ak.Array, use_sum_et: bool = False
-                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def integration_inputs(
+    candidates: ak.Array, use_sum_et: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(lep1, lep2, met)`` numpy dicts for :func:`coffea_mlreco.mem.mem_log_weights` from *selected* candidates.
 
     ``met`` holds ``pt`` and ``phi``, and ``sumEt`` only with ``use_sum_et``: by default the recoil resolution is
@@ -216,8 +239,13 @@ def integration_inputs(candidates: ak.Array, use_sum_et: bool = False
     """
     if len(candidates) and not bool(ak.all(candidates.selected)):
         raise ValueError("integration_inputs needs selected candidates only (candidates[candidates.selected])")
-    leps = tuple({f: _numpy(candidates[lep][f], np.int64 if f == "pdgId" else np.float64)
-                  for f in ("pt", "eta", "phi", "mass", "pdgId")} for lep in ("lep1", "lep2"))
+    leps = tuple(
+        {
+            f: _numpy(candidates[lep][f], np.int64 if f == "pdgId" else np.float64)
+            for f in ("pt", "eta", "phi", "mass", "pdgId")
+        }
+        for lep in ("lep1", "lep2")
+    )
     fields = ("pt", "phi", "sumEt") if use_sum_et else ("pt", "phi")
     if use_sum_et and "sumEt" not in ak.fields(candidates.met):
         raise ValueError("use_sum_et needs the MET_sumEt branch, absent from the file")
@@ -225,8 +253,9 @@ def integration_inputs(candidates: ak.Array, use_sum_et: bool = False
     return leps[0], leps[1], met
 
 
-def charge_ordered(lep1: dict[str, np.ndarray], lep2: dict[str, np.ndarray]
-                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def charge_ordered(
+    lep1: dict[str, np.ndarray], lep2: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The two leptons as (ℓ⁻, ℓ⁺): the order of the DeepMEM inputs and of the MEM weight tables.
 
     The weight depends on which lepton is the ℓ⁻ (cos θ* changes sign with the charges: the forward-backward
@@ -248,6 +277,5 @@ def network_features(candidates: ak.Array, flavour: bool = False) -> np.ndarray:
     lep1, lep2, met = integration_inputs(candidates)
     lep1, lep2 = charge_ordered(lep1, lep2)
     jets = candidates.jets
-    padded = {f: _numpy(ak.fill_none(ak.pad_none(jets[f], 2, axis=1, clip=True), 0.0), np.float64)
-              for f in _JET_FIELDS}
+    padded = {f: _numpy(ak.fill_none(ak.pad_none(jets[f], 2, axis=1, clip=True), 0.0), np.float64) for f in _JET_FIELDS}
     return deepmem_features(lep1, lep2, padded, met, flavour=flavour)

@@ -120,8 +120,15 @@ _PT_TRUE_MIN, _PT_TRUE_MAX = 0.05, 20.0
 class _Integrand:
     """The batch integrand of one event over the unit square (true p_a, p_b via the resolution proposal)."""
 
-    def __init__(self, event: _Event, me: MatrixElement, pdf: PartonDensity, tf: TransferFunctions,
-                 sqrt_s: float, sigma_fid: float) -> None:
+    def __init__(
+        self,
+        event: _Event,
+        me: MatrixElement,
+        pdf: PartonDensity,
+        tf: TransferFunctions,
+        sqrt_s: float,
+        sigma_fid: float,
+    ) -> None:
         self.e, self.me, self.pdf, self.tf, self.sqrt_s = event, me, pdf, tf, sqrt_s
         self.norm = 1.0 / sigma_fid
         self.n_calls = 0
@@ -193,9 +200,16 @@ def _combine(means: list[float], variances: list[float]) -> tuple[float, float, 
     return mean, err, chi2
 
 
-def _event_weight(event: _Event, hypothesis: Hypothesis, tf: TransferFunctions, sigma_fid: float,
-                  settings: IntegrationSettings, seed: int, index: int, sqrt_s: float,
-                  ) -> tuple[float, float, float, bool, int, float]:
+def _event_weight(
+    event: _Event,
+    hypothesis: Hypothesis,
+    tf: TransferFunctions,
+    sigma_fid: float,
+    settings: IntegrationSettings,
+    seed: int,
+    index: int,
+    sqrt_s: float,
+) -> tuple[float, float, float, bool, int, float]:
     """Integrate one event: (log10 P, its error, relative precision, converged, n_evals, χ²/dof)."""
     rng = np.random.default_rng([seed, index])
     f = _Integrand(event, MatrixElement(hypothesis), load_pdf(hypothesis.pdf), tf, sqrt_s, sigma_fid)
@@ -258,30 +272,51 @@ def _events(lep1: Any, lep2: Any, met: Any, tf: TransferFunctions) -> list[_Even
     bad = (id1 != -id2) | ~np.isin(np.abs(id1), (11, 13))
     if np.any(bad):
         k = np.flatnonzero(bad)[0]
-        raise ValueError(f"events {_first(bad)}: the leptons are not an opposite-sign e+e- or mu+mu- pair "
-                         f"(e.g. pdgId {id1[k]}, {id2[k]})")
+        raise ValueError(
+            f"events {_first(bad)}: the leptons are not an opposite-sign e+e- or mu+mu- pair "
+            f"(e.g. pdgId {id1[k]}, {id2[k]})"
+        )
     met_sigma = tf.met.sigma(sum_et, n)
     events = []
     for i in range(n):
         # PDG: 11/13 are the negatively charged leptons; put the ℓ⁻ first
         a, b = ("lep1", "lep2") if id1[i] > 0 else ("lep2", "lep1")
-        events.append(_Event(
-            (float(cols[a]["pt"][i]), float(cols[b]["pt"][i])), (float(cols[a]["eta"][i]), float(cols[b]["eta"][i])),
-            (float(cols[a]["phi"][i]), float(cols[b]["phi"][i])), int(abs(id1[i])),
-            (float(met_pt[i] * math.cos(met_phi[i])), float(met_pt[i] * math.sin(met_phi[i]))), float(met_sigma[i])))
+        events.append(
+            _Event(
+                (float(cols[a]["pt"][i]), float(cols[b]["pt"][i])),
+                (float(cols[a]["eta"][i]), float(cols[b]["eta"][i])),
+                (float(cols[a]["phi"][i]), float(cols[b]["phi"][i])),
+                int(abs(id1[i])),
+                (float(met_pt[i] * math.cos(met_phi[i])), float(met_pt[i] * math.sin(met_phi[i]))),
+                float(met_sigma[i]),
+            )
+        )
     return events
 
 
 def _integrate_chunk(args: tuple) -> list[tuple[float, float, float, bool, int, float]]:
     events, indices, hypothesis, tf, sigma_fid, settings, seed, sqrt_s = args
-    return [_event_weight(ev, hypothesis, tf, sigma_fid[ev.lepton], settings, seed, int(i), sqrt_s)
-            for ev, i in zip(events, indices, strict=True)]
+    return [
+        _event_weight(ev, hypothesis, tf, sigma_fid[ev.lepton], settings, seed, int(i), sqrt_s)
+        for ev, i in zip(events, indices, strict=True)
+    ]
 
 
-def mem_log_weights(lep1: Any, lep2: Any, met: Any, hypothesis: str | Path | Hypothesis, *,
-                    precision: float = 0.01, seed: int = 0, n_workers: int = 1, max_evals: int = 200_000,
-                    transfer: TransferFunctions | None = None, fiducial: FiducialRegion | None = None,
-                    sqrt_s: float = 13600.0, settings: IntegrationSettings | None = None) -> MEMResult:
+def mem_log_weights(
+    lep1: Any,
+    lep2: Any,
+    met: Any,
+    hypothesis: str | Path | Hypothesis,
+    *,
+    precision: float = 0.01,
+    seed: int = 0,
+    n_workers: int = 1,
+    max_evals: int = 200_000,
+    transfer: TransferFunctions | None = None,
+    fiducial: FiducialRegion | None = None,
+    sqrt_s: float = 13600.0,
+    settings: IntegrationSettings | None = None,
+) -> MEMResult:
     """MEM weights log₁₀ P(y|α) of dilepton events under one hypothesis (module docstring: definition, units).
 
     Args:
@@ -319,14 +354,20 @@ def mem_log_weights(lep1: Any, lep2: Any, met: Any, hypothesis: str | Path | Hyp
     else:
         n_chunks = min(n, 4 * n_workers)
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-        jobs = [(events[lo:hi], np.arange(lo, hi), hyp, tf, sigma_fid, cfg, seed, sqrt_s)
-                for lo, hi in itertools.pairwise(bounds) if hi > lo]
+        jobs = [
+            (events[lo:hi], np.arange(lo, hi), hyp, tf, sigma_fid, cfg, seed, sqrt_s)
+            for lo, hi in itertools.pairwise(bounds)
+            if hi > lo
+        ]
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
             rows = [row for chunk in pool.map(_integrate_chunk, jobs) for row in chunk]
     table = np.array([r[:3] for r in rows], dtype=float).reshape(n, 3)
     return MEMResult(
-        log10_weight=table[:, 0], log10_weight_err=table[:, 1], rel_precision=table[:, 2],
-        converged=np.array([r[3] for r in rows], dtype=bool), n_evals=np.array([r[4] for r in rows], dtype=np.int64),
+        log10_weight=table[:, 0],
+        log10_weight_err=table[:, 1],
+        rel_precision=table[:, 2],
+        converged=np.array([r[3] for r in rows], dtype=bool),
+        n_evals=np.array([r[4] for r in rows], dtype=np.int64),
         chi2_dof=np.array([r[5] for r in rows], dtype=float),
         sigma_fid_pb=np.array([GEV2_TO_PB * sigma_fid[ev.lepton] for ev in events]),
     )

@@ -122,8 +122,9 @@ class MatrixElement:
         return a, b, cc
 
 
-def squared_matrix_element(hypothesis: Hypothesis, quark: int, lepton: int, s_hat: np.ndarray,
-                           cos_theta: np.ndarray) -> np.ndarray:
+def squared_matrix_element(
+    hypothesis: Hypothesis, quark: int, lepton: int, s_hat: np.ndarray, cos_theta: np.ndarray
+) -> np.ndarray:
     """Spin- and colour-averaged |M̄|² (dimensionless) of q q̄ → ℓ⁻ℓ⁺.
 
     Args:

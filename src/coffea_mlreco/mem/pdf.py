@@ -66,8 +66,9 @@ def pdf_data_dir() -> Path:
     for path in candidates:
         if path.is_dir():
             return path
-    raise FileNotFoundError(f"no Pythia 8 pdfdata directory among {[str(c) for c in candidates]}; "
-                            "install pythia8mc or set PYTHIA8DATA")
+    raise FileNotFoundError(
+        f"no Pythia 8 pdfdata directory among {[str(c) for c in candidates]}; install pythia8mc or set PYTHIA8DATA"
+    )
 
 
 Interpolation = Literal["lagrange", "logbicubic"]
@@ -100,8 +101,7 @@ def _x_cubic_coefficients(values: np.ndarray, logx: np.ndarray) -> np.ndarray:
     h = np.diff(logx)[None, :, None]
     v0, v1 = values[:, :-1], values[:, 1:]
     m0, m1 = deriv[:, :-1] * h, deriv[:, 1:] * h
-    return np.ascontiguousarray(
-        np.stack([v0, m0, -3 * v0 - 2 * m0 + 3 * v1 - m1, 2 * v0 + m0 - 2 * v1 + m1], axis=2))
+    return np.ascontiguousarray(np.stack([v0, m0, -3 * v0 - 2 * m0 + 3 * v1 - m1, 2 * v0 + m0 - 2 * v1 + m1], axis=2))
 
 
 def _parse_lhagrid1(path: Path) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], tuple[int, ...]]:
@@ -149,8 +149,13 @@ class PartonDensity:
     for the gluon as in LHAPDF). Flavours absent from the grid (e.g. the top) have x·f = 0.
     """
 
-    def __init__(self, path: str | Path, name: str | None = None, interpolation: Interpolation = "lagrange",
-                 clip_negative: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        interpolation: Interpolation = "lagrange",
+        clip_negative: bool = True,
+    ) -> None:
         if interpolation not in ("lagrange", "logbicubic"):
             raise ValueError(f"unknown PDF interpolation {interpolation!r}; choose 'lagrange' or 'logbicubic'")
         self.path = Path(path)
@@ -177,8 +182,10 @@ class PartonDensity:
         self._pid_column[0] = self._pid_column[21]
 
     def __repr__(self) -> str:
-        return (f"PartonDensity({self.name!r}, {self.interpolation}, x ∈ [{self.x_min:g}, {self.x_max:g}], "
-                f"Q² ∈ [{self.q2_min:g}, {self.q2_max:g}] GeV²)")
+        return (
+            f"PartonDensity({self.name!r}, {self.interpolation}, x ∈ [{self.x_min:g}, {self.x_max:g}], "
+            f"Q² ∈ [{self.q2_min:g}, {self.q2_max:g}] GeV²)"
+        )
 
     def __reduce__(self) -> tuple[object, tuple[str, str, str, bool]]:
         # process-pool workers re-read the file (~0.05 s) instead of receiving the arrays
@@ -241,8 +248,15 @@ def _lagrange4(nodes: np.ndarray, first: int, npoints: int, value: float, out: n
 
 
 @numba.njit(cache=True)
-def _lagrange_kernel(knots_logx: np.ndarray, knots_logq2: np.ndarray, values: np.ndarray, logx: np.ndarray,
-                     logq2: np.ndarray, first_row: int, out: np.ndarray) -> None:  # pragma: no cover
+def _lagrange_kernel(
+    knots_logx: np.ndarray,
+    knots_logq2: np.ndarray,
+    values: np.ndarray,
+    logx: np.ndarray,
+    logq2: np.ndarray,
+    first_row: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover
     """4-point Lagrange in ln x then ln Q² on one subgrid (rows ``first_row`` … of ``values``), per point."""
     nx, nq, nf = knots_logx.size, knots_logq2.size, values.shape[2]
     nqp = 4 if nq >= 4 else 2
@@ -293,13 +307,13 @@ def _logbicubic(sub: _Subgrid, knots_logx: np.ndarray, logx: np.ndarray, logq2: 
         d_hi = np.where(has_right[:, None], 0.5 * (s0 + s_right), s0)
     u = ((logq2 - lq[iq]) / h0[:, 0])[:, None]
     u2, u3 = u * u, u * u * u
-    return ((2 * u3 - 3 * u2 + 1) * lo + (u3 - 2 * u2 + u) * h0 * d_lo
-            + (-2 * u3 + 3 * u2) * hi + (u3 - u2) * h0 * d_hi)
+    return (2 * u3 - 3 * u2 + 1) * lo + (u3 - 2 * u2 + u) * h0 * d_lo + (-2 * u3 + 3 * u2) * hi + (u3 - u2) * h0 * d_hi
 
 
 @functools.lru_cache(maxsize=8)
-def load_pdf(name: str = "NNPDF31_lo_as_0118", member: int = 0,
-             interpolation: Interpolation = "lagrange") -> PartonDensity:
+def load_pdf(
+    name: str = "NNPDF31_lo_as_0118", member: int = 0, interpolation: Interpolation = "lagrange"
+) -> PartonDensity:
     """The PDF set ``name`` (member ``member``) from Pythia's shipped grids, or a path to an lhagrid1 file.
 
     Cached per process: repeated calls return the same object.

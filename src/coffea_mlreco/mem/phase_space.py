@@ -57,9 +57,15 @@ class DileptonKinematics:
     qt2: np.ndarray
 
 
-def dilepton_kinematics(pt_a: np.ndarray, eta_a: np.ndarray | float, phi_a: np.ndarray | float,
-                        pt_b: np.ndarray, eta_b: np.ndarray | float, phi_b: np.ndarray | float,
-                        sqrt_s: float) -> DileptonKinematics:
+def dilepton_kinematics(
+    pt_a: np.ndarray,
+    eta_a: np.ndarray | float,
+    phi_a: np.ndarray | float,
+    pt_b: np.ndarray,
+    eta_b: np.ndarray | float,
+    phi_b: np.ndarray | float,
+    sqrt_s: float,
+) -> DileptonKinematics:
     """x₁, x₂, ŝ and cos θ* for massless ℓ⁻ (a) and ℓ⁺ (b) of the given p_T (GeV), η and φ (rad); broadcasts."""
     d_eta = np.asarray(eta_a) - np.asarray(eta_b)
     d_phi = np.asarray(phi_a) - np.asarray(phi_b)

@@ -55,30 +55,53 @@ class PythiaCrossSection:
     n_events: int
 
 
-def pythia_drell_yan_cross_section(*, sqrt_s: float = 13600.0, mll_min: float = 60.0, mll_max: float = 120.0,
-                                   lepton: int = 13, pdf_set: str = "18", n_events: int = 100_000, seed: int = 1,
-                                   alpha_em: float = ALPHA_EM_MZ, sin2_theta_w: float = SIN2_THETA_W,
-                                   m_z: float = M_Z) -> PythiaCrossSection:
+def pythia_drell_yan_cross_section(
+    *,
+    sqrt_s: float = 13600.0,
+    mll_min: float = 60.0,
+    mll_max: float = 120.0,
+    lepton: int = 13,
+    pdf_set: str = "18",
+    n_events: int = 100_000,
+    seed: int = 1,
+    alpha_em: float = ALPHA_EM_MZ,
+    sin2_theta_w: float = SIN2_THETA_W,
+    m_z: float = M_Z,
+) -> PythiaCrossSection:
     """σ(pp → γ*/Z → ℓ⁺ℓ⁻) at LO from Pythia 8, in pb, for mll_min < m_ℓℓ < mll_max (GeV).
 
     ``pdf_set`` is a ``PDF:pSet`` value: ``"18"`` is NNPDF3.1 QCD LO α_s = 0.118 (Pythia's internal
     LHAGrid1 reader of the same grid file we read), ``"2"`` CTEQ5L.
     """
-    pythia = _pythia([
-        f"Beams:eCM = {sqrt_s}", f"PDF:pSet = {pdf_set}", "WeakSingleBoson:ffbar2gmZ = on",
-        "23:onMode = off", f"23:onIfAny = {abs(lepton)}", f"23:m0 = {m_z}",
-        f"PhaseSpace:mHatMin = {mll_min}", f"PhaseSpace:mHatMax = {mll_max}",
-        "PartonLevel:all = off", "HadronLevel:all = off", "ProcessLevel:resonanceDecays = on",
-        "SigmaProcess:alphaEMorder = -1", f"StandardModel:alphaEMmZ = {alpha_em}",
-        f"StandardModel:sin2thetaW = {sin2_theta_w}", f"StandardModel:sin2thetaWbar = {sin2_theta_w}",
-        "Random:setSeed = on", f"Random:seed = {seed}", "Next:numberCount = 0",
-    ])
+    pythia = _pythia(
+        [
+            f"Beams:eCM = {sqrt_s}",
+            f"PDF:pSet = {pdf_set}",
+            "WeakSingleBoson:ffbar2gmZ = on",
+            "23:onMode = off",
+            f"23:onIfAny = {abs(lepton)}",
+            f"23:m0 = {m_z}",
+            f"PhaseSpace:mHatMin = {mll_min}",
+            f"PhaseSpace:mHatMax = {mll_max}",
+            "PartonLevel:all = off",
+            "HadronLevel:all = off",
+            "ProcessLevel:resonanceDecays = on",
+            "SigmaProcess:alphaEMorder = -1",
+            f"StandardModel:alphaEMmZ = {alpha_em}",
+            f"StandardModel:sin2thetaW = {sin2_theta_w}",
+            f"StandardModel:sin2thetaWbar = {sin2_theta_w}",
+            "Random:setSeed = on",
+            f"Random:seed = {seed}",
+            "Next:numberCount = 0",
+        ]
+    )
     for _ in range(n_events):
         pythia.next()
     info = pythia.infoPython()
     mb_to_pb = 1e9
-    return PythiaCrossSection(info.sigmaGen() * mb_to_pb, info.sigmaErr() * mb_to_pb,
-                              float(pythia.particleData.mWidth(23)), n_events)
+    return PythiaCrossSection(
+        info.sigmaGen() * mb_to_pb, info.sigmaErr() * mb_to_pb, float(pythia.particleData.mWidth(23)), n_events
+    )
 
 
 class PythiaPDF:

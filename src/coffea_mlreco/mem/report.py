@@ -203,15 +203,22 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     seconds: dict[str, float] = output.get("seconds", {})
     roles = output.get("hypotheses", {})
     metrics = _finite(_metrics(output))
-    rates = {m: counts[m] / seconds[m] for m in ("integrated", "network")
-             if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0}
+    rates = {
+        m: counts[m] / seconds[m]
+        for m in ("integrated", "network")
+        if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0
+    }
     invalid = int(output.get("events_invalid", 0))
-    text = [(f'<p class="note">{output.get("events_selected", 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all '
-             f'of them ({counts.get("network", 0)}), VEGAS integration on {counts.get("integrated", 0)}; '
-             f'{invalid} event(s) with NaN/inf inputs left out. '
-             f'Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get("signal", "?")}, '
-             f'B = {roles.get("background", "?")}; signal datasets: names with a token among '
-             f'{", ".join(sorted(SIGNAL_TOKENS))}; background: {", ".join(sorted(BACKGROUND_TOKENS))}.</p>')]
+    text = [
+        (
+            f'<p class="note">{output.get("events_selected", 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all '
+            f"of them ({counts.get('network', 0)}), VEGAS integration on {counts.get('integrated', 0)}; "
+            f"{invalid} event(s) with NaN/inf inputs left out. "
+            f"Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get('signal', '?')}, "
+            f"B = {roles.get('background', '?')}; signal datasets: names with a token among "
+            f"{', '.join(sorted(SIGNAL_TOKENS))}; background: {', '.join(sorted(BACKGROUND_TOKENS))}.</p>"
+        )
+    ]
     images = []
     network = metrics.get("network", {})
     if network.get("mape_per_hypothesis"):
@@ -221,21 +228,41 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
             part = hist_select(residual, {"hypothesis": h})
             inside = float(np.sum(part.values(flow=False))) / max(float(np.sum(part.values(flow=True))), 1.0)
             rows.append([h, int(output["mape_n"][h]), f"{100 * value:.3f} %", f"{100 * inside:.1f} %"])
-        text.append(html_table(["Hypothesis", "Events", "MAPE", "|P̂/P − 1| < 10 %"], rows,
-                               caption="Network weight vs integration: MAPE = ⟨|P_network/P_integrated − 1|⟩"))
+        text.append(
+            html_table(
+                ["Hypothesis", "Events", "MAPE", "|P̂/P − 1| < 10 %"],
+                rows,
+                caption="Network weight vs integration: MAPE = ⟨|P_network/P_integrated − 1|⟩",
+            )
+        )
         images.append(_plot_residual(residual, outdir))
-    auc_rows = [[_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in METHOD_ORDER if m in metrics]
+    auc_rows = [
+        [_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in METHOD_ORDER if m in metrics
+    ]
     if "auc_integrated_events" in network:
-        auc_rows.append(["DeepMEM network, integrated events", metrics.get("integrated", {}).get("n"),
-                         network["auc_integrated_events"]])
+        auc_rows.append(
+            [
+                "DeepMEM network, integrated events",
+                metrics.get("integrated", {}).get("n"),
+                network["auc_integrated_events"],
+            ]
+        )
     if auc_rows:
-        text.append(html_table(["Method", "Events", "ROC AUC (signal vs background datasets)"], auc_rows,
-                               caption="Discriminant separation (AUC absent without a signal and a background dataset)"))
+        text.append(
+            html_table(
+                ["Method", "Events", "ROC AUC (signal vs background datasets)"],
+                auc_rows,
+                caption="Discriminant separation (AUC absent without a signal and a background dataset)",
+            )
+        )
     llr = hists.get("llr")
     if llr is not None:
         curves = []
-        for method, only, label in (("integrated", True, "Integrated"), ("network", True, "Network, same events"),
-                                    ("network", False, "Network, all events")):
+        for method, only, label in (
+            ("integrated", True, "Integrated"),
+            ("network", True, "Network, same events"),
+            ("network", False, "Network, all events"),
+        ):
             roc = _roc(llr, method, only)
             if roc is not None:
                 curves.append((label, roc))
@@ -243,12 +270,20 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
             images.append(_plot_roc(curves, outdir))
     d = hists.get("d")
     if d is not None:
-        images += [_plot_discriminant(d, name, outdir) for name in _datasets(d)
-                   if float(np.sum(hist_select(d, {"dataset": name, "method": sum}).values())) > 0]
+        images += [
+            _plot_discriminant(d, name, outdir)
+            for name in _datasets(d)
+            if float(np.sum(hist_select(d, {"dataset": name, "method": sum}).values())) > 0
+        ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
     if rates:
-        text.append(html_table(["Method", "Events / s"], [[_TITLES[m], f"{v:,.1f}"] for m, v in rates.items()],
-                               caption="MEM throughput (selected events per second, every hypothesis, per process)"))
+        text.append(
+            html_table(
+                ["Method", "Events / s"],
+                [[_TITLES[m], f"{v:,.1f}"] for m, v in rates.items()],
+                caption="MEM throughput (selected events per second, every hypothesis, per process)",
+            )
+        )
     if not counts:
         text.append("<p>No method ran.</p>")
     return TaskReport(
@@ -258,4 +293,3 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         root_histograms=_root_histograms(hists),
         histograms={f"mem/{name}": h for name, h in hists.items()},
     )
-

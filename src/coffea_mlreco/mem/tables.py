@@ -61,8 +61,15 @@ from coffea_mlreco.mem.integration import MEMResult, mem_log_weights
 from coffea_mlreco.mem.training import MEMTable, concat_mem_tables, write_mem_table
 from coffea_mlreco.training.provenance import describe_sample
 
-__all__ = ["DEFAULT_HYPOTHESES", "add_arguments", "integrate_candidates", "mem_table_from_file",
-           "mem_table_from_files", "open_events", "run"]
+__all__ = [
+    "DEFAULT_HYPOTHESES",
+    "add_arguments",
+    "integrate_candidates",
+    "mem_table_from_file",
+    "mem_table_from_files",
+    "open_events",
+    "run",
+]
 
 DEFAULT_HYPOTHESES: tuple[str, ...] = ("dy_sm", "zprime")
 """Background (SM Drell-Yan) and signal (Z′ 200 GeV) hypotheses of the shipped DeepMEM model."""
@@ -78,13 +85,25 @@ def open_events(path: str | Path) -> Any:
         return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 
-def integrate_candidates(candidates: ak.Array, hypotheses: Sequence[str], *, precision: float = 0.01, seed: int = 0,
-                         n_workers: int = 1, max_evals: int = 200_000, use_sum_et: bool = False,
-                         sqrt_s: float = _DEFAULT_SQRT_S) -> dict[str, MEMResult]:
+def integrate_candidates(
+    candidates: ak.Array,
+    hypotheses: Sequence[str],
+    *,
+    precision: float = 0.01,
+    seed: int = 0,
+    n_workers: int = 1,
+    max_evals: int = 200_000,
+    use_sum_et: bool = False,
+    sqrt_s: float = _DEFAULT_SQRT_S,
+) -> dict[str, MEMResult]:
     """:func:`~coffea_mlreco.mem.mem_log_weights` of every hypothesis on *selected* dilepton candidates."""
     lep1, lep2, met = integration_inputs(candidates, use_sum_et)
-    return {h: mem_log_weights(lep1, lep2, met, h, precision=precision, seed=seed, n_workers=n_workers,
-                               max_evals=max_evals, sqrt_s=sqrt_s) for h in hypotheses}
+    return {
+        h: mem_log_weights(
+            lep1, lep2, met, h, precision=precision, seed=seed, n_workers=n_workers, max_evals=max_evals, sqrt_s=sqrt_s
+        )
+        for h in hypotheses
+    }
 
 
 def _seed(generator: dict[str, str]) -> int | None:
@@ -94,10 +113,18 @@ def _seed(generator: dict[str, str]) -> int | None:
         return None
 
 
-def mem_table_from_file(path: str | Path, hypotheses: Sequence[str] = DEFAULT_HYPOTHESES, *,
-                        precision: float = 0.005, seed: int = 0, n_workers: int = 1, max_evals: int = 200_000,
-                        max_events: int | None = None, use_sum_et: bool = False,
-                        selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION) -> MEMTable:
+def mem_table_from_file(
+    path: str | Path,
+    hypotheses: Sequence[str] = DEFAULT_HYPOTHESES,
+    *,
+    precision: float = 0.005,
+    seed: int = 0,
+    n_workers: int = 1,
+    max_evals: int = 200_000,
+    max_events: int | None = None,
+    use_sum_et: bool = False,
+    selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
+) -> MEMTable:
     """The MEM weight table of one file (module docstring); ``max_events`` caps the selected events integrated."""
     if max_events is not None and max_events < 1:
         raise ValueError("max_events must be positive")
@@ -112,8 +139,16 @@ def mem_table_from_file(path: str | Path, hypotheses: Sequence[str] = DEFAULT_HY
     cands = candidates[selected]
     if max_events is not None:
         cands, event_number = cands[:max_events], event_number[:max_events]
-    results = integrate_candidates(cands, hyps, precision=precision, seed=seed, n_workers=n_workers,
-                                   max_evals=max_evals, use_sum_et=use_sum_et, sqrt_s=sqrt_s)
+    results = integrate_candidates(
+        cands,
+        hyps,
+        precision=precision,
+        seed=seed,
+        n_workers=n_workers,
+        max_evals=max_evals,
+        use_sum_et=use_sum_et,
+        sqrt_s=sqrt_s,
+    )
     logw = np.stack([results[h].log10_weight for h in hyps], axis=1).reshape(len(cands), len(hyps))
     err = np.stack([results[h].log10_weight_err for h in hyps], axis=1).reshape(len(cands), len(hyps))
     good = np.isfinite(logw).all(axis=1) & np.isfinite(err).all(axis=1)
@@ -126,21 +161,30 @@ def mem_table_from_file(path: str | Path, hypotheses: Sequence[str] = DEFAULT_HY
             kinematics[f"{lep}_{f}"] = values[f]
     kinematics = {k: v[good] for k, v in kinematics.items()}
     provenance = {
-        "file": Path(path).name, "generator_seed": _seed(generator), "generator": generator,
-        "events_in_file": sample["events"], "selected_events": int(selected.sum()),
-        "integrated_events": len(cands), "dropped_nonfinite": int((~good).sum()),
+        "file": Path(path).name,
+        "generator_seed": _seed(generator),
+        "generator": generator,
+        "events_in_file": sample["events"],
+        "selected_events": int(selected.sum()),
+        "integrated_events": len(cands),
+        "dropped_nonfinite": int((~good).sum()),
         "unconverged": {h: int((~results[h].converged[good]).sum()) for h in hyps},
-        "vegas_seed": seed, "precision": precision, "max_evals": max_evals,
+        "vegas_seed": seed,
+        "precision": precision,
+        "max_evals": max_evals,
         "met_resolution": "per-event MET_sumEt" if use_sum_et else "fixed at the default sum ET (160 GeV)",
-        "sqrt_s_GeV": sqrt_s, "hypotheses": {h: Path(load_hypothesis(h).source).name for h in hyps},
+        "sqrt_s_GeV": sqrt_s,
+        "hypotheses": {h: Path(load_hypothesis(h).source).name for h in hyps},
         "selection": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(selection).items()},
-        "integrator": "coffea_mlreco.mem.mem_log_weights (VEGAS)", "package_version": __version__,
+        "integrator": "coffea_mlreco.mem.mem_log_weights (VEGAS)",
+        "package_version": __version__,
     }
     return MEMTable(kinematics, hyps, logw[good], err[good], provenance, event_number[good])
 
 
-def mem_table_from_files(paths: Sequence[str | Path], hypotheses: Sequence[str] = DEFAULT_HYPOTHESES,
-                         **kwargs: Any) -> MEMTable:
+def mem_table_from_files(
+    paths: Sequence[str | Path], hypotheses: Sequence[str] = DEFAULT_HYPOTHESES, **kwargs: Any
+) -> MEMTable:
     """One table of several files (:func:`mem_table_from_file` each, then concatenated)."""
     if not paths:
         raise ValueError("no input files")
@@ -150,16 +194,23 @@ def mem_table_from_files(paths: Sequence[str | Path], hypotheses: Sequence[str] 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE.root", help="NanoAOD-like ROOT files")
     parser.add_argument("--output", "-o", required=True, help="the MEM weight table to write (.npz)")
-    parser.add_argument("--hypotheses", nargs="+", default=list(DEFAULT_HYPOTHESES),
-                        help="shipped hypothesis names or YAML files (default: dy_sm zprime)")
+    parser.add_argument(
+        "--hypotheses",
+        nargs="+",
+        default=list(DEFAULT_HYPOTHESES),
+        help="shipped hypothesis names or YAML files (default: dy_sm zprime)",
+    )
     parser.add_argument("--precision", type=float, default=0.005, help="target relative uncertainty per weight")
     parser.add_argument("--max-evals", type=int, default=200_000, help="integrand evaluations per event at most")
     parser.add_argument("--jobs", type=int, default=1, help="processes integrating events in parallel")
     parser.add_argument("--seed", type=int, default=0, help="VEGAS seed (event i uses default_rng([seed, i]))")
     parser.add_argument("--max-events", type=int, default=None, help="integrate at most N selected events per file")
-    parser.add_argument("--use-sum-et", action="store_true",
-                        help="MET resolution from each event's MET_sumEt (default: at the default sum ET, so the "
-                             "weight is a function of the DeepMEM inputs)")
+    parser.add_argument(
+        "--use-sum-et",
+        action="store_true",
+        help="MET resolution from each event's MET_sumEt (default: at the default sum ET, so the "
+        "weight is a function of the DeepMEM inputs)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,11 +225,25 @@ def run(args: argparse.Namespace) -> int:
                 if not Path(path).is_file():
                     raise ValueError(f"{path}: no such file")
             check_output(args.output)  # before the (long) integration
-            table = mem_table_from_files(args.files, args.hypotheses, precision=args.precision, seed=args.seed,
-                                         n_workers=args.jobs, max_evals=args.max_evals, max_events=args.max_events,
-                                         use_sum_et=args.use_sum_et)
-            write_mem_table(args.output, table.kinematics, table.hypotheses, table.log10_weight,
-                            table.log10_weight_err, table.provenance, table.event)
+            table = mem_table_from_files(
+                args.files,
+                args.hypotheses,
+                precision=args.precision,
+                seed=args.seed,
+                n_workers=args.jobs,
+                max_evals=args.max_evals,
+                max_events=args.max_events,
+                use_sum_et=args.use_sum_et,
+            )
+            write_mem_table(
+                args.output,
+                table.kinematics,
+                table.hypotheses,
+                table.log10_weight,
+                table.log10_weight_err,
+                table.provenance,
+                table.event,
+            )
     except (OSError, ValueError, KeyError) as err:  # OSError includes OutputError (an unwritable output folder)
         print(f"coffea-mlreco mem-weights: error: {err}", file=sys.stderr)
         return 2
@@ -186,6 +251,9 @@ def run(args: argparse.Namespace) -> int:
         where = str(err) if isinstance(err, Interrupted) else f"interrupted; nothing was written to {args.output}"
         print(f"coffea-mlreco mem-weights: {where}", file=sys.stderr)
         return 1
-    print(f"wrote {len(table)} events x {len(table.hypotheses)} hypotheses ({', '.join(table.hypotheses)}) to "
-          f"{args.output} in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
+    print(
+        f"wrote {len(table)} events x {len(table.hypotheses)} hypotheses ({', '.join(table.hypotheses)}) to "
+        f"{args.output} in {time.perf_counter() - tic:.1f} s",
+        file=sys.stderr,
+    )
     return 0

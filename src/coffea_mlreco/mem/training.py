@@ -72,16 +72,42 @@ from coffea_mlreco.training.model_dir import (
 )
 
 __all__ = [
-    "KINEMATICS", "LOSSES", "MODEL", "DeepMEMTraining", "MEMTable", "add_arguments",
-    "concat_mem_tables", "deepmem_predict", "held_out_metrics", "mape", "mape_per_hypothesis", "read_mem_table", "run",
+    "KINEMATICS",
+    "LOSSES",
+    "MODEL",
+    "DeepMEMTraining",
+    "MEMTable",
+    "add_arguments",
+    "concat_mem_tables",
+    "deepmem_predict",
+    "held_out_metrics",
+    "mape",
+    "mape_per_hypothesis",
+    "read_mem_table",
+    "run",
     "save_deepmem",
-    "train_deepmem", "write_mem_table",
+    "train_deepmem",
+    "write_mem_table",
 ]
 
 MODEL = "coffea_mlreco.mem.deepmem:DeepMEM"
 KINEMATICS: tuple[str, ...] = (
-    "lep1_pt", "lep1_eta", "lep1_phi", "lep1_pdgId", "lep2_pt", "lep2_eta", "lep2_phi", "lep2_pdgId",
-    "jet1_pt", "jet1_eta", "jet1_phi", "jet2_pt", "jet2_eta", "jet2_phi", "met_pt", "met_phi",
+    "lep1_pt",
+    "lep1_eta",
+    "lep1_phi",
+    "lep1_pdgId",
+    "lep2_pt",
+    "lep2_eta",
+    "lep2_phi",
+    "lep2_pdgId",
+    "jet1_pt",
+    "jet1_eta",
+    "jet1_phi",
+    "jet2_pt",
+    "jet2_eta",
+    "jet2_phi",
+    "met_pt",
+    "met_phi",
 )
 """Per-event kinematic columns of a MEM weight table."""
 _PDGID = ("lep1_pdgId", "lep2_pdgId")
@@ -137,13 +163,17 @@ class MEMTable:
             if a.shape != (n, len(hyps)):
                 raise ValueError(f"MEM table {name} has shape {a.shape}, expected (N, H) = ({n}, {len(hyps)})")
             if not np.isfinite(a).all():
-                raise ValueError(f"MEM table {name} has {int((~np.isfinite(a)).sum())} non-finite value(s); "
-                                 "drop failed integrations before writing")
+                raise ValueError(
+                    f"MEM table {name} has {int((~np.isfinite(a)).sum())} non-finite value(s); "
+                    "drop failed integrations before writing"
+                )
         if (err < 0).any():
             raise ValueError("MEM table log10_weight_err must be ≥ 0")
         if not isinstance(self.provenance, Mapping) or any(k not in self.provenance for k in _PROVENANCE_KEYS):
-            raise ValueError(f"MEM table provenance must be a mapping with keys {list(_PROVENANCE_KEYS)} "
-                             f"(values may be null), got {self.provenance!r}")
+            raise ValueError(
+                f"MEM table provenance must be a mapping with keys {list(_PROVENANCE_KEYS)} "
+                f"(values may be null), got {self.provenance!r}"
+            )
         try:
             provenance = json.loads(json.dumps(dict(self.provenance)))
         except TypeError as err_:
@@ -152,11 +182,18 @@ class MEMTable:
         if self.event is not None:
             event = np.asarray(self.event)
             if event.shape != (n,) or not np.issubdtype(event.dtype, np.integer):
-                raise ValueError(f"MEM table event must be an integer array of shape ({n},), got {event.dtype} "
-                                 f"{event.shape}")
+                raise ValueError(
+                    f"MEM table event must be an integer array of shape ({n},), got {event.dtype} {event.shape}"
+                )
             event = event.astype(np.int64)
-        for name, value in (("kinematics", kin), ("hypotheses", hyps), ("log10_weight", logw),
-                            ("log10_weight_err", err), ("provenance", provenance), ("event", event)):
+        for name, value in (
+            ("kinematics", kin),
+            ("hypotheses", hyps),
+            ("log10_weight", logw),
+            ("log10_weight_err", err),
+            ("provenance", provenance),
+            ("event", event),
+        ):
             object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
@@ -172,22 +209,39 @@ class MEMTable:
 
     def select(self, index: np.ndarray) -> MEMTable:
         """The events ``index`` (integer or boolean array) as a new table with the same provenance."""
-        return MEMTable({k: v[index] for k, v in self.kinematics.items()}, self.hypotheses, self.log10_weight[index],
-                        self.log10_weight_err[index], self.provenance,
-                        None if self.event is None else self.event[index])
+        return MEMTable(
+            {k: v[index] for k, v in self.kinematics.items()},
+            self.hypotheses,
+            self.log10_weight[index],
+            self.log10_weight_err[index],
+            self.provenance,
+            None if self.event is None else self.event[index],
+        )
 
     def in_order(self, hypotheses: Sequence[str]) -> MEMTable:
         """The same table with its weight columns in the order ``hypotheses`` (the same set of names)."""
         if sorted(hypotheses) != sorted(self.hypotheses):
             raise ValueError(f"table hypotheses {list(self.hypotheses)} differ from {list(hypotheses)}")
         cols = [self.hypotheses.index(h) for h in hypotheses]
-        return MEMTable(self.kinematics, tuple(hypotheses), self.log10_weight[:, cols],
-                        self.log10_weight_err[:, cols], self.provenance, self.event)
+        return MEMTable(
+            self.kinematics,
+            tuple(hypotheses),
+            self.log10_weight[:, cols],
+            self.log10_weight_err[:, cols],
+            self.provenance,
+            self.event,
+        )
 
 
-def write_mem_table(path: str | Path, kinematics: Mapping[str, Any], hypotheses: Sequence[str],
-                    log10_weight: np.ndarray, log10_weight_err: np.ndarray, provenance: Mapping[str, Any],
-                    event: np.ndarray | None = None) -> Path:
+def write_mem_table(
+    path: str | Path,
+    kinematics: Mapping[str, Any],
+    hypotheses: Sequence[str],
+    log10_weight: np.ndarray,
+    log10_weight_err: np.ndarray,
+    provenance: Mapping[str, Any],
+    event: np.ndarray | None = None,
+) -> Path:
     """Validate and write a MEM weight table to ``path`` (must end in ``.npz``; compressed, no pickles).
 
     The table is written under a temporary name in ``path``'s folder and renamed when complete
@@ -222,8 +276,14 @@ def read_mem_table(path: str | Path) -> MEMTable:
         provenance = json.loads(str(data["provenance"][()]))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: provenance is not JSON: {err}") from err
-    return MEMTable({k: data[k] for k in KINEMATICS}, tuple(str(h) for h in np.atleast_1d(data["hypotheses"])),
-                    data["log10_weight"], data["log10_weight_err"], provenance, data.get("event"))
+    return MEMTable(
+        {k: data[k] for k in KINEMATICS},
+        tuple(str(h) for h in np.atleast_1d(data["hypotheses"])),
+        data["log10_weight"],
+        data["log10_weight_err"],
+        provenance,
+        data.get("event"),
+    )
 
 
 def concat_mem_tables(tables: Sequence[MEMTable]) -> MEMTable:
@@ -238,13 +298,19 @@ def concat_mem_tables(tables: Sequence[MEMTable]) -> MEMTable:
     hyps = tables[0].hypotheses
     tables = [t.in_order(hyps) for t in tables]
     events = [t.event for t in tables]
-    provenance = {"file": [t.provenance["file"] for t in tables],
-                  "generator_seed": [t.provenance["generator_seed"] for t in tables],
-                  "parts": [t.provenance for t in tables]}
-    return MEMTable({k: np.concatenate([t.kinematics[k] for t in tables]) for k in KINEMATICS}, hyps,
-                    np.concatenate([t.log10_weight for t in tables]),
-                    np.concatenate([t.log10_weight_err for t in tables]), provenance,
-                    None if any(e is None for e in events) else np.concatenate(events))  # type: ignore[arg-type]
+    provenance = {
+        "file": [t.provenance["file"] for t in tables],
+        "generator_seed": [t.provenance["generator_seed"] for t in tables],
+        "parts": [t.provenance for t in tables],
+    }
+    return MEMTable(
+        {k: np.concatenate([t.kinematics[k] for t in tables]) for k in KINEMATICS},
+        hyps,
+        np.concatenate([t.log10_weight for t in tables]),
+        np.concatenate([t.log10_weight_err for t in tables]),
+        provenance,
+        None if any(e is None for e in events) else np.concatenate(events),
+    )  # type: ignore[arg-type]
 
 
 # ---- figure of merit -------------------------------------------------------------------------------------
@@ -256,8 +322,10 @@ def mape_per_hypothesis(pred_log10: Any, true_log10: Any) -> np.ndarray:
     pred = torch.as_tensor(pred_log10).double()
     true = torch.as_tensor(true_log10).double().to(pred.device)
     if pred.shape != true.shape or pred.dim() not in (1, 2) or pred.shape[0] == 0:
-        raise ValueError(f"mape needs two non-empty [N] or [N, H] arrays of equal shape, got {tuple(pred.shape)} "
-                         f"and {tuple(true.shape)}")
+        raise ValueError(
+            f"mape needs two non-empty [N] or [N, H] arrays of equal shape, got {tuple(pred.shape)} "
+            f"and {tuple(true.shape)}"
+        )
     rel = torch.expm1((pred - true) * _LN10).abs()
     return rel.reshape(len(rel), -1).mean(0).cpu().numpy()
 
@@ -276,8 +344,9 @@ def _rank_auc(signal: np.ndarray, background: np.ndarray) -> float:
     return float((ranks[:n_s].sum() - n_s * (n_s + 1) / 2) / (n_s * n_b))
 
 
-def held_out_metrics(model: DeepMEM, tables: Sequence[tuple[str, MEMTable]], signal: str | None = None,
-                     background: str | None = None) -> dict[str, Any]:
+def held_out_metrics(
+    model: DeepMEM, tables: Sequence[tuple[str, MEMTable]], signal: str | None = None, background: str | None = None
+) -> dict[str, Any]:
     """The network against the integration on held-out tables ``[(file name, table), ...]``.
 
     Returns ``{"mape": {hypothesis: fraction}, "events": N, "tables": [...]}`` and, given the ``signal`` and
@@ -296,13 +365,18 @@ def held_out_metrics(model: DeepMEM, tables: Sequence[tuple[str, MEMTable]], sig
     preds = [deepmem_predict(model, t.features(flavour)) for _, t in parts]
     true = np.concatenate([t.log10_weight for _, t in parts])
     per = mape_per_hypothesis(np.concatenate(preds), true)
-    out: dict[str, Any] = {"mape": {h: float(m) for h, m in zip(hyps, per, strict=True)}, "events": len(true),
-                           "tables": [Path(name).name for name, _ in parts]}
+    out: dict[str, Any] = {
+        "mape": {h: float(m) for h, m in zip(hyps, per, strict=True)},
+        "events": len(true),
+        "tables": [Path(name).name for name, _ in parts],
+    }
     if signal is None or background is None:
         return out
     s, b = hyps.index(signal), hyps.index(background)
-    llr: dict[str, dict[str, list[np.ndarray]]] = {"integrated": {"signal": [], "background": []},
-                                                   "network": {"signal": [], "background": []}}
+    llr: dict[str, dict[str, list[np.ndarray]]] = {
+        "integrated": {"signal": [], "background": []},
+        "network": {"signal": [], "background": []},
+    }
     for (name, t), pred in zip(parts, preds, strict=True):
         kind = dataset_kind(Path(name).stem)
         if kind is not None:
@@ -344,7 +418,7 @@ def deepmem_predict(model: DeepMEM, features: np.ndarray | torch.Tensor, batch: 
     x = torch.as_tensor(features, dtype=torch.float32)
     model.eval()
     with torch.inference_mode():
-        out = [model.neg_log10_weight(x[s:s + batch].to(device)) for s in range(0, len(x), batch)]
+        out = [model.neg_log10_weight(x[s : s + batch].to(device)) for s in range(0, len(x), batch)]
     return -torch.cat(out).double().cpu().numpy() if out else np.zeros((0, len(model.hypotheses)))
 
 
@@ -353,7 +427,7 @@ def _gpu_utilisation(device: torch.device) -> float | None:
         return None
     try:
         return float(torch.cuda.utilization(device)) / 100.0
-    except Exception:  # noqa: BLE001 - NVML missing (ModuleNotFoundError) or failing (pynvml.NVMLError)
+    except Exception:
         return None
 
 
@@ -370,11 +444,24 @@ def _element_loss(delta: torch.Tensor, loss: str, huber_delta: float) -> torch.T
     return delta * delta
 
 
-def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mapping[str, Any] | None = None, *,
-                  epochs: int = 200, lr: float = 2e-3, batch_size: int = 1024, weight_decay: float = 1e-5,
-                  seed: int = 1, device: str = "auto", loss: str = "huber", huber_delta: float = 0.01,
-                  weight_by_error: bool = False, patience: int = 30, amp: bool = False,
-                  progress: bool = True) -> DeepMEMTraining:
+def train_deepmem(
+    train: MEMTable,
+    val: MEMTable,
+    config: DeepMEMConfig | Mapping[str, Any] | None = None,
+    *,
+    epochs: int = 200,
+    lr: float = 2e-3,
+    batch_size: int = 1024,
+    weight_decay: float = 1e-5,
+    seed: int = 1,
+    device: str = "auto",
+    loss: str = "huber",
+    huber_delta: float = 0.01,
+    weight_by_error: bool = False,
+    patience: int = 30,
+    amp: bool = False,
+    progress: bool = True,
+) -> DeepMEMTraining:
     """Train a :class:`DeepMEM` on ``train`` and keep the epoch with the lowest mean validation MAPE.
 
     Args:
@@ -422,8 +509,9 @@ def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mappin
     steps = n // batch
     generator = torch.Generator(device=dev)
     generator.manual_seed(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                  fused=dev.type == "cuda")  # one kernel per step on a GPU
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, fused=dev.type == "cuda"
+    )  # one kernel per step on a GPU
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps, pct_start=0.05)
 
     history: list[dict[str, Any]] = []
@@ -438,7 +526,7 @@ def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mappin
         order = torch.randperm(n, device=dev, generator=generator)
         running = torch.zeros((), device=dev)
         for s in range(steps):
-            idx = order[s * batch:(s + 1) * batch]
+            idx = order[s * batch : (s + 1) * batch]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = model.network(x[idx])
             per = _element_loss((pred.float() - y[idx]) * _LN10, loss, huber_delta)
@@ -459,30 +547,55 @@ def train_deepmem(train: MEMTable, val: MEMTable, config: DeepMEMConfig | Mappin
         train_seconds += t1 - t0
         total_seconds += t2 - t0
         mean_mape = float(per_hyp.mean())
-        history.append({"epoch": epoch + 1, "loss": round(float(running) / steps, 7),
-                        "val_mape": {h: round(float(m), 6) for h, m in zip(train.hypotheses, per_hyp, strict=True)},
-                        "val_mape_mean": round(mean_mape, 6), "lr": schedule.get_last_lr()[0],
-                        "seconds": round(t2 - t0, 3)})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": round(float(running) / steps, 7),
+                "val_mape": {h: round(float(m), 6) for h, m in zip(train.hypotheses, per_hyp, strict=True)},
+                "val_mape_mean": round(mean_mape, 6),
+                "lr": schedule.get_last_lr()[0],
+                "seconds": round(t2 - t0, 3),
+            }
+        )
         if best is None or mean_mape < best[0]:
             best = (mean_mape, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()}, per_hyp)
         if progress:
             util_text = f"{util:.0%}" if util is not None else "n/a"
-            bar.write(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}, val MAPE {mean_mape:.4%} "
-                      f"(best {best[0]:.4%} @ {best[1]}), {1 / (t2 - t0):.2f} epochs/s, GPU {util_text}")
+            bar.write(
+                f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}, val MAPE {mean_mape:.4%} "
+                f"(best {best[0]:.4%} @ {best[1]}), {1 / (t2 - t0):.2f} epochs/s, GPU {util_text}"
+            )
         if epoch + 1 - best[1] >= patience:
             break
     assert best is not None
     model.load_state_dict(best[2])
     done = len(history)
     return DeepMEMTraining(
-        model=model.cpu().eval(), history=history,
-        val_mape={h: float(m) for h, m in zip(train.hypotheses, best[3], strict=True)}, best_epoch=best[1],
-        epochs_run=done, epochs_per_second=done / total_seconds, train_epochs_per_second=done / train_seconds,
-        gpu_utilisation=float(np.mean(utilisation)) if utilisation else None, device=str(dev),
+        model=model.cpu().eval(),
+        history=history,
+        val_mape={h: float(m) for h, m in zip(train.hypotheses, best[3], strict=True)},
+        best_epoch=best[1],
+        epochs_run=done,
+        epochs_per_second=done / total_seconds,
+        train_epochs_per_second=done / train_seconds,
+        gpu_utilisation=float(np.mean(utilisation)) if utilisation else None,
+        device=str(dev),
         seconds=time.perf_counter() - start,
-        settings={"epochs": epochs, "learning_rate": lr, "batch_size": batch, "weight_decay": weight_decay,
-                  "seed": seed, "loss": loss, "huber_delta": huber_delta, "weight_by_error": weight_by_error,
-                  "patience": patience, "amp": use_amp, "schedule": "one-cycle (cosine)", "optimiser": "AdamW"})
+        settings={
+            "epochs": epochs,
+            "learning_rate": lr,
+            "batch_size": batch,
+            "weight_decay": weight_decay,
+            "seed": seed,
+            "loss": loss,
+            "huber_delta": huber_delta,
+            "weight_by_error": weight_by_error,
+            "patience": patience,
+            "amp": use_amp,
+            "schedule": "one-cycle (cosine)",
+            "optimiser": "AdamW",
+        },
+    )
 
 
 def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card: Any) -> Path:
@@ -497,19 +610,27 @@ def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card:
     model = result.model
     weights = out / f"{name}.safetensors"
     full = {
-        "model": MODEL, "config": model.config.to_dict(), "weights": weights.name,
+        "model": MODEL,
+        "config": model.config.to_dict(),
+        "weights": weights.name,
         "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__, "inputs": list(input_names(model.config.flavour_input)),
-        "outputs": [output_name(h) for h in model.hypotheses], "target": "-log10 P (MEM weight) per hypothesis",
+        "package_version": __version__,
+        "inputs": list(input_names(model.config.flavour_input)),
+        "outputs": [output_name(h) for h in model.hypotheses],
+        "target": "-log10 P (MEM weight) per hypothesis",
         **card,
         **result.settings,
-        "device": result.device, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        "device": result.device,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
         "epochs_per_second": round(result.epochs_per_second, 3),
         "train_epochs_per_second": round(result.train_epochs_per_second, 3),
         "gpu_utilisation": round(result.gpu_utilisation, 3) if result.gpu_utilisation is not None else "n/a",
         "training_seconds": round(result.seconds, 1),
-        "validation_metrics": {"mape": {h: round(m, 6) for h, m in result.val_mape.items()},
-                               "mape_mean": round(result.val_mape_mean, 6)},
+        "validation_metrics": {
+            "mape": {h: round(m, 6) for h, m in result.val_mape.items()},
+            "mape_mean": round(result.val_mape_mean, 6),
+        },
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "history": result.history,
     }
@@ -519,9 +640,13 @@ def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card:
 # ---- command line ----------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", nargs="+", required=True, help="training MEM weight table(s) (.npz)")
-    parser.add_argument("--val-table", nargs="+", default=None,
-                        help="held-out table(s), from a generator seed not used in training (default: split "
-                             "--val-fraction off the training tables)")
+    parser.add_argument(
+        "--val-table",
+        nargs="+",
+        default=None,
+        help="held-out table(s), from a generator seed not used in training (default: split "
+        "--val-fraction off the training tables)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1)
     add_output_argument(parser, "mem", "<name>")
     parser.add_argument("--name", required=True, help="model name (file stem)")
@@ -546,19 +671,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", action="store_true", help="reflect events so lepton 2 has Δφ ∈ [0, π]")
     parser.add_argument("--eta-flip", action="store_true", help="reflect events so the lepton pair has p_z ≥ 0")
     parser.add_argument("--met-components", action="store_true", help="append MET x, y in the lepton-1 frame")
-    parser.add_argument("--met-sigma", type=float, default=None,
-                        help="GeV: take the Gaussian MET term of this width out of the regression (needs "
-                             "--met-components; 6.55 for tables integrated at the default sum ET)")
-    parser.add_argument("--lepton-resolution-term", action="store_true",
-                        help="with --met-sigma: include the lepton pT resolutions of the MEM transfer functions "
-                             "(the simulated detector's) in that MET term (needs --flavour-input)")
-    parser.add_argument("--flavour-input", action="store_true",
-                        help="a 15th input, 1 for e+e- and 0 for mu+mu- pairs (the lepton resolutions differ)")
-    parser.add_argument("--test-table", nargs="+", default=None,
-                        help="held-out table(s) (generator seeds used neither in training nor validation): the card "
-                             "records the network's MAPE on them (test_metrics)")
-    parser.add_argument("--signal", default=None, help="signal hypothesis of the discriminant d = P_S/(P_S + P_B) "
-                        "whose held-out AUC is recorded (signal/background tables recognised by file name)")
+    parser.add_argument(
+        "--met-sigma",
+        type=float,
+        default=None,
+        help="GeV: take the Gaussian MET term of this width out of the regression (needs "
+        "--met-components; 6.55 for tables integrated at the default sum ET)",
+    )
+    parser.add_argument(
+        "--lepton-resolution-term",
+        action="store_true",
+        help="with --met-sigma: include the lepton pT resolutions of the MEM transfer functions "
+        "(the simulated detector's) in that MET term (needs --flavour-input)",
+    )
+    parser.add_argument(
+        "--flavour-input",
+        action="store_true",
+        help="a 15th input, 1 for e+e- and 0 for mu+mu- pairs (the lepton resolutions differ)",
+    )
+    parser.add_argument(
+        "--test-table",
+        nargs="+",
+        default=None,
+        help="held-out table(s) (generator seeds used neither in training nor validation): the card "
+        "records the network's MAPE on them (test_metrics)",
+    )
+    parser.add_argument(
+        "--signal",
+        default=None,
+        help="signal hypothesis of the discriminant d = P_S/(P_S + P_B) "
+        "whose held-out AUC is recorded (signal/background tables recognised by file name)",
+    )
     parser.add_argument("--background", default=None, help="background hypothesis of the discriminant")
     parser.add_argument("--quiet", action="store_true")
 
@@ -571,8 +714,10 @@ def _lepton_resolutions(enabled: bool) -> dict[str, Any]:
     from coffea_mlreco.mem.transfer_functions import TransferFunctions
 
     tf = TransferFunctions.from_detector()
-    return {"muon_resolution": (tf.muon.a, tf.muon.b, tf.muon.endcap_factor, tf.muon.endcap_eta),
-            "electron_resolution": (tf.electron.stochastic, tf.electron.constant, tf.electron.noise)}
+    return {
+        "muon_resolution": (tf.muon.a, tf.muon.b, tf.muon.endcap_factor, tf.muon.endcap_eta),
+        "electron_resolution": (tf.electron.stochastic, tf.electron.constant, tf.electron.noise),
+    }
 
 
 def _generator_seeds(tables: Sequence[MEMTable]) -> set[Any]:
@@ -616,41 +761,81 @@ def run(args: argparse.Namespace) -> int:
             seeds = _generator_seeds(tables) - {None}
             shared = seeds & _generator_seeds(val_tables)
             if shared:
-                print(f"coffea-mlreco train mem: warning: validation shares generator seed(s) {sorted(shared)} "
-                      "with training", file=sys.stderr)
+                print(
+                    f"coffea-mlreco train mem: warning: validation shares generator seed(s) {sorted(shared)} "
+                    "with training",
+                    file=sys.stderr,
+                )
         else:
             if not 0 < args.val_fraction < 1:
                 raise ValueError("--val-fraction must be in (0, 1)")
             order = np.random.default_rng(args.seed).permutation(len(train))
             cut = max(1, round(args.val_fraction * len(train)))
             val, train = train.select(np.sort(order[:cut])), train.select(np.sort(order[cut:]))
-        config = DeepMEMConfig(hypotheses=train.hypotheses, hidden=args.hidden, blocks=args.blocks,
-                               activation=args.activation, layer_norm=not args.no_layer_norm,
-                               phi_relative=not args.no_phi_relative, log_pt=not args.no_log_pt,
-                               dilepton_features=not args.no_dilepton_features, flavour_input=args.flavour_input,
-                               mirror=args.mirror, eta_flip=args.eta_flip, met_components=args.met_components,
-                               met_sigma=args.met_sigma, **_lepton_resolutions(args.lepton_resolution_term))
+        config = DeepMEMConfig(
+            hypotheses=train.hypotheses,
+            hidden=args.hidden,
+            blocks=args.blocks,
+            activation=args.activation,
+            layer_norm=not args.no_layer_norm,
+            phi_relative=not args.no_phi_relative,
+            log_pt=not args.no_log_pt,
+            dilepton_features=not args.no_dilepton_features,
+            flavour_input=args.flavour_input,
+            mirror=args.mirror,
+            eta_flip=args.eta_flip,
+            met_components=args.met_components,
+            met_sigma=args.met_sigma,
+            **_lepton_resolutions(args.lepton_resolution_term),
+        )
     except (OSError, ValueError, KeyError) as err:
         print(f"coffea-mlreco train mem: error: {err}", file=sys.stderr)
         return 2
-    result = train_deepmem(train, val, config, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                           weight_decay=args.weight_decay, seed=args.seed, device=args.device, loss=args.loss,
-                           huber_delta=args.huber_delta, weight_by_error=args.weight_by_error,
-                           patience=args.patience, amp=args.amp, progress=not args.quiet)
+    result = train_deepmem(
+        train,
+        val,
+        config,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        loss=args.loss,
+        huber_delta=args.huber_delta,
+        weight_by_error=args.weight_by_error,
+        patience=args.patience,
+        amp=args.amp,
+        progress=not args.quiet,
+    )
     extra: dict[str, Any] = {}
     if test_tables:
         extra["test_tables"] = [_describe(p, t) for p, t in zip(args.test_table, test_tables, strict=True)]
-        extra["test_metrics"] = held_out_metrics(result.model, list(zip(args.test_table, test_tables, strict=True)),
-                                                 args.signal, args.background)
+        extra["test_metrics"] = held_out_metrics(
+            result.model, list(zip(args.test_table, test_tables, strict=True)), args.signal, args.background
+        )
     card = save_deepmem(
-        result, output, args.name, command="coffea-mlreco " + " ".join(sys.argv[1:]), **extra,
+        result,
+        output,
+        args.name,
+        command="coffea-mlreco " + " ".join(sys.argv[1:]),
+        **extra,
         training_tables=[_describe(p, t) for p, t in zip(args.table, tables, strict=True)],
-        validation_tables=([_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)] if val_tables
-                           else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"),
-        training_events=len(train), validation_events=len(val))
-    summary = {"val_mape": result.val_mape, "best_epoch": result.best_epoch,
-               "epochs_per_second": round(result.epochs_per_second, 3),
-               "gpu_utilisation": result.gpu_utilisation if result.gpu_utilisation is not None else "n/a",
-               "test_metrics": extra.get("test_metrics", "none"), "card": str(card)}
+        validation_tables=(
+            [_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)]
+            if val_tables
+            else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"
+        ),
+        training_events=len(train),
+        validation_events=len(val),
+    )
+    summary = {
+        "val_mape": result.val_mape,
+        "best_epoch": result.best_epoch,
+        "epochs_per_second": round(result.epochs_per_second, 3),
+        "gpu_utilisation": result.gpu_utilisation if result.gpu_utilisation is not None else "n/a",
+        "test_metrics": extra.get("test_metrics", "none"),
+        "card": str(card),
+    }
     print(json.dumps(summary, indent=1))
     return 0

@@ -127,15 +127,19 @@ class TransferFunctions:
             for f in fields(part):
                 value = getattr(part, f.name)
                 if not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
-                    raise ValueError(f"transfer function parameter {type(part).__name__}.{f.name} = {value!r} "
-                                     "must be finite and non-negative")
+                    raise ValueError(
+                        f"transfer function parameter {type(part).__name__}.{f.name} = {value!r} "
+                        "must be finite and non-negative"
+                    )
 
     @classmethod
     def from_detector(cls, det: DetectorParameters = DEFAULT_DETECTOR) -> TransferFunctions:
         """The transfer functions of the simulated detector ``det``."""
-        return cls(MuonResolution(det.track_res_a, det.track_res_b),
-                   ElectronResolution(det.ecal_stochastic, det.ecal_constant, det.ecal_noise),
-                   MetResolution(True, det.met_unclustered_sigma0, det.met_unclustered_k))
+        return cls(
+            MuonResolution(det.track_res_a, det.track_res_b),
+            ElectronResolution(det.ecal_stochastic, det.ecal_constant, det.ecal_noise),
+            MetResolution(True, det.met_unclustered_sigma0, det.met_unclustered_k),
+        )
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any] | None, base: TransferFunctions | None = None) -> TransferFunctions:
@@ -147,11 +151,15 @@ class TransferFunctions:
             raise TypeError("transfer functions must be a mapping")
         unknown = set(spec) - {"muon", "electron", "met", "n_sigma"}
         if unknown:
-            raise ValueError(f"unknown transfer-function section(s) {sorted(unknown)}; "
-                             "known: muon, electron, met, n_sigma")
-        return cls(_override(tf.muon, spec.get("muon"), "muon"),
-                   _override(tf.electron, spec.get("electron"), "electron"),
-                   _override(tf.met, spec.get("met"), "met"), float(spec.get("n_sigma", tf.n_sigma)))
+            raise ValueError(
+                f"unknown transfer-function section(s) {sorted(unknown)}; known: muon, electron, met, n_sigma"
+            )
+        return cls(
+            _override(tf.muon, spec.get("muon"), "muon"),
+            _override(tf.electron, spec.get("electron"), "electron"),
+            _override(tf.met, spec.get("met"), "met"),
+            float(spec.get("n_sigma", tf.n_sigma)),
+        )
 
     def relative_pt_resolution(self, pt: np.ndarray, eta: np.ndarray, abs_pdg: int) -> np.ndarray:
         """σ(p_T)/p_T of a lepton of flavour ``abs_pdg`` (11 or 13) at true p_T (GeV) and η."""

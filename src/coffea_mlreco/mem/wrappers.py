@@ -45,8 +45,9 @@ class DeepMEMWrapper(ModelWrapper):
 
     amp_safe = False
 
-    def __init__(self, backend: Backend, hypotheses: tuple[str, ...] | list[str], flavour_input: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, backend: Backend, hypotheses: tuple[str, ...] | list[str], flavour_input: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(backend, **kwargs)
         self.hypotheses = tuple(hypotheses)
         self.flavour_input = bool(flavour_input)
@@ -60,8 +61,10 @@ class DeepMEMWrapper(ModelWrapper):
         missing = [h for h in self.hypotheses if _PREFIX + h not in ak.fields(outputs)]
         if missing:
             raise ValueError(f"the model has no output for hypothesis(es) {missing}; outputs: {ak.fields(outputs)}")
-        return ak.zip({f"logw_{h}": -np.asarray(ak.to_numpy(outputs[_PREFIX + h]), np.float64)
-                       for h in self.hypotheses}, depth_limit=1)
+        return ak.zip(
+            {f"logw_{h}": -np.asarray(ak.to_numpy(outputs[_PREFIX + h]), np.float64) for h in self.hypotheses},
+            depth_limit=1,
+        )
 
 
 def _weights_dir() -> Path:
@@ -78,10 +81,17 @@ def mem_model_card(name: str = DEFAULT_MEM_MODEL) -> dict[str, Any]:
     return read_model_card(_weights_dir(), name, "MEM")
 
 
-def shipped_mem_model(name: str = DEFAULT_MEM_MODEL, device: str = "auto", precision: str = "auto",
-                      **kwargs: Any) -> DeepMEMWrapper:
+def shipped_mem_model(
+    name: str = DEFAULT_MEM_MODEL, device: str = "auto", precision: str = "auto", **kwargs: Any
+) -> DeepMEMWrapper:
     """The wrapper of a shipped model, e.g. ``shipped_mem_model("deepmem")``."""
     card = mem_model_card(name)
     config = card["config"]
-    return DeepMEMWrapper(card_backend(_weights_dir(), card), config["hypotheses"],
-                          bool(config.get("flavour_input", False)), device=device, precision=precision, **kwargs)
+    return DeepMEMWrapper(
+        card_backend(_weights_dir(), card),
+        config["hypotheses"],
+        bool(config.get("flavour_input", False)),
+        device=device,
+        precision=precision,
+        **kwargs,
+    )

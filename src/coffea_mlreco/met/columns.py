@@ -35,13 +35,11 @@ from coffea_mlreco.met.pf_met import missing_transverse_momentum
 from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
 
-__all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct",
-           "supported_methods"]
+__all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct", "supported_methods"]
 
 METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver")
 """The MET reconstructions, in the order of the report."""
-COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet": "DeepMETReco",
-                           "perceiver": "MLMET"}
+COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet": "DeepMETReco", "perceiver": "MLMET"}
 """Column each method appends (a ``MissingET`` record)."""
 ML_METHODS: tuple[str, ...] = ("deepmet", "perceiver")
 _VERTEX_FIELDS = ("fromPV", "pvAssocQuality", "dz")
@@ -75,8 +73,9 @@ def _missing_et(pt: Any, phi: Any) -> ak.Array:
     return ak.zip({"pt": pt, "phi": phi}, with_name="MissingET")
 
 
-def met_models(methods: Sequence[str], models: Mapping[str, Any] | None = None, device: str = "auto"
-               ) -> dict[str, dict[int, ModelWrapper]]:
+def met_models(
+    methods: Sequence[str], models: Mapping[str, Any] | None = None, device: str = "auto"
+) -> dict[str, dict[int, ModelWrapper]]:
     """Per network method of ``methods``: ``{pileup: wrapper}`` (several shipped models to choose from by the
     chunk's pileup, or ``{0: wrapper}`` for the one given in ``models``)."""
     models = dict(models or {})
@@ -106,8 +105,13 @@ class METReconstruction:
     ``puppi`` the weights and their sum, each network its inference (on the PUPPI weights already computed).
     """
 
-    def __init__(self, methods: Sequence[str], models: Mapping[str, Mapping[int, ModelWrapper]],
-                 tune: PuppiTune, timings: MutableMapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        methods: Sequence[str],
+        models: Mapping[str, Mapping[int, ModelWrapper]],
+        tune: PuppiTune,
+        timings: MutableMapping[str, float] | None = None,
+    ) -> None:
         self.methods = tuple(methods)
         self.models = {method: dict(by_pu) for method, by_pu in models.items()}
         self.tune = tune
@@ -135,8 +139,9 @@ class METReconstruction:
             for method in (m for m in self.methods if m in ML_METHODS):
                 tic = time.perf_counter()
                 met = closest_pileup(self.models[method], events)(with_weights)
-                out[COLUMNS[method]] = _missing_et(ak.values_astype(met.pt, "float64"),
-                                                   ak.values_astype(met.phi, "float64"))
+                out[COLUMNS[method]] = _missing_et(
+                    ak.values_astype(met.pt, "float64"), ak.values_astype(met.phi, "float64")
+                )
                 self._timed(method, tic)
         return ak.zip(out, depth_limit=1)
 
@@ -163,9 +168,16 @@ def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
-def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag", puppi_tune: str = "run3",
-                timings: MutableMapping[str, float] | None = None) -> Any:
+def reconstruct(
+    events: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    puppi_tune: str = "run3",
+    timings: MutableMapping[str, float] | None = None,
+) -> Any:
     """Return ``events`` with the MET columns of ``methods`` appended (default all four; see the module).
 
     Works on eager, virtual and dask-awkward NanoEvents (in dask mode nothing is computed: one
@@ -190,5 +202,11 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
     networks = met_models(chosen, models, device)
     by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
     kernel = METReconstruction(chosen, networks, load_tune(puppi_tune), None if is_dask(events) else timings)
-    return reconstruct_columns(events, kernel, input_columns(events, chosen, by_pileup), task="MET",
-                               where={"puppiWeightReco": ("PFCands", "puppiWeightReco")}, on_invalid=on_invalid)
+    return reconstruct_columns(
+        events,
+        kernel,
+        input_columns(events, chosen, by_pileup),
+        task="MET",
+        where={"puppiWeightReco": ("PFCands", "puppiWeightReco")},
+        on_invalid=on_invalid,
+    )

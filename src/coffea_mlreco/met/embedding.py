@@ -30,7 +30,13 @@ class CandidateEmbedding(nn.Module):
         scale = cands.new_tensor([1 / PT_SCALE_GEV, 1 / PT_SCALE_GEV, 1 / 3.0, 1.0, 1.0, 1.0])
         continuous = cands[..., :6] * scale
         categorical = cands[..., 6:].long().clamp(min=0)
-        x = torch.cat([continuous, self.charge(categorical[..., 0].clamp(max=N_CHARGE - 1)),
-                       self.pf_type(categorical[..., 1].clamp(max=N_TYPE - 1)),
-                       self.pv(categorical[..., 2].clamp(max=N_PV - 1))], dim=-1)
+        x = torch.cat(
+            [
+                continuous,
+                self.charge(categorical[..., 0].clamp(max=N_CHARGE - 1)),
+                self.pf_type(categorical[..., 1].clamp(max=N_TYPE - 1)),
+                self.pv(categorical[..., 2].clamp(max=N_PV - 1)),
+            ],
+            dim=-1,
+        )
         return self.project(x)

@@ -67,17 +67,19 @@ def candidate_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
     """``N * var * {CANDIDATE_FEATURES}`` float32 record (categorical classes as small integers)."""
     pt = cands.pt
     dz = cands.dz if "dz" in ak.fields(cands) else ak.zeros_like(pt)
-    return ak.zip({
-        "px": pt * np.cos(cands.phi),
-        "py": pt * np.sin(cands.phi),
-        "eta": cands.eta,
-        "log_pt": np.log(np.maximum(pt, 1e-3)),
-        "puppi": puppi,
-        "dz": ak.where(cands.charge == 0, 0.0, np.minimum(np.maximum(dz, -1.0), 1.0)),
-        "charge_class": np.sign(cands.charge) + 1,
-        "type_class": type_class(cands.pdgId),
-        "pv_class": _pv_class(cands),
-    })
+    return ak.zip(
+        {
+            "px": pt * np.cos(cands.phi),
+            "py": pt * np.sin(cands.phi),
+            "eta": cands.eta,
+            "log_pt": np.log(np.maximum(pt, 1e-3)),
+            "puppi": puppi,
+            "dz": ak.where(cands.charge == 0, 0.0, np.minimum(np.maximum(dz, -1.0), 1.0)),
+            "charge_class": np.sign(cands.charge) + 1,
+            "type_class": type_class(cands.pdgId),
+            "pv_class": _pv_class(cands),
+        }
+    )
 
 
 def event_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
@@ -94,4 +96,3 @@ def met_inputs(events: ak.Array, tune: str = "run3") -> tuple[ak.Array, ak.Array
     else:
         weights = puppi_weights(cands, tune, npv=events.PV.npvsGood)
     return candidate_features(cands, weights), event_features(cands, weights)
-

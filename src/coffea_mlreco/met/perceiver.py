@@ -19,7 +19,6 @@ either way (and the per-candidate ``weight``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from coffea_mlreco.met.embedding import PT_SCALE_GEV, CandidateEmbedding
@@ -40,8 +39,9 @@ def _latent_block(block: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.T
 class PerceiverMET(nn.Module):
     """cands [B, L, 9], cands_mask [B, L], event [B, 2] (PUPPI MET px, py in GeV) → met_xy [B, 2], weight [B, L]."""
 
-    def __init__(self, dim: int = 64, n_latents: int = 64, n_heads: int = 4, n_blocks: int = 2,
-                 target: str = "seed") -> None:
+    def __init__(
+        self, dim: int = 64, n_latents: int = 64, n_heads: int = 4, n_blocks: int = 2, target: str = "seed"
+    ) -> None:
         super().__init__()
         if target not in TARGET_MODES:
             raise ValueError(f"target must be one of {TARGET_MODES}, not {target!r}")
@@ -53,7 +53,8 @@ class PerceiverMET(nn.Module):
         self.encode_norm = nn.LayerNorm(dim)
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(dim, n_heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
-            for _ in range(n_blocks))
+            for _ in range(n_blocks)
+        )
         self.decode = nn.MultiheadAttention(dim, n_heads, batch_first=True)
         self.decode_norm = nn.LayerNorm(dim)
         self.weight_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))

@@ -41,8 +41,18 @@ import numpy as np
 __all__ = ["TUNES", "PuppiRegion", "PuppiTune", "load_tune", "puppi_weights", "puppi_weights_flat", "pv_class"]
 
 _ALPHA_TYPES = {"central": 0, "forward": 1}
-_TUNE_KEYS = {"cone", "min_delta_r", "eta_max_extrap", "min_weight", "delta_z_cut", "apply_low_pu_correction",
-              "pt_max_neutrals", "pt_max_neutrals_start_slope", "rms_pt_min", "regions"}
+_TUNE_KEYS = {
+    "cone",
+    "min_delta_r",
+    "eta_max_extrap",
+    "min_weight",
+    "delta_z_cut",
+    "apply_low_pu_correction",
+    "pt_max_neutrals",
+    "pt_max_neutrals_start_slope",
+    "rms_pt_min",
+    "regions",
+}
 _REGION_KEYS = {"eta_min", "eta_max", "alpha", "min_neutral_pt", "min_neutral_pt_slope", "rms_eta_sf", "med_eta_sf"}
 
 
@@ -108,12 +118,29 @@ TUNES = ("run3", "phase2")
 @numba.njit(cache=True)
 def _inverse_normal(p: float) -> float:
     """Φ⁻¹(p) (Acklam's rational approximation, refined by one Halley step; |error| < 1e-12)."""
-    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
-         -3.066479806614716e01, 2.506628277459239e00)
-    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
-         -1.328068155288572e01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
-         4.374664141464968e00, 2.938163982698783e00)
+    a = (
+        -3.969683028665376e01,
+        2.209460984245205e02,
+        -2.759285104469687e02,
+        1.383577518672690e02,
+        -3.066479806614716e01,
+        2.506628277459239e00,
+    )
+    b = (
+        -5.447609879822406e01,
+        1.615858368580409e02,
+        -1.556989798598866e02,
+        6.680131188771972e01,
+        -1.328068155288572e01,
+    )
+    c = (
+        -7.784894002430293e-03,
+        -3.223964580411365e-01,
+        -2.400758277161838e00,
+        -2.549732539343734e00,
+        4.374664141464968e00,
+        2.938163982698783e00,
+    )
     d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
     if p <= 0.0:
         return -math.inf
@@ -121,17 +148,22 @@ def _inverse_normal(p: float) -> float:
         return math.inf
     if p < 0.02425:
         q = math.sqrt(-2 * math.log(p))
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
-            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
+        )
     elif p > 1 - 0.02425:
         q = math.sqrt(-2 * math.log(1 - p))
-        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
-            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
+        )
     else:
         q = p - 0.5
         r = q * q
-        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
-            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+        x = (
+            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+            * q
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+        )
     e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
     u = e * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
     return x - u / (1 + x * u / 2)
@@ -223,13 +255,19 @@ def _cone_runs(eta_i, phi_i, start, n_eta, n_phi, height, width, cone, run_lo, r
         ip_lo = math.floor((phi_i - half + math.pi) / width)
         ip_hi = math.floor((phi_i + half + math.pi) / width)
         if ip_lo < 0:
-            run_lo[n_runs], run_hi[n_runs], run_phi[n_runs] = start[row + ip_lo + n_phi], start[row + n_phi], \
-                phi_i + 2 * math.pi
+            run_lo[n_runs], run_hi[n_runs], run_phi[n_runs] = (
+                start[row + ip_lo + n_phi],
+                start[row + n_phi],
+                phi_i + 2 * math.pi,
+            )
             n_runs += 1
             ip_lo = 0
         if ip_hi >= n_phi:
-            run_lo[n_runs], run_hi[n_runs], run_phi[n_runs] = start[row], start[row + ip_hi - n_phi + 1], \
-                phi_i - 2 * math.pi
+            run_lo[n_runs], run_hi[n_runs], run_phi[n_runs] = (
+                start[row],
+                start[row + ip_hi - n_phi + 1],
+                phi_i - 2 * math.pi,
+            )
             n_runs += 1
             ip_hi = n_phi - 1
         run_lo[n_runs], run_hi[n_runs], run_phi[n_runs] = start[row + ip_lo], start[row + ip_hi + 1], phi_i
@@ -313,8 +351,9 @@ def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_va
     alpha_f = np.zeros(n)
     every = _grid(eta, phi, pt, np.ones(n, np.bool_), cone, seed_variant)
     if need_central.any():
-        _scatter_alpha(alpha_c, need_central, every, _grid(eta, phi, pt, cls == 1, cone, seed_variant), cone,
-                       min_dr, seed_variant)
+        _scatter_alpha(
+            alpha_c, need_central, every, _grid(eta, phi, pt, cls == 1, cone, seed_variant), cone, min_dr, seed_variant
+        )
     if need_forward.any():
         _gather_alpha(alpha_f, need_forward, every, cone, min_dr, seed_variant)
     return alpha_c, alpha_f
@@ -364,9 +403,31 @@ def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):
 
 
 @numba.njit(cache=True)
-def _puppi_kernel(offsets, pt, eta, phi, cls, npv, cone, min_dr, eta_max_extrap, rms_pt_min_c, rms_pt_min_f,
-                  low_pu, reg_eta_min, reg_eta_max, reg_alpha, reg_min_pt, reg_slope, reg_rms_sf, reg_med_sf,
-                  pt_max_neutrals, pt_max_start, min_weight, seed_variant):
+def _puppi_kernel(
+    offsets,
+    pt,
+    eta,
+    phi,
+    cls,
+    npv,
+    cone,
+    min_dr,
+    eta_max_extrap,
+    rms_pt_min_c,
+    rms_pt_min_f,
+    low_pu,
+    reg_eta_min,
+    reg_eta_max,
+    reg_alpha,
+    reg_min_pt,
+    reg_slope,
+    reg_rms_sf,
+    reg_med_sf,
+    pt_max_neutrals,
+    pt_max_start,
+    min_weight,
+    seed_variant,
+):
     weights = np.zeros(pt.size)
     for ev in range(offsets.size - 1):
         lo, hi = offsets[ev], offsets[ev + 1]
@@ -394,8 +455,7 @@ def _puppi_kernel(offsets, pt, eta, phi, cls, npv, cone, min_dr, eta_max_extrap,
             if e_cls[i] == 0 and region_of[i] >= 0 and reg_alpha[region_of[i]] == 0:
                 need_central[i] = True
             need_forward[i] = need_forward[i] and (e_cls[i] == 0 or pu_f[i] or pv_f[i])
-        alpha_c, alpha_f = _alphas(e_eta, e_phi, e_pt, e_cls, need_central, need_forward, cone, min_dr,
-                                   seed_variant)
+        alpha_c, alpha_f = _alphas(e_eta, e_phi, e_pt, e_cls, need_central, need_forward, cone, min_dr, seed_variant)
         med_c, rms_c, n_c = _median_rms(alpha_c, pu_c, pv_c, low_pu)
         med_f, rms_f, n_f = _median_rms(alpha_f, pu_f, pv_f, low_pu)
         for i in range(hi - lo):
@@ -444,13 +504,23 @@ def pv_class(pfcands: ak.Array, delta_z_cut: float) -> ak.Array:
     elif {"pvAssocQuality", "dz"} <= fields:
         from_pv = (pfcands.pvAssocQuality >= 5) & (abs(pfcands.dz) < delta_z_cut)
     else:
-        raise KeyError("PUPPI needs PFCands_fromPV, or PFCands_pvAssocQuality and PFCands_dz, to tell charged "
-                       f"candidates from the PV; the PF candidates have only {sorted(fields)}")
+        raise KeyError(
+            "PUPPI needs PFCands_fromPV, or PFCands_pvAssocQuality and PFCands_dz, to tell charged "
+            f"candidates from the PV; the PF candidates have only {sorted(fields)}"
+        )
     return ak.where(charged, ak.where(from_pv, 1, 2), 0)
 
 
-def puppi_weights_flat(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, cls: np.ndarray,
-                       npv: np.ndarray, tune: PuppiTune, alpha: str = "cms") -> np.ndarray:
+def puppi_weights_flat(
+    counts: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    cls: np.ndarray,
+    npv: np.ndarray,
+    tune: PuppiTune,
+    alpha: str = "cms",
+) -> np.ndarray:
     """PUPPI weights of flat candidate arrays (numpy); ``cls`` from `pv_class`, ``npv`` per event."""
     if alpha not in ("cms", "seed"):
         raise ValueError(f"alpha must be 'cms' (Σ pT²/ΔR²) or 'seed' (Σ pT/ΔR), not {alpha!r}")
@@ -460,17 +530,35 @@ def puppi_weights_flat(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi:
     regions = tune.regions
     f64 = lambda values: np.ascontiguousarray(values, dtype=np.float64)
     return _puppi_kernel(
-        offsets, f64(pt), f64(eta), f64(phi), np.asarray(cls, np.int64), f64(npv), tune.cone, tune.min_delta_r,
-        tune.eta_max_extrap, tune.rms_pt_min["central"], tune.rms_pt_min["forward"], tune.apply_low_pu_correction,
-        f64([r.eta_min for r in regions]), f64([r.eta_max for r in regions]),
-        np.array([_ALPHA_TYPES[r.alpha] for r in regions], np.int64), f64([r.min_neutral_pt for r in regions]),
-        f64([r.min_neutral_pt_slope for r in regions]), f64([r.rms_eta_sf for r in regions]),
-        f64([r.med_eta_sf for r in regions]), tune.pt_max_neutrals, tune.pt_max_neutrals_start_slope,
-        tune.min_weight, alpha == "seed")
+        offsets,
+        f64(pt),
+        f64(eta),
+        f64(phi),
+        np.asarray(cls, np.int64),
+        f64(npv),
+        tune.cone,
+        tune.min_delta_r,
+        tune.eta_max_extrap,
+        tune.rms_pt_min["central"],
+        tune.rms_pt_min["forward"],
+        tune.apply_low_pu_correction,
+        f64([r.eta_min for r in regions]),
+        f64([r.eta_max for r in regions]),
+        np.array([_ALPHA_TYPES[r.alpha] for r in regions], np.int64),
+        f64([r.min_neutral_pt for r in regions]),
+        f64([r.min_neutral_pt_slope for r in regions]),
+        f64([r.rms_eta_sf for r in regions]),
+        f64([r.med_eta_sf for r in regions]),
+        tune.pt_max_neutrals,
+        tune.pt_max_neutrals_start_slope,
+        tune.min_weight,
+        alpha == "seed",
+    )
 
 
-def puppi_weights(events_or_pfcands: ak.Array, tune: str | PuppiTune = "run3", npv: Any = None,
-                  alpha: str = "cms") -> ak.Array:
+def puppi_weights(
+    events_or_pfcands: ak.Array, tune: str | PuppiTune = "run3", npv: Any = None, alpha: str = "cms"
+) -> ak.Array:
     """PUPPI weight in [0, 1] of every PF candidate, aligned with ``events.PFCands``.
 
     Accepts NanoEvents (uses ``events.PFCands`` and ``events.PV.npvsGood``) or the PFCands collection
@@ -486,8 +574,11 @@ def puppi_weights(events_or_pfcands: ak.Array, tune: str | PuppiTune = "run3", n
         if npv is None:
             raise ValueError("puppi_weights on a PFCands collection needs npv (good primary vertices per event)")
     counts = np.asarray(ak.to_numpy(ak.num(pfcands, axis=1)), dtype=np.int64)
-    npv = np.array(np.broadcast_to(np.asarray(ak.to_numpy(npv) if isinstance(npv, ak.Array) else npv,
-                                              dtype=np.float64), counts.shape))
+    npv = np.array(
+        np.broadcast_to(
+            np.asarray(ak.to_numpy(npv) if isinstance(npv, ak.Array) else npv, dtype=np.float64), counts.shape
+        )
+    )
     flat = {k: ak.to_numpy(ak.flatten(pfcands[k])) for k in ("pt", "eta", "phi")}
     cls = ak.to_numpy(ak.flatten(pv_class(pfcands, tune.delta_z_cut)))
     weights = puppi_weights_flat(counts, flat["pt"], flat["eta"], flat["phi"], cls, npv, tune, alpha)

@@ -84,9 +84,7 @@ def _root_histograms(hists: dict[str, hist.Hist], methods: list[str]) -> dict[st
             h = hist_select(hists[name], {"method": method})
             out[f"met/{method}/{name}"] = hist_select(h, {"genmet": sum})
             edges = list(h.axes["genmet"].edges)
-            bins: list[tuple[float, float, Any]] = [
-                (edges[i], edges[i + 1], i) for i in range(len(edges) - 1)
-            ]
+            bins: list[tuple[float, float, Any]] = [(edges[i], edges[i + 1], i) for i in range(len(edges) - 1)]
             if h.axes["genmet"].traits.overflow:
                 bins.append((edges[-1], math.inf, hist.overflow))
             for lo, hi, index in bins:
@@ -143,9 +141,7 @@ def _plot_vs_genmet(metrics: dict[str, Any], outdir: Path) -> str:
             ax.set_ylabel(ylabel)
             ax.set_xlim(0, _DISPLAY_TOP_GEV)
             label_axes(ax)
-        axes[0].legend(
-            fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV", title_fontsize="small"
-        )
+        axes[0].legend(fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV", title_fontsize="small")
         fig.tight_layout()
         return save_figure(fig, outdir, "met_vs_genmet")
 
@@ -196,7 +192,9 @@ def _plot_response(hists: dict[str, hist.Hist], metrics: dict[str, Any], outdir:
         ax.axhline(1.0, color="grey", lw=1, ls="--")
         ax.set_xlim(0, top)
         ax.set_xlabel("Gen MET [GeV] (marker at the bin's mean)")
-        ax.set_ylabel(r"Response $\langle \vec{p}_{T}^{miss} \cdot \hat{e}_{gen} \rangle / \langle p_{T}^{miss,gen} \rangle$")
+        ax.set_ylabel(
+            r"Response $\langle \vec{p}_{T}^{miss} \cdot \hat{e}_{gen} \rangle / \langle p_{T}^{miss,gen} \rangle$"
+        )
         ax.legend(fontsize="small", title=f"last bin: > {summary_top(metrics):g} GeV", title_fontsize="small")
         label_axes(ax)
         return save_figure(fig, outdir, "met_response_vs_genmet")
@@ -292,12 +290,8 @@ def _plot_reco_vs_gen(hists: dict[str, hist.Hist], method: str, outdir: Path) ->
 def _tables(hists: dict[str, hist.Hist], metrics: dict[str, Any]) -> str:
     rows = []
     for method, s in metrics.items():
-        med_upar = summarize_residual_hist(
-            hist_select(hists["upar"], {"method": method, "genmet": sum})
-        ).median
-        med_uperp = summarize_residual_hist(
-            hist_select(hists["uperp"], {"method": method, "genmet": sum})
-        ).median
+        med_upar = summarize_residual_hist(hist_select(hists["upar"], {"method": method, "genmet": sum})).median
+        med_uperp = summarize_residual_hist(hist_select(hists["uperp"], {"method": method, "genmet": sum})).median
         rows.append(
             [
                 METHOD_TITLES.get(method, method),
@@ -390,8 +384,10 @@ def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     ]
     invalid = int(output.get("events_invalid", 0))
     if invalid:
-        text.append(f'<p class="note">{invalid} event(s) with NaN/inf inputs were flagged invalid (their MET '
-                    "columns are NaN, <code>valid</code> False) and left out of the figures below.</p>")
+        text.append(
+            f'<p class="note">{invalid} event(s) with NaN/inf inputs were flagged invalid (their MET '
+            "columns are NaN, <code>valid</code> False) and left out of the figures below.</p>"
+        )
     if not methods:
         text.append("<p>No events were processed.</p>")
     else:

@@ -103,8 +103,9 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
                 cands = ak.zip({n.removeprefix("PFCands_"): arrays[n] for n in names})
                 weights = puppi_weights(cands, tune, npv=arrays["PV_npvsGood"])
                 rec = candidate_features(cands, weights)
-                feats.append(np.stack([ak.to_numpy(ak.flatten(rec[k])).astype(np.float32)
-                                       for k in CANDIDATE_FEATURES], axis=1))
+                feats.append(
+                    np.stack([ak.to_numpy(ak.flatten(rec[k])).astype(np.float32) for k in CANDIDATE_FEATURES], axis=1)
+                )
                 counts.append(ak.to_numpy(ak.num(cands)).astype(np.int64))
                 ev = event_features(cands, weights)
                 puppi.append(np.stack([ak.to_numpy(ev.puppi_px), ak.to_numpy(ev.puppi_py)], axis=1))
@@ -112,7 +113,9 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
                 target.append(np.stack([gen_pt * np.cos(gen_phi), gen_pt * np.sin(gen_phi)], axis=1))
         with atomic_directory(cache, existing="replace") as partial:  # no half-written cache after an interruption
             for name, parts in (("features", feats), ("counts", counts), ("puppi", puppi), ("target", target)):
-                np.save(partial / f"{name}.npy", np.concatenate(parts).astype(np.int64 if name == "counts" else np.float32))
+                np.save(
+                    partial / f"{name}.npy", np.concatenate(parts).astype(np.int64 if name == "counts" else np.float32)
+                )
     return FeatureSet(*(np.load(cache / f"{n}.npy", mmap_mode="r") for n in ("features", "counts", "puppi", "target")))
 
 
@@ -135,8 +138,9 @@ def _response_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.stack(terms).mean() if terms else pred.new_zeros(())
 
 
-def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.3, div: float = 25.0,
-                 final_div: float = 1e4) -> float:
+def one_cycle_lr(
+    progress: float, max_lr: float, warmup: float = 0.3, div: float = 25.0, final_div: float = 1e4
+) -> float:
     """Learning rate at ``progress`` ∈ [0, 1] of a one-cycle schedule (torch's ``OneCycleLR`` shape: cosine
     rise from max_lr/div over the first ``warmup`` fraction, cosine fall to max_lr/(div·final_div))."""
     start = max_lr / div
@@ -192,7 +196,9 @@ class _DeviceBatches:
         return x, mask, self.puppi[index], self.target[index]
 
 
-def batch_source(data: FeatureSet, device: torch.device, on_device: bool | None = None) -> _HostBatches | _DeviceBatches:
+def batch_source(
+    data: FeatureSet, device: torch.device, on_device: bool | None = None
+) -> _HostBatches | _DeviceBatches:
     """Where mini-batches of ``data`` are padded: on the device when it is a GPU (default), else on the host."""
     if on_device is None:
         on_device = device.type == "cuda"
@@ -209,8 +215,9 @@ def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1)
     return [load_features(f, cache_dir) for f in files]  # then memory-map them here
 
 
-def predict(model: torch.nn.Module, data: FeatureSet, tokens: int,
-            source: _HostBatches | _DeviceBatches | None = None) -> np.ndarray:
+def predict(
+    model: torch.nn.Module, data: FeatureSet, tokens: int, source: _HostBatches | _DeviceBatches | None = None
+) -> np.ndarray:
     """The model's MET (px, py) in GeV for every event of ``data`` (on the model's device)."""
     source = source or batch_source(data, next(model.parameters()).device)
     pred = np.zeros_like(np.asarray(data.target))
@@ -222,8 +229,9 @@ def predict(model: torch.nn.Module, data: FeatureSet, tokens: int,
     return pred
 
 
-def _training_loss(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, puppi: torch.Tensor,
-                   target: torch.Tensor) -> torch.Tensor:
+def _training_loss(
+    model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, puppi: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """Loss of one mini-batch, every event rotated by a random φ (candidates, PUPPI MET and target together):
     Huber on the MET (px, py)/20 GeV, or on v* for the Perceiver's ``seed`` target, plus the response term."""
     angle = torch.rand(len(x), device=x.device) * 2 * math.pi
@@ -239,9 +247,14 @@ def _training_loss(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, 
     return loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
 
 
-def _train_epoch(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
-                 batches: Iterable[tuple[_HostBatches | _DeviceBatches, np.ndarray]],
-                 lr_at: Callable[[int], float | None], step: int, bar: tqdm) -> tuple[int, bool]:
+def _train_epoch(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batches: Iterable[tuple[_HostBatches | _DeviceBatches, np.ndarray]],
+    lr_at: Callable[[int], float | None],
+    step: int,
+    bar: tqdm,
+) -> tuple[int, bool]:
     """One pass over ``batches`` (a batch source and its events) from optimiser step ``step``, at the learning
     rate ``lr_at(step)``; stops early when that is None. Returns the next step and whether it ran out of time."""
     model.train()
@@ -275,20 +288,33 @@ def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum(gen_pt[sel]) / np.sum(projection)) if sel.any() and np.sum(projection) > 0 else 1.0
 
 
-def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float = 1.0,
-             source: _HostBatches | _DeviceBatches | None = None) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: torch.nn.Module,
+    data: FeatureSet,
+    tokens: int,
+    scale: float = 1.0,
+    source: _HostBatches | _DeviceBatches | None = None,
+) -> dict[str, dict[str, float]]:
     """Resolution of u∥ and u⊥ (GeV) per gen-MET bin and overall, for the model (times ``scale``), PUPPI and PF."""
     pred = scale * predict(model, data, tokens, source)
     target = np.asarray(data.target)
     gen_pt, gen_phi = np.hypot(*target.T), np.arctan2(target[:, 1], target[:, 0])
     event = np.repeat(np.arange(len(data.counts)), data.counts)  # PF MET = −Σ (px, py); 0 without candidates
-    pf = -np.stack([np.bincount(event, weights=np.asarray(data.features[:, k], dtype=np.float64),
-                                minlength=len(data.counts)) for k in (0, 1)], axis=1)
+    pf = -np.stack(
+        [
+            np.bincount(event, weights=np.asarray(data.features[:, k], dtype=np.float64), minlength=len(data.counts))
+            for k in (0, 1)
+        ],
+        axis=1,
+    )
     out = {}
     for name, met in (("model", pred), ("puppi", np.asarray(data.puppi)), ("pf", pf)):
         r = met_residuals(np.hypot(*met.T), np.arctan2(met[:, 1], met[:, 0]), gen_pt, gen_phi)
-        summary = {"bias_upar": float(np.mean(r.upar)), "resolution_upar": resolution(r.upar),
-                   "resolution_uperp": resolution(r.uperp)}
+        summary = {
+            "bias_upar": float(np.mean(r.upar)),
+            "resolution_upar": resolution(r.upar),
+            "resolution_uperp": resolution(r.uperp),
+        }
         for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
             sel = (gen_pt >= lo) & (gen_pt < hi)
             summary[f"resolution_upar_{lo:g}_{hi:g}"] = resolution(r.upar[sel])
@@ -297,10 +323,24 @@ def evaluate(model: torch.nn.Module, data: FeatureSet, tokens: int, scale: float
     return out
 
 
-def train(model_name: str, train_files: list[str], val_file: str, output: str, epochs: int, lr: float,
-          tokens: int, seed: int, config: dict, cache_dir: str, progress: bool = True, device: str = "auto",
-          workers: int = 1, max_seconds: float | None = None, on_device: bool | None = None,
-          init: str | None = None) -> dict:
+def train(
+    model_name: str,
+    train_files: list[str],
+    val_file: str,
+    output: str,
+    epochs: int,
+    lr: float,
+    tokens: int,
+    seed: int,
+    config: dict,
+    cache_dir: str,
+    progress: bool = True,
+    device: str = "auto",
+    workers: int = 1,
+    max_seconds: float | None = None,
+    on_device: bool | None = None,
+    init: str | None = None,
+) -> dict:
     """Train, keep the epoch with the best validation u∥ resolution, write weights and model card.
 
     The weights and card are (re)written after every epoch that improves on the best so far, so an
@@ -345,16 +385,27 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
     for epoch in range(0 if init is not None else 1, epochs + 1):  # epoch 0: the ``init`` weights as given
         if epoch:
             bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch}/{epochs}", disable=not progress)
-            batches = ((source, events) for data, source in zip(train_sets, sources, strict=True)
-                       for events in _batches(data, tokens, rng))
+            batches = (
+                (source, events)
+                for data, source in zip(train_sets, sources, strict=True)
+                for events in _batches(data, tokens, rng)
+            )
             step, out_of_time = _train_epoch(model, optimiser, batches, lr_at, step, bar)
             bar.close()
         metrics = evaluate(model, val, tokens, source=val_source)
-        history.append({"epoch": epoch, "steps": step, "val_resolution_upar": metrics["model"]["resolution_upar"],
-                        "seconds": round(time.perf_counter() - start, 1)})
-        print(f"epoch {epoch}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
-              f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
-              flush=True)
+        history.append(
+            {
+                "epoch": epoch,
+                "steps": step,
+                "val_resolution_upar": metrics["model"]["resolution_upar"],
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        print(
+            f"epoch {epoch}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
+            f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
+            flush=True,
+        )
         if metrics["model"]["resolution_upar"] < best_resolution:
             best_resolution = metrics["model"]["resolution_upar"]
             scale = response_scale(predict(model, val, tokens, val_source), np.asarray(val.target))
@@ -362,16 +413,25 @@ def train(model_name: str, train_files: list[str], val_file: str, output: str, e
             with deferred_interrupts():  # a checkpoint's weights are written whole
                 save_file(state, str(out.with_suffix(".safetensors")))
             card = {
-                "model": MODELS[model_name], "config": config, "weights": out.with_suffix(".safetensors").name,
+                "model": MODELS[model_name],
+                "config": config,
+                "weights": out.with_suffix(".safetensors").name,
                 "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-                "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+                "package_version": __version__,
+                "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
                 "training_files": [describe_sample(f) for f in train_files],
                 "validation_file": describe_sample(val_file),
                 "training_events": int(sum(len(d.counts) for d in train_sets)),
-                "validation_events": len(val.counts), "epochs": epochs, "best_epoch": epoch,
+                "validation_events": len(val.counts),
+                "epochs": epochs,
+                "best_epoch": epoch,
                 "max_seconds": max_seconds,
-                "learning_rate": lr, "tokens_per_batch": tokens, "seed": seed, "device": str(dev),
-                "training_seconds": round(time.perf_counter() - start, 1), "history": history,
+                "learning_rate": lr,
+                "tokens_per_batch": tokens,
+                "seed": seed,
+                "device": str(dev),
+                "training_seconds": round(time.perf_counter() - start, 1),
+                "history": history,
                 "response_scale": scale,
                 "validation_metrics_gev": evaluate(model, val, tokens, scale, val_source),
                 "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -411,11 +471,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: next to the output)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     parser.add_argument("--workers", type=int, default=1, help="processes computing the per-file feature caches")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="time budget: the one-cycle schedule follows elapsed time and training stops at it")
-    parser.add_argument("--init", default=None,
-                        help="fine-tune from these weights (.safetensors of the same --model/--target/--dim/--latents); "
-                             "validated first as epoch 0")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="time budget: the one-cycle schedule follows elapsed time and training stops at it",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="fine-tune from these weights (.safetensors of the same --model/--target/--dim/--latents); "
+        "validated first as epoch 0",
+    )
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -431,9 +498,23 @@ def run(args: argparse.Namespace) -> int:
     cache = args.cache_dir or str(output.parent / "feature-cache")
     try:
         with model_output(output, args.model, keep_on_interrupt=True) as work:  # DIR appears complete, at the end
-            card = train(args.model, args.train, args.validation, str(work / args.model), args.epochs, args.lr,
-                         args.tokens, args.seed, config, cache, progress=not args.quiet, device=args.device,
-                         workers=args.workers, max_seconds=args.max_seconds, init=args.init)
+            card = train(
+                args.model,
+                args.train,
+                args.validation,
+                str(work / args.model),
+                args.epochs,
+                args.lr,
+                args.tokens,
+                args.seed,
+                config,
+                cache,
+                progress=not args.quiet,
+                device=args.device,
+                workers=args.workers,
+                max_seconds=args.max_seconds,
+                init=args.init,
+            )
     except (KeyError, OSError, ValueError, RuntimeError) as err:
         print(f"coffea-mlreco train met: error: {err}", file=sys.stderr)
         return 2

@@ -59,4 +59,9 @@ def model_card(name: str) -> dict[str, Any]:
 def shipped_met_model(name: str, device: str = "auto", precision: str = "auto") -> METWrapper:
     """The wrapper of a shipped MET model, e.g. ``shipped_met_model("perceiver_pu60")``."""
     card = model_card(name)
-    return METWrapper(card_backend(_weights_dir(), card), device=device, precision=precision, response_scale=card.get("response_scale", 1.0))
+    return METWrapper(
+        card_backend(_weights_dir(), card),
+        device=device,
+        precision=precision,
+        response_scale=card.get("response_scale", 1.0),
+    )

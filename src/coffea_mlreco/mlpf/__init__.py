@@ -12,5 +12,14 @@ from coffea_mlreco.mlpf.columns import METHODS, input_columns, reconstruct, supp
 from coffea_mlreco.mlpf.inputs import ELEMENT_BRANCHES, element_table, mlpf_elements
 from coffea_mlreco.mlpf.targets import TARGET_FIELDS, target_table
 
-__all__ = ["ELEMENT_BRANCHES", "METHODS", "TARGET_FIELDS", "element_table", "input_columns", "mlpf_elements",
-           "reconstruct", "supported_methods", "target_table"]
+__all__ = [
+    "ELEMENT_BRANCHES",
+    "METHODS",
+    "TARGET_FIELDS",
+    "element_table",
+    "input_columns",
+    "mlpf_elements",
+    "reconstruct",
+    "supported_methods",
+    "target_table",
+]

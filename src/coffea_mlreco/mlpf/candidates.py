@@ -31,10 +31,18 @@ def allowed_class_logits(class_logits: np.ndarray, element_type: np.ndarray) -> 
     return out
 
 
-def candidate_columns(table: np.ndarray, counts: np.ndarray, class_logits: np.ndarray, momentum: np.ndarray,
-                      charge_logit: np.ndarray, track_from_pv: np.ndarray, track_quality: np.ndarray,
-                      track_dz_err: np.ndarray, logit_offsets: np.ndarray | None = None,
-                      neutral_pt_scale: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def candidate_columns(
+    table: np.ndarray,
+    counts: np.ndarray,
+    class_logits: np.ndarray,
+    momentum: np.ndarray,
+    charge_logit: np.ndarray,
+    track_from_pv: np.ndarray,
+    track_quality: np.ndarray,
+    track_dz_err: np.ndarray,
+    logit_offsets: np.ndarray | None = None,
+    neutral_pt_scale: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Flat MLPFCands columns and per-event counts, plus each element's predicted class [M].
 
     table [M, 13] (`coffea_mlreco.mlpf.inputs.element_table`), counts [N]; model outputs flat per element
@@ -50,8 +58,9 @@ def candidate_columns(table: np.ndarray, counts: np.ndarray, class_logits: np.nd
     if logit_offsets is not None:
         class_logits = class_logits + np.asarray(logit_offsets, np.float32)
     logits = allowed_class_logits(class_logits, kind)
-    decoded = decode_candidates({"class_logits": logits[None], "momentum": momentum[None],
-                                 "charge_logit": charge_logit[None]}, table[None])
+    decoded = decode_candidates(
+        {"class_logits": logits[None], "momentum": momentum[None], "charge_logit": charge_logit[None]}, table[None]
+    )
     cls = decoded["cls"].astype(np.int64)
     event = np.repeat(np.arange(counts.size), counts)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -68,8 +77,10 @@ def candidate_columns(table: np.ndarray, counts: np.ndarray, class_logits: np.nd
     columns = {
         "pt": np.where(charged, table[:, 1], neutral_pt).astype(np.float32),
         "eta": np.where(charged, table[:, 2], decoded["eta"]).astype(np.float32),
-        "phi": np.where(charged, table[:, 3], decoded["phi"]).astype(np.float32), "mass": decoded["mass"],
-        "charge": decoded["charge"].astype(np.int32), "pdgId": decoded["pdgId"].astype(np.int32),
+        "phi": np.where(charged, table[:, 3], decoded["phi"]).astype(np.float32),
+        "mass": decoded["mass"],
+        "charge": decoded["charge"].astype(np.int32),
+        "pdgId": decoded["pdgId"].astype(np.int32),
         "fromPV": np.where(charged, track_from_pv[track_rank] if track_from_pv.size else 0, 3).astype(np.int32),
         "pvAssocQuality": np.where(charged, track_quality[track_rank] if track_quality.size else 0, 0).astype(np.int32),
         "dz": np.where(charged, table[:, 10], 0.0).astype(np.float32),

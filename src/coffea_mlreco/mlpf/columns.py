@@ -50,15 +50,36 @@ from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
 from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
 from coffea_mlreco.mlpf.wrapper import MLPFWrapper, shipped_mlpf_model, shipped_mlpf_models
 
-__all__ = ["CANDIDATE_FIELDS", "COLUMNS", "METHODS", "MLPFReconstruction", "input_columns", "mlpf_models",
-           "reconstruct", "supported_methods"]
+__all__ = [
+    "CANDIDATE_FIELDS",
+    "COLUMNS",
+    "METHODS",
+    "MLPFReconstruction",
+    "input_columns",
+    "mlpf_models",
+    "reconstruct",
+    "supported_methods",
+]
 
 METHODS: tuple[str, ...] = ("mlpf",)
 """The reconstructions this task appends (one: the MLPF network)."""
 COLUMNS: dict[str, str] = {"mlpf": "MLPFCands"}
 """Column each method appends (besides the per-event ``MLPFReco`` record)."""
-CANDIDATE_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "charge", "pdgId", "fromPV", "pvAssocQuality",
-                                     "dz", "dzErr", "trackIdx", "clusterIdx", "cls")
+CANDIDATE_FIELDS: tuple[str, ...] = (
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "charge",
+    "pdgId",
+    "fromPV",
+    "pvAssocQuality",
+    "dz",
+    "dzErr",
+    "trackIdx",
+    "clusterIdx",
+    "cls",
+)
 """Fields of ``MLPFCands`` (module docstring)."""
 TRACK_FIELDS: tuple[str, ...] = (*TRACK_SOURCES.values(), "clusterIdx", "fromPV", "pvAssocQuality", "dzErr")
 """``PFTrack`` fields read: the model inputs, the track–cluster link and the charged candidates' vertex fields."""
@@ -86,8 +107,9 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     return METHODS
 
 
-def mlpf_models(models: Mapping[str, Any] | None = None, device: str = "auto", precision: str = "fp32"
-                ) -> dict[int, MLPFWrapper]:
+def mlpf_models(
+    models: Mapping[str, Any] | None = None, device: str = "auto", precision: str = "fp32"
+) -> dict[int, MLPFWrapper]:
     """``{pileup: wrapper}``: every shipped ``mlpf_pu<N>`` (chosen per chunk by pileup), or ``{0: wrapper}`` for
     the model given as ``models["mlpf"]`` (a shipped name, a model directory or card, or an `MLPFWrapper`)."""
     models = dict(models or {})
@@ -102,8 +124,10 @@ def mlpf_models(models: Mapping[str, Any] | None = None, device: str = "auto", p
     shipped = shipped_mlpf_models()
     by_pu = names_by_pileup(shipped, "mlpf")
     if not by_pu:
-        raise ValueError(f"no shipped mlpf_pu<N> model to choose from (shipped: {', '.join(shipped) or 'none'}); "
-                         "give one with models={'mlpf': NAME_OR_DIR}")
+        raise ValueError(
+            f"no shipped mlpf_pu<N> model to choose from (shipped: {', '.join(shipped) or 'none'}); "
+            "give one with models={'mlpf': NAME_OR_DIR}"
+        )
     return {pu: shipped_mlpf_model(name, device=device, precision=precision) for pu, name in by_pu.items()}
 
 
@@ -145,8 +169,15 @@ def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
-def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag", precision: str = "fp32") -> Any:
+def reconstruct(
+    events: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    precision: str = "fp32",
+) -> Any:
     """Return ``events`` with ``MLPFCands`` (jagged candidates) and ``MLPFReco`` (``n_cands``, ``valid``) appended.
 
     Works on eager, virtual and dask-awkward NanoEvents (in dask mode nothing is computed: one

@@ -30,14 +30,38 @@ import numpy as np
 
 __all__ = ["ELEMENT_BRANCHES", "FEATURES", "element_order", "element_table", "mlpf_elements"]
 
-FEATURES = ("type", "pt", "eta", "phi", "e", "e_em", "e_had", "eta_calo", "phi_calo", "charge", "dz", "quality",
-            "width", "e_linked", "n_linked")
+FEATURES = (
+    "type",
+    "pt",
+    "eta",
+    "phi",
+    "e",
+    "e_em",
+    "e_had",
+    "eta_calo",
+    "phi_calo",
+    "charge",
+    "dz",
+    "quality",
+    "width",
+    "e_linked",
+    "n_linked",
+)
 """Equal to `coffea_mlreco.mlpf.model.ELEMENT_FEATURES` (checked in the tests; no torch import here)."""
-TRACK_SOURCES = {"pt": "pt", "eta": "eta", "phi": "phi", "eta_calo": "etaCalo", "phi_calo": "phiCalo",
-                 "charge": "charge", "dz": "dz", "quality": "quality"}
+TRACK_SOURCES = {
+    "pt": "pt",
+    "eta": "eta",
+    "phi": "phi",
+    "eta_calo": "etaCalo",
+    "phi_calo": "phiCalo",
+    "charge": "charge",
+    "dz": "dz",
+    "quality": "quality",
+}
 CLUSTER_SOURCES = {"e": "energy", "e_em": "eEm", "e_had": "eHad", "eta": "eta", "phi": "phi", "width": "width"}
 ELEMENT_BRANCHES = tuple(f"PFTrack_{v}" for v in (*TRACK_SOURCES.values(), "clusterIdx")) + tuple(
-    f"PFCluster_{v}" for v in CLUSTER_SOURCES.values())
+    f"PFCluster_{v}" for v in CLUSTER_SOURCES.values()
+)
 """The file branches the inputs read."""
 
 
@@ -55,8 +79,9 @@ def element_order(n_tracks: np.ndarray, n_clusters: np.ndarray) -> tuple[np.ndar
     return t_rows, c_rows, counts
 
 
-def _table(get: Callable[[str, str], np.ndarray], n_tracks: np.ndarray, n_clusters: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _table(
+    get: Callable[[str, str], np.ndarray], n_tracks: np.ndarray, n_clusters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     t_rows, c_rows, counts = element_order(n_tracks, n_clusters)
     table = np.zeros((int(counts.sum()), len(FEATURES)), np.float32)
     column = {name: i for i, name in enumerate(FEATURES)}
@@ -70,8 +95,14 @@ def _table(get: Callable[[str, str], np.ndarray], n_tracks: np.ndarray, n_cluste
     return table, counts
 
 
-def _fill_links(table: np.ndarray, cluster_idx: np.ndarray, t_rows: np.ndarray, c_rows: np.ndarray,
-                n_tracks: np.ndarray, n_clusters: np.ndarray) -> None:
+def _fill_links(
+    table: np.ndarray,
+    cluster_idx: np.ndarray,
+    t_rows: np.ndarray,
+    c_rows: np.ndarray,
+    n_tracks: np.ndarray,
+    n_clusters: np.ndarray,
+) -> None:
     """Fill ``e_linked`` / ``n_linked`` (module docstring) from each track's event-local linked-cluster index."""
     column = {name: i for i, name in enumerate(FEATURES)}
     link = np.asarray(cluster_idx, np.int64)
@@ -93,6 +124,7 @@ def _fill_links(table: np.ndarray, cluster_idx: np.ndarray, t_rows: np.ndarray, 
 def element_table(events: Any) -> tuple[np.ndarray, np.ndarray]:
     """(rows [M, 15] float32 in `FEATURES` order, elements per event [N]) from NanoEvents or any record array
     with ``PFTrack`` and ``PFCluster`` collections."""
+
     def get(collection: str, field: str) -> np.ndarray:
         return np.asarray(ak.to_numpy(ak.flatten(events[collection][field], axis=1)), np.float32)
 
@@ -101,11 +133,11 @@ def element_table(events: Any) -> tuple[np.ndarray, np.ndarray]:
     return _table(get, n_t, n_c)
 
 
-def element_table_from_tree(tree: Any, entry_start: int | None = None, entry_stop: int | None = None
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def element_table_from_tree(
+    tree: Any, entry_start: int | None = None, entry_stop: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`element_table` straight from an uproot ``Events`` tree (faster than NanoEvents for training)."""
-    arrays = tree.arrays(["nPFTrack", "nPFCluster", *ELEMENT_BRANCHES], entry_start=entry_start,
-                         entry_stop=entry_stop)
+    arrays = tree.arrays(["nPFTrack", "nPFCluster", *ELEMENT_BRANCHES], entry_start=entry_start, entry_stop=entry_stop)
 
     def get(collection: str, field: str) -> np.ndarray:
         return np.asarray(ak.to_numpy(ak.flatten(arrays[f"{collection}_{field}"], axis=1)), np.float32)

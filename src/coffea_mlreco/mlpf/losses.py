@@ -27,8 +27,13 @@ def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, gamma: float = 2.0,
-               class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    gamma: float = 2.0,
+    class_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean focal loss. logits [.., C], target [..] (class index), mask [..] (True = count it).
 
     With class weights α the mean is Σ α_y FL / Σ α_y (as ``F.cross_entropy(weight=α)``), so γ = 0 gives
@@ -42,19 +47,27 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | 
     return _weighted_mean(loss, weight)
 
 
-def momentum_loss(momentum: torch.Tensor, target: torch.Tensor, target_class: torch.Tensor,
-                  mask: torch.Tensor | None = None, delta: float = 1.0) -> torch.Tensor:
+def momentum_loss(
+    momentum: torch.Tensor,
+    target: torch.Tensor,
+    target_class: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    delta: float = 1.0,
+) -> torch.Tensor:
     """Huber loss (δ = ``delta`` after `REGRESSION_SCALES`), summed over the 5 components and averaged over
     real elements whose true class is not "none". momentum, target [.., 5]; target_class [..]."""
     scale = momentum.new_tensor(REGRESSION_SCALES).float()
-    per_element = F.huber_loss(momentum.float() / scale, target.float() / scale, delta=delta,
-                               reduction="none").sum(-1)
+    per_element = F.huber_loss(momentum.float() / scale, target.float() / scale, delta=delta, reduction="none").sum(-1)
     weight = (target_class != 0).float() if mask is None else ((target_class != 0) & mask.bool()).float()
     return _weighted_mean(per_element, weight)
 
 
-def charge_loss(charge_logit: torch.Tensor, target_charge: torch.Tensor, target_class: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+def charge_loss(
+    charge_logit: torch.Tensor,
+    target_charge: torch.Tensor,
+    target_class: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Binary cross-entropy of the charge sign on real elements whose true class is charged."""
     charged = torch.zeros_like(target_class, dtype=torch.bool)
     for c in CHARGED_CLASSES:
@@ -65,10 +78,16 @@ def charge_loss(charge_logit: torch.Tensor, target_charge: torch.Tensor, target_
     return _weighted_mean(bce, charged.float())
 
 
-def mlpf_loss(outputs: dict[str, torch.Tensor], target_class: torch.Tensor, target_momentum: torch.Tensor,
-              target_charge: torch.Tensor, mask: torch.Tensor, gamma: float = 2.0,
-              class_weights: torch.Tensor | None = None,
-              weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+def mlpf_loss(
+    outputs: dict[str, torch.Tensor],
+    target_class: torch.Tensor,
+    target_momentum: torch.Tensor,
+    target_charge: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float = 2.0,
+    class_weights: torch.Tensor | None = None,
+    weights: dict[str, float] | None = None,
+) -> dict[str, torch.Tensor]:
     """Total MLPF loss and its parts, as a dict ``total``, ``classification``, ``momentum``, ``charge``.
 
     outputs: `MLPF` outputs; target_class [B, N] (index into `PARTICLE_CLASSES`); target_momentum [B, N, 5]

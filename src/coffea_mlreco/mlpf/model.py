@@ -35,14 +35,45 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "BINNINGS", "CHARGED_CLASSES", "CLASS_MASS_GEV", "CLASS_PDGID", "CLUSTER", "ELEMENT_FEATURES", "ELEMENT_TYPES", "MLPF",
-    "PARTICLE_CLASSES", "REGRESSION_TARGETS", "TRACK", "BinnedGraphLayer", "decode_candidates", "element_features",
-    "element_reference", "expand_link_inputs", "link_features", "lsh_order", "regression_targets",
+    "BINNINGS",
+    "CHARGED_CLASSES",
+    "CLASS_MASS_GEV",
+    "CLASS_PDGID",
+    "CLUSTER",
+    "ELEMENT_FEATURES",
+    "ELEMENT_TYPES",
+    "MLPF",
+    "PARTICLE_CLASSES",
+    "REGRESSION_TARGETS",
+    "TRACK",
+    "BinnedGraphLayer",
+    "decode_candidates",
+    "element_features",
+    "element_reference",
+    "expand_link_inputs",
+    "link_features",
+    "lsh_order",
+    "regression_targets",
     "validate_elements",
 ]
 
-ELEMENT_FEATURES = ("type", "pt", "eta", "phi", "e", "e_em", "e_had", "eta_calo", "phi_calo", "charge", "dz",
-                    "quality", "width", "e_linked", "n_linked")
+ELEMENT_FEATURES = (
+    "type",
+    "pt",
+    "eta",
+    "phi",
+    "e",
+    "e_em",
+    "e_had",
+    "eta_calo",
+    "phi_calo",
+    "charge",
+    "dz",
+    "quality",
+    "width",
+    "e_linked",
+    "n_linked",
+)
 """Columns of the ``elements`` input [B, N, 15] — the contract with the simulation. Units: GeV (pt, e, e_em,
 e_had, e_linked), rad (phi, phi_calo), cm (dz). Tracks fill type, pt, eta, phi (at the vertex), eta_calo,
 phi_calo (at the calorimeter surface), charge (±1), dz, quality (a [0, 1] score); clusters fill type, e, e_em,
@@ -100,17 +131,33 @@ def element_features(elements: torch.Tensor) -> torch.Tensor:
     """[.., 13] raw `ELEMENT_FEATURES` → [.., 15] normalised: log(1+pT), η/3, sin φ, cos φ, log(1+E),
     log(1+E_em), log(1+E_had), E_em/E, η_calo/3, sin φ_calo, cos φ_calo, charge, asinh(dz/0.1 cm), quality,
     width. The angles of a cluster also enter the calorimeter slots, so tracks and clusters share a position."""
-    (kind, pt, eta, phi, energy, e_em, e_had, eta_calo, phi_calo, charge, dz, quality,
-     width) = elements[..., :_N_RAW].unbind(-1)
+    (kind, pt, eta, phi, energy, e_em, e_had, eta_calo, phi_calo, charge, dz, quality, width) = elements[
+        ..., :_N_RAW
+    ].unbind(-1)
     is_cluster = (kind == CLUSTER).to(elements.dtype)
     eta_calo = eta_calo + is_cluster * (eta - eta_calo)
     phi_calo = phi_calo + is_cluster * (phi - phi_calo)
     em_fraction = e_em / energy.clamp(min=_MIN_GEV)
-    return torch.stack([
-        torch.log1p(pt.clamp(min=0.0)), eta / 3.0, torch.sin(phi), torch.cos(phi), torch.log1p(energy.clamp(min=0.0)),
-        torch.log1p(e_em.clamp(min=0.0)), torch.log1p(e_had.clamp(min=0.0)), em_fraction.clamp(0.0, 1.5),
-        eta_calo / 3.0, torch.sin(phi_calo), torch.cos(phi_calo), charge, _asinh(dz / 0.1), quality, width,
-    ], dim=-1)
+    return torch.stack(
+        [
+            torch.log1p(pt.clamp(min=0.0)),
+            eta / 3.0,
+            torch.sin(phi),
+            torch.cos(phi),
+            torch.log1p(energy.clamp(min=0.0)),
+            torch.log1p(e_em.clamp(min=0.0)),
+            torch.log1p(e_had.clamp(min=0.0)),
+            em_fraction.clamp(0.0, 1.5),
+            eta_calo / 3.0,
+            torch.sin(phi_calo),
+            torch.cos(phi_calo),
+            charge,
+            _asinh(dz / 0.1),
+            quality,
+            width,
+        ],
+        dim=-1,
+    )
 
 
 def link_features(elements: torch.Tensor) -> torch.Tensor:
@@ -124,32 +171,45 @@ def link_features(elements: torch.Tensor) -> torch.Tensor:
     own = torch.where(is_cluster, energy, pt * torch.cosh(eta)).clamp(min=_MIN_GEV)
     balance = torch.where(is_cluster, (energy - e_linked) / own, e_linked / own).clamp(-2.0, 2.0)
     excess = torch.where(is_cluster, (energy - e_linked).clamp(min=0.0), torch.zeros_like(energy))
-    return torch.stack([torch.log1p(e_linked.clamp(min=0.0)), balance, torch.log1p(excess),
-                        n_linked.clamp(0.0, 5.0) / 5.0], dim=-1)
+    return torch.stack(
+        [torch.log1p(e_linked.clamp(min=0.0)), balance, torch.log1p(excess), n_linked.clamp(0.0, 5.0) / 5.0], dim=-1
+    )
 
 
-def regression_targets(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, energy: torch.Tensor,
-                       elements: torch.Tensor) -> torch.Tensor:
+def regression_targets(
+    pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, energy: torch.Tensor, elements: torch.Tensor
+) -> torch.Tensor:
     """Training targets [.., 5] (`REGRESSION_TARGETS`) of true particles (pT, η, φ, E in GeV, rad) attached to
     ``elements`` [.., 15]; the inverse of the decoding in `decode_candidates`."""
     pt_ref, eta_ref, phi_ref, e_ref = element_reference(elements)
     dphi = phi - phi_ref
-    return torch.stack([torch.log(pt.clamp(min=_MIN_GEV) / pt_ref), eta - eta_ref, torch.sin(dphi),
-                        torch.cos(dphi) - 1.0, torch.log(energy.clamp(min=_MIN_GEV) / e_ref)], dim=-1)
+    return torch.stack(
+        [
+            torch.log(pt.clamp(min=_MIN_GEV) / pt_ref),
+            eta - eta_ref,
+            torch.sin(dphi),
+            torch.cos(dphi) - 1.0,
+            torch.log(energy.clamp(min=_MIN_GEV) / e_ref),
+        ],
+        dim=-1,
+    )
 
 
 def validate_elements(elements: torch.Tensor, elements_mask: torch.Tensor) -> None:
     """Raise ``ValueError`` on a shape that is not [B, N, 15] or a real element whose type is not 1 or 2."""
     if elements.dim() != 3 or elements.shape[-1] != len(ELEMENT_FEATURES):
-        raise ValueError(f"elements must be [B, N, {len(ELEMENT_FEATURES)}] ({', '.join(ELEMENT_FEATURES)}), "
-                         f"not {list(elements.shape)}")
+        raise ValueError(
+            f"elements must be [B, N, {len(ELEMENT_FEATURES)}] ({', '.join(ELEMENT_FEATURES)}), "
+            f"not {list(elements.shape)}"
+        )
     if elements_mask.shape != elements.shape[:2]:
         raise ValueError(f"elements_mask {list(elements_mask.shape)} does not match elements {list(elements.shape)}")
     kind = elements[..., 0]
     bad = elements_mask & (kind != TRACK) & (kind != CLUSTER)
     if bool(bad.any()):
-        raise ValueError(f"element types must be {TRACK} (track) or {CLUSTER} (cluster); found "
-                         f"{sorted(set(kind[bad].tolist()))}")
+        raise ValueError(
+            f"element types must be {TRACK} (track) or {CLUSTER} (cluster); found {sorted(set(kind[bad].tolist()))}"
+        )
 
 
 def lsh_order(x: torch.Tensor, mask: torch.Tensor, codebook: torch.Tensor, bin_size: int) -> torch.Tensor:
@@ -190,8 +250,9 @@ class BinnedGraphLayer(nn.Module):
     kernel can only link them when the binning is geometric, as rule-based PF's block building is.
     """
 
-    def __init__(self, dim: int, n_heads: int, bin_size: int, dist_dim: int, max_codes: int, seed: int,
-                 binning: str = "learned") -> None:
+    def __init__(
+        self, dim: int, n_heads: int, bin_size: int, dist_dim: int, max_codes: int, seed: int, binning: str = "learned"
+    ) -> None:
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"dim ({dim}) must be a multiple of n_heads ({n_heads})")
@@ -219,7 +280,7 @@ class BinnedGraphLayer(nn.Module):
         x = self.norm1(h)
         d = self.distance(x)
         if self.binning == "position":  # the codebook's last 3 rows are those of the position
-            order = lsh_order(position, mask, self.codebook[-position.shape[-1]:], s)
+            order = lsh_order(position, mask, self.codebook[-position.shape[-1] :], s)
         else:
             order = lsh_order(torch.cat([d.detach(), position], dim=-1), mask, self.codebook, s)
 
@@ -274,9 +335,18 @@ class MLPF(nn.Module):
     without them load with zero columns there: `expand_link_inputs`).
     """
 
-    def __init__(self, dim: int = 128, n_layers: int = 3, n_heads: int = 4, bin_size: int = 64, dist_dim: int = 16,
-                 max_codes: int = 256, lsh_seed: int = 0, binning: str = "learned", link_features: bool = False
-                 ) -> None:
+    def __init__(
+        self,
+        dim: int = 128,
+        n_layers: int = 3,
+        n_heads: int = 4,
+        bin_size: int = 64,
+        dist_dim: int = 16,
+        max_codes: int = 256,
+        lsh_seed: int = 0,
+        binning: str = "learned",
+        link_features: bool = False,
+    ) -> None:
         super().__init__()
         if bin_size < 1 or max_codes < 2:
             raise ValueError(f"bin_size must be ≥ 1 and max_codes ≥ 2, not {bin_size}, {max_codes}")
@@ -285,8 +355,10 @@ class MLPF(nn.Module):
         n_link = _N_LINK if link_features else 0
         self.type_embedding = nn.Embedding(len(ELEMENT_TYPES) + 1, 8)
         self.embed = nn.Sequential(nn.Linear(_N_CONTINUOUS + 8 + n_link, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.layers = nn.ModuleList(BinnedGraphLayer(dim, n_heads, bin_size, dist_dim, max_codes, lsh_seed + i,
-                                                     binning) for i in range(n_layers))
+        self.layers = nn.ModuleList(
+            BinnedGraphLayer(dim, n_heads, bin_size, dist_dim, max_codes, lsh_seed + i, binning)
+            for i in range(n_layers)
+        )
         self.norm = nn.LayerNorm(dim)
         n_in = dim + _N_CONTINUOUS
         self.classify = _head(n_in + n_link, dim, len(PARTICLE_CLASSES))
@@ -315,16 +387,20 @@ class MLPF(nn.Module):
         class_logits = self.classify(z_links)
         momentum = self.regress(torch.cat([z, torch.softmax(class_logits, dim=-1), *links], dim=-1))
         charge = self.charge(z_links) + 2.0 * features[:, :n, 11:12]
-        return {"class_logits": class_logits.masked_fill(~real, 0.0), "momentum": momentum.masked_fill(~real, 0.0),
-                "charge_logit": charge.masked_fill(~real, 0.0)[..., 0]}
+        return {
+            "class_logits": class_logits.masked_fill(~real, 0.0),
+            "momentum": momentum.masked_fill(~real, 0.0),
+            "charge_logit": charge.masked_fill(~real, 0.0)[..., 0],
+        }
 
 
 def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def decode_candidates(outputs: dict[str, Any], elements: Any, elements_mask: Any | None = None,
-                      drop_none: bool = False) -> dict[str, np.ndarray]:
+def decode_candidates(
+    outputs: dict[str, Any], elements: Any, elements_mask: Any | None = None, drop_none: bool = False
+) -> dict[str, np.ndarray]:
     """Particle candidates from `MLPF` outputs (tensors or arrays) and the input elements [B, N, 15].
 
     One candidate per real element, event-major (``counts`` [B] per event, for ``ak.unflatten``), or only
@@ -349,12 +425,23 @@ def decode_candidates(outputs: dict[str, Any], elements: Any, elements_mask: Any
     pdg = np.asarray(CLASS_PDGID)[cls] * np.where(charged, charge, 1)
     keep = mask & (cls != 0) if drop_none else mask
     element_index = np.broadcast_to(np.arange(el.shape[1]), keep.shape)
-    columns = {"pt": pt.numpy(), "eta": eta.numpy(), "phi": phi.numpy(), "e": energy.numpy(),
-               "mass": np.asarray(CLASS_MASS_GEV)[cls], "cls": cls, "pdgId": pdg, "charge": charge,
-               "dz": np.where(el[..., 0].numpy() == TRACK, el[..., 10].numpy(), 0.0),
-               "element_index": element_index, "element_type": el[..., 0].numpy()}
-    out = {k: v[keep].astype(np.int32 if k in ("cls", "pdgId", "charge", "element_index", "element_type")
-                             else np.float32) for k, v in columns.items()}
+    columns = {
+        "pt": pt.numpy(),
+        "eta": eta.numpy(),
+        "phi": phi.numpy(),
+        "e": energy.numpy(),
+        "mass": np.asarray(CLASS_MASS_GEV)[cls],
+        "cls": cls,
+        "pdgId": pdg,
+        "charge": charge,
+        "dz": np.where(el[..., 0].numpy() == TRACK, el[..., 10].numpy(), 0.0),
+        "element_index": element_index,
+        "element_type": el[..., 0].numpy(),
+    }
+    out = {
+        k: v[keep].astype(np.int32 if k in ("cls", "pdgId", "charge", "element_index", "element_type") else np.float32)
+        for k, v in columns.items()
+    }
     out["counts"] = keep.sum(axis=1).astype(np.int64)
     return out
 

@@ -31,12 +31,18 @@ SUMMARY_PT_MIN = 1.0
 def pdgid_class(pdg_id: np.ndarray) -> np.ndarray:
     """Class index (`CLASS_NAMES`) of PF candidates by pdgId."""
     a = np.abs(np.asarray(pdg_id))
-    return np.select([a == 211, (a == 130) | (a == 1), (a == 22) | (a == 2), a == 11, a == 13],
-                     [1, 2, 3, 4, 5], 0).astype(np.int64)
+    return np.select(
+        [a == 211, (a == 130) | (a == 1), (a == 22) | (a == 2), a == 11, a == 13], [1, 2, 3, 4, 5], 0
+    ).astype(np.int64)
 
 
-def class_rates(target: np.ndarray, reco: np.ndarray, target_pt: np.ndarray | None = None,
-                reco_pt: np.ndarray | None = None, pt_min: float = 0.0) -> dict[str, dict[str, float | None]]:
+def class_rates(
+    target: np.ndarray,
+    reco: np.ndarray,
+    target_pt: np.ndarray | None = None,
+    reco_pt: np.ndarray | None = None,
+    pt_min: float = 0.0,
+) -> dict[str, dict[str, float | None]]:
     """Per-class efficiency and fake rate (module docstring) over elements; classes without entries get None.
 
     With ``target_pt``/``reco_pt`` and ``pt_min``, efficiency counts targets with pT > pt_min and fake rate

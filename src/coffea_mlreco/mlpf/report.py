@@ -47,8 +47,12 @@ from coffea_mlreco.mlpf.performance import CLASS_NAMES, SUMMARY_PT_MIN
 
 __all__ = ["METHOD_TITLES", "class_summary", "event_total", "mlpf_section", "tail_fraction"]
 
-METHOD_TITLES = {"pf": "Rule-based PF", "mlpf": "MLPF", "pf_puppi": "Rule-based PF + PUPPI",
-                 "mlpf_puppi": "MLPF + PUPPI"}
+METHOD_TITLES = {
+    "pf": "Rule-based PF",
+    "mlpf": "MLPF",
+    "pf_puppi": "Rule-based PF + PUPPI",
+    "mlpf_puppi": "MLPF + PUPPI",
+}
 _PLOT_CLASSES = ("charged_hadron", "neutral_hadron", "photon")
 HF_ETA = 3.0
 """|η| beyond which clusters are HF towers (CMS PF: HF hadronic / EM candidates, pdgId 1 / 2)."""
@@ -70,7 +74,7 @@ def class_summary(h: hist.Hist, method: str, flag: str, pt_min: float, hf: bool 
     for c in h.axes["cls"]:
         values = np.asarray(hist_select(h, {"method": method, "cls": hist.loc(c)}).values(flow=True))
         # [pt (flow), eta (flow), flag (+ category overflow)]: pT ≥ pt_min incl. overflow; inner η bins in range
-        kept = values[start + 1 if start else 0:, 1:-1][:, in_range].sum(axis=(0, 1))
+        kept = values[start + 1 if start else 0 :, 1:-1][:, in_range].sum(axis=(0, 1))
         out[CLASS_NAMES[c]] = _ratio(float(kept[1]), float(kept.sum()))
     return out
 
@@ -89,8 +93,9 @@ def tail_fraction(h: hist.Hist, sigma: float) -> float:
 
 
 def _pooled(met: hist.Hist, method: str) -> hist.Hist:
-    return hist_select(met, {"method": method, "component": "dpx"}) + hist_select(met, {"method": method,
-                                                                                         "component": "dpy"})
+    return hist_select(met, {"method": method, "component": "dpx"}) + hist_select(
+        met, {"method": method, "component": "dpy"}
+    )
 
 
 def _met_metrics(met: hist.Hist, method: str, reference: str) -> dict[str, Any]:
@@ -99,9 +104,14 @@ def _met_metrics(met: hist.Hist, method: str, reference: str) -> dict[str, Any]:
     pooled = _pooled(met, method)
     own = summarize_residual_hist(pooled).resolution
     ref = summarize_residual_hist(_pooled(met, reference)).resolution
-    return {"bias_upar": upar.bias, "resolution_upar": upar.resolution, "resolution_uperp": uperp.resolution,
-            "tail_fraction": tail_fraction(pooled, ref), "tail_fraction_own": tail_fraction(pooled, own),
-            "n": upar.n}
+    return {
+        "bias_upar": upar.bias,
+        "resolution_upar": upar.resolution,
+        "resolution_uperp": uperp.resolution,
+        "tail_fraction": tail_fraction(pooled, ref),
+        "tail_fraction_own": tail_fraction(pooled, own),
+        "n": upar.n,
+    }
 
 
 def _jet_metrics(jets: hist.Hist, method: str) -> dict[str, Any]:
@@ -120,15 +130,21 @@ def _response_metrics(response: hist.Hist, method: str) -> dict[str, Any]:
         part = hist_select(response, {"method": method, "cls": hist.loc(c)})
         n = round(float(np.sum(part.values(flow=True))))
         if n:
-            out[CLASS_NAMES[c]] = {"median": hist_quantile(part, 0.5),
-                                   "iqr": hist_quantile(part, 0.75) - hist_quantile(part, 0.25), "n": n}
+            out[CLASS_NAMES[c]] = {
+                "median": hist_quantile(part, 0.5),
+                "iqr": hist_quantile(part, 0.75) - hist_quantile(part, 0.25),
+                "n": n,
+            }
     return out
 
 
 def _finite(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()
-                if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
+        return {
+            k: _finite(v)
+            for k, v in value.items()
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+        }
     return value
 
 
@@ -139,10 +155,16 @@ def _method_metrics(hists: dict[str, hist.Hist], method: str) -> dict[str, Any]:
         "fake_rate": class_summary(fake, method, "fake", SUMMARY_PT_MIN),
         "efficiency_all": class_summary(eff, method, "matched", -math.inf),
         "fake_rate_all": class_summary(fake, method, "fake", -math.inf),
-        "efficiency_hf": {k: v for k, v in class_summary(eff, method, "matched", SUMMARY_PT_MIN, hf=True).items()
-                          if k in ("neutral_hadron", "photon")},
-        "fake_rate_hf": {k: v for k, v in class_summary(fake, method, "fake", SUMMARY_PT_MIN, hf=True).items()
-                         if k in ("neutral_hadron", "photon")},
+        "efficiency_hf": {
+            k: v
+            for k, v in class_summary(eff, method, "matched", SUMMARY_PT_MIN, hf=True).items()
+            if k in ("neutral_hadron", "photon")
+        },
+        "fake_rate_hf": {
+            k: v
+            for k, v in class_summary(fake, method, "fake", SUMMARY_PT_MIN, hf=True).items()
+            if k in ("neutral_hadron", "photon")
+        },
         "pt_response": _response_metrics(hists["response"], method),
         "jet": _jet_metrics(hists["jet_response"], method),
         "jet_puppi": _jet_metrics(hists["jet_response"], f"{method}_puppi"),
@@ -180,14 +202,17 @@ def _plot_rates(hists: dict[str, hist.Hist], name: str, axis: str, outdir: Path)
             for method in h.axes["method"]:
                 edges, rate, err = _rate_curve(h, method, cls, axis, SUMMARY_PT_MIN if axis == "eta" else 0.0)
                 centres = 0.5 * (edges[1:] + edges[:-1])
-                ax.errorbar(centres, rate, yerr=err, xerr=0.5 * np.diff(edges), fmt="o", ms=4,
-                            label=METHOD_TITLES[method])
+                ax.errorbar(
+                    centres, rate, yerr=err, xerr=0.5 * np.diff(edges), fmt="o", ms=4, label=METHOD_TITLES[method]
+                )
             if axis == "pt":
                 ax.set_xscale("log")
                 ax.set_xlim(0.1, 1000)
             ax.set_xlabel(r"$p_T$ [GeV]" if axis == "pt" else r"$\eta$ ($p_T$ > 1 GeV)", fontsize="small")
-            ax.set_ylabel(f"{'Efficiency' if name == 'efficiency' else 'Fake rate'}: {cls_name.replace('_', ' ')}",
-                          fontsize="small")
+            ax.set_ylabel(
+                f"{'Efficiency' if name == 'efficiency' else 'Fake rate'}: {cls_name.replace('_', ' ')}",
+                fontsize="small",
+            )
             ax.set_ylim(0, 1.05)
             ax.legend(fontsize="x-small")
         label_axes(axes[0])
@@ -242,41 +267,113 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     seconds = output.get("seconds", {}).get("mlpf", 0.0)  # absent from a dask-awkward graph's output
     throughput = {"mlpf/mlpf": n_events / seconds} if seconds > 0 else {}
     invalid = int(output.get("events_invalid", 0))
-    text = [(f'<p class="note">{n_events} events ({invalid} left out: NaN/inf in the MLPF inputs), '
-             f'{int(output.get("elements", 0))} elements. Efficiency and fake rate per element against the truth '
-             "targets (PFTarget); summary columns for p<sub>T</sub> &gt; 1 GeV.</p>")]
+    text = [
+        (
+            f'<p class="note">{n_events} events ({invalid} left out: NaN/inf in the MLPF inputs), '
+            f"{int(output.get('elements', 0))} elements. Efficiency and fake rate per element against the truth "
+            "targets (PFTarget); summary columns for p<sub>T</sub> &gt; 1 GeV.</p>"
+        )
+    ]
     rows = []
     for name in CLASS_NAMES[1:]:
-        rows.append([name.replace("_", " "), *(metrics[m][k].get(name, math.nan) for k in ("efficiency", "fake_rate")
-                                               for m in ("pf", "mlpf"))])
+        rows.append(
+            [
+                name.replace("_", " "),
+                *(metrics[m][k].get(name, math.nan) for k in ("efficiency", "fake_rate") for m in ("pf", "mlpf")),
+            ]
+        )
     for name in ("neutral_hadron", "photon"):
-        rows.append([f"HF {name.replace('_', ' ')}", *(metrics[m][k].get(name, math.nan)
-                                                         for k in ("efficiency_hf", "fake_rate_hf") for m in ("pf", "mlpf"))])
-    text.append(html_table(["Class", "Eff. PF", "Eff. MLPF", "Fake PF", "Fake MLPF"], rows,
-                           caption="Efficiency and fake rate (pT > 1 GeV; |η| < 3, and HF)"))
-    rows = [[name.replace("_", " "), *(metrics[m]["pt_response"].get(name, {}).get(k, math.nan)
-                                        for m in ("pf", "mlpf") for k in ("median", "iqr"))]
-            for name in CLASS_NAMES[1:]]
-    text.append(html_table(["Class", "PF median", "PF IQR", "MLPF median", "MLPF IQR"], rows,
-                           caption="pT response pT_reco/pT_true of matched elements"))
-    rows = [[METHOD_TITLES[m + s], v.get("bias_upar"), v.get("resolution_upar"), v.get("resolution_uperp"),
-             v.get("tail_fraction"), v.get("tail_fraction_own")]
-            for s, key in (("", "met"), ("_puppi", "met_puppi")) for m in ("pf", "mlpf")
-            for v in [metrics[m].get(key, {})]]
-    text.append(html_table(["Method", "Bias u∥", "σ(u∥)", "σ(u⊥)", "Tail (3σ PF)", "Tail (3σ own)"], rows,
-                           caption="MET residuals [GeV]; tail: fraction of Δpx, Δpy beyond 3σ"))
-    rows = [[METHOD_TITLES[m + s], metrics[m][key].get("response"), metrics[m][key].get("resolution"),
-             metrics[m][key].get("n")] for s, key in (("", "jet"), ("_puppi", "jet_puppi")) for m in ("pf", "mlpf")]
-    text.append(html_table(["Method", "Median response", "Resolution", "Jets"], rows,
-                           caption="anti-kT R=0.4 jets (CHS, or PUPPI-weighted) vs generator jets (pT > 20 GeV, "
-                                   "|η| < 2.5)"))
-    images = [_plot_rates(hists, "efficiency", "pt", outdir), _plot_rates(hists, "fake", "pt", outdir),
-              _plot_rates(hists, "efficiency", "eta", outdir), _plot_met(hists["met"], outdir),
-              _plot_jets(hists["jet_response"], outdir)]
+        rows.append(
+            [
+                f"HF {name.replace('_', ' ')}",
+                *(metrics[m][k].get(name, math.nan) for k in ("efficiency_hf", "fake_rate_hf") for m in ("pf", "mlpf")),
+            ]
+        )
+    text.append(
+        html_table(
+            ["Class", "Eff. PF", "Eff. MLPF", "Fake PF", "Fake MLPF"],
+            rows,
+            caption="Efficiency and fake rate (pT > 1 GeV; |η| < 3, and HF)",
+        )
+    )
+    rows = [
+        [
+            name.replace("_", " "),
+            *(
+                metrics[m]["pt_response"].get(name, {}).get(k, math.nan)
+                for m in ("pf", "mlpf")
+                for k in ("median", "iqr")
+            ),
+        ]
+        for name in CLASS_NAMES[1:]
+    ]
+    text.append(
+        html_table(
+            ["Class", "PF median", "PF IQR", "MLPF median", "MLPF IQR"],
+            rows,
+            caption="pT response pT_reco/pT_true of matched elements",
+        )
+    )
+    rows = [
+        [
+            METHOD_TITLES[m + s],
+            v.get("bias_upar"),
+            v.get("resolution_upar"),
+            v.get("resolution_uperp"),
+            v.get("tail_fraction"),
+            v.get("tail_fraction_own"),
+        ]
+        for s, key in (("", "met"), ("_puppi", "met_puppi"))
+        for m in ("pf", "mlpf")
+        for v in [metrics[m].get(key, {})]
+    ]
+    text.append(
+        html_table(
+            ["Method", "Bias u∥", "σ(u∥)", "σ(u⊥)", "Tail (3σ PF)", "Tail (3σ own)"],
+            rows,
+            caption="MET residuals [GeV]; tail: fraction of Δpx, Δpy beyond 3σ",
+        )
+    )
+    rows = [
+        [
+            METHOD_TITLES[m + s],
+            metrics[m][key].get("response"),
+            metrics[m][key].get("resolution"),
+            metrics[m][key].get("n"),
+        ]
+        for s, key in (("", "jet"), ("_puppi", "jet_puppi"))
+        for m in ("pf", "mlpf")
+    ]
+    text.append(
+        html_table(
+            ["Method", "Median response", "Resolution", "Jets"],
+            rows,
+            caption="anti-kT R=0.4 jets (CHS, or PUPPI-weighted) vs generator jets (pT > 20 GeV, |η| < 2.5)",
+        )
+    )
+    images = [
+        _plot_rates(hists, "efficiency", "pt", outdir),
+        _plot_rates(hists, "fake", "pt", outdir),
+        _plot_rates(hists, "efficiency", "eta", outdir),
+        _plot_met(hists["met"], outdir),
+        _plot_jets(hists["jet_response"], outdir),
+    ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
-    root = {f"mlpf/{m}/met_{c}": hist_select(hists["met"], {"method": m, "component": c})
-            for m in hists["met"].axes["method"] for c in ("upar", "uperp")}
-    root.update({f"mlpf/{m}/jet_response": hist_select(hists["jet_response"], {"method": m, "genpt": sum})
-                 for m in hists["jet_response"].axes["method"]})
-    return TaskReport(metrics=metrics, throughput=throughput, html="\n".join(text), root_histograms=root,
-                      histograms={f"mlpf/{k}": h for k, h in hists.items()})
+    root = {
+        f"mlpf/{m}/met_{c}": hist_select(hists["met"], {"method": m, "component": c})
+        for m in hists["met"].axes["method"]
+        for c in ("upar", "uperp")
+    }
+    root.update(
+        {
+            f"mlpf/{m}/jet_response": hist_select(hists["jet_response"], {"method": m, "genpt": sum})
+            for m in hists["jet_response"].axes["method"]
+        }
+    )
+    return TaskReport(
+        metrics=metrics,
+        throughput=throughput,
+        html="\n".join(text),
+        root_histograms=root,
+        histograms={f"mlpf/{k}": h for k, h in hists.items()},
+    )

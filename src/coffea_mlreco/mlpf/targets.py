@@ -22,8 +22,9 @@ def target_table(events: Any) -> dict[str, np.ndarray]:
     return {f: _flat(events.PFTarget[f], f) for f in TARGET_FIELDS}
 
 
-def target_table_from_tree(tree: Any, entry_start: int | None = None, entry_stop: int | None = None
-                           ) -> dict[str, np.ndarray]:
+def target_table_from_tree(
+    tree: Any, entry_start: int | None = None, entry_stop: int | None = None
+) -> dict[str, np.ndarray]:
     """`target_table` from an uproot ``Events`` tree."""
     arrays = tree.arrays([f"PFTarget_{f}" for f in TARGET_FIELDS], entry_start=entry_start, entry_stop=entry_stop)
     return {f: _flat(arrays[f"PFTarget_{f}"], f) for f in TARGET_FIELDS}

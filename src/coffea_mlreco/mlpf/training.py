@@ -60,7 +60,18 @@ from coffea_mlreco.training.model_dir import (
 )
 from coffea_mlreco.training.provenance import describe_sample
 
-__all__ = ["MODEL", "LossSettings", "add_arguments", "lepton_offset", "load_mlpf_data", "mlpf_batches", "neutral_pt_scale", "predict", "run", "train_mlpf"]
+__all__ = [
+    "MODEL",
+    "LossSettings",
+    "add_arguments",
+    "lepton_offset",
+    "load_mlpf_data",
+    "mlpf_batches",
+    "neutral_pt_scale",
+    "predict",
+    "run",
+    "train_mlpf",
+]
 
 MODEL = "coffea_mlreco.mlpf.model:MLPF"
 MODEL_NAME = "mlpf"
@@ -116,7 +127,7 @@ def mlpf_batches(counts: np.ndarray, batch: int, rng: np.random.Generator | None
     groups of ``batch``; batch order shuffled with ``rng``."""
     jitter = rng.random(counts.size) if rng is not None else np.zeros(counts.size)
     order = np.lexsort((jitter, counts))
-    batches = [order[s:s + batch] for s in range(0, order.size, batch)]
+    batches = [order[s : s + batch] for s in range(0, order.size, batch)]
     if rng is not None:
         rng.shuffle(batches)
     return batches
@@ -167,8 +178,9 @@ class LossSettings:
     energy_weight: float = 0.0
 
 
-def _loss(model: torch.nn.Module, b: dict[str, torch.Tensor], settings: LossSettings
-          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _loss(
+    model: torch.nn.Module, b: dict[str, torch.Tensor], settings: LossSettings
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """`mlpf_loss` and the extra terms of ``settings``; ``total`` includes them, ``none_energy`` and
     ``energy_weighted`` report them."""
     import torch.nn.functional as F
@@ -177,8 +189,9 @@ def _loss(model: torch.nn.Module, b: dict[str, torch.Tensor], settings: LossSett
     from coffea_mlreco.mlpf.model import CLUSTER, REGRESSION_TARGETS, regression_targets
 
     out = model(b["x"], b["mask"])
-    target = regression_targets(b["pt"].double(), b["eta"].double(), b["phi"].double(), b["e"].double(),
-                                b["x"].double()).float()
+    target = regression_targets(
+        b["pt"].double(), b["eta"].double(), b["phi"].double(), b["e"].double(), b["x"].double()
+    ).float()
     cls = b["cls"].long()
     target = torch.where((cls != 0)[..., None], target, torch.zeros_like(target))
     weights = torch.tensor(settings.class_weights, dtype=torch.float32) if settings.class_weights else None
@@ -203,8 +216,11 @@ def _loss(model: torch.nn.Module, b: dict[str, torch.Tensor], settings: LossSett
 def predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 4) -> dict[str, np.ndarray]:
     """Flat model outputs (``class_logits`` [M, 6], ``momentum`` [M, 5], ``charge_logit`` [M]) on ``data``."""
     offsets = np.concatenate([[0], np.cumsum(data["counts"])]).astype(np.int64)
-    outputs = {"class_logits": np.zeros((offsets[-1], 6), np.float32),
-               "momentum": np.zeros((offsets[-1], 5), np.float32), "charge_logit": np.zeros(offsets[-1], np.float32)}
+    outputs = {
+        "class_logits": np.zeros((offsets[-1], 6), np.float32),
+        "momentum": np.zeros((offsets[-1], 5), np.float32),
+        "charge_logit": np.zeros(offsets[-1], np.float32),
+    }
     model.eval()
     with torch.inference_mode():
         for events in mlpf_batches(data["counts"], batch):
@@ -217,8 +233,9 @@ def predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 4)
     return outputs
 
 
-def validation_metrics(model: torch.nn.Module, data: dict[str, np.ndarray], settings: LossSettings,
-                       batch: int) -> dict[str, Any]:
+def validation_metrics(
+    model: torch.nn.Module, data: dict[str, np.ndarray], settings: LossSettings, batch: int
+) -> dict[str, Any]:
     """Mean validation loss (per batch) and element-level efficiency / fake rate per class (one pass)."""
     from coffea_mlreco.mlpf.candidates import allowed_class_logits
     from coffea_mlreco.mlpf.performance import class_rates
@@ -237,16 +254,31 @@ def validation_metrics(model: torch.nn.Module, data: dict[str, np.ndarray], sett
             logits[rows] = out["class_logits"].numpy()[mask]
     predicted = allowed_class_logits(logits, data["x"][:, 0].astype(np.int64)).argmax(-1)
     rates = class_rates(data["cls"], predicted)
-    return {"loss": round(float(np.mean([x["total"] for x in losses])), 5),
-            **{f"loss_{k}": round(float(np.mean([x[k] for x in losses])), 5)
-               for k in ("classification", "momentum", "charge", "none_energy", "energy_weighted") if k in losses[0]},
-            **{k: {c: None if v is None else round(v, 5) for c, v in rates[k].items()}
-               for k in ("efficiency", "fake_rate")}}
+    return {
+        "loss": round(float(np.mean([x["total"] for x in losses])), 5),
+        **{
+            f"loss_{k}": round(float(np.mean([x[k] for x in losses])), 5)
+            for k in ("classification", "momentum", "charge", "none_energy", "energy_weighted")
+            if k in losses[0]
+        },
+        **{
+            k: {c: None if v is None else round(v, 5) for c, v in rates[k].items()} for k in ("efficiency", "fake_rate")
+        },
+    }
 
 
-def train_mlpf(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,
-               batch: int, seed: int, settings: LossSettings | None = None, progress: bool = True,
-               init: str | Path | None = None) -> tuple[torch.nn.Module, list[dict], dict]:
+def train_mlpf(
+    train: dict[str, np.ndarray],
+    val: dict[str, np.ndarray],
+    config: dict,
+    epochs: int,
+    lr: float,
+    batch: int,
+    seed: int,
+    settings: LossSettings | None = None,
+    progress: bool = True,
+    init: str | Path | None = None,
+) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train `MLPF(**config)` (from the weights ``init`` if given); returns the best-epoch model, the history
     and its validation metrics."""
     from coffea_mlreco.mlpf.model import MLPF, expand_link_inputs
@@ -270,8 +302,9 @@ def train_mlpf(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
     for epoch in range(epochs):
         model.train()
         tic = time.perf_counter()
-        bar = tqdm(mlpf_batches(train["counts"], batch, rng), desc=f"mlpf epoch {epoch + 1}/{epochs}",
-                   disable=not progress)
+        bar = tqdm(
+            mlpf_batches(train["counts"], batch, rng), desc=f"mlpf epoch {epoch + 1}/{epochs}", disable=not progress
+        )
         running = []
         for events in bar:
             parts, _ = _loss(model, _augment(_pad(train, offsets, events), generator), settings)
@@ -285,8 +318,11 @@ def train_mlpf(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
         metrics = validation_metrics(model, val, settings, batch)
         metrics.update(train_loss=round(float(np.mean(running)), 5), seconds=round(time.perf_counter() - tic, 1))
         history.append({"epoch": epoch + 1, **metrics})
-        print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f}, validation loss {metrics['loss']:.4f}, "
-              f"efficiency {metrics['efficiency']}, fake rate {metrics['fake_rate']}", flush=True)
+        print(
+            f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f}, validation loss {metrics['loss']:.4f}, "
+            f"efficiency {metrics['efficiency']}, fake rate {metrics['fake_rate']}",
+            flush=True,
+        )
         if best is None or metrics["loss"] < best[0]["loss"]:
             best = ({"epoch": epoch + 1, **metrics}, {k: v.detach().clone() for k, v in model.state_dict().items()})
     assert best is not None
@@ -317,15 +353,21 @@ def lepton_offset(model: torch.nn.Module, data: dict[str, np.ndarray], batch: in
         predicted = shifted.argmax(-1)
         rates = class_rates(target, predicted)
         counts.append(int(np.sum(predicted != target)))
-        scan.append({"offset": o, "misidentified_tracks": counts[-1],
-                     "charged_hadron_efficiency": rates["efficiency"]["charged_hadron"],
-                     "charged_hadron_fake_rate": rates["fake_rate"]["charged_hadron"]})
+        scan.append(
+            {
+                "offset": o,
+                "misidentified_tracks": counts[-1],
+                "charged_hadron_efficiency": rates["efficiency"]["charged_hadron"],
+                "charged_hadron_fake_rate": rates["fake_rate"]["charged_hadron"],
+            }
+        )
     best = min(range(len(LEPTON_OFFSETS)), key=lambda k: (counts[k], -LEPTON_OFFSETS[k]))
     return float(LEPTON_OFFSETS[best]), scan
 
 
-def neutral_pt_scale(model: torch.nn.Module, data: dict[str, np.ndarray], logit_offsets: np.ndarray,
-                     batch: int = 4) -> list[list[float]]:
+def neutral_pt_scale(
+    model: torch.nn.Module, data: dict[str, np.ndarray], logit_offsets: np.ndarray, batch: int = 4
+) -> list[list[float]]:
     """Response correction of neutral candidates: per region (row 0: |η| < 3, row 1: HF) and class, Σ pT_true /
     Σ pT_reco over clusters whose target class is predicted (1 for other classes). The regression is a Huber
     fit of log(pT) — a median in log space — which leaves the mean pT a few % low; summed into MET that is a
@@ -336,8 +378,10 @@ def neutral_pt_scale(model: torch.nn.Module, data: dict[str, np.ndarray], logit_
     out = predict(model, data, batch)
     kind = data["x"][:, 0].astype(np.int64)
     logits = allowed_class_logits(out["class_logits"] + logit_offsets, kind)
-    decoded = decode_candidates({"class_logits": logits[None], "momentum": out["momentum"][None],
-                                 "charge_logit": out["charge_logit"][None]}, data["x"][None])
+    decoded = decode_candidates(
+        {"class_logits": logits[None], "momentum": out["momentum"][None], "charge_logit": out["charge_logit"][None]},
+        data["x"][None],
+    )
     cls = decoded["cls"].astype(np.int64)
     hf = np.abs(data["x"][:, 2]) >= 3.0
     scale = [[1.0] * 6, [1.0] * 6]
@@ -361,26 +405,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=3, help="binned graph layers")
     parser.add_argument("--heads", type=int, default=4, help="attention heads")
     parser.add_argument("--bin-size", type=int, default=64, help="elements per LSH bin")
-    parser.add_argument("--binning", choices=("position", "learned"), default="position",
-                        help="what the LSH hashes: the calorimeter-surface position (default; links tracks to their "
-                             "clusters) or the learned projection and the position")
-    parser.add_argument("--class-weights", type=float, nargs=6, default=None, metavar="W",
-                        help="focal-loss weight per class (none, charged_hadron, neutral_hadron, photon, electron, "
-                             "muon); default all 1")
-    parser.add_argument("--none-energy-weight", type=float, default=NONE_ENERGY_WEIGHT,
-                        help="weight of the loss pulling the momentum of 'none' clusters to ~0 (0: plain mlpf_loss)")
-    parser.add_argument("--energy-weight", type=float, default=0.0,
-                        help="weight of the cluster momentum loss weighted by cluster energy (0: none)")
-    parser.add_argument("--init", default=None, help="start from these weights (.safetensors of the same config, "
-                        "or of the same config without --link-features: the link inputs then start at zero)")
-    parser.add_argument("--link-features", action="store_true",
-                        help="also read the detector's track–cluster links (e_linked, n_linked; models.mlpf.link_features)")
-    parser.add_argument("--calibration-events", type=int, default=400,
-                        help="validation events after those of --max-validation-events on which the lepton logit "
-                             "offset is chosen (the same events if there are no others)")
+    parser.add_argument(
+        "--binning",
+        choices=("position", "learned"),
+        default="position",
+        help="what the LSH hashes: the calorimeter-surface position (default; links tracks to their "
+        "clusters) or the learned projection and the position",
+    )
+    parser.add_argument(
+        "--class-weights",
+        type=float,
+        nargs=6,
+        default=None,
+        metavar="W",
+        help="focal-loss weight per class (none, charged_hadron, neutral_hadron, photon, electron, "
+        "muon); default all 1",
+    )
+    parser.add_argument(
+        "--none-energy-weight",
+        type=float,
+        default=NONE_ENERGY_WEIGHT,
+        help="weight of the loss pulling the momentum of 'none' clusters to ~0 (0: plain mlpf_loss)",
+    )
+    parser.add_argument(
+        "--energy-weight",
+        type=float,
+        default=0.0,
+        help="weight of the cluster momentum loss weighted by cluster energy (0: none)",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="start from these weights (.safetensors of the same config, "
+        "or of the same config without --link-features: the link inputs then start at zero)",
+    )
+    parser.add_argument(
+        "--link-features",
+        action="store_true",
+        help="also read the detector's track–cluster links (e_linked, n_linked; models.mlpf.link_features)",
+    )
+    parser.add_argument(
+        "--calibration-events",
+        type=int,
+        default=400,
+        help="validation events after those of --max-validation-events on which the lepton logit "
+        "offset is chosen (the same events if there are no others)",
+    )
     parser.add_argument("--max-train-events", type=int, default=None, help="use at most this many training events")
-    parser.add_argument("--max-validation-events", type=int, default=None,
-                        help="validate on at most this many events (each epoch)")
+    parser.add_argument(
+        "--max-validation-events", type=int, default=None, help="validate on at most this many events (each epoch)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
     parser.add_argument("--quiet", action="store_true")
@@ -420,33 +494,55 @@ def run(args: argparse.Namespace) -> int:
         rest = _tail(val, args.max_validation_events)
         val = _head(val, args.max_validation_events)
         calibration = _head(rest, args.calibration_events) if rest["counts"].size else val
-    config = {"dim": args.dim, "n_layers": args.layers, "n_heads": args.heads, "bin_size": args.bin_size,
-              "binning": args.binning}
+    config = {
+        "dim": args.dim,
+        "n_layers": args.layers,
+        "n_heads": args.heads,
+        "bin_size": args.bin_size,
+        "binning": args.binning,
+    }
     if args.link_features:
         config["link_features"] = True
-    settings = LossSettings(tuple(args.class_weights) if args.class_weights else None, args.none_energy_weight,
-                            args.energy_weight)
-    model, history, metrics = train_mlpf(train, val, config, args.epochs, args.lr, args.batch, args.seed, settings,
-                                         not args.quiet, args.init)
+    settings = LossSettings(
+        tuple(args.class_weights) if args.class_weights else None, args.none_energy_weight, args.energy_weight
+    )
+    model, history, metrics = train_mlpf(
+        train, val, config, args.epochs, args.lr, args.batch, args.seed, settings, not args.quiet, args.init
+    )
     offset, scan = lepton_offset(model, calibration, args.batch)
     offsets = [0.0, 0.0, 0.0, 0.0, offset, offset]
-    decision = {"class_logit_offsets": offsets,
-                "criterion": "electron and muon logit offset minimising misidentified tracks (lepton_offset)",
-                "neutral_pt_scale": neutral_pt_scale(model, calibration, np.asarray(offsets, np.float32), args.batch),
-                "calibration_events": int(calibration["counts"].size), "scan": scan}
+    decision = {
+        "class_logit_offsets": offsets,
+        "criterion": "electron and muon logit offset minimising misidentified tracks (lepton_offset)",
+        "neutral_pt_scale": neutral_pt_scale(model, calibration, np.asarray(offsets, np.float32), args.batch),
+        "calibration_events": int(calibration["counts"].size),
+        "scan": scan,
+    }
     out = output / MODEL_NAME
     card = {
-        "model": MODEL, "config": config, "weights": out.with_suffix(".safetensors").name,
+        "model": MODEL,
+        "config": config,
+        "weights": out.with_suffix(".safetensors").name,
         "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
-        "training_events": int(train["counts"].size), "training_elements": int(train["counts"].sum()),
-        "validation_events": int(val["counts"].size), "epochs": args.epochs, "learning_rate": args.lr,
-        "batch": args.batch, "seed": args.seed, "class_weights": args.class_weights,
-        "none_energy_weight": args.none_energy_weight, "energy_weight": args.energy_weight,
+        "package_version": __version__,
+        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+        "training_files": [describe_sample(f) for f in args.train],
+        "validation_file": describe_sample(args.validation),
+        "training_events": int(train["counts"].size),
+        "training_elements": int(train["counts"].sum()),
+        "validation_events": int(val["counts"].size),
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "batch": args.batch,
+        "seed": args.seed,
+        "class_weights": args.class_weights,
+        "none_energy_weight": args.none_energy_weight,
+        "energy_weight": args.energy_weight,
         "init": Path(args.init).name if args.init else None,
-        "training_seconds": round(time.perf_counter() - start, 1), "history": history,
-        "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
+        "training_seconds": round(time.perf_counter() - start, 1),
+        "history": history,
+        "validation_metrics": metrics,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
         "decision": decision,
     }
     write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output

@@ -35,11 +35,19 @@ class MLPFWrapper(ModelWrapper):
     performance studies."""
 
     output_names: ClassVar[tuple[str, ...]] = ("class_logits", "momentum", "charge_logit")
-    per_object_outputs: ClassVar[dict[str, str]] = {"class_logits": "elements", "momentum": "elements",
-                                                    "charge_logit": "elements"}
+    per_object_outputs: ClassVar[dict[str, str]] = {
+        "class_logits": "elements",
+        "momentum": "elements",
+        "charge_logit": "elements",
+    }
 
-    def __init__(self, *args: Any, class_logit_offsets: Sequence[float] | None = None,
-                 neutral_pt_scale: Sequence[Sequence[float]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        class_logit_offsets: Sequence[float] | None = None,
+        neutral_pt_scale: Sequence[Sequence[float]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("max_tokens", 1 << 14)
         super().__init__(*args, **kwargs)
         if class_logit_offsets is not None and len(class_logit_offsets) != 6:
@@ -47,7 +55,9 @@ class MLPFWrapper(ModelWrapper):
         self.class_logit_offsets = None if class_logit_offsets is None else np.asarray(class_logit_offsets, np.float32)
         self.neutral_pt_scale = None if neutral_pt_scale is None else np.asarray(neutral_pt_scale, np.float32)
         if self.neutral_pt_scale is not None and self.neutral_pt_scale.shape != (2, 6):
-            raise ValueError(f"neutral_pt_scale must be [2, 6] (|η| < 3, HF; per class), not {self.neutral_pt_scale.shape}")
+            raise ValueError(
+                f"neutral_pt_scale must be [2, 6] (|η| < 3, HF; per class), not {self.neutral_pt_scale.shape}"
+            )
         self.last_element_class: np.ndarray | None = None
 
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
@@ -67,9 +77,17 @@ class MLPFWrapper(ModelWrapper):
             return np.asarray(ak.to_numpy(ak.flatten(tracks[name], axis=1)), dtype)
 
         columns, out_counts, cls = candidate_columns(
-            table, counts, flat("class_logits").reshape(-1, 6), flat("momentum").reshape(-1, 5), flat("charge_logit"),
-            track_field("fromPV", np.int32), track_field("pvAssocQuality", np.int32), track_field("dzErr", np.float32),
-            self.class_logit_offsets, self.neutral_pt_scale)
+            table,
+            counts,
+            flat("class_logits").reshape(-1, 6),
+            flat("momentum").reshape(-1, 5),
+            flat("charge_logit"),
+            track_field("fromPV", np.int32),
+            track_field("pvAssocQuality", np.int32),
+            track_field("dzErr", np.float32),
+            self.class_logit_offsets,
+            self.neutral_pt_scale,
+        )
         self.last_element_class = cls
         return ak.unflatten(ak.zip(columns), out_counts)
 
@@ -96,6 +114,10 @@ def shipped_mlpf_model(name: str = "mlpf_pu60", device: str = "auto", precision:
     """The wrapper of a shipped model, e.g. ``shipped_mlpf_model("mlpf_pu60")``."""
     card = mlpf_model_card(name)
     decision = card.get("decision", {})
-    return MLPFWrapper(card_backend(_weights_dir(), card), device=device, precision=precision,
-                       class_logit_offsets=decision.get("class_logit_offsets"),
-                       neutral_pt_scale=decision.get("neutral_pt_scale"))
+    return MLPFWrapper(
+        card_backend(_weights_dir(), card),
+        device=device,
+        precision=precision,
+        class_logit_offsets=decision.get("class_logit_offsets"),
+        neutral_pt_scale=decision.get("neutral_pt_scale"),
+    )

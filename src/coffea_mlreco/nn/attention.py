@@ -13,8 +13,9 @@ from torch import nn
 __all__ = ["attend"]
 
 
-def attend(mha: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor,
-           key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+def attend(
+    mha: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """``mha(query, keys, keys)`` written with shape-agnostic ops (same parameters, same result).
 
     ``nn.MultiheadAttention`` traced for ONNX freezes the batch and sequence lengths of the example; this
@@ -23,8 +24,8 @@ def attend(mha: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor,
     dim, heads = mha.embed_dim, mha.num_heads
     w, b = mha.in_proj_weight, mha.in_proj_bias
     q = F.linear(query, w[:dim], b[:dim])
-    k = F.linear(keys, w[dim:2 * dim], b[dim:2 * dim])
-    v = F.linear(keys, w[2 * dim:], b[2 * dim:])
+    k = F.linear(keys, w[dim : 2 * dim], b[dim : 2 * dim])
+    v = F.linear(keys, w[2 * dim :], b[2 * dim :])
 
     def split(x: torch.Tensor) -> torch.Tensor:  # [B, L, D] → [B, H, L, D/H]
         return x.reshape(x.shape[0], x.shape[1], heads, dim // heads).transpose(1, 2)

@@ -175,15 +175,22 @@ def dz_resolution(pt: np.ndarray, eta: np.ndarray, det: DetectorParameters = DEF
     return np.hypot(det.dz_res_a, det.dz_res_b * np.sqrt(np.cosh(eta)) / np.maximum(pt, 1e-3))
 
 
-def calorimeter_resolution(energy: np.ndarray, stochastic: float | np.ndarray, constant: float | np.ndarray,
-                           noise: float | np.ndarray = 0.0) -> np.ndarray:
+def calorimeter_resolution(
+    energy: np.ndarray, stochastic: float | np.ndarray, constant: float | np.ndarray, noise: float | np.ndarray = 0.0
+) -> np.ndarray:
     """Absolute energy resolution σ(E) (GeV) = E·(S/√E ⊕ C ⊕ N/E)."""
     e = np.maximum(energy, 1e-6)
     return np.sqrt(stochastic**2 * e + (constant * e) ** 2 + noise**2)
 
 
-def calorimeter_entry(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray, z0: np.ndarray,
-                      det: DetectorParameters = DEFAULT_DETECTOR) -> tuple[np.ndarray, np.ndarray]:
+def calorimeter_entry(
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    charge: np.ndarray,
+    z0: np.ndarray,
+    det: DetectorParameters = DEFAULT_DETECTOR,
+) -> tuple[np.ndarray, np.ndarray]:
     """(η, φ) where tracks (pT in GeV, z0 in cm, charge ±1) cross the ECAL surface; see the module docstring.
 
     φ is wrapped to [−π, π). Neutral inputs (charge 0) go straight: (η of the straight line from z0, φ).
@@ -203,8 +210,7 @@ def calorimeter_entry(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: 
         path_endcap = np.where(sinh != 0, (z_face - z0_m) / sinh, np.inf)
         path = np.where(barrel, path_barrel, np.minimum(path_endcap, np.where(np.isinf(rho), np.inf, np.pi * rho)))
         turn = np.where(np.isinf(rho), 0.0, path / (2 * rho))
-        radius = np.where(barrel, det.calo_radius,
-                          np.where(np.isinf(rho), path, 2 * rho * np.abs(np.sin(turn))))
+        radius = np.where(barrel, det.calo_radius, np.where(np.isinf(rho), path, 2 * rho * np.abs(np.sin(turn))))
         z = z0_m + path * sinh
     eta_calo = np.arcsinh(z / np.maximum(radius, 1e-9))
     phi_calo = np.remainder(phi - np.sign(charge) * turn + np.pi, 2 * np.pi) - np.pi

@@ -53,8 +53,15 @@ def element_targets(c: ElementCollections, p: VisibleParticles) -> Collection:
     # tracks: their own particle
     tp = el.tracks.particle[c.track_order]
     t_cls = np.select([absid[tp] == 13, absid[tp] == 11], [MUON, ELECTRON], CHARGED_HADRON)
-    tracks = {"cls": t_cls, "pt": p.pt[tp], "eta": p.eta[tp], "phi": p.phi[tp], "e": energy[tp],
-              "charge": p.charge[tp], "genVertex": p.vertex[tp]}
+    tracks = {
+        "cls": t_cls,
+        "pt": p.pt[tp],
+        "eta": p.eta[tp],
+        "phi": p.phi[tp],
+        "e": energy[tp],
+        "charge": p.charge[tp],
+        "genVertex": p.vertex[tp],
+    }
 
     # clusters: the four-momentum sum of the particles assigned to them
     n_cl = el.clusters.event.size
@@ -76,10 +83,15 @@ def element_targets(c: ElementCollections, p: VisibleParticles) -> Collection:
     is_em = has & np.isin(absid[np.maximum(lead, 0)], (11, 22))
     with np.errstate(divide="ignore", invalid="ignore"):
         c_eta = np.where(has, np.arcsinh(pz / np.maximum(sum_pt, 1e-12)), 0.0)
-    clusters = {"cls": np.where(has, np.where(is_em, PHOTON, NEUTRAL_HADRON), NONE),
-                "pt": np.where(has, sum_pt, 0.0), "eta": c_eta, "phi": np.where(has, np.arctan2(py, px), 0.0),
-                "e": np.where(has, e, 0.0), "charge": np.zeros(n_cl, np.int32),
-                "genVertex": np.where(has, p.vertex[np.maximum(lead, 0)], -1)}
+    clusters = {
+        "cls": np.where(has, np.where(is_em, PHOTON, NEUTRAL_HADRON), NONE),
+        "pt": np.where(has, sum_pt, 0.0),
+        "eta": c_eta,
+        "phi": np.where(has, np.arctan2(py, px), 0.0),
+        "e": np.where(has, e, 0.0),
+        "charge": np.zeros(n_cl, np.int32),
+        "genVertex": np.where(has, p.vertex[np.maximum(lead, 0)], -1),
+    }
     clusters = {k: v[c.cluster_order] for k, v in clusters.items()}
 
     n_t = tp.size
@@ -104,9 +116,13 @@ def element_branches(c: ElementCollections, pf, p: VisibleParticles, gen) -> dic
     t_particle = el.tracks.particle[c.track_order]
     t_event = event_index(c.tracks.counts)
     track_cols = {k: v for k, v in c.tracks.columns.items() if k not in ("genIndex", "energy")}
-    track_cols.update({
-        "genPartIdx": genpart_link(p.gen_index[t_particle], gen.genpart_source, gen.genpart_counts, t_event),
-        "genVertex": p.vertex[t_particle].astype(np.int32), "genPdgId": p.pdg_id[t_particle].astype(np.int32)})
+    track_cols.update(
+        {
+            "genPartIdx": genpart_link(p.gen_index[t_particle], gen.genpart_source, gen.genpart_counts, t_event),
+            "genVertex": p.vertex[t_particle].astype(np.int32),
+            "genPdgId": p.pdg_id[t_particle].astype(np.int32),
+        }
+    )
     c_event = event_index(c.clusters.counts)
     details = {k: v[c.cluster_order] for k, v in cluster_details(el, p).items()}
     dominant = details["dominant"]
@@ -114,13 +130,20 @@ def element_branches(c: ElementCollections, pf, p: VisibleParticles, gen) -> dic
     cluster_cols["width"] = details["width"]
     cluster_cols["pt"] = cluster_cols["energy"] / np.cosh(cluster_cols["eta"])
     gen_index = np.where(dominant >= 0, p.gen_index[np.maximum(dominant, 0)], -1)
-    cluster_cols.update({
-        "genPartIdx": genpart_link(gen_index, gen.genpart_source, gen.genpart_counts, c_event),
-        "genVertex": np.where(dominant >= 0, p.vertex[np.maximum(dominant, 0)], -1).astype(np.int32),
-        "genPdgId": np.where(dominant >= 0, p.pdg_id[np.maximum(dominant, 0)], 0).astype(np.int32)})
+    cluster_cols.update(
+        {
+            "genPartIdx": genpart_link(gen_index, gen.genpart_source, gen.genpart_counts, c_event),
+            "genVertex": np.where(dominant >= 0, p.vertex[np.maximum(dominant, 0)], -1).astype(np.int32),
+            "genPdgId": np.where(dominant >= 0, p.pdg_id[np.maximum(dominant, 0)], 0).astype(np.int32),
+        }
+    )
     pf_event = event_index(pf.counts)
     pf_cols = dict(pf.columns)
     pf_cols["trackIdx"] = _within_event(pf.track, c.tracks.counts, pf_event)
     pf_cols["clusterIdx"] = _within_event(pf.cluster, c.clusters.counts, pf_event)
-    return {"PFCands": Collection(pf.counts, pf_cols), "PFTrack": Collection(c.tracks.counts, track_cols),
-            "PFCluster": Collection(c.clusters.counts, cluster_cols), "PFTarget": element_targets(c, p)}
+    return {
+        "PFCands": Collection(pf.counts, pf_cols),
+        "PFTrack": Collection(c.tracks.counts, track_cols),
+        "PFCluster": Collection(c.clusters.counts, cluster_cols),
+        "PFTarget": element_targets(c, p),
+    }

@@ -58,8 +58,19 @@ from coffea_mlreco.simulation.detector import (
 )
 from coffea_mlreco.simulation.objects import Collection
 
-__all__ = ["CALORIMETER_LAYERS", "Clusters", "DetectorElements", "ElementCollections", "Tracks", "VisibleParticles",
-           "associate_tracks", "cluster_details", "detector_elements", "element_collections", "genpart_link"]
+__all__ = [
+    "CALORIMETER_LAYERS",
+    "Clusters",
+    "DetectorElements",
+    "ElementCollections",
+    "Tracks",
+    "VisibleParticles",
+    "associate_tracks",
+    "cluster_details",
+    "detector_elements",
+    "element_collections",
+    "genpart_link",
+]
 
 CALORIMETER_LAYERS = ("ECAL", "HCAL", "HF")
 """Cluster ``layer`` codes 0, 1, 2."""
@@ -160,16 +171,23 @@ def _associate(event, z0, sigma, vtx_offsets, vtx_z_sorted, pv_z, nsigma):
     return from_pv, quality
 
 
-def associate_tracks(event: np.ndarray, z0: np.ndarray, sigma_z: np.ndarray, pileup_vertex_z: list[np.ndarray],
-                     pv_z: np.ndarray, nsigma: float) -> tuple[np.ndarray, np.ndarray]:
+def associate_tracks(
+    event: np.ndarray,
+    z0: np.ndarray,
+    sigma_z: np.ndarray,
+    pileup_vertex_z: list[np.ndarray],
+    pv_z: np.ndarray,
+    nsigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """fromPV and pvAssocQuality of tracks (z0, σ(z0) in cm) of events ``event`` (rules in `detector.py`)."""
     others = [np.sort(z) for z in pileup_vertex_z]
     vtx_offsets = np.concatenate([[0], np.cumsum([v.size for v in others])]).astype(np.int64)
     return _associate(event, z0, sigma_z, vtx_offsets, np.concatenate([np.zeros(0), *others]), pv_z, nsigma)
 
 
-def genpart_link(gen_index: np.ndarray, genpart_source: np.ndarray, genpart_counts: np.ndarray,
-                 event: np.ndarray) -> np.ndarray:
+def genpart_link(
+    gen_index: np.ndarray, genpart_source: np.ndarray, genpart_counts: np.ndarray, event: np.ndarray
+) -> np.ndarray:
     """Index within the event's GenPart list of the particle with flat Pythia index ``gen_index`` (−1 if not kept)."""
     if genpart_source.size == 0:
         return np.full(gen_index.size, -1, np.int32)
@@ -179,15 +197,20 @@ def genpart_link(gen_index: np.ndarray, genpart_source: np.ndarray, genpart_coun
     return np.where(found, pos - starts[event], -1).astype(np.int32)
 
 
-def _measure_tracks(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv_z: np.ndarray,
-                    det: DetectorParameters, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _measure_tracks(
+    p: VisibleParticles,
+    pileup_vertex_z: list[np.ndarray],
+    pv_z: np.ndarray,
+    det: DetectorParameters,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Tracking and vertex association (the random draws, in this order, are part of the sample's identity)."""
     charged = p.charge != 0
     absid = np.abs(p.pdg_id)
-    eff = np.where(absid == 13, det.track_eff_muon, np.where(absid == 11, det.track_eff_electron,
-                                                             det.track_eff_hadron))
-    tracked = (charged & (np.abs(p.eta) < det.tracker_eta_max) & (p.pt > det.track_pt_min)
-               & (rng.random(p.pt.size) < eff))
+    eff = np.where(absid == 13, det.track_eff_muon, np.where(absid == 11, det.track_eff_electron, det.track_eff_hadron))
+    tracked = (
+        charged & (np.abs(p.eta) < det.tracker_eta_max) & (p.pt > det.track_pt_min) & (rng.random(p.pt.size) < eff)
+    )
     idx = np.flatnonzero(tracked)
     pt, eta = p.pt[idx], p.eta[idx]
     is_electron = (absid[idx] == 11) & (pt > det.electron_pt_min)
@@ -202,22 +225,33 @@ def _measure_tracks(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv_z
     q = p.charge[idx].astype(np.int32)
     eta_calo, phi_calo = calorimeter_entry(pt_meas, eta, p.phi[idx], q, z0, det)
     cols = {
-        "pt": pt_meas, "eta": eta, "phi": p.phi[idx], "charge": q, "dz": z0 - pv_z[p.event[idx]], "dzErr": sigma_z,
-        "fromPV": from_pv, "pvAssocQuality": quality, "quality": quality / 7.0,
-        "etaCalo": eta_calo, "phiCalo": phi_calo, "genPUFraction": (p.vertex[idx] > 0).astype(np.float32),
+        "pt": pt_meas,
+        "eta": eta,
+        "phi": p.phi[idx],
+        "charge": q,
+        "dz": z0 - pv_z[p.event[idx]],
+        "dzErr": sigma_z,
+        "fromPV": from_pv,
+        "pvAssocQuality": quality,
+        "quality": quality / 7.0,
+        "etaCalo": eta_calo,
+        "phiCalo": phi_calo,
+        "genPUFraction": (p.vertex[idx] > 0).astype(np.float32),
         "genIndex": p.gen_index[idx],
     }
     return idx, cols
 
 
-def _cell_keys(eta: np.ndarray, phi: np.ndarray, system: np.ndarray, event: np.ndarray,
-               det: DetectorParameters) -> tuple[np.ndarray, np.ndarray, int]:
+def _cell_keys(
+    eta: np.ndarray, phi: np.ndarray, system: np.ndarray, event: np.ndarray, det: DetectorParameters
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Global cell key (event-major) of each deposit; also the first key of each system and keys per event."""
     keys = np.empty(eta.size, np.int64)
     system_start = []
     offset = 0
-    for s, (size, eta_max) in enumerate(((det.ecal_cell, det.ecal_eta_max), (det.hcal_cell, det.ecal_eta_max),
-                                         (det.hf_cell, det.hf_eta_max))):
+    for s, (size, eta_max) in enumerate(
+        ((det.ecal_cell, det.ecal_eta_max), (det.hcal_cell, det.ecal_eta_max), (det.hf_cell, det.hf_eta_max))
+    ):
         n_phi = round(2 * np.pi / size)
         n_eta = int(np.ceil(2 * eta_max / size))
         m = system == s
@@ -258,8 +292,13 @@ class _Deposits:
     kept: np.ndarray  # per cell: cluster index after the seed threshold, −1 if dropped
 
 
-def detector_elements(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv_z: np.ndarray,
-                      rng: np.random.Generator, det: DetectorParameters = DEFAULT_DETECTOR) -> DetectorElements:
+def detector_elements(
+    p: VisibleParticles,
+    pileup_vertex_z: list[np.ndarray],
+    pv_z: np.ndarray,
+    rng: np.random.Generator,
+    det: DetectorParameters = DEFAULT_DETECTOR,
+) -> DetectorElements:
     """Tracks and clusters of one chunk (module docstring). ``pileup_vertex_z[e]``: pileup vertex z of event e;
     ``pv_z[e]``: measured primary-vertex z (cm). Cluster widths and truth links are added by `cluster_details`."""
     n_particles = p.pt.size
@@ -288,23 +327,32 @@ def detector_elements(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv
     eta_n = cell_sum(e * p.eta[sel]) / e_sum
     phi_n = np.arctan2(cell_sum(e * np.sin(p.phi[sel])), cell_sum(e * np.cos(p.phi[sel])))
     sys_n = np.searchsorted(system_start, uniq_n % keys_per_event, side="right") - 1
-    stoch = np.select([sys_n == 0, sys_n == 1], [det.ecal_stochastic, det.hcal_stochastic],
-                      share_em * det.hf_em_stochastic + (1 - share_em) * det.hf_stochastic)
-    const = np.select([sys_n == 0, sys_n == 1], [det.ecal_constant, det.hcal_constant],
-                      share_em * det.hf_em_constant + (1 - share_em) * det.hf_constant)
+    stoch = np.select(
+        [sys_n == 0, sys_n == 1],
+        [det.ecal_stochastic, det.hcal_stochastic],
+        share_em * det.hf_em_stochastic + (1 - share_em) * det.hf_stochastic,
+    )
+    const = np.select(
+        [sys_n == 0, sys_n == 1],
+        [det.ecal_constant, det.hcal_constant],
+        share_em * det.hf_em_constant + (1 - share_em) * det.hf_constant,
+    )
     noise = np.where(sys_n == 0, det.ecal_noise, 0.0)
-    e_neutral = np.maximum(e_sum + calorimeter_resolution(e_sum, stoch, const, noise)
-                           * rng.standard_normal(e_sum.size), 0.0)
+    e_neutral = np.maximum(
+        e_sum + calorimeter_resolution(e_sum, stoch, const, noise) * rng.standard_normal(e_sum.size), 0.0
+    )
     hs_best = _group_argmax(inverse, np.where(p.vertex[sel] == 0, e, 0.0), uniq_n.size)
     pf_gen_n = np.where(hs_best >= 0, p.gen_index[sel][np.maximum(hs_best, 0)], -1)
 
     # track deposits: charged hadrons in HCAL, electrons in ECAL, at the track's calorimeter point
     t_pid = absid[track_idx]
-    dep = np.flatnonzero((t_pid != 13) & (p.pt[track_idx] >= det.calo_reach_pt)
-                         & (np.abs(tcols["etaCalo"]) < det.ecal_eta_max))
+    dep = np.flatnonzero(
+        (t_pid != 13) & (p.pt[track_idx] >= det.calo_reach_pt) & (np.abs(tcols["etaCalo"]) < det.ecal_eta_max)
+    )
     t_keys = np.full(track_idx.size, -1, np.int64)
-    t_keys[dep] = _cell_keys(tcols["etaCalo"][dep], tcols["phiCalo"][dep], np.where(t_pid[dep] == 11, 0, 1),
-                             p.event[track_idx][dep], det)[0]
+    t_keys[dep] = _cell_keys(
+        tcols["etaCalo"][dep], tcols["phiCalo"][dep], np.where(t_pid[dep] == 11, 0, 1), p.event[track_idx][dep], det
+    )[0]
     t_energy = tcols["pt"] * np.cosh(tcols["eta"])
 
     # clusters: union of neutral cells and cells with track deposits
@@ -336,22 +384,34 @@ def detector_elements(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv
     keep = (cl_energy > 0) & ((cl_energy / np.cosh(cl_eta) > seed) | (e_tracks > 0))
     kept = np.where(keep, np.cumsum(keep) - 1, -1)
     clusters = Clusters(
-        event=(uniq // keys_per_event)[keep], key=uniq[keep], pf_gen_index=pf_gen[keep],
-        columns={"energy": cl_energy[keep], "eEm": (cl_energy * em_fraction)[keep],
-                 "eHad": (cl_energy * (1 - em_fraction))[keep], "eta": cl_eta[keep], "phi": cl_phi[keep],
-                 "layer": layer[keep].astype(np.int32), "genPUFraction": pu_fraction[keep]})
+        event=(uniq // keys_per_event)[keep],
+        key=uniq[keep],
+        pf_gen_index=pf_gen[keep],
+        columns={
+            "energy": cl_energy[keep],
+            "eEm": (cl_energy * em_fraction)[keep],
+            "eHad": (cl_energy * (1 - em_fraction))[keep],
+            "eta": cl_eta[keep],
+            "phi": cl_phi[keep],
+            "layer": layer[keep].astype(np.int32),
+            "genPUFraction": pu_fraction[keep],
+        },
+    )
     track_cluster = np.full(track_idx.size, -1, np.int64)
     track_cluster[dep] = kept[pos_t]  # cells with a track deposit are always kept
     cluster_of_particle = np.full(n_particles, -1, np.int64)
     cluster_of_particle[sel] = kept[pos_n[inverse]]
     track_of_particle = np.full(n_particles, -1, np.int64)
     track_of_particle[track_idx] = np.arange(track_idx.size)
-    tracks = Tracks(event=p.event[track_idx], particle=track_idx, deposit_key=t_keys,
-                    columns={**tcols, "energy": t_energy})
-    deposits_info = _Deposits(particle=sel, cell=pos_n[inverse], track=dep, track_cell=pos_t, track_energy=w_t,
-                              kept=kept)
-    return DetectorElements(p.n_events, tracks, clusters, track_cluster, track_of_particle, cluster_of_particle,
-                            deposits_info)
+    tracks = Tracks(
+        event=p.event[track_idx], particle=track_idx, deposit_key=t_keys, columns={**tcols, "energy": t_energy}
+    )
+    deposits_info = _Deposits(
+        particle=sel, cell=pos_n[inverse], track=dep, track_cell=pos_t, track_energy=w_t, kept=kept
+    )
+    return DetectorElements(
+        p.n_events, tracks, clusters, track_cluster, track_of_particle, cluster_of_particle, deposits_info
+    )
 
 
 def cluster_details(elements: DetectorElements, p: VisibleParticles) -> dict[str, np.ndarray]:
@@ -370,15 +430,20 @@ def cluster_details(elements: DetectorElements, p: VisibleParticles) -> dict[str
     c = elements.clusters.columns
     d_eta = eta - c["eta"][cell]
     d_phi = np.remainder(phi - c["phi"][cell] + np.pi, 2 * np.pi) - np.pi
-    width = np.sqrt(np.bincount(cell, weights=weight * (d_eta**2 + d_phi**2), minlength=n_cl)
-                    / np.maximum(np.bincount(cell, weights=weight, minlength=n_cl), 1e-300))
+    width = np.sqrt(
+        np.bincount(cell, weights=weight * (d_eta**2 + d_phi**2), minlength=n_cl)
+        / np.maximum(np.bincount(cell, weights=weight, minlength=n_cl), 1e-300)
+    )
     neutral = d.kept[d.cell]
     n_ok = neutral >= 0
     best_n = _group_argmax(neutral[n_ok], energy[n_ok], n_cl)
     t_cell = d.kept[d.track_cell]
     best_t = _group_argmax(t_cell, d.track_energy, n_cl)
-    dominant = np.where(best_n >= 0, d.particle[n_ok][np.maximum(best_n, 0)],
-                        np.where(best_t >= 0, elements.tracks.particle[d.track][np.maximum(best_t, 0)], -1))
+    dominant = np.where(
+        best_n >= 0,
+        d.particle[n_ok][np.maximum(best_n, 0)],
+        np.where(best_t >= 0, elements.tracks.particle[d.track][np.maximum(best_t, 0)], -1),
+    )
     return {"width": width, "dominant": dominant}
 
 
@@ -408,9 +473,7 @@ def _local_index(counts: np.ndarray) -> np.ndarray:
 
 
 def element_collections(elements: DetectorElements) -> ElementCollections:
-    """Sort a chunk's elements per event and express the track–cluster links as within-event indices.
-
-    """
+    """Sort a chunk's elements per event and express the track–cluster links as within-event indices."""
     n = elements.n_events
     tr, cl = elements.tracks, elements.clusters
     t_order = np.lexsort((-tr.columns["pt"], tr.event))
@@ -423,5 +486,12 @@ def element_collections(elements: DetectorElements) -> ElementCollections:
     t_cols = {k: v[t_order] for k, v in tr.columns.items()}
     t_cols["clusterIdx"] = np.where(link >= 0, c_rank[np.maximum(link, 0)], -1).astype(np.int32)
     c_cols = {k: v[c_order] for k, v in cl.columns.items()}
-    return ElementCollections(elements, Collection(t_counts, t_cols), Collection(c_counts, c_cols), t_order, c_order,
-                              tr.columns["genIndex"][t_order], cl.pf_gen_index[c_order])
+    return ElementCollections(
+        elements,
+        Collection(t_counts, t_cols),
+        Collection(c_counts, c_cols),
+        t_order,
+        c_order,
+        tr.columns["genIndex"][t_order],
+        cl.pf_gen_index[c_order],
+    )

@@ -47,6 +47,7 @@ def _stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
     if timings is not None:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
+
 _NEUTRINOS = (12, 14, 16)
 
 
@@ -87,27 +88,36 @@ def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleP
     )
 
 
-def _leptons(pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator,
-             det: DetectorParameters) -> dict[str, Collection]:
+def _leptons(
+    pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator, det: DetectorParameters
+) -> dict[str, Collection]:
     n = pf.counts.size
     c = pf.columns
     ev = event_index(pf.counts)
     out = {}
     for name, pdg, pt_min, eta_max, eff, cone_name, cone in (
-            ("Electron", 11, 7.0, det.tracker_eta_max, det.electron_id_eff, "pfRelIso03_all", 0.3),
-            ("Muon", 13, 3.0, det.muon_eta_max, det.muon_id_eff, "pfRelIso04_all", 0.4)):
-        sel = ((np.abs(c["pdgId"]) == pdg) & (c["pt"] > pt_min) & (np.abs(c["eta"]) < eta_max)
-               & (rng.random(c["pt"].size) < eff))
-        lep = Collection(np.bincount(ev[sel], minlength=n).astype(np.int64),
-                         {k: c[k][sel] for k in ("pt", "eta", "phi", "mass", "charge", "pdgId", "dz")})
+        ("Electron", 11, 7.0, det.tracker_eta_max, det.electron_id_eff, "pfRelIso03_all", 0.3),
+        ("Muon", 13, 3.0, det.muon_eta_max, det.muon_id_eff, "pfRelIso04_all", 0.4),
+    ):
+        sel = (
+            (np.abs(c["pdgId"]) == pdg)
+            & (c["pt"] > pt_min)
+            & (np.abs(c["eta"]) < eta_max)
+            & (rng.random(c["pt"].size) < eff)
+        )
+        lep = Collection(
+            np.bincount(ev[sel], minlength=n).astype(np.int64),
+            {k: c[k][sel] for k in ("pt", "eta", "phi", "mass", "charge", "pdgId", "dz")},
+        )
         lep.columns[cone_name] = isolation(lep, pf, rho, cone)
         lep.columns["genPartIdx"] = genpart_link(pf_gen[sel], gen.genpart_source, gen.genpart_counts, ev[sel])
         out[name] = lep
     return out
 
 
-def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator,
-          det: DetectorParameters) -> tuple[Collection, np.ndarray]:
+def _taus(
+    gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator, det: DetectorParameters
+) -> tuple[Collection, np.ndarray]:
     """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus.
 
     Also returns, per reconstructed tau (in output order), the flat Pythia index of its generator tau
@@ -117,13 +127,21 @@ def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Gener
     v_event = event_index(gen.visible_tau_counts)
     mode = v["status"]
     reco_mode = np.where(mode == 2, 1, mode)
-    genuine = ((v["pt"] > 18.0) & (np.abs(v["eta"]) < det.tracker_eta_max) & (mode != 15)
-               & (rng.random(mode.size) < det.tau_id_eff))
+    genuine = (
+        (v["pt"] > 18.0)
+        & (np.abs(v["eta"]) < det.tracker_eta_max)
+        & (mode != 15)
+        & (rng.random(mode.size) < det.tau_id_eff)
+    )
     pt = v["pt"] * (1.0 + det.tau_pt_res * rng.standard_normal(mode.size))
     j = jets.columns
     j_event = event_index(jets.counts)
-    fake = ((jet_tau_match < 0) & (j["pt"] > 20.0) & (np.abs(j["eta"]) < det.tracker_eta_max)
-            & (rng.random(j["pt"].size) < det.tau_fake_rate))
+    fake = (
+        (jet_tau_match < 0)
+        & (j["pt"] > 20.0)
+        & (np.abs(j["eta"]) < det.tracker_eta_max)
+        & (rng.random(j["pt"].size) < det.tau_fake_rate)
+    )
     n_fake = int(fake.sum())
     cols = {
         "pt": np.concatenate([pt[genuine], j["pt"][fake] * rng.uniform(0.5, 0.9, n_fake)]),
@@ -137,13 +155,13 @@ def _taus(gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Gener
     source = np.concatenate([gen.visible_tau_source[genuine], np.full(n_fake, -1, np.int64)])
     event = np.concatenate([v_event[genuine], j_event[fake]])
     order = np.lexsort((-cols["pt"], event))
-    taus = Collection(np.bincount(event, minlength=gen.genmet_pt.size).astype(np.int64),
-                      {k: x[order] for k, x in cols.items()})
+    taus = Collection(
+        np.bincount(event, minlength=gen.genmet_pt.size).astype(np.int64), {k: x[order] for k, x in cols.items()}
+    )
     return taus, source[order]
 
 
-def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray,
-                  gen) -> Collection:
+def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray, gen) -> Collection:
     """``TauProd``: the PF candidates that come from each reconstructed hadronic tau's decay.
 
     A candidate belongs to tau k of its event when its generator particle descends from the generator tau
@@ -164,16 +182,23 @@ def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_g
     c = pf.columns
     cand_event = event_index(pf.counts)[linked]
     cols = {
-        "pt": c["pt"][linked], "eta": c["eta"][linked], "phi": c["phi"][linked],
-        "pdgId": c["pdgId"][linked].astype(np.int32), "charge": c["charge"][linked].astype(np.int32),
+        "pt": c["pt"][linked],
+        "eta": c["eta"][linked],
+        "phi": c["phi"][linked],
+        "pdgId": c["pdgId"][linked].astype(np.int32),
+        "charge": c["charge"][linked].astype(np.int32),
         "tauIdx": tau_local[which].astype(np.int32),
     }
     order = np.lexsort((-cols["pt"], cols["tauIdx"], cand_event))
     return Collection(np.bincount(cand_event, minlength=n).astype(np.int64), {k: x[order] for k, x in cols.items()})
 
 
-def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: DetectorParameters = DEFAULT_DETECTOR,
-                   timings: dict[str, float] | None = None) -> dict[str, object]:
+def simulate_chunk(
+    spec: ChunkSpec,
+    library: PileupLibrary | None,
+    det: DetectorParameters = DEFAULT_DETECTOR,
+    timings: dict[str, float] | None = None,
+) -> dict[str, object]:
     """Simulate one chunk; returns flat event-level arrays and jagged `Collection`s keyed by NanoAOD name.
 
     If ``timings`` is given, the wall time of each of `STAGES` is added to it (seconds).
@@ -198,41 +223,66 @@ def simulate_chunk(spec: ChunkSpec, library: PileupLibrary | None, det: Detector
     with _stage(timings, "clustering"):
         chunk, jet_tau = _jets(n, particles, pf, gen, rng, det)
     with _stage(timings, "objects"):
-        chunk.update(_event_objects(n, particles, pf, pf_all.gen_index, gen, chunk["Jet"], jet_tau,
-                                    chunk["Rho_fixedGridRhoFastjetAll"], rng, det))
-    chunk.update({
-        "run": np.ones(n, np.int32),
-        "luminosityBlock": np.full(n, spec.index + 1, np.int32),
-        "event": np.arange(spec.first_event + 1, spec.first_event + n + 1, dtype=np.int64),
-        "Pileup_nPU": pu.n_pileup.astype(np.int32),
-        "Pileup_nTrueInt": np.full(n, spec.pileup, np.float32),
-        "PV_x": np.zeros(n), "PV_y": np.zeros(n), "PV_z": pv_z,
-        "GenVtx_z": hs_z,
-        "GenMET_pt": gen.genmet_pt,
-        "GenMET_phi": gen.genmet_phi,
-        "GenPart": Collection(gen.genpart_counts, gen.genpart),
-    })
+        chunk.update(
+            _event_objects(
+                n,
+                particles,
+                pf,
+                pf_all.gen_index,
+                gen,
+                chunk["Jet"],
+                jet_tau,
+                chunk["Rho_fixedGridRhoFastjetAll"],
+                rng,
+                det,
+            )
+        )
+    chunk.update(
+        {
+            "run": np.ones(n, np.int32),
+            "luminosityBlock": np.full(n, spec.index + 1, np.int32),
+            "event": np.arange(spec.first_event + 1, spec.first_event + n + 1, dtype=np.int64),
+            "Pileup_nPU": pu.n_pileup.astype(np.int32),
+            "Pileup_nTrueInt": np.full(n, spec.pileup, np.float32),
+            "PV_x": np.zeros(n),
+            "PV_y": np.zeros(n),
+            "PV_z": pv_z,
+            "GenVtx_z": hs_z,
+            "GenMET_pt": gen.genmet_pt,
+            "GenMET_phi": gen.genmet_phi,
+            "GenPart": Collection(gen.genpart_counts, gen.genpart),
+        }
+    )
     if spec.elements:
         with _stage(timings, "detector"):
             chunk.update(element_branches(collections, pf_all, particles, gen))
     return chunk
 
 
-def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator,
-          det: DetectorParameters) -> tuple[dict[str, object], np.ndarray]:
+def _jets(
+    n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator, det: DetectorParameters
+) -> tuple[dict[str, object], np.ndarray]:
     """Pileup densities, jets and generator jets of a chunk (and, per jet, its matched visible tau or −1)."""
     pf_event = event_index(pf.counts)
 
     # pileup density from charged-hadron-subtracted candidates (for jets) and from all (for isolation)
     chs = pf.columns["fromPV"] > 0
-    rho_ring, _ = pileup_density(pf_event[chs], pf.columns["pt"][chs], pf.columns["eta"][chs],
-                                 pf.columns["phi"][chs], n)
+    rho_ring, _ = pileup_density(
+        pf_event[chs], pf.columns["pt"][chs], pf.columns["eta"][chs], pf.columns["phi"][chs], n
+    )
     _, rho_all = pileup_density(pf_event, pf.columns["pt"], pf.columns["eta"], pf.columns["phi"], n)
 
     # jets: anti-kT on CHS candidates, offset-corrected
     c = pf.columns
-    raw = cluster_jets(np.bincount(pf_event[chs], minlength=n), c["pt"][chs], c["eta"][chs], c["phi"][chs],
-                       c["mass"][chs], det.jet_radius, pt_min=5.0)
+    raw = cluster_jets(
+        np.bincount(pf_event[chs], minlength=n),
+        c["pt"][chs],
+        c["eta"][chs],
+        c["phi"][chs],
+        c["mass"][chs],
+        det.jet_radius,
+        pt_min=5.0,
+    )
     area = np.pi * det.jet_radius**2
     ring = np.clip(np.searchsorted(np.linspace(-5, 5, 21), raw.columns["eta"], side="right") - 1, 0, 19)
     raw_event = event_index(raw.counts)
@@ -250,13 +300,21 @@ def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.rand
 
     # generator jets: visible hard-scatter particles
     hs = particles.vertex == 0
-    genjets = cluster_jets(np.bincount(particles.event[hs], minlength=n), particles.pt[hs], particles.eta[hs],
-                           particles.phi[hs], particles.mass[hs], det.jet_radius, pt_min=det.genjet_pt_min)
+    genjets = cluster_jets(
+        np.bincount(particles.event[hs], minlength=n),
+        particles.pt[hs],
+        particles.eta[hs],
+        particles.phi[hs],
+        particles.mass[hs],
+        det.jet_radius,
+        pt_min=det.genjet_pt_min,
+    )
     gp = gen.genpart
     gp_event = event_index(gen.genpart_counts)
     hf_code = heavy_flavour(gp["pdgId"])
-    hadrons = Collection(gen.genpart_counts, {"pt": gp["pt"], "eta": gp["eta"], "phi": gp["phi"],
-                                              "flavour": hf_code}).select(hf_code > 0, gp_event, n)
+    hadrons = Collection(
+        gen.genpart_counts, {"pt": gp["pt"], "eta": gp["eta"], "phi": gp["phi"], "flavour": hf_code}
+    ).select(hf_code > 0, gp_event, n)
     jets.columns["hadronFlavour"] = hadron_flavour(jets, hadrons, det.jet_radius)
     genjets.columns["hadronFlavour"] = hadron_flavour(genjets, hadrons, det.jet_radius)
     jets.columns["genJetIdx"] = nearest_match(jets, genjets, 0.2)
@@ -265,24 +323,41 @@ def _jets(n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.rand
     vis_taus = Collection(gen.visible_tau_counts, gen.visible_tau)
     jet_tau = nearest_match(jets, vis_taus, 0.4)
 
-    return {"Rho_fixedGridRhoFastjetAll": rho_all, "GenVisTau": vis_taus, "GenJet": genjets, "Jet": jets,
-            "PFCands": pf}, jet_tau
+    return {
+        "Rho_fixedGridRhoFastjetAll": rho_all,
+        "GenVisTau": vis_taus,
+        "GenJet": genjets,
+        "Jet": jets,
+        "PFCands": pf,
+    }, jet_tau
 
 
-def _event_objects(n: int, particles: VisibleParticles, pf: Collection, pf_gen: np.ndarray, gen,
-                   jets: Collection, jet_tau: np.ndarray, rho_all: np.ndarray, rng: np.random.Generator,
-                   det: DetectorParameters) -> dict[str, object]:
+def _event_objects(
+    n: int,
+    particles: VisibleParticles,
+    pf: Collection,
+    pf_gen: np.ndarray,
+    gen,
+    jets: Collection,
+    jet_tau: np.ndarray,
+    rho_all: np.ndarray,
+    rng: np.random.Generator,
+    det: DetectorParameters,
+) -> dict[str, object]:
     """Leptons, taus, MET and the vertex counts of a chunk."""
     c = pf.columns
     leptons = _leptons(pf, pf_gen, gen, rho_all, rng, det)
     taus, tau_source = _taus(gen, jets, jet_tau, rng, det)
-    met = missing_momentum(pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det),
-                           det)
+    met = missing_momentum(
+        pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det), det
+    )
 
     # reconstructed vertices: the PV plus pileup vertices with at least 2 (4 for "good") tracks in acceptance
     tracks = (particles.charge != 0) & (np.abs(particles.eta) < det.tracker_eta_max) & (particles.pt > det.track_pt_min)
-    per_vertex = np.unique(particles.event[tracks & (particles.vertex > 0)] * 100_000 + particles.vertex[
-        tracks & (particles.vertex > 0)], return_counts=True)
+    per_vertex = np.unique(
+        particles.event[tracks & (particles.vertex > 0)] * 100_000 + particles.vertex[tracks & (particles.vertex > 0)],
+        return_counts=True,
+    )
     vtx_event = per_vertex[0] // 100_000
     npvs = 1 + np.bincount(vtx_event[per_vertex[1] >= 2], minlength=n)
     npvs_good = 1 + np.bincount(vtx_event[per_vertex[1] >= 4], minlength=n)

@@ -32,10 +32,19 @@ from coffea_mlreco.simulation.pythia_source import ParticleRecord
 __all__ = ["STATUS_FLAG_BITS", "GenTruth", "gen_truth", "heavy_flavour"]
 
 STATUS_FLAG_BITS = {
-    "isPrompt": 0, "isDecayedLeptonHadron": 1, "isTauDecayProduct": 2, "isPromptTauDecayProduct": 3,
-    "isDirectTauDecayProduct": 4, "isDirectPromptTauDecayProduct": 5, "isDirectHadronDecayProduct": 6,
-    "isHardProcess": 7, "fromHardProcess": 8, "isHardProcessTauDecayProduct": 9,
-    "isDirectHardProcessTauDecayProduct": 10, "isFirstCopy": 12, "isLastCopy": 13,
+    "isPrompt": 0,
+    "isDecayedLeptonHadron": 1,
+    "isTauDecayProduct": 2,
+    "isPromptTauDecayProduct": 3,
+    "isDirectTauDecayProduct": 4,
+    "isDirectPromptTauDecayProduct": 5,
+    "isDirectHadronDecayProduct": 6,
+    "isHardProcess": 7,
+    "fromHardProcess": 8,
+    "isHardProcessTauDecayProduct": 9,
+    "isDirectHardProcessTauDecayProduct": 10,
+    "isFirstCopy": 12,
+    "isLastCopy": 13,
 }
 
 
@@ -98,7 +107,7 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
     copy_parent = np.full(n, -1, np.int64)
     has_copy = np.zeros(n, np.bool_)
     from_hadron = np.zeros(n, np.bool_)
-    tau_anc = np.full(n, -1, np.int64)   # flat index of the (last-copy) tau this particle descends from
+    tau_anc = np.full(n, -1, np.int64)  # flat index of the (last-copy) tau this particle descends from
     keep = np.zeros(n, np.bool_)
     for ev in range(offsets.size - 1):
         lo, hi = offsets[ev], offsets[ev + 1]
@@ -158,12 +167,29 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
             f = flags[i]
             first_or_last = ((f >> 12) & 1) or ((f >> 13) & 1)
             hard = (f >> 8) & 1
-            if hard and first_or_last and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25) or 11 <= a <= 16 and ((f & 1) or ((f >> 2) & 1)) and first_or_last:
+            if (
+                (hard
+                and first_or_last
+                and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25))
+                or (11 <= a <= 16
+                and ((f & 1) or ((f >> 2) & 1))
+                and first_or_last)
+            ):
                 keep[i] = True
             elif status[i] > 0 and (a == 12 or a == 14 or a == 16):
                 keep[i] = True  # every final-state neutrino, so that GenMET is their vector sum
-            elif 11 <= a <= 16 and status[i] > 0 and pt[i] > 3.0 or (f >> 13) & 1 and _heavy_flavour(pdg[i]) > 0 and not _decays_to_same_flavour(
-                    i, lo, pdg, daughter1, daughter2) or a == 22 and status[i] > 0 and (f & 1) and pt[i] > 10.0:
+            elif (
+                (11 <= a <= 16
+                and status[i] > 0
+                and pt[i] > 3.0)
+                or ((f >> 13) & 1
+                and _heavy_flavour(pdg[i]) > 0
+                and not _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2))
+                or (a == 22
+                and status[i] > 0
+                and (f & 1)
+                and pt[i] > 10.0)
+            ):
                 keep[i] = True
     return flags, keep, tau_anc
 
@@ -267,8 +293,9 @@ def gen_truth(record: ParticleRecord) -> GenTruth:
     """Build GenPart, GenVisTau and GenMET for every event of ``record`` (the hard scatter only)."""
     offsets = record.offsets
     pt, eta, phi = _pt_eta_phi(record.px, record.py, record.pz)
-    flags, keep, tau_anc = _flags_kernel(offsets, record.pdg_id, record.status, record.mother1, record.mother2,
-                                         record.daughter1, record.daughter2, pt)
+    flags, keep, tau_anc = _flags_kernel(
+        offsets, record.pdg_id, record.status, record.mother1, record.mother2, record.daughter1, record.daughter2, pt
+    )
     mothers = _kept_mother_kernel(offsets, record.mother1, keep)
     event_of = np.repeat(np.arange(record.counts.size), record.counts)
     kept = np.flatnonzero(keep)
@@ -282,8 +309,18 @@ def gen_truth(record: ParticleRecord) -> GenTruth:
         "statusFlags": flags[kept],
         "genPartIdxMother": mothers,
     }
-    taus, modes, vis = _visible_tau_kernel(offsets, record.pdg_id, record.status, record.mother1, flags, tau_anc,
-                                           record.px, record.py, record.pz, record.energy)
+    taus, modes, vis = _visible_tau_kernel(
+        offsets,
+        record.pdg_id,
+        record.status,
+        record.mother1,
+        flags,
+        tau_anc,
+        record.px,
+        record.py,
+        record.pz,
+        record.energy,
+    )
     genpart_counts = np.bincount(event_of[kept], minlength=record.counts.size).astype(np.int64)
     genpart_starts = np.concatenate([[0], np.cumsum(genpart_counts)[:-1]])
     # index of each kept particle within the GenPart list of its event
@@ -292,9 +329,13 @@ def gen_truth(record: ParticleRecord) -> GenTruth:
     vpt, veta, vphi = _pt_eta_phi(v[:, 0], v[:, 1], v[:, 2])
     vmass = np.sqrt(np.maximum(v[:, 3] ** 2 - v[:, 0] ** 2 - v[:, 1] ** 2 - v[:, 2] ** 2, 0.0))
     visible_tau = {
-        "pt": vpt.astype(np.float32), "eta": veta.astype(np.float32), "phi": vphi.astype(np.float32),
-        "mass": vmass.astype(np.float32), "charge": np.sign(-record.pdg_id[taus]).astype(np.int32),
-        "status": modes, "genPartIdxMother": kept_position[taus].astype(np.int32),
+        "pt": vpt.astype(np.float32),
+        "eta": veta.astype(np.float32),
+        "phi": vphi.astype(np.float32),
+        "mass": vmass.astype(np.float32),
+        "charge": np.sign(-record.pdg_id[taus]).astype(np.int32),
+        "status": modes,
+        "genPartIdxMother": kept_position[taus].astype(np.int32),
     }
     neutrino = (record.status > 0) & np.isin(np.abs(record.pdg_id), (12, 14, 16))
     # GenMET: the invisible transverse momentum of the hard scatter, i.e. the vector sum of its neutrinos

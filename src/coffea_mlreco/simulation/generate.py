@@ -73,15 +73,28 @@ def _without(chunk: dict[str, object], drop: tuple[str, ...]) -> dict[str, objec
     return {name: value for name, value in chunk.items() if name not in drop}
 
 
-def sample_metadata(process: str, n_events: int, pileup: float, seed: int, sqrt_s: float, chunk_size: int,
-                    drop: tuple[str, ...] = (), elements: bool = False) -> dict[str, str]:
+def sample_metadata(
+    process: str,
+    n_events: int,
+    pileup: float,
+    seed: int,
+    sqrt_s: float,
+    chunk_size: int,
+    drop: tuple[str, ...] = (),
+    elements: bool = False,
+) -> dict[str, str]:
     """The ``Metadata/<key>`` strings of a generated file: what fixes its events (two files with equal metadata
     hold the same events). ``pileup`` and ``sqrt_s`` (TeV) written as floats (``0.0``, ``13.6``), whether given as
     int or float; ``drop`` recorded sorted, comma-separated, only when not empty."""
-    metadata = {"generator": f"coffea-mlreco {__version__} (Pythia 8 via pythia8mc)", "process": process,
-                "events": str(n_events), "pileup": str(float(pileup)), "seed": str(seed),
-                "sqrt_s_TeV": str(float(sqrt_s)),
-                "chunk_size": str(chunk_size)}
+    metadata = {
+        "generator": f"coffea-mlreco {__version__} (Pythia 8 via pythia8mc)",
+        "process": process,
+        "events": str(n_events),
+        "pileup": str(float(pileup)),
+        "seed": str(seed),
+        "sqrt_s_TeV": str(float(sqrt_s)),
+        "chunk_size": str(chunk_size),
+    }
     if drop:
         metadata["drop"] = ",".join(sorted(drop))
     if elements:
@@ -99,8 +112,11 @@ class _ResumeSource:
 
 
 def _file_metadata(handle: uproot.ReadOnlyDirectory) -> dict[str, str]:
-    return {k.split(";")[0].removeprefix("Metadata/"): str(handle[k]) for k in handle.keys(recursive=True)
-            if k.startswith("Metadata/")}
+    return {
+        k.split(";")[0].removeprefix("Metadata/"): str(handle[k])
+        for k in handle.keys(recursive=True)
+        if k.startswith("Metadata/")
+    }
 
 
 def _resume_source(output: Path, metadata: dict[str, str], specs: list[ChunkSpec]) -> _ResumeSource | None:
@@ -112,9 +128,8 @@ def _resume_source(output: Path, metadata: dict[str, str], specs: list[ChunkSpec
                 if _file_metadata(handle) != metadata or "Events" not in handle:
                     continue
                 entries = int(handle["Events"].num_entries)
-        except Exception as err:  # noqa: BLE001 -- any unreadable partial file (e.g. killed while opened)
-            print(f"coffea-mlreco generate: skipping {path}: unreadable ({type(err).__name__}: {err})",
-                  file=sys.stderr)
+        except Exception as err:
+            print(f"coffea-mlreco generate: skipping {path}: unreadable ({type(err).__name__}: {err})", file=sys.stderr)
             continue
         chunks = 0
         for spec in specs:
@@ -133,17 +148,30 @@ def _copied_chunks(source: _ResumeSource, specs: list[ChunkSpec]) -> Iterator[tu
         with uproot.open(source.path) as handle:
             tree = handle["Events"]
             layout = branch_layout(tree)
-            for spec in specs[:source.chunks]:
+            for spec in specs[: source.chunks]:
                 chunk = read_chunk(tree, layout, spec.first_event, spec.first_event + spec.n_events)
                 yield spec, chunk
     except (OSError, ValueError, KeyError, uproot.DeserializationError) as err:
-        print(f"coffea-mlreco generate: {source.path} is unreadable from some chunk on ({err}); simulating the "
-              "rest", file=sys.stderr)
+        print(
+            f"coffea-mlreco generate: {source.path} is unreadable from some chunk on ({err}); simulating the rest",
+            file=sys.stderr,
+        )
 
 
-def generate_sample(process: str, n_events: int, pileup: float, seed: int, output: str | Path, jobs: int = 1,
-                    sqrt_s: float = 13.6, chunk_size: int | None = None, progress: bool = True,
-                    drop: tuple[str, ...] = (), elements: bool = False, resume: bool = False) -> Path:
+def generate_sample(
+    process: str,
+    n_events: int,
+    pileup: float,
+    seed: int,
+    output: str | Path,
+    jobs: int = 1,
+    sqrt_s: float = 13.6,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    drop: tuple[str, ...] = (),
+    elements: bool = False,
+    resume: bool = False,
+) -> Path:
     """Simulate ``n_events`` of ``process`` at mean pileup ``pileup`` and write them to ``output``.
 
     The same (process, n_events, pileup, seed, sqrt_s, chunk_size) gives the same events, whatever ``jobs``.
@@ -170,16 +198,21 @@ def generate_sample(process: str, n_events: int, pileup: float, seed: int, outpu
         raise ValueError("the chunk size must be positive")
     drop = tuple(drop)
     chunk_size = chunk_size or default_chunk_size(pileup)
-    specs = [ChunkSpec(process, min(chunk_size, n_events - start), seed, k, pileup, sqrt_s, start, elements)
-             for k, start in enumerate(range(0, n_events, chunk_size))]
+    specs = [
+        ChunkSpec(process, min(chunk_size, n_events - start), seed, k, pileup, sqrt_s, start, elements)
+        for k, start in enumerate(range(0, n_events, chunk_size))
+    ]
     metadata = sample_metadata(process, n_events, pileup, seed, sqrt_s, chunk_size, drop, elements)
     output = Path(output)
     stale = partial_outputs(output)
     source = _resume_source(output, metadata, specs) if resume else None
     if resume:
-        print(f"coffea-mlreco generate: resuming from {source.path}: {source.events} of {n_events} events written"
-              if source else f"coffea-mlreco generate: no partial file of {output} for this request; starting from "
-              "the first event", file=sys.stderr)
+        print(
+            f"coffea-mlreco generate: resuming from {source.path}: {source.events} of {n_events} events written"
+            if source
+            else f"coffea-mlreco generate: no partial file of {output} for this request; starting from the first event",
+            file=sys.stderr,
+        )
     writer: NanoAODWriter | None = None
     with atomic_file(output, keep_on_interrupt=True) as partial:
         bar = tqdm(total=n_events, unit="ev", desc=f"{process} PU {pileup:g}", disable=not progress)
@@ -208,8 +241,9 @@ def generate_sample(process: str, n_events: int, pileup: float, seed: int, outpu
     return output
 
 
-def _simulated_chunks(specs: list[ChunkSpec], jobs: int, sqrt_s: float,
-                      pileup: float) -> Iterator[tuple[ChunkSpec, dict[str, object]]]:
+def _simulated_chunks(
+    specs: list[ChunkSpec], jobs: int, sqrt_s: float, pileup: float
+) -> Iterator[tuple[ChunkSpec, dict[str, object]]]:
     """The chunks of ``specs`` simulated in order, by ``jobs`` processes (a few chunks in flight)."""
     if not specs:
         return
@@ -219,8 +253,7 @@ def _simulated_chunks(specs: list[ChunkSpec], jobs: int, sqrt_s: float,
             yield spec, _simulate(spec)
         return
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
-                                initargs=(sqrt_s, pileup)) as pool:
+    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init, initargs=(sqrt_s, pileup)) as pool:
         pending: deque[tuple[ChunkSpec, cf.Future]] = deque()
         queue = iter(specs)
         try:
@@ -244,22 +277,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, required=True, help="number of events")
     parser.add_argument("--pileup", type=float, default=0.0, help="mean number of pileup interactions (Poisson)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
-    parser.add_argument("--output", required=True,
-                        help="output ROOT file; written as OUTPUT.partial-XXXXXXXX and renamed when complete, so "
-                             "OUTPUT always holds a whole sample")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output ROOT file; written as OUTPUT.partial-XXXXXXXX and renamed when complete, so "
+        "OUTPUT always holds a whole sample",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--sqrt-s", type=float, default=13.6, help="centre-of-mass energy in TeV (13.6 or 14)")
     parser.add_argument("--chunk-size", type=int, default=None, help="events per chunk (default: from pileup)")
-    parser.add_argument("--drop", nargs="+", default=[], metavar="NAME",
-                        help="collections or branches not to write (e.g. PFCands for a jet-level sample)")
-    parser.add_argument("--elements", action="store_true",
-                        help="also write detector elements and truth targets (PFTrack, PFCluster, PFTarget) for MLPF")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run: the same command with --resume copies the complete "
-                             "chunks of its partial file OUTPUT.partial-* and simulates only the rest; chunks are "
-                             "seeded independently, so the file is identical in events to an uninterrupted run "
-                             "(without a partial file of the same request it starts from the first event). Once "
-                             "OUTPUT is complete its partial files are removed")
+    parser.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="collections or branches not to write (e.g. PFCands for a jet-level sample)",
+    )
+    parser.add_argument(
+        "--elements",
+        action="store_true",
+        help="also write detector elements and truth targets (PFTrack, PFCluster, PFTarget) for MLPF",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: the same command with --resume copies the complete "
+        "chunks of its partial file OUTPUT.partial-* and simulates only the rest; chunks are "
+        "seeded independently, so the file is identical in events to an uninterrupted run "
+        "(without a partial file of the same request it starts from the first event). Once "
+        "OUTPUT is complete its partial files are removed",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -269,19 +316,33 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         with sigterm_as_interrupt():
-            out = generate_sample(args.process, args.events, args.pileup, args.seed, args.output, jobs=args.jobs,
-                                  sqrt_s=args.sqrt_s, chunk_size=args.chunk_size, progress=not args.quiet,
-                                  drop=tuple(args.drop), elements=args.elements, resume=args.resume)
+            out = generate_sample(
+                args.process,
+                args.events,
+                args.pileup,
+                args.seed,
+                args.output,
+                jobs=args.jobs,
+                sqrt_s=args.sqrt_s,
+                chunk_size=args.chunk_size,
+                progress=not args.quiet,
+                drop=tuple(args.drop),
+                elements=args.elements,
+                resume=args.resume,
+            )
     except (ValueError, OSError) as err:  # OSError includes OutputError (an unwritable output folder)
         print(f"coffea-mlreco generate: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM
         kept = isinstance(err, Interrupted) and err.kept is not None
         hint = "; run the same command with --resume to continue from it" if kept else ""
-        print(f"coffea-mlreco generate: {err if isinstance(err, Interrupted) else 'interrupted'}{hint}",
-              file=sys.stderr)
+        print(
+            f"coffea-mlreco generate: {err if isinstance(err, Interrupted) else 'interrupted'}{hint}", file=sys.stderr
+        )
         return 1
     seconds = time.perf_counter() - start
-    print(f"wrote {args.events} {args.process} events (PU {args.pileup:g}) to {out} in {seconds:.1f} s "
-          f"({args.events / seconds:.1f} events/s)")
+    print(
+        f"wrote {args.events} {args.process} events (PU {args.pileup:g}) to {out} in {seconds:.1f} s "
+        f"({args.events / seconds:.1f} events/s)"
+    )
     return 0

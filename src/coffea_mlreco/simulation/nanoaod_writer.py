@@ -63,8 +63,12 @@ class NanoAODWriter:
         with deferred_interrupts():
             if self._tree is None:
                 types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
-                self._tree = self._file.mktree("Events", types, counter_name=lambda name: f"n{name}",
-                                               field_name=lambda outer, inner: f"{outer}_{inner}")
+                self._tree = self._file.mktree(
+                    "Events",
+                    types,
+                    counter_name=lambda name: f"n{name}",
+                    field_name=lambda outer, inner: f"{outer}_{inner}",
+                )
             self._tree.extend(branches)
             self.entries = self._tree.num_entries
 
@@ -96,8 +100,9 @@ def branch_layout(tree: uproot.TTree) -> dict[str, tuple[str, ...] | None]:
     return layout
 
 
-def read_chunk(tree: uproot.TTree, layout: dict[str, tuple[str, ...] | None], start: int,
-               stop: int) -> dict[str, object]:
+def read_chunk(
+    tree: uproot.TTree, layout: dict[str, tuple[str, ...] | None], start: int, stop: int
+) -> dict[str, object]:
     """Events ``[start, stop)`` of a tree written by `NanoAODWriter`, as the chunk `NanoAODWriter.write` takes
     (``Collection`` per collection, numpy array per per-event branch); writing it back gives the same branches
     and values (they are stored in their storage types already)."""
@@ -110,6 +115,8 @@ def read_chunk(tree: uproot.TTree, layout: dict[str, tuple[str, ...] | None], st
         if fields is None:
             chunk[name] = ak.to_numpy(arrays[name])
         else:
-            chunk[name] = Collection(ak.to_numpy(arrays[f"n{name}"]).astype(np.int64),
-                                     {f: ak.to_numpy(ak.flatten(arrays[f"{name}_{f}"])) for f in fields})
+            chunk[name] = Collection(
+                ak.to_numpy(arrays[f"n{name}"]).astype(np.int64),
+                {f: ak.to_numpy(ak.flatten(arrays[f"{name}_{f}"])) for f in fields},
+            )
     return chunk

@@ -44,16 +44,18 @@ class Collection:
     columns: dict[str, np.ndarray]
 
     def select(self, mask: np.ndarray, event: np.ndarray, n_events: int) -> Collection:
-        return Collection(np.bincount(event[mask], minlength=n_events).astype(np.int64),
-                          {k: v[mask] for k, v in self.columns.items()})
+        return Collection(
+            np.bincount(event[mask], minlength=n_events).astype(np.int64), {k: v[mask] for k, v in self.columns.items()}
+        )
 
 
 def event_index(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(counts.size), counts)
 
 
-def pileup_density(event: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
-                   n_events: int) -> tuple[np.ndarray, np.ndarray]:
+def pileup_density(
+    event: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, n_events: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Median pT density (GeV per unit η×φ area) of the candidates given, per event.
 
     Returns ρ per η ring (shape [n_events, 20], rings of `RHO_ETA_EDGES`) and the event's central
@@ -68,13 +70,14 @@ def pileup_density(event: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.n
     grid = np.bincount(key, weights=pt[inside], minlength=n_events * n_eta * RHO_N_PHI)
     grid = grid.reshape(n_events, n_eta, RHO_N_PHI) / cell_area
     rho_ring = np.median(grid, axis=2)
-    central = (np.abs(RHO_ETA_EDGES[:-1] + 0.25) < 2.5)
+    central = np.abs(RHO_ETA_EDGES[:-1] + 0.25) < 2.5
     rho_central = np.median(grid[:, central, :].reshape(n_events, -1), axis=1)
     return rho_ring, rho_central
 
 
-def cluster_jets(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray,
-                 radius: float, pt_min: float) -> Collection:
+def cluster_jets(
+    counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, radius: float, pt_min: float
+) -> Collection:
     """Anti-kT jets (FastJet, E-scheme) of each event's particles; fields pt, eta, phi, mass, nConstituents."""
     import fastjet
 
@@ -90,8 +93,13 @@ def cluster_jets(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.nd
     jeta = np.arcsinh(jz / np.maximum(jpt, 1e-9))
     jmass = np.sqrt(np.maximum(je**2 - jx**2 - jy**2 - jz**2, 0.0))
     jet_counts = ak.to_numpy(ak.num(jets)).astype(np.int64)
-    cols = {"pt": jpt, "eta": jeta, "phi": np.arctan2(jy, jx), "mass": jmass,
-            "nConstituents": ak.to_numpy(ak.flatten(n_const)).astype(np.int32)}
+    cols = {
+        "pt": jpt,
+        "eta": jeta,
+        "phi": np.arctan2(jy, jx),
+        "mass": jmass,
+        "nConstituents": ak.to_numpy(ak.flatten(n_const)).astype(np.int32),
+    }
     order = np.lexsort((-jpt, event_index(jet_counts)))
     return Collection(jet_counts, {k: v[order] for k, v in cols.items()})
 
@@ -117,8 +125,15 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
 
 def nearest_match(a: Collection, b: Collection, max_dr: float) -> np.ndarray:
     """For each object of ``a``, the index (within its event) of the nearest ``b`` within ΔR, else −1."""
-    return _nearest_match_kernel(_offsets(a.counts), a.columns["eta"], a.columns["phi"], _offsets(b.counts),
-                                 b.columns["eta"], b.columns["phi"], max_dr)
+    return _nearest_match_kernel(
+        _offsets(a.counts),
+        a.columns["eta"],
+        a.columns["phi"],
+        _offsets(b.counts),
+        b.columns["eta"],
+        b.columns["phi"],
+        max_dr,
+    )
 
 
 def hadron_flavour(jets: Collection, hadrons: Collection, radius: float) -> np.ndarray:
@@ -139,16 +154,18 @@ def hadron_flavour(jets: Collection, hadrons: Collection, radius: float) -> np.n
     return flavour
 
 
-def btag_discriminant(flavour: np.ndarray, eta: np.ndarray, rng: np.random.Generator,
-                      det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:
+def btag_discriminant(
+    flavour: np.ndarray, eta: np.ndarray, rng: np.random.Generator, det: DetectorParameters = DEFAULT_DETECTOR
+) -> np.ndarray:
     """DeepJet-like b-tag score in [0, 1] from the jet's hadron flavour (−1 outside the tracker)."""
     mean = np.select([flavour == 5, flavour == 4], [det.btag_mean_b, det.btag_mean_c], det.btag_mean_light)
     score = 1.0 / (1.0 + np.exp(-(mean + det.btag_sigma * rng.standard_normal(flavour.size))))
     return np.where(np.abs(eta) < det.tracker_eta_max, score, -1.0)
 
 
-def candidate_pt_resolution(pt: np.ndarray, eta: np.ndarray, pdg_id: np.ndarray,
-                            det: DetectorParameters = DEFAULT_DETECTOR) -> np.ndarray:
+def candidate_pt_resolution(
+    pt: np.ndarray, eta: np.ndarray, pdg_id: np.ndarray, det: DetectorParameters = DEFAULT_DETECTOR
+) -> np.ndarray:
     """Absolute pT resolution (GeV) of PF candidates from the detector model (for MET covariance)."""
     a = np.abs(pdg_id)
     energy = pt * np.cosh(eta)
@@ -159,12 +176,16 @@ def candidate_pt_resolution(pt: np.ndarray, eta: np.ndarray, pdg_id: np.ndarray,
     hf_em = calorimeter_resolution(energy, det.hf_em_stochastic, det.hf_em_constant) * sin_theta
     hf = calorimeter_resolution(energy, det.hf_stochastic, det.hf_constant) * sin_theta
     track = track_pt_resolution(pt, eta, det) * pt
-    return np.select([(a == 211) | (a == 13), (a == 11) | (a == 22), a == 130, a == 2], [track, ecal, hcal, hf_em],
-                     hf)
+    return np.select([(a == 211) | (a == 13), (a == 11) | (a == 22), a == 130, a == 2], [track, ecal, hcal, hf_em], hf)
 
 
-def missing_momentum(counts: np.ndarray, pt: np.ndarray, phi: np.ndarray, sigma_pt: np.ndarray | None = None,
-                     det: DetectorParameters = DEFAULT_DETECTOR) -> dict[str, np.ndarray]:
+def missing_momentum(
+    counts: np.ndarray,
+    pt: np.ndarray,
+    phi: np.ndarray,
+    sigma_pt: np.ndarray | None = None,
+    det: DetectorParameters = DEFAULT_DETECTOR,
+) -> dict[str, np.ndarray]:
     """MET = −Σ pT of the candidates (GeV): pt, phi, sumEt, and with ``sigma_pt`` the covariance (GeV²).
 
     covXX, covXY, covYY = Σ σ(pT)² (cos²φ, cos φ sin φ, sin²φ) over the candidates (``sigma_pt``: their
@@ -189,8 +210,20 @@ def missing_momentum(counts: np.ndarray, pt: np.ndarray, phi: np.ndarray, sigma_
 
 
 @numba.njit(cache=True)
-def _isolation_kernel(lep_offsets, lep_eta, lep_phi, lep_pt, cand_offsets, cand_eta, cand_phi, cand_pt,
-                      cand_charged_pv, cand_neutral, rho, cone):
+def _isolation_kernel(
+    lep_offsets,
+    lep_eta,
+    lep_phi,
+    lep_pt,
+    cand_offsets,
+    cand_eta,
+    cand_phi,
+    cand_pt,
+    cand_charged_pv,
+    cand_neutral,
+    rho,
+    cone,
+):
     out = np.zeros(lep_pt.size)
     for ev in range(lep_offsets.size - 1):
         for i in range(lep_offsets[ev], lep_offsets[ev + 1]):
@@ -215,6 +248,17 @@ def isolation(leptons: Collection, cands: Collection, rho: np.ndarray, cone: flo
     The lepton's own candidate (ΔR < 1e-4) is excluded. ``cands`` needs pt, eta, phi, charge, fromPV.
     """
     c = cands.columns
-    return _isolation_kernel(_offsets(leptons.counts), leptons.columns["eta"], leptons.columns["phi"],
-                             leptons.columns["pt"], _offsets(cands.counts), c["eta"], c["phi"], c["pt"],
-                             (c["charge"] != 0) & (c["fromPV"] >= 2), c["charge"] == 0, rho, cone)
+    return _isolation_kernel(
+        _offsets(leptons.counts),
+        leptons.columns["eta"],
+        leptons.columns["phi"],
+        leptons.columns["pt"],
+        _offsets(cands.counts),
+        c["eta"],
+        c["phi"],
+        c["pt"],
+        (c["charge"] != 0) & (c["fromPV"] >= 2),
+        c["charge"] == 0,
+        rho,
+        cone,
+    )

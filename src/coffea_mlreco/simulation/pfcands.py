@@ -29,8 +29,7 @@ from coffea_mlreco.simulation.objects import Collection, event_index
 
 __all__ = ["PFCandidates", "VisibleParticles", "reconstruct_pf_candidates", "rule_based_pf"]
 
-TRACK_FIELDS = ("pt", "eta", "phi", "charge", "dz", "dzErr", "fromPV", "pvAssocQuality", "genPUFraction",
-                "clusterIdx")
+TRACK_FIELDS = ("pt", "eta", "phi", "charge", "dz", "dzErr", "fromPV", "pvAssocQuality", "genPUFraction", "clusterIdx")
 """Track (``PFTrack``) fields `rule_based_pf` reads."""
 CLUSTER_FIELDS = ("energy", "eEm", "eta", "phi", "layer", "genPUFraction")
 """Cluster (``PFCluster``) fields `rule_based_pf` reads."""
@@ -57,8 +56,7 @@ def _stored(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32) if values.dtype.kind == "f" else values
 
 
-def rule_based_pf(tracks: Collection, clusters: Collection, det: DetectorParameters = DEFAULT_DETECTOR
-                  ) -> PFCandidates:
+def rule_based_pf(tracks: Collection, clusters: Collection, det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:
     """PF candidates from event-sorted tracks and clusters (fields `TRACK_FIELDS`, `CLUSTER_FIELDS`;
     ``clusterIdx`` is the linked cluster's index within the event, −1 for none). See the module docstring."""
     t, c = tracks.columns, clusters.columns
@@ -76,11 +74,16 @@ def rule_based_pf(tracks: Collection, clusters: Collection, det: DetectorParamet
     is_muon = ~linked & (pt > det.muon_pt_min) & (np.abs(eta) < det.muon_eta_max)
     is_electron = in_ecal & (pt > det.electron_pt_min)
     charged = {
-        "pt": pt, "eta": eta, "phi": np.asarray(t["phi"], np.float64),
+        "pt": pt,
+        "eta": eta,
+        "phi": np.asarray(t["phi"], np.float64),
         "mass": np.where(is_muon, 0.10566, np.where(is_electron, 0.000511, 0.13957)),
-        "charge": q, "pdgId": np.where(is_muon, -13 * q, np.where(is_electron, -11 * q, 211 * q)).astype(np.int32),
-        "fromPV": np.asarray(t["fromPV"], np.int32), "pvAssocQuality": np.asarray(t["pvAssocQuality"], np.int32),
-        "dz": np.asarray(t["dz"], np.float64), "dzErr": np.asarray(t["dzErr"], np.float64),
+        "charge": q,
+        "pdgId": np.where(is_muon, -13 * q, np.where(is_electron, -11 * q, 211 * q)).astype(np.int32),
+        "fromPV": np.asarray(t["fromPV"], np.int32),
+        "pvAssocQuality": np.asarray(t["pvAssocQuality"], np.int32),
+        "dz": np.asarray(t["dz"], np.float64),
+        "dzErr": np.asarray(t["dzErr"], np.float64),
         "genPUFraction": np.asarray(t["genPUFraction"], np.float32),
     }
     energy = np.asarray(c["energy"], np.float64)
@@ -93,24 +96,38 @@ def rule_based_pf(tracks: Collection, clusters: Collection, det: DetectorParamet
     lay = layer[keep]
     n = keep.size
     neutral = {
-        "pt": et[keep], "eta": c_eta[keep], "phi": np.asarray(c["phi"], np.float64)[keep], "mass": np.zeros(n),
+        "pt": et[keep],
+        "eta": c_eta[keep],
+        "phi": np.asarray(c["phi"], np.float64)[keep],
+        "mass": np.zeros(n),
         "charge": np.zeros(n, np.int32),
         "pdgId": np.select([lay == 0, lay == 1], [22, 130], np.where(em_share > 0.5, 2, 1)).astype(np.int32),
-        "fromPV": np.full(n, 3, np.int32), "pvAssocQuality": np.zeros(n, np.int32), "dz": np.zeros(n),
-        "dzErr": np.zeros(n), "genPUFraction": np.asarray(c["genPUFraction"], np.float32)[keep],
+        "fromPV": np.full(n, 3, np.int32),
+        "pvAssocQuality": np.zeros(n, np.int32),
+        "dz": np.zeros(n),
+        "dzErr": np.zeros(n),
+        "genPUFraction": np.asarray(c["genPUFraction"], np.float32)[keep],
     }
     event = np.concatenate([t_event, c_event[keep]])
     columns = {k: np.concatenate([charged[k], neutral[k]]) for k in charged}
     track = np.concatenate([np.arange(pt.size), np.full(n, -1)])
     cluster = np.concatenate([np.full(pt.size, -1), keep])
     order = np.lexsort((-columns["pt"], event))
-    return PFCandidates(counts=np.bincount(event, minlength=n_events).astype(np.int64),
-                        columns={k: v[order] for k, v in columns.items()}, track=track[order], cluster=cluster[order])
+    return PFCandidates(
+        counts=np.bincount(event, minlength=n_events).astype(np.int64),
+        columns={k: v[order] for k, v in columns.items()},
+        track=track[order],
+        cluster=cluster[order],
+    )
 
 
-def reconstruct_pf_candidates(p: VisibleParticles, pileup_vertex_z: list[np.ndarray], pv_z: np.ndarray,
-                              rng: np.random.Generator,
-                              det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:
+def reconstruct_pf_candidates(
+    p: VisibleParticles,
+    pileup_vertex_z: list[np.ndarray],
+    pv_z: np.ndarray,
+    rng: np.random.Generator,
+    det: DetectorParameters = DEFAULT_DETECTOR,
+) -> PFCandidates:
     """Detector elements of one chunk (`elements.detector_elements`) turned into PF candidates by `rule_based_pf`.
 
     ``pileup_vertex_z[e]`` are the pileup vertex positions of event e and ``pv_z[e]`` the measured
@@ -126,10 +143,15 @@ def pf_from_elements(collections, det: DetectorParameters = DEFAULT_DETECTOR) ->
     The elements enter at the precision a file stores them (float32), so re-running `rule_based_pf` on a
     file's ``PFTrack``/``PFCluster`` gives its ``PFCands`` bit for bit.
     """
-    tracks, clusters = (Collection(x.counts, {k: _stored(x.columns[k]) for k in fields})
-                        for x, fields in ((collections.tracks, TRACK_FIELDS), (collections.clusters, CLUSTER_FIELDS)))
+    tracks, clusters = (
+        Collection(x.counts, {k: _stored(x.columns[k]) for k in fields})
+        for x, fields in ((collections.tracks, TRACK_FIELDS), (collections.clusters, CLUSTER_FIELDS))
+    )
     pf = rule_based_pf(tracks, clusters, det)
-    gen = np.where(pf.track >= 0, collections.track_gen_index[np.maximum(pf.track, 0)],
-                   collections.cluster_pf_gen_index[np.maximum(pf.cluster, 0)])
+    gen = np.where(
+        pf.track >= 0,
+        collections.track_gen_index[np.maximum(pf.track, 0)],
+        collections.cluster_pf_gen_index[np.maximum(pf.cluster, 0)],
+    )
     pf.gen_index = gen.astype(np.int64)
     return pf

@@ -115,8 +115,9 @@ def load_or_build_library(sqrt_s: float = 13.6, size: int = 10000, progress: boo
     return PileupLibrary(**arrays)
 
 
-def overlay(library: PileupLibrary, n_events: int, mu: float, sigma_z_cm: float,
-            rng: np.random.Generator) -> PileupParticles:
+def overlay(
+    library: PileupLibrary, n_events: int, mu: float, sigma_z_cm: float, rng: np.random.Generator
+) -> PileupParticles:
     """Draw n_PU ~ Poisson(μ) library events per hard-scatter event, rotated, mirrored and displaced."""
     n_pu = rng.poisson(mu, size=n_events) if mu > 0 else np.zeros(n_events, np.int64)
     total = int(n_pu.sum())
@@ -150,6 +151,16 @@ def overlay(library: PileupLibrary, n_events: int, mu: float, sigma_z_cm: float,
 def no_pileup(n_events: int) -> PileupParticles:
     """The pileup of a PU 0 sample: no interactions, no particles."""
     f4, i8 = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    return PileupParticles(n_pileup=np.zeros(n_events, np.int64), vertex_z=[np.zeros(0)] * n_events, event=i8,
-                           vertex=i8, pt=f4, eta=f4, phi=f4, mass=f4, pdg_id=np.zeros(0, np.int32),
-                           charge=np.zeros(0, np.int8), z=np.zeros(0))
+    return PileupParticles(
+        n_pileup=np.zeros(n_events, np.int64),
+        vertex_z=[np.zeros(0)] * n_events,
+        event=i8,
+        vertex=i8,
+        pt=f4,
+        eta=f4,
+        phi=f4,
+        mass=f4,
+        pdg_id=np.zeros(0, np.int32),
+        charge=np.zeros(0, np.int8),
+        z=np.zeros(0),
+    )

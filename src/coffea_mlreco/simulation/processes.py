@@ -31,8 +31,16 @@ _SCALAR_MASSES_GEV = (60.0, 80.0, 100.0, 125.0, 150.0, 185.0, 230.0, 300.0)
 
 def _scalar_tautau(mass: float) -> tuple[str, ...]:
     """gg → H → ττ with the Higgs mass set to ``mass`` (GeV) and a forced Breit-Wigner width of 10 %."""
-    return ("HiggsSM:gg2H = on", f"25:m0 = {mass}", "25:doForceWidth = on", f"25:mWidth = {0.1 * mass}",
-            f"25:mMin = {0.6 * mass}", f"25:mMax = {1.4 * mass}", "25:onMode = off", "25:onIfMatch = 15 -15")
+    return (
+        "HiggsSM:gg2H = on",
+        f"25:m0 = {mass}",
+        "25:doForceWidth = on",
+        f"25:mWidth = {0.1 * mass}",
+        f"25:mMin = {0.6 * mass}",
+        f"25:mMax = {1.4 * mass}",
+        "25:onMode = off",
+        "25:onIfMatch = 15 -15",
+    )
 
 
 @dataclass(frozen=True)
@@ -63,21 +71,28 @@ PROCESSES: dict[str, ProcessSpec] = {
         ProcessSpec(
             "dy-ll",
             "Drell-Yan γ*/Z → ee, μμ with m_ℓℓ > 50 GeV",
-            (("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 11 13",
-              "PhaseSpace:mHatMin = 50."),),
+            (("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 11 13", "PhaseSpace:mHatMin = 50."),),
         ),
         ProcessSpec(
             "zprime-ll",
             "q q̄ → Z′ → ee, μμ: a sequential-SM-like Z′ of 200 GeV with Γ = 6 GeV and no γ*/Z (the signal of "
             "the MEM hypothesis mem/hypotheses/zprime.yaml)",
-            (("NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 200.", "32:doForceWidth = on",
-              "32:mWidth = 6.0", "32:onMode = off", "32:onIfAny = 11 13"),),
+            (
+                (
+                    "NewGaugeBoson:ffbar2gmZZprime = on",
+                    "Zprime:gmZmode = 3",
+                    "32:m0 = 200.",
+                    "32:doForceWidth = on",
+                    "32:mWidth = 6.0",
+                    "32:onMode = off",
+                    "32:onIfAny = 11 13",
+                ),
+            ),
         ),
         ProcessSpec(
             "ztautau",
             "Drell-Yan γ*/Z → ττ with m_ττ > 50 GeV, all tau decays",
-            (("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 15",
-              "PhaseSpace:mHatMin = 50."),),
+            (("WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 15", "PhaseSpace:mHatMin = 50."),),
         ),
         ProcessSpec(
             "htautau",

@@ -69,8 +69,13 @@ def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):
 
     xmldoc = pythia_data_dir()
     pythia = pythia8mc.Pythia(xmldoc, False) if xmldoc else pythia8mc.Pythia("", False)
-    for line in (*COMMON_SETTINGS, f"Beams:eCM = {sqrt_s * 1000.0:.1f}", "Random:setSeed = on", "Random:seed = 1",
-                 *settings):
+    for line in (
+        *COMMON_SETTINGS,
+        f"Beams:eCM = {sqrt_s * 1000.0:.1f}",
+        "Random:setSeed = on",
+        "Random:seed = 1",
+        *settings,
+    ):
         if not pythia.readString(line):
             raise RuntimeError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():

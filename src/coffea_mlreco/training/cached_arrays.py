@@ -27,8 +27,13 @@ def open_events(path: str | Path) -> Any:
     return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 
-def cached_arrays(path: str | Path, cache_dir: str | Path, prefix: str, build: Callable[[Any], dict[str, np.ndarray]],
-                  key_parts: tuple[Any, ...] = ()) -> dict[str, np.ndarray]:
+def cached_arrays(
+    path: str | Path,
+    cache_dir: str | Path,
+    prefix: str,
+    build: Callable[[Any], dict[str, np.ndarray]],
+    key_parts: tuple[Any, ...] = (),
+) -> dict[str, np.ndarray]:
     """``build(open_events(path))``, cached as ``<cache_dir>/<prefix>-<stem>-<key>.npz``; ``key_parts`` are the
     build settings that change the arrays (e.g. the number of jets kept)."""
     stat = Path(path).stat()

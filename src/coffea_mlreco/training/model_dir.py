@@ -123,7 +123,8 @@ def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
         raise TrainingSetupError(
             f"--output {directory} is inside the installed package ({package}); write the model elsewhere "
             "and pass the directory to models= or evaluate --model (the retrain scripts copy a model in "
-            "with python -m coffea_mlreco.training.model_dir)")
+            "with python -m coffea_mlreco.training.model_dir)"
+        )
     if resolved.exists() and not resolved.is_dir():
         raise TrainingSetupError(f"--output {directory} is a file; give a directory (the model directory)")
     if resolved.is_dir():
@@ -131,7 +132,8 @@ def prepare_output(output: str | Path | None, task: str, name: str) -> Path:
         if others:
             raise TrainingSetupError(
                 f"--output {directory} already holds another model card ({', '.join(others)}); "
-                "a model directory holds one model: choose another directory")
+                "a model directory holds one model: choose another directory"
+            )
     if resolved.is_dir() and not os.access(resolved, os.W_OK | os.X_OK):
         raise TrainingSetupError(f"--output {directory} is not writable; the model files are moved into it")
     try:
@@ -155,8 +157,9 @@ def model_output(directory: str | Path, name: str, *, keep_on_interrupt: bool = 
     """
     weights, card = model_files(Path(), name)
     try:
-        with atomic_directory(directory, existing="merge", publish_last=(weights.name, card.name),
-                              keep_on_interrupt=keep_on_interrupt) as work:
+        with atomic_directory(
+            directory, existing="merge", publish_last=(weights.name, card.name), keep_on_interrupt=keep_on_interrupt
+        ) as work:
             yield work
             if not (work / card.name).is_file():
                 raise _NoModel
@@ -210,8 +213,9 @@ def _same_file(a: str, b: str) -> bool:
         return pa.resolve() == pb.resolve()
 
 
-def check_validation_files(train: Iterable[str | Path], validation: Iterable[str | Path],
-                           option: str = "--validation") -> None:
+def check_validation_files(
+    train: Iterable[str | Path], validation: Iterable[str | Path], option: str = "--validation"
+) -> None:
     """Refuse a validation file that is also among the training files.
 
     Raises:
@@ -224,16 +228,20 @@ def check_validation_files(train: Iterable[str | Path], validation: Iterable[str
                 same = "" if val == path else f" (the same file as training file {path})"
                 raise TrainingSetupError(
                     f"{option} {val} is also a training file{same}; validate on held-out events "
-                    "(e.g. a sample generated with another seed)")
+                    "(e.g. a sample generated with another seed)"
+                )
 
 
 def add_output_argument(parser: argparse.ArgumentParser, task: str, name: str) -> None:
     """The ``--output DIR`` option of ``train <task>`` (``name`` describes the file stem in the help)."""
     parser.add_argument(
-        "--output", default=None, metavar="DIR",
+        "--output",
+        default=None,
+        metavar="DIR",
         help=f"model directory to write {name}.safetensors and {name}.json (the model card) into; "
-             f"default ./{DEFAULT_MODELS_DIR}/{task}-{name}. Pass it to models= or 'evaluate --model "
-             f"{task}.METHOD=DIR'. A directory inside the installed package is refused")
+        f"default ./{DEFAULT_MODELS_DIR}/{task}-{name}. Pass it to models= or 'evaluate --model "
+        f"{task}.METHOD=DIR'. A directory inside the installed package is refused",
+    )
 
 
 def setup_error(task: str, err: Exception) -> int:
@@ -242,8 +250,9 @@ def setup_error(task: str, err: Exception) -> int:
     return 2
 
 
-def ship_model(model_dir: str | Path, weights_dir: str | Path, name: str,
-               extra: Mapping[str, Any] | None = None) -> Path:
+def ship_model(
+    model_dir: str | Path, weights_dir: str | Path, name: str, extra: Mapping[str, Any] | None = None
+) -> Path:
     """Copy the model of ``model_dir`` to ``weights_dir/<name>.safetensors`` and ``<name>.json``, the card's
     ``weights`` entry renamed and ``extra`` added to it; returns the new card's path."""
     from coffea_mlreco.inference.model_cards import card_path
@@ -261,8 +270,10 @@ def ship_model(model_dir: str | Path, weights_dir: str | Path, name: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coffea_mlreco.training.model_dir",
-                                     description="Copy a trained model directory's model under a new name.")
+    parser = argparse.ArgumentParser(
+        prog="python -m coffea_mlreco.training.model_dir",
+        description="Copy a trained model directory's model under a new name.",
+    )
     parser.add_argument("model_dir", help="model directory written by 'coffea-mlreco train --output DIR'")
     parser.add_argument("weights_dir", help="where to copy it (e.g. src/coffea_mlreco/met/weights)")
     parser.add_argument("name", help="the copy's file stem (e.g. deepmet_pu60)")

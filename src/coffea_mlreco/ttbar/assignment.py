@@ -48,8 +48,20 @@ def _decode(flat, k, n_slots, digits):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _greedy_kernel(logp, head_start, arity, jet_start, n_jets, n_slots, sym_start, sym_perm,  # type: ignore[no-untyped-def]
-                   min_logp, out_jets, out_logp, out_prob):
+def _greedy_kernel(
+    logp,
+    head_start,
+    arity,
+    jet_start,
+    n_jets,
+    n_slots,
+    sym_start,
+    sym_perm,  # type: ignore[no-untyped-def]
+    min_logp,
+    out_jets,
+    out_logp,
+    out_prob,
+):
     n_events = logp.shape[0]
     n_particles = arity.size
     max_k = 0
@@ -117,8 +129,9 @@ def _greedy_kernel(logp, head_start, arity, jet_start, n_jets, n_slots, sym_star
             out_prob[i, best_p] = prob
 
 
-def extract_assignments(log_probs: list[np.ndarray], topology: EventTopology, n_jets: np.ndarray,
-                        min_log_prob: float = -1.0e3) -> Assignments:
+def extract_assignments(
+    log_probs: list[np.ndarray], topology: EventTopology, n_jets: np.ndarray, min_log_prob: float = -1.0e3
+) -> Assignments:
     """Greedy distinct-jet assignment for every event (see the module docstring).
 
     Args:
@@ -136,10 +149,15 @@ def extract_assignments(log_probs: list[np.ndarray], topology: EventTopology, n_
     n_slots = round(sizes[0] ** (1.0 / arity[0])) if sizes and sizes[0] > 0 else 0
     for p, size in zip(particles, sizes, strict=True):
         if size != n_slots**p.n_jets or np.asarray(log_probs[particles.index(p)]).shape[0] != n_events:
-            raise ValueError(f"log-probabilities of {p.name!r} must be [N={n_events}, J**{p.n_jets}] with one J "
-                             f"for all particles; got shapes {[np.shape(lp) for lp in log_probs]}")
-    logp = np.ascontiguousarray(np.concatenate([np.asarray(lp, np.float64) for lp in log_probs], axis=1)) \
-        if n_events else np.zeros((0, sum(sizes)), np.float64)
+            raise ValueError(
+                f"log-probabilities of {p.name!r} must be [N={n_events}, J**{p.n_jets}] with one J "
+                f"for all particles; got shapes {[np.shape(lp) for lp in log_probs]}"
+            )
+    logp = (
+        np.ascontiguousarray(np.concatenate([np.asarray(lp, np.float64) for lp in log_probs], axis=1))
+        if n_events
+        else np.zeros((0, sum(sizes)), np.float64)
+    )
     head_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     jet_start = np.concatenate([[0], np.cumsum(arity)]).astype(np.int64)
     perms = [p.symmetric_permutations() for p in particles]
@@ -153,6 +171,18 @@ def extract_assignments(log_probs: list[np.ndarray], topology: EventTopology, n_
     out_jets = np.full((n_events, int(jet_start[-1])), -1, np.int64)
     out_logp = np.full((n_events, len(particles)), -np.inf)
     out_prob = np.zeros((n_events, len(particles)))
-    _greedy_kernel(logp, head_start, arity, jet_start, np.asarray(n_jets, np.int64), int(n_slots), sym_start,
-                   sym_perm, float(min_log_prob), out_jets, out_logp, out_prob)
+    _greedy_kernel(
+        logp,
+        head_start,
+        arity,
+        jet_start,
+        np.asarray(n_jets, np.int64),
+        int(n_slots),
+        sym_start,
+        sym_perm,
+        float(min_log_prob),
+        out_jets,
+        out_logp,
+        out_prob,
+    )
     return Assignments(out_jets, out_logp, out_prob)

@@ -43,13 +43,15 @@ from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS, flat_permutatio
 from coffea_mlreco.ttbar.resolutions import TTbarParameters, load_ttbar_parameters
 
 __all__ = [
-    "AssignmentArrays", "assignment_arrays", "btag_allowed", "chi2_assignment",
+    "AssignmentArrays",
+    "assignment_arrays",
+    "btag_allowed",
+    "chi2_assignment",
 ]
 
 
 @numba.njit(cache=True)
-def btag_allowed(tag_had_b: bool, tag_q1: bool, tag_q2: bool, tag_lep_b: bool, n_tagged: int,
-                 n_untagged: int) -> bool:
+def btag_allowed(tag_had_b: bool, tag_q1: bool, tag_q2: bool, tag_lep_b: bool, n_tagged: int, n_untagged: int) -> bool:
     """The χ²'s b-tag rule for one permutation (see the module docstring); counts over the considered jets."""
     n_b = int(tag_had_b) + int(tag_lep_b)
     if n_tagged >= 2:
@@ -86,8 +88,10 @@ def _finite(values: Any, name: str, where: np.ndarray | None = None) -> np.ndarr
     array = np.asarray(ak.to_numpy(values), dtype=np.float64)
     bad = ~np.isfinite(array) if where is None else (~np.isfinite(array) & where)
     if bad.any():
-        raise ValueError(f"inputs field {name!r} holds a non-finite value (NaN or inf) at flat position "
-                         f"{int(np.flatnonzero(bad)[0])}; the tt̄ assignment needs finite momenta")
+        raise ValueError(
+            f"inputs field {name!r} holds a non-finite value (NaN or inf) at flat position "
+            f"{int(np.flatnonzero(bad)[0])}; the tt̄ assignment needs finite momenta"
+        )
     return array
 
 
@@ -118,9 +122,19 @@ def assignment_arrays(inputs: ak.Array, max_jets: int, working_point: float = BT
     if all(c in inputs.met.fields for c in ("covXX", "covXY", "covYY")):
         met_cov = np.stack([_finite(inputs.met[f], f"met.{f}", active) for f in ("covXX", "covXY", "covYY")], axis=1)
     perm_offsets, perm_table = flat_permutations(np.where(active, counts, 0), max_jets)
-    return AssignmentArrays(offsets, np.ascontiguousarray(jet_p4), np.abs(eta), tagged, lepton_p4, flavour,
-                            np.ascontiguousarray(met), np.ascontiguousarray(met_cov), active, perm_offsets,
-                            perm_table)
+    return AssignmentArrays(
+        offsets,
+        np.ascontiguousarray(jet_p4),
+        np.abs(eta),
+        tagged,
+        lepton_p4,
+        flavour,
+        np.ascontiguousarray(met),
+        np.ascontiguousarray(met_cov),
+        active,
+        perm_offsets,
+        perm_table,
+    )
 
 
 @numba.njit(cache=True)
@@ -129,8 +143,23 @@ def _mass(e: float, px: float, py: float, pz: float) -> float:
 
 
 @numba.njit(cache=True)
-def _chi2_kernel(jet_off, jet_p4, tagged, lep, met, perm_off, perm, max_jets, use_btag,  # type: ignore[no-untyped-def]
-                 m_w, peaks, sigmas, out_idx, out_chi2, out_pz):
+def _chi2_kernel(
+    jet_off,
+    jet_p4,
+    tagged,
+    lep,
+    met,
+    perm_off,
+    perm,
+    max_jets,
+    use_btag,  # type: ignore[no-untyped-def]
+    m_w,
+    peaks,
+    sigmas,
+    out_idx,
+    out_chi2,
+    out_pz,
+):
     for i in range(len(perm_off) - 1):
         if perm_off[i + 1] == perm_off[i]:
             continue
@@ -143,31 +172,42 @@ def _chi2_kernel(jet_off, jet_p4, tagged, lep, met, perm_off, perm, max_jets, us
         best = np.inf
         for p in range(perm_off[i], perm_off[i + 1]):
             b, q1, q2, bl = j0 + perm[p, 0], j0 + perm[p, 1], j0 + perm[p, 2], j0 + perm[p, 3]
-            if use_btag and not btag_allowed(tagged[b], tagged[q1], tagged[q2], tagged[bl], n_tagged,
-                                             n_used - n_tagged):
+            if use_btag and not btag_allowed(
+                tagged[b], tagged[q1], tagged[q2], tagged[bl], n_tagged, n_used - n_tagged
+            ):
                 continue
             w = jet_p4[q1] + jet_p4[q2]
             t = w + jet_p4[b]
-            c = (((_mass(w[3], w[0], w[1], w[2]) - peaks[0]) / sigmas[0]) ** 2
-                 + ((_mass(t[3], t[0], t[1], t[2]) - peaks[1]) / sigmas[1]) ** 2)
+            c = ((_mass(w[3], w[0], w[1], w[2]) - peaks[0]) / sigmas[0]) ** 2 + (
+                (_mass(t[3], t[0], t[1], t[2]) - peaks[1]) / sigmas[1]
+            ) ** 2
             if c >= best:
                 continue
             for root in range(2):
                 pz = pz1 if root == 0 else pz2
                 ex = lep[i, 3] + jet_p4[bl, 3] + np.sqrt(met[i, 0] ** 2 + met[i, 1] ** 2 + pz * pz)
-                mt = _mass(ex, lep[i, 0] + jet_p4[bl, 0] + met[i, 0], lep[i, 1] + jet_p4[bl, 1] + met[i, 1],
-                           lep[i, 2] + jet_p4[bl, 2] + pz)
+                mt = _mass(
+                    ex,
+                    lep[i, 0] + jet_p4[bl, 0] + met[i, 0],
+                    lep[i, 1] + jet_p4[bl, 1] + met[i, 1],
+                    lep[i, 2] + jet_p4[bl, 2] + pz,
+                )
                 total = c + ((mt - peaks[2]) / sigmas[2]) ** 2
                 if total < best:
                     best = total
-                    out_idx[i, 0], out_idx[i, 1], out_idx[i, 2], out_idx[i, 3] = perm[p, 0], perm[p, 1], perm[p, 2], \
-                        perm[p, 3]
+                    out_idx[i, 0], out_idx[i, 1], out_idx[i, 2], out_idx[i, 3] = (
+                        perm[p, 0],
+                        perm[p, 1],
+                        perm[p, 2],
+                        perm[p, 3],
+                    )
                     out_pz[i] = pz
         out_chi2[i] = best if best < np.inf else np.nan
 
 
-def chi2_assignment(inputs: ak.Array, max_jets: int = 6, btag: bool = True,
-                    parameters: TTbarParameters | None = None) -> ak.Array:
+def chi2_assignment(
+    inputs: ak.Array, max_jets: int = 6, btag: bool = True, parameters: TTbarParameters | None = None
+) -> ak.Array:
     """χ² assignment of the semileptonic tt̄ jets (see the module docstring).
 
     Args:
@@ -188,8 +228,22 @@ def chi2_assignment(inputs: ak.Array, max_jets: int = 6, btag: bool = True,
     chi2, nu_pz = np.full(n, np.nan), np.full(n, np.nan)
     peaks = np.array([params.m_w.peak, params.m_top_had.peak, params.m_top_lep.peak])
     sigmas = np.array([params.m_w.sigma, params.m_top_had.sigma, params.m_top_lep.sigma])
-    _chi2_kernel(arrays.jet_offsets, arrays.jet_p4, arrays.jet_tagged, arrays.lepton_p4, arrays.met,
-                 arrays.perm_offsets, arrays.perm_table, int(max_jets), bool(btag), M_W, peaks, sigmas, idx,
-                 chi2, nu_pz)
+    _chi2_kernel(
+        arrays.jet_offsets,
+        arrays.jet_p4,
+        arrays.jet_tagged,
+        arrays.lepton_p4,
+        arrays.met,
+        arrays.perm_offsets,
+        arrays.perm_table,
+        int(max_jets),
+        bool(btag),
+        M_W,
+        peaks,
+        sigmas,
+        idx,
+        chi2,
+        nu_pz,
+    )
     fields: dict[str, Any] = {name: idx[:, k] for k, name in enumerate(PERMUTATION_FIELDS)}
     return ak.zip({**fields, "chi2": chi2, "nu_pz": nu_pz})

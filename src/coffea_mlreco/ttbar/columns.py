@@ -109,8 +109,13 @@ def declared_view(events: Any, columns: InputColumns) -> ak.Array:
     """A plain record array of ``events`` restricted to ``columns``: each collection projected on its
     declared fields (a ``None`` entry is kept whole). Code given this view cannot read an undeclared column,
     which in dask mode is not loaded, and sees the same fields in every mode."""
-    return ak.zip({collection: events[collection] if fields is None else events[collection][list(fields)]
-                   for collection, fields in columns.items()}, depth_limit=1)
+    return ak.zip(
+        {
+            collection: events[collection] if fields is None else events[collection][list(fields)]
+            for collection, fields in columns.items()
+        },
+        depth_limit=1,
+    )
 
 
 def jet_indices(positions: np.ndarray, jets: ak.Array) -> np.ndarray:
@@ -132,8 +137,9 @@ def default_models() -> dict[str, str]:
     return {method: by_pu[max(by_pu)] for method in ML_METHODS if (by_pu := names_by_pileup(shipped, method))}
 
 
-def ttbar_models(methods: Sequence[str], models: Mapping[str, Any] | None = None, device: str = "auto"
-                 ) -> dict[str, ModelWrapper]:
+def ttbar_models(
+    methods: Sequence[str], models: Mapping[str, Any] | None = None, device: str = "auto"
+) -> dict[str, ModelWrapper]:
     """The wrapper of each network method among ``methods``: from ``models`` (a shipped name, a model
     directory or card, or a wrapper) or the shipped default (:func:`default_models`)."""
     models = dict(models or {})
@@ -183,8 +189,14 @@ class TTbarReconstruction:
         timings: when given, each method's assignment time in seconds is added to it on every call.
     """
 
-    def __init__(self, methods: Sequence[str], models: Mapping[str, ModelWrapper], columns: InputColumns,
-                 max_jets: int = 6, timings: MutableMapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        methods: Sequence[str],
+        models: Mapping[str, ModelWrapper],
+        columns: InputColumns,
+        max_jets: int = 6,
+        timings: MutableMapping[str, float] | None = None,
+    ) -> None:
         self.methods = tuple(methods)
         self.models = dict(models)
         self.columns = dict(columns)
@@ -229,9 +241,16 @@ def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in methods)
 
 
-def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None,
-                device: str = "auto", on_invalid: str = "flag", max_jets: int = 6,
-                timings: MutableMapping[str, float] | None = None) -> Any:
+def reconstruct(
+    events: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    on_invalid: str = "flag",
+    max_jets: int = 6,
+    timings: MutableMapping[str, float] | None = None,
+) -> Any:
     """Return ``events`` with ``TTbarReco`` appended: the jet-parton assignment of each method (see the module).
 
     Works on eager, virtual and dask-awkward NanoEvents (in dask mode nothing is computed: one
@@ -259,6 +278,7 @@ def reconstruct(events: Any, *, methods: Sequence[str] | None = None, models: Ma
     if int(max_jets) < 4:
         raise ValueError(f"max_jets must be at least 4, got {max_jets}")
     columns = input_columns(events, chosen)
-    kernel = TTbarReconstruction(chosen, ttbar_models(chosen, models, device), columns, max_jets,
-                                 None if is_dask(events) else timings)
+    kernel = TTbarReconstruction(
+        chosen, ttbar_models(chosen, models, device), columns, max_jets, None if is_dask(events) else timings
+    )
     return reconstruct_columns(events, kernel, columns, task="tt̄ assignment", on_invalid=on_invalid)

@@ -58,8 +58,10 @@ class MissingInputError(KeyError):
 
 def _require(events: Any, collection: str, fields: tuple[str, ...]) -> None:
     if collection not in events.fields:
-        raise MissingInputError(f"collection {collection!r} is missing (the tt̄ reconstruction needs "
-                                f"{', '.join(f'{collection}_{f}' for f in fields)})")
+        raise MissingInputError(
+            f"collection {collection!r} is missing (the tt̄ reconstruction needs "
+            f"{', '.join(f'{collection}_{f}' for f in fields)})"
+        )
     missing = [f for f in fields if f not in events[collection].fields]
     if missing:
         raise MissingInputError(f"branch '{collection}_{missing[0]}' is missing (needed by the tt̄ reconstruction)")
@@ -78,8 +80,16 @@ def select_leptons(events: Any) -> ak.Array:
         mu_ok = mu_ok & mu.tightId
 
     def fields(coll: ak.Array, pdg: int) -> ak.Array:
-        return ak.zip({"pt": coll.pt, "eta": coll.eta, "phi": coll.phi, "mass": coll.mass,
-                       "charge": coll.charge, "pdgId": -pdg * coll.charge})
+        return ak.zip(
+            {
+                "pt": coll.pt,
+                "eta": coll.eta,
+                "phi": coll.phi,
+                "mass": coll.mass,
+                "charge": coll.charge,
+                "pdgId": -pdg * coll.charge,
+            }
+        )
 
     merged = ak.concatenate([fields(ele[ele_ok], 11), fields(mu[mu_ok], 13)], axis=1)
     return merged[ak.argsort(merged.pt, axis=1, ascending=False)]
@@ -100,8 +110,16 @@ def select_jets(events: Any, lepton_eta: Any = None, lepton_phi: Any = None) -> 
         ok = ok & far
     index = ak.local_index(jet.pt, axis=1)
     btag = ak.where(np.isfinite(jet.btagDeepFlavB), jet.btagDeepFlavB, -1.0)  # NanoAOD stores -1 for no tag info
-    return ak.zip({"pt": jet.pt[ok], "eta": jet.eta[ok], "phi": jet.phi[ok], "mass": jet.mass[ok],
-                   "btag": btag[ok], "index": index[ok]})
+    return ak.zip(
+        {
+            "pt": jet.pt[ok],
+            "eta": jet.eta[ok],
+            "phi": jet.phi[ok],
+            "mass": jet.mass[ok],
+            "btag": btag[ok],
+            "index": index[ok],
+        }
+    )
 
 
 def semileptonic_inputs(events: Any) -> ak.Array:
@@ -115,15 +133,21 @@ def semileptonic_inputs(events: Any) -> ak.Array:
     lepton = ak.firsts(leptons)
     lepton = ak.mask(lepton, n_leptons == 1)
     jets = select_jets(events, lepton.eta, lepton.phi)
-    met_fields = {"pt": events.MET.pt, "phi": events.MET.phi,
-                  "px": events.MET.pt * np.cos(events.MET.phi), "py": events.MET.pt * np.sin(events.MET.phi)}
+    met_fields = {
+        "pt": events.MET.pt,
+        "phi": events.MET.phi,
+        "px": events.MET.pt * np.cos(events.MET.phi),
+        "py": events.MET.pt * np.sin(events.MET.phi),
+    }
     for cov in ("covXX", "covXY", "covYY"):
         if cov in events.MET.fields:
             met_fields[cov] = events.MET[cov]
     n_jets = ak.num(jets, axis=1)
     selected = (n_leptons == 1) & (n_jets >= MIN_JETS)
-    return ak.zip({"jets": jets, "lepton": lepton, "met": ak.zip(met_fields), "n_jets": n_jets,
-                   "selected": selected}, depth_limit=1)
+    return ak.zip(
+        {"jets": jets, "lepton": lepton, "met": ak.zip(met_fields), "n_jets": n_jets, "selected": selected},
+        depth_limit=1,
+    )
 
 
 def assignment_targets(events: Any, jets: ak.Array) -> ak.Array:

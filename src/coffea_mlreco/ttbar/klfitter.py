@@ -95,8 +95,7 @@ def _basis(code: int, x: float) -> float:
 
 
 @numba.njit(cache=True)
-def _tf_log(tf: int, x_fit: float, x_meas: float, coeff: np.ndarray, basis: np.ndarray,
-            x_range: np.ndarray) -> float:
+def _tf_log(tf: int, x_fit: float, x_meas: float, coeff: np.ndarray, basis: np.ndarray, x_range: np.ndarray) -> float:
     """log W(x_meas | x_fit) of transfer function ``tf``: the double Gaussian density in r = x_meas/x_fit − 1."""
     x = min(max(x_fit, x_range[tf, 0]), x_range[tf, 1])
     m1 = coeff[tf, 0, 0] + coeff[tf, 0, 1] * _basis(basis[tf, 0], x)
@@ -114,8 +113,9 @@ def _tf_log(tf: int, x_fit: float, x_meas: float, coeff: np.ndarray, basis: np.n
 
 
 @numba.njit(cache=True)
-def _tf_derivatives(tf: int, x_fit: float, x_meas: float, coeff: np.ndarray, basis: np.ndarray,
-                    x_range: np.ndarray) -> tuple[float, float, float]:
+def _tf_derivatives(
+    tf: int, x_fit: float, x_meas: float, coeff: np.ndarray, basis: np.ndarray, x_range: np.ndarray
+) -> tuple[float, float, float]:
     """log W and its first and second derivatives in x_fit (central differences)."""
     h = 1e-4 * x_fit
     f0 = _tf_log(tf, x_fit, x_meas, coeff, basis, x_range)
@@ -176,8 +176,8 @@ def _four_momenta(side, theta, jet_dir, jet_mass, lep_dir, p, dp):  # type: igno
 
 @numba.njit(cache=True)
 def _resonance(  # type: ignore[no-untyped-def]
-        members, params, theta, p, dp, jet_mass, n_jets, nu_first, en, mass, width, grad, hess, with_derivatives,
-        total, dsv):
+    members, params, theta, p, dp, jet_mass, n_jets, nu_first, en, mass, width, grad, hess, with_derivatives, total, dsv
+):
     """Add log BW(m² of the sum of ``members``) (and its gradient and Hessian in ``params``)."""
     for c in range(4):
         total[c] = 0.0
@@ -201,8 +201,13 @@ def _resonance(  # type: ignore[no-untyped-def]
             d2 = 2.0 * _dot(dp[i], dp[j])
             if i == j and i < n_jets and jet_mass[i] > 0.0:  # curvature of |p| = √(E² − m²)
                 beta = math.sqrt(max(theta[i] ** 2 - jet_mass[i] ** 2, 1e-12))
-                d2 += 2.0 * jet_mass[i] ** 2 / beta**3 * (total[0] * p[i, 0] + total[1] * p[i, 1]
-                                                          + total[2] * p[i, 2]) / beta
+                d2 += (
+                    2.0
+                    * jet_mass[i] ** 2
+                    / beta**3
+                    * (total[0] * p[i, 0] + total[1] * p[i, 1] + total[2] * p[i, 2])
+                    / beta
+                )
             if i >= nu_first and j >= nu_first:  # curvature of E_ν = |p_ν|
                 d2 += 2.0 * total[3] * ((1.0 if i == j else 0.0) - theta[i] * theta[j] / (en * en)) / en
             h = curv * dsv[a] * dsv[b] + f1 * d2
@@ -214,7 +219,8 @@ def _resonance(  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def _add_tf(  # type: ignore[no-untyped-def]
-        k, tf, x_fit, x_meas, kappa, coeff, basis, x_range, grad, hess, with_derivatives):
+    k, tf, x_fit, x_meas, kappa, coeff, basis, x_range, grad, hess, with_derivatives
+):
     """log W of parameter k's transfer function (x = κ·θ_k), with its derivatives when asked."""
     if not with_derivatives:
         return _tf_log(tf, kappa * x_fit, kappa * x_meas, coeff, basis, x_range)
@@ -226,8 +232,27 @@ def _add_tf(  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def _side_log_likelihood(  # type: ignore[no-untyped-def]
-        side, theta, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e, lep_kappa, lep_tf, met, met_inv, widths,
-        coeff, basis, x_range, grad, hess, with_derivatives, work):
+    side,
+    theta,
+    jet_dir,
+    jet_mass,
+    jet_e,
+    jet_tf,
+    lep_dir,
+    lep_e,
+    lep_kappa,
+    lep_tf,
+    met,
+    met_inv,
+    widths,
+    coeff,
+    basis,
+    x_range,
+    grad,
+    hess,
+    with_derivatives,
+    work,
+):
     """log L of one side at ``theta`` (see the module docstring); fills ``grad``/``hess`` when asked."""
     p, dp, total, dsv = work
     n = 3 if side == 0 else 5
@@ -240,12 +265,28 @@ def _side_log_likelihood(  # type: ignore[no-untyped-def]
     if side == 0:
         value = 0.0
         for k in range(3):
-            value += _add_tf(k, jet_tf[k], theta[k], jet_e[k], 1.0, coeff, basis, x_range, grad, hess,
-                             with_derivatives)
-        value += _resonance((1, 2), (1, 2), theta, p, dp, jet_mass, 3, 99, en, M_W, widths[0], grad, hess,
-                            with_derivatives, total, dsv)
-        value += _resonance((0, 1, 2), (0, 1, 2), theta, p, dp, jet_mass, 3, 99, en, M_TOP, widths[1], grad,
-                            hess, with_derivatives, total, dsv)
+            value += _add_tf(k, jet_tf[k], theta[k], jet_e[k], 1.0, coeff, basis, x_range, grad, hess, with_derivatives)
+        value += _resonance(
+            (1, 2), (1, 2), theta, p, dp, jet_mass, 3, 99, en, M_W, widths[0], grad, hess, with_derivatives, total, dsv
+        )
+        value += _resonance(
+            (0, 1, 2),
+            (0, 1, 2),
+            theta,
+            p,
+            dp,
+            jet_mass,
+            3,
+            99,
+            en,
+            M_TOP,
+            widths[1],
+            grad,
+            hess,
+            with_derivatives,
+            total,
+            dsv,
+        )
         return value
     value = _add_tf(0, jet_tf[0], theta[0], jet_e[0], 1.0, coeff, basis, x_range, grad, hess, with_derivatives)
     value += _add_tf(1, lep_tf, theta[1], lep_e, lep_kappa, coeff, basis, x_range, grad, hess, with_derivatives)
@@ -258,10 +299,27 @@ def _side_log_likelihood(  # type: ignore[no-untyped-def]
         hess[2, 3] -= met_inv[1]
         hess[3, 2] -= met_inv[1]
         hess[3, 3] -= met_inv[2]
-    value += _resonance((1, 2), (1, 2, 3, 4), theta, p, dp, jet_mass, 1, 2, en, M_W, widths[2], grad, hess,
-                        with_derivatives, total, dsv)
-    value += _resonance((0, 1, 2), (0, 1, 2, 3, 4), theta, p, dp, jet_mass, 1, 2, en, M_TOP, widths[3], grad,
-                        hess, with_derivatives, total, dsv)
+    value += _resonance(
+        (1, 2), (1, 2, 3, 4), theta, p, dp, jet_mass, 1, 2, en, M_W, widths[2], grad, hess, with_derivatives, total, dsv
+    )
+    value += _resonance(
+        (0, 1, 2),
+        (0, 1, 2, 3, 4),
+        theta,
+        p,
+        dp,
+        jet_mass,
+        1,
+        2,
+        en,
+        M_TOP,
+        widths[3],
+        grad,
+        hess,
+        with_derivatives,
+        total,
+        dsv,
+    )
     return value
 
 
@@ -303,8 +361,27 @@ def _solve_damped(n, hess, grad, lam, step, chol):  # type: ignore[no-untyped-de
 
 @numba.njit(cache=True)
 def _fit(  # type: ignore[no-untyped-def]
-        side, theta, lower, upper, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e, lep_kappa, lep_tf, met, met_inv,
-        widths, coeff, basis, x_range, work, scratch):
+    side,
+    theta,
+    lower,
+    upper,
+    jet_dir,
+    jet_mass,
+    jet_e,
+    jet_tf,
+    lep_dir,
+    lep_e,
+    lep_kappa,
+    lep_tf,
+    met,
+    met_inv,
+    widths,
+    coeff,
+    basis,
+    x_range,
+    work,
+    scratch,
+):
     """Levenberg-Marquardt maximisation of one side's log L from ``theta`` (modified in place).
 
     Damping update of Nielsen (1999): a step with gain ratio ρ = actual/predicted > 0 is taken and
@@ -313,8 +390,28 @@ def _fit(  # type: ignore[no-untyped-def]
     """
     grad, hess, step, trial, chol = scratch
     n = 3 if side == 0 else 5
-    value = _side_log_likelihood(side, theta, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e, lep_kappa, lep_tf,
-                                 met, met_inv, widths, coeff, basis, x_range, grad, hess, True, work)
+    value = _side_log_likelihood(
+        side,
+        theta,
+        jet_dir,
+        jet_mass,
+        jet_e,
+        jet_tf,
+        lep_dir,
+        lep_e,
+        lep_kappa,
+        lep_tf,
+        met,
+        met_inv,
+        widths,
+        coeff,
+        basis,
+        x_range,
+        grad,
+        hess,
+        True,
+        work,
+    )
     lam, nu = 1e-3, 2.0
     for _ in range(_MAX_ITERATIONS):
         if not _solve_damped(n, hess, grad, lam, step, chol):
@@ -329,8 +426,28 @@ def _fit(  # type: ignore[no-untyped-def]
             for j in range(n):
                 quad += hess[i, j] * step[j]
             predicted += step[i] * (grad[i] + 0.5 * quad)
-        new = _side_log_likelihood(side, trial, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e, lep_kappa,
-                                   lep_tf, met, met_inv, widths, coeff, basis, x_range, grad, hess, False, work)
+        new = _side_log_likelihood(
+            side,
+            trial,
+            jet_dir,
+            jet_mass,
+            jet_e,
+            jet_tf,
+            lep_dir,
+            lep_e,
+            lep_kappa,
+            lep_tf,
+            met,
+            met_inv,
+            widths,
+            coeff,
+            basis,
+            x_range,
+            grad,
+            hess,
+            False,
+            work,
+        )
         gain = new - value
         if predicted <= _TOLERANCE and abs(gain) <= _TOLERANCE:
             if gain > 0.0:
@@ -340,9 +457,28 @@ def _fit(  # type: ignore[no-untyped-def]
         rho = gain / predicted if predicted > 0.0 else -1.0
         if rho > 0.0:
             theta[:n] = trial[:n]
-            value = _side_log_likelihood(side, theta, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e, lep_kappa,
-                                         lep_tf, met, met_inv, widths, coeff, basis, x_range, grad, hess, True,
-                                         work)
+            value = _side_log_likelihood(
+                side,
+                theta,
+                jet_dir,
+                jet_mass,
+                jet_e,
+                jet_tf,
+                lep_dir,
+                lep_e,
+                lep_kappa,
+                lep_tf,
+                met,
+                met_inv,
+                widths,
+                coeff,
+                basis,
+                x_range,
+                grad,
+                hess,
+                True,
+                work,
+            )
             lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
             nu = 2.0
         else:
@@ -383,9 +519,34 @@ def _side_masses(side, theta, jet_dir, jet_mass, lep_dir, work):  # type: ignore
 
 @numba.njit(cache=True)
 def _klfitter_kernel(  # type: ignore[no-untyped-def]
-        jet_off, jet_p4, jet_tf_light, jet_tf_b, tagged, lep, lep_tf, lep_kappa, met, met_inv, perm_off, perm,
-        max_jets, btag_mode, log_eff, widths, coeff, basis, x_range, out_idx, out_logl, out_prob, out_pz, out_eta,
-        out_conv, out_masses, out_perm):
+    jet_off,
+    jet_p4,
+    jet_tf_light,
+    jet_tf_b,
+    tagged,
+    lep,
+    lep_tf,
+    lep_kappa,
+    met,
+    met_inv,
+    perm_off,
+    perm,
+    max_jets,
+    btag_mode,
+    log_eff,
+    widths,
+    coeff,
+    basis,
+    x_range,
+    out_idx,
+    out_logl,
+    out_prob,
+    out_pz,
+    out_eta,
+    out_conv,
+    out_masses,
+    out_perm,
+):
     work = (np.empty((3, 4)), np.empty((5, 4)), np.empty(4), np.empty(5))
     scratch = (np.empty(5), np.empty((5, 5)), np.empty(5), np.empty(5), np.empty((5, 5)))
     theta, start, lower, upper = np.empty(5), np.empty(5), np.empty(5), np.empty(5)
@@ -415,23 +576,53 @@ def _klfitter_kernel(  # type: ignore[no-untyped-def]
         best, norm = -np.inf, -np.inf
         for q in range(perm_off[i], perm_off[i + 1]):
             b, q1, q2, bl = perm[q, 0], perm[q, 1], perm[q, 2], perm[q, 3]
-            if btag_mode == 2 and not btag_allowed(tagged[j0 + b], tagged[j0 + q1], tagged[j0 + q2],
-                                                   tagged[j0 + bl], n_tagged, n_used - n_tagged):
+            if btag_mode == 2 and not btag_allowed(
+                tagged[j0 + b], tagged[j0 + q1], tagged[j0 + q2], tagged[j0 + bl], n_tagged, n_used - n_tagged
+            ):
                 continue
             if np.isnan(had[b, q1, q2]):
                 for k, j in enumerate((b, q1, q2)):
-                    _load_jet(k, j0 + j, jet_p4, jet_tf_b[j0 + j] if k == 0 else jet_tf_light[j0 + j], jet_dir,
-                              jet_mass, jet_e, jet_tf, start, lower, upper)
+                    _load_jet(
+                        k,
+                        j0 + j,
+                        jet_p4,
+                        jet_tf_b[j0 + j] if k == 0 else jet_tf_light[j0 + j],
+                        jet_dir,
+                        jet_mass,
+                        jet_e,
+                        jet_tf,
+                        start,
+                        lower,
+                        upper,
+                    )
                 theta[:3] = start[:3]
-                had[b, q1, q2], had_conv[b, q1, q2] = _fit(0, theta, lower, upper, jet_dir, jet_mass, jet_e,
-                                                           jet_tf, lep_dir, lep_e, lep_kappa[i], lep_tf[i],
-                                                           met[i], met_inv[i], widths, coeff, basis, x_range,
-                                                           work, scratch)
-                had_masses[b, q1, q2, 0], had_masses[b, q1, q2, 1] = _side_masses(0, theta, jet_dir, jet_mass,
-                                                                                   lep_dir, work)
+                had[b, q1, q2], had_conv[b, q1, q2] = _fit(
+                    0,
+                    theta,
+                    lower,
+                    upper,
+                    jet_dir,
+                    jet_mass,
+                    jet_e,
+                    jet_tf,
+                    lep_dir,
+                    lep_e,
+                    lep_kappa[i],
+                    lep_tf[i],
+                    met[i],
+                    met_inv[i],
+                    widths,
+                    coeff,
+                    basis,
+                    x_range,
+                    work,
+                    scratch,
+                )
+                had_masses[b, q1, q2, 0], had_masses[b, q1, q2, 1] = _side_masses(
+                    0, theta, jet_dir, jet_mass, lep_dir, work
+                )
             if np.isnan(lep_fit[bl, 0]):
-                _load_jet(0, j0 + bl, jet_p4, jet_tf_b[j0 + bl], jet_dir, jet_mass, jet_e, jet_tf, start, lower,
-                          upper)
+                _load_jet(0, j0 + bl, jet_p4, jet_tf_b[j0 + bl], jet_dir, jet_mass, jet_e, jet_tf, start, lower, upper)
                 start[1], lower[1], upper[1] = lep_e, 0.5 * lep_e, 2.0 * lep_e
                 start[2], start[3] = met[i, 0], met[i, 1]
                 for k in range(2, 5):
@@ -440,9 +631,28 @@ def _klfitter_kernel(  # type: ignore[no-untyped-def]
                 for root in range(2 if real else 1):
                     theta[:5] = start[:5]
                     theta[4] = pz1 if root == 0 else pz2
-                    value, conv = _fit(1, theta, lower, upper, jet_dir, jet_mass, jet_e, jet_tf, lep_dir, lep_e,
-                                       lep_kappa[i], lep_tf[i], met[i], met_inv[i], widths, coeff, basis,
-                                       x_range, work, scratch)
+                    value, conv = _fit(
+                        1,
+                        theta,
+                        lower,
+                        upper,
+                        jet_dir,
+                        jet_mass,
+                        jet_e,
+                        jet_tf,
+                        lep_dir,
+                        lep_e,
+                        lep_kappa[i],
+                        lep_tf[i],
+                        met[i],
+                        met_inv[i],
+                        widths,
+                        coeff,
+                        basis,
+                        x_range,
+                        work,
+                        scratch,
+                    )
                     if value > lep_fit[bl, 0]:
                         pt = max(math.hypot(theta[2], theta[3]), 1e-9)
                         lep_fit[bl, 0], lep_fit[bl, 1], lep_fit[bl, 2] = value, theta[4], math.asinh(theta[4] / pt)
@@ -511,8 +721,9 @@ def _run(inputs: ak.Array, max_jets: int, btag: str, parameters: TTbarParameters
     n = len(arrays.active)
     coeff, basis, x_range = _tf_tables(params)
     n_eta = len(params.eta_edges) - 1
-    eta_bin = np.clip(np.searchsorted(np.asarray(params.eta_edges), arrays.jet_abs_eta, side="right") - 1,
-                      0, n_eta - 1).astype(np.int64)
+    eta_bin = np.clip(
+        np.searchsorted(np.asarray(params.eta_edges), arrays.jet_abs_eta, side="right") - 1, 0, n_eta - 1
+    ).astype(np.int64)
     muon = arrays.lepton_flavour == 13
     lep_tf = np.where(muon, 2 * n_eta + 1, 2 * n_eta).astype(np.int64)
     lep_e = np.maximum(arrays.lepton_p4[:, 3], 1e-9)
@@ -520,22 +731,53 @@ def _run(inputs: ak.Array, max_jets: int, btag: str, parameters: TTbarParameters
     rates = np.array([params.btag_eff_b, params.btag_eff_light, params.btag_eff_other])
     log_eff = np.log(np.stack([1 - rates, rates], axis=1))  # rows: b position, light position, unused jet
     widths = np.array([params.bw_width_w, params.bw_width_top, params.bw_width_w, params.bw_width_top])
-    out = {"index": np.full((n, 4), -1, np.int64), "log_likelihood": np.full(n, np.nan),
-           "event_probability": np.full(n, np.nan), "nu_pz": np.full(n, np.nan), "nu_eta": np.full(n, np.nan),
-           "converged": np.zeros(n, np.bool_), "masses": np.full((n, 4), np.nan),
-           "permutation_log_likelihood": np.full(len(arrays.perm_table), np.nan),
-           "perm_offsets": arrays.perm_offsets, "perm_table": arrays.perm_table}
-    _klfitter_kernel(arrays.jet_offsets, arrays.jet_p4, eta_bin, eta_bin + n_eta, arrays.jet_tagged,
-                     arrays.lepton_p4, lep_tf, lep_kappa, arrays.met,
-                     _met_inverse_covariance(params, inputs, arrays.met_cov), arrays.perm_offsets,
-                     arrays.perm_table, int(max_jets), BTAG_MODES[btag], log_eff, widths, coeff, basis, x_range,
-                     out["index"], out["log_likelihood"], out["event_probability"], out["nu_pz"], out["nu_eta"],
-                     out["converged"], out["masses"], out["permutation_log_likelihood"])
+    out = {
+        "index": np.full((n, 4), -1, np.int64),
+        "log_likelihood": np.full(n, np.nan),
+        "event_probability": np.full(n, np.nan),
+        "nu_pz": np.full(n, np.nan),
+        "nu_eta": np.full(n, np.nan),
+        "converged": np.zeros(n, np.bool_),
+        "masses": np.full((n, 4), np.nan),
+        "permutation_log_likelihood": np.full(len(arrays.perm_table), np.nan),
+        "perm_offsets": arrays.perm_offsets,
+        "perm_table": arrays.perm_table,
+    }
+    _klfitter_kernel(
+        arrays.jet_offsets,
+        arrays.jet_p4,
+        eta_bin,
+        eta_bin + n_eta,
+        arrays.jet_tagged,
+        arrays.lepton_p4,
+        lep_tf,
+        lep_kappa,
+        arrays.met,
+        _met_inverse_covariance(params, inputs, arrays.met_cov),
+        arrays.perm_offsets,
+        arrays.perm_table,
+        int(max_jets),
+        BTAG_MODES[btag],
+        log_eff,
+        widths,
+        coeff,
+        basis,
+        x_range,
+        out["index"],
+        out["log_likelihood"],
+        out["event_probability"],
+        out["nu_pz"],
+        out["nu_eta"],
+        out["converged"],
+        out["masses"],
+        out["permutation_log_likelihood"],
+    )
     return out
 
 
-def klfitter_assignment(inputs: ak.Array, max_jets: int = 6, btag: str = "workingpoint",
-                        parameters: TTbarParameters | None = None) -> ak.Array:
+def klfitter_assignment(
+    inputs: ak.Array, max_jets: int = 6, btag: str = "workingpoint", parameters: TTbarParameters | None = None
+) -> ak.Array:
     """KLFitter-style likelihood assignment of the semileptonic tt̄ jets (see the module docstring).
 
     Args:
@@ -554,12 +796,18 @@ def klfitter_assignment(inputs: ak.Array, max_jets: int = 6, btag: str = "workin
     out = _run(inputs, max_jets, btag, parameters)
     fields: dict[str, Any] = {name: out["index"][:, k] for k, name in enumerate(PERMUTATION_FIELDS)}
     masses = {name: out["masses"][:, k] for k, name in enumerate(FITTED_MASSES)}
-    return ak.zip({**fields, **{f: out[f] for f in ("log_likelihood", "event_probability", "nu_pz", "nu_eta",
-                                                     "converged")}, **masses})
+    return ak.zip(
+        {
+            **fields,
+            **{f: out[f] for f in ("log_likelihood", "event_probability", "nu_pz", "nu_eta", "converged")},
+            **masses,
+        }
+    )
 
 
-def klfitter_permutations(inputs: ak.Array, max_jets: int = 6, btag: str = "workingpoint",
-                          parameters: TTbarParameters | None = None) -> ak.Array:
+def klfitter_permutations(
+    inputs: ak.Array, max_jets: int = 6, btag: str = "workingpoint", parameters: TTbarParameters | None = None
+) -> ak.Array:
     """Every permutation's fit, as KLFitter reports them: ``N * var * {had_b, had_q1, had_q2, lep_b: int64,
     log_likelihood, probability: float64}`` (probability = L_p/Σ L over the event's permutations; NaN for
     permutations the ``"veto"`` mode did not fit). Arguments as :func:`klfitter_assignment`.

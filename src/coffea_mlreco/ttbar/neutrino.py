@@ -22,8 +22,9 @@ __all__ = ["NeutrinoSolutions", "neutrino_pz_roots", "neutrino_pz_solutions"]
 
 
 @numba.njit(cache=True)
-def neutrino_pz_roots(lep_px: float, lep_py: float, lep_pz: float, lep_e: float, nu_px: float, nu_py: float,
-                      m_w: float = M_W) -> tuple[float, float, bool]:
+def neutrino_pz_roots(
+    lep_px: float, lep_py: float, lep_pz: float, lep_e: float, nu_px: float, nu_py: float, m_w: float = M_W
+) -> tuple[float, float, bool]:
     """Both W-constraint solutions (smaller |p_z| first) and whether they are real (discriminant ≥ 0)."""
     m_lep2 = max(lep_e * lep_e - lep_px * lep_px - lep_py * lep_py - lep_pz * lep_pz, 0.0)
     mu = 0.5 * (m_w * m_w - m_lep2) + lep_px * nu_px + lep_py * nu_py
@@ -53,16 +54,19 @@ class NeutrinoSolutions(NamedTuple):
 @numba.njit(cache=True)
 def _pz_kernel(lep, nu_px, nu_py, m_w, first, second, real):  # type: ignore[no-untyped-def]
     for i in range(nu_px.size):
-        first[i], second[i], real[i] = neutrino_pz_roots(lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], nu_px[i],
-                                                         nu_py[i], m_w)
+        first[i], second[i], real[i] = neutrino_pz_roots(
+            lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], nu_px[i], nu_py[i], m_w
+        )
 
 
-def neutrino_pz_solutions(lepton_p4: np.ndarray, met_px: np.ndarray, met_py: np.ndarray,
-                          m_w: float = M_W) -> NeutrinoSolutions:
+def neutrino_pz_solutions(
+    lepton_p4: np.ndarray, met_px: np.ndarray, met_py: np.ndarray, m_w: float = M_W
+) -> NeutrinoSolutions:
     """Both W-constraint p_z,ν solutions per event for leptons [N, 4] = (px, py, pz, E) and MET (px, py), in GeV."""
     lep = np.ascontiguousarray(lepton_p4, dtype=np.float64).reshape(-1, 4)
     n = lep.shape[0]
     out = NeutrinoSolutions(np.empty(n), np.empty(n), np.empty(n, np.bool_))
-    _pz_kernel(lep, np.ascontiguousarray(met_px, np.float64), np.ascontiguousarray(met_py, np.float64), float(m_w),
-               *out)
+    _pz_kernel(
+        lep, np.ascontiguousarray(met_px, np.float64), np.ascontiguousarray(met_py, np.float64), float(m_w), *out
+    )
     return out

@@ -20,8 +20,9 @@ __all__ = ["PermutationDNN"]
 class PermutationDNN(nn.Module):
     """MLP ``n_features → hidden × layers → 1`` with standardised inputs."""
 
-    def __init__(self, hidden: int = 128, layers: int = 3, n_features: int = len(FEATURE_NAMES),
-                 max_jets: int = 6) -> None:
+    def __init__(
+        self, hidden: int = 128, layers: int = 3, n_features: int = len(FEATURE_NAMES), max_jets: int = 6
+    ) -> None:
         super().__init__()
         self.max_jets = int(max_jets)
         self.register_buffer("mean", torch.zeros(n_features))

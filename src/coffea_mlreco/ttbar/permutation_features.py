@@ -31,8 +31,18 @@ _JET_FIELDS = ("log_pt", "eta", "btag", "rank")
 _ROLES = ("had_b", "had_q1", "had_q2", "lep_b")
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"{role}_{f}" for role in _ROLES for f in _JET_FIELDS),
-    "m_w_had", "m_top_had", "m_b_lep", "m_top_lep_best", "m_top_lep_other",
-    "dr_qq", "dr_b_w_had", "dr_b_lep", "dphi_tops", "log_pt_top_had", "log_pt_top_lep", "n_jets",
+    "m_w_had",
+    "m_top_had",
+    "m_b_lep",
+    "m_top_lep_best",
+    "m_top_lep_other",
+    "dr_qq",
+    "dr_b_w_had",
+    "dr_b_lep",
+    "dphi_tops",
+    "log_pt_top_had",
+    "log_pt_top_lep",
+    "n_jets",
 )
 
 
@@ -55,12 +65,30 @@ def _eta(px, py, pz):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _features_kernel(jet_offsets, jet_p4, jet_pt, jet_eta, jet_phi, jet_btag, lep_p4, lep_eta, lep_phi,  # type: ignore[no-untyped-def]
-                     met_px, met_py, n_jets, perm_offsets, perms, m_top, m_w, out):
+def _features_kernel(
+    jet_offsets,
+    jet_p4,
+    jet_pt,
+    jet_eta,
+    jet_phi,
+    jet_btag,
+    lep_p4,
+    lep_eta,
+    lep_phi,  # type: ignore[no-untyped-def]
+    met_px,
+    met_py,
+    n_jets,
+    perm_offsets,
+    perms,
+    m_top,
+    m_w,
+    out,
+):
     for i in range(n_jets.size):
         j0 = jet_offsets[i]
-        nu_a, nu_b, _ = neutrino_pz_roots(lep_p4[i, 0], lep_p4[i, 1], lep_p4[i, 2], lep_p4[i, 3],
-                                          met_px[i], met_py[i], m_w)
+        nu_a, nu_b, _ = neutrino_pz_roots(
+            lep_p4[i, 0], lep_p4[i, 1], lep_p4[i, 2], lep_p4[i, 3], met_px[i], met_py[i], m_w
+        )
         for r in range(perm_offsets[i], perm_offsets[i + 1]):
             f = out[r]
             c = 0
@@ -133,14 +161,37 @@ def permutation_features(inputs: ak.Array, max_jets: int = 6) -> tuple[np.ndarra
     pt, eta, phi, mass = (_flat(jets[f]) for f in ("pt", "eta", "phi", "mass"))
     btag = _flat(jets.btag)
     lep = inputs.lepton
-    lep_pt, lep_eta, lep_phi, lep_mass = (np.asarray(ak.to_numpy(lep[f]), np.float64) for f in ("pt", "eta", "phi", "mass"))
-    for name, values in (("jet pt", pt), ("jet eta", eta), ("jet phi", phi), ("jet mass", mass),
-                         ("lepton pt", lep_pt), ("MET pt", np.asarray(ak.to_numpy(inputs.met.pt), np.float64))):
+    lep_pt, lep_eta, lep_phi, lep_mass = (
+        np.asarray(ak.to_numpy(lep[f]), np.float64) for f in ("pt", "eta", "phi", "mass")
+    )
+    for name, values in (
+        ("jet pt", pt),
+        ("jet eta", eta),
+        ("jet phi", phi),
+        ("jet mass", mass),
+        ("lepton pt", lep_pt),
+        ("MET pt", np.asarray(ak.to_numpy(inputs.met.pt), np.float64)),
+    ):
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{name} has non-finite values (NaN/inf); the tt̄ permutation features need finite inputs")
     features = np.zeros((perms.shape[0], len(FEATURE_NAMES)), np.float64)
-    _features_kernel(jet_offsets, _p4(pt, eta, phi, mass), pt, eta, phi, btag,
-                     _p4(lep_pt, lep_eta, lep_phi, lep_mass), lep_eta, lep_phi,
-                     np.asarray(ak.to_numpy(inputs.met.px), np.float64), np.asarray(ak.to_numpy(inputs.met.py), np.float64),
-                     n_jets, offsets, perms, float(M_TOP), float(M_W), features)
+    _features_kernel(
+        jet_offsets,
+        _p4(pt, eta, phi, mass),
+        pt,
+        eta,
+        phi,
+        btag,
+        _p4(lep_pt, lep_eta, lep_phi, lep_mass),
+        lep_eta,
+        lep_phi,
+        np.asarray(ak.to_numpy(inputs.met.px), np.float64),
+        np.asarray(ak.to_numpy(inputs.met.py), np.float64),
+        n_jets,
+        offsets,
+        perms,
+        float(M_TOP),
+        float(M_W),
+        features,
+    )
     return offsets, perms, features.astype(np.float32)

@@ -31,11 +31,14 @@ def semileptonic_permutations(n_jets: int) -> np.ndarray:
 
     Ordered by had_b, then (q1, q2), then lep_b. Read-only (cached).
     """
-    rows = [(b, q1, q2, bl)
-            for b in range(n_jets)
-            for q1 in range(n_jets) for q2 in range(q1 + 1, n_jets)
-            for bl in range(n_jets)
-            if len({b, q1, q2, bl}) == 4]
+    rows = [
+        (b, q1, q2, bl)
+        for b in range(n_jets)
+        for q1 in range(n_jets)
+        for q2 in range(q1 + 1, n_jets)
+        for bl in range(n_jets)
+        if len({b, q1, q2, bl}) == 4
+    ]
     table = np.array(rows, dtype=np.int64).reshape(-1, 4)
     table.flags.writeable = False
     return table

@@ -104,9 +104,14 @@ class DoubleGaussianTF:
         return z - np.log(s1 + a2 * s2) - 0.5 * math.log(2 * math.pi)
 
     def to_json(self) -> dict[str, Any]:
-        return {"variable": self.variable, "x_range": list(self.x_range),
-                **{p: {"basis": g, "a": a, "b": b}
-                   for p, g, (a, b) in zip(TF_PARAMETERS, self.bases, self.coefficients, strict=True)}}
+        return {
+            "variable": self.variable,
+            "x_range": list(self.x_range),
+            **{
+                p: {"basis": g, "a": a, "b": b}
+                for p, g, (a, b) in zip(TF_PARAMETERS, self.bases, self.coefficients, strict=True)
+            },
+        }
 
     @classmethod
     def from_json(cls, where: str, raw: dict[str, Any]) -> DoubleGaussianTF:
@@ -173,18 +178,21 @@ class TTbarParameters:
 
         return {
             "meta": self.meta,
-            "chi2": {"m_w": window(self.m_w), "m_top_had": window(self.m_top_had),
-                     "m_top_lep": window(self.m_top_lep)},
+            "chi2": {"m_w": window(self.m_w), "m_top_had": window(self.m_top_had), "m_top_lep": window(self.m_top_lep)},
             "breit_wigner": {"w_width": self.bw_width_w, "top_width": self.bw_width_top},
-            "btag": {"working_point": self.btag_working_point, "eff_b": self.btag_eff_b,
-                     "eff_light": self.btag_eff_light, "eff_other": self.btag_eff_other},
+            "btag": {
+                "working_point": self.btag_working_point,
+                "eff_b": self.btag_eff_b,
+                "eff_light": self.btag_eff_light,
+                "eff_other": self.btag_eff_other,
+            },
             "transfer_functions": {
                 "eta_edges": list(self.eta_edges),
                 "light_jet": [tf.to_json() for tf in self.light_jet],
                 "b_jet": [tf.to_json() for tf in self.b_jet],
-                "electron": self.electron.to_json(), "muon": self.muon.to_json(),
-                "met": {"cov_scale": self.met.cov_scale, "sumet": list(self.met.sumet),
-                        "constant": self.met.constant},
+                "electron": self.electron.to_json(),
+                "muon": self.muon.to_json(),
+                "met": {"cov_scale": self.met.cov_scale, "sumet": list(self.met.sumet), "constant": self.met.constant},
             },
         }
 
@@ -217,15 +225,23 @@ class TTbarParameters:
                 raise ValueError(f"btag.{name} must be in (0, 1)")
         met = tfs["met"]
         return cls(
-            windows["m_w"], windows["m_top_had"], windows["m_top_lep"],
-            float(btag["working_point"]), float(btag["eff_b"]), float(btag["eff_light"]), float(btag["eff_other"]),
-            float(bw["w_width"]), float(bw["top_width"]), edges,
+            windows["m_w"],
+            windows["m_top_had"],
+            windows["m_top_lep"],
+            float(btag["working_point"]),
+            float(btag["eff_b"]),
+            float(btag["eff_light"]),
+            float(btag["eff_other"]),
+            float(bw["w_width"]),
+            float(bw["top_width"]),
+            edges,
             tuple(DoubleGaussianTF.from_json(f"light_jet[{i}]", t) for i, t in enumerate(tfs["light_jet"])),
             tuple(DoubleGaussianTF.from_json(f"b_jet[{i}]", t) for i, t in enumerate(tfs["b_jet"])),
             DoubleGaussianTF.from_json("electron", tfs["electron"]),
             DoubleGaussianTF.from_json("muon", tfs["muon"]),
-            MetResolution(float(met["cov_scale"]), (float(met["sumet"][0]), float(met["sumet"][1])),
-                          float(met["constant"])),
+            MetResolution(
+                float(met["cov_scale"]), (float(met["sumet"][0]), float(met["sumet"][1])), float(met["constant"])
+            ),
             dict(raw["meta"]),
         )
 
@@ -284,6 +300,7 @@ def _dg_nll(theta: np.ndarray, g: np.ndarray, r: np.ndarray) -> float:
 
 def _minimise(fun: Any, x0: np.ndarray, iterations: int = 400) -> np.ndarray:
     """BFGS with central-difference gradients and a backtracking line search (small smooth problems)."""
+
     def grad(x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         for k in range(len(x)):
@@ -318,8 +335,9 @@ def _minimise(fun: Any, x0: np.ndarray, iterations: int = 400) -> np.ndarray:
     return x
 
 
-def _fit_double_gaussian(x_true: np.ndarray, x_meas: np.ndarray, variable: str,
-                         bases: tuple[str, ...]) -> DoubleGaussianTF:
+def _fit_double_gaussian(
+    x_true: np.ndarray, x_meas: np.ndarray, variable: str, bases: tuple[str, ...]
+) -> DoubleGaussianTF:
     """Unbinned maximum-likelihood fit of the ten coefficients (a, b) of μ1, σ1, A2, μ2, σ2.
 
     Start: a core (σ1 = a + b·g from the robust widths in quantile bins of x, μ1 the median) and a tail three
@@ -359,8 +377,14 @@ def _matched(jets: ak.Array, targets: ak.Array, k: int, mask: np.ndarray) -> tup
     return jets[ok][ak.singletons(targets[ok, k])][:, 0], ok
 
 
-def _fit_jets(inputs: ak.Array, targets: ak.Array, truth: ak.Array, fields: tuple[str, ...],
-              positions: tuple[int, ...], eta_edges: tuple[float, ...]) -> tuple[DoubleGaussianTF, ...]:
+def _fit_jets(
+    inputs: ak.Array,
+    targets: ak.Array,
+    truth: ak.Array,
+    fields: tuple[str, ...],
+    positions: tuple[int, ...],
+    eta_edges: tuple[float, ...],
+) -> tuple[DoubleGaussianTF, ...]:
     true_e, meas_e, eta = [], [], []
     every = np.ones(len(inputs), bool)
     for name, k in zip(fields, positions, strict=True):
@@ -377,8 +401,9 @@ def _fit_jets(inputs: ak.Array, targets: ak.Array, truth: ak.Array, fields: tupl
     return tuple(out)
 
 
-def _neutrino_pz_closest(lep: ak.Array, met_px: np.ndarray, met_py: np.ndarray, b: np.ndarray,
-                         target: float) -> np.ndarray:
+def _neutrino_pz_closest(
+    lep: ak.Array, met_px: np.ndarray, met_py: np.ndarray, b: np.ndarray, target: float
+) -> np.ndarray:
     """m_ℓνb with the W-constrained neutrino root giving the mass closest to ``target`` (real part when
     the discriminant is negative)."""
     lpx, lpy = _array(lep.pt * np.cos(lep.phi)), _array(lep.pt * np.sin(lep.phi))
@@ -437,8 +462,7 @@ def fit_ttbar_parameters(events: Any, meta: dict[str, Any] | None = None) -> TTb
     met = inputs.met[full]
     m_w = _inv_mass(p[1] + p[2])
     m_th = _inv_mass(p[0] + p[1] + p[2])
-    m_tl = _neutrino_pz_closest(inputs.lepton[full], _array(met.px),
-                                _array(met.py), p[3], M_TOP)
+    m_tl = _neutrino_pz_closest(inputs.lepton[full], _array(met.px), _array(met.py), p[3], M_TOP)
 
     def window(m: np.ndarray) -> MassWindow:
         return MassWindow(float(np.median(m)), _robust_width(m))
@@ -450,10 +474,15 @@ def fit_ttbar_parameters(events: Any, meta: dict[str, Any] | None = None) -> TTb
     same = flavour == np.abs(_array(true_lep.pdgId))
     ele = same & (flavour == 11)
     mu = same & (flavour == 13)
-    electron = _fit_double_gaussian(_energy(true_lep.pt, true_lep.eta, true_lep.mass)[ele],
-                                    _energy(lep.pt, lep.eta, lep.mass)[ele], "energy", JET_BASES)
-    muon = _fit_double_gaussian(_array(true_lep.pt)[mu].astype(np.float64),
-                                _array(lep.pt)[mu].astype(np.float64), "pt", MUON_BASES)
+    electron = _fit_double_gaussian(
+        _energy(true_lep.pt, true_lep.eta, true_lep.mass)[ele],
+        _energy(lep.pt, lep.eta, lep.mass)[ele],
+        "energy",
+        JET_BASES,
+    )
+    muon = _fit_double_gaussian(
+        _array(true_lep.pt)[mu].astype(np.float64), _array(lep.pt)[mu].astype(np.float64), "pt", MUON_BASES
+    )
 
     # MET against the W's neutrino
     has_nu = selected & _array(~ak.is_none(truth.neutrino), bool)
@@ -463,8 +492,7 @@ def fit_ttbar_parameters(events: Any, meta: dict[str, Any] | None = None) -> TTb
     residuals = np.concatenate([dx, dy])
     cov_scale = 1.0
     if "covXX" in met.fields:
-        cov_scale = _robust_width(np.concatenate([dx / np.sqrt(_array(met.covXX)),
-                                                  dy / np.sqrt(_array(met.covYY))]))
+        cov_scale = _robust_width(np.concatenate([dx / np.sqrt(_array(met.covXX)), dy / np.sqrt(_array(met.covYY))]))
     sumet_fit = (_robust_width(residuals), 0.0)
     if "sumEt" in events.MET.fields:
         root = np.sqrt(_array(events.MET.sumEt[has_nu]))
@@ -491,25 +519,44 @@ def fit_ttbar_parameters(events: Any, meta: dict[str, Any] | None = None) -> TTb
         return tagged / max(total, 1)
 
     position = ak.local_index(jets_sel.pt, axis=1)
-    assigned = ((position == targets_sel[:, 0]) | (position == targets_sel[:, 1]) | (position == targets_sel[:, 2])
-                | (position == targets_sel[:, 3]))
+    assigned = (
+        (position == targets_sel[:, 0])
+        | (position == targets_sel[:, 1])
+        | (position == targets_sel[:, 2])
+        | (position == targets_sel[:, 3])
+    )
     other = ~assigned & (position < 6)
     eff_other = float(ak.sum(tags[other]) / max(int(ak.sum(other)), 1))
 
     # effective Breit-Wigner widths: parton energies along the matched jets' directions
     fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0))
     had = _array(ak.all(targets[:, :3] >= 0, axis=1), bool)
-    along = [_along_jet(_matched(inputs.jets, targets, k, had)[0], truth[name][had])
-             for k, name in enumerate(("had_b", "had_q1", "had_q2"))]
+    along = [
+        _along_jet(_matched(inputs.jets, targets, k, had)[0], truth[name][had])
+        for k, name in enumerate(("had_b", "had_q1", "had_q2"))
+    ]
     width_w = fwhm * _robust_width(_inv_mass(along[1] + along[2]))
     width_top = fwhm * _robust_width(_inv_mass(along[0] + along[1] + along[2]))
 
     info = dict(meta or {})
     info.update({"events": len(events), "selected": int(selected.sum()), "fully_matched": int(full.sum())})
     return TTbarParameters(
-        window(m_w), window(m_th), window(m_tl), BTAG_MEDIUM_WP, tag_rate((0, 3)), tag_rate((1, 2)),
-        eff_other, width_w, width_top, ETA_EDGES, light, bjet, electron, muon,
-        MetResolution(float(cov_scale), sumet_fit, _robust_width(residuals)), info,
+        window(m_w),
+        window(m_th),
+        window(m_tl),
+        BTAG_MEDIUM_WP,
+        tag_rate((0, 3)),
+        tag_rate((1, 2)),
+        eff_other,
+        width_w,
+        width_top,
+        ETA_EDGES,
+        light,
+        bjet,
+        electron,
+        muon,
+        MetResolution(float(cov_scale), sumet_fit, _robust_width(residuals)),
+        info,
     )
 
 
@@ -529,21 +576,27 @@ def main(argv: list[str] | None = None) -> int:
 
     from coffea_mlreco.core.version import __version__
 
-    parser = argparse.ArgumentParser(prog="python -m coffea_mlreco.ttbar.resolutions",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m coffea_mlreco.ttbar.resolutions", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--input", required=True, help="generated semileptonic tt̄ file (never the test sample)")
     parser.add_argument("--output", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     events = NanoEventsFactory.from_root({args.input: "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
     file_meta = _file_metadata(args.input)
-    meta = {"command": "python -m coffea_mlreco.ttbar.resolutions "
-                       + " ".join(sys.argv[1:] if argv is None else argv),
-            "input": str(args.input), "seed": file_meta.get("seed"), "pileup": file_meta.get("pileup"),
-            "process": file_meta.get("process"), "package_version": __version__}
+    meta = {
+        "command": "python -m coffea_mlreco.ttbar.resolutions " + " ".join(sys.argv[1:] if argv is None else argv),
+        "input": str(args.input),
+        "seed": file_meta.get("seed"),
+        "pileup": file_meta.get("pileup"),
+        "process": file_meta.get("process"),
+        "package_version": __version__,
+    }
     params = fit_ttbar_parameters(events, meta)
     Path(args.output).write_text(json.dumps(params.to_json(), indent=1) + "\n")
-    print(f"wrote {args.output} ({params.meta['selected']} selected events, "
-          f"{params.meta['fully_matched']} fully matched)")
+    print(
+        f"wrote {args.output} ({params.meta['selected']} selected events, {params.meta['fully_matched']} fully matched)"
+    )
     return 0
 
 

@@ -54,22 +54,49 @@ def jet_token_features(jets: torch.Tensor) -> torch.Tensor:
     (log pT, η, sin φ, cos φ, log(1 + m), b-tag, px, py, pz, E / 100 GeV)."""
     pt, eta, phi, mass, btag = jets.unbind(-1)
     mass = mass.clamp(min=0.0)
-    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi), torch.log1p(mass), btag,
-                        *_four_momentum(pt, eta, phi, mass)], dim=-1)
+    return torch.stack(
+        [
+            torch.log(pt.clamp(min=1.0)),
+            eta,
+            torch.sin(phi),
+            torch.cos(phi),
+            torch.log1p(mass),
+            btag,
+            *_four_momentum(pt, eta, phi, mass),
+        ],
+        dim=-1,
+    )
 
 
 def lepton_token_features(lepton: torch.Tensor) -> torch.Tensor:
     """[B, 5] raw (pT, η, φ, m, is-muon) → [B, 9] (log pT, η, sin φ, cos φ, is-muon, px, py, pz, E / 100 GeV)."""
     pt, eta, phi, mass, is_muon = lepton.unbind(-1)
-    return torch.stack([torch.log(pt.clamp(min=1.0)), eta, torch.sin(phi), torch.cos(phi), is_muon,
-                        *_four_momentum(pt, eta, phi, mass.clamp(min=0.0))], dim=-1)
+    return torch.stack(
+        [
+            torch.log(pt.clamp(min=1.0)),
+            eta,
+            torch.sin(phi),
+            torch.cos(phi),
+            is_muon,
+            *_four_momentum(pt, eta, phi, mass.clamp(min=0.0)),
+        ],
+        dim=-1,
+    )
 
 
 def met_token_features(met: torch.Tensor) -> torch.Tensor:
     """[B, 2] raw (pT, φ) → [B, 5] (log(1 + pT), sin φ, cos φ, px, py / 100 GeV)."""
     pt, phi = met.unbind(-1)
-    return torch.stack([torch.log1p(pt.clamp(min=0.0)), torch.sin(phi), torch.cos(phi),
-                        pt * torch.cos(phi) / _MOMENTUM_SCALE_GEV, pt * torch.sin(phi) / _MOMENTUM_SCALE_GEV], dim=-1)
+    return torch.stack(
+        [
+            torch.log1p(pt.clamp(min=0.0)),
+            torch.sin(phi),
+            torch.cos(phi),
+            pt * torch.cos(phi) / _MOMENTUM_SCALE_GEV,
+            pt * torch.sin(phi) / _MOMENTUM_SCALE_GEV,
+        ],
+        dim=-1,
+    )
 
 
 def _mlp(n_in: int, dim: int) -> nn.Sequential:
@@ -124,8 +151,16 @@ def _distinct_mask(max_jets: int, k: int) -> torch.Tensor:
 class SPANet(nn.Module):
     """See the module docstring. ``topology``: a shipped topology name or YAML path."""
 
-    def __init__(self, topology: str = "semileptonic_ttbar", max_jets: int = 10, dim: int = 64, heads: int = 4,
-                 encoder_layers: int = 3, branch_layers: int = 1, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        topology: str = "semileptonic_ttbar",
+        max_jets: int = 10,
+        dim: int = 64,
+        heads: int = 4,
+        encoder_layers: int = 3,
+        branch_layers: int = 1,
+        rank: int | None = None,
+    ) -> None:
         super().__init__()
         self.topology = load_topology(topology)
         self.max_jets = int(max_jets)
@@ -149,19 +184,24 @@ class SPANet(nn.Module):
             self.branches[particle.name] = nn.ModuleList(_Block(dim, heads) for _ in range(branch_layers))
             self.heads[particle.name] = _SymmetricTensorHead(dim, groups, rank or dim)
             self.detectors[particle.name] = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
-            self.register_buffer(f"distinct_{particle.name}", _distinct_mask(self.max_jets, particle.n_jets),
-                                 persistent=False)
+            self.register_buffer(
+                f"distinct_{particle.name}", _distinct_mask(self.max_jets, particle.n_jets), persistent=False
+            )
         self.nu_eta = nn.Sequential(nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
 
-    def forward(self, jets: torch.Tensor, jets_mask: torch.Tensor, lepton: torch.Tensor,
-                met: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, jets: torch.Tensor, jets_mask: torch.Tensor, lepton: torch.Tensor, met: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """jets [B, L, 5] (pT, η, φ, m, b-tag; L ≤ max_jets), jets_mask [B, L], lepton [B, 5], met [B, 2]."""
         n_slots = jets.shape[1]
-        tokens = torch.cat([
-            self.embed_jet(jet_token_features(jets)) + self.type_embedding[0],
-            (self.embed_lepton(lepton_token_features(lepton)) + self.type_embedding[1])[:, None],
-            (self.embed_met(met_token_features(met)) + self.type_embedding[2])[:, None],
-        ], dim=1)
+        tokens = torch.cat(
+            [
+                self.embed_jet(jet_token_features(jets)) + self.type_embedding[0],
+                (self.embed_lepton(lepton_token_features(lepton)) + self.type_embedding[1])[:, None],
+                (self.embed_met(met_token_features(met)) + self.type_embedding[2])[:, None],
+            ],
+            dim=1,
+        )
         real = torch.cat([jets_mask, jets_mask.new_ones((jets_mask.shape[0], 2))], dim=1)
         pad = ~real
         x = tokens
@@ -189,7 +229,9 @@ class SPANet(nn.Module):
             logp = torch.nn.functional.pad(logp, [0, self.max_jets - n_slots] * k, value=MASKED_LOGIT)
             out[f"{particle.name}_logp"] = logp.flatten(1)
             branch_pooled = (h * weight).sum(1) / weight.sum(1)
-            out[f"{particle.name}_detection"] = torch.sigmoid(self.detectors[particle.name](branch_pooled)[:, 0].float())
+            out[f"{particle.name}_detection"] = torch.sigmoid(
+                self.detectors[particle.name](branch_pooled)[:, 0].float()
+            )
         event = torch.cat([pooled, x[:, n_slots], x[:, n_slots + 1]], dim=1)
         out["nu_eta"] = self.nu_eta(event)[:, 0].float()
         return out

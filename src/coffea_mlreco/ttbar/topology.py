@@ -120,7 +120,7 @@ def _as_tuple(value: Any, what: str) -> tuple[str, ...]:
 
 def _particle(name: str, spec: dict[str, Any], source: str) -> Particle:
     if not isinstance(spec, dict):
-        raise ValueError(f"{source}: particle {name!r} must be a mapping")  # noqa: TRY004 (bad file content)
+        raise ValueError(f"{source}: particle {name!r} must be a mapping")
     unknown = set(spec) - {"jets", "symmetries", "leptons", "neutrinos", "truth"}
     if unknown:
         raise ValueError(f"{source}: particle {name!r} has unknown keys {sorted(unknown)}")
@@ -133,15 +133,22 @@ def _particle(name: str, spec: dict[str, Any], source: str) -> Particle:
     seen: set[str] = set()
     for group in symmetries:
         if len(group) < 2 or not set(group) <= set(jets) or seen & set(group):
-            raise ValueError(f"{source}: particle {name!r}: symmetry group {list(group)} must name ≥ 2 of its "
-                             f"jet daughters {list(jets)}, each in at most one group")
+            raise ValueError(
+                f"{source}: particle {name!r}: symmetry group {list(group)} must name ≥ 2 of its "
+                f"jet daughters {list(jets)}, each in at most one group"
+            )
         seen |= set(group)
     truth = spec.get("truth") or {}
     if not isinstance(truth, dict) or not set(truth) <= set(jets):
         raise ValueError(f"{source}: particle {name!r}: truth must map jet daughters to parton names")
-    return Particle(name, jets, symmetries, _as_tuple(spec.get("leptons"), f"{name}.leptons"),
-                    _as_tuple(spec.get("neutrinos"), f"{name}.neutrinos"),
-                    tuple((daughter, str(truth[daughter])) for daughter in jets if daughter in truth))
+    return Particle(
+        name,
+        jets,
+        symmetries,
+        _as_tuple(spec.get("leptons"), f"{name}.leptons"),
+        _as_tuple(spec.get("neutrinos"), f"{name}.neutrinos"),
+        tuple((daughter, str(truth[daughter])) for daughter in jets if daughter in truth),
+    )
 
 
 def _topology_dir() -> Path:
@@ -172,8 +179,12 @@ def load_topology(name_or_path: str | Path) -> EventTopology:
     by_name = {p.name: p for p in particles}
     outputs = []
     for column, target in (spec.get("outputs") or {}).items():
-        if (not isinstance(target, list) or len(target) != 2 or target[0] not in by_name
-                or target[1] not in by_name[target[0]].jets):
+        if (
+            not isinstance(target, list)
+            or len(target) != 2
+            or target[0] not in by_name
+            or target[1] not in by_name[target[0]].jets
+        ):
             raise ValueError(f"{source}: output {column!r} must be [particle, jet daughter], not {target!r}")
         outputs.append((str(column), (str(target[0]), str(target[1]))))
     if not outputs:  # default: <particle>_<daughter> for every jet daughter

@@ -62,8 +62,7 @@ __all__ = [
     "train_spanet",
 ]
 
-MODELS = {"spanet": "coffea_mlreco.ttbar.spanet:SPANet",
-          "pdnn": "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN"}
+MODELS = {"spanet": "coffea_mlreco.ttbar.spanet:SPANet", "pdnn": "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN"}
 _JET_FIELDS = ("pt", "eta", "phi", "mass", "btag")
 
 
@@ -82,8 +81,11 @@ def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {
         "jets": np.stack([np.asarray(ak.to_numpy(ak.fill_none(padded[f], 0.0)), np.float32) for f in _JET_FIELDS], -1),
         "jets_mask": np.asarray(ak.to_numpy(~ak.is_none(padded, axis=1)), bool),
-        "lepton": np.stack([np.asarray(ak.to_numpy(inputs.lepton[f]), np.float32) for f in ("pt", "eta", "phi", "mass")]
-                           + [np.asarray(ak.to_numpy(abs(inputs.lepton.pdgId) == 13), np.float32)], -1),
+        "lepton": np.stack(
+            [np.asarray(ak.to_numpy(inputs.lepton[f]), np.float32) for f in ("pt", "eta", "phi", "mass")]
+            + [np.asarray(ak.to_numpy(abs(inputs.lepton.pdgId) == 13), np.float32)],
+            -1,
+        ),
         "met": np.stack([np.asarray(ak.to_numpy(inputs.met[f]), np.float32) for f in ("pt", "phi")], -1),
         "n_jets": np.asarray(ak.to_numpy(inputs.n_jets), np.int64),
     }
@@ -98,12 +100,16 @@ def load_assignment_data(path: str | Path, cache_dir: str | Path, max_jets: int 
     return cached_arrays(path, cache_dir, "ttbar", lambda events: assignment_arrays(events, max_jets), (max_jets,))
 
 
-def _validate_epoch(model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict],
-                    best: tuple[dict, dict] | None) -> tuple[dict, dict]:
+def _validate_epoch(
+    model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict], best: tuple[dict, dict] | None
+) -> tuple[dict, dict]:
     """Record an epoch's validation metrics; return the best (metrics, weights) so far (by event efficiency)."""
     history.append({"epoch": epoch + 1, **metrics})
-    print(f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
-          f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})", flush=True)
+    print(
+        f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
+        f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})",
+        flush=True,
+    )
     if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
         return metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}
     return best
@@ -128,7 +134,9 @@ def _augment(jets: torch.Tensor, lepton: torch.Tensor, met: torch.Tensor) -> tup
     return jets, lepton, met, flip
 
 
-def _tuple_log_prob(logp: torch.Tensor, tuples: torch.Tensor, orders: list[tuple[int, ...]], n_slots: int) -> torch.Tensor:
+def _tuple_log_prob(
+    logp: torch.Tensor, tuples: torch.Tensor, orders: list[tuple[int, ...]], n_slots: int
+) -> torch.Tensor:
     """log Σ_orderings p(tuple) for [B, k] true tuples (entries ≥ 0)."""
     terms = []
     for order in orders:
@@ -139,23 +147,26 @@ def _tuple_log_prob(logp: torch.Tensor, tuples: torch.Tensor, orders: list[tuple
     return torch.logsumexp(torch.stack(terms, 1), 1)
 
 
-def spanet_loss(model: torch.nn.Module, out: dict[str, torch.Tensor], target: torch.Tensor,
-                nu_eta: torch.Tensor) -> torch.Tensor:
+def spanet_loss(
+    model: torch.nn.Module, out: dict[str, torch.Tensor], target: torch.Tensor, nu_eta: torch.Tensor
+) -> torch.Tensor:
     """Partial-event assignment loss + detection BCE + ν η Huber loss (see the module docstring)."""
     topo = model.topology
     loss = torch.zeros(())
     start = 0
     for particle in topo.particles:
         k = particle.n_jets
-        tuples = target[:, start:start + k]
+        tuples = target[:, start : start + k]
         start += k
         reco = (tuples >= 0).all(1)
         if reco.any():
-            lp = _tuple_log_prob(out[f"{particle.name}_logp"][reco], tuples[reco], particle.symmetric_permutations(),
-                                 model.max_jets)
+            lp = _tuple_log_prob(
+                out[f"{particle.name}_logp"][reco], tuples[reco], particle.symmetric_permutations(), model.max_jets
+            )
             loss = loss - lp.sum() / target.shape[0]
-        loss = loss + torch.nn.functional.binary_cross_entropy(out[f"{particle.name}_detection"].clamp(1e-6, 1 - 1e-6),
-                                                               reco.float())
+        loss = loss + torch.nn.functional.binary_cross_entropy(
+            out[f"{particle.name}_detection"].clamp(1e-6, 1 - 1e-6), reco.float()
+        )
     has_nu = torch.isfinite(nu_eta)
     if has_nu.any():
         loss = loss + 0.2 * torch.nn.functional.huber_loss(out["nu_eta"][has_nu], nu_eta[has_nu], delta=1.0)
@@ -179,8 +190,12 @@ def spanet_predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: i
     logps: dict[str, list[np.ndarray]] = {p.name: [] for p in model.topology.particles}
     with torch.inference_mode():
         for s in range(0, len(data["n_jets"]), batch):
-            out = model(torch.from_numpy(data["jets"][s:s + batch]), torch.from_numpy(data["jets_mask"][s:s + batch]),
-                        torch.from_numpy(data["lepton"][s:s + batch]), torch.from_numpy(data["met"][s:s + batch]))
+            out = model(
+                torch.from_numpy(data["jets"][s : s + batch]),
+                torch.from_numpy(data["jets_mask"][s : s + batch]),
+                torch.from_numpy(data["lepton"][s : s + batch]),
+                torch.from_numpy(data["met"][s : s + batch]),
+            )
             for name, parts in logps.items():
                 parts.append(out[f"{name}_logp"].numpy())
     result = extract_assignments([np.concatenate(v) for v in logps.values()], model.topology, data["n_jets"])
@@ -189,8 +204,16 @@ def spanet_predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: i
     return predicted
 
 
-def train_spanet(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,
-                 batch: int, seed: int, progress: bool = True) -> tuple[torch.nn.Module, list[dict], dict]:
+def train_spanet(
+    train: dict[str, np.ndarray],
+    val: dict[str, np.ndarray],
+    config: dict,
+    epochs: int,
+    lr: float,
+    batch: int,
+    seed: int,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, list[dict], dict]:
     from coffea_mlreco.ttbar.spanet import SPANet
 
     torch.manual_seed(seed)
@@ -207,7 +230,7 @@ def train_spanet(train: dict[str, np.ndarray], val: dict[str, np.ndarray], confi
         permutation = rng.permutation(len(train["n_jets"]))
         bar = tqdm(range(0, len(permutation), batch), desc=f"spanet epoch {epoch + 1}/{epochs}", disable=not progress)
         for s in bar:
-            idx = torch.from_numpy(permutation[s:s + batch])
+            idx = torch.from_numpy(permutation[s : s + batch])
             jets, lepton, met, flip = _augment(tensors["jets"][idx], tensors["lepton"][idx], tensors["met"][idx])
             out = model(jets, tensors["jets_mask"][idx], lepton, met)
             loss = spanet_loss(model, out, tensors["target"][idx][:, order], tensors["nu_eta"][idx] * flip)
@@ -217,7 +240,9 @@ def train_spanet(train: dict[str, np.ndarray], val: dict[str, np.ndarray], confi
             optimiser.step()
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        best = _validate_epoch(model, epoch, _assignment_metrics(spanet_predict(model, val), val["target"]), history, best)
+        best = _validate_epoch(
+            model, epoch, _assignment_metrics(spanet_predict(model, val), val["target"]), history, best
+        )
     assert best is not None
     model.load_state_dict(best[1])
     return model, history, best[0]
@@ -249,13 +274,23 @@ def pdnn_predict(model: torch.nn.Module, data: dict[str, np.ndarray]) -> np.ndar
     model.eval()
     with torch.inference_mode():
         chunk = 1 << 16
-        scores = np.concatenate([model(torch.from_numpy(features[s:s + chunk])).numpy()
-                                 for s in range(0, len(features), chunk)] or [np.zeros(0, np.float32)])
+        scores = np.concatenate(
+            [model(torch.from_numpy(features[s : s + chunk])).numpy() for s in range(0, len(features), chunk)]
+            or [np.zeros(0, np.float32)]
+        )
     return best_permutation(offsets, perms, scores)[0]
 
 
-def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config: dict, epochs: int, lr: float,
-               batch: int, seed: int, progress: bool = True) -> tuple[torch.nn.Module, list[dict], dict]:
+def train_pdnn(
+    train: dict[str, np.ndarray],
+    val: dict[str, np.ndarray],
+    config: dict,
+    epochs: int,
+    lr: float,
+    batch: int,
+    seed: int,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, list[dict], dict]:
     from coffea_mlreco.ttbar.permutation_dnn import PermutationDNN
 
     torch.manual_seed(seed)
@@ -275,7 +310,7 @@ def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
         chosen = rng.permutation(usable)
         bar = tqdm(range(0, len(chosen), batch), desc=f"pdnn epoch {epoch + 1}/{epochs}", disable=not progress)
         for s in bar:
-            events = chosen[s:s + batch]
+            events = chosen[s : s + batch]
             n_perm = offsets[events + 1] - offsets[events]
             slot = np.arange(max_perm)[None, :]
             valid = slot < n_perm[:, None]
@@ -288,7 +323,9 @@ def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
             optimiser.step()
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        best = _validate_epoch(model, epoch, _assignment_metrics(pdnn_predict(model, val), val["target"]), history, best)
+        best = _validate_epoch(
+            model, epoch, _assignment_metrics(pdnn_predict(model, val), val["target"]), history, best
+        )
     assert best is not None
     model.load_state_dict(best[1])
     return model, history, best[0]
@@ -297,10 +334,12 @@ def train_pdnn(train: dict[str, np.ndarray], val: dict[str, np.ndarray], config:
 # ---- command line ----------------------------------------------------------------------------------------
 def _assignment_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
     outcomes = top_outcomes(predicted, target)
-    return {"event_efficiency": round(event_efficiency(outcomes), 5),
-            "event_efficiency_reconstructable": round(event_efficiency(outcomes, full_only=True), 5),
-            "thad_efficiency": round(float(outcomes.thad_ok[outcomes.thad_reco].mean()), 5),
-            "tlep_efficiency": round(float(outcomes.tlep_ok[outcomes.tlep_reco].mean()), 5)}
+    return {
+        "event_efficiency": round(event_efficiency(outcomes), 5),
+        "event_efficiency_reconstructable": round(event_efficiency(outcomes, full_only=True), 5),
+        "thad_efficiency": round(float(outcomes.thad_ok[outcomes.thad_reco].mean()), 5),
+        "tlep_efficiency": round(float(outcomes.tlep_ok[outcomes.tlep_reco].mean()), 5),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -328,12 +367,19 @@ def run(args: argparse.Namespace) -> int:
         return setup_error("ttbar", err)
     cache = args.cache_dir or str(output.parent / "ttbar-cache")
     if args.model == "spanet":
-        config = {"topology": "semileptonic_ttbar", "max_jets": args.max_jets or 10, "dim": args.dim,
-                  "encoder_layers": args.layers or 3}
+        config = {
+            "topology": "semileptonic_ttbar",
+            "max_jets": args.max_jets or 10,
+            "dim": args.dim,
+            "encoder_layers": args.layers or 3,
+        }
         data_jets, trainer, lr = config["max_jets"], train_spanet, args.lr or 1e-3
     else:
-        config = {"hidden": args.dim if args.dim != 64 else 128, "layers": args.layers or 3,
-                  "max_jets": args.max_jets or 6}
+        config = {
+            "hidden": args.dim if args.dim != 64 else 128,
+            "layers": args.layers or 3,
+            "max_jets": args.max_jets or 6,
+        }
         data_jets, trainer, lr = 10, train_pdnn, args.lr or 2e-3
     try:
         train = concat_arrays([load_assignment_data(f, cache, data_jets) for f in args.train])
@@ -344,14 +390,24 @@ def run(args: argparse.Namespace) -> int:
     model, history, metrics = trainer(train, val, config, args.epochs, lr, args.batch, args.seed, not args.quiet)
     out = output / args.model
     card = {
-        "model": MODELS[args.model], "config": config, "weights": out.with_suffix(".safetensors").name,
+        "model": MODELS[args.model],
+        "config": config,
+        "weights": out.with_suffix(".safetensors").name,
         "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__, "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train], "validation_file": describe_sample(args.validation),
-        "training_events": len(train["n_jets"]), "validation_events": len(val["n_jets"]),
-        "epochs": args.epochs, "learning_rate": lr, "batch": args.batch, "seed": args.seed,
-        "training_seconds": round(time.perf_counter() - start, 1), "history": history,
-        "validation_metrics": metrics, "parameters": int(sum(p.numel() for p in model.parameters())),
+        "package_version": __version__,
+        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
+        "training_files": [describe_sample(f) for f in args.train],
+        "validation_file": describe_sample(args.validation),
+        "training_events": len(train["n_jets"]),
+        "validation_events": len(val["n_jets"]),
+        "epochs": args.epochs,
+        "learning_rate": lr,
+        "batch": args.batch,
+        "seed": args.seed,
+        "training_seconds": round(time.perf_counter() - start, 1),
+        "history": history,
+        "validation_metrics": metrics,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
     }
     write_model(output, args.model, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))

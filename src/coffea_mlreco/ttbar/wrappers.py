@@ -34,8 +34,15 @@ __all__ = ["PermutationDNNWrapper", "SPANetWrapper", "shipped_ttbar_model", "shi
 
 def _lepton_record(inputs: Any) -> ak.Array:
     lep = inputs.lepton
-    return ak.zip({"pt": lep.pt, "eta": lep.eta, "phi": lep.phi, "mass": lep.mass,
-                   "is_muon": ak.values_astype(abs(lep.pdgId) == 13, np.float32)})
+    return ak.zip(
+        {
+            "pt": lep.pt,
+            "eta": lep.eta,
+            "phi": lep.phi,
+            "mass": lep.mass,
+            "is_muon": ak.values_astype(abs(lep.pdgId) == 13, np.float32),
+        }
+    )
 
 
 class SPANetWrapper(ModelWrapper):
@@ -48,8 +55,11 @@ class SPANetWrapper(ModelWrapper):
 
     def prepare(self, inputs: Any) -> dict[str, Jagged | Dense]:
         jets = inputs.jets[["pt", "eta", "phi", "mass", "btag"]]
-        return {"jets": Jagged(jets, max_objects=self.max_jets, keep_highest="pt"),
-                "lepton": Dense(_lepton_record(inputs)), "met": Dense(inputs.met[["pt", "phi"]])}
+        return {
+            "jets": Jagged(jets, max_objects=self.max_jets, keep_highest="pt"),
+            "lepton": Dense(_lepton_record(inputs)),
+            "met": Dense(inputs.met[["pt", "phi"]]),
+        }
 
     def postprocess(self, outputs: ak.Array, inputs: Any) -> ak.Array:
         n_jets = np.asarray(ak.to_numpy(ak.num(inputs.jets, axis=1)), np.int64)
@@ -116,6 +126,13 @@ def shipped_ttbar_model(name: str, device: str = "auto", precision: str = "auto"
     backend = card_backend(_weights_dir(), card)
     if card["model"].endswith(":SPANet"):
         config = card["config"]
-        return SPANetWrapper(backend, device=device, precision=precision,
-                             topology=config.get("topology", "semileptonic_ttbar"), max_jets=config.get("max_jets", 10))
-    return PermutationDNNWrapper(backend, device=device, precision=precision, max_jets=card["config"].get("max_jets", 6))
+        return SPANetWrapper(
+            backend,
+            device=device,
+            precision=precision,
+            topology=config.get("topology", "semileptonic_ttbar"),
+            max_jets=config.get("max_jets", 10),
+        )
+    return PermutationDNNWrapper(
+        backend, device=device, precision=precision, max_jets=card["config"].get("max_jets", 6)
+    )
