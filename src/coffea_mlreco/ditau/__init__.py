@@ -1,21 +1,18 @@
-"""Di-tau (m_ττ) reconstruction: candidate selection from NanoAOD, the inputs of the mass estimators, and
-``reconstruct``, which appends ``DiTauReco`` (visible, collinear, FastMTT-style and transformer masses) to an
-analyst's events (:mod:`coffea_mlreco.ditau.columns`).
+"""Di-tau mass m_ττ: ``reconstruct`` appends ``DiTauReco`` (visible, collinear, FastMTT-style and transformer
+masses) to an analyst's events.
 
-The column functions are imported on first use: the baselines import :mod:`.inputs` from this package, and
-importing them (and torch, for the transformer) here would make that circular.
+Where things live:
+
+- :mod:`.inputs` — τhτh, ℓτh and ℓℓ candidate selection from NanoAOD; :mod:`.targets` — generator-level targets;
+- :mod:`.collinear_mass`, :mod:`.fastmtt` — the baselines (numba);
+- :mod:`.transformer_inputs`, :mod:`.transformer` — the network's inputs and the network; :mod:`.wrappers` — its
+  model wrapper; ``weights/`` — the shipped model with its card;
+- :mod:`.columns` — :func:`reconstruct`; :mod:`.training` — ``coffea-mlreco train ditau``; :mod:`.report` — the
+  report section; the coffea processor is ``processors/ditau.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from coffea_mlreco.ditau.columns import COLUMN, METHODS, input_columns, reconstruct, supported_methods
 
 __all__ = ["COLUMN", "METHODS", "input_columns", "reconstruct", "supported_methods"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from coffea_mlreco.ditau import columns
-
-        return getattr(columns, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,13 @@ Modules, one job each:
 - :mod:`.phase_space` — MoMEMta-style Drell-Yan parametrisation (x₁, x₂, ŝ, cos θ*, Jacobian);
 - :mod:`.integration` — per-event weights log₁₀ P(y|α) with VEGAS, in parallel over events;
 - :mod:`.pythia_reference` — Pythia 8 cross-sections and PDFs for validation;
+- :mod:`.inputs` — the dilepton selection and the integration and network inputs;
+- :mod:`.tables` — ``coffea-mlreco mem-weights``: integrated weight tables, the DeepMEM training data;
+- :mod:`.deepmem`, :mod:`.wrappers` — the DeepMEM network and its model wrapper; ``weights/`` — the shipped model;
 - :mod:`.columns` — :func:`reconstruct`: the ``MEMReco`` column (integrated and DeepMEM weights, discriminant)
-  appended to an analyst's NanoEvents in every coffea mode.
+  appended to an analyst's NanoEvents in every coffea mode;
+- :mod:`.training` — ``coffea-mlreco train mem``; :mod:`.report` — the report section; the coffea processor is
+  ``processors/mem.py``.
 
 Entry points: :func:`mem_log_weights` (definition, units and conventions in :mod:`.integration`) and
 :func:`reconstruct` (columns, inputs and seeding in :mod:`.columns`).

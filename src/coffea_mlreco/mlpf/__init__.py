@@ -1,9 +1,14 @@
-"""Machine-learned particle flow on the simulation's detector elements: model inputs, truth targets, the
-`MLPFWrapper` producing ``MLPFCands``, the shipped models (``mlpf/weights``), and ``reconstruct``, which
-appends ``MLPFCands`` and ``MLPFReco`` to an analyst's events (`coffea_mlreco.mlpf.columns`).
+"""Machine-learned particle flow on the simulation's detector elements; ``reconstruct`` appends ``MLPFCands``
+and ``MLPFReco`` to an analyst's events.
 
-The model itself is `coffea_mlreco.mlpf.model.MLPF`; the elements and their truth targets are written by
-``coffea-mlreco generate --elements`` (`coffea_mlreco.simulation.element_targets`).
+Where things live:
+
+- :mod:`.inputs` — the model inputs from ``PFTrack``/``PFCluster`` (written by ``coffea-mlreco generate --elements``);
+  :mod:`.targets` — the ``PFTarget`` truth targets; :mod:`.performance` — particle classes and efficiency definitions;
+- :mod:`.model`, :mod:`.losses` — the network and its training losses; :mod:`.candidates` — decoding candidates;
+- :mod:`.wrapper` — the model wrapper; ``weights/`` — the shipped models with their cards;
+- :mod:`.columns` — :func:`reconstruct`; :mod:`.training` — ``coffea-mlreco train mlpf``; :mod:`.report` — the report
+  section (rule-based PF, the file's ``PFCands``, is the baseline); the coffea processor is ``processors/mlpf.py``.
 """
 
 from __future__ import annotations
