@@ -290,14 +290,14 @@ def stack_partons(partons: ak.Array, fields: tuple[str, ...] = SEMILEP_PARTONS) 
 
 
 @numba.njit
-def _tau_kernel(
+def _tau_kernel(  # type: ignore[no-untyped-def]
     gp_off,
     pdg,
     mother,
     flags,
     p4,
     tau_off,
-    tau_idx,  # type: ignore[no-untyped-def]
+    tau_idx,
     vis_off,
     vis_p4,
     vis_eta,
@@ -382,7 +382,10 @@ def tau_decays(events: ak.Array, max_dr: float = VIS_TAU_DR, *, use_genvistau: b
     taus, tau_idx = gp[is_tau], ak.local_index(gp.pdgId, axis=1)[is_tau]
     pdg = _flat(gp.pdgId, np.int64)
     p4 = _cartesian(
-        *(_flat(gp[f], np.float64) for f in ("pt", "eta", "phi")), _light_mass(pdg, _flat(gp.mass, np.float64))
+        _flat(gp.pt, np.float64),
+        _flat(gp.eta, np.float64),
+        _flat(gp.phi, np.float64),
+        _light_mass(pdg, _flat(gp.mass, np.float64)),
     )
     if use_genvistau and "GenVisTau" in ak.fields(events):
         vt = events.GenVisTau
@@ -418,7 +421,10 @@ def tau_decays(events: ak.Array, max_dr: float = VIS_TAU_DR, *, use_genvistau: b
     )
     flat_taus = ak.flatten(taus, axis=1)
     tau_p4 = _cartesian(
-        *(ak.to_numpy(flat_taus[f]).astype(np.float64) for f in ("pt", "eta", "phi")), np.full(len(flat_idx), M_TAU)
+        ak.to_numpy(flat_taus.pt).astype(np.float64),
+        ak.to_numpy(flat_taus.eta).astype(np.float64),
+        ak.to_numpy(flat_taus.phi).astype(np.float64),
+        np.full(len(flat_idx), M_TAU),
     )
     return ak.zip(
         {

@@ -165,7 +165,7 @@ def _fit_event(p1, p2, k1, k2, lo1, lo2, met, n_coarse, n_fine, n_refine, window
 
 
 @numba.njit(cache=True, parallel=True)
-def fastmtt_kernel(
+def fastmtt_kernel(  # type: ignore[no-untyped-def]
     valid,
     leg1,
     leg2,
@@ -173,7 +173,7 @@ def fastmtt_kernel(
     mass2,
     kind1,
     kind2,
-    met,  # type: ignore[no-untyped-def]
+    met,
     n_coarse,
     n_fine,
     n_refine,

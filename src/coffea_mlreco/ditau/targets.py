@@ -75,7 +75,7 @@ def tau_targets(events: ak.Array, leg1: ak.Array, leg2: ak.Array) -> TauTargets:
             axis=-1,
         )
     target[~matched] = np.nan
-    return TauTargets(target, tau, matched, np.where(matched, pair_mass(tau), np.nan))
+    return TauTargets(target, tau, np.asarray(matched), np.where(matched, pair_mass(tau), np.nan))
 
 
 def pair_mass(tau: np.ndarray) -> np.ndarray:

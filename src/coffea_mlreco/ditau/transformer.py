@@ -89,10 +89,11 @@ class DiTauTransformer(nn.Module):
         self.intra = nn.ModuleList(_Block(dim, heads, ff, dropout) for _ in range(blocks))
         self.cross = nn.ModuleList(_Block(dim, heads, ff, dropout) for _ in range(blocks))
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3))
+        hidden, output = nn.Linear(dim, dim), nn.Linear(dim, 3)
+        self.head = nn.Sequential(hidden, nn.GELU(), output)
         if fastmtt_prior:  # start exactly at the FastMTT-style answer
-            nn.init.zeros_(self.head[-1].weight)
-            nn.init.zeros_(self.head[-1].bias)
+            nn.init.zeros_(output.weight)
+            nn.init.zeros_(output.bias)
 
     def forward(
         self,

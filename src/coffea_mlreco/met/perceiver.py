@@ -18,6 +18,8 @@ either way (and the per-candidate ``weight``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -68,7 +70,7 @@ class PerceiverMET(nn.Module):
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)
         x = self.encode_norm(latents + attend(self.encode, latents, keys, pad))
         for block in self.blocks:
-            x = _latent_block(block, x)
+            x = _latent_block(cast("nn.TransformerEncoderLayer", block), x)
         context = attend(self.decode, h, x)
         weight = torch.sigmoid(self.weight_head(self.decode_norm(h + context)).squeeze(-1))
         weight = weight * cands_mask.to(weight.dtype)

@@ -189,7 +189,7 @@ only the φ bins its chord of the R0 disc reaches, about 1.5 πR0² in all (a 5�
 
 
 @numba.njit(cache=True)
-def _grid(eta, phi, pt, selected, cone, seed_variant):
+def _grid(eta, phi, pt, selected, cone, seed_variant):  # type: ignore[no-untyped-def]
     """η–φ grid of the selected particles: their η, φ and pT² (pT for the seed α) copied in cell order.
 
     Returns (start, g_eta, g_phi, g_weight, order, n_eta, n_phi, height, width): cell k = strip·n_phi + φ bin
@@ -231,7 +231,7 @@ _MAX_CONE = 1.5
 
 
 @numba.njit(cache=True, inline="always")
-def _cone_runs(eta_i, phi_i, start, n_eta, n_phi, height, width, cone, run_lo, run_hi, run_phi):
+def _cone_runs(eta_i, phi_i, start, n_eta, n_phi, height, width, cone, run_lo, run_hi, run_phi):  # type: ignore[no-untyped-def]
     """The grid entries that can lie within R0 of (η_i, φ_i), as runs run_lo[k]:run_hi[k] (k < returned count).
 
     Per η strip within R0, only the φ bins that the strip's chord of the R0 disc reaches, as one contiguous run
@@ -279,7 +279,7 @@ _RUNS = 3 * (2 * _STRIPS_PER_CONE + 1)
 
 
 @numba.njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):
+def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):  # type: ignore[no-untyped-def]
     """alpha[i] = α of particle i over the particles of ``grid`` (its own included, at ΔR = 0 < min_dr)
     wherever need[i]; the particles are visited in grid order (cache locality).
 
@@ -316,7 +316,7 @@ def _gather_alpha(alpha, need, grid, cone, min_dr, seed_variant):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):
+def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):  # type: ignore[no-untyped-def]
     """alpha[i] = α of particle i over the particles of the sparse grid ``sources`` wherever need[i]: each
     source adds its term to the particles of ``grid`` within its R0 (the same pairs as a gather, visited
     from the few sources, charged candidates from the PV, rather than from every particle)."""
@@ -343,7 +343,7 @@ def _scatter_alpha(alpha, need, grid, sources, cone, min_dr, seed_variant):
 
 
 @numba.njit(cache=True)
-def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_variant):
+def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_variant):  # type: ignore[no-untyped-def]
     """α over charged-PV neighbours (central, where ``need_central``) and over all neighbours (forward,
     where ``need_forward``) for one event; 0 elsewhere. R0 = ``cone`` ≤ 1.5."""
     n = pt.size
@@ -360,7 +360,7 @@ def _alphas(eta, phi, pt, cls, need_central, need_forward, cone, min_dr, seed_va
 
 
 @numba.njit(cache=True)
-def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):
+def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):  # type: ignore[no-untyped-def]
     """CMS PuppiAlgo::computeMedRMS on the α of charged pileup (pu_sel) and charged PV (pv_sel)."""
     values = alpha[pu_sel]
     n = values.size
@@ -403,7 +403,7 @@ def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):
 
 
 @numba.njit(cache=True)
-def _puppi_kernel(
+def _puppi_kernel(  # type: ignore[no-untyped-def]
     offsets,
     pt,
     eta,

@@ -48,7 +48,7 @@ def _decode(flat, k, n_slots, digits):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _greedy_kernel(
+def _greedy_kernel(  # type: ignore[no-untyped-def]
     logp,
     head_start,
     arity,
@@ -56,7 +56,7 @@ def _greedy_kernel(
     n_jets,
     n_slots,
     sym_start,
-    sym_perm,  # type: ignore[no-untyped-def]
+    sym_perm,
     min_logp,
     out_jets,
     out_logp,

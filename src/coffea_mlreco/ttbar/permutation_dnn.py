@@ -20,6 +20,9 @@ __all__ = ["PermutationDNN"]
 class PermutationDNN(nn.Module):
     """MLP ``n_features → hidden × layers → 1`` with standardised inputs."""
 
+    mean: torch.Tensor  # buffers [F]: the training features' mean and standard deviation
+    std: torch.Tensor
+
     def __init__(
         self, hidden: int = 128, layers: int = 3, n_features: int = len(FEATURE_NAMES), max_jets: int = 6
     ) -> None:

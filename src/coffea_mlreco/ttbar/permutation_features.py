@@ -65,7 +65,7 @@ def _eta(px, py, pz):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _features_kernel(
+def _features_kernel(  # type: ignore[no-untyped-def]
     jet_offsets,
     jet_p4,
     jet_pt,
@@ -74,7 +74,7 @@ def _features_kernel(
     jet_btag,
     lep_p4,
     lep_eta,
-    lep_phi,  # type: ignore[no-untyped-def]
+    lep_phi,
     met_px,
     met_py,
     n_jets,

@@ -25,6 +25,7 @@ particles) is :func:`coffea_mlreco.ttbar.assignment.extract_assignments`.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -214,7 +215,7 @@ class SPANet(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for particle in self.topology.particles:
             h = x
-            for block in self.branches[particle.name]:
+            for block in cast("nn.ModuleList", self.branches[particle.name]):
                 h = block(h, pad)
             k = particle.n_jets
             logits = self.heads[particle.name](h[:, :n_slots]).float()
