@@ -147,14 +147,14 @@ def test_veto_mode_fits_only_allowed_permutations(tt_sample) -> None:
 
 def test_transfer_function_kernel_matches_reference() -> None:
     params = load_ttbar_parameters()
-    coeff, basis, x_range = _tf_tables(params)
+    table = _tf_tables(params)
     tfs = [*params.light_jet, *params.b_jet, params.electron, params.muon]
     rng = np.random.default_rng(5)
     for k, tf in enumerate(tfs):
         x_true = rng.uniform(20, 500, 50)
         x_meas = x_true * rng.uniform(0.5, 1.5, 50)
         reference = tf.log_pdf(x_meas, x_true)
-        kernel = [_tf_log(k, t, m, coeff, basis, x_range) for t, m in zip(x_true, x_meas, strict=True)]
+        kernel = [_tf_log(k, t, m, table) for t, m in zip(x_true, x_meas, strict=True)]
         np.testing.assert_allclose(kernel, reference, rtol=1e-9, atol=1e-9)
     assert [_basis(BASES.index(b), 4.0) for b in BASES] == [0.25, 0.5, 4.0]
 

@@ -30,7 +30,7 @@ reconstructed peaks gives 59.4 %. ``klfitter``'s module docs compare with the li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import awkward as ak
 import numba
@@ -43,10 +43,13 @@ from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS, flat_permutatio
 from coffea_mlreco.ttbar.resolutions import TTbarParameters, load_ttbar_parameters
 
 __all__ = [
-    "AssignmentArrays",
-    "assignment_arrays",
+    "Chi2Constraints",
+    "FitEvents",
+    "FitInputs",
+    "PermutationTable",
     "btag_allowed",
     "chi2_assignment",
+    "fit_inputs",
 ]
 
 
@@ -61,27 +64,63 @@ def btag_allowed(tag_had_b: bool, tag_q1: bool, tag_q2: bool, tag_lep_b: bool, n
     return n_b == n_tagged
 
 
-@dataclass(frozen=True)
-class AssignmentArrays:
-    """Flat numpy view of :func:`coffea_mlreco.ttbar.inputs.semileptonic_inputs` for the numba kernels.
+class FitEvents(NamedTuple):
+    """Flat event arrays the numba kernels read (GeV): jets as offsets into their content arrays.
 
-    Shapes: ``jet_offsets (N+1,)``; ``jet_p4 (J, 4)`` px, py, pz, E; ``jet_abs_eta``, ``jet_tagged (J,)``;
-    ``lepton_p4 (N, 4)``; ``lepton_flavour (N,)`` 11, 13 or 0; ``met (N, 2)`` px, py; ``met_cov (N, 3)``
-    XX, XY, YY (NaN when absent); ``active (N,)`` events that get an assignment; ``perm_offsets (N+1,)``
-    and ``perm_table (P, 4)`` as from ``flat_permutations``. GeV throughout.
+    Shapes: ``jet_offsets (N+1,)``; ``jet_p4 (J, 4)`` px, py, pz, E; ``jet_tagged (J,)`` above the b-tag
+    working point; ``lepton_p4 (N, 4)`` (zero for inactive events); ``met (N, 2)`` px, py.
     """
 
     jet_offsets: np.ndarray
     jet_p4: np.ndarray
-    jet_abs_eta: np.ndarray
     jet_tagged: np.ndarray
     lepton_p4: np.ndarray
-    lepton_flavour: np.ndarray
     met: np.ndarray
+
+
+class PermutationTable(NamedTuple):
+    """Jet permutations (had_b, had_q1, had_q2, lep_b) of each event, as from ``flat_permutations``:
+    ``offsets (N+1,)`` into ``table (P, 4)`` (positions within the event's jets); only the first
+    ``max_jets`` jets are permuted (and counted for the b-tag rule)."""
+
+    offsets: np.ndarray
+    table: np.ndarray
+    max_jets: int
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """Flat numpy view of :func:`coffea_mlreco.ttbar.inputs.semileptonic_inputs` for the χ² and likelihood fits.
+
+    ``events`` and ``permutations`` go to the numba kernels as they are; the front ends derive their
+    resolution inputs from ``jet_abs_eta (J,)``, ``lepton_flavour (N,)`` (11, 13 or 0) and ``met_cov (N, 3)``
+    (XX, XY, YY in GeV², NaN when absent). ``active (N,)``: the events that get an assignment.
+    """
+
+    events: FitEvents
+    permutations: PermutationTable
+    jet_abs_eta: np.ndarray
+    lepton_flavour: np.ndarray
     met_cov: np.ndarray
     active: np.ndarray
-    perm_offsets: np.ndarray
-    perm_table: np.ndarray
+
+
+class Chi2Constraints(NamedTuple):
+    """The χ²'s mass windows (GeV): ``peaks`` and ``sigmas`` of m_jj, m_jjb and m_ℓνb, the W mass of the
+    neutrino p_z constraint, and whether the b-tag rule applies."""
+
+    peaks: np.ndarray
+    sigmas: np.ndarray
+    w_mass: float
+    use_btag: bool
+
+
+class _Chi2Outputs(NamedTuple):
+    """Kernel outputs per event: ``positions (N, 4)`` of the chosen jets, ``chi2 (N,)``, ``nu_pz (N,)`` (GeV)."""
+
+    positions: np.ndarray
+    chi2: np.ndarray
+    nu_pz: np.ndarray
 
 
 def _finite(values: Any, name: str, where: np.ndarray | None = None) -> np.ndarray:
@@ -95,7 +134,7 @@ def _finite(values: Any, name: str, where: np.ndarray | None = None) -> np.ndarr
     return array
 
 
-def assignment_arrays(inputs: ak.Array, max_jets: int, working_point: float = BTAG_MEDIUM_WP) -> AssignmentArrays:
+def fit_inputs(inputs: ak.Array, max_jets: int, working_point: float = BTAG_MEDIUM_WP) -> FitInputs:
     """Flatten ``semileptonic_inputs`` output; raise ``ValueError`` naming a field with NaN/inf momenta."""
     if max_jets < 4:
         raise ValueError(f"max_jets must be at least 4, got {max_jets}")
@@ -122,18 +161,13 @@ def assignment_arrays(inputs: ak.Array, max_jets: int, working_point: float = BT
     if all(c in inputs.met.fields for c in ("covXX", "covXY", "covYY")):
         met_cov = np.stack([_finite(inputs.met[f], f"met.{f}", active) for f in ("covXX", "covXY", "covYY")], axis=1)
     perm_offsets, perm_table = flat_permutations(np.where(active, counts, 0), max_jets)
-    return AssignmentArrays(
-        offsets,
-        np.ascontiguousarray(jet_p4),
+    return FitInputs(
+        FitEvents(offsets, np.ascontiguousarray(jet_p4), tagged, lepton_p4, np.ascontiguousarray(met)),
+        PermutationTable(perm_offsets, perm_table, int(max_jets)),
         np.abs(eta),
-        tagged,
-        lepton_p4,
         flavour,
-        np.ascontiguousarray(met),
         np.ascontiguousarray(met_cov),
         active,
-        perm_offsets,
-        perm_table,
     )
 
 
@@ -143,36 +177,30 @@ def _mass(e: float, px: float, py: float, pz: float) -> float:
 
 
 @numba.njit(cache=True)
-def _chi2_kernel(
-    jet_off,
-    jet_p4,
-    tagged,
-    lep,
-    met,
-    perm_off,
-    perm,
-    max_jets,
-    use_btag,  # type: ignore[no-untyped-def]
-    m_w,
-    peaks,
-    sigmas,
-    out_idx,
-    out_chi2,
-    out_pz,
+def _chi2_kernel(  # type: ignore[no-untyped-def]
+    events, permutations, constraints, out
 ):
+    """Smallest χ² over each event's permutations (:class:`FitEvents`, :class:`PermutationTable`,
+    :class:`Chi2Constraints`) into ``out`` (:class:`_Chi2Outputs`, filled for events with permutations)."""
+    jet_off, jet_p4, tagged = events.jet_offsets, events.jet_p4, events.jet_tagged
+    lep, met = events.lepton_p4, events.met
+    perm_off, perm = permutations.offsets, permutations.table
+    peaks, sigmas = constraints.peaks, constraints.sigmas
     for i in range(len(perm_off) - 1):
         if perm_off[i + 1] == perm_off[i]:
             continue
         j0 = jet_off[i]
-        n_used = min(jet_off[i + 1] - j0, max_jets)
+        n_used = min(jet_off[i + 1] - j0, permutations.max_jets)
         n_tagged = 0
         for k in range(n_used):
             n_tagged += tagged[j0 + k]
-        pz1, pz2, _ = neutrino_pz_roots(lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], met[i, 0], met[i, 1], m_w)
+        pz1, pz2, _ = neutrino_pz_roots(
+            lep[i, 0], lep[i, 1], lep[i, 2], lep[i, 3], met[i, 0], met[i, 1], constraints.w_mass
+        )
         best = np.inf
         for p in range(perm_off[i], perm_off[i + 1]):
             b, q1, q2, bl = j0 + perm[p, 0], j0 + perm[p, 1], j0 + perm[p, 2], j0 + perm[p, 3]
-            if use_btag and not btag_allowed(
+            if constraints.use_btag and not btag_allowed(
                 tagged[b], tagged[q1], tagged[q2], tagged[bl], n_tagged, n_used - n_tagged
             ):
                 continue
@@ -195,14 +223,10 @@ def _chi2_kernel(
                 total = c + ((mt - peaks[2]) / sigmas[2]) ** 2
                 if total < best:
                     best = total
-                    out_idx[i, 0], out_idx[i, 1], out_idx[i, 2], out_idx[i, 3] = (
-                        perm[p, 0],
-                        perm[p, 1],
-                        perm[p, 2],
-                        perm[p, 3],
-                    )
-                    out_pz[i] = pz
-        out_chi2[i] = best if best < np.inf else np.nan
+                    for k in range(4):
+                        out.positions[i, k] = perm[p, k]
+                    out.nu_pz[i] = pz
+        out.chi2[i] = best if best < np.inf else np.nan
 
 
 def chi2_assignment(
@@ -222,28 +246,15 @@ def chi2_assignment(
         and the chosen neutrino p_z in GeV (NaN without an assignment).
     """
     params = load_ttbar_parameters() if parameters is None else parameters
-    arrays = assignment_arrays(inputs, max_jets, params.btag_working_point)
+    arrays = fit_inputs(inputs, max_jets, params.btag_working_point)
     n = len(arrays.active)
-    idx = np.full((n, 4), -1, np.int64)
-    chi2, nu_pz = np.full(n, np.nan), np.full(n, np.nan)
-    peaks = np.array([params.m_w.peak, params.m_top_had.peak, params.m_top_lep.peak])
-    sigmas = np.array([params.m_w.sigma, params.m_top_had.sigma, params.m_top_lep.sigma])
-    _chi2_kernel(
-        arrays.jet_offsets,
-        arrays.jet_p4,
-        arrays.jet_tagged,
-        arrays.lepton_p4,
-        arrays.met,
-        arrays.perm_offsets,
-        arrays.perm_table,
-        int(max_jets),
-        bool(btag),
+    out = _Chi2Outputs(np.full((n, 4), -1, np.int64), np.full(n, np.nan), np.full(n, np.nan))
+    constraints = Chi2Constraints(
+        np.array([params.m_w.peak, params.m_top_had.peak, params.m_top_lep.peak]),
+        np.array([params.m_w.sigma, params.m_top_had.sigma, params.m_top_lep.sigma]),
         M_W,
-        peaks,
-        sigmas,
-        idx,
-        chi2,
-        nu_pz,
+        bool(btag),
     )
-    fields: dict[str, Any] = {name: idx[:, k] for k, name in enumerate(PERMUTATION_FIELDS)}
-    return ak.zip({**fields, "chi2": chi2, "nu_pz": nu_pz})
+    _chi2_kernel(arrays.events, arrays.permutations, constraints, out)
+    fields: dict[str, Any] = {name: out.positions[:, k] for k, name in enumerate(PERMUTATION_FIELDS)}
+    return ak.zip({**fields, "chi2": out.chi2, "nu_pz": out.nu_pz})

@@ -267,10 +267,7 @@ def load_ttbar_parameters(path: str | Path | None = None) -> TTbarParameters:
 
     Unknown or missing keys and out-of-range values raise ``ValueError``.
     """
-    if path is None:
-        text = resources.files(__package__).joinpath(_SHIPPED).read_text()
-    else:
-        text = Path(path).read_text()
+    text = resources.files(__package__).joinpath(_SHIPPED).read_text() if path is None else Path(path).read_text()
     return TTbarParameters.from_json(json.loads(text))
 
 
