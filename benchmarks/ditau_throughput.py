@@ -59,7 +59,7 @@ def main() -> None:
 
     from coffea_mlreco.ditau.collinear_mass import collinear_mass
     from coffea_mlreco.ditau.fastmtt import fastmtt_mass
-    from coffea_mlreco.ditau.wrappers import _Selected, shipped_ditau_model
+    from coffea_mlreco.ditau.wrappers import DITAU_MODELS, _Selected
 
     numba.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -70,7 +70,7 @@ def main() -> None:
         "fastmtt": lambda: fastmtt_mass(cand.leg1, cand.leg2, cand.met),
     }
     for precision in ("fp32", "bf16") if cuda else ("fp32",):
-        model = shipped_ditau_model("transformer", device=args.device, precision=precision)
+        model = DITAU_MODELS.load("transformer", device=args.device, precision=precision)
         prepared = model.prepare(_Selected(events, cand))
         methods[f"transformer ({args.device} {precision})"] = lambda m=model: m(events, cand)
         methods[f"transformer, inputs prepared ({args.device} {precision})"] = lambda m=model, p=prepared: m.run(p)

@@ -6,7 +6,7 @@ events with :func:`coffea_mlreco.mem.inputs.dilepton_candidates`, and prints
 1. the VEGAS integration (:func:`coffea_mlreco.mem.mem_log_weights`, one process) per hypothesis at ``--precision``
    (default 1 %): weights per second of wall time and per CPU-second (the per-core figure, independent of other
    processes sharing the cores; goal ≥ 10), median evaluations and achieved precision;
-2. the shipped network (:func:`coffea_mlreco.mem.wrappers.shipped_mem_model`) through the wrapper, from awkward
+2. the shipped network (``coffea_mlreco.mem.wrappers.MEM_MODELS.load``) through the wrapper, from awkward
    candidates to ``logw_<h>`` columns (feature building included), on the CPU with ``--threads`` torch threads;
 3. the bare model on a float32 feature array (host → device → host included) for large batches, on the CPU and,
    when torch sees one, on the GPU (fp32; goal ≥ 1M events/s on an H200).
@@ -34,7 +34,7 @@ from rates import events_per_second  # benchmarks/rates.py (the scripts run from
 from coffea_mlreco.mem import mem_log_weights
 from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs, network_features
 from coffea_mlreco.mem.tables import open_events
-from coffea_mlreco.mem.wrappers import mem_model_card, shipped_mem_model
+from coffea_mlreco.mem.wrappers import MEM_MODELS
 
 
 def _samples(args: argparse.Namespace) -> list[Path]:
@@ -79,7 +79,7 @@ def main() -> None:
     print(f"\n## Integration, one process, precision {args.precision:g}, {len(sub)} events\n")
     print("| hypothesis | weights/s (wall) | weights per CPU-s | median evals | median rel. precision | converged |")
     print("|---|---|---|---|---|---|")
-    for h in mem_model_card(args.model)["config"]["hypotheses"]:
+    for h in MEM_MODELS.card(args.model)["config"]["hypotheses"]:
         warm = {k: {f: v[:1] for f, v in d.items()} for k, d in (("l1", lep1), ("l2", lep2), ("m", met))}
         mem_log_weights(warm["l1"], warm["l2"], warm["m"], h, precision=args.precision)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -92,7 +92,7 @@ def main() -> None:
 
     print(f"\n## Network ({args.model})\n")
     print("| path | device | events per call | events/s |\n|---|---|---|---|")
-    wrapper = shipped_mem_model(args.model, device="cpu")
+    wrapper = MEM_MODELS.load(args.model, device="cpu")
     print(
         f"| wrapper, awkward candidates → logw columns | cpu | {n} | "
         f"{events_per_second(lambda: wrapper(sel), n, args.min_seconds):,.0f} |",

@@ -4,7 +4,7 @@ One run, one machine, the same events of a PU 200 (or any) tt̄ file with PF can
 
 - ``PUPPI weights``: our numba PUPPI (`coffea_mlreco.met.puppi.puppi_weights`, Run-3 tune) on the
   awkward candidates, ``--threads`` numba threads; "per core" divides by the thread count;
-- ``<model> wrapper``: the shipped model's wrapper (`coffea_mlreco.met.wrappers.shipped_met_model`) from the
+- ``<model> wrapper``: the shipped model's wrapper (``coffea_mlreco.met.wrappers.MET_MODELS.load``) from the
   awkward chunk to the MET record (candidate features, length-sorted token-budget batches, padding, host →
   device copy, the model, the result back to awkward), with the PUPPI weights already attached as
   ``PFCands.puppiWeightReco`` (they are the PUPPI row's cost, paid once per chunk for every model);
@@ -74,7 +74,7 @@ def main() -> None:
     from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs
     from coffea_mlreco.met.perceiver import PerceiverMET
     from coffea_mlreco.met.puppi import puppi_weights
-    from coffea_mlreco.met.wrappers import shipped_met_model
+    from coffea_mlreco.met.wrappers import MET_MODELS
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -136,7 +136,7 @@ def main() -> None:
     precisions = ("fp32", "bf16") if cuda else ("fp32",)
     for name in args.models:
         for precision in precisions:
-            wrapper = shipped_met_model(name, device=args.device, precision=precision)
+            wrapper = MET_MODELS.load(name, device=args.device, precision=precision)
             if not args.bare_only:
                 rows.append(
                     (

@@ -23,7 +23,7 @@ from coffea_mlreco.mlpf.candidates import allowed_class_logits
 from coffea_mlreco.mlpf.model import decode_candidates
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, SUMMARY_PT_MIN, class_rates
 from coffea_mlreco.mlpf.training import load_mlpf_data, predict
-from coffea_mlreco.mlpf.wrapper import mlpf_model_card, shipped_mlpf_model
+from coffea_mlreco.mlpf.wrapper import MLPF_MODELS
 
 NEUTRAL_HADRON = 2
 OFFSETS = (0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0, -5.0)
@@ -43,10 +43,12 @@ def main() -> None:
     last = min(args.first + args.events, len(data["counts"]))
     rows = slice(offsets[args.first], offsets[last])
     data = {k: (v[args.first : last] if k == "counts" else v[rows]) for k, v in data.items()}
-    wrapper = shipped_mlpf_model(args.model, device="cpu")
+    wrapper = MLPF_MODELS.load(args.model, device="cpu")
     out = predict(wrapper.cache.get(wrapper.backend, torch.device("cpu")), data)
     kind = data["x"][:, 0].astype(np.int64)
-    base = np.asarray(mlpf_model_card(args.model).get("decision", {}).get("class_logit_offsets", [0.0] * 6), np.float32)
+    base = np.asarray(
+        MLPF_MODELS.card(args.model).get("decision", {}).get("class_logit_offsets", [0.0] * 6), np.float32
+    )
     print(f"{args.file}: events {args.first}–{last - 1}, {len(kind):,} elements; model {args.model}")
     print(
         "\n| neutral-hadron logit offset | NH efficiency | NH fake rate | NH fakes (true class) | photon efficiency |"

@@ -66,16 +66,16 @@ def main() -> None:
 
     from coffea_mlreco.ttbar.chi2 import chi2_assignment
     from coffea_mlreco.ttbar.klfitter import klfitter_assignment
-    from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model
+    from coffea_mlreco.ttbar.wrappers import TTBAR_MODELS
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     inputs = _selected_inputs(args.file, args.read)
-    spanet = shipped_ttbar_model("spanet_pu60", device=args.device)
+    spanet = TTBAR_MODELS.load("spanet_pu60", device=args.device)
     pdnn_card_jets = 6
 
     def methods(n_perm_jets: int) -> dict[str, Callable[[Any], Any]]:
-        pdnn = shipped_ttbar_model("pdnn_pu60", device=args.device)
+        pdnn = TTBAR_MODELS.load("pdnn_pu60", device=args.device)
         pdnn.max_jets = n_perm_jets
         return {
             "chi2": lambda x: chi2_assignment(x, max_jets=n_perm_jets),

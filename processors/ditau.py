@@ -50,7 +50,7 @@ from coffea_mlreco.ditau.columns import (
 )
 from coffea_mlreco.ditau.fastmtt import FastMTTStatus
 from coffea_mlreco.ditau.inputs import Channel
-from coffea_mlreco.ditau.wrappers import shipped_ditau_models
+from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
 __all__ = ["CHANNELS", "HIST_METHODS", "METHODS", "TRUTH_COLUMNS", "DiTauProcessor", "generator_mass"]
 
@@ -153,7 +153,7 @@ class DiTauProcessor(processor.ProcessorABC):
         self.options = options
         device = getattr(options, "device", "auto")
         wanted = self.methods is None or "transformer" in self.methods
-        available = "transformer" in chosen or "transformer" in shipped_ditau_models() or self.methods is not None
+        available = "transformer" in chosen or "transformer" in DITAU_MODELS.names() or self.methods is not None
         self.model = ditau_model(chosen.get("transformer"), device) if wanted and available else None
         self._kernels: dict[tuple[str, ...], DiTauReconstruction] = {}
 

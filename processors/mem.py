@@ -41,7 +41,7 @@ from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new
 from coffea_mlreco.mem import columns as mem_columns
 from coffea_mlreco.mem.columns import COLUMN, discriminant, mem_network
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
-from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, shipped_mem_models
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 __all__ = ["METHODS", "MEMProcessor", "discriminant"]
 
@@ -151,7 +151,7 @@ class MEMProcessor(processor.ProcessorABC):
         given = dict(options.models_for("mem")) if hasattr(options, "models_for") else {}
         given.update(models or {})
         if methods is None:
-            has_model = given.get("network") is not None or DEFAULT_MEM_MODEL in shipped_mem_models()
+            has_model = given.get("network") is not None or DEFAULT_MEM_MODEL in MEM_MODELS.names()
             methods = METHODS if has_model else ("integrated",)
         asked = (methods,) if isinstance(methods, str) else tuple(methods)
         unknown = set(asked) - set(METHODS)

@@ -22,7 +22,7 @@ from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_br
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau import METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.ditau.inputs import Channel, DiTauSelection
-from coffea_mlreco.ditau.wrappers import ditau_model_card
+from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
@@ -220,7 +220,7 @@ def _model_dir(target: Path, bias_shift: float = 0.0) -> Path:
     """A model directory holding the shipped transformer's card and weights (its output bias shifted)."""
     from safetensors.torch import load_file, save_file
 
-    card = ditau_model_card("transformer")
+    card = DITAU_MODELS.card("transformer")
     weights = Path(card["weights"])
     target.mkdir()
     state = load_file(str(weights))

@@ -261,9 +261,9 @@ def test_model_directory_and_options(ditau_small: Path, tmp_path: Path) -> None:
     """``models=`` and ``options.models_for("ditau")`` take a model directory; ``models=`` wins."""
     import shutil
 
-    from coffea_mlreco.ditau.wrappers import ditau_model_card
+    from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
-    weights = Path(ditau_model_card("transformer")["weights"])
+    weights = Path(DITAU_MODELS.card("transformer")["weights"])
     folder = tmp_path / "model"
     folder.mkdir()
     shutil.copy(weights, folder)

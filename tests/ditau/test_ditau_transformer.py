@@ -25,7 +25,7 @@ from coffea_mlreco.ditau.transformer_inputs import (
     symmetry_signs,
     transformer_inputs,
 )
-from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
+from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
 REAL_DY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nano_dy.root"
 
@@ -206,7 +206,7 @@ def test_short_training_beats_the_untrained_model(ditau_events: dict[str, Any]) 
     assert abs(best["median"]) < 0.1
 
 
-shipped = pytest.mark.skipif("transformer" not in shipped_ditau_models(), reason="no shipped di-tau transformer")
+shipped = pytest.mark.skipif("transformer" not in DITAU_MODELS.names(), reason="no shipped di-tau transformer")
 
 
 @shipped
@@ -221,7 +221,7 @@ def test_shipped_transformer_regresses_the_mass(
     separates H from Z."""
     from coffea_mlreco.core.truth import tau_decays
 
-    model = shipped_ditau_model("transformer", device="cpu")
+    model = DITAU_MODELS.load("transformer", device="cpu")
     masses, ratios = {}, {"ml": [], "fastmtt": [], "collinear": []}
     for name in ("htautau", "ztautau"):
         events, candidates = _selected(ditau_events[name])
@@ -256,7 +256,7 @@ def test_shipped_transformer_runs_on_real_nanoaod() -> None:
         events = NanoEventsFactory.from_root({str(REAL_DY): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
     events, candidates = _selected(events)
     assert len(events) > 0
-    out = shipped_ditau_model("transformer", device="cpu")(events, candidates)
+    out = DITAU_MODELS.load("transformer", device="cpu")(events, candidates)
     mass = ak.to_numpy(out.mass)
     from coffea_mlreco.ditau.columns import visible_mass
 

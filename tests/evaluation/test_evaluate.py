@@ -329,5 +329,5 @@ def test_model_methods_are_the_tasks_network_methods() -> None:
         columns = importlib.import_module(f"coffea_mlreco.{name}.columns")
         assert task.model_methods and set(task.model_methods) <= set(columns.METHODS), name
         assert set(task.model_methods) == set(getattr(columns, "ML_METHODS", task.model_methods)), name
-        for prefix in task.model_methods.values():  # a shipped model of every such method
-            assert any(p.stem == prefix or p.stem.startswith(f"{prefix}_") for p in task.weights_dir.glob("*.json"))
+        for method, prefix in task.model_methods.items():  # a shipped model of every such method
+            assert task.models(method).architectures(prefix), (name, method)

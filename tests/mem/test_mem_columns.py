@@ -21,7 +21,7 @@ from coffea_mlreco import mem
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
 from coffea_mlreco.mem.columns import integration_seeds
 from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs
-from coffea_mlreco.mem.wrappers import mem_model_card
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 HYPS = ("dy_sm", "zprime")
 N_INTEGRATED = 8
@@ -189,7 +189,7 @@ def test_one_nan_input_costs_one_event(mem_events: dict[str, Any]) -> None:
 
 
 def test_a_model_directory_is_used(mem_events: dict[str, Any], tmp_path: Path) -> None:
-    weights = Path(mem_model_card()["weights"])
+    weights = Path(MEM_MODELS.card(DEFAULT_MEM_MODEL)["weights"])
     folder = tmp_path / "my_deepmem"
     folder.mkdir()
     shutil.copy(weights.with_suffix(".json"), folder / "mine.json")
@@ -220,7 +220,7 @@ def test_missing_branches_and_unknown_methods(mem_events: dict[str, Any]) -> Non
 def test_network_agrees_with_the_integration_and_d_separates(mem_events: dict[str, Any]) -> None:
     """Physics: on 40 integrated events per sample (0.3 % precision) the network's weights agree with the integration
     at the scale of the model card's held-out MAPE (0.6–0.8 %), and d = P_Z′/(P_Z′ + P_DY) separates the samples."""
-    card = mem_model_card()["test_metrics"]["mape"]
+    card = MEM_MODELS.card(DEFAULT_MEM_MODEL)["test_metrics"]["mape"]
     reco = {
         name: mem.reconstruct(events, device="cpu", max_integrated_events=40, precision=0.003).MEMReco
         for name, events in mem_events.items()

@@ -26,7 +26,7 @@ from coffea_mlreco import mem
 from coffea_mlreco.cli import main
 from coffea_mlreco.evaluation.tasks import TaskOptions
 from coffea_mlreco.mem.report import dataset_kind, histogram_roc, mem_section
-from coffea_mlreco.mem.wrappers import mem_model_card
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 HYPS = ("dy_sm", "zprime")
@@ -137,7 +137,7 @@ def test_runner_and_apply_to_fileset_give_identical_histograms(
 
 
 def test_a_model_directory_through_the_task_options(mem_events: dict[str, Any], tmp_path: Path) -> None:
-    weights = Path(mem_model_card()["weights"])
+    weights = Path(MEM_MODELS.card(DEFAULT_MEM_MODEL)["weights"])
     folder = tmp_path / "retrained"
     folder.mkdir()
     shutil.copy(weights.with_suffix(".json"), folder / "deepmem_retrained.json")

@@ -19,7 +19,7 @@ from coffea_mlreco.inference.backends import ModelCache
 from coffea_mlreco.mem.deepmem import output_name
 from coffea_mlreco.mem.inputs import dilepton_candidates, network_features
 from coffea_mlreco.mem.training import deepmem_predict, mape_per_hypothesis
-from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, mem_model_card, shipped_mem_model, shipped_mem_models
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 
 def _auc(signal: np.ndarray, background: np.ndarray) -> float:
@@ -30,13 +30,13 @@ def _auc(signal: np.ndarray, background: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def wrapper() -> Any:
-    if DEFAULT_MEM_MODEL not in shipped_mem_models():
+    if DEFAULT_MEM_MODEL not in MEM_MODELS.names():
         pytest.fail("the DeepMEM model is not shipped (mem/weights/deepmem.json)")
-    return shipped_mem_model(device="cpu", cache=ModelCache())
+    return MEM_MODELS.load(DEFAULT_MEM_MODEL, device="cpu", cache=ModelCache())
 
 
 def test_card_describes_the_model(wrapper: Any) -> None:
-    card = mem_model_card()
+    card = MEM_MODELS.card(DEFAULT_MEM_MODEL)
     assert card["config"]["hypotheses"] == ["dy_sm", "zprime"] == list(wrapper.hypotheses)
     assert card["outputs"] == [output_name(h) for h in wrapper.hypotheses]
     assert Path(wrapper.backend.weights).stat().st_size < 5e6

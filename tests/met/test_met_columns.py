@@ -103,9 +103,9 @@ def test_one_nan_candidate_costs_one_event(dilep_pu60: Path, eager_columns: ak.A
 
 
 def test_a_model_directory_is_used(dilep_pu60: Path, tmp_path: Path) -> None:
-    card = met.columns.shipped_met_models()
+    card = met.wrappers.MET_MODELS.names()
     name = next(n for n in card if n.startswith("deepmet_pu60"))
-    weights = Path(met.wrappers.model_card(name)["weights"])
+    weights = Path(met.wrappers.MET_MODELS.card(name)["weights"])
     folder = tmp_path / "my_deepmet"
     folder.mkdir()
     (folder / "mine.json").write_text((weights.parent / f"{name}.json").read_text())

@@ -18,9 +18,9 @@ from coffea_mlreco.cli import main
 from coffea_mlreco.core.metrics import met_residuals, resolution
 from coffea_mlreco.inference import OnnxModel, export_onnx
 from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs, type_class
-from coffea_mlreco.met.wrappers import METWrapper, model_card, shipped_met_model, shipped_met_models
+from coffea_mlreco.met.wrappers import MET_MODELS, METWrapper
 
-SHIPPED = shipped_met_models()
+SHIPPED = MET_MODELS.names()
 
 
 def events(path: Path):
@@ -44,7 +44,7 @@ def test_candidate_features(dilep_pu60: Path) -> None:
 @pytest.mark.skipif(not SHIPPED, reason="no MET model shipped")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_cards_are_complete(name: str) -> None:
-    card = model_card(name)
+    card = MET_MODELS.card(name)
     for key in (
         "model",
         "config",
@@ -73,7 +73,7 @@ def test_processor_appends_ml_met_and_beats_pf(dilep_pu60: Path) -> None:
     ev = events(dilep_pu60)
     for method, wrapper_name in ((m, n) for m in ("deepmet", "perceiver") for n in SHIPPED if n.startswith(m)):
         assert out["events_per_method"][method] == len(ev)
-        met = shipped_met_model(wrapper_name, device="cpu")(ev)
+        met = MET_MODELS.load(wrapper_name, device="cpu")(ev)
         r = met_residuals(
             ak.to_numpy(met.pt), ak.to_numpy(met.phi), ak.to_numpy(ev.GenMET.pt), ak.to_numpy(ev.GenMET.phi)
         )
@@ -87,7 +87,7 @@ def test_processor_appends_ml_met_and_beats_pf(dilep_pu60: Path) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    wrapper = shipped_met_model(name, device="cpu")
+    wrapper = MET_MODELS.load(name, device="cpu")
     model = wrapper.backend.load(torch.device("cpu"))
     example = {
         "cands": torch.zeros(2, 7, len(CANDIDATE_FEATURES)),

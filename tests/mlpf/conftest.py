@@ -59,9 +59,9 @@ def mlpf_events(element_events: Any) -> Any:
     """The element sample with ``MLPFCands`` and ``MLPFReco`` appended by ``coffea_mlreco.mlpf.reconstruct``
     (default model choice: the shipped ``mlpf_pu60``, closest to PU 20)."""
     from coffea_mlreco.mlpf import reconstruct
-    from coffea_mlreco.mlpf.wrapper import shipped_mlpf_models
+    from coffea_mlreco.mlpf.wrapper import MLPF_MODELS
 
-    if "mlpf_pu60" not in shipped_mlpf_models():
+    if "mlpf_pu60" not in MLPF_MODELS.names():
         pytest.fail("the shipped model mlpf_pu60 is missing from mlpf/weights")
     return reconstruct(element_events, device="cpu")
 

@@ -19,7 +19,7 @@ from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_br
 from coffea_mlreco.mlpf import METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.mlpf.columns import CANDIDATE_FIELDS, mlpf_models
 from coffea_mlreco.mlpf.performance import class_rates
-from coffea_mlreco.mlpf.wrapper import mlpf_model_card
+from coffea_mlreco.mlpf.wrapper import MLPF_MODELS
 
 NAMES = ("MLPFCands", "MLPFReco")
 
@@ -128,7 +128,7 @@ def test_nan_input_blanks_only_its_event(small_eager: Any, small_columns: ak.Arr
 
 def test_model_directory_is_used(small_eager: Any, small_reco: Any, tmp_path: Path) -> None:
     assert sorted(mlpf_models()) == [60, 200]  # default: chosen per chunk by pileup
-    card = mlpf_model_card("mlpf_pu60")
+    card = MLPF_MODELS.card("mlpf_pu60")
     same, scaled = tmp_path / "same", tmp_path / "scaled"
     for directory in (same, scaled):
         directory.mkdir()

@@ -23,7 +23,7 @@ from coffea_mlreco.evaluation.runner import QuietNanoAODSchema
 from coffea_mlreco.evaluation.tasks import TaskOptions
 from coffea_mlreco.inference.model_cards import ModelCardError
 from coffea_mlreco.mlpf.report import mlpf_section
-from coffea_mlreco.mlpf.wrapper import mlpf_model_card
+from coffea_mlreco.mlpf.wrapper import MLPF_MODELS
 
 HISTOGRAMS = ("efficiency", "fake", "response", "jet_response", "met")
 
@@ -105,7 +105,7 @@ def test_models_from_options_and_from_a_directory(small_eager: Any, tmp_path: Pa
     assert MLPFProcessor(models={"mlpf": "mlpf_pu60"}, options=options).models == {"mlpf": "mlpf_pu60"}
     with pytest.raises(ModelCardError, match="mlpf_pu7"):
         MLPFProcessor(models={"mlpf": "mlpf_pu7"})
-    card = mlpf_model_card("mlpf_pu60")
+    card = MLPF_MODELS.card("mlpf_pu60")
     shutil.copy(card["weights"], tmp_path / "model.safetensors")
     decision = dict(card["decision"])
     decision["neutral_pt_scale"] = (2 * np.asarray(decision["neutral_pt_scale"], np.float64)).tolist()

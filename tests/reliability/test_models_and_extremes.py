@@ -39,7 +39,7 @@ from coffea_mlreco.ditau.transformer_inputs import MAX_PRODUCTS
 from coffea_mlreco.inference import wrapper as inference_wrapper
 from coffea_mlreco.inference.model_cards import ModelCardError, WeightsMismatchError, card_names, read_model_card
 from coffea_mlreco.inference.wrapper import DEFAULT_TOKENS, MAX_EVENT_TOKENS, OversizedEventWarning
-from coffea_mlreco.met.wrappers import shipped_met_model
+from coffea_mlreco.met.wrappers import MET_MODELS
 from coffea_mlreco.simulation import generate_sample
 
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference:RuntimeWarning")
@@ -303,7 +303,7 @@ def test_met_100k_candidates_rejected_by_the_networks_within_the_token_budget(
 def test_met_100k_candidates_run_alone_when_the_limit_allows(htautau: Any, batch_sizes: list[tuple[int, int]]) -> None:
     events = htautau[:12]
     extreme = _multiply(events, ("PFCands",), 5, -(-100_000 // len(events.PFCands[5])))
-    deepmet = shipped_met_model("deepmet_pu60", device="cpu")
+    deepmet = MET_MODELS.load("deepmet_pu60", device="cpu")
     reference = met.reconstruct(events, methods=("deepmet",), models={"deepmet": deepmet})
     deepmet.max_event_tokens = 1 << 17
     batch_sizes.clear()

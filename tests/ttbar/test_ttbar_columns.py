@@ -24,7 +24,7 @@ from coffea_mlreco.ttbar.columns import jet_indices, ttbar_models
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
-from coffea_mlreco.ttbar.wrappers import _weights_dir
+from coffea_mlreco.ttbar.wrappers import TTBAR_MODELS
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning"),
@@ -235,17 +235,17 @@ def copy_model(name: str, directory: Path, perturb: bool = False) -> Path:
     """Copy shipped model ``name`` (card + safetensors) into ``directory``; ``perturb`` scales every weight
     by a random factor around 1 so that the copy's outputs differ from the shipped model's."""
     directory.mkdir()
-    card = json.loads((_weights_dir() / f"{name}.json").read_text())
+    card = json.loads((TTBAR_MODELS.directory / f"{name}.json").read_text())
     weights = directory / Path(card["weights"]).name
     if perturb:
         generator = torch.Generator().manual_seed(3)
         state = {
             k: v * (1 + 0.2 * torch.randn(v.shape, generator=generator)) if v.is_floating_point() else v
-            for k, v in load_file(str(_weights_dir() / card["weights"])).items()
+            for k, v in load_file(str(TTBAR_MODELS.directory / card["weights"])).items()
         }
         save_file(state, str(weights))
     else:
-        shutil.copy(_weights_dir() / card["weights"], weights)
+        shutil.copy(TTBAR_MODELS.directory / card["weights"], weights)
     (directory / f"{name}.json").write_text(json.dumps(card))
     return directory
 

@@ -57,7 +57,7 @@ from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import DEFAULT_SELECTION, DiTauSelection, ditau_candidates
-from coffea_mlreco.ditau.wrappers import shipped_ditau_model, shipped_ditau_models
+from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 from coffea_mlreco.inference import ModelWrapper
 
 __all__ = [
@@ -158,7 +158,7 @@ def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
     directory / card written by ``coffea-mlreco train ditau --output DIR`` (None: :data:`DEFAULT_MODEL`)."""
     if isinstance(spec, ModelWrapper):
         return spec
-    return shipped_ditau_model(DEFAULT_MODEL if spec is None else spec, device=device)
+    return DITAU_MODELS.load(DEFAULT_MODEL if spec is None else spec, device=device)
 
 
 def _p4(leg: ak.Array) -> np.ndarray:
@@ -256,7 +256,7 @@ class DiTauReconstruction:
 def _methods(events: Any, methods: Sequence[str] | None, models: Mapping[str, Any]) -> tuple[str, ...]:
     if methods is None:
         supported = supported_methods(events) or ("collinear", "fastmtt")  # the check names the missing branch
-        if "transformer" not in models and DEFAULT_MODEL not in shipped_ditau_models():
+        if "transformer" not in models and DEFAULT_MODEL not in DITAU_MODELS.names():
             supported = tuple(m for m in supported if m != "transformer")
         return supported
     if isinstance(methods, str):

@@ -7,13 +7,11 @@
 (:mod:`coffea_mlreco.ditau.transformer_inputs`); ``postprocess`` turns the network's (log pT, η, φ) offsets
 from the visible legs into four-momenta. Override either to change inputs or outputs.
 
-Shipped models: ``ditau/weights/<name>.json`` (model card) + ``<name>.safetensors``.
+Shipped models: ``ditau/weights/<name>.json`` (model card) + ``<name>.safetensors``, loaded by :data:`DITAU_MODELS`.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import awkward as ak
@@ -22,10 +20,9 @@ import numpy as np
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau.targets import pair_mass
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
-from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
-from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 
-__all__ = ["DiTauTransformerWrapper", "ditau_model_card", "shipped_ditau_model", "shipped_ditau_models"]
+__all__ = ["DITAU_MODELS", "DiTauTransformerWrapper"]
 
 
 class _Selected(NamedTuple):
@@ -68,22 +65,9 @@ class DiTauTransformerWrapper(ModelWrapper):
         return ak.zip(fields, depth_limit=1)
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files(__package__).joinpath("weights")))
-
-
-def shipped_ditau_models() -> list[str]:
-    """Names of the shipped di-tau models (model cards in ditau/weights)."""
-    return card_names(_weights_dir())
-
-
-def ditau_model_card(name: str) -> dict[str, Any]:
-    return read_model_card(_weights_dir(), name, "di-tau")
-
-
-def shipped_ditau_model(
-    name: str = "transformer", device: str = "auto", precision: str = "auto"
-) -> DiTauTransformerWrapper:
-    """The wrapper of a shipped model, e.g. ``shipped_ditau_model("transformer")``."""
-    card = ditau_model_card(name)
-    return DiTauTransformerWrapper(card_backend(_weights_dir(), card), device=device, precision=precision)
+DITAU_MODELS = ModelRegistry(
+    "coffea_mlreco.ditau",
+    "di-tau",
+    {"coffea_mlreco.ditau.transformer:DiTauTransformer": DiTauTransformerWrapper},
+)
+"""The di-tau models: the shipped ``transformer`` (``DITAU_MODELS.load("transformer")``) or model directories."""

@@ -20,15 +20,17 @@ architecture) before anything runs and returns :attr:`TaskOptions.models`.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import hist
 
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
+
+if TYPE_CHECKING:
+    from coffea_mlreco.inference.registry import ModelRegistry
 
 __all__ = [
     "EVENT_ID_BRANCHES",
@@ -106,13 +108,13 @@ class Task:
     """Methods that run a trained network → the prefix of their shipped model names (``{"deepmet": "deepmet"}``:
     ``deepmet_pu60``, ``deepmet_pu200``); the methods ``--model TASK.METHOD=SPEC`` accepts."""
 
-    @property
-    def weights_dir(self) -> Path:
-        """The folder of the task's shipped model cards: ``coffea_mlreco/<task>/weights``."""
-        spec = importlib.util.find_spec(f"coffea_mlreco.{self.name}")
-        if spec is None or not spec.submodule_search_locations:
-            raise InputError(f"task {self.name!r} has no package coffea_mlreco.{self.name} with shipped models")
-        return Path(next(iter(spec.submodule_search_locations))) / "weights"
+    def models(self, method: str) -> ModelRegistry:
+        """The model cards of ``method`` (one of :attr:`model_methods`): the task's shipped models
+        (``coffea_mlreco/<task>/weights``), read without loading the task package; error messages name them
+        ``"<task> <method>"``."""
+        from coffea_mlreco.inference.registry import ModelRegistry  # torch: imported when a model is named
+
+        return ModelRegistry(f"coffea_mlreco.{self.name}", f"{self.name} {method}")
 
     def make_processor(self, options: TaskOptions) -> Any:
         """A new processor instance for this task."""
@@ -164,15 +166,6 @@ def select_tasks(
     return chosen, [f"skipping {reason}" for reason in reasons]
 
 
-def _shipped_architectures(task: Task, method: str) -> set[str]:
-    """The architectures (card ``model`` entries) of the shipped models of ``task``'s ``method``."""
-    from coffea_mlreco.inference.model_cards import card_names, read_model_card
-
-    prefix = task.model_methods[method]
-    names = [n for n in card_names(task.weights_dir) if n == prefix or n.startswith(f"{prefix}_")]
-    return {str(read_model_card(task.weights_dir, n, task.name)["model"]) for n in names}
-
-
 def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[str, Task]) -> str:
     """Check the model ``spec`` for ``task_name``'s ``method`` and return it as the processors take it: a shipped
     name as given, a model directory (or card file) as an absolute path (workers may run elsewhere).
@@ -182,7 +175,7 @@ def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[s
             path that is no model directory (no card, several cards, unreadable card, missing weights), or a
             card of another architecture than the method's shipped models; one line naming the option.
     """
-    from coffea_mlreco.inference.model_cards import ModelCardError, read_model_card
+    from coffea_mlreco.inference.model_cards import ModelCardError
 
     option = f"--model {task_name}.{method}={spec}"
     task = registry.get(task_name)
@@ -197,8 +190,9 @@ def check_model_spec(task_name: str, method: str, spec: str, registry: Mapping[s
     if not spec:
         raise InputError(f"{option}: give a shipped model name or a model directory after '='")
     try:
-        card = read_model_card(task.weights_dir, spec, f"{task_name} {method}")
-        expected = _shipped_architectures(task, method)
+        models = task.models(method)
+        card = models.card(spec)
+        expected = models.architectures(task.model_methods[method])
     except ModelCardError as err:
         raise InputError(f"{option}: {err}") from None
     if expected and card["model"] not in expected:

@@ -1,4 +1,4 @@
-"""Inference runtime shared by every model: awkward-aware wrappers, batching, backends, devices."""
+"""Inference runtime shared by every model: awkward-aware wrappers, batching, backends, devices, model registries."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from coffea_mlreco.inference.backends import (
 )
 from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches, scatter_objects
 from coffea_mlreco.inference.device import resolve_device, resolve_precision
+from coffea_mlreco.inference.registry import ModelRegistry
 from coffea_mlreco.inference.wrapper import DEFAULT_TOKENS, Dense, Jagged, ModelWrapper, NonFiniteInputError
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FlatJagged",
     "Jagged",
     "ModelCache",
+    "ModelRegistry",
     "ModelWrapper",
     "NonFiniteInputError",
     "OnnxModel",

@@ -32,8 +32,9 @@ aligned with that input's objects; all other outputs are per event, ``[B, ...]``
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import awkward as ak
 import numpy as np
@@ -65,6 +66,9 @@ is rejected rather than run (65 536; see the module docstring). The largest simu
 candidates (pileup 450) and 12k detector elements (pileup 200). Run alone, one event of 100k objects raised
 the peak memory by 108 MB in DeepMET, 156 MB in the Perceiver and 575 MB in MLPF on the CPU, growing linearly
 (benchmarks/extreme_events.py); rejected, by ≤ 36 MB."""
+
+
+_W = TypeVar("_W", bound="ModelWrapper")
 
 
 class OversizedEventWarning(UserWarning):
@@ -194,6 +198,16 @@ class ModelWrapper:
         self.max_batch = int(max_batch)
         self.max_event_tokens = MAX_EVENT_TOKENS if max_event_tokens is None else int(max_event_tokens)
         self._cache = cache
+
+    @classmethod
+    def from_card(cls: type[_W], backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> _W:
+        """The wrapper of the model a (checked) model card describes, ``backend`` holding its weights.
+
+        The base class takes no card entry; a subclass whose constructor needs some (a response calibration,
+        the model's hypotheses, ...) overrides this. ``kwargs``: the constructor's other arguments (``device``,
+        ``precision``, ...). :meth:`coffea_mlreco.inference.registry.ModelRegistry.load` calls it.
+        """
+        return cls(backend, **kwargs)
 
     # ---- what a subclass overrides -------------------------------------------------------------
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:

@@ -69,7 +69,7 @@ from coffea_mlreco.mem.inputs import (
 )
 from coffea_mlreco.mem.integration import mem_log_weights
 from coffea_mlreco.mem.transfer_functions import TransferFunctions
-from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, DeepMEMWrapper, shipped_mem_model, shipped_mem_models
+from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS, DeepMEMWrapper
 
 __all__ = [
     "COLUMN",
@@ -312,18 +312,18 @@ def mem_network(
     if isinstance(spec, DeepMEMWrapper):
         return spec
     if spec is None:
-        if DEFAULT_MEM_MODEL not in shipped_mem_models():
+        if DEFAULT_MEM_MODEL not in MEM_MODELS.names():
             if required:
                 raise ValueError(f"no shipped DeepMEM model {DEFAULT_MEM_MODEL!r}; give one with models=")
             return None
         spec = DEFAULT_MEM_MODEL
-    return shipped_mem_model(spec, device=device)
+    return MEM_MODELS.load(spec, device=device)
 
 
 def _methods(events: Any, methods: Sequence[str] | None, models: Mapping[str, Any] | None) -> tuple[str, ...]:
     if methods is None:
         chosen = supported_methods(events) or METHODS  # nothing supported: the check names the missing branch
-        if (models or {}).get("network") is None and DEFAULT_MEM_MODEL not in shipped_mem_models():
+        if (models or {}).get("network") is None and DEFAULT_MEM_MODEL not in MEM_MODELS.names():
             chosen = tuple(m for m in chosen if m != "network")  # a checkout without the shipped weights
         return chosen
     if isinstance(methods, str):

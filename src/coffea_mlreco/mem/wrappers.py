@@ -9,24 +9,22 @@ with it); ``postprocess`` negates the network's −log₁₀ P. bf16 autocast is
 needs log₁₀ P to 0.004 absolute, while bf16 activations carry ~3 significant digits (relative 2⁻⁸).
 
 Shipped models: ``mem/weights/<name>.json`` (model card: training command, samples, seeds, held-out metrics) +
-``<name>.safetensors``; :func:`shipped_mem_model` builds the wrapper of one.
+``<name>.safetensors``; :data:`MEM_MODELS` builds the wrapper of one (or of a model directory).
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
+from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
-from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
 from coffea_mlreco.mem.inputs import network_features
 
-__all__ = ["DEFAULT_MEM_MODEL", "DeepMEMWrapper", "mem_model_card", "shipped_mem_model", "shipped_mem_models"]
+__all__ = ["DEFAULT_MEM_MODEL", "MEM_MODELS", "DeepMEMWrapper"]
 
 DEFAULT_MEM_MODEL = "deepmem"
 """Name of the shipped DeepMEM model (hypotheses ``dy_sm`` and ``zprime``)."""
@@ -37,7 +35,7 @@ class DeepMEMWrapper(ModelWrapper):
     """Runs a DeepMEM model on selected dilepton candidates (module docstring).
 
     Args:
-        backend: the model (e.g. from a model card, :func:`shipped_mem_model`).
+        backend: the model (e.g. from a model card, :meth:`from_card`).
         hypotheses: the model's hypotheses, in output order (``config["hypotheses"]`` of its card).
         flavour_input: whether the model takes the 15th (flavour) input (``config["flavour_input"]``).
         device, precision, max_tokens, max_batch: as :class:`~coffea_mlreco.inference.ModelWrapper`.
@@ -51,6 +49,12 @@ class DeepMEMWrapper(ModelWrapper):
         super().__init__(backend, **kwargs)
         self.hypotheses = tuple(hypotheses)
         self.flavour_input = bool(flavour_input)
+
+    @classmethod
+    def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> DeepMEMWrapper:
+        """The wrapper with the card's ``config.hypotheses`` and ``config.flavour_input`` (False when absent)."""
+        config = card["config"]
+        return cls(backend, config["hypotheses"], bool(config.get("flavour_input", False)), **kwargs)
 
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
         """``features`` [N, 14|15] of selected candidates (``lep1``, ``lep2``, ``jets``, ``met``)."""
@@ -67,31 +71,6 @@ class DeepMEMWrapper(ModelWrapper):
         )
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files(__package__).joinpath("weights")))
-
-
-def shipped_mem_models() -> list[str]:
-    """Names of the shipped DeepMEM models (model cards in mem/weights)."""
-    return card_names(_weights_dir())
-
-
-def mem_model_card(name: str = DEFAULT_MEM_MODEL) -> dict[str, Any]:
-    """The model card of a shipped DeepMEM model (architecture, training command, samples, metrics)."""
-    return read_model_card(_weights_dir(), name, "MEM")
-
-
-def shipped_mem_model(
-    name: str = DEFAULT_MEM_MODEL, device: str = "auto", precision: str = "auto", **kwargs: Any
-) -> DeepMEMWrapper:
-    """The wrapper of a shipped model, e.g. ``shipped_mem_model("deepmem")``."""
-    card = mem_model_card(name)
-    config = card["config"]
-    return DeepMEMWrapper(
-        card_backend(_weights_dir(), card),
-        config["hypotheses"],
-        bool(config.get("flavour_input", False)),
-        device=device,
-        precision=precision,
-        **kwargs,
-    )
+MEM_MODELS = ModelRegistry("coffea_mlreco.mem", "MEM", {"coffea_mlreco.mem.deepmem:DeepMEM": DeepMEMWrapper})
+"""The DeepMEM models: the shipped :data:`DEFAULT_MEM_MODEL` (``MEM_MODELS.load(DEFAULT_MEM_MODEL)``) or model
+directories."""

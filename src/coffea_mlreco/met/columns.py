@@ -30,10 +30,10 @@ import awkward as ak
 
 from coffea_mlreco.core.columns import InputColumns, has_column, is_dask, reconstruct_columns
 from coffea_mlreco.inference import ModelWrapper
-from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
+from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
-from coffea_mlreco.met.wrappers import shipped_met_model, shipped_met_models
+from coffea_mlreco.met.wrappers import MET_MODELS
 
 __all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct", "supported_methods"]
 
@@ -83,18 +83,17 @@ def met_models(
     if unknown:
         raise ValueError(f"models= keys must be among {ML_METHODS}, not {sorted(unknown)}")
     chosen: dict[str, dict[int, ModelWrapper]] = {}
-    shipped = shipped_met_models()
     for method in (m for m in methods if m in ML_METHODS):
         spec = models.get(method)
         if isinstance(spec, ModelWrapper):
             chosen[method] = {0: spec}
         elif spec is not None:
-            chosen[method] = {0: shipped_met_model(spec, device=device)}
+            chosen[method] = {0: MET_MODELS.load(spec, device=device)}
         else:
-            by_pu = names_by_pileup(shipped, method)
+            by_pu = MET_MODELS.by_pileup(method)
             if not by_pu:
                 raise ValueError(f"no shipped model for MET method {method!r}; give one with models=")
-            chosen[method] = {pu: shipped_met_model(name, device=device) for pu, name in by_pu.items()}
+            chosen[method] = {pu: MET_MODELS.load(name, device=device) for pu, name in by_pu.items()}
     return chosen
 
 

@@ -46,9 +46,9 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns
-from coffea_mlreco.inference.model_cards import closest_pileup, names_by_pileup
+from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
-from coffea_mlreco.mlpf.wrapper import MLPFWrapper, shipped_mlpf_model, shipped_mlpf_models
+from coffea_mlreco.mlpf.wrapper import MLPF_MODELS, MLPFWrapper
 
 __all__ = [
     "CANDIDATE_FIELDS",
@@ -120,15 +120,14 @@ def mlpf_models(
     if isinstance(spec, MLPFWrapper):
         return {0: spec}
     if spec is not None:
-        return {0: shipped_mlpf_model(spec, device=device, precision=precision)}
-    shipped = shipped_mlpf_models()
-    by_pu = names_by_pileup(shipped, "mlpf")
+        return {0: MLPF_MODELS.load(spec, device=device, precision=precision)}
+    by_pu = MLPF_MODELS.by_pileup("mlpf")
     if not by_pu:
         raise ValueError(
-            f"no shipped mlpf_pu<N> model to choose from (shipped: {', '.join(shipped) or 'none'}); "
+            f"no shipped mlpf_pu<N> model to choose from (shipped: {', '.join(MLPF_MODELS.names()) or 'none'}); "
             "give one with models={'mlpf': NAME_OR_DIR}"
         )
-    return {pu: shipped_mlpf_model(name, device=device, precision=precision) for pu, name in by_pu.items()}
+    return {pu: MLPF_MODELS.load(name, device=device, precision=precision) for pu, name in by_pu.items()}
 
 
 class MLPFReconstruction:

@@ -8,25 +8,23 @@ PFCands' fields, so ``puppi_weights(MLPFCands, npv=...)`` and PF MET run on it).
 Shipped models: ``mlpf/weights/<name>.json`` (model card) + ``<name>.safetensors``. A card may hold
 ``"decision": {"class_logit_offsets": [6 numbers], "neutral_pt_scale": [[6], [6]], ...}``: offsets added to the
 class logits before the arg-max and the response correction of neutral candidates (|η| < 3, HF), chosen on
-validation events (the card says how); `shipped_mlpf_model` applies them.
+validation events (the card says how); `MLPFWrapper.from_card` (so ``MLPF_MODELS.load``) applies them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
-from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
+from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.mlpf.candidates import candidate_columns
 from coffea_mlreco.mlpf.inputs import FEATURES, element_table
 
-__all__ = ["MLPFWrapper", "mlpf_model_card", "shipped_mlpf_model", "shipped_mlpf_models"]
+__all__ = ["MLPF_MODELS", "MLPFWrapper"]
 
 
 class MLPFWrapper(ModelWrapper):
@@ -59,6 +57,17 @@ class MLPFWrapper(ModelWrapper):
                 f"neutral_pt_scale must be [2, 6] (|η| < 3, HF; per class), not {self.neutral_pt_scale.shape}"
             )
         self.last_element_class: np.ndarray | None = None
+
+    @classmethod
+    def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> MLPFWrapper:
+        """The wrapper with the card's ``decision`` (class-logit offsets, neutral response; none when absent)."""
+        decision = card.get("decision", {})
+        return cls(
+            backend,
+            class_logit_offsets=decision.get("class_logit_offsets"),
+            neutral_pt_scale=decision.get("neutral_pt_scale"),
+            **kwargs,
+        )
 
     def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
         table, counts = element_table(events)
@@ -97,27 +106,5 @@ class MLPFWrapper(ModelWrapper):
         return state
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files(__package__).joinpath("weights")))
-
-
-def shipped_mlpf_models() -> list[str]:
-    """Names of the shipped MLPF models (model cards in mlpf/weights)."""
-    return card_names(_weights_dir())
-
-
-def mlpf_model_card(name: str) -> dict[str, Any]:
-    return read_model_card(_weights_dir(), name, "MLPF")
-
-
-def shipped_mlpf_model(name: str = "mlpf_pu60", device: str = "auto", precision: str = "fp32") -> MLPFWrapper:
-    """The wrapper of a shipped model, e.g. ``shipped_mlpf_model("mlpf_pu60")``."""
-    card = mlpf_model_card(name)
-    decision = card.get("decision", {})
-    return MLPFWrapper(
-        card_backend(_weights_dir(), card),
-        device=device,
-        precision=precision,
-        class_logit_offsets=decision.get("class_logit_offsets"),
-        neutral_pt_scale=decision.get("neutral_pt_scale"),
-    )
+MLPF_MODELS = ModelRegistry("coffea_mlreco.mlpf", "MLPF", {"coffea_mlreco.mlpf.model:MLPF": MLPFWrapper})
+"""The MLPF models: shipped ``mlpf_pu<N>`` (``MLPF_MODELS.load("mlpf_pu60")``) or model directories."""

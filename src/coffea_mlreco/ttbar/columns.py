@@ -42,10 +42,9 @@ import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns
 from coffea_mlreco.inference import ModelWrapper
-from coffea_mlreco.inference.model_cards import names_by_pileup
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
-from coffea_mlreco.ttbar.wrappers import shipped_ttbar_model, shipped_ttbar_models
+from coffea_mlreco.ttbar.wrappers import TTBAR_MODELS
 
 __all__ = [
     "COLUMN",
@@ -133,8 +132,7 @@ def jet_indices(positions: np.ndarray, jets: ak.Array) -> np.ndarray:
 
 def default_models() -> dict[str, str]:
     """Shipped model per network method: ``<method>_pu<N>`` with the highest N (``{"spanet": "spanet_pu60"}``)."""
-    shipped = shipped_ttbar_models()
-    return {method: by_pu[max(by_pu)] for method in ML_METHODS if (by_pu := names_by_pileup(shipped, method))}
+    return {method: by_pu[max(by_pu)] for method in ML_METHODS if (by_pu := TTBAR_MODELS.by_pileup(method))}
 
 
 def ttbar_models(
@@ -152,7 +150,7 @@ def ttbar_models(
         spec = models.get(method, defaults.get(method))
         if spec is None:
             raise ValueError(f"no shipped model for tt̄ method {method!r}; give one with models=")
-        chosen[method] = spec if isinstance(spec, ModelWrapper) else shipped_ttbar_model(str(spec), device=device)
+        chosen[method] = spec if isinstance(spec, ModelWrapper) else TTBAR_MODELS.load(str(spec), device=device)
     return chosen
 
 

@@ -10,26 +10,26 @@ selected-jet list (−1 when not assigned).
 - :class:`PermutationDNNWrapper` scores every permutation of the first ``max_jets`` jets; the event's
   assignment is the best-scoring one, with its softmax probability over the event's permutations.
 
-Shipped models: ``ttbar/weights/<name>.json`` (model card) + ``<name>.safetensors``.
+Shipped models: ``ttbar/weights/<name>.json`` (model card) + ``<name>.safetensors``; :data:`TTBAR_MODELS` loads
+them (or a model directory) with the wrapper of their architecture.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.inference import Dense, Jagged, ModelWrapper
-from coffea_mlreco.inference.model_cards import card_backend, card_names, read_model_card
+from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
+from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.ttbar.assignment import extract_assignments
 from coffea_mlreco.ttbar.permutation_features import FEATURE_NAMES, permutation_features
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS, best_permutation, flat_permutations
 from coffea_mlreco.ttbar.topology import load_topology
 
-__all__ = ["PermutationDNNWrapper", "SPANetWrapper", "shipped_ttbar_model", "shipped_ttbar_models", "ttbar_model_card"]
+__all__ = ["TTBAR_MODELS", "PermutationDNNWrapper", "SPANetWrapper"]
 
 
 def _lepton_record(inputs: Any) -> ak.Array:
@@ -52,6 +52,17 @@ class SPANetWrapper(ModelWrapper):
         super().__init__(*args, **kwargs)
         self.topology = load_topology(topology)
         self.max_jets = int(max_jets)
+
+    @classmethod
+    def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> SPANetWrapper:
+        """The wrapper with the card's ``config.topology`` and ``config.max_jets``."""
+        config = card["config"]
+        return cls(
+            backend,
+            topology=config.get("topology", "semileptonic_ttbar"),
+            max_jets=config.get("max_jets", 10),
+            **kwargs,
+        )
 
     def prepare(self, inputs: Any) -> dict[str, Jagged | Dense]:
         jets = inputs.jets[["pt", "eta", "phi", "mass", "btag"]]
@@ -93,6 +104,11 @@ class PermutationDNNWrapper(ModelWrapper):
         super().__init__(*args, **kwargs)
         self.max_jets = int(max_jets)
 
+    @classmethod
+    def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> PermutationDNNWrapper:
+        """The wrapper with the card's ``config.max_jets``."""
+        return cls(backend, max_jets=card["config"].get("max_jets", 6), **kwargs)
+
     def prepare(self, inputs: Any) -> dict[str, Jagged | Dense]:
         offsets, _, features = permutation_features(inputs, self.max_jets)
         record = ak.zip({name: features[:, i] for i, name in enumerate(FEATURE_NAMES)})
@@ -107,32 +123,13 @@ class PermutationDNNWrapper(ModelWrapper):
         return ak.zip(fields)
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files(__package__).joinpath("weights")))
-
-
-def shipped_ttbar_models() -> list[str]:
-    """Names of the shipped tt̄ assignment models (model cards in ttbar/weights)."""
-    return card_names(_weights_dir())
-
-
-def ttbar_model_card(name: str) -> dict[str, Any]:
-    return read_model_card(_weights_dir(), name, "tt̄")
-
-
-def shipped_ttbar_model(name: str, device: str = "auto", precision: str = "auto") -> ModelWrapper:
-    """The wrapper of a shipped model, e.g. ``shipped_ttbar_model("spanet_pu60")``."""
-    card = ttbar_model_card(name)
-    backend = card_backend(_weights_dir(), card)
-    if card["model"].endswith(":SPANet"):
-        config = card["config"]
-        return SPANetWrapper(
-            backend,
-            device=device,
-            precision=precision,
-            topology=config.get("topology", "semileptonic_ttbar"),
-            max_jets=config.get("max_jets", 10),
-        )
-    return PermutationDNNWrapper(
-        backend, device=device, precision=precision, max_jets=card["config"].get("max_jets", 6)
-    )
+TTBAR_MODELS: ModelRegistry[ModelWrapper] = ModelRegistry(
+    "coffea_mlreco.ttbar",
+    "tt̄",
+    {
+        "coffea_mlreco.ttbar.spanet:SPANet": SPANetWrapper,
+        "coffea_mlreco.ttbar.permutation_dnn:PermutationDNN": PermutationDNNWrapper,
+    },
+)
+"""The tt̄ assignment models: shipped ``spanet_pu<N>``, ``pdnn_pu<N>`` (``TTBAR_MODELS.load("spanet_pu60")``) or
+model directories."""
