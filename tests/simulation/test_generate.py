@@ -164,8 +164,9 @@ def test_same_seed_gives_identical_files(sim_dir: Path) -> None:
     )
     c = generate_sample("ttbar-semilep", 30, 5, seed=4, output=sim_dir / "c.root", chunk_size=10, progress=False)
     ta, tb, tc = (uproot.open(p)["Events"] for p in (a, b, c))
-    assert ta.keys() == tb.keys()
-    for key in ta.keys():
+    keys = ta.keys()
+    assert keys == tb.keys()
+    for key in keys:
         assert ak.array_equal(ta[key].array(), tb[key].array()), key
     assert not ak.array_equal(ta["PFCands_pt"].array(), tc["PFCands_pt"].array())
 

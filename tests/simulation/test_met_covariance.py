@@ -84,8 +84,8 @@ def test_unclustered_term_is_added_isotropically() -> None:
     met = missing_momentum(counts, pt, phi, sigma, det)
     floor = 4.0 + 0.25 * np.array([40.0, 0.0, 100.0])
     np.testing.assert_allclose(met["sumEt"], [40.0, 0.0, 100.0])
-    np.testing.assert_allclose(met["covXX"], floor + [9.0, 0.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(met["covYY"], floor + [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(met["covXX"], floor + np.array([9.0, 0.0, 0.0]), atol=1e-12)
+    np.testing.assert_allclose(met["covYY"], floor + np.array([1.0, 0.0, 0.0]), atol=1e-12)
     np.testing.assert_allclose(met["covXY"], [0.0, 0.0, 0.0], atol=1e-12)
     # an event without candidates still has a positive-definite covariance (σ₀² on the diagonal)
     assert met["covXX"][1] == met["covYY"][1] == 4.0

@@ -28,7 +28,9 @@ Vertices
     convention). `pvAssocQuality` (PFNano) is 7 for fromPV 3, 5 for fromPV 2 within 2× the window, 1 for
     other fromPV 2, and 0 for tracks assigned to another vertex. Neutral candidates get fromPV = 3 and
     pvAssocQuality = 0 (by convention neutrals are assigned to the PV; charged-hadron subtraction keeps
-    them).
+    them). Reconstructed vertices (``PV_npvs``): the PV plus each pileup vertex with at least
+    `vertex_min_tracks` tracks in the tracker acceptance (pT > `track_pt_min`); ``PV_npvsGood`` counts
+    those with `vertex_good_min_tracks`.
 Particle flow (tracks)
     tracked particles become charged PF candidates: muons (pT > `muon_pt_min`, |η| < 2.4) as ±13,
     electrons (pT > `electron_pt_min`) as ±11 with the ECAL resolution, everything else as ±211 — told apart
@@ -49,18 +51,26 @@ Calorimeters (what the tracker did not take)
     With ``--elements`` the cells are also written as clusters (`elements.py`): those above half these
     thresholds (`*_seed_et`) or holding a tracked particle's deposit.
 Objects
-    electrons: |η| < 2.5, pT > 7 GeV, identification efficiency `electron_id_eff`; muons: |η| < 2.4,
-    pT > 3 GeV, `muon_id_eff`; hadronic taus: visible taus with pT > 18 GeV, |η| < 2.5, efficiency
-    `tau_id_eff`, pT resolution `tau_pt_res`, jets faking taus with probability `tau_fake_rate`.
+    electrons: PF electrons with |η| < 2.5, pT > `electron_object_pt_min` (7 GeV), identification efficiency
+    `electron_id_eff`, relative isolation ``pfRelIso03_all`` in a cone ΔR < `electron_iso_cone` (0.3);
+    muons: PF muons with |η| < 2.4, pT > `muon_object_pt_min` (3 GeV), `muon_id_eff`, ``pfRelIso04_all``
+    in ΔR < `muon_iso_cone` (0.4). Hadronic taus: visible taus with pT > `tau_pt_min` (18 GeV),
+    |η| < 2.5, efficiency `tau_id_eff`, pT resolution `tau_pt_res`; jets with pT > `tau_fake_jet_pt_min`,
+    |η| < 2.5 and no visible tau within ΔR < `tau_jet_match_dr` fake a tau with probability
+    `tau_fake_rate`, with pT a uniform fraction `tau_fake_pt_fraction` of the jet's, a uniform mass in
+    `tau_fake_mass_range` (GeV) and a decay mode drawn from `tau_fake_decay_modes`.
     b tagging: the discriminant is logistic(x) with x ~ N(μ_f, `btag_sigma`) for hadron flavour f, μ
     chosen so that at the medium working point (`btag_medium_wp`) the efficiency is 80 % (b), 18 % (c),
     1.2 % (light), like DeepJet's medium point; −1 outside |η| < 2.5.
 Jets
-    anti-kT R = 0.4 on charged-hadron-subtracted candidates (fromPV > 0), offset-corrected with the
+    anti-kT R = `jet_radius` on charged-hadron-subtracted candidates (fromPV > 0), clustered above
+    `jet_raw_pt_min` and kept above `jet_pt_min` (|η| < `jet_eta_max`) once corrected; offset-corrected with the
     median pileup density of the event in bins of η: pT_corr = pT_raw − ρ(η)·A with A = πR², then
     corrected for the detector response R(pT) = 1 − `jes_c`·pT^(−`jes_k`) (pT of the generator jet in
     GeV), the median response of PU 0 tt̄ jets to their generator jets (thresholds and untracked loopers
-    make it < 1); `benchmarks/jet_response.py` checks the closure.
+    make it < 1); `benchmarks/jet_response.py` checks the closure. Generator jets: the same algorithm on
+    the visible hard-scatter particles, above `genjet_pt_min`; ``Jet_genJetIdx`` is the nearest generator
+    jet within ΔR < `jet_genjet_match_dr`.
 Missing transverse momentum
     MET = −Σ pT of all PF candidates, ΣE_T = Σ pT (`MET_sumEt`). Its covariance (`MET_covXX/XY/YY`, GeV²)
     is the sum of the candidates' own resolutions (σ(pT) from the models above, along each candidate's
@@ -118,6 +128,8 @@ class DetectorParameters:
     beamspot_sigma_z: float = 3.5  # cm
     pv_res_z: float = 0.0012  # cm
     assoc_nsigma: float = 3.0
+    vertex_min_tracks: int = 2  # tracks a pileup vertex needs to be reconstructed (PV_npvs)
+    vertex_good_min_tracks: int = 4  # tracks a pileup vertex needs to count as good (PV_npvsGood)
     muon_pt_min: float = 3.0
     muon_eta_max: float = 2.4
     electron_pt_min: float = 2.0
@@ -143,9 +155,19 @@ class DetectorParameters:
     hf_seed_et: float = 1.0
     electron_id_eff: float = 0.85
     muon_id_eff: float = 0.97
+    electron_object_pt_min: float = 7.0  # GeV, pT threshold of the Electron collection
+    muon_object_pt_min: float = 3.0  # GeV, pT threshold of the Muon collection
+    electron_iso_cone: float = 0.3  # ΔR of the electrons' isolation cone (pfRelIso03_all)
+    muon_iso_cone: float = 0.4  # ΔR of the muons' isolation cone (pfRelIso04_all)
+    tau_pt_min: float = 18.0  # GeV, visible pT threshold of genuine hadronic taus
     tau_id_eff: float = 0.60
     tau_pt_res: float = 0.08
     tau_fake_rate: float = 0.005
+    tau_jet_match_dr: float = 0.4  # ΔR within which a jet matches a visible tau (and cannot fake one)
+    tau_fake_jet_pt_min: float = 20.0  # GeV, pT threshold of jets that can fake a tau
+    tau_fake_pt_fraction: tuple[float, float] = (0.5, 0.9)  # range of a fake tau's pT / its jet's pT (uniform)
+    tau_fake_mass_range: tuple[float, float] = (0.14, 1.5)  # GeV, range of a fake tau's mass (uniform)
+    tau_fake_decay_modes: tuple[int, ...] = (0, 1, 10)  # decay modes a fake tau is given (equally likely)
     btag_sigma: float = 2.0
     btag_mean_b: float = 0.836
     btag_mean_c: float = -2.677
@@ -155,7 +177,9 @@ class DetectorParameters:
     jes_k: float = 0.695
     jet_radius: float = 0.4
     jet_pt_min: float = 15.0
+    jet_raw_pt_min: float = 5.0  # GeV, clustering threshold before the offset and response corrections
     genjet_pt_min: float = 10.0
+    jet_genjet_match_dr: float = 0.2  # ΔR within which a jet matches its generator jet (Jet_genJetIdx)
     jet_eta_max: float = 4.7
     met_unclustered_sigma0: float = 1.7  # GeV
     met_unclustered_k: float = 0.50  # GeV^(1/2)
@@ -205,7 +229,8 @@ def calorimeter_entry(
         path_barrel = np.where(reaches, 2 * rho * np.arcsin(np.minimum(det.calo_radius / (2 * rho), 1.0)), np.inf)
         z_barrel = z0_m + path_barrel * sinh
         barrel = reaches & (np.abs(z_barrel) <= det.calo_endcap_z)
-        # endcap: transverse path to |z| = calo_endcap_z, but not past the looper's first half turn if it never gets there
+        # endcap: transverse path to |z| = calo_endcap_z, but not past the looper's first half turn if it never
+        # gets there
         z_face = np.where(sinh >= 0, det.calo_endcap_z, -det.calo_endcap_z)
         path_endcap = np.where(sinh != 0, (z_face - z0_m) / sinh, np.inf)
         path = np.where(barrel, path_barrel, np.minimum(path_endcap, np.where(np.isinf(rho), np.inf, np.pi * rho)))

@@ -19,6 +19,7 @@ from coffea_mlreco.simulation.element_targets import element_branches
 from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections, genpart_link
 from coffea_mlreco.simulation.gen_record import gen_truth, heavy_flavour
 from coffea_mlreco.simulation.objects import (
+    RHO_ETA_EDGES,
     Collection,
     btag_discriminant,
     candidate_pt_resolution,
@@ -96,8 +97,16 @@ def _leptons(
     ev = event_index(pf.counts)
     out = {}
     for name, pdg, pt_min, eta_max, eff, cone_name, cone in (
-        ("Electron", 11, 7.0, det.tracker_eta_max, det.electron_id_eff, "pfRelIso03_all", 0.3),
-        ("Muon", 13, 3.0, det.muon_eta_max, det.muon_id_eff, "pfRelIso04_all", 0.4),
+        (
+            "Electron",
+            11,
+            det.electron_object_pt_min,
+            det.tracker_eta_max,
+            det.electron_id_eff,
+            "pfRelIso03_all",
+            det.electron_iso_cone,
+        ),
+        ("Muon", 13, det.muon_object_pt_min, det.muon_eta_max, det.muon_id_eff, "pfRelIso04_all", det.muon_iso_cone),
     ):
         sel = (
             (np.abs(c["pdgId"]) == pdg)
@@ -128,7 +137,7 @@ def _taus(
     mode = v["status"]
     reco_mode = np.where(mode == 2, 1, mode)
     genuine = (
-        (v["pt"] > 18.0)
+        (v["pt"] > det.tau_pt_min)
         & (np.abs(v["eta"]) < det.tracker_eta_max)
         & (mode != 15)
         & (rng.random(mode.size) < det.tau_id_eff)
@@ -138,18 +147,20 @@ def _taus(
     j_event = event_index(jets.counts)
     fake = (
         (jet_tau_match < 0)
-        & (j["pt"] > 20.0)
+        & (j["pt"] > det.tau_fake_jet_pt_min)
         & (np.abs(j["eta"]) < det.tracker_eta_max)
         & (rng.random(j["pt"].size) < det.tau_fake_rate)
     )
     n_fake = int(fake.sum())
     cols = {
-        "pt": np.concatenate([pt[genuine], j["pt"][fake] * rng.uniform(0.5, 0.9, n_fake)]),
+        "pt": np.concatenate([pt[genuine], j["pt"][fake] * rng.uniform(*det.tau_fake_pt_fraction, n_fake)]),
         "eta": np.concatenate([v["eta"][genuine], j["eta"][fake]]),
         "phi": np.concatenate([v["phi"][genuine], j["phi"][fake]]),
-        "mass": np.concatenate([v["mass"][genuine], rng.uniform(0.14, 1.5, n_fake)]),
+        "mass": np.concatenate([v["mass"][genuine], rng.uniform(*det.tau_fake_mass_range, n_fake)]),
         "charge": np.concatenate([v["charge"][genuine], rng.choice([-1, 1], n_fake)]).astype(np.int32),
-        "decayMode": np.concatenate([reco_mode[genuine], rng.choice([0, 1, 10], n_fake)]).astype(np.int32),
+        "decayMode": np.concatenate([reco_mode[genuine], rng.choice(det.tau_fake_decay_modes, n_fake)]).astype(
+            np.int32
+        ),
         "genPartIdx": np.concatenate([v["genPartIdxMother"][genuine], np.full(n_fake, -1)]).astype(np.int32),
     }
     source = np.concatenate([gen.visible_tau_source[genuine], np.full(n_fake, -1, np.int64)])
@@ -281,10 +292,10 @@ def _jets(
         c["phi"][chs],
         c["mass"][chs],
         det.jet_radius,
-        pt_min=5.0,
+        pt_min=det.jet_raw_pt_min,
     )
     area = np.pi * det.jet_radius**2
-    ring = np.clip(np.searchsorted(np.linspace(-5, 5, 21), raw.columns["eta"], side="right") - 1, 0, 19)
+    ring = np.clip(np.searchsorted(RHO_ETA_EDGES, raw.columns["eta"], side="right") - 1, 0, RHO_ETA_EDGES.size - 2)
     raw_event = event_index(raw.counts)
     offset = rho_ring[raw_event, ring] * area
     scale = np.clip(1.0 - offset / raw.columns["pt"], 0.0, None)
@@ -317,11 +328,11 @@ def _jets(
     ).select(hf_code > 0, gp_event, n)
     jets.columns["hadronFlavour"] = hadron_flavour(jets, hadrons, det.jet_radius)
     genjets.columns["hadronFlavour"] = hadron_flavour(genjets, hadrons, det.jet_radius)
-    jets.columns["genJetIdx"] = nearest_match(jets, genjets, 0.2)
+    jets.columns["genJetIdx"] = nearest_match(jets, genjets, det.jet_genjet_match_dr)
     jets.columns["btagDeepFlavB"] = btag_discriminant(jets.columns["hadronFlavour"], jets.columns["eta"], rng, det)
     jets.columns["jetId"] = np.full(jets.columns["pt"].size, 6, np.int32)
     vis_taus = Collection(gen.visible_tau_counts, gen.visible_tau)
-    jet_tau = nearest_match(jets, vis_taus, 0.4)
+    jet_tau = nearest_match(jets, vis_taus, det.tau_jet_match_dr)
 
     return {
         "Rho_fixedGridRhoFastjetAll": rho_all,
@@ -352,15 +363,15 @@ def _event_objects(
         pf.counts, c["pt"], c["phi"], candidate_pt_resolution(c["pt"], c["eta"], c["pdgId"], det), det
     )
 
-    # reconstructed vertices: the PV plus pileup vertices with at least 2 (4 for "good") tracks in acceptance
+    # reconstructed vertices: the PV plus pileup vertices with enough tracks in acceptance (detector.py)
     tracks = (particles.charge != 0) & (np.abs(particles.eta) < det.tracker_eta_max) & (particles.pt > det.track_pt_min)
     per_vertex = np.unique(
         particles.event[tracks & (particles.vertex > 0)] * 100_000 + particles.vertex[tracks & (particles.vertex > 0)],
         return_counts=True,
     )
     vtx_event = per_vertex[0] // 100_000
-    npvs = 1 + np.bincount(vtx_event[per_vertex[1] >= 2], minlength=n)
-    npvs_good = 1 + np.bincount(vtx_event[per_vertex[1] >= 4], minlength=n)
+    npvs = 1 + np.bincount(vtx_event[per_vertex[1] >= det.vertex_min_tracks], minlength=n)
+    npvs_good = 1 + np.bincount(vtx_event[per_vertex[1] >= det.vertex_good_min_tracks], minlength=n)
 
     return {
         "PV_npvs": npvs.astype(np.int32),

@@ -113,7 +113,7 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
         lo, hi = offsets[ev], offsets[ev + 1]
         for i in range(lo + 1, hi):
             m1, m2 = mother1[i], mother2[i]
-            if m1 > 0 and (m2 == 0 or m2 == m1) and pdg[lo + m1] == pdg[i]:
+            if m1 > 0 and (m2 == 0 or m2 == m1) and pdg[lo + m1] == pdg[i]:  # noqa: PLR1714 (numba: no `in` on mixed tuples)
                 copy_parent[i] = lo + m1
                 has_copy[lo + m1] = True
         for i in range(lo + 1, hi):
@@ -167,28 +167,20 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
             f = flags[i]
             first_or_last = ((f >> 12) & 1) or ((f >> 13) & 1)
             hard = (f >> 8) & 1
-            if (
-                (hard
-                and first_or_last
-                and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25))
-                or (11 <= a <= 16
-                and ((f & 1) or ((f >> 2) & 1))
-                and first_or_last)
+            if (hard and first_or_last and (a <= 6 or a == 21 or 11 <= a <= 16 or 23 <= a <= 25)) or (
+                11 <= a <= 16 and ((f & 1) or ((f >> 2) & 1)) and first_or_last
             ):
                 keep[i] = True
-            elif status[i] > 0 and (a == 12 or a == 14 or a == 16):
+            elif status[i] > 0 and a in (12, 14, 16):
                 keep[i] = True  # every final-state neutrino, so that GenMET is their vector sum
             elif (
-                (11 <= a <= 16
-                and status[i] > 0
-                and pt[i] > 3.0)
-                or ((f >> 13) & 1
-                and _heavy_flavour(pdg[i]) > 0
-                and not _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2))
-                or (a == 22
-                and status[i] > 0
-                and (f & 1)
-                and pt[i] > 10.0)
+                (11 <= a <= 16 and status[i] > 0 and pt[i] > 3.0)
+                or (
+                    (f >> 13) & 1
+                    and _heavy_flavour(pdg[i]) > 0
+                    and not _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2)
+                )
+                or (a == 22 and status[i] > 0 and (f & 1) and pt[i] > 10.0)
             ):
                 keep[i] = True
     return flags, keep, tau_anc
@@ -202,7 +194,8 @@ def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):
     if d1 <= 0:
         return False
     d2 = max(d2, d1)
-    for d in range(d1, d2 + 1):
+    # a loop, not any(): numba has no any() over a generator
+    for d in range(d1, d2 + 1):  # noqa: SIM110
         if _heavy_flavour(pdg[lo + d]) == hf:
             return True
     return False
@@ -248,9 +241,9 @@ def _visible_tau_kernel(offsets, pdg, status, mother1, flags, tau_anc, px, py, p
             continue
         a = abs(pdg[i])
         if (flags[i] >> 4) & 1:  # direct daughter
-            if a == 11 or a == 13:
+            if a in (11, 13):
                 leptonic[t] = True
-            if not (a == 12 or a == 14 or a == 16):
+            if a not in (12, 14, 16):
                 vis[t, 0] += px[i]
                 vis[t, 1] += py[i]
                 vis[t, 2] += pz[i]

@@ -57,7 +57,7 @@ def default_chunk_size(pileup: float) -> int:
 
 
 def _worker_init(sqrt_s: float, pileup: float) -> None:
-    global _LIBRARY  # one memory-mapped library per worker process
+    global _LIBRARY  # noqa: PLW0603 (one memory-mapped library per worker process)
     _LIBRARY = load_or_build_library(sqrt_s) if pileup > 0 else None
 
 
