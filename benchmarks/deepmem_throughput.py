@@ -23,7 +23,8 @@ import torch
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
 from coffea_mlreco.mem.deepmem import DeepMEM
-from coffea_mlreco.mem.training import MEMTable, train_deepmem
+from coffea_mlreco.mem.table_schema import MEMTable
+from coffea_mlreco.mem.training import train_deepmem
 
 
 def synthetic_table(n: int, seed: int) -> MEMTable:

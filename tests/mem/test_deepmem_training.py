@@ -15,7 +15,8 @@ import torch
 
 from coffea_mlreco.cli import main
 from coffea_mlreco.inference.model_cards import card_backend, read_model_card
-from coffea_mlreco.mem.training import MEMTable, deepmem_predict, mape, read_mem_table, train_deepmem, write_mem_table
+from coffea_mlreco.mem.table_schema import MEMTable, read_mem_table, write_mem_table
+from coffea_mlreco.mem.training import deepmem_predict, mape, train_deepmem
 
 M_Z, GAMMA_Z, SQRT_S = 91.1876, 2.4952, 13600.0
 

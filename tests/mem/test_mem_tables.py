@@ -14,8 +14,8 @@ import numpy as np
 from coffea_mlreco.cli import main
 from coffea_mlreco.mem import mem_log_weights
 from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs
+from coffea_mlreco.mem.table_schema import read_mem_table
 from coffea_mlreco.mem.tables import mem_table_from_file
-from coffea_mlreco.mem.training import read_mem_table
 
 
 def test_table_holds_the_selected_events_and_their_weights(

@@ -256,14 +256,14 @@ def test_device_side_padding_equals_host_padding(dilep_pu60: Path, tmp_path: Pat
     host, device = batch_source(data, cpu, on_device=False), batch_source(data, cpu, on_device=True)
     batches = plan_batches(np.asarray(data.counts)[:, None], 1 << 14, 512)
     assert len(batches) > 3
-    for events in batches[:2] + [np.array([5, 0, 17]), np.array([3])]:
+    for events in [*batches[:2], np.array([5, 0, 17]), np.array([3])]:
         for a, b in zip(host.tensors(events), device.tensors(events), strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape
             assert torch.equal(a, b)
 
 
 def test_one_cycle_schedule_and_time_budget(dilep_pu60: Path, tmp_path: Path) -> None:
-    from coffea_mlreco.met.training import one_cycle_lr
+    from coffea_mlreco.training.trainer import one_cycle_lr
 
     assert one_cycle_lr(0.0, 1e-3) == pytest.approx(1e-3 / 25)
     assert one_cycle_lr(0.3, 1e-3) == pytest.approx(1e-3)

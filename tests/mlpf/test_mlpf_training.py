@@ -17,6 +17,7 @@ import torch
 
 from coffea_mlreco.mlpf.losses import mlpf_loss
 from coffea_mlreco.mlpf.model import ELEMENT_FEATURES, MLPF, PARTICLE_CLASSES, regression_targets
+from coffea_mlreco.training.trainer import Trainer, shuffled_batches
 
 F = {name: i for i, name in enumerate(ELEMENT_FEATURES)}
 CHH, NH, PHOTON = (PARTICLE_CLASSES.index(c) for c in ("charged_hadron", "neutral_hadron", "photon"))
@@ -117,22 +118,32 @@ def one_thread() -> Iterator[None]:
 
 @pytest.mark.usefixtures("one_thread")
 def test_toy_particle_flow_is_learned_above_95_percent() -> None:
-    torch.manual_seed(0)
-    train, test = toy_events(512, seed=1), toy_events(128, seed=2)
-    for data in (train, test):
+    trainer = Trainer(seed=0, epochs=5, lr=5e-3, weight_decay=0.01, clip_grad_norm=None, progress=False)
+    train, val, test = toy_events(512, seed=1), toy_events(128, seed=3), toy_events(128, seed=2)
+    for data in (train, val, test):
         data["momentum"] = regression_targets(*data["truth"].unbind(-1), data["elements"])
     model = MLPF(dim=32, n_layers=2, n_heads=2, bin_size=64, dist_dim=8)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    steps, batch = 150, 16
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=steps)
-    for step in range(steps):
-        idx = torch.randint(0, 512, (batch,))
+
+    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+        idx = torch.from_numpy(events)
         out = model(train["elements"][idx], train["mask"][idx])
-        loss = mlpf_loss(out, train["cls"][idx], train["momentum"][idx], train["charge"][idx], train["mask"][idx])
-        optimizer.zero_grad()
-        loss["total"].backward()
-        optimizer.step()
-        scheduler.step()
+        return mlpf_loss(out, train["cls"][idx], train["momentum"][idx], train["charge"][idx], train["mask"][idx])[
+            "total"
+        ]
+
+    def val_accuracy(model: torch.nn.Module) -> dict[str, float]:
+        model.eval()
+        predicted = model(val["elements"], val["mask"])["class_logits"].argmax(-1)
+        return {"accuracy": float((predicted == val["cls"])[val["mask"]].float().mean())}
+
+    trainer.fit(
+        model,
+        lambda epoch: shuffled_batches(512, 16, trainer.rng),
+        loss,
+        val_accuracy,
+        monitor="accuracy",
+        mode="max",
+    )
     model.eval()
     with torch.inference_mode():
         out = model(test["elements"], test["mask"])

@@ -37,7 +37,7 @@ from coffea_mlreco.core import (
     sigterm_as_interrupt,
 )
 from coffea_mlreco.evaluation.report import is_report_folder
-from coffea_mlreco.mem.training import read_mem_table, write_mem_table
+from coffea_mlreco.mem.table_schema import read_mem_table, write_mem_table
 from coffea_mlreco.simulation import generate_sample
 
 GENERATE = importlib.import_module("coffea_mlreco.simulation.generate")

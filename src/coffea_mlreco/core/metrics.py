@@ -58,6 +58,7 @@ __all__ = [
     "residual_bias",
     "residual_median",
     "resolution",
+    "roc_auc",
     "summarize_residual_hist",
     "summarize_residuals",
 ]
@@ -373,3 +374,15 @@ def hist_pearson(h: hist.Hist) -> float:
     vx, vy = float(px @ (x - mx) ** 2), float(py @ (y - my) ** 2)
     cov = float((x - mx) @ counts @ (y - my)) / total
     return cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else math.nan
+
+
+def roc_auc(signal: ArrayLike, background: ArrayLike) -> float:
+    """ROC AUC of a score larger for ``signal``: the probability that a signal event scores above a background
+    one, ties counted ½ (the Mann–Whitney U from ranks, ties averaged). NaN when either sample is empty."""
+    from scipy.stats import rankdata
+
+    s, b = np.asarray(signal, np.float64).ravel(), np.asarray(background, np.float64).ravel()
+    if not s.size or not b.size:
+        return math.nan
+    ranks = rankdata(np.concatenate([s, b]))
+    return float((ranks[: s.size].sum() - s.size * (s.size + 1) / 2) / (s.size * b.size))

@@ -8,7 +8,9 @@ mass; evaluate on held-out H(125) and Z.
 
 Loss (the seed's): per-tau mean absolute error of (log pT, η, φ) — the targets are their differences to the
 visible leg — plus 0.07 × |m_pred/m_gen − 1|. Augmentation: the two exact symmetries η → −η and φ → −φ
-(:func:`coffea_mlreco.ditau.transformer_inputs.symmetry_signs`). The epoch with the best validation
+(:func:`coffea_mlreco.ditau.transformer_inputs.symmetry_signs`; no φ rotation: the inputs are in the frame of the
+first leg). The loop is `coffea_mlreco.training.trainer` (AdamW, one-cycle learning rate with a 10 % warm-up,
+gradients clipped to norm 1). The epoch with the best validation
 resolution of m_pred/m_gen − 1 ((P84 − P16)/2), divided by the response 1 + median (so an epoch that merely scales
 the masses down does not win), is kept; weights (safetensors) and a model card (JSON: command,
 files and seeds, sample sizes, metrics) are written into the model directory ``--output DIR`` (default
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,9 +30,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from coffea_mlreco.core.version import __version__
 from coffea_mlreco.ditau.inputs import ditau_candidates
 from coffea_mlreco.ditau.targets import tau_targets
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
@@ -40,11 +39,13 @@ from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
     check_validation_files,
+    model_card,
     prepare_output,
     setup_error,
     write_model,
 )
-from coffea_mlreco.training.provenance import describe_sample
+from coffea_mlreco.training.provenance import describe_data
+from coffea_mlreco.training.trainer import Trainer, shuffled_batches
 
 __all__ = [
     "MASS_LOSS_WEIGHT",
@@ -116,10 +117,10 @@ def load_ditau_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.nda
     return cached_arrays(path, cache_dir, "ditau", ditau_arrays, key_parts=("fastmtt-inputs",))
 
 
-def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+def _augment(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Apply η → −η and/or φ → −φ to random halves of the batch (inputs, targets and visible legs)."""
     n = batch["legs"].shape[0]
-    flips = torch.rand(n, 2, generator=generator) < 0.5
+    flips = torch.rand(n, 2) < 0.5
     out = dict(batch)
     for group, names in (
         ("products", ("products1", "products2")),
@@ -202,7 +203,7 @@ def mass_metrics(mass: np.ndarray, mass_gen: np.ndarray) -> dict[str, float]:
 
 def _scale_free(metrics: dict[str, float]) -> float:
     """Resolution divided by the response (1 + median): a model that scales every mass down would otherwise
-    look narrower. The best epoch minimises this."""
+    look narrower. The best epoch minimises this (``val_scale_free_resolution`` in the history)."""
     return metrics["resolution"] / max(1.0 + metrics["median"], 1e-3)
 
 
@@ -221,44 +222,32 @@ def train_transformer(
     best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`."""
     from coffea_mlreco.ditau.transformer import DiTauTransformer
 
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    trainer = Trainer(seed=seed, epochs=epochs, lr=lr, warmup=0.1, progress=progress, name="ditau")
     model = DiTauTransformer(**config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     n = len(train["legs"])
-    steps = max(epochs * math.ceil(n / batch), 1)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
     tensors["weight"] = torch.from_numpy(
         mass_flattening_weights(train["mass_gen"]) if flatten_mass else np.ones(n, np.float32)
     )
-    best: tuple[dict, dict] | None = None
-    history: list[dict] = []
-    for epoch in range(epochs):
-        model.train()
-        permutation = torch.from_numpy(rng.permutation(n))
-        bar = tqdm(range(0, n, batch), desc=f"ditau epoch {epoch + 1}/{epochs}", disable=not progress)
-        total = 0.0
-        for s in bar:
-            idx = permutation[s : s + batch]
-            loss = _loss(model, _augment({k: v[idx] for k, v in tensors.items()}, generator))
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+
+    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+        idx = torch.from_numpy(events)
+        return _loss(model, _augment({k: v[idx] for k, v in tensors.items()}))
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
         metrics = mass_metrics(predict(model, val)[0], val["mass_gen"].astype(np.float64))
-        history.append({"epoch": epoch + 1, "train_loss": total / n, **{f"val_{k}": v for k, v in metrics.items()}})
-        if progress:
-            print(json.dumps(history[-1]), file=sys.stderr)
-        if best is None or _scale_free(metrics) < _scale_free(best[0]):
-            best = (metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
-    assert best is not None
-    model.load_state_dict(best[1])
-    return model, history, best[0]
+        return {f"val_{k}": v for k, v in metrics.items()} | {"val_scale_free_resolution": _scale_free(metrics)}
+
+    fit = trainer.fit(
+        model,
+        lambda epoch: shuffled_batches(n, batch, trainer.rng),
+        loss,
+        validate,
+        monitor="val_scale_free_resolution",
+        mode="min",
+    )
+    best = {k.removeprefix("val_"): v for k, v in fit.best_metrics.items() if k != "val_scale_free_resolution"}
+    return model, fit.history, best
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -324,28 +313,23 @@ def run(args: argparse.Namespace) -> int:
     model, history, metrics = train_transformer(
         train, val, config, args.epochs, args.lr, args.batch, args.seed, not args.quiet, flatten_mass=args.flatten_mass
     )
-    out = output / MODEL_NAME
-    card = {
-        "model": MODEL,
-        "config": config,
-        "weights": out.with_suffix(".safetensors").name,
-        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__,
-        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train],
-        "validation_file": describe_sample(args.validation),
-        "training_events": len(train["legs"]),
-        "validation_events": len(val["legs"]),
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch": args.batch,
-        "seed": args.seed,
-        "flatten_mass": args.flatten_mass,
-        "training_seconds": round(time.perf_counter() - start, 1),
-        "history": history,
-        "validation_metrics": metrics,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
+    card = model_card(
+        MODEL,
+        config,
+        MODEL_NAME,
+        sum(p.numel() for p in model.parameters()),
+        data=describe_data(args.train, args.validation, len(train["legs"]), len(val["legs"])),
+        settings={
+            "epochs": args.epochs,
+            "learning_rate": args.lr,
+            "batch": args.batch,
+            "seed": args.seed,
+            "flatten_mass": args.flatten_mass,
+        },
+        history=history,
+        metrics=metrics,
+        seconds=time.perf_counter() - start,
+    )
     write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0

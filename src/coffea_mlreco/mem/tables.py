@@ -5,16 +5,16 @@
 
 For each file: the leading e⁺e⁻/μ⁺μ⁻ pair, jets and MET (:func:`coffea_mlreco.mem.inputs.dilepton_candidates`),
 then :func:`coffea_mlreco.mem.mem_log_weights` per hypothesis on the selected events, in parallel over events
-(``--jobs`` processes), and one table for all files (:func:`coffea_mlreco.mem.training.write_mem_table`; format in
-:mod:`coffea_mlreco.mem.training`), the input of ``coffea-mlreco train mem``.
+(``--jobs`` processes), and one table for all files (:func:`coffea_mlreco.mem.table_schema.write_mem_table`;
+format in :mod:`coffea_mlreco.mem.table_schema`), the input of ``coffea-mlreco train mem``.
 
 Conventions
     ``lep1`` is the ℓ⁻ and ``lep2`` the ℓ⁺ (:func:`coffea_mlreco.mem.inputs.charge_ordered`: the weight depends on
-    the charges, the network's inputs carry them only through this order), ``jet1``/``jet2`` the two leading clean jets (absent: all zero), VEGAS seed
-    ``--seed`` (event i of a file uses ``default_rng([seed, i])``), √s from the file's generator metadata
-    (``Metadata/sqrt_s_TeV``, else 13.6 TeV). The MET resolution is taken at the default ΣE_T unless
-    ``--use-sum-et`` (see :func:`coffea_mlreco.mem.inputs.integration_inputs`: the default keeps the weight a
-    function of the network's inputs).
+    the charges, the network's inputs carry them only through this order), ``jet1``/``jet2`` the two leading clean
+    jets (absent: all zero), VEGAS seed ``--seed`` (event i of a file uses ``default_rng([seed, i])``), √s from the
+    file's generator metadata (``Metadata/sqrt_s_TeV``, else 13.6 TeV). The MET resolution is taken at the default
+    ΣE_T unless ``--use-sum-et`` (see :func:`coffea_mlreco.mem.inputs.integration_inputs`: the default keeps the
+    weight a function of the network's inputs).
 Dropped events
     an event whose weight is not finite for some hypothesis (zero weight: never seen for the shipped hypotheses)
     is dropped and counted in the provenance; events that did not reach the precision within ``max_evals`` are
@@ -58,7 +58,7 @@ from coffea_mlreco.mem.inputs import (
     network_features,
 )
 from coffea_mlreco.mem.integration import MEMResult, mem_log_weights
-from coffea_mlreco.mem.training import MEMTable, concat_mem_tables, write_mem_table
+from coffea_mlreco.mem.table_schema import MEMTable, concat_mem_tables, write_mem_table
 from coffea_mlreco.training.provenance import describe_sample
 
 __all__ = [

@@ -1,25 +1,6 @@
-"""`coffea-mlreco train mem`: train the DeepMEM network on a table of integrated Matrix-Element-Method weights.
+"""`coffea-mlreco train mem`: train the DeepMEM network on tables of integrated Matrix-Element-Method weights.
 
-**MEM weight table** (what the MEM integration writes and this module reads; one ``.npz`` file, written with
-:func:`write_mem_table`, read with :func:`read_mem_table`, no pickles). Keys, N events and H hypotheses:
-
-==================================  ===========  =====================================================================
-key                                 shape/dtype  meaning
-==================================  ===========  =====================================================================
-``lep{1,2}_pt/_eta/_phi``           [N] f64      the two leptons (GeV, rad; φ in [−π, π]); lepton 1 is the φ reference
-``lep{1,2}_pdgId``                  [N] i64      signed PDG id (±11, ±13, ±15)
-``jet{1,2}_pt/_eta/_phi``           [N] f64      the two leading jets; an absent jet is pT = η = φ = 0
-``met_pt``, ``met_phi``             [N] f64      missing transverse momentum (GeV, rad)
-``hypotheses``                      [H] str      hypothesis names (identifiers), the column order below
-``log10_weight``                    [N, H] f64   log10 P(x|α) of the integration (finite)
-``log10_weight_err``                [N, H] f64   its uncertainty in log10 units (= relative error of P / ln 10), ≥ 0
-``provenance``                      0-d str      JSON object with at least ``file`` and ``generator_seed`` (may be
-                                                 null) — e.g. also ``vegas_seed``, ``precision``, ``integrator``
-``event`` (optional)                [N] i64      event number in the source file
-==================================  ===========  =====================================================================
-
-Any other key, a missing one, a shape mismatch or a non-finite value is a ValueError (failed integrations are
-dropped before writing, never stored as NaN).
+Input: MEM weight tables (`coffea_mlreco.mem.table_schema`, written by ``coffea-mlreco mem-weights``).
 
 **Training.** The network (:class:`coffea_mlreco.mem.deepmem.DeepMEM`) regresses −log10 P per hypothesis, as
 the DeepMEM seed did. The figure of merit is the MAPE of the weight P itself, ⟨|P̂/P − 1|⟩ (:func:`mape`), so the
@@ -30,16 +11,16 @@ MAPE, for the tails), ``mae`` or ``mse``. With ``--weight-by-error`` each entry 
 
 Data pipeline: both tables live on the device as tensors for the whole run; each epoch is a ``torch.randperm``
 on the device sliced into full mini-batches (the remainder differs every epoch), with no DataLoader, collate
-or host synchronisation inside the epoch. AdamW with a one-cycle (cosine) schedule; validation MAPE every
-epoch, the best epoch's weights kept, early stop after ``patience`` epochs without improvement. The log and the
-model card report epochs/s and the GPU utilisation (NVML via ``torch.cuda.utilization``, sampled at the end of
-each epoch's training pass; "n/a" on the CPU or without NVML).
+or host synchronisation inside the epoch. The loop is `coffea_mlreco.training.trainer` (AdamW, one-cycle
+learning rate with a 5 % warm-up, no gradient clipping): validation MAPE every epoch, the best epoch's weights
+kept, early stop after ``patience`` epochs without improvement. The log and the model card report epochs/s and
+the GPU utilisation (NVML, sampled at the end of each epoch's training pass; "n/a" on the CPU or without NVML).
 
-Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/mem-<name>``, never inside the
-installed package): ``DIR/<name>.safetensors`` and ``DIR/<name>.json`` (model card: architecture, command, seeds,
-tables and their provenance, sample sizes, validation MAPE per hypothesis, epochs/s, GPU utilisation), loadable
-with ``inference.model_cards.card_backend``. A ``--val-table`` that is also a ``--table`` is refused (see
-`coffea_mlreco.training.model_dir`).
+Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/mem-<name>``, ``<name>`` =
+``--name``, default ``deepmem``; never inside the installed package): ``DIR/<name>.safetensors`` and
+``DIR/<name>.json`` (model card: architecture, command, seeds, tables and their provenance, sample sizes,
+validation MAPE per hypothesis, epochs/s, GPU utilisation), loadable with ``inference.model_cards.card_backend``.
+A ``--val-table`` that is also a ``--table`` is refused (see `coffea_mlreco.training.model_dir`).
 """
 
 from __future__ import annotations
@@ -48,7 +29,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,261 +36,43 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from coffea_mlreco.core.outputs import atomic_file
-from coffea_mlreco.core.version import __version__
+from coffea_mlreco.core.metrics import roc_auc
 from coffea_mlreco.inference.device import resolve_device
-from coffea_mlreco.mem.deepmem import INPUT_NAMES, DeepMEM, DeepMEMConfig, input_names, output_name
+from coffea_mlreco.mem.deepmem import DeepMEM, DeepMEMConfig, input_names, output_name
+from coffea_mlreco.mem.table_schema import MEMTable, concat_mem_tables, read_mem_table
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
     check_validation_files,
+    model_card,
     prepare_output,
     setup_error,
     write_model,
 )
+from coffea_mlreco.training.trainer import Trainer
 
 __all__ = [
-    "KINEMATICS",
+    "DEFAULT_NAME",
     "LOSSES",
     "MODEL",
     "DeepMEMTraining",
-    "MEMTable",
     "add_arguments",
-    "concat_mem_tables",
     "deepmem_predict",
     "held_out_metrics",
     "mape",
     "mape_per_hypothesis",
-    "read_mem_table",
     "run",
     "save_deepmem",
     "train_deepmem",
-    "write_mem_table",
 ]
 
 MODEL = "coffea_mlreco.mem.deepmem:DeepMEM"
-KINEMATICS: tuple[str, ...] = (
-    "lep1_pt",
-    "lep1_eta",
-    "lep1_phi",
-    "lep1_pdgId",
-    "lep2_pt",
-    "lep2_eta",
-    "lep2_phi",
-    "lep2_pdgId",
-    "jet1_pt",
-    "jet1_eta",
-    "jet1_phi",
-    "jet2_pt",
-    "jet2_eta",
-    "jet2_phi",
-    "met_pt",
-    "met_phi",
-)
-"""Per-event kinematic columns of a MEM weight table."""
-_PDGID = ("lep1_pdgId", "lep2_pdgId")
-_REQUIRED = (*KINEMATICS, "hypotheses", "log10_weight", "log10_weight_err", "provenance")
-_OPTIONAL = ("event",)
-_PROVENANCE_KEYS = ("file", "generator_seed")
 LOSSES = ("huber", "mae", "mse")
 _LN10 = math.log(10.0)
 _ERROR_FLOOR = 0.005
-
-
-# ---- the MEM weight table --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MEMTable:
-    """An in-memory MEM weight table (see the module docstring for the fields and their units)."""
-
-    kinematics: dict[str, np.ndarray]
-    hypotheses: tuple[str, ...]
-    log10_weight: np.ndarray
-    log10_weight_err: np.ndarray
-    provenance: dict[str, Any]
-    event: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        missing = [k for k in KINEMATICS if k not in self.kinematics]
-        unknown = sorted(set(self.kinematics) - set(KINEMATICS))
-        if missing or unknown:
-            raise ValueError(f"MEM table kinematics: missing {missing}, unknown {unknown}")
-        kin = {k: np.asarray(self.kinematics[k], dtype=np.int64 if k in _PDGID else np.float64) for k in KINEMATICS}
-        n = len(kin["lep1_pt"])
-        for k, v in kin.items():
-            if v.shape != (n,):
-                raise ValueError(f"MEM table column {k!r} has shape {v.shape}, expected ({n},)")
-            if not np.isfinite(v).all():
-                raise ValueError(f"MEM table column {k!r} has {int((~np.isfinite(v)).sum())} non-finite value(s)")
-        if (kin["lep1_pt"] <= 0).any() or (kin["lep2_pt"] <= 0).any():
-            raise ValueError("MEM table: lepton pT must be positive")
-        for k in _PDGID:
-            if not np.isin(np.abs(kin[k]), (11, 13, 15)).all():
-                raise ValueError(f"MEM table column {k!r} holds ids other than ±11, ±13, ±15")
-        for j in ("jet1", "jet2"):
-            if (kin[f"{j}_pt"] < 0).any():
-                raise ValueError(f"MEM table: {j}_pt must be ≥ 0 (0 for an absent jet)")
-            absent = kin[f"{j}_pt"] == 0
-            if (kin[f"{j}_eta"][absent] != 0).any() or (kin[f"{j}_phi"][absent] != 0).any():
-                raise ValueError(f"MEM table: an absent {j} (pT = 0) must have η = φ = 0")
-        if (kin["met_pt"] < 0).any():
-            raise ValueError("MEM table: met_pt must be ≥ 0")
-        hyps = DeepMEMConfig(hypotheses=tuple(str(h) for h in np.atleast_1d(self.hypotheses))).hypotheses
-        logw = np.asarray(self.log10_weight, dtype=np.float64)
-        err = np.asarray(self.log10_weight_err, dtype=np.float64)
-        for name, a in (("log10_weight", logw), ("log10_weight_err", err)):
-            if a.shape != (n, len(hyps)):
-                raise ValueError(f"MEM table {name} has shape {a.shape}, expected (N, H) = ({n}, {len(hyps)})")
-            if not np.isfinite(a).all():
-                raise ValueError(
-                    f"MEM table {name} has {int((~np.isfinite(a)).sum())} non-finite value(s); "
-                    "drop failed integrations before writing"
-                )
-        if (err < 0).any():
-            raise ValueError("MEM table log10_weight_err must be ≥ 0")
-        if not isinstance(self.provenance, Mapping) or any(k not in self.provenance for k in _PROVENANCE_KEYS):
-            raise ValueError(
-                f"MEM table provenance must be a mapping with keys {list(_PROVENANCE_KEYS)} "
-                f"(values may be null), got {self.provenance!r}"
-            )
-        try:
-            provenance = json.loads(json.dumps(dict(self.provenance)))
-        except TypeError as err_:
-            raise ValueError(f"MEM table provenance is not JSON-serialisable: {err_}") from err_
-        event = None
-        if self.event is not None:
-            event = np.asarray(self.event)
-            if event.shape != (n,) or not np.issubdtype(event.dtype, np.integer):
-                raise ValueError(
-                    f"MEM table event must be an integer array of shape ({n},), got {event.dtype} {event.shape}"
-                )
-            event = event.astype(np.int64)
-        for name, value in (
-            ("kinematics", kin),
-            ("hypotheses", hyps),
-            ("log10_weight", logw),
-            ("log10_weight_err", err),
-            ("provenance", provenance),
-            ("event", event),
-        ):
-            object.__setattr__(self, name, value)
-
-    def __len__(self) -> int:
-        return len(self.kinematics["lep1_pt"])
-
-    def features(self, flavour: bool = False) -> np.ndarray:
-        """The DeepMEM inputs [N, 14] (float32, :data:`~coffea_mlreco.mem.deepmem.INPUT_NAMES`); with
-        ``flavour`` [N, 15], the last column 1.0 for e⁺e⁻ and 0.0 for μ⁺μ⁻ (from ``lep1_pdgId``)."""
-        columns = [self.kinematics[k] for k in INPUT_NAMES]
-        if flavour:
-            columns.append(np.abs(self.kinematics["lep1_pdgId"]) == 11)
-        return np.stack(columns, axis=1).astype(np.float32)
-
-    def select(self, index: np.ndarray) -> MEMTable:
-        """The events ``index`` (integer or boolean array) as a new table with the same provenance."""
-        return MEMTable(
-            {k: v[index] for k, v in self.kinematics.items()},
-            self.hypotheses,
-            self.log10_weight[index],
-            self.log10_weight_err[index],
-            self.provenance,
-            None if self.event is None else self.event[index],
-        )
-
-    def in_order(self, hypotheses: Sequence[str]) -> MEMTable:
-        """The same table with its weight columns in the order ``hypotheses`` (the same set of names)."""
-        if sorted(hypotheses) != sorted(self.hypotheses):
-            raise ValueError(f"table hypotheses {list(self.hypotheses)} differ from {list(hypotheses)}")
-        cols = [self.hypotheses.index(h) for h in hypotheses]
-        return MEMTable(
-            self.kinematics,
-            tuple(hypotheses),
-            self.log10_weight[:, cols],
-            self.log10_weight_err[:, cols],
-            self.provenance,
-            self.event,
-        )
-
-
-def write_mem_table(
-    path: str | Path,
-    kinematics: Mapping[str, Any],
-    hypotheses: Sequence[str],
-    log10_weight: np.ndarray,
-    log10_weight_err: np.ndarray,
-    provenance: Mapping[str, Any],
-    event: np.ndarray | None = None,
-) -> Path:
-    """Validate and write a MEM weight table to ``path`` (must end in ``.npz``; compressed, no pickles).
-
-    The table is written under a temporary name in ``path``'s folder and renamed when complete
-    (`coffea_mlreco.core.outputs.atomic_file`): ``path`` holds a whole table or is left as it was.
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"a MEM weight table is an .npz file, got {path}")
-    table = MEMTable(dict(kinematics), tuple(hypotheses), log10_weight, log10_weight_err, dict(provenance), event)
-    arrays: dict[str, np.ndarray] = dict(table.kinematics)
-    arrays["hypotheses"] = np.asarray(table.hypotheses, dtype=str)
-    arrays["log10_weight"] = table.log10_weight
-    arrays["log10_weight_err"] = table.log10_weight_err
-    arrays["provenance"] = np.asarray(json.dumps(table.provenance, sort_keys=True))
-    if table.event is not None:
-        arrays["event"] = table.event
-    with atomic_file(path) as partial, partial.open("wb") as stream:
-        np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **kwds with allow_pickle
-    return path
-
-
-def read_mem_table(path: str | Path) -> MEMTable:
-    """Read and validate a MEM weight table written by :func:`write_mem_table`."""
-    with np.load(Path(path), allow_pickle=False) as f:
-        keys = set(f.files)
-        missing = [k for k in _REQUIRED if k not in keys]
-        unknown = sorted(keys - set(_REQUIRED) - set(_OPTIONAL))
-        if missing or unknown:
-            raise ValueError(f"{path}: not a MEM weight table (missing keys {missing}, unknown keys {unknown})")
-        data = {k: f[k] for k in f.files}
-    try:
-        provenance = json.loads(str(data["provenance"][()]))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: provenance is not JSON: {err}") from err
-    return MEMTable(
-        {k: data[k] for k in KINEMATICS},
-        tuple(str(h) for h in np.atleast_1d(data["hypotheses"])),
-        data["log10_weight"],
-        data["log10_weight_err"],
-        provenance,
-        data.get("event"),
-    )
-
-
-def concat_mem_tables(tables: Sequence[MEMTable]) -> MEMTable:
-    """One table from several with the same hypotheses (columns put in the first table's order).
-
-    The provenance becomes ``{"file": [...], "generator_seed": [...], "parts": [each table's provenance]}``.
-    """
-    if not tables:
-        raise ValueError("no MEM tables to concatenate")
-    if len(tables) == 1:
-        return tables[0]
-    hyps = tables[0].hypotheses
-    tables = [t.in_order(hyps) for t in tables]
-    events = [t.event for t in tables]
-    provenance = {
-        "file": [t.provenance["file"] for t in tables],
-        "generator_seed": [t.provenance["generator_seed"] for t in tables],
-        "parts": [t.provenance for t in tables],
-    }
-    return MEMTable(
-        {k: np.concatenate([t.kinematics[k] for t in tables]) for k in KINEMATICS},
-        hyps,
-        np.concatenate([t.log10_weight for t in tables]),
-        np.concatenate([t.log10_weight_err for t in tables]),
-        provenance,
-        None if any(e is None for e in events) else np.concatenate(events),
-    )  # type: ignore[arg-type]
+DEFAULT_NAME = "deepmem"
+"""``--name``: the trained model's file stem (the shipped model's)."""
 
 
 # ---- figure of merit -------------------------------------------------------------------------------------
@@ -333,15 +95,6 @@ def mape_per_hypothesis(pred_log10: Any, true_log10: Any) -> np.ndarray:
 def mape(pred_log10: Any, true_log10: Any) -> float:
     """MAPE of the weight P (a fraction) from predicted and true log10 P, averaged over events and hypotheses."""
     return float(mape_per_hypothesis(pred_log10, true_log10).mean())
-
-
-def _rank_auc(signal: np.ndarray, background: np.ndarray) -> float:
-    """ROC AUC of a score larger for ``signal`` (Mann–Whitney U from ranks, ties averaged)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([signal, background]))
-    n_s, n_b = len(signal), len(background)
-    return float((ranks[:n_s].sum() - n_s * (n_s + 1) / 2) / (n_s * n_b))
 
 
 def held_out_metrics(
@@ -384,7 +137,7 @@ def held_out_metrics(
             llr["network"][kind].append(pred[:, s] - pred[:, b])
     if all(llr["integrated"][k] for k in ("signal", "background")):
         for method, scores in llr.items():
-            out[f"auc_{method}"] = _rank_auc(np.concatenate(scores["signal"]), np.concatenate(scores["background"]))
+            out[f"auc_{method}"] = roc_auc(np.concatenate(scores["signal"]), np.concatenate(scores["background"]))
         out["signal_events"] = int(sum(len(x) for x in llr["integrated"]["signal"]))
         out["background_events"] = int(sum(len(x) for x in llr["integrated"]["background"]))
     return out
@@ -420,20 +173,6 @@ def deepmem_predict(model: DeepMEM, features: np.ndarray | torch.Tensor, batch: 
     with torch.inference_mode():
         out = [model.neg_log10_weight(x[s : s + batch].to(device)) for s in range(0, len(x), batch)]
     return -torch.cat(out).double().cpu().numpy() if out else np.zeros((0, len(model.hypotheses)))
-
-
-def _gpu_utilisation(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    try:
-        return float(torch.cuda.utilization(device)) / 100.0
-    except Exception:
-        return None
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _element_loss(delta: torch.Tensor, loss: str, huber_delta: float) -> torch.Tensor:
@@ -487,9 +226,18 @@ def train_deepmem(
     cfg["hypotheses"] = list(train.hypotheses)
     dev = resolve_device(device)
     use_amp = bool(amp and dev.type == "cuda")
-    start = time.perf_counter()
 
-    torch.manual_seed(seed)
+    trainer = Trainer(
+        seed=seed,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=0.05,
+        clip_grad_norm=None,
+        patience=patience,
+        progress=progress,
+        name="deepmem",
+    )
     model = DeepMEM(**cfg).to(dev)
     flavour = model.config.flavour_input
     x = torch.from_numpy(train.features(flavour)).to(dev)
@@ -503,84 +251,39 @@ def train_deepmem(
         rel = torch.from_numpy(train.log10_weight_err * _LN10).float().to(dev)
         w = 1.0 / (rel * rel + _ERROR_FLOOR**2)
         w = w / w.mean()
+    batch = min(batch_size, len(x))
 
-    n = len(x)
-    batch = min(batch_size, n)
-    steps = n // batch
-    generator = torch.Generator(device=dev)
-    generator.manual_seed(seed)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=weight_decay, fused=dev.type == "cuda"
-    )  # one kernel per step on a GPU
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps, pct_start=0.05)
+    def batches(epoch: int) -> list[torch.Tensor]:  # full mini-batches of a random order, drawn on the device
+        order = torch.randperm(len(x), device=dev)
+        return [order[s : s + batch] for s in range(0, len(x) - batch + 1, batch)]
 
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
-    train_seconds = total_seconds = 0.0
-    utilisation: list[float] = []
-    bar = tqdm(range(epochs), desc="deepmem", disable=not progress)
-    for epoch in bar:
-        _sync(dev)
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, device=dev, generator=generator)
-        running = torch.zeros((), device=dev)
-        for s in range(steps):
-            idx = order[s * batch : (s + 1) * batch]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = model.network(x[idx])
-            per = _element_loss((pred.float() - y[idx]) * _LN10, loss, huber_delta)
-            value = (per * w[idx]).mean() if w is not None else per.mean()
-            optimiser.zero_grad(set_to_none=True)
-            value.backward()
-            optimiser.step()
-            schedule.step()
-            running += value.detach()
-        _sync(dev)
-        t1 = time.perf_counter()
-        util = _gpu_utilisation(dev)
-        if util is not None:
-            utilisation.append(util)
-        per_hyp = mape_per_hypothesis(deepmem_predict(model, xv), val.log10_weight)
-        _sync(dev)
-        t2 = time.perf_counter()
-        train_seconds += t1 - t0
-        total_seconds += t2 - t0
-        mean_mape = float(per_hyp.mean())
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": round(float(running) / steps, 7),
-                "val_mape": {h: round(float(m), 6) for h, m in zip(train.hypotheses, per_hyp, strict=True)},
-                "val_mape_mean": round(mean_mape, 6),
-                "lr": schedule.get_last_lr()[0],
-                "seconds": round(t2 - t0, 3),
-            }
-        )
-        if best is None or mean_mape < best[0]:
-            best = (mean_mape, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()}, per_hyp)
-        if progress:
-            util_text = f"{util:.0%}" if util is not None else "n/a"
-            bar.write(
-                f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}, val MAPE {mean_mape:.4%} "
-                f"(best {best[0]:.4%} @ {best[1]}), {1 / (t2 - t0):.2f} epochs/s, GPU {util_text}"
-            )
-        if epoch + 1 - best[1] >= patience:
-            break
-    assert best is not None
-    model.load_state_dict(best[2])
-    done = len(history)
+    def batch_loss(trained: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:  # ``trained`` is ``model``
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = model.network(x[idx])  # the network on inputs transformed once, above
+        per = _element_loss((pred.float() - y[idx]) * _LN10, loss, huber_delta)
+        return (per * w[idx]).mean() if w is not None else per.mean()
+
+    def validate(model: torch.nn.Module) -> dict[str, Any]:
+        per = mape_per_hypothesis(deepmem_predict(model, xv), val.log10_weight)  # type: ignore[arg-type]
+        return {
+            "val_mape": {h: float(m) for h, m in zip(train.hypotheses, per, strict=True)},
+            "val_mape_mean": float(per.mean()),
+        }
+
+    fit = trainer.fit(model, batches, batch_loss, validate, monitor="val_mape_mean", mode="min")
+    done = len(fit.history)
+    utilisation = [h["gpu_utilisation"] for h in fit.history if "gpu_utilisation" in h]
     return DeepMEMTraining(
         model=model.cpu().eval(),
-        history=history,
-        val_mape={h: float(m) for h, m in zip(train.hypotheses, best[3], strict=True)},
-        best_epoch=best[1],
+        history=fit.history,
+        val_mape=fit.best_metrics["val_mape"],
+        best_epoch=fit.best_epoch,
         epochs_run=done,
-        epochs_per_second=done / total_seconds,
-        train_epochs_per_second=done / train_seconds,
+        epochs_per_second=done / sum(h["seconds"] for h in fit.history),
+        train_epochs_per_second=done / sum(h["train_seconds"] for h in fit.history),
         gpu_utilisation=float(np.mean(utilisation)) if utilisation else None,
         device=str(dev),
-        seconds=time.perf_counter() - start,
+        seconds=fit.seconds,
         settings={
             "epochs": epochs,
             "learning_rate": lr,
@@ -598,43 +301,39 @@ def train_deepmem(
     )
 
 
-def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, **card: Any) -> Path:
+def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, data: Mapping[str, Any], **extra: Any) -> Path:
     """Write ``<output>/<name>.safetensors`` and the model card ``<output>/<name>.json``; returns the card path.
 
-    ``card`` adds fields to the card (e.g. ``command``, ``training_tables``). Both files appear together, complete,
-    or not at all (:func:`~coffea_mlreco.training.model_dir.write_model`).
+    ``data``: the tables trained and validated on (``training_tables``, ``validation_tables``, ``training_events``,
+    ``validation_events``); ``extra`` adds fields to the card (e.g. ``test_metrics``). Both files appear together,
+    complete, or not at all (:func:`~coffea_mlreco.training.model_dir.write_model`).
     """
-    if not name or Path(name).name != name or name.startswith("."):
-        raise ValueError(f"model name {name!r} must be a plain file stem")
-    out = Path(output)
     model = result.model
-    weights = out / f"{name}.safetensors"
-    full = {
-        "model": MODEL,
-        "config": model.config.to_dict(),
-        "weights": weights.name,
-        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__,
-        "inputs": list(input_names(model.config.flavour_input)),
-        "outputs": [output_name(h) for h in model.hypotheses],
-        "target": "-log10 P (MEM weight) per hypothesis",
-        **card,
-        **result.settings,
-        "device": result.device,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "epochs_per_second": round(result.epochs_per_second, 3),
-        "train_epochs_per_second": round(result.train_epochs_per_second, 3),
-        "gpu_utilisation": round(result.gpu_utilisation, 3) if result.gpu_utilisation is not None else "n/a",
-        "training_seconds": round(result.seconds, 1),
-        "validation_metrics": {
+    card = model_card(
+        MODEL,
+        model.config.to_dict(),
+        name,
+        sum(p.numel() for p in model.parameters()),
+        data=data,
+        settings=result.settings,
+        history=result.history,
+        metrics={
             "mape": {h: round(m, 6) for h, m in result.val_mape.items()},
             "mape_mean": round(result.val_mape_mean, 6),
         },
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "history": result.history,
-    }
-    return write_model(out, name, model.state_dict(), full)
+        seconds=result.seconds,
+        inputs=list(input_names(model.config.flavour_input)),
+        outputs=[output_name(h) for h in model.hypotheses],
+        target="-log10 P (MEM weight) per hypothesis",
+        device=result.device,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        epochs_per_second=round(result.epochs_per_second, 3),
+        train_epochs_per_second=round(result.train_epochs_per_second, 3),
+        gpu_utilisation=round(result.gpu_utilisation, 3) if result.gpu_utilisation is not None else "n/a",
+        **extra,
+    )
+    return write_model(output, name, model.state_dict(), card)
 
 
 # ---- command line ----------------------------------------------------------------------------------------
@@ -649,7 +348,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--val-fraction", type=float, default=0.1)
     add_output_argument(parser, "mem", "<name>")
-    parser.add_argument("--name", required=True, help="model name (file stem)")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"model name (file stem; default {DEFAULT_NAME})")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
@@ -818,16 +517,17 @@ def run(args: argparse.Namespace) -> int:
         result,
         output,
         args.name,
-        command="coffea-mlreco " + " ".join(sys.argv[1:]),
+        {
+            "training_tables": [_describe(p, t) for p, t in zip(args.table, tables, strict=True)],
+            "validation_tables": (
+                [_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)]
+                if val_tables
+                else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"
+            ),
+            "training_events": len(train),
+            "validation_events": len(val),
+        },
         **extra,
-        training_tables=[_describe(p, t) for p, t in zip(args.table, tables, strict=True)],
-        validation_tables=(
-            [_describe(p, t) for p, t in zip(args.val_table, val_tables, strict=True)]
-            if val_tables
-            else f"random {args.val_fraction:.0%} of the training tables (seed {args.seed})"
-        ),
-        training_events=len(train),
-        validation_events=len(val),
     )
     summary = {
         "val_mape": result.val_mape,

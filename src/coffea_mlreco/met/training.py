@@ -8,7 +8,8 @@ token-budget batches (shuffled batch order), each event rotated by a random φ (
 the target together). Loss: Huber on the MET components (GeV/20) — for the Perceiver's ``seed`` target
 on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus the response term
 Σ_bins (⟨u∥ response⟩ − 1)² over gen-MET bins, as DeepMET balances its response (without it the
-Perceiver's MET came out 7 GeV low on average at PU 60).
+Perceiver's MET came out 7 GeV low on average at PU 60). The loop is `coffea_mlreco.training.trainer` (AdamW,
+one-cycle learning rate following the ``--max-seconds`` budget when given, gradients clipped to norm 1).
 
 Writes the model directory ``--output DIR`` (default ``./coffea-mlreco-models/met-<model>``):
 ``DIR/<model>.safetensors`` and ``DIR/<model>.json`` (the model card: command, data files and their
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
-import math
 import sys
 import time
-from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,29 +38,40 @@ import numpy as np
 import torch
 import uproot
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from coffea_mlreco.core.constants import MET_BINS_GEV
 from coffea_mlreco.core.metrics import met_residuals, resolution
 from coffea_mlreco.core.outputs import atomic_directory, deferred_interrupts
-from coffea_mlreco.core.version import __version__
 from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
 from coffea_mlreco.inference.device import resolve_device
 from coffea_mlreco.met.embedding import PT_SCALE_GEV
 from coffea_mlreco.met.features import CANDIDATE_FEATURES, candidate_features, event_features
 from coffea_mlreco.met.perceiver import SEED_REFERENCE_FLOOR_GEV
 from coffea_mlreco.met.puppi import puppi_weights
+from coffea_mlreco.training.augment import random_angles, rotate_xy
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
     check_validation_files,
+    model_card,
     model_output,
     prepare_output,
     setup_error,
 )
-from coffea_mlreco.training.provenance import describe_sample
+from coffea_mlreco.training.provenance import describe_data
+from coffea_mlreco.training.trainer import EpochEnd, Trainer
 
-__all__ = ["MODELS", "FeatureSet", "add_arguments", "load_features", "run"]
+__all__ = [
+    "MODELS",
+    "FeatureSet",
+    "add_arguments",
+    "batch_source",
+    "evaluate",
+    "load_features",
+    "predict",
+    "run",
+    "train",
+]
 
 MODELS = {
     "deepmet": "coffea_mlreco.met.deepmet:DeepMET",
@@ -119,36 +130,15 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
     return FeatureSet(*(np.load(cache / f"{n}.npy", mmap_mode="r") for n in ("features", "counts", "puppi", "target")))
 
 
-def _rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rotate (..., 2) vectors by per-event angles [B] (broadcast over any middle axes)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    while c.dim() < x.dim() - 1:
-        c, s = c.unsqueeze(-1), s.unsqueeze(-1)
-    return torch.stack([c * x[..., 0] - s * x[..., 1], s * x[..., 0] + c * x[..., 1]], dim=-1)
-
-
 def _response_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     gen_pt = target.norm(dim=-1)
     response = (pred * target).sum(-1) / gen_pt.clamp(min=1e-3) ** 2  # (p̂_miss · n̂_gen) / |p_miss,gen|
     terms = []
-    for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
+    for lo, hi in itertools.pairwise(MET_BINS_GEV):
         sel = (gen_pt > max(lo, 20.0)) & (gen_pt <= hi)
         if sel.sum() > 2:
             terms.append((response[sel].mean() - 1.0) ** 2)
     return torch.stack(terms).mean() if terms else pred.new_zeros(())
-
-
-def one_cycle_lr(
-    progress: float, max_lr: float, warmup: float = 0.3, div: float = 25.0, final_div: float = 1e4
-) -> float:
-    """Learning rate at ``progress`` ∈ [0, 1] of a one-cycle schedule (torch's ``OneCycleLR`` shape: cosine
-    rise from max_lr/div over the first ``warmup`` fraction, cosine fall to max_lr/(div·final_div))."""
-    start = max_lr / div
-    if progress < warmup:
-        return start + (max_lr - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
-    end = start / final_div
-    t = min((progress - warmup) / (1 - warmup), 1.0)
-    return end + (max_lr - end) * (1 + math.cos(math.pi * t)) / 2
 
 
 def _batches(data: FeatureSet, tokens: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -234,10 +224,10 @@ def _training_loss(
 ) -> torch.Tensor:
     """Loss of one mini-batch, every event rotated by a random φ (candidates, PUPPI MET and target together):
     Huber on the MET (px, py)/20 GeV, or on v* for the Perceiver's ``seed`` target, plus the response term."""
-    angle = torch.rand(len(x), device=x.device) * 2 * math.pi
+    angle = random_angles(len(x), x.device)
     x = x.clone()
-    x[..., :2] = _rotate(x[..., :2], angle)
-    puppi, target = _rotate(puppi, angle), _rotate(target, angle)
+    x[..., :2] = rotate_xy(x[..., :2], angle)
+    puppi, target = rotate_xy(puppi, angle), rotate_xy(target, angle)
     pred = model(cands=x, cands_mask=mask, event=puppi)["met_xy"]
     if getattr(model, "target", "direct") == "seed":  # v* = (p_gen − p_puppi)/max(|p_puppi|, 10 GeV)
         scale = puppi.norm(dim=-1, keepdim=True).clamp(min=SEED_REFERENCE_FLOOR_GEV)
@@ -245,35 +235,6 @@ def _training_loss(
     else:
         loss = torch.nn.functional.huber_loss(pred / PT_SCALE_GEV, target / PT_SCALE_GEV, delta=1.0)
     return loss + _response_penalty(pred, target)  # keeps ⟨u∥ response⟩ at 1 in every gen-MET bin
-
-
-def _train_epoch(
-    model: torch.nn.Module,
-    optimiser: torch.optim.Optimizer,
-    batches: Iterable[tuple[_HostBatches | _DeviceBatches, np.ndarray]],
-    lr_at: Callable[[int], float | None],
-    step: int,
-    bar: tqdm,
-) -> tuple[int, bool]:
-    """One pass over ``batches`` (a batch source and its events) from optimiser step ``step``, at the learning
-    rate ``lr_at(step)``; stops early when that is None. Returns the next step and whether it ran out of time."""
-    model.train()
-    for source, events in batches:
-        rate = lr_at(step)
-        if rate is None:
-            return step, True
-        for group in optimiser.param_groups:
-            group["lr"] = rate
-        step += 1
-        loss = _training_loss(model, *source.tensors(events))
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        bar.update(1)
-        if bar.n % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    return step, False
 
 
 def response_scale(pred: np.ndarray, target: np.ndarray) -> float:
@@ -315,7 +276,7 @@ def evaluate(
             "resolution_upar": resolution(r.upar),
             "resolution_uperp": resolution(r.uperp),
         }
-        for lo, hi in zip(MET_BINS_GEV[:-1], MET_BINS_GEV[1:], strict=True):
+        for lo, hi in itertools.pairwise(MET_BINS_GEV):
             sel = (gen_pt >= lo) & (gen_pt < hi)
             summary[f"resolution_upar_{lo:g}_{hi:g}"] = resolution(r.upar[sel])
             summary[f"resolution_uperp_{lo:g}_{hi:g}"] = resolution(r.uperp[sel])
@@ -353,8 +314,7 @@ def train(
     card, if next to it, goes into the new card). They are validated first as epoch 0, so the output is
     never worse on the validation sample than the weights it started from.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    trainer = Trainer(seed=seed, epochs=epochs, lr=lr, max_seconds=max_seconds, progress=progress, name=model_name)
     dev = resolve_device(device)
     if dev.type == "cuda":  # TF32 matmuls for training (inference precision is the wrapper's own setting)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -365,86 +325,78 @@ def train(
     if init is not None:
         model.load_state_dict(load_file(str(init)))
     model = model.to(dev)
-    train_sets = load_all_features(list(train_files) + [val_file], cache_dir, workers)
+    train_sets = load_all_features([*train_files, val_file], cache_dir, workers)
     val = train_sets.pop()
     sources = [batch_source(d, dev, on_device) for d in train_sets]
     val_source = batch_source(val, dev, on_device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    n_batches = sum(len(_batches(d, tokens, None)) for d in train_sets)
-    best_resolution, history, card, step, out_of_time = math.inf, [], {}, 0, False
     start = time.perf_counter()
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    card: dict = {}
 
-    def lr_at(step: int) -> float | None:  # one cycle over the steps or the time budget; None: out of time
-        fraction = step / (epochs * n_batches)
-        if max_seconds:
-            fraction = max(fraction, (time.perf_counter() - start) / max_seconds)
-        return None if fraction >= 1.0 else one_cycle_lr(fraction, lr)
+    def batches(epoch: int) -> list[tuple[_HostBatches | _DeviceBatches, np.ndarray]]:
+        return [
+            (source, events)
+            for data, source in zip(train_sets, sources, strict=True)
+            for events in _batches(data, tokens, trainer.rng)
+        ]
 
-    for epoch in range(0 if init is not None else 1, epochs + 1):  # epoch 0: the ``init`` weights as given
-        if epoch:
-            bar = tqdm(total=n_batches, desc=f"{model_name} epoch {epoch}/{epochs}", disable=not progress)
-            batches = (
-                (source, events)
-                for data, source in zip(train_sets, sources, strict=True)
-                for events in _batches(data, tokens, rng)
-            )
-            step, out_of_time = _train_epoch(model, optimiser, batches, lr_at, step, bar)
-            bar.close()
+    def loss(model: torch.nn.Module, batch: tuple[_HostBatches | _DeviceBatches, np.ndarray]) -> torch.Tensor:
+        source, events = batch
+        return _training_loss(model, *source.tensors(events))
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
         metrics = evaluate(model, val, tokens, source=val_source)
-        history.append(
-            {
-                "epoch": epoch,
-                "steps": step,
-                "val_resolution_upar": metrics["model"]["resolution_upar"],
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
-        print(
-            f"epoch {epoch}: val u∥ resolution {metrics['model']['resolution_upar']:.2f} GeV "
-            f"(PUPPI {metrics['puppi']['resolution_upar']:.2f}, PF {metrics['pf']['resolution_upar']:.2f})",
-            flush=True,
-        )
-        if metrics["model"]["resolution_upar"] < best_resolution:
-            best_resolution = metrics["model"]["resolution_upar"]
+        return {
+            "val_resolution_upar": metrics["model"]["resolution_upar"],
+            "val_resolution_upar_puppi": metrics["puppi"]["resolution_upar"],
+            "val_resolution_upar_pf": metrics["pf"]["resolution_upar"],
+        }
+
+    def checkpoint(end: EpochEnd) -> None:
+        """Write the best epoch so far (weights and card) and the card's history after every epoch."""
+        nonlocal card
+        if end.improved:
             scale = response_scale(predict(model, val, tokens, val_source), np.asarray(val.target))
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             with deferred_interrupts():  # a checkpoint's weights are written whole
                 save_file(state, str(out.with_suffix(".safetensors")))
-            card = {
-                "model": MODELS[model_name],
-                "config": config,
-                "weights": out.with_suffix(".safetensors").name,
-                "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-                "package_version": __version__,
-                "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-                "training_files": [describe_sample(f) for f in train_files],
-                "validation_file": describe_sample(val_file),
-                "training_events": int(sum(len(d.counts) for d in train_sets)),
-                "validation_events": len(val.counts),
-                "epochs": epochs,
-                "best_epoch": epoch,
-                "max_seconds": max_seconds,
-                "learning_rate": lr,
-                "tokens_per_batch": tokens,
-                "seed": seed,
-                "device": str(dev),
-                "training_seconds": round(time.perf_counter() - start, 1),
-                "history": history,
-                "response_scale": scale,
-                "validation_metrics_gev": evaluate(model, val, tokens, scale, val_source),
-                "parameters": int(sum(p.numel() for p in model.parameters())),
-            }
-            if init is not None:
-                card["init"] = _init_provenance(Path(init))
-        if card:  # the card of the best epoch so far, with the full history
-            card["history"], card["training_seconds"] = history, round(time.perf_counter() - start, 1)
-            with deferred_interrupts():
-                out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-        if out_of_time:
-            print(f"stopped after {time.perf_counter() - start:.0f} s (--max-seconds {max_seconds:g})", flush=True)
-            break
+            card = model_card(
+                MODELS[model_name],
+                config,
+                out.name,
+                sum(p.numel() for p in model.parameters()),
+                data=describe_data(train_files, val_file, sum(len(d.counts) for d in train_sets), len(val.counts)),
+                settings={
+                    "epochs": epochs,
+                    "best_epoch": end.epoch,
+                    "max_seconds": max_seconds,
+                    "learning_rate": lr,
+                    "tokens_per_batch": tokens,
+                    "seed": seed,
+                    "device": str(dev),
+                },
+                history=end.history,
+                metrics=evaluate(model, val, tokens, scale, val_source),
+                seconds=time.perf_counter() - start,
+                metrics_key="validation_metrics_gev",
+                response_scale=scale,
+                **({"init": _init_provenance(Path(init))} if init is not None else {}),
+            )
+        card["history"], card["training_seconds"] = list(end.history), round(time.perf_counter() - start, 1)
+        with deferred_interrupts():
+            out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+    trainer.fit(
+        model,
+        batches,
+        loss,
+        validate,
+        monitor="val_resolution_upar",
+        mode="min",
+        validate_first=init is not None,  # epoch 0: the ``init`` weights as given
+        on_epoch=checkpoint,
+    )
     return card
 
 

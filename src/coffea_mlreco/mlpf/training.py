@@ -17,9 +17,10 @@ carries almost nothing, and ambiguous clusters get a probability-weighted energy
 class probabilities). Optionally (``--energy-weight``) a Huber loss on the momentum of every cluster (the
 "none" target for empty ones) weighted by the cluster's energy: the mean over elements lets the rare energetic
 clusters (a small photon in the cell of a 100 GeV electron) count as little as a 0.2 GeV one, yet they decide
-jets and MET. ``--init`` starts from earlier weights (fine-tuning). AdamW with a one-cycle
-learning rate; the epoch with the lowest validation loss is kept. Validation metrics per epoch: per-class
-efficiency and fake rate (element-level, `coffea_mlreco.mlpf.performance.class_rates`).
+jets and MET. ``--init`` starts from earlier weights (fine-tuning). The loop is `coffea_mlreco.training.trainer`
+(AdamW, one-cycle learning rate, gradients clipped to norm 1); the epoch with the lowest validation loss is kept.
+Validation metrics per epoch: per-class efficiency and fake rate (element-level,
+`coffea_mlreco.mlpf.performance.class_rates`).
 
 Working point and calibration: after training, on validation events not used for the epoch choice, the
 electron/muon logit offset that minimises misidentified tracks (`lepton_offset`) and the response correction
@@ -35,9 +36,7 @@ seeds, sample sizes, history, validation metrics, decision). The validation file
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -46,19 +45,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from coffea_mlreco.core.outputs import atomic_file
-from coffea_mlreco.core.version import __version__
+from coffea_mlreco.training.augment import random_angles, rotate_phi
+from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
     check_validation_files,
+    model_card,
     prepare_output,
     setup_error,
     write_model,
 )
-from coffea_mlreco.training.provenance import describe_sample
+from coffea_mlreco.training.provenance import describe_data
+from coffea_mlreco.training.trainer import Trainer
 
 __all__ = [
     "MODEL",
@@ -83,12 +83,6 @@ NONE_ENERGY_WEIGHT = 0.5
 _ETA, _PHI, _ETA_CALO, _PHI_CALO, _DZ = 2, 3, 7, 8, 10
 
 
-def _cache_path(path: str | Path, cache_dir: str | Path) -> Path:
-    stat = Path(path).stat()
-    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v2".encode()).hexdigest()
-    return Path(cache_dir) / f"mlpf-{Path(path).stem}-{key[:12]}.npz"
-
-
 def mlpf_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Flat element rows ``x`` [M, 15], ``counts`` [N] and the targets (``cls``, ``pt``, ``eta``, ``phi``,
     ``e``, ``charge``, ``genVertex``; [M]) of a file."""
@@ -108,18 +102,7 @@ def mlpf_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 def load_mlpf_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.ndarray]:
     """:func:`mlpf_arrays` of a file, cached as .npz in ``cache_dir``."""
-    cache = _cache_path(path, cache_dir)
-    if cache.exists():
-        with np.load(cache) as f:
-            return {k: f[k] for k in f.files}
-    data = mlpf_arrays(path)
-    with atomic_file(cache) as partial, partial.open("wb") as stream:  # no truncated cache after an interruption
-        np.savez(stream, **data)  # type: ignore[arg-type]
-    return data
-
-
-def _concat(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([s[k] for s in sets]) for k in sets[0]}
+    return cached_arrays(path, cache_dir, "mlpf", mlpf_arrays, ("elements-v2",), read=lambda p: p)
 
 
 def mlpf_batches(counts: np.ndarray, batch: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
@@ -148,23 +131,19 @@ def _pad(data: dict[str, np.ndarray], offsets: np.ndarray, events: np.ndarray) -
     return out
 
 
-def _augment(b: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+def _augment(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Random φ rotation and η flip of a padded batch (elements and targets)."""
     n = b["x"].shape[0]
-    angle = (torch.rand(n, generator=generator) * 2 * math.pi)[:, None]
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)[:, None]
-
-    def turn(phi: torch.Tensor) -> torch.Tensor:
-        return torch.remainder(phi + angle + math.pi, 2 * math.pi) - math.pi
-
+    angle = random_angles(n)
+    flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)[:, None]
     x = b["x"].clone()
     is_track = x[..., 0] == 1
-    x[..., _PHI] = turn(x[..., _PHI])
-    x[..., _PHI_CALO] = torch.where(is_track, turn(x[..., _PHI_CALO]), x[..., _PHI_CALO])
+    x[..., _PHI] = rotate_phi(x[..., _PHI], angle)
+    x[..., _PHI_CALO] = torch.where(is_track, rotate_phi(x[..., _PHI_CALO], angle), x[..., _PHI_CALO])
     for column in (_ETA, _ETA_CALO, _DZ):
         x[..., column] = x[..., column] * flip
     out = dict(b)
-    out.update(x=x.masked_fill(~b["mask"][..., None], 0.0), phi=turn(b["phi"]), eta=b["eta"] * flip)
+    out.update(x=x.masked_fill(~b["mask"][..., None], 0.0), phi=rotate_phi(b["phi"], angle), eta=b["eta"] * flip)
     return out
 
 
@@ -284,9 +263,7 @@ def train_mlpf(
     from coffea_mlreco.mlpf.model import MLPF, expand_link_inputs
 
     settings = settings or LossSettings()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
+    trainer = Trainer(seed=seed, epochs=epochs, lr=lr, progress=progress, name="mlpf")
     model = MLPF(**config)
     if init is not None:
         from safetensors.torch import load_file
@@ -294,40 +271,19 @@ def train_mlpf(
         state = load_file(str(init))
         model.load_state_dict(expand_link_inputs(state, model) if model.link_features else state)
     offsets = np.concatenate([[0], np.cumsum(train["counts"])]).astype(np.int64)
-    n_batches = math.ceil(train["counts"].size / batch)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * n_batches)
-    best: tuple[dict, dict] | None = None
-    history: list[dict] = []
-    for epoch in range(epochs):
-        model.train()
-        tic = time.perf_counter()
-        bar = tqdm(
-            mlpf_batches(train["counts"], batch, rng), desc=f"mlpf epoch {epoch + 1}/{epochs}", disable=not progress
-        )
-        running = []
-        for events in bar:
-            parts, _ = _loss(model, _augment(_pad(train, offsets, events), generator), settings)
-            optimiser.zero_grad()
-            parts["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
-            running.append(float(parts["total"].detach()))
-            bar.set_postfix(loss=f"{running[-1]:.4f}")
-        metrics = validation_metrics(model, val, settings, batch)
-        metrics.update(train_loss=round(float(np.mean(running)), 5), seconds=round(time.perf_counter() - tic, 1))
-        history.append({"epoch": epoch + 1, **metrics})
-        print(
-            f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f}, validation loss {metrics['loss']:.4f}, "
-            f"efficiency {metrics['efficiency']}, fake rate {metrics['fake_rate']}",
-            flush=True,
-        )
-        if best is None or metrics["loss"] < best[0]["loss"]:
-            best = ({"epoch": epoch + 1, **metrics}, {k: v.detach().clone() for k, v in model.state_dict().items()})
-    assert best is not None
-    model.load_state_dict(best[1])
-    return model, history, best[0]
+
+    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+        return _loss(model, _augment(_pad(train, offsets, events)), settings)[0]["total"]
+
+    fit = trainer.fit(
+        model,
+        lambda epoch: mlpf_batches(train["counts"], batch, trainer.rng),
+        loss,
+        lambda model: validation_metrics(model, val, settings, batch),
+        monitor="loss",
+        mode="min",
+    )
+    return model, fit.history, {"epoch": fit.best_epoch, **fit.best_metrics}
 
 
 LEPTON_OFFSETS = tuple(-0.25 * k for k in range(13))
@@ -482,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
         return setup_error("mlpf", err)
     cache = args.cache_dir or str(output.parent / "mlpf-cache")
     try:
-        train = _concat([load_mlpf_data(f, cache) for f in args.train])
+        train = concat_arrays([load_mlpf_data(f, cache) for f in args.train])
         val = load_mlpf_data(args.validation, cache)
     except (KeyError, OSError, ValueError) as err:
         print(f"coffea-mlreco train mlpf: error: {err}", file=sys.stderr)
@@ -518,33 +474,28 @@ def run(args: argparse.Namespace) -> int:
         "calibration_events": int(calibration["counts"].size),
         "scan": scan,
     }
-    out = output / MODEL_NAME
-    card = {
-        "model": MODEL,
-        "config": config,
-        "weights": out.with_suffix(".safetensors").name,
-        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__,
-        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train],
-        "validation_file": describe_sample(args.validation),
-        "training_events": int(train["counts"].size),
-        "training_elements": int(train["counts"].sum()),
-        "validation_events": int(val["counts"].size),
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch": args.batch,
-        "seed": args.seed,
-        "class_weights": args.class_weights,
-        "none_energy_weight": args.none_energy_weight,
-        "energy_weight": args.energy_weight,
-        "init": Path(args.init).name if args.init else None,
-        "training_seconds": round(time.perf_counter() - start, 1),
-        "history": history,
-        "validation_metrics": metrics,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "decision": decision,
-    }
+    card = model_card(
+        MODEL,
+        config,
+        MODEL_NAME,
+        sum(p.numel() for p in model.parameters()),
+        data=describe_data(args.train, args.validation, train["counts"].size, val["counts"].size)
+        | {"training_elements": int(train["counts"].sum())},
+        settings={
+            "epochs": args.epochs,
+            "learning_rate": args.lr,
+            "batch": args.batch,
+            "seed": args.seed,
+            "class_weights": args.class_weights,
+            "none_energy_weight": args.none_energy_weight,
+            "energy_weight": args.energy_weight,
+            "init": Path(args.init).name if args.init else None,
+        },
+        history=history,
+        metrics=metrics,
+        seconds=time.perf_counter() - start,
+        decision=decision,
+    )
     write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0

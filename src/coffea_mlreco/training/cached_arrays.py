@@ -33,16 +33,18 @@ def cached_arrays(
     prefix: str,
     build: Callable[[Any], dict[str, np.ndarray]],
     key_parts: tuple[Any, ...] = (),
+    read: Callable[[Path], Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """``build(open_events(path))``, cached as ``<cache_dir>/<prefix>-<stem>-<key>.npz``; ``key_parts`` are the
-    build settings that change the arrays (e.g. the number of jets kept)."""
+    """``build(read(path))``, cached as ``<cache_dir>/<prefix>-<stem>-<key>.npz``; ``key_parts`` are the
+    build settings that change the arrays (e.g. the number of jets kept); ``read`` opens the file (None: its
+    NanoEvents, :func:`open_events`)."""
     stat = Path(path).stat()
     key = ":".join(str(p) for p in (Path(path).resolve(), stat.st_size, stat.st_mtime_ns, *key_parts, "v1"))
     cache = Path(cache_dir) / f"{prefix}-{Path(path).stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cache.exists():
         with np.load(cache) as f:
             return {k: f[k] for k in f.files}
-    data = build(open_events(path))
+    data = build((read or open_events)(Path(path)))
     with atomic_file(cache) as partial, partial.open("wb") as stream:
         np.savez(stream, **data)
     return data

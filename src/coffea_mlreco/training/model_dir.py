@@ -21,6 +21,12 @@ are moved in, the weights first and the card last. An interrupted or failed ``tr
 (``DIR`` is not created before the model is complete) and no new card; ``train met``, which keeps its best epoch
 so far as it goes, keeps that in ``DIR.partial-XXXXXXXX`` when interrupted by Ctrl-C or SIGTERM and says so.
 
+The model card (:func:`model_card`, the same fields for every task): ``model`` (``module:Class``), ``config`` (its
+keyword arguments), ``weights``, ``card_version``, ``package_version``, ``command`` (the ``coffea-mlreco`` command
+line that trained it), the data (files or tables with their provenance, event counts), the training settings
+(epochs, learning rate, seed, batch, ...), ``training_seconds``, ``history`` (one entry per epoch,
+`coffea_mlreco.training.trainer`), the validation metrics, ``parameters`` and anything the task adds.
+
 Shipping (what the retrain scripts do):
 
     python -m coffea_mlreco.training.model_dir MODEL_DIR WEIGHTS_DIR NAME
@@ -37,7 +43,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,7 @@ __all__ = [
     "add_output_argument",
     "check_validation_files",
     "default_output_dir",
+    "model_card",
     "model_files",
     "model_output",
     "package_directory",
@@ -63,6 +70,7 @@ __all__ = [
     "run_training",
     "setup_error",
     "ship_model",
+    "training_command",
     "write_model",
 ]
 
@@ -172,6 +180,58 @@ def model_output(directory: str | Path, name: str, *, keep_on_interrupt: bool = 
         if err.kept is not None:
             raise Interrupted(err.output, err.kept, "the best epoch so far") from err
         raise
+
+
+def training_command() -> str:
+    """The command line of this process as the user typed it: ``coffea-mlreco`` and its arguments."""
+    return "coffea-mlreco " + " ".join(sys.argv[1:])
+
+
+def model_card(
+    architecture: str,
+    config: Mapping[str, Any],
+    name: str,
+    parameters: int,
+    *,
+    data: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    metrics: Mapping[str, Any],
+    seconds: float,
+    metrics_key: str = "validation_metrics",
+    **extra: Any,
+) -> dict[str, Any]:
+    """The model card of a trained model (fields in the module docstring), for :func:`write_model`.
+
+    Args:
+        architecture: ``module:Class`` of the model; ``config``: its keyword arguments.
+        name: the model's file stem (the card names ``<name>.safetensors`` as its weights).
+        parameters: the model's number of parameters.
+        data: what it was trained and validated on (e.g. ``training_files``, ``validation_file``,
+            ``training_events``, ``validation_events``: :func:`~coffea_mlreco.training.provenance.describe_data`).
+        settings: the training settings (``epochs``, ``learning_rate``, ``seed``, ...).
+        history: one entry per epoch; ``metrics``: the kept epoch's validation metrics, under ``metrics_key``.
+        seconds: the training's wall time (s).
+        extra: further fields of the task (e.g. a calibration), last.
+    """
+    from coffea_mlreco.core.version import __version__
+    from coffea_mlreco.inference.model_cards import CARD_VERSION
+
+    return {
+        "model": architecture,
+        "config": dict(config),
+        "weights": model_files(Path(), name)[0].name,
+        "card_version": CARD_VERSION,
+        "package_version": __version__,
+        "command": training_command(),
+        **data,
+        **settings,
+        "training_seconds": round(seconds, 1),
+        "history": [dict(h) for h in history],
+        metrics_key: dict(metrics),
+        "parameters": int(parameters),
+        **extra,
+    }
 
 
 def write_model(directory: str | Path, name: str, state: Mapping[str, Any], card: Mapping[str, Any]) -> Path:

@@ -12,6 +12,7 @@ partial-event training: the other top's assignment loss is masked).
 - ``pdnn``: softmax over each event's permutations of its first ``max_jets`` jets, trained on events whose
   true permutation is among them.
 
+The loop is `coffea_mlreco.training.trainer` (AdamW, one-cycle learning rate; SPANet's gradients clipped to norm 1).
 The epoch with the best validation event efficiency (all events, SPANet convention) is kept; the weights
 (safetensors) and a model card (JSON: command, files and seeds, sample sizes, metrics) are written into the model
 directory ``--output DIR`` (default ``./coffea-mlreco-models/ttbar-<model>``) as ``DIR/<model>.safetensors`` and
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -31,20 +31,21 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from coffea_mlreco.core.truth import ttbar_partons
-from coffea_mlreco.core.version import __version__
+from coffea_mlreco.training.augment import random_angles, rotate_phi
 from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
     check_validation_files,
+    model_card,
     prepare_output,
     setup_error,
     write_model,
 )
-from coffea_mlreco.training.provenance import describe_sample
+from coffea_mlreco.training.provenance import describe_data
+from coffea_mlreco.training.trainer import Trainer, shuffled_batches
 from coffea_mlreco.ttbar.assignment import extract_assignments
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
@@ -100,37 +101,18 @@ def load_assignment_data(path: str | Path, cache_dir: str | Path, max_jets: int 
     return cached_arrays(path, cache_dir, "ttbar", lambda events: assignment_arrays(events, max_jets), (max_jets,))
 
 
-def _validate_epoch(
-    model: torch.nn.Module, epoch: int, metrics: dict[str, float], history: list[dict], best: tuple[dict, dict] | None
-) -> tuple[dict, dict]:
-    """Record an epoch's validation metrics; return the best (metrics, weights) so far (by event efficiency)."""
-    history.append({"epoch": epoch + 1, **metrics})
-    print(
-        f"epoch {epoch + 1}: validation event efficiency {metrics['event_efficiency']:.4f} "
-        f"(fully reconstructable {metrics['event_efficiency_reconstructable']:.4f})",
-        flush=True,
-    )
-    if best is None or metrics["event_efficiency"] > best[0]["event_efficiency"]:
-        return metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return best
-
-
 # ---- SPANet ----------------------------------------------------------------------------------------------
 def _augment(jets: torch.Tensor, lepton: torch.Tensor, met: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Random global φ rotation and η flip (the physics is invariant under both)."""
     n = jets.shape[0]
-    angle = torch.rand(n) * 2 * math.pi
+    angle = random_angles(n)
     flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
-
-    def turn(phi: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return torch.remainder(phi + a + math.pi, 2 * math.pi) - math.pi
-
     jets, lepton, met = jets.clone(), lepton.clone(), met.clone()
-    jets[..., 2] = turn(jets[..., 2], angle[:, None])
+    jets[..., 2] = rotate_phi(jets[..., 2], angle)
     jets[..., 1] = jets[..., 1] * flip[:, None]
-    lepton[:, 2] = turn(lepton[:, 2], angle)
+    lepton[:, 2] = rotate_phi(lepton[:, 2], angle)
     lepton[:, 1] = lepton[:, 1] * flip
-    met[:, 1] = turn(met[:, 1], angle)
+    met[:, 1] = rotate_phi(met[:, 1], angle)
     return jets, lepton, met, flip
 
 
@@ -214,38 +196,29 @@ def train_spanet(
     seed: int,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, list[dict], dict]:
+    """Train ``SPANet(**config)``; returns the best epoch's model, the history and its validation metrics."""
     from coffea_mlreco.ttbar.spanet import SPANet
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    trainer = Trainer(seed=seed, epochs=epochs, lr=lr, progress=progress, name="spanet")
     model = SPANet(**config)
     order = _target_order(model)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(train["n_jets"]) / batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     tensors = {k: torch.from_numpy(v) for k, v in train.items()}
-    best, history = None, []
-    for epoch in range(epochs):
-        model.train()
-        permutation = rng.permutation(len(train["n_jets"]))
-        bar = tqdm(range(0, len(permutation), batch), desc=f"spanet epoch {epoch + 1}/{epochs}", disable=not progress)
-        for s in bar:
-            idx = torch.from_numpy(permutation[s : s + batch])
-            jets, lepton, met, flip = _augment(tensors["jets"][idx], tensors["lepton"][idx], tensors["met"][idx])
-            out = model(jets, tensors["jets_mask"][idx], lepton, met)
-            loss = spanet_loss(model, out, tensors["target"][idx][:, order], tensors["nu_eta"][idx] * flip)
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        best = _validate_epoch(
-            model, epoch, _assignment_metrics(spanet_predict(model, val), val["target"]), history, best
-        )
-    assert best is not None
-    model.load_state_dict(best[1])
-    return model, history, best[0]
+
+    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+        idx = torch.from_numpy(events)
+        jets, lepton, met, flip = _augment(tensors["jets"][idx], tensors["lepton"][idx], tensors["met"][idx])
+        out = model(jets, tensors["jets_mask"][idx], lepton, met)
+        return spanet_loss(model, out, tensors["target"][idx][:, order], tensors["nu_eta"][idx] * flip)
+
+    fit = trainer.fit(
+        model,
+        lambda epoch: shuffled_batches(len(train["n_jets"]), batch, trainer.rng),
+        loss,
+        lambda model: _assignment_metrics(spanet_predict(model, val), val["target"]),
+        monitor="event_efficiency",
+        mode="max",
+    )
+    return model, fit.history, fit.best_metrics
 
 
 # ---- permutation DNN -------------------------------------------------------------------------------------
@@ -291,44 +264,34 @@ def train_pdnn(
     seed: int,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, list[dict], dict]:
+    """Train ``PermutationDNN(**config)`` on the events whose true permutation is among its candidates; returns the
+    best epoch's model, the history and its validation metrics."""
     from coffea_mlreco.ttbar.permutation_dnn import PermutationDNN
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    trainer = Trainer(seed=seed, epochs=epochs, lr=lr, clip_grad_norm=None, progress=progress, name="pdnn")
     model = PermutationDNN(**config)
     offsets, _, features, label = _pdnn_rows(train, model.max_jets)
     model.set_standardisation(torch.from_numpy(features))
     usable = np.flatnonzero(label >= 0)
     feats = torch.from_numpy(features)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(usable) / batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
-    max_perm = int(np.diff(offsets).max())
-    best, history = None, []
-    for epoch in range(epochs):
-        model.train()
-        chosen = rng.permutation(usable)
-        bar = tqdm(range(0, len(chosen), batch), desc=f"pdnn epoch {epoch + 1}/{epochs}", disable=not progress)
-        for s in bar:
-            events = chosen[s : s + batch]
-            n_perm = offsets[events + 1] - offsets[events]
-            slot = np.arange(max_perm)[None, :]
-            valid = slot < n_perm[:, None]
-            rows = np.where(valid, offsets[events][:, None] + slot, 0)
-            logits = model(feats[torch.from_numpy(rows)])
-            logits = logits.masked_fill(~torch.from_numpy(valid), -1e4)
-            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(label[events]))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        best = _validate_epoch(
-            model, epoch, _assignment_metrics(pdnn_predict(model, val), val["target"]), history, best
-        )
-    assert best is not None
-    model.load_state_dict(best[1])
-    return model, history, best[0]
+    slot = np.arange(int(np.diff(offsets).max()))[None, :]
+
+    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+        """Cross entropy of the softmax over each event's permutations (padded to the most of any event)."""
+        valid = slot < (offsets[events + 1] - offsets[events])[:, None]
+        rows = np.where(valid, offsets[events][:, None] + slot, 0)
+        logits = model(feats[torch.from_numpy(rows)]).masked_fill(~torch.from_numpy(valid), -1e4)
+        return torch.nn.functional.cross_entropy(logits, torch.from_numpy(label[events]))
+
+    fit = trainer.fit(
+        model,
+        lambda epoch: shuffled_batches(usable, batch, trainer.rng),
+        loss,
+        lambda model: _assignment_metrics(pdnn_predict(model, val), val["target"]),
+        monitor="event_efficiency",
+        mode="max",
+    )
+    return model, fit.history, fit.best_metrics
 
 
 # ---- command line ----------------------------------------------------------------------------------------
@@ -388,27 +351,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"coffea-mlreco train ttbar: error: {err}", file=sys.stderr)
         return 2
     model, history, metrics = trainer(train, val, config, args.epochs, lr, args.batch, args.seed, not args.quiet)
-    out = output / args.model
-    card = {
-        "model": MODELS[args.model],
-        "config": config,
-        "weights": out.with_suffix(".safetensors").name,
-        "card_version": 1,  # the card format: inference.model_cards.CARD_VERSION
-        "package_version": __version__,
-        "command": "coffea-mlreco " + " ".join(sys.argv[1:]),
-        "training_files": [describe_sample(f) for f in args.train],
-        "validation_file": describe_sample(args.validation),
-        "training_events": len(train["n_jets"]),
-        "validation_events": len(val["n_jets"]),
-        "epochs": args.epochs,
-        "learning_rate": lr,
-        "batch": args.batch,
-        "seed": args.seed,
-        "training_seconds": round(time.perf_counter() - start, 1),
-        "history": history,
-        "validation_metrics": metrics,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
+    card = model_card(
+        MODELS[args.model],
+        config,
+        args.model,
+        sum(p.numel() for p in model.parameters()),
+        data=describe_data(args.train, args.validation, len(train["n_jets"]), len(val["n_jets"])),
+        settings={"epochs": args.epochs, "learning_rate": lr, "batch": args.batch, "seed": args.seed},
+        history=history,
+        metrics=metrics,
+        seconds=time.perf_counter() - start,
+    )
     write_model(output, args.model, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0
