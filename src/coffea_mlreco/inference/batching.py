@@ -92,7 +92,7 @@ def plan_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[n
 
 
 @numba.njit(cache=True, nogil=True)
-def _pad_kernel(columns, offsets, events, x, mask):
+def _pad_kernel(columns, offsets, events, x, mask):  # type: ignore[no-untyped-def]
     """Copy the events' objects into x [B, L, F] and mask; return the number of non-finite values seen."""
     bad = 0
     for b in range(events.size):
@@ -109,7 +109,7 @@ def _pad_kernel(columns, offsets, events, x, mask):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_kernel(padded, offsets, events, out):
+def _scatter_kernel(padded, offsets, events, out):  # type: ignore[no-untyped-def]
     for b in range(events.size):
         start = offsets[events[b]]
         for i in range(offsets[events[b] + 1] - start):

@@ -34,7 +34,9 @@ from __future__ import annotations
 import numpy as np
 
 from coffea_mlreco.simulation.elements import ElementCollections, VisibleParticles, cluster_details, genpart_link
+from coffea_mlreco.simulation.gen_record import GenTruth
 from coffea_mlreco.simulation.objects import Collection, event_index
+from coffea_mlreco.simulation.pfcands import PFCandidates
 
 __all__ = ["TARGET_CLASSES", "element_branches", "element_targets"]
 
@@ -110,7 +112,9 @@ def _within_event(flat: np.ndarray, counts: np.ndarray, event: np.ndarray) -> np
     return np.where(flat >= 0, flat - starts[event], -1).astype(np.int32)
 
 
-def element_branches(c: ElementCollections, pf, p: VisibleParticles, gen) -> dict[str, Collection]:
+def element_branches(
+    c: ElementCollections, pf: PFCandidates, p: VisibleParticles, gen: GenTruth
+) -> dict[str, Collection]:
     """``PFTrack``, ``PFCluster``, ``PFTarget`` and ``PFCands`` with element links, for one chunk."""
     el = c.elements
     t_particle = el.tracks.particle[c.track_order]

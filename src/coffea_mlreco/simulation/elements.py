@@ -144,7 +144,7 @@ class DetectorElements:
 
 
 @numba.njit(cache=True)
-def _associate(event, z0, sigma, vtx_offsets, vtx_z_sorted, pv_z, nsigma):
+def _associate(event, z0, sigma, vtx_offsets, vtx_z_sorted, pv_z, nsigma):  # type: ignore[no-untyped-def]
     """fromPV and pvAssocQuality of each track; the non-PV vertices of event e are vtx_z_sorted[vtx_offsets[e]:...]."""
     n = event.size
     from_pv = np.zeros(n, np.int32)
@@ -264,7 +264,7 @@ def _cell_keys(
 
 
 @numba.njit(cache=True)
-def _group_argmax(group, weight, n_groups):
+def _group_argmax(group, weight, n_groups):  # type: ignore[no-untyped-def]
     """Per group, the index of the member with the largest weight (> 0), else −1 (one pass, no sort)."""
     best = np.full(n_groups, -1, np.int64)
     for i in range(group.size):

@@ -17,7 +17,7 @@ import numpy as np
 from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
 from coffea_mlreco.simulation.element_targets import element_branches
 from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections, genpart_link
-from coffea_mlreco.simulation.gen_record import gen_truth, heavy_flavour
+from coffea_mlreco.simulation.gen_record import GenTruth, gen_truth, heavy_flavour
 from coffea_mlreco.simulation.objects import (
     RHO_ETA_EDGES,
     Collection,
@@ -32,7 +32,7 @@ from coffea_mlreco.simulation.objects import (
     pileup_density,
 )
 from coffea_mlreco.simulation.pfcands import pf_from_elements
-from coffea_mlreco.simulation.pileup import PileupLibrary, no_pileup, overlay
+from coffea_mlreco.simulation.pileup import PileupLibrary, PileupParticles, no_pileup, overlay
 from coffea_mlreco.simulation.pythia_source import ParticleRecord, pythia_events
 
 __all__ = ["STAGES", "ChunkSpec", "simulate_chunk"]
@@ -67,7 +67,7 @@ class ChunkSpec:
     """Also write the detector elements and their truth targets (``PFTrack``, ``PFCluster``, ``PFTarget``)."""
 
 
-def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleParticles:
+def _visible_particles(record: ParticleRecord, pu: PileupParticles, hs_z: np.ndarray) -> VisibleParticles:
     n = record.counts.size
     visible = (record.status > 0) & ~np.isin(np.abs(record.pdg_id), _NEUTRINOS)
     idx = np.flatnonzero(visible)
@@ -90,7 +90,12 @@ def _visible_particles(record: ParticleRecord, pu, hs_z: np.ndarray) -> VisibleP
 
 
 def _leptons(
-    pf: Collection, pf_gen: np.ndarray, gen, rho: np.ndarray, rng: np.random.Generator, det: DetectorParameters
+    pf: Collection,
+    pf_gen: np.ndarray,
+    gen: GenTruth,
+    rho: np.ndarray,
+    rng: np.random.Generator,
+    det: DetectorParameters,
 ) -> dict[str, Collection]:
     n = pf.counts.size
     c = pf.columns
@@ -125,7 +130,7 @@ def _leptons(
 
 
 def _taus(
-    gen, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator, det: DetectorParameters
+    gen: GenTruth, jets: Collection, jet_tau_match: np.ndarray, rng: np.random.Generator, det: DetectorParameters
 ) -> tuple[Collection, np.ndarray]:
     """Hadronic taus: genuine ones from GenVisTau (efficiency, smearing) plus jets faking taus.
 
@@ -172,7 +177,9 @@ def _taus(
     return taus, source[order]
 
 
-def _tau_products(taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray, gen) -> Collection:
+def _tau_products(
+    taus: Collection, tau_source: np.ndarray, pf: Collection, pf_gen: np.ndarray, gen: GenTruth
+) -> Collection:
     """``TauProd``: the PF candidates that come from each reconstructed hadronic tau's decay.
 
     A candidate belongs to tau k of its event when its generator particle descends from the generator tau
@@ -231,23 +238,11 @@ def simulate_chunk(
         collections = element_collections(detector_elements(particles, pu.vertex_z, pv_z, rng, det))
         pf_all = pf_from_elements(collections, det)
     pf = Collection(pf_all.counts, pf_all.columns)
+    assert pf_all.gen_index is not None  # pf_from_elements fills it
     with _stage(timings, "clustering"):
-        chunk, jet_tau = _jets(n, particles, pf, gen, rng, det)
+        chunk, jets, rho_all, jet_tau = _jets(n, particles, pf, gen, rng, det)
     with _stage(timings, "objects"):
-        chunk.update(
-            _event_objects(
-                n,
-                particles,
-                pf,
-                pf_all.gen_index,
-                gen,
-                chunk["Jet"],
-                jet_tau,
-                chunk["Rho_fixedGridRhoFastjetAll"],
-                rng,
-                det,
-            )
-        )
+        chunk.update(_event_objects(n, particles, pf, pf_all.gen_index, gen, jets, jet_tau, rho_all, rng, det))
     chunk.update(
         {
             "run": np.ones(n, np.int32),
@@ -271,9 +266,15 @@ def simulate_chunk(
 
 
 def _jets(
-    n: int, particles: VisibleParticles, pf: Collection, gen, rng: np.random.Generator, det: DetectorParameters
-) -> tuple[dict[str, object], np.ndarray]:
-    """Pileup densities, jets and generator jets of a chunk (and, per jet, its matched visible tau or −1)."""
+    n: int,
+    particles: VisibleParticles,
+    pf: Collection,
+    gen: GenTruth,
+    rng: np.random.Generator,
+    det: DetectorParameters,
+) -> tuple[dict[str, object], Collection, np.ndarray, np.ndarray]:
+    """Pileup densities, jets and generator jets of a chunk as branches, and the jets, the per-event pileup density
+    ρ (GeV per unit area) and, per jet, its matched visible tau or −1."""
     pf_event = event_index(pf.counts)
 
     # pileup density from charged-hadron-subtracted candidates (for jets) and from all (for isolation)
@@ -334,13 +335,14 @@ def _jets(
     vis_taus = Collection(gen.visible_tau_counts, gen.visible_tau)
     jet_tau = nearest_match(jets, vis_taus, det.tau_jet_match_dr)
 
-    return {
+    branches: dict[str, object] = {
         "Rho_fixedGridRhoFastjetAll": rho_all,
         "GenVisTau": vis_taus,
         "GenJet": genjets,
         "Jet": jets,
         "PFCands": pf,
-    }, jet_tau
+    }
+    return branches, jets, rho_all, jet_tau
 
 
 def _event_objects(
@@ -348,7 +350,7 @@ def _event_objects(
     particles: VisibleParticles,
     pf: Collection,
     pf_gen: np.ndarray,
-    gen,
+    gen: GenTruth,
     jets: Collection,
     jet_tau: np.ndarray,
     rho_all: np.ndarray,

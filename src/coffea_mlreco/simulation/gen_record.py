@@ -101,7 +101,7 @@ def heavy_flavour(pdg_id: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, pt):
+def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, pt):  # type: ignore[no-untyped-def]
     n = pdg.size
     flags = np.zeros(n, np.int32)
     copy_parent = np.full(n, -1, np.int64)
@@ -187,7 +187,7 @@ def _flags_kernel(offsets, pdg, status, mother1, mother2, daughter1, daughter2, 
 
 
 @numba.njit(cache=True)
-def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):
+def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):  # type: ignore[no-untyped-def]
     """True if a heavy-flavour hadron decays (strongly/electromagnetically) to one of the same flavour."""
     hf = _heavy_flavour(pdg[i])
     d1, d2 = daughter1[i], daughter2[i]
@@ -202,7 +202,7 @@ def _decays_to_same_flavour(i, lo, pdg, daughter1, daughter2):
 
 
 @numba.njit(cache=True)
-def _kept_mother_kernel(offsets, mother1, keep):
+def _kept_mother_kernel(offsets, mother1, keep):  # type: ignore[no-untyped-def]
     """Index (within the kept list of the event) of each kept particle's nearest kept ancestor."""
     n = keep.size
     new_index = np.full(n, -1, np.int64)
@@ -228,7 +228,7 @@ def _kept_mother_kernel(offsets, mother1, keep):
 
 
 @numba.njit(cache=True)
-def _visible_tau_kernel(offsets, pdg, status, mother1, flags, tau_anc, px, py, pz, energy):
+def _visible_tau_kernel(offsets, pdg, status, mother1, flags, tau_anc, px, py, pz, energy):  # type: ignore[no-untyped-def]
     """Hadronic prompt last-copy taus: visible 4-momentum, decay mode, flat index of the tau."""
     n = pdg.size
     n_charged = np.zeros(n, np.int32)

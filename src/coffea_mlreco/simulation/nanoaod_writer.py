@@ -13,6 +13,7 @@ form `write` takes, which is how `generate --resume` copies the complete chunks 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -32,8 +33,8 @@ def _storage_dtype(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _branches(chunk: dict[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _branches(chunk: dict[str, object]) -> dict[str, ak.Array | np.ndarray]:
+    out: dict[str, ak.Array | np.ndarray] = {}
     for name, value in chunk.items():
         if isinstance(value, Collection):
             fields = {k: ak.unflatten(_storage_dtype(np.asarray(v)), value.counts) for k, v in value.columns.items()}
@@ -50,7 +51,7 @@ class NanoAODWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = uproot.recreate(self.path)
-        self._tree = None
+        self._tree: Any = None  # uproot's WritableTree, made by the first chunk
         self.entries = 0
         """Events written so far (whole chunks)."""
         if metadata:
@@ -70,7 +71,7 @@ class NanoAODWriter:
                     field_name=lambda outer, inner: f"{outer}_{inner}",
                 )
             self._tree.extend(branches)
-            self.entries = self._tree.num_entries
+            self.entries = int(self._tree.num_entries)
 
     def close(self) -> None:
         with deferred_interrupts():

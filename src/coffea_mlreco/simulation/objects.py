@@ -105,7 +105,7 @@ def cluster_jets(
 
 
 @numba.njit(cache=True)
-def _nearest_match_kernel(offsets_a, eta_a, phi_a, offsets_b, eta_b, phi_b, max_dr):
+def _nearest_match_kernel(offsets_a, eta_a, phi_a, offsets_b, eta_b, phi_b, max_dr):  # type: ignore[no-untyped-def]
     out = np.full(eta_a.size, -1, np.int32)
     for ev in range(offsets_a.size - 1):
         for i in range(offsets_a[ev], offsets_a[ev + 1]):
@@ -210,7 +210,7 @@ def missing_momentum(
 
 
 @numba.njit(cache=True)
-def _isolation_kernel(
+def _isolation_kernel(  # type: ignore[no-untyped-def]
     lep_offsets,
     lep_eta,
     lep_phi,

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters
-from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections
+from coffea_mlreco.simulation.elements import (
+    ElementCollections,
+    VisibleParticles,
+    detector_elements,
+    element_collections,
+)
 from coffea_mlreco.simulation.objects import Collection, event_index
 
 __all__ = ["PFCandidates", "VisibleParticles", "reconstruct_pf_candidates", "rule_based_pf"]
@@ -137,7 +142,7 @@ def reconstruct_pf_candidates(
     return pf_from_elements(element_collections(detector_elements(p, pileup_vertex_z, pv_z, rng, det)), det)
 
 
-def pf_from_elements(collections, det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:
+def pf_from_elements(collections: ElementCollections, det: DetectorParameters = DEFAULT_DETECTOR) -> PFCandidates:
     """`rule_based_pf` on `elements.ElementCollections`, with the candidates' ``gen_index`` filled.
 
     The elements enter at the precision a file stores them (float32), so re-running `rule_based_pf` on a

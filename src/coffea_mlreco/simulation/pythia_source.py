@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -63,7 +64,7 @@ def pythia_data_dir() -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):
+def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float) -> Any:  # a pythia8mc.Pythia (untyped module)
     """One initialised Pythia instance per (settings, √s) and process: init costs seconds, reuse it."""
     import pythia8mc
 
@@ -83,7 +84,7 @@ def _initialised_pythia(settings: tuple[str, ...], sqrt_s: float):
     return pythia
 
 
-def _charges(pythia, pdg_ids: np.ndarray) -> np.ndarray:
+def _charges(pythia: Any, pdg_ids: np.ndarray) -> np.ndarray:
     unique, inverse = np.unique(pdg_ids, return_inverse=True)
     table = np.array([pythia.particleData.charge(int(i)) for i in unique], dtype=np.float32)
     return table[inverse].reshape(pdg_ids.shape)
