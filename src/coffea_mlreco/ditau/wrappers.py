@@ -33,7 +33,7 @@ class _Selected(NamedTuple):
 class DiTauTransformerWrapper(ModelWrapper):
     """Runs the di-tau transformer; call it as ``wrapper(events, candidates)`` (module docstring)."""
 
-    def __call__(self, events: Any, candidates: Any = None) -> Any:  # type: ignore[override]
+    def __call__(self, events: Any, candidates: Any = None) -> Any:
         if candidates is None:
             raise ValueError("DiTauTransformerWrapper needs (events, candidates) from ditau_candidates")
         return super().__call__(_Selected(events, candidates))

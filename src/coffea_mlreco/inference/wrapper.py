@@ -271,10 +271,10 @@ class ModelWrapper:
             heads = self._run_batch(model, device, precision, jagged, dense, events)
             for name, values in heads.items():
                 if name in self.per_object_outputs:
-                    source = jagged[self.per_object_outputs[name]].data
+                    objects = jagged[self.per_object_outputs[name]].data
                     if name not in outputs:
-                        outputs[name] = np.full((source.n_objects, *values.shape[2:]), np.nan, np.float32)
-                    scatter_objects(values, source, events, outputs[name])
+                        outputs[name] = np.full((objects.n_objects, *values.shape[2:]), np.nan, np.float32)
+                    scatter_objects(values, objects, events, outputs[name])
                 else:
                     if name not in outputs:
                         outputs[name] = np.full((n, *values.shape[1:]), np.nan, np.float32)

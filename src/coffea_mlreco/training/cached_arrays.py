@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def cached_arrays(
             return {k: f[k] for k in f.files}
     data = build((read or open_events)(Path(path)))
     with atomic_file(cache) as partial, partial.open("wb") as stream:
-        np.savez(stream, **data)
+        np.savez(stream, **cast("dict[str, Any]", data))  # numpy's stub reads ** as allow_pickle
     return data
 
 

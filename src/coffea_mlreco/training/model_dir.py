@@ -281,9 +281,9 @@ def check_validation_files(
     Raises:
         TrainingSetupError: naming the file (the same path, or the same file through another path or a link).
     """
-    train = [str(t) for t in train]
+    train_files = [str(t) for t in train]
     for val in (str(v) for v in validation):
-        for path in train:
+        for path in train_files:
             if _same_file(val, path):
                 same = "" if val == path else f" (the same file as training file {path})"
                 raise TrainingSetupError(

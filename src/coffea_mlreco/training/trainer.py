@@ -42,6 +42,8 @@ __all__ = ["EpochEnd", "FitResult", "Trainer", "one_cycle_lr", "seed_everything"
 
 Batch = TypeVar("Batch")
 """A task's mini-batch: whatever its ``batches`` gives and its ``loss`` takes."""
+Model = TypeVar("Model", bound=torch.nn.Module)
+"""The task's network (its ``loss`` and ``validate`` take it as the architecture it is)."""
 
 
 def one_cycle_lr(
@@ -167,10 +169,10 @@ class Trainer:
 
     def fit(
         self,
-        model: torch.nn.Module,
+        model: Model,
         batches: Callable[[int], Sequence[Batch]],
-        loss: Callable[[torch.nn.Module, Batch], torch.Tensor],
-        validate: Callable[[torch.nn.Module], Mapping[str, Any]],
+        loss: Callable[[Model, Batch], torch.Tensor],
+        validate: Callable[[Model], Mapping[str, Any]],
         *,
         monitor: str,
         mode: Literal["min", "max"] = "min",
@@ -240,10 +242,10 @@ class Trainer:
 
     def _train_epoch(
         self,
-        model: torch.nn.Module,
+        model: Model,
         optimiser: torch.optim.Optimizer,
         batches: Sequence[Batch],
-        loss: Callable[[torch.nn.Module, Batch], torch.Tensor],
+        loss: Callable[[Model, Batch], torch.Tensor],
         epoch: int,
         start: float,
     ) -> tuple[float, int, float, bool]:

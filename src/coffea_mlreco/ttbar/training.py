@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -51,6 +51,10 @@ from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
 from coffea_mlreco.ttbar.permutation_features import permutation_features
 from coffea_mlreco.ttbar.permutations import best_permutation
+
+if TYPE_CHECKING:  # the networks (torch modules) are imported where they are built
+    from coffea_mlreco.ttbar.permutation_dnn import PermutationDNN
+    from coffea_mlreco.ttbar.spanet import SPANet
 
 __all__ = [
     "MODELS",
@@ -130,7 +134,7 @@ def _tuple_log_prob(
 
 
 def spanet_loss(
-    model: torch.nn.Module, out: dict[str, torch.Tensor], target: torch.Tensor, nu_eta: torch.Tensor
+    model: SPANet, out: dict[str, torch.Tensor], target: torch.Tensor, nu_eta: torch.Tensor
 ) -> torch.Tensor:
     """Partial-event assignment loss + detection BCE + ν η Huber loss (see the module docstring)."""
     topo = model.topology
@@ -155,7 +159,7 @@ def spanet_loss(
     return loss
 
 
-def _target_order(model: torch.nn.Module) -> list[int]:
+def _target_order(model: SPANet) -> list[int]:
     """Column of the [N, 4] (had_b, had_q1, had_q2, lep_b) target for each daughter in topology order."""
     names = ("had_b", "had_q1", "had_q2", "lep_b")
     columns = []
@@ -166,7 +170,7 @@ def _target_order(model: torch.nn.Module) -> list[int]:
     return columns
 
 
-def spanet_predict(model: torch.nn.Module, data: dict[str, np.ndarray], batch: int = 2048) -> np.ndarray:
+def spanet_predict(model: SPANet, data: dict[str, np.ndarray], batch: int = 2048) -> np.ndarray:
     """[N, 4] predicted jet positions (had_b, had_q1, had_q2, lep_b) from the model on ``data``."""
     model.eval()
     logps: dict[str, list[np.ndarray]] = {p.name: [] for p in model.topology.particles}
@@ -204,7 +208,7 @@ def train_spanet(
     order = _target_order(model)
     tensors = {k: torch.from_numpy(v) for k, v in train.items()}
 
-    def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
+    def loss(model: SPANet, events: np.ndarray) -> torch.Tensor:
         idx = torch.from_numpy(events)
         jets, lepton, met, flip = _augment(tensors["jets"][idx], tensors["lepton"][idx], tensors["met"][idx])
         out = model(jets, tensors["jets_mask"][idx], lepton, met)
@@ -241,7 +245,7 @@ def _pdnn_rows(data: dict[str, np.ndarray], max_jets: int) -> tuple[np.ndarray, 
     return offsets, perms, features, label
 
 
-def pdnn_predict(model: torch.nn.Module, data: dict[str, np.ndarray]) -> np.ndarray:
+def pdnn_predict(model: PermutationDNN, data: dict[str, np.ndarray]) -> np.ndarray:
     """[N, 4] predicted jet positions from the permutation DNN (highest-scoring permutation)."""
     offsets, perms, features, _ = _pdnn_rows(data, model.max_jets)
     model.eval()
