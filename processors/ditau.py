@@ -36,7 +36,7 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import count_true, event_count, has_column, is_dask, map_events, new_hist
+from coffea_mlreco.core import choose_methods, count_true, event_count, has_column, is_dask, map_events, new_hist
 from coffea_mlreco.core.truth import tau_decays
 from coffea_mlreco.ditau.collinear_mass import CollinearStatus
 from coffea_mlreco.ditau.columns import (
@@ -45,11 +45,12 @@ from coffea_mlreco.ditau.columns import (
     METHODS,
     DiTauReconstruction,
     append_ditau,
+    default_methods,
     ditau_model,
-    supported_methods,
 )
 from coffea_mlreco.ditau.fastmtt import FastMTTStatus
 from coffea_mlreco.ditau.inputs import Channel
+from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
 __all__ = ["CHANNELS", "HIST_METHODS", "METHODS", "TRUTH_COLUMNS", "DiTauProcessor", "generator_mass"]
@@ -138,18 +139,12 @@ class DiTauProcessor(processor.ProcessorABC):
     def __init__(
         self, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None, options: Any = None
     ) -> None:
-        if isinstance(methods, str):
-            methods = (methods,)
-        if methods is not None:
-            unknown = sorted(set(methods) - set(METHODS))
-            if unknown:
-                raise ValueError(f"unknown di-tau method(s) {unknown}; known: {', '.join(METHODS)}")
+        self.methods = None if methods is None else choose_methods(methods, DITAU_METHODS, allow_empty=True)
         chosen = dict(options.models_for("ditau")) if options is not None and hasattr(options, "models_for") else {}
         chosen.update(models or {})
         unknown = sorted(set(chosen) - {"transformer"})
         if unknown:
             raise ValueError(f"models= keys must be among ('transformer',), not {unknown}")
-        self.methods = None if methods is None else tuple(m for m in METHODS if m in methods)
         self.options = options
         device = getattr(options, "device", "auto")
         wanted = self.methods is None or "transformer" in self.methods
@@ -158,12 +153,7 @@ class DiTauProcessor(processor.ProcessorABC):
         self._kernels: dict[tuple[str, ...], DiTauReconstruction] = {}
 
     def _kernel(self, events: Any) -> DiTauReconstruction:
-        if self.methods is None:
-            methods = supported_methods(events) or ("collinear", "fastmtt")  # the check names the missing branch
-            if self.model is None:
-                methods = tuple(m for m in methods if m != "transformer")
-        else:
-            methods = self.methods
+        methods = default_methods(events, self.model is not None) if self.methods is None else self.methods
         if methods not in self._kernels:
             self._kernels[methods] = DiTauReconstruction(methods, self.model if "transformer" in methods else None)
         return self._kernels[methods]

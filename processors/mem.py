@@ -37,10 +37,11 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
 from coffea_mlreco.mem import columns as mem_columns
 from coffea_mlreco.mem.columns import COLUMN, discriminant, mem_network
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
+from coffea_mlreco.mem.methods import MEM_METHODS
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 __all__ = ["METHODS", "MEMProcessor", "discriminant"]
@@ -153,11 +154,7 @@ class MEMProcessor(processor.ProcessorABC):
         if methods is None:
             has_model = given.get("network") is not None or DEFAULT_MEM_MODEL in MEM_MODELS.names()
             methods = METHODS if has_model else ("integrated",)
-        asked = (methods,) if isinstance(methods, str) else tuple(methods)
-        unknown = set(asked) - set(METHODS)
-        if unknown or not asked:
-            raise ValueError(f"methods must be among {METHODS}, not {sorted(unknown) or 'none'}")
-        self.methods = tuple(m for m in METHODS if m in asked)
+        self.methods = choose_methods(methods, MEM_METHODS)
         self.model = mem_network(given, self.device) if "network" in self.methods else None
         self.signal, self.background = signal, background
         network_hyps = self.model.hypotheses if self.model is not None else ()

@@ -39,9 +39,19 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco import met
-from coffea_mlreco.core import MissingBranchError, check_columns, count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core import (
+    MissingBranchError,
+    check_columns,
+    choose_methods,
+    count_true,
+    event_count,
+    is_dask,
+    map_events,
+    new_hist,
+)
 from coffea_mlreco.core.constants import MET_BINS_GEV
 from coffea_mlreco.core.metrics import met_residuals
+from coffea_mlreco.met.methods import MET_METHODS
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 
 __all__ = [
@@ -179,11 +189,7 @@ class METProcessor(processor.ProcessorABC):
         genmet_edges: Sequence[float] = MET_BINS_GEV,
         options: Any = None,
     ) -> None:
-        if methods is not None:
-            unknown = [m for m in methods if m not in met.METHODS]
-            if unknown:
-                raise ValueError(f"unknown MET method(s) {unknown}; known: {', '.join(met.METHODS)}")
-        self.methods = None if methods is None else tuple(methods)
+        self.methods = None if methods is None else choose_methods(methods, MET_METHODS, allow_empty=True)
         self.models = {**(models or {}), **(options.models_for("met") if options is not None else {})}
         self.device = getattr(options, "device", device)
         self.puppi_tune = puppi_tune

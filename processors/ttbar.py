@@ -31,7 +31,7 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
 from coffea_mlreco.core.columns import InputColumns, with_finite_inputs
 from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.ttbar.columns import (
@@ -46,6 +46,7 @@ from coffea_mlreco.ttbar.columns import (
     ttbar_models,
 )
 from coffea_mlreco.ttbar.inputs import assignment_targets, semileptonic_inputs
+from coffea_mlreco.ttbar.methods import TTBAR_METHODS
 from coffea_mlreco.ttbar.neutrino import neutrino_pz_solutions
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
@@ -182,14 +183,7 @@ class TTbarProcessor(processor.ProcessorABC):
         max_jets: int = 6,
         options: Any = None,
     ) -> None:
-        if isinstance(methods, str):
-            methods = (methods,)
-        unknown = set(methods) - set(METHODS)
-        if unknown:
-            raise ValueError(f"unknown tt̄ method(s) {sorted(unknown)}; known: {', '.join(METHODS)}")
-        self.methods = tuple(m for m in METHODS if m in methods)
-        if not self.methods:
-            raise ValueError(f"no tt̄ method asked for; known: {', '.join(METHODS)}")
+        self.methods = choose_methods(methods, TTBAR_METHODS)
         device = getattr(options, "device", "auto")
         given = dict(options.models_for("ttbar")) if hasattr(options, "models_for") else {}
         given.update(models or {})

@@ -1,8 +1,9 @@
 """The reconstruction tasks: the one registry that knows every task package.
 
 Each entry names, as ``"module:attribute"`` strings imported only when used, a task's column function
-(``coffea_mlreco.<task>.reconstruct``), its coffea processor, its report section and its trainer, plus the
-branches it cannot run without and the methods that run a trained network. ``coffea_mlreco.reconstruct``,
+(``coffea_mlreco.<task>.reconstruct``), its coffea processor, its report section, its trainer and its methods (the
+:class:`~coffea_mlreco.core.methods.MethodSet` of ``coffea_mlreco.<task>.methods``, which says which of them run
+a trained network), plus the branches it cannot run without. ``coffea_mlreco.reconstruct``,
 ``coffea-mlreco evaluate`` and ``coffea-mlreco train`` read this registry; the layers below them (``core``,
 ``inference``, ``nn``, ``training``, ``evaluation``, ``simulation``) import no task package.
 
@@ -17,9 +18,7 @@ from coffea_mlreco.evaluation.tasks import Task
 __all__ = ["TASKS"]
 
 
-def _task(
-    name: str, title: str, processor: str, required_branches: tuple[str, ...], model_methods: dict[str, str]
-) -> Task:
+def _task(name: str, title: str, processor: str, methods: str, required_branches: tuple[str, ...]) -> Task:
     return Task(
         name=name,
         title=title,
@@ -27,8 +26,8 @@ def _task(
         processor=f"coffea_mlreco.processors.{name}:{processor}",
         section=f"coffea_mlreco.{name}.report:{name}_section",
         trainer=f"coffea_mlreco.{name}.training",
+        methods=f"coffea_mlreco.{name}.methods:{methods}",
         required_branches=required_branches,
-        model_methods=model_methods,
     )
 
 
@@ -50,13 +49,14 @@ TASKS: dict[str, Task] = {
         "met",
         "Missing transverse momentum",
         "METProcessor",
+        "MET_METHODS",
         ("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
-        {"deepmet": "deepmet", "perceiver": "perceiver"},
     ),
     "ttbar": _task(
         "ttbar",
         "tt̄ jet-parton assignment",
         "TTbarProcessor",
+        "TTBAR_METHODS",
         (
             "Jet_pt",
             "Jet_eta",
@@ -70,12 +70,12 @@ TASKS: dict[str, Task] = {
             "Muon_pt",
             "Muon_pfRelIso04_all",
         ),
-        {"pdnn": "pdnn", "spanet": "spanet"},
     ),
     "ditau": _task(
         "ditau",
         "Di-tau mass m_ττ",
         "DiTauProcessor",
+        "DITAU_METHODS",
         (
             "Tau_pt",
             "Tau_eta",
@@ -88,19 +88,19 @@ TASKS: dict[str, Task] = {
             "MET_pt",
             "MET_phi",
         ),
-        {"transformer": "transformer"},
     ),
     "mem": _task(
         "mem",
         "Matrix Element Method (integrated and DeepMEM weights)",
         "MEMProcessor",
+        "MEM_METHODS",
         (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
-        {"network": "deepmem"},
     ),
     "mlpf": _task(
         "mlpf",
         "Machine-learned particle flow vs rule-based PF",
         "MLPFProcessor",
+        "MLPF_METHODS",
         (
             "PFTrack_pt",
             "PFTrack_etaCalo",
@@ -115,7 +115,6 @@ TASKS: dict[str, Task] = {
             "GenJet_pt",
             "PV_npvsGood",
         ),
-        {"mlpf": "mlpf"},
     ),
 }
 """Every task, by name (the ``--tasks`` values, the ``train`` sub-commands and the metrics.json keys), in report

@@ -21,6 +21,7 @@ import uproot
 from coffea import processor
 
 from coffea_mlreco.evaluation import evaluate, runner
+from coffea_mlreco.evaluation.tasks import load_attribute
 from coffea_mlreco.tasks import TASKS
 
 # real NanoAOD cross-references collections the file does not store; coffea warns about each
@@ -76,12 +77,12 @@ def check_report(outdir: Path) -> dict[str, Any]:
     for name in images:
         assert (outdir / name).is_file() and (outdir / name).read_bytes()[:4] == b"\x89PNG"
     with uproot.open(outdir / "histograms.root") as f:
-        for method in metrics["met"]:
-            if method == "pf" and "met/pf" not in f:  # real NanoAOD: metrics.json's pf is the file's MET
-                method = "file_met"
+        for key in metrics["met"]:
+            # real NanoAOD: metrics.json's pf is the file's MET
+            method = "file_met" if key == "pf" and "met/pf" not in f else key
             th1 = f[f"met/{method}/upar"]
             assert th1.classname.startswith("TH1")
-            assert th1.values(flow=True).sum() == metrics["met"]["pf" if method == "file_met" else method]["n"]
+            assert th1.values(flow=True).sum() == metrics["met"][key]["n"]
             assert f[f"met/{method}/reco_vs_gen"].classname.startswith("TH2")
             assert f"met/{method}/uperp_genmet_150toinf" in f
     with (outdir / "histograms.pkl").open("rb") as stream:
@@ -324,10 +325,13 @@ def test_deterministic_errors_fail_at_once(kind: str, synthetic_nano: Path, tmp_
 
 
 def test_model_methods_are_the_tasks_network_methods() -> None:
-    """``--model TASK.METHOD`` accepts exactly the methods whose ``models=`` key the task's columns module takes."""
+    """``--model TASK.METHOD`` accepts exactly the network methods of the task's method set, which its columns
+    module runs."""
     for name, task in TASKS.items():
         columns = importlib.import_module(f"coffea_mlreco.{name}.columns")
-        assert task.model_methods and set(task.model_methods) <= set(columns.METHODS), name
+        method_set = load_attribute(task.methods)
+        assert task.model_methods and task.model_methods == method_set.networks, name
+        assert set(task.model_methods) <= set(columns.METHODS) == set(method_set.names), name
         assert set(task.model_methods) == set(getattr(columns, "ML_METHODS", task.model_methods)), name
         for method, prefix in task.model_methods.items():  # a shipped model of every such method
             assert task.models(method).architectures(prefix), (name, method)

@@ -20,6 +20,7 @@ from coffea_mlreco.core.columns import (
     with_finite_inputs,
 )
 from coffea_mlreco.core.histograms import count_true, event_count, new_hist
+from coffea_mlreco.core.methods import Method, MethodSet, choose_methods
 from coffea_mlreco.core.outputs import (
     Interrupted,
     OutputError,
@@ -30,11 +31,14 @@ from coffea_mlreco.core.outputs import (
     partial_outputs,
     sigterm_as_interrupt,
 )
+from coffea_mlreco.core.timing import timed
 
 __all__ = [
     "ON_INVALID",
     "InputColumns",
     "Interrupted",
+    "Method",
+    "MethodSet",
     "MissingBranchError",
     "NonFiniteInputError",
     "OutputError",
@@ -43,6 +47,7 @@ __all__ = [
     "atomic_file",
     "check_columns",
     "check_output",
+    "choose_methods",
     "count_true",
     "deferred_interrupts",
     "event_count",
@@ -56,5 +61,6 @@ __all__ = [
     "partial_outputs",
     "reconstruct_columns",
     "sigterm_as_interrupt",
+    "timed",
     "with_finite_inputs",
 ]

@@ -46,7 +46,6 @@ working point of 0 leaves that branch unread.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,9 +53,12 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.timing import timed
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import DEFAULT_SELECTION, DiTauSelection, ditau_candidates
+from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 from coffea_mlreco.inference import ModelWrapper
 
@@ -66,6 +68,7 @@ __all__ = [
     "METHODS",
     "DiTauReconstruction",
     "append_ditau",
+    "default_methods",
     "ditau_model",
     "input_columns",
     "reconstruct",
@@ -73,8 +76,8 @@ __all__ = [
     "visible_mass",
 ]
 
-METHODS: tuple[str, ...] = ("collinear", "fastmtt", "transformer")
-"""The m_ττ reconstructions, in the order of the report."""
+METHODS: tuple[str, ...] = DITAU_METHODS.names
+"""The m_ττ reconstructions, in the order of the report (:data:`coffea_mlreco.ditau.methods.DITAU_METHODS`)."""
 COLUMN = "DiTauReco"
 """The column ``reconstruct`` appends (one record per event)."""
 MASS_FIELDS: dict[str, str] = {"collinear": "mass_collinear", "fastmtt": "mass_fastmtt", "transformer": "mass_ml"}
@@ -153,6 +156,14 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     return ("collinear", "fastmtt")
 
 
+def default_methods(events: Any, with_transformer: bool = True) -> tuple[str, ...]:
+    """The methods run when none is asked for: every method the file supports (:func:`supported_methods`; without
+    a branch of the pair selection the collinear and FastMTT ones, and the input check names the branch), the
+    transformer only ``with_transformer`` (when a model is given or shipped)."""
+    supported = supported_methods(events) or ("collinear", "fastmtt")
+    return supported if with_transformer else tuple(m for m in supported if m != "transformer")
+
+
 def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
     """The transformer wrapper for ``spec``: a wrapper instance (returned as is), a shipped name or a model
     directory / card written by ``coffea-mlreco train ditau --output DIR`` (None: :data:`DEFAULT_MODEL`)."""
@@ -197,12 +208,9 @@ class DiTauReconstruction:
     def __init__(
         self, methods: Sequence[str], model: ModelWrapper | None = None, selection: DiTauSelection = DEFAULT_SELECTION
     ) -> None:
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown di-tau method(s) {unknown}; known: {', '.join(METHODS)}")
-        if "transformer" in methods and model is None:
+        self.methods = choose_methods(methods, DITAU_METHODS, allow_empty=True)
+        if "transformer" in self.methods and model is None:
             raise ValueError("the transformer method needs a model (ditau_model())")
-        self.methods = tuple(m for m in METHODS if m in methods)
         self.model = model
         self.selection = selection
         self.seconds: dict[str, float] = {}
@@ -231,40 +239,23 @@ class DiTauReconstruction:
         selected = _numpy(candidates.selected, bool)
         fields: dict[str, Any] = {"mass_vis": visible_mass(candidates.leg1, candidates.leg2)}
         if "collinear" in self.methods:
-            tic = time.perf_counter()
-            result = collinear_mass(candidates.leg1, candidates.leg2, candidates.met)
-            seconds["collinear"] = time.perf_counter() - tic
+            with timed(seconds, "collinear"):
+                result = collinear_mass(candidates.leg1, candidates.leg2, candidates.met)
             fields["mass_collinear"] = _numpy(result.mass, np.float64)
             fields["collinear_status"] = _numpy(result.status, np.int64)
         if "fastmtt" in self.methods:
-            tic = time.perf_counter()
-            result = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
-            seconds["fastmtt"] = time.perf_counter() - tic
+            with timed(seconds, "fastmtt"):
+                result = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
             fields["mass_fastmtt"] = _numpy(result.mass, np.float64)
             fields["fastmtt_status"] = _numpy(result.status, np.int64)
             fields["tau1_fastmtt"], fields["tau2_fastmtt"] = _tau_column(result.tau1), _tau_column(result.tau2)
             candidates = ak.with_field(candidates, result, "fastmtt")  # the transformer's inputs reuse the fit
         if "transformer" in self.methods:
-            tic = time.perf_counter()
-            fields.update(self._transformer(events, candidates, selected))
-            seconds["transformer"] = time.perf_counter() - tic
+            with timed(seconds, "transformer"):
+                fields.update(self._transformer(events, candidates, selected))
         fields["channel"] = _numpy(candidates.channel, np.int64)
         self.seconds = seconds
         return ak.zip({COLUMN: ak.zip(fields, depth_limit=1)}, depth_limit=1)
-
-
-def _methods(events: Any, methods: Sequence[str] | None, models: Mapping[str, Any]) -> tuple[str, ...]:
-    if methods is None:
-        supported = supported_methods(events) or ("collinear", "fastmtt")  # the check names the missing branch
-        if "transformer" not in models and DEFAULT_MODEL not in DITAU_MODELS.names():
-            supported = tuple(m for m in supported if m != "transformer")
-        return supported
-    if isinstance(methods, str):
-        methods = (methods,)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown di-tau method(s) {unknown}; known: {', '.join(METHODS)}")
-    return tuple(m for m in METHODS if m in methods)
 
 
 def _check_models(models: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -311,7 +302,8 @@ def reconstruct(
             transformer on CMS NanoAOD).
     """
     models = _check_models(models)
-    chosen = _methods(events, methods, models)
+    has_model = "transformer" in models or DEFAULT_MODEL in DITAU_MODELS.names()
+    chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, has_model), allow_empty=True)
     model = ditau_model(models.get("transformer"), device) if "transformer" in chosen else None
     return append_ditau(events, DiTauReconstruction(chosen, model, selection), on_invalid=on_invalid)
 

@@ -39,18 +39,21 @@ import numpy as np
 
 from coffea_mlreco.core.metrics import ResidualSummary, hist_select, summarize_residual_hist
 from coffea_mlreco.ditau.inputs import channel_name
-from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.ditau.methods import DITAU_METHODS
+from coffea_mlreco.evaluation.report import (
+    event_rates,
+    html_table,
+    label_axes,
+    new_figure,
+    plot_style,
+    save_figure,
+    throughput_table,
+)
 from coffea_mlreco.evaluation.tasks import TaskReport
 
-__all__ = ["H_TOKENS", "METHOD_TITLES", "Z_TOKENS", "dataset_kind", "ditau_section", "mass_auc"]
+__all__ = ["H_TOKENS", "Z_TOKENS", "dataset_kind", "ditau_section", "mass_auc"]
 
-METHOD_TITLES = {
-    "m_vis": "Visible mass",
-    "collinear": "Collinear approximation",
-    "fastmtt": "FastMTT-style",
-    "transformer": "Transformer",
-}
-_METRIC_METHODS = ("collinear", "fastmtt", "transformer")
+_TITLES = DITAU_METHODS.titles
 H_TOKENS = frozenset({"h", "htautau", "htt", "h125", "higgs", "ggh", "vbfh", "hig"})
 Z_TOKENS = frozenset({"z", "ztautau", "ztt", "dy", "dyll", "zll", "ztoll"})
 _PLOT_REBIN = 10  # 5 GeV bins in the mass plots
@@ -83,7 +86,7 @@ def mass_auc(signal: hist.Hist, background: hist.Hist) -> float:
 
 
 def _title(method: str) -> str:
-    return METHOD_TITLES.get(method, method)
+    return _TITLES.get(method, method)
 
 
 def _entries(h: hist.Hist) -> float:
@@ -155,7 +158,7 @@ def _method_metrics(hists: dict[str, hist.Hist], method: str, n_selected: int) -
 
 def _channel_table(hists: dict[str, hist.Hist]) -> str:
     ratio = hists["ratio"]
-    methods = [m for m in ratio.axes["method"]]
+    methods = list(ratio.axes["method"])
     rows = []
     for code in [*ratio.axes["channel"], None]:
         label = "all" if code is None else channel_name(code)
@@ -246,13 +249,13 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     hists: dict[str, hist.Hist] = output.get("histograms", {})
     counts: dict[str, int] = output.get("events_per_method", {})
     seconds: dict[str, float] = output.get("seconds", {})
-    methods = [m for m in _METRIC_METHODS if counts.get(m, 0) > 0]
+    methods = [m for m in DITAU_METHODS.names if counts.get(m, 0) > 0]
     metrics = {m: _method_metrics(hists, m, int(counts[m])) for m in methods}
     invalid = output.get("events_invalid")
     if invalid is not None:
         for values in metrics.values():
             values["n_invalid"] = int(invalid)
-    rates = {m: float(counts[m]) / float(seconds[m]) for m in methods if seconds.get(m, 0.0) > 0.0}
+    rates = event_rates(counts, seconds, methods)
     invalid_note = (
         f" {int(invalid)} event(s) with NaN/inf inputs were left out (no masses, not in any histogram)."
         if invalid is not None
@@ -302,13 +305,7 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
     if rates:
-        text.append(
-            html_table(
-                ["Method", "Events / s"],
-                [[_title(m), f"{v:,.0f}"] for m, v in rates.items()],
-                caption="m_ττ throughput (selected events per second, per process)",
-            )
-        )
+        text.append(throughput_table(rates, _TITLES, "m_ττ throughput (selected events per second, per process)"))
     return TaskReport(
         metrics=_finite(metrics),
         throughput={f"ditau/{m}": v for m, v in rates.items()},

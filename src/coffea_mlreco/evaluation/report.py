@@ -18,7 +18,7 @@ import html
 import json
 import math
 import pickle
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from coffea_mlreco.core.metrics import json_ready
 
 __all__ = [
     "REPORT_FILES",
+    "event_rates",
     "format_number",
     "html_table",
     "is_report_folder",
@@ -39,6 +40,7 @@ __all__ = [
     "new_figure",
     "plot_style",
     "save_figure",
+    "throughput_table",
     "write_histograms",
     "write_index",
     "write_metrics_json",
@@ -113,6 +115,19 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: s
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def event_rates(counts: Mapping[str, float], seconds: Mapping[str, float], methods: Iterable[str]) -> dict[str, float]:
+    """Events per second of each of ``methods`` that processed events in a measured time: ``counts[m] /
+    seconds[m]`` (events, s) where both are positive, in the order of ``methods``."""
+    return {m: counts[m] / seconds[m] for m in methods if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0}
+
+
+def throughput_table(rates: Mapping[str, float], titles: Mapping[str, str], caption: str, digits: int = 0) -> str:
+    """The "Method | Events / s" table of ``rates`` (method → events per second), each row titled by ``titles``
+    (the method's name where it has none), rates with thousands separators and ``digits`` decimals."""
+    rows = [[titles.get(m, m), f"{v:,.{digits}f}"] for m, v in rates.items()]
+    return html_table(["Method", "Events / s"], rows, caption=caption)
 
 
 def write_metrics_json(outdir: Path, metrics: Mapping[str, Any]) -> Path:

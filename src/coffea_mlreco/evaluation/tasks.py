@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import hist
 
+from coffea_mlreco.core.methods import MethodSet
 from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
 
 if TYPE_CHECKING:
@@ -104,9 +105,16 @@ class Task:
     trainer: str
     """Module of ``coffea-mlreco train <task>``: ``add_arguments(parser)`` and ``run(args) -> int``."""
     required_branches: tuple[str, ...]
-    model_methods: Mapping[str, str] = field(default_factory=dict, hash=False)
-    """Methods that run a trained network → the prefix of their shipped model names (``{"deepmet": "deepmet"}``:
-    ``deepmet_pu60``, ``deepmet_pu200``); the methods ``--model TASK.METHOD=SPEC`` accepts."""
+    methods: str
+    """``"module:attribute"`` of the task's :class:`~coffea_mlreco.core.methods.MethodSet`."""
+
+    @property
+    def model_methods(self) -> dict[str, str]:
+        """Methods that run a trained network → the prefix of their shipped model names (``{"deepmet": "deepmet"}``:
+        ``deepmet_pu60``, ``deepmet_pu200``); the methods ``--model TASK.METHOD=SPEC`` accepts. Read from the
+        task's :attr:`methods` (its package imported on first use)."""
+        method_set: MethodSet = load_attribute(self.methods)
+        return method_set.networks
 
     def models(self, method: str) -> ModelRegistry:
         """The model cards of ``method`` (one of :attr:`model_methods`): the task's shipped models

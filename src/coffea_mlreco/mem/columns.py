@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -60,6 +59,8 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.timing import timed
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
 from coffea_mlreco.mem.inputs import (
     DEFAULT_DILEPTON_SELECTION,
@@ -68,6 +69,7 @@ from coffea_mlreco.mem.inputs import (
     integration_inputs,
 )
 from coffea_mlreco.mem.integration import mem_log_weights
+from coffea_mlreco.mem.methods import MEM_METHODS
 from coffea_mlreco.mem.transfer_functions import TransferFunctions
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS, DeepMEMWrapper
 
@@ -75,6 +77,7 @@ __all__ = [
     "COLUMN",
     "METHODS",
     "MEMReconstruction",
+    "default_methods",
     "discriminant",
     "input_columns",
     "integration_seeds",
@@ -83,8 +86,9 @@ __all__ = [
     "supported_methods",
 ]
 
-METHODS: tuple[str, ...] = ("integrated", "network")
-"""The MEM weights: VEGAS integration and the DeepMEM network, in the order of the report."""
+METHODS: tuple[str, ...] = MEM_METHODS.names
+"""The MEM weights: VEGAS integration and the DeepMEM network, in the order of the report
+(:data:`coffea_mlreco.mem.methods.MEM_METHODS`)."""
 COLUMN = "MEMReco"
 """The column :func:`reconstruct` appends."""
 DEFAULT_SQRT_S = 13600.0
@@ -111,7 +115,7 @@ def input_columns(
     columns: dict[str, tuple[str, ...] | None] = {}
     for name, ids in (("Electron", selection.electron_id), ("Muon", selection.muon_id)):
         present = _fields(events, name)
-        optional = [_ISOLATION[name]] + [b for b in ids if b in present][:1]
+        optional = [_ISOLATION[name], *[b for b in ids if b in present][:1]]
         columns[name] = (*_KINEMATICS, *(b for b in optional if b in present))
     jet_fields = _fields(events, "Jet")
     columns["Jet"] = ("pt", "eta", "phi", *(("jetId",) if "jetId" in jet_fields else ()))
@@ -124,6 +128,14 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     ``pt``/``phi``, else none (plain NanoAOD has them all)."""
     needed = {"Electron": set(_KINEMATICS), "Muon": set(_KINEMATICS), "Jet": {"pt", "eta", "phi"}, "MET": {"pt", "phi"}}
     return METHODS if all(fields <= _fields(events, name) for name, fields in needed.items()) else ()
+
+
+def default_methods(events: Any, with_network: bool = True) -> tuple[str, ...]:
+    """The methods run when none is asked for: every method the file supports (:func:`supported_methods`; both
+    where it lacks a branch, which the input check then names), the network only ``with_network`` (when a model is
+    given or shipped; a checkout may lack the shipped weights)."""
+    chosen = supported_methods(events) or METHODS
+    return chosen if with_network else tuple(m for m in chosen if m != "network")
 
 
 def discriminant(log10_signal: Any, log10_background: Any) -> np.ndarray:
@@ -182,8 +194,14 @@ def _integrate(
         return _integrate_block((lep1, lep2, met, seeds, tuple(hypotheses), precision, sqrt_s, transfer))
     bounds = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(int)
     jobs = [
-        tuple({f: v[lo:hi] for f, v in part.items()} for part in (lep1, lep2, met))
-        + (seeds[lo:hi], tuple(hypotheses), precision, sqrt_s, transfer)
+        (
+            *({f: v[lo:hi] for f, v in part.items()} for part in (lep1, lep2, met)),
+            seeds[lo:hi],
+            tuple(hypotheses),
+            precision,
+            sqrt_s,
+            transfer,
+        )
         for lo, hi in itertools.pairwise(bounds)
         if hi > lo
     ]
@@ -242,21 +260,20 @@ class MEMReconstruction:
 
     def _integrated(self, sel: ak.Array, sel_index: np.ndarray, n: int) -> dict[str, np.ndarray]:
         k = len(sel_index) if self.max_integrated_events is None else min(len(sel_index), self.max_integrated_events)
-        tic = time.perf_counter()
-        weights = (
-            _integrate(
-                sel[:k],
-                self.hypotheses,
-                precision=self.precision,
-                seed=self.seed,
-                n_workers=self.n_workers,
-                use_sum_et=self.use_sum_et,
-                sqrt_s=self.sqrt_s,
+        with timed(self.seconds, "integrated"):
+            weights = (
+                _integrate(
+                    sel[:k],
+                    self.hypotheses,
+                    precision=self.precision,
+                    seed=self.seed,
+                    n_workers=self.n_workers,
+                    use_sum_et=self.use_sum_et,
+                    sqrt_s=self.sqrt_s,
+                )
+                if k
+                else np.zeros((0, len(self.hypotheses), 2))
             )
-            if k
-            else np.zeros((0, len(self.hypotheses), 2))
-        )
-        self.seconds["integrated"] = self.seconds.get("integrated", 0.0) + time.perf_counter() - tic
         fields: dict[str, np.ndarray] = {}
         for j, hyp in enumerate(self.hypotheses):
             for suffix, column in (("integrated", 0), ("integrated_err", 1)):
@@ -271,9 +288,8 @@ class MEMReconstruction:
 
     def _network(self, sel: ak.Array, sel_index: np.ndarray, n: int) -> dict[str, np.ndarray]:
         assert self.network is not None
-        tic = time.perf_counter()
-        out = self.network(sel) if len(sel_index) else None  # no model load for an empty chunk or the placeholder
-        self.seconds["network"] = self.seconds.get("network", 0.0) + time.perf_counter() - tic
+        with timed(self.seconds, "network"):
+            out = self.network(sel) if len(sel_index) else None  # no model load for an empty chunk or the placeholder
         fields: dict[str, np.ndarray] = {}
         for h in self.network.hypotheses:
             values = np.full(n, np.nan)
@@ -318,22 +334,6 @@ def mem_network(
             return None
         spec = DEFAULT_MEM_MODEL
     return MEM_MODELS.load(spec, device=device)
-
-
-def _methods(events: Any, methods: Sequence[str] | None, models: Mapping[str, Any] | None) -> tuple[str, ...]:
-    if methods is None:
-        chosen = supported_methods(events) or METHODS  # nothing supported: the check names the missing branch
-        if (models or {}).get("network") is None and DEFAULT_MEM_MODEL not in MEM_MODELS.names():
-            chosen = tuple(m for m in chosen if m != "network")  # a checkout without the shipped weights
-        return chosen
-    if isinstance(methods, str):
-        methods = (methods,)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown MEM method(s) {unknown}; known: {', '.join(METHODS)}")
-    if not methods:
-        raise ValueError("no MEM method asked for")
-    return tuple(dict.fromkeys(methods))
 
 
 def reconstruct(
@@ -388,7 +388,8 @@ def reconstruct(
         raise ValueError("max_integrated_events must be ≥ 0 or None")
     if not 0 < precision < 1 or n_workers < 1 or seed < 0:
         raise ValueError("precision must be in (0, 1), n_workers ≥ 1 and seed ≥ 0")
-    chosen = _methods(events, methods, models)
+    has_model = (models or {}).get("network") is not None or DEFAULT_MEM_MODEL in MEM_MODELS.names()
+    chosen = choose_methods(methods, MEM_METHODS, default=default_methods(events, has_model))
     network = mem_network(models, device) if "network" in chosen else None
     if hypotheses is None:
         hypotheses = network.hypotheses if network is not None else (background, signal)

@@ -35,15 +35,23 @@ import mplhep as hep
 import numpy as np
 
 from coffea_mlreco.core.metrics import hist_select
-from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.evaluation.report import (
+    event_rates,
+    html_table,
+    label_axes,
+    new_figure,
+    plot_style,
+    save_figure,
+    throughput_table,
+)
 from coffea_mlreco.evaluation.tasks import TaskReport
+from coffea_mlreco.mem.methods import MEM_METHODS
 
 __all__ = ["BACKGROUND_TOKENS", "SIGNAL_TOKENS", "dataset_kind", "histogram_roc", "mem_section"]
 
 SIGNAL_TOKENS = frozenset({"zprime", "zp", "zprimell", "signal", "sig"})
 BACKGROUND_TOKENS = frozenset({"dy", "dyll", "drellyan", "drell", "zll", "ztoll", "background", "bkg"})
-_TITLES = {"integrated": "Integrated (VEGAS)", "network": "DeepMEM network"}
-METHOD_ORDER = ("integrated", "network")
+_TITLES = MEM_METHODS.titles
 
 
 def dataset_kind(name: str) -> str | None:
@@ -203,11 +211,7 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     seconds: dict[str, float] = output.get("seconds", {})
     roles = output.get("hypotheses", {})
     metrics = _finite(_metrics(output))
-    rates = {
-        m: counts[m] / seconds[m]
-        for m in ("integrated", "network")
-        if counts.get(m, 0) > 0 and seconds.get(m, 0.0) > 0.0
-    }
+    rates = event_rates(counts, seconds, MEM_METHODS.names)
     invalid = int(output.get("events_invalid", 0))
     text = [
         (
@@ -237,7 +241,7 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         )
         images.append(_plot_residual(residual, outdir))
     auc_rows = [
-        [_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in METHOD_ORDER if m in metrics
+        [_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in MEM_METHODS.names if m in metrics
     ]
     if "auc_integrated_events" in network:
         auc_rows.append(
@@ -278,10 +282,8 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     text += [f'<img src="{name}" alt="{name}">' for name in images]
     if rates:
         text.append(
-            html_table(
-                ["Method", "Events / s"],
-                [[_TITLES[m], f"{v:,.1f}"] for m, v in rates.items()],
-                caption="MEM throughput (selected events per second, every hypothesis, per process)",
+            throughput_table(
+                rates, _TITLES, "MEM throughput (selected events per second, every hypothesis, per process)", digits=1
             )
         )
     if not counts:

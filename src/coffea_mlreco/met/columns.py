@@ -5,7 +5,7 @@ Columns (GeV, rad; each a ``MissingET`` record with ``pt``, ``phi`` and the even
 | method | column | what |
 |---|---|---|
 | ``pf`` | ``PFMETReco`` | −Σ p_T over all ``PFCands`` |
-| ``puppi`` | ``PuppiMETReco``, ``PFCands.puppiWeightReco`` | our numba PUPPI (CMS ``PuppiContainer``), weights in [0, 1] |
+| ``puppi`` | ``PuppiMETReco``, ``PFCands.puppiWeightReco`` | numba PUPPI (CMS ``PuppiContainer``), weights in [0, 1] |
 | ``deepmet`` | ``DeepMETReco`` | the DeepMET-style per-candidate weights model |
 | ``perceiver`` | ``MLMET`` | the Perceiver (cross-attention from latents to every candidate) |
 
@@ -22,26 +22,29 @@ DIR``, or a wrapper instance.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import awkward as ak
 
 from coffea_mlreco.core.columns import InputColumns, has_column, is_dask, reconstruct_columns
+from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
 from coffea_mlreco.inference.model_cards import closest_pileup
+from coffea_mlreco.met.methods import MET_METHODS
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
 from coffea_mlreco.met.wrappers import MET_MODELS
 
 __all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct", "supported_methods"]
 
-METHODS: tuple[str, ...] = ("pf", "puppi", "deepmet", "perceiver")
-"""The MET reconstructions, in the order of the report."""
+METHODS: tuple[str, ...] = MET_METHODS.names
+"""The MET reconstructions, in the order of the report (:data:`coffea_mlreco.met.methods.MET_METHODS`)."""
 COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet": "DeepMETReco", "perceiver": "MLMET"}
 """Column each method appends (a ``MissingET`` record)."""
-ML_METHODS: tuple[str, ...] = ("deepmet", "perceiver")
+ML_METHODS: tuple[str, ...] = tuple(MET_METHODS.networks)
+"""The methods that run a network (they take ``models=``)."""
 _VERTEX_FIELDS = ("fromPV", "pvAssocQuality", "dz")
 
 
@@ -116,32 +119,25 @@ class METReconstruction:
         self.tune = tune
         self.timings = timings
 
-    def _timed(self, method: str, tic: float) -> None:
-        if self.timings is not None:
-            self.timings[method] = self.timings.get(method, 0.0) + time.perf_counter() - tic
-
     def __call__(self, events: Any) -> ak.Array:
         cands = events.PFCands
         out: dict[str, ak.Array] = {}
         if "pf" in self.methods:
-            tic = time.perf_counter()
-            out[COLUMNS["pf"]] = _missing_et(*missing_transverse_momentum(cands))
-            self._timed("pf", tic)
+            with timed(self.timings, "pf"):
+                out[COLUMNS["pf"]] = _missing_et(*missing_transverse_momentum(cands))
         if _needs_puppi(self.methods):
-            tic = time.perf_counter()
-            weights = puppi_weights(cands, self.tune, npv=events.PV.npvsGood)
-            if "puppi" in self.methods:
-                out[COLUMNS["puppi"]] = _missing_et(*missing_transverse_momentum(cands, weights))
-                out["puppiWeightReco"] = weights
-                self._timed("puppi", tic)
+            with timed(self.timings if "puppi" in self.methods else None, "puppi"):
+                weights = puppi_weights(cands, self.tune, npv=events.PV.npvsGood)
+                if "puppi" in self.methods:
+                    out[COLUMNS["puppi"]] = _missing_et(*missing_transverse_momentum(cands, weights))
+                    out["puppiWeightReco"] = weights
             with_weights = ak.with_field(events, weights, where=("PFCands", "puppiWeightReco"))
             for method in (m for m in self.methods if m in ML_METHODS):
-                tic = time.perf_counter()
-                met = closest_pileup(self.models[method], events)(with_weights)
-                out[COLUMNS[method]] = _missing_et(
-                    ak.values_astype(met.pt, "float64"), ak.values_astype(met.phi, "float64")
-                )
-                self._timed(method, tic)
+                with timed(self.timings, method):
+                    met = closest_pileup(self.models[method], events)(with_weights)
+                    out[COLUMNS[method]] = _missing_et(
+                        ak.values_astype(met.pt, "float64"), ak.values_astype(met.phi, "float64")
+                    )
         return ak.zip(out, depth_limit=1)
 
 
@@ -154,17 +150,6 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     vertex = "fromPV" in fields or {"pvAssocQuality", "dz"} <= fields
     has_pv = has_column(events, "PV", "npvsGood")
     return METHODS if vertex and has_pv and {"eta", "charge", "pdgId"} <= fields else ("pf",)
-
-
-def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
-    if methods is None:
-        return supported_methods(events) or ("pf",)  # no PFCands at all: the check names the missing branch
-    if isinstance(methods, str):
-        methods = (methods,)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown MET method(s) {unknown}; known: {', '.join(METHODS)}")
-    return tuple(dict.fromkeys(methods))
 
 
 def reconstruct(
@@ -197,7 +182,8 @@ def reconstruct(
     Raises:
         MissingBranchError: the file lacks a column a method needs (e.g. ``PFCands_pt`` on plain NanoAOD).
     """
-    chosen = _methods(events, methods)
+    # no PFCands at all: ("pf",), and the check names the missing branch
+    chosen = choose_methods(methods, MET_METHODS, default=supported_methods(events) or ("pf",), allow_empty=True)
     networks = met_models(chosen, models, device)
     by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
     kernel = METReconstruction(chosen, networks, load_tune(puppi_tune), None if is_dask(events) else timings)

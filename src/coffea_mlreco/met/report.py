@@ -33,31 +33,22 @@ from coffea_mlreco.core.metrics import (
     summarize_residual_hist,
 )
 from coffea_mlreco.evaluation.report import (
+    event_rates,
     format_number,
     html_table,
     label_axes,
     new_figure,
     plot_style,
     save_figure,
+    throughput_table,
 )
 from coffea_mlreco.evaluation.tasks import TaskReport
+from coffea_mlreco.met.methods import MET_METHODS
 
-__all__ = ["METHOD_TITLES", "met_section", "puppi_weight_agreement"]
+__all__ = ["met_section", "puppi_weight_agreement"]
 
-METHOD_TITLES = {
-    "pf": "PF MET (from PF candidates)",
-    "file_met": "MET stored in the file",
-    "puppi": "PUPPI MET",
-    "deepmet": "DeepMET",
-    "perceiver": "Perceiver MET",
-}
-METHOD_SHORT = {
-    "pf": "PF MET",
-    "file_met": "MET in file",
-    "puppi": "PUPPI MET",
-    "deepmet": "DeepMET",
-    "perceiver": "Perceiver",
-}
+_TITLES = MET_METHODS.titles
+_LEGENDS = MET_METHODS.legends
 _DISPLAY_TOP_GEV = 250.0  # where the open top gen-MET bin ends in plots
 AGREEMENT_THRESHOLD = 0.1
 """|Δw| below which our PUPPI weight counts as agreeing with the file's."""
@@ -65,7 +56,7 @@ PUPPI_CLASS_TITLES = {"charged": "Charged (charge ≠ 0)", "neutral": "Neutral (
 
 
 def _short(method: str) -> str:
-    return METHOD_SHORT.get(method, method)
+    return _LEGENDS.get(method, method)
 
 
 def _methods(output: dict[str, Any]) -> list[str]:
@@ -294,7 +285,7 @@ def _tables(hists: dict[str, hist.Hist], metrics: dict[str, Any]) -> str:
         med_uperp = summarize_residual_hist(hist_select(hists["uperp"], {"method": method, "genmet": sum})).median
         rows.append(
             [
-                METHOD_TITLES.get(method, method),
+                _TITLES.get(method, method),
                 s["n"],
                 s["bias_upar"],
                 med_upar,
@@ -338,13 +329,13 @@ def _tables(hists: dict[str, hist.Hist], metrics: dict[str, Any]) -> str:
             html_table(
                 ["Gen MET", "Events", "Bias u∥", "Resolution u∥", "Resolution u⊥", "Response"],
                 bin_rows,
-                caption=f"{METHOD_TITLES.get(method, method)}: in bins of gen MET (GeV)",
+                caption=f"{_TITLES.get(method, method)}: in bins of gen MET (GeV)",
             )
         )
     return "\n".join(parts)
 
 
-JSON_METHODS = ("pf", "puppi", "deepmet", "perceiver")
+JSON_METHODS = MET_METHODS.names
 """The MET method keys of metrics.json (DESIGN.md); the HTML report also shows the file's own MET."""
 
 
@@ -372,7 +363,7 @@ def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         per_method["puppi"]["weight_agreement"] = agreement
     seconds = output.get("seconds", {})
     counts = output.get("events_per_method", {})
-    rates = {m: counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0}
+    rates = event_rates(counts, seconds, methods)
     throughput = {f"met/{m}": v for m, v in _json_view(rates).items()}
     text = [
         (
@@ -404,10 +395,8 @@ def met_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         text.append(f'<img src="{image}" alt="{image}">')
     if rates:
         text.append(
-            html_table(
-                ["Method", "Events / s"],
-                [[METHOD_TITLES.get(m, m), f"{v:,.0f}"] for m, v in rates.items()],
-                caption="Reconstruction throughput (reading inputs and computing MET, per process)",
+            throughput_table(
+                rates, _TITLES, "Reconstruction throughput (reading inputs and computing MET, per process)"
             )
         )
     return TaskReport(

@@ -5,7 +5,7 @@ Columns:
 
 | column | what |
 |---|---|
-| ``MLPFCands`` | jagged, one entry per element the model did not class "none", in element order (tracks then clusters) |
+| ``MLPFCands`` | jagged, one per element the model did not class "none", in element order (tracks then clusters) |
 | ``MLPFReco`` | per event: ``n_cands`` (number of ``MLPFCands``) and ``valid`` |
 
 ``MLPFCands`` fields are those of ``PFCands`` that PUPPI and the MET models read, so
@@ -46,8 +46,10 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns
+from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
+from coffea_mlreco.mlpf.methods import MLPF_METHODS
 from coffea_mlreco.mlpf.wrapper import MLPF_MODELS, MLPFWrapper
 
 __all__ = [
@@ -61,8 +63,8 @@ __all__ = [
     "supported_methods",
 ]
 
-METHODS: tuple[str, ...] = ("mlpf",)
-"""The reconstructions this task appends (one: the MLPF network)."""
+METHODS: tuple[str, ...] = MLPF_METHODS.names
+"""The reconstructions this task appends (one: the MLPF network; :data:`coffea_mlreco.mlpf.methods.MLPF_METHODS`)."""
 COLUMNS: dict[str, str] = {"mlpf": "MLPFCands"}
 """Column each method appends (besides the per-event ``MLPFReco`` record)."""
 CANDIDATE_FIELDS: tuple[str, ...] = (
@@ -155,19 +157,6 @@ class MLPFReconstruction:
         return ak.zip({COLUMNS["mlpf"]: cands, "MLPFReco": ak.zip({"n_cands": n_cands})}, depth_limit=1)
 
 
-def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
-    if methods is None:
-        return METHODS  # the only method; without elements the input check names the missing branch
-    if isinstance(methods, str):
-        methods = (methods,)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown MLPF method(s) {unknown}; known: {', '.join(METHODS)}")
-    if not methods:
-        raise ValueError("no MLPF method asked for")
-    return tuple(dict.fromkeys(methods))
-
-
 def reconstruct(
     events: Any,
     *,
@@ -197,7 +186,7 @@ def reconstruct(
         MissingBranchError: the file has no detector elements (``PFTrack_pt`` on CMS NanoAOD) or lacks one of
             their fields.
     """
-    _methods(events, methods)
+    choose_methods(methods, MLPF_METHODS)  # checks the request: MLPF is the task's only method
     networks = mlpf_models(models, device, precision)
     columns = input_columns(events, METHODS, by_pileup=len(networks) > 1)
     return reconstruct_columns(events, MLPFReconstruction(networks), columns, task="MLPF", on_invalid=on_invalid)

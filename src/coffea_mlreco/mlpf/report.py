@@ -41,18 +41,21 @@ import mplhep as hep
 import numpy as np
 
 from coffea_mlreco.core.metrics import hist_quantile, hist_select, summarize_residual_hist
-from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.evaluation.report import (
+    html_table,
+    label_axes,
+    new_figure,
+    plot_style,
+    save_figure,
+    throughput_table,
+)
 from coffea_mlreco.evaluation.tasks import TaskReport
+from coffea_mlreco.mlpf.methods import MLPF_METHODS
 from coffea_mlreco.mlpf.performance import CLASS_NAMES, SUMMARY_PT_MIN
 
-__all__ = ["METHOD_TITLES", "class_summary", "event_total", "mlpf_section", "tail_fraction"]
+__all__ = ["class_summary", "event_total", "mlpf_section", "tail_fraction"]
 
-METHOD_TITLES = {
-    "pf": "Rule-based PF",
-    "mlpf": "MLPF",
-    "pf_puppi": "Rule-based PF + PUPPI",
-    "mlpf_puppi": "MLPF + PUPPI",
-}
+_TITLES = MLPF_METHODS.titles
 _PLOT_CLASSES = ("charged_hadron", "neutral_hadron", "photon")
 HF_ETA = 3.0
 """|η| beyond which clusters are HF towers (CMS PF: HF hadronic / EM candidates, pdgId 1 / 2)."""
@@ -202,9 +205,7 @@ def _plot_rates(hists: dict[str, hist.Hist], name: str, axis: str, outdir: Path)
             for method in h.axes["method"]:
                 edges, rate, err = _rate_curve(h, method, cls, axis, SUMMARY_PT_MIN if axis == "eta" else 0.0)
                 centres = 0.5 * (edges[1:] + edges[:-1])
-                ax.errorbar(
-                    centres, rate, yerr=err, xerr=0.5 * np.diff(edges), fmt="o", ms=4, label=METHOD_TITLES[method]
-                )
+                ax.errorbar(centres, rate, yerr=err, xerr=0.5 * np.diff(edges), fmt="o", ms=4, label=_TITLES[method])
             if axis == "pt":
                 ax.set_xscale("log")
                 ax.set_xlim(0.1, 1000)
@@ -226,7 +227,7 @@ def _plot_met(met: hist.Hist, outdir: Path) -> str:
         for method in met.axes["method"]:
             part = hist_select(_pooled(met, method), {"residual": hist.rebin(8)})
             if float(np.sum(part.values())) > 0:
-                hep.histplot(part, ax=ax, density=True, yerr=False, label=METHOD_TITLES[method])
+                hep.histplot(part, ax=ax, density=True, yerr=False, label=_TITLES[method])
         ax.set_yscale("log")
         ax.set_xlim(-200, 200)
         ax.set_xlabel(r"$\Delta p_{x,y}^{miss}$ (reco $-$ gen) [GeV]")
@@ -242,7 +243,7 @@ def _plot_jets(jets: hist.Hist, outdir: Path) -> str:
         for method in jets.axes["method"]:
             part = hist_select(jets, {"method": method, "genpt": sum, "ratio": hist.rebin(3)})
             if float(np.sum(part.values())) > 0:
-                hep.histplot(part, ax=ax, density=True, yerr=False, label=METHOD_TITLES[method])
+                hep.histplot(part, ax=ax, density=True, yerr=False, label=_TITLES[method])
         ax.set_xlim(0, 2.5)
         ax.set_ylabel("Normalised")
         ax.legend(fontsize="small")
@@ -265,7 +266,7 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         return TaskReport({}, {}, "<p>No events with detector elements.</p>", {}, {})
     metrics = {m: _finite(_method_metrics(hists, m)) for m in ("pf", "mlpf")}
     seconds = output.get("seconds", {}).get("mlpf", 0.0)  # absent from a dask-awkward graph's output
-    throughput = {"mlpf/mlpf": n_events / seconds} if seconds > 0 else {}
+    rates = {"mlpf": n_events / seconds} if seconds > 0 else {}
     invalid = int(output.get("events_invalid", 0))
     text = [
         (
@@ -316,7 +317,7 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     )
     rows = [
         [
-            METHOD_TITLES[m + s],
+            _TITLES[m + s],
             v.get("bias_upar"),
             v.get("resolution_upar"),
             v.get("resolution_uperp"),
@@ -336,7 +337,7 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     )
     rows = [
         [
-            METHOD_TITLES[m + s],
+            _TITLES[m + s],
             metrics[m][key].get("response"),
             metrics[m][key].get("resolution"),
             metrics[m][key].get("n"),
@@ -359,6 +360,8 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         _plot_jets(hists["jet_response"], outdir),
     ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
+    if rates:
+        text.append(throughput_table(rates, _TITLES, "MLPF throughput (events per second, per process)"))
     root = {
         f"mlpf/{m}/met_{c}": hist_select(hists["met"], {"method": m, "component": c})
         for m in hists["met"].axes["method"]
@@ -372,7 +375,7 @@ def mlpf_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     )
     return TaskReport(
         metrics=metrics,
-        throughput=throughput,
+        throughput={f"mlpf/{m}": v for m, v in rates.items()},
         html="\n".join(text),
         root_histograms=root,
         histograms={f"mlpf/{k}": h for k, h in hists.items()},

@@ -8,7 +8,7 @@ One column, ``TTbarReco``: per event a record with one sub-record per method and
 | ``chi2`` | ``TTbarReco.chi2`` | χ² of the W and top masses, b-tag rule (:mod:`coffea_mlreco.ttbar.chi2`) |
 | ``klfitter`` | ``TTbarReco.klfitter`` | KLFitter-style likelihood fit (:mod:`coffea_mlreco.ttbar.klfitter`) |
 | ``pdnn`` | ``TTbarReco.pdnn`` | permutation DNN (:class:`coffea_mlreco.ttbar.wrappers.PermutationDNNWrapper`) |
-| ``spanet`` | ``TTbarReco.spanet`` | SPANet-style attention network (:class:`~coffea_mlreco.ttbar.wrappers.SPANetWrapper`) |
+| ``spanet`` | ``TTbarReco.spanet`` | SPANet-style attention (:class:`~coffea_mlreco.ttbar.wrappers.SPANetWrapper`) |
 
 Every sub-record has ``had_b``, ``had_q1``, ``had_q2``, ``lep_b`` (int64): indices into the event's ``Jet``
 collection (``events.Jet[i]``), −1 when the event is not selected (exactly one isolated e/μ and at least four
@@ -33,7 +33,6 @@ the default is the shipped model of the method (the highest-pileup one if severa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -41,8 +40,11 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns
+from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
+from coffea_mlreco.ttbar.methods import TTBAR_METHODS
 from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 from coffea_mlreco.ttbar.wrappers import TTBAR_MODELS
 
@@ -60,9 +62,9 @@ __all__ = [
     "ttbar_models",
 ]
 
-METHODS: tuple[str, ...] = ("chi2", "klfitter", "pdnn", "spanet")
-"""The assignment methods, in the order of the report."""
-ML_METHODS: tuple[str, ...] = ("pdnn", "spanet")
+METHODS: tuple[str, ...] = TTBAR_METHODS.names
+"""The assignment methods, in the order of the report (:data:`coffea_mlreco.ttbar.methods.TTBAR_METHODS`)."""
+ML_METHODS: tuple[str, ...] = tuple(TTBAR_METHODS.networks)
 """The methods that run a network (they take ``models=``)."""
 COLUMN = "TTbarReco"
 """The column :func:`reconstruct` appends."""
@@ -218,25 +220,10 @@ class TTbarReconstruction:
         chosen = inputs[selected]
         records: dict[str, ak.Array] = {}
         for method in self.methods:
-            tic = time.perf_counter()
-            result = self._assign(method, chosen)
-            if self.timings is not None:
-                self.timings[method] = self.timings.get(method, 0.0) + time.perf_counter() - tic
+            with timed(self.timings, method):
+                result = self._assign(method, chosen)
             records[method] = _method_record(method, result, selected, chosen.jets)
         return ak.zip({COLUMN: ak.zip(records, depth_limit=1)}, depth_limit=1)
-
-
-def _methods(events: Any, methods: Sequence[str] | None) -> tuple[str, ...]:
-    if methods is None:
-        return supported_methods(events) or METHODS  # inputs missing: the check names the branch
-    if isinstance(methods, str):
-        methods = (methods,)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown tt̄ method(s) {unknown}; known: {', '.join(METHODS)}")
-    if not methods:
-        raise ValueError(f"no tt̄ method asked for; known: {', '.join(METHODS)}")
-    return tuple(m for m in METHODS if m in methods)
 
 
 def reconstruct(
@@ -272,7 +259,8 @@ def reconstruct(
     Raises:
         MissingBranchError: the file lacks a column the methods need (e.g. ``Muon_pfRelIso04_all``).
     """
-    chosen = _methods(events, methods)
+    # inputs missing: all four, and the check names the branch
+    chosen = choose_methods(methods, TTBAR_METHODS, default=supported_methods(events) or METHODS)
     if int(max_jets) < 4:
         raise ValueError(f"max_jets must be at least 4, got {max_jets}")
     columns = input_columns(events, chosen)

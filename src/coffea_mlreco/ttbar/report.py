@@ -38,11 +38,19 @@ import mplhep as hep
 import numpy as np
 
 from coffea_mlreco.core.metrics import hist_select, summarize_residual_hist
-from coffea_mlreco.evaluation.report import html_table, label_axes, new_figure, plot_style, save_figure
+from coffea_mlreco.evaluation.report import (
+    event_rates,
+    html_table,
+    label_axes,
+    new_figure,
+    plot_style,
+    save_figure,
+    throughput_table,
+)
 from coffea_mlreco.evaluation.tasks import TaskReport
+from coffea_mlreco.ttbar.methods import TTBAR_METHODS
 
 __all__ = [
-    "METHOD_TITLES",
     "AssignmentRow",
     "Efficiency",
     "assignment_efficiencies",
@@ -50,14 +58,8 @@ __all__ = [
     "ttbar_section",
 ]
 
-METHOD_TITLES = {
-    "spanet": "SPANet (attention)",
-    "pdnn": "Permutation DNN",
-    "klfitter": "KLFitter-style likelihood fit",
-    "chi2": "χ² mass fit",
-    "w_constraint": "W-mass constraint",
-}
-_ORDER = ("spanet", "pdnn", "klfitter", "chi2")  # display order; unknown methods follow
+_TITLES = TTBAR_METHODS.titles
+_ORDER = TTBAR_METHODS.names[::-1]  # display order, the networks first; unknown methods follow
 _FLAGS = ("thad_reco", "thad_ok", "tlep_reco", "tlep_ok")
 _REFERENCE = "SPANet 76 %, permutation DNN 68 %, KLFitter 42 %"
 _PROBABILITIES = {  # SPANet histogram: its split axis and {value: legend label}
@@ -170,7 +172,7 @@ def _defined(efficiencies: dict[str, Efficiency]) -> dict[str, float]:
 
 
 def _title(method: str) -> str:
-    return METHOD_TITLES.get(method, method)
+    return _TITLES.get(method, method)
 
 
 def _pct(eff: Efficiency) -> str:
@@ -332,11 +334,11 @@ def ttbar_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     counts = output.get("events_per_method", {})
     outcome = hists.get("outcome")
     known = list(outcome.axes["method"]) if outcome is not None else []
-    methods = [m for m in sorted(known, key=lambda m: (_ORDER + (m,)).index(m)) if counts.get(m, 0) > 0]
+    methods = [m for m in sorted(known, key=lambda m: (*_ORDER, m).index(m)) if counts.get(m, 0) > 0]
     metrics = assignment_efficiencies(outcome, methods) if outcome is not None else {}
     tables = {m: assignment_table(outcome, m) for m in metrics} if outcome is not None else {}
     seconds = output.get("seconds", {})
-    rates = {m: counts[m] / seconds[m] for m in methods if seconds.get(m, 0.0) > 0.0}
+    rates = event_rates(counts, seconds, methods)
     invalid = int(output.get("events_invalid", 0))
     text = [
         (
@@ -361,13 +363,7 @@ def ttbar_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         images.append(image)
     text += [f'<img src="{name}" alt="{name}">' for name in images]
     if rates:
-        text.append(
-            html_table(
-                ["Method", "Events / s"],
-                [[_title(m), f"{v:,.0f}"] for m, v in rates.items()],
-                caption="Assignment throughput (selected events per second, per process)",
-            )
-        )
+        text.append(throughput_table(rates, _TITLES, "Assignment throughput (selected events per second, per process)"))
     return TaskReport(
         metrics=metrics,
         throughput={f"ttbar/{m}": v for m, v in rates.items()},
