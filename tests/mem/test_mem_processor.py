@@ -24,8 +24,9 @@ from coffea_mlreco.processors.mem import MAPE_QUANTUM, MEMProcessor, discriminan
 
 from coffea_mlreco import mem
 from coffea_mlreco.cli import main
+from coffea_mlreco.core.metrics import histogram_roc
 from coffea_mlreco.evaluation.tasks import TaskOptions
-from coffea_mlreco.mem.report import dataset_kind, histogram_roc, mem_section
+from coffea_mlreco.mem.report import dataset_kind, mem_section
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -49,6 +49,7 @@ __all__ = [
     "hist_pearson",
     "hist_quantile",
     "hist_select",
+    "histogram_roc",
     "json_ready",
     "met_bin_label",
     "met_method_summary",
@@ -386,3 +387,21 @@ def roc_auc(signal: ArrayLike, background: ArrayLike) -> float:
         return math.nan
     ranks = rankdata(np.concatenate([s, b]))
     return float((ranks[: s.size].sum() - s.size * (s.size + 1) / 2) / (s.size * b.size))
+
+
+def histogram_roc(signal: hist.Hist, background: hist.Hist) -> tuple[np.ndarray, np.ndarray, float]:
+    """(background efficiency, signal efficiency, AUC) of a score larger for ``signal``, from two 1-D histograms
+    with the same binning (flow bins included); the AUC counts same-bin pairs ½. NaN AUC when either is empty."""
+    s = np.asarray(signal.values(flow=True), np.float64)
+    b = np.asarray(background.values(flow=True), np.float64)
+    if s.shape != b.shape:
+        raise ValueError("the two score histograms have different binnings")
+    total_s, total_b = s.sum(), b.sum()
+    if total_s <= 0 or total_b <= 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0]), math.nan
+    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])
+    auc = float(np.dot(s, below + 0.5 * b) / (total_s * total_b))
+    # efficiencies of "score above a bin's lower edge", from the highest bin down
+    eff_s = np.concatenate([[0.0], np.cumsum(s[::-1]) / total_s])
+    eff_b = np.concatenate([[0.0], np.cumsum(b[::-1]) / total_b])
+    return eff_b, eff_s, auc

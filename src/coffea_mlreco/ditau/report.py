@@ -37,7 +37,7 @@ import hist
 import mplhep as hep
 import numpy as np
 
-from coffea_mlreco.core.metrics import ResidualSummary, hist_select, summarize_residual_hist
+from coffea_mlreco.core.metrics import ResidualSummary, hist_select, histogram_roc, summarize_residual_hist
 from coffea_mlreco.ditau.inputs import channel_name
 from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.evaluation.report import (
@@ -51,7 +51,7 @@ from coffea_mlreco.evaluation.report import (
 )
 from coffea_mlreco.evaluation.tasks import TaskReport
 
-__all__ = ["H_TOKENS", "Z_TOKENS", "dataset_kind", "ditau_section", "mass_auc"]
+__all__ = ["H_TOKENS", "Z_TOKENS", "dataset_kind", "ditau_section"]
 
 _TITLES = DITAU_METHODS.titles
 H_TOKENS = frozenset({"h", "htautau", "htt", "h125", "higgs", "ggh", "vbfh", "hig"})
@@ -67,22 +67,6 @@ def dataset_kind(name: str) -> str | None:
     if is_h == is_z:
         return None
     return "h" if is_h else "z"
-
-
-def mass_auc(signal: hist.Hist, background: hist.Hist) -> float:
-    """ROC AUC of the mass as a score larger for ``signal``, from two 1-D histograms with the same binning.
-
-    AUC = Σ_i s_i (Σ_{j<i} b_j + ½ b_i) / (S B), flow bins included; NaN when either is empty.
-    """
-    s = np.asarray(signal.values(flow=True), np.float64)
-    b = np.asarray(background.values(flow=True), np.float64)
-    if s.shape != b.shape:
-        raise ValueError("the two mass histograms have different binnings")
-    total_s, total_b = s.sum(), b.sum()
-    if total_s <= 0 or total_b <= 0:
-        return math.nan
-    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])
-    return float(np.dot(s, below + 0.5 * b) / (total_s * total_b))
 
 
 def _title(method: str) -> str:
@@ -122,7 +106,7 @@ def _auc(mass: hist.Hist, method: str) -> float | None:
             kinds[kind].append(name)
     if not kinds["h"] or not kinds["z"]:
         return None
-    value = mass_auc(_sum_datasets(mass, method, kinds["h"]), _sum_datasets(mass, method, kinds["z"]))
+    _, _, value = histogram_roc(_sum_datasets(mass, method, kinds["h"]), _sum_datasets(mass, method, kinds["z"]))
     return None if math.isnan(value) else value
 
 

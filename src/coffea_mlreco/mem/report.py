@@ -34,7 +34,7 @@ import hist
 import mplhep as hep
 import numpy as np
 
-from coffea_mlreco.core.metrics import hist_select
+from coffea_mlreco.core.metrics import hist_select, histogram_roc
 from coffea_mlreco.evaluation.report import (
     event_rates,
     html_table,
@@ -47,7 +47,7 @@ from coffea_mlreco.evaluation.report import (
 from coffea_mlreco.evaluation.tasks import TaskReport
 from coffea_mlreco.mem.methods import MEM_METHODS
 
-__all__ = ["BACKGROUND_TOKENS", "SIGNAL_TOKENS", "dataset_kind", "histogram_roc", "mem_section"]
+__all__ = ["BACKGROUND_TOKENS", "SIGNAL_TOKENS", "dataset_kind", "mem_section"]
 
 SIGNAL_TOKENS = frozenset({"zprime", "zp", "zprimell", "signal", "sig"})
 BACKGROUND_TOKENS = frozenset({"dy", "dyll", "drellyan", "drell", "zll", "ztoll", "background", "bkg"})
@@ -62,24 +62,6 @@ def dataset_kind(name: str) -> str | None:
     if is_s == is_b:
         return None
     return "signal" if is_s else "background"
-
-
-def histogram_roc(signal: hist.Hist, background: hist.Hist) -> tuple[np.ndarray, np.ndarray, float]:
-    """(background efficiency, signal efficiency, AUC) of a score larger for ``signal``, from two 1-D histograms
-    with the same binning (flow bins included); the AUC counts same-bin pairs ½. NaN AUC when either is empty."""
-    s = np.asarray(signal.values(flow=True), np.float64)
-    b = np.asarray(background.values(flow=True), np.float64)
-    if s.shape != b.shape:
-        raise ValueError("the two score histograms have different binnings")
-    total_s, total_b = s.sum(), b.sum()
-    if total_s <= 0 or total_b <= 0:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0]), math.nan
-    below = np.concatenate([[0.0], np.cumsum(b)[:-1]])
-    auc = float(np.dot(s, below + 0.5 * b) / (total_s * total_b))
-    # efficiencies of "score above a bin's lower edge", from the highest bin down
-    eff_s = np.concatenate([[0.0], np.cumsum(s[::-1]) / total_s])
-    eff_b = np.concatenate([[0.0], np.cumsum(b[::-1]) / total_b])
-    return eff_b, eff_s, auc
 
 
 def _datasets(h: hist.Hist) -> list[str]:
