@@ -26,7 +26,8 @@ from coffea_mlreco import mem
 from coffea_mlreco.cli import main
 from coffea_mlreco.core.metrics import histogram_roc
 from coffea_mlreco.evaluation.tasks import TaskOptions
-from coffea_mlreco.mem.report import dataset_kind, mem_section
+from coffea_mlreco.mem.datasets import dataset_kind
+from coffea_mlreco.mem.report import mem_section
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

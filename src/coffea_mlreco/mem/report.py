@@ -12,11 +12,7 @@ metrics.json ``mem``: ``{"integrated": {"auc", "n"}, "network": {"mape", "mape_p
 only the integrated ones (the like-for-like comparison with ``integrated.auc``). A method that did not run is
 absent; an AUC without both a signal and a background dataset is absent.
 
-Signal/background recognition: a dataset name is split into lower-case alphanumeric tokens (at every character
-other than a–z, 0–9). It is *signal* when a token is one of :data:`SIGNAL_TOKENS` or starts with ``zprime``;
-*background* when a token is one of :data:`BACKGROUND_TOKENS` or starts with ``dyjets``/``dyto``. Names
-matching both or neither are not used in the ROC. (``evaluate`` names a dataset after its file's stem:
-``zprime_ll.root`` → signal, ``dy_7121.root`` → background.)
+Signal and background datasets are recognised by name (:func:`coffea_mlreco.mem.datasets.dataset_kind`).
 
 Throughput: ``{"mem/integrated": events/s (all hypotheses of an event), "mem/network": events/s}``, from the
 processor's ``seconds`` (eager runs only: a dask-awkward run has no per-method timing, and then no throughput rows).
@@ -45,23 +41,12 @@ from coffea_mlreco.evaluation.report import (
     throughput_table,
 )
 from coffea_mlreco.evaluation.tasks import TaskReport
+from coffea_mlreco.mem.datasets import BACKGROUND_TOKENS, SIGNAL_TOKENS, dataset_kind
 from coffea_mlreco.mem.methods import MEM_METHODS
 
-__all__ = ["BACKGROUND_TOKENS", "SIGNAL_TOKENS", "dataset_kind", "mem_section"]
+__all__ = ["mem_section"]
 
-SIGNAL_TOKENS = frozenset({"zprime", "zp", "zprimell", "signal", "sig"})
-BACKGROUND_TOKENS = frozenset({"dy", "dyll", "drellyan", "drell", "zll", "ztoll", "background", "bkg"})
 _TITLES = MEM_METHODS.titles
-
-
-def dataset_kind(name: str) -> str | None:
-    """``"signal"``, ``"background"`` or None for a dataset name (rules in the module docstring)."""
-    tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
-    is_s = any(t in SIGNAL_TOKENS or t.startswith("zprime") for t in tokens)
-    is_b = any(t in BACKGROUND_TOKENS or t.startswith(("dyjets", "dyto")) for t in tokens)
-    if is_s == is_b:
-        return None
-    return "signal" if is_s else "background"
 
 
 def _datasets(h: hist.Hist) -> list[str]:

@@ -39,6 +39,7 @@ import torch
 
 from coffea_mlreco.core.metrics import roc_auc
 from coffea_mlreco.inference.device import resolve_device
+from coffea_mlreco.mem.datasets import dataset_kind
 from coffea_mlreco.mem.deepmem import DeepMEM, DeepMEMConfig, input_names, output_name
 from coffea_mlreco.mem.table_schema import MEMTable, concat_mem_tables, read_mem_table
 from coffea_mlreco.training.model_dir import (
@@ -105,11 +106,9 @@ def held_out_metrics(
     Returns ``{"mape": {hypothesis: fraction}, "events": N, "tables": [...]}`` and, given the ``signal`` and
     ``background`` hypotheses and tables of both kinds, ``auc_integrated``/``auc_network`` (of d = P_S/(P_S + P_B),
     i.e. of log10 P_S/P_B) and ``signal_events``/``background_events``. A table is signal or background by its
-    file name, with the rules of :func:`coffea_mlreco.mem.report.dataset_kind` (e.g. ``zp_7221.npz``,
+    file name, with the rules of :func:`coffea_mlreco.mem.datasets.dataset_kind` (e.g. ``zp_7221.npz``,
     ``dy_7121.npz``); others count in the MAPE only.
     """
-    from coffea_mlreco.mem.report import dataset_kind
-
     if not tables:
         raise ValueError("no held-out tables")
     hyps = model.hypotheses
