@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import time
 import warnings
 from typing import Any
@@ -42,14 +43,14 @@ def make_processor(task: str) -> Any:
 
 
 def steps(events: int, chunksize: int) -> list[list[int]]:
-    edges = list(range(0, events, chunksize)) + [events]
-    return [[lo, hi] for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    edges = [*range(0, events, chunksize), events]
+    return [[lo, hi] for lo, hi in itertools.pairwise(edges)]
 
 
 def run_runner(task: str, path: str, events: int, chunksize: int, client: Client) -> tuple[dict[str, Any], float]:
     executor = processor.DaskExecutor(client=client, status=False, retries=0)
     runner = processor.Runner(executor=executor, chunksize=chunksize, schema=QuietNanoAODSchema)
-    chunks = [c for c in runner.preprocess({"sample": {"files": {path: "Events"}}}, treename="Events")]
+    chunks = list(runner.preprocess({"sample": {"files": {path: "Events"}}}, treename="Events"))
     chunks = [c for c in chunks if c.entrystart < events]
     tic = time.perf_counter()
     out = runner(chunks, make_processor(task), treename="Events")
@@ -96,7 +97,8 @@ def main() -> None:
             print(f"{task}: done", flush=True)
     print(f"\n{args.workers} worker processes, {args.chunksize} events per chunk/partition")
     print(
-        "| task | events | Runner (DaskExecutor) ev/s | dask-awkward (apply_to_fileset) ev/s | ratio | identical histograms |"
+        "| task | events | Runner (DaskExecutor) ev/s | dask-awkward (apply_to_fileset) ev/s | ratio "
+        "| identical histograms |"
     )
     print("|---|---|---|---|---|---|")
     for task, n, runner_s, dask_s, same in rows:

@@ -5,7 +5,8 @@ with the generator MET (the neutrinos' pT sum) and the file's MET covariance, an
 The transformer reads the same reconstructed MET (plus the tau decay products and up to 3 jets), so the third row
 bounds what a better use of the tau legs can buy without a better MET.
 
-    python benchmarks/ditau_met_oracle.py H.root Z.root   # files from `coffea-mlreco generate --process htautau/ztautau`
+    # files from `coffea-mlreco generate --process htautau/ztautau`
+    python benchmarks/ditau_met_oracle.py H.root Z.root
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from typing import ClassVar
 
 import awkward as ak
 import numpy as np
@@ -57,7 +58,7 @@ class OursMet(ModelWrapper):
 
 
 class OursMetAndWeights(ModelWrapper):
-    per_object_outputs = {"weight": "cands"}
+    per_object_outputs: ClassVar[dict[str, str]] = {"weight": "cands"}
 
     def prepare(self, events: ak.Array) -> dict[str, Jagged]:
         return {"cands": Jagged(events[list(FEATURES)])}
@@ -79,7 +80,7 @@ def coffea_torch_wrapper(script_path: str) -> Callable[[ak.Array], np.ndarray]:
         def prepare_awkward(self, events: ak.Array):
             longest = int(ak.max(ak.num(events, axis=1)))
             padded = ak.pad_none(events, longest, axis=1, clip=True)
-            mask = ak.fill_none(ak.is_none(padded, axis=1) == False, False)
+            mask = ak.fill_none(~ak.is_none(padded, axis=1), False)
             x = ak.concatenate([ak.fill_none(padded[f], 0.0)[:, :, np.newaxis] for f in FEATURES], axis=2)
             return [ak.values_astype(x, np.float32), mask], {}
 

@@ -13,6 +13,7 @@ left out: ``meta.seconds`` and the ``throughput`` section. Values are compared e
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ def leaves(obj: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
     return out
 
 
+def is_nan(value: Any) -> bool:
+    """Whether a JSON leaf is a NaN float (then it equals another NaN in the comparison)."""
+    return isinstance(value, float) and math.isnan(value)
+
+
 def is_timing(path: tuple[str, ...]) -> bool:
     return any(path[: len(prefix)] == prefix for prefix in TIMING)
 
@@ -51,7 +57,7 @@ def compare(before: Path, after: Path) -> tuple[list[tuple[str, int, int]], list
         section = rows.setdefault(path[0], [0, 0])
         section[0] += 1
         a, b = old.get(path, "<absent>"), new.get(path, "<absent>")
-        if a != b and not (a != a and b != b):  # NaN equals NaN here
+        if a != b and not (is_nan(a) and is_nan(b)):
             section[1] += 1
             differences.append(f"{'.'.join(path)}: {a!r} → {b!r}")
     return [(name, n, d) for name, (n, d) in rows.items()], differences

@@ -221,7 +221,7 @@ def test_ttbar_indices_on_synthetic_trees() -> None:
 def test_ttbar_partons_roles_and_missing_partons() -> None:
     gp = _genpart(_synthetic())
     partons = truth.ttbar_partons(ak.zip({"GenPart": gp}, depth_limit=1))
-    pt = {f: ak.to_list(partons[f].pt) for f in truth.SEMILEP_PARTONS + ("lepton", "neutrino")}
+    pt = {f: ak.to_list(partons[f].pt) for f in (*truth.SEMILEP_PARTONS, "lepton", "neutrino")}
     # event 2: W+ hadronic (u d̄ at 7, 8), W- -> τ ν̄ (9, 10); pt = 10 (index + 1)
     assert {f: v[2] for f, v in pt.items()} == {
         "had_b": 50.0,
@@ -283,9 +283,9 @@ def test_genvistau_assignment_matches_daughters(dy: ak.Array) -> None:
 def _reference_match(p_eta, p_phi, j_eta, j_phi, max_dr):  # type: ignore[no-untyped-def]
     pairs = sorted(
         (float(truth.delta_r(pe, pp, je, jp)), i, j)
-        for i, (pe, pp) in enumerate(zip(p_eta, p_phi))
+        for i, (pe, pp) in enumerate(zip(p_eta, p_phi, strict=True))
         if pe is not None
-        for j, (je, jp) in enumerate(zip(j_eta, j_phi))
+        for j, (je, jp) in enumerate(zip(j_eta, j_phi, strict=True))
     )
     out, taken = [-1] * len(p_eta), set()
     for dr, i, j in pairs:
@@ -306,12 +306,12 @@ def test_matching_agrees_with_brute_force_reference() -> None:
             j = int(rng.integers(0, nj))
             pe[k], pp[k] = je[j] + rng.normal(0, 0.2), truth.delta_phi(jp[j] + rng.normal(0, 0.2), 0.0)
         missing = rng.random(n_p) < 0.15
-        p_eta.append([None if m else float(x) for m, x in zip(missing, pe)])
-        p_phi.append([None if m else float(x) for m, x in zip(missing, pp)])
+        p_eta.append([None if m else float(x) for m, x in zip(missing, pe, strict=True)])
+        p_phi.append([None if m else float(x) for m, x in zip(missing, pp, strict=True)])
         j_eta.append(je.tolist())
         j_phi.append(jp.tolist())
     got = ak.to_list(truth.match_partons_to_jets(ak.Array(p_eta), ak.Array(p_phi), ak.Array(j_eta), ak.Array(j_phi)))
-    want = [_reference_match(*args, PARTON_JET_DR) for args in zip(p_eta, p_phi, j_eta, j_phi)]
+    want = [_reference_match(*args, PARTON_JET_DR) for args in zip(p_eta, p_phi, j_eta, j_phi, strict=True)]
     assert got == want
     assert sum(i >= 0 for ev in got for i in ev) > 300  # the test exercises matching, not only misses
     assert any(len(ev) == 0 for ev in j_eta) and any(None in ev for ev in p_eta)

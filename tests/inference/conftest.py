@@ -28,7 +28,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import candidate_wrappers  # (needs the path above)
+import candidate_wrappers  # noqa: E402  (importable only once HERE is on sys.path)
 
 cloudpickle.register_pickle_by_value(candidate_wrappers)
 

@@ -77,9 +77,9 @@ def test_shipped_model_reproduces_fresh_integrations(wrapper: Any, mem_tables: d
     model = wrapper.backend.load(torch.device("cpu"))
     logw, pred = {}, {}
     for name, table in mem_tables.items():
-        table = table.in_order(wrapper.hypotheses)
-        logw[name] = table.log10_weight
-        pred[name] = deepmem_predict(model, table.features(flavour=wrapper.flavour_input))
+        ordered = table.in_order(wrapper.hypotheses)
+        logw[name] = ordered.log10_weight
+        pred[name] = deepmem_predict(model, ordered.features(flavour=wrapper.flavour_input))
     mape = mape_per_hypothesis(np.concatenate(list(pred.values())), np.concatenate(list(logw.values())))
     assert np.all(mape <= 0.02), mape
     s, b = wrapper.hypotheses.index("zprime"), wrapper.hypotheses.index("dy_sm")

@@ -151,7 +151,7 @@ def test_rule_based_pf_on_the_files_elements_reproduces_pfcands(element_events: 
     pf = rule_based_pf(
         _collection(element_events, "PFTrack", TRACK_FIELDS), _collection(element_events, "PFCluster", CLUSTER_FIELDS)
     )
-    ref = _collection(element_events, "PFCands", tuple(pf.columns) + ("trackIdx", "clusterIdx"))
+    ref = _collection(element_events, "PFCands", (*pf.columns, "trackIdx", "clusterIdx"))
     assert np.array_equal(pf.counts, ref.counts)
     for field, values in pf.columns.items():
         assert np.array_equal(values.astype(ref.columns[field].dtype), ref.columns[field]), field

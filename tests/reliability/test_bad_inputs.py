@@ -4,8 +4,9 @@ Protection under test: the up-front checks of :mod:`coffea_mlreco.evaluation.inp
 :mod:`coffea_mlreco.evaluation.tasks`. A truncated ROOT file, a text file, random bytes, a directory, a missing
 file, an RNTuple (refused: the Runner reads TTrees), a file without ``luminosityBlock`` and a file without MET each
 end the run before anything is processed with exactly one line on stderr naming the file (and the branch), exit
-status 2, no traceback, and nothing written (no report folder, no temporary one). Empty inputs are no fault: a file of 0 events, an empty chunk (a
-0-event file next to a good one) and a selection that keeps no event each give a complete report (exit 0).
+status 2, no traceback, and nothing written (no report folder, no temporary one). Empty inputs are no fault: a file
+of 0 events, an empty chunk (a 0-event file next to a good one) and a selection that keeps no event each give a
+complete report (exit 0).
 
 ``coffea_mlreco.cli.main`` runs in-process; its stderr is captured with ``capsys``.
 """

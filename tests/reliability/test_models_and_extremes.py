@@ -87,7 +87,7 @@ def deepmet_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int]]]:
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every padded mini-batch a model wrapper builds, as (events, longest event)."""
     seen: list[tuple[int, int]] = []
     pad = inference_wrapper.pad_batch
@@ -98,7 +98,7 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int
         return x, mask
 
     monkeypatch.setattr(inference_wrapper, "pad_batch", recording)
-    yield seen
+    return seen
 
 
 # ---- wrong model directories ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import awkward as ak
 import numpy as np
@@ -173,6 +174,22 @@ def _toy_mem_table(path: Path, n_events: int = 300, seed: int = 1) -> Path:
 
 
 # ---- the building blocks --------------------------------------------------------------------------------------
+def _write_then_raise(path: Path, text: str, error: BaseException) -> NoReturn:
+    """Write ``text`` to ``path`` and raise ``error``: a write that fails half way."""
+    path.write_text(text)
+    raise error
+
+
+def _sigterm_held_by_deferred_interrupts(finished: list[bool]) -> NoReturn:
+    """Send this process SIGTERM inside `deferred_interrupts`; the block runs to its end (appending True to
+    ``finished``) and the held-back signal must interrupt right there."""
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler would run here if the signal were not held back
+        finished.append(True)
+    pytest.fail("the held-back SIGTERM was not delivered at the end of the block")
+
+
 def test_atomic_file_appears_only_when_complete(tmp_path: Path) -> None:
     final = tmp_path / "new" / "table.txt"
     with atomic_file(final) as partial:
@@ -181,8 +198,7 @@ def test_atomic_file_appears_only_when_complete(tmp_path: Path) -> None:
         assert not final.exists()
     assert final.read_text() == "complete" and partial_outputs(final) == []
     with pytest.raises(RuntimeError), atomic_file(final) as partial:
-        partial.write_text("half")
-        raise RuntimeError("failed half way")
+        _write_then_raise(partial, "half", RuntimeError("failed half way"))
     assert final.read_text() == "complete" and partial_outputs(final) == []  # the earlier file is untouched
 
 
@@ -191,8 +207,7 @@ def test_atomic_directory_replaces_or_merges_only_on_success(tmp_path: Path) -> 
     report.mkdir()
     (report / "metrics.json").write_text("earlier")
     with pytest.raises(RuntimeError), atomic_directory(report) as partial:
-        (partial / "metrics.json").write_text("half")
-        raise RuntimeError("failed half way")
+        _write_then_raise(partial / "metrics.json", "half", RuntimeError("failed half way"))
     assert [p.name for p in report.iterdir()] == ["metrics.json"] and (report / "metrics.json").read_text() == "earlier"
     assert partial_outputs(report) == []
     with atomic_directory(report) as partial:
@@ -207,13 +222,9 @@ def test_atomic_directory_replaces_or_merges_only_on_success(tmp_path: Path) -> 
 
 
 def test_deferred_interrupts_hold_sigterm_until_the_block_ends() -> None:
-    finished = []
+    finished: list[bool] = []
     with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
-        with deferred_interrupts():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.05)  # the handler would run here if the signal were not held back
-            finished.append(True)
-        pytest.fail("the held-back SIGTERM was not delivered at the end of the block")
+        _sigterm_held_by_deferred_interrupts(finished)
     assert finished == [True]
 
 
@@ -486,8 +497,7 @@ def test_interrupted_train_leaves_no_model_directory(tmp_path: Path) -> None:
 
 def test_interrupted_is_a_keyboard_interrupt_naming_what_was_kept(tmp_path: Path) -> None:
     with pytest.raises(Interrupted) as caught, atomic_file(tmp_path / "f.root", keep_on_interrupt=True) as partial:
-        partial.write_text("two chunks")
-        raise KeyboardInterrupt
+        _write_then_raise(partial, "two chunks", KeyboardInterrupt())
     assert caught.value.kept == partial and partial.read_text() == "two chunks" and str(partial) in str(caught.value)
     assert not (tmp_path / "f.root").exists()
     with pytest.raises(OutputError, match="is a folder"):

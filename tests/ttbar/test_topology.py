@@ -39,7 +39,7 @@ def test_user_topology_with_two_symmetry_groups(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("name: x\n", "particles"),
         ("particles:\n  t: {jets: [b, b]}\n", "repeats"),

@@ -322,7 +322,7 @@ def _tau_kernel(  # type: ignore[no-untyped-def]
                     continue
                 n_children += 1
                 a = abs(pdg[s + j])
-                if a == 12 or a == 14 or a == 16:
+                if a in (12, 14, 16):  # a tuple: numba would build a set literal on every pass
                     continue
                 if flags[s + j] & direct:  # e/μ from a π⁰ Dalitz decay or a photon conversion do not count
                     decay = 1 if a == 11 else (2 if a == 13 else decay)

@@ -252,8 +252,8 @@ def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION)
     Returns:
         One record per event: ``leg1``, ``leg2`` (option records, None when no pair: ``pt``, ``eta``,
         ``phi``, ``mass`` in GeV/rad, ``charge``, ``kind`` a :class:`LegKind` code, ``decayMode`` or −1 for
-        e/μ, ``index`` in the object's own collection), ``met`` (:func:`met_with_covariance`), ``channel`` (int, :class:`Channel`, −1 without a pair)
-        and ``selected`` (bool).
+        e/μ, ``index`` in the object's own collection), ``met`` (:func:`met_with_covariance`), ``channel`` (int,
+        :class:`Channel`, −1 without a pair) and ``selected`` (bool).
     """
     taus, ele, mu = _hadronic_taus(events, cuts), _electrons(events, cuts), _muons(events, cuts)
     met = met_with_covariance(events)

@@ -181,8 +181,8 @@ def _leg_products(events: ak.Array, leg: ak.Array) -> ak.Array:
         }
     )
     singles = []
-    for use, is_fallback in ((lepton, False), (fallback, True)):
-        use = np.asarray(ak.to_numpy(ak.fill_none(use, False) & ~ak.is_none(leg.pt)), bool)
+    for kind, is_fallback in ((lepton, False), (fallback, True)):
+        use = np.asarray(ak.to_numpy(ak.fill_none(kind, False) & ~ak.is_none(leg.pt)), bool)
         s = single[use]
         token = _product_tokens(_f64(s.pt), _f64(s.eta), _f64(s.phi), s.pdg, leg[use], is_fallback)
         singles.append(ak.unflatten(token, use.astype(np.int64)))

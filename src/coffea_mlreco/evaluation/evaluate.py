@@ -143,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task])
 
 def resolve_device(device: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` as given; ``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``."""
-    if device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+    if device in {"cpu", "cuda"} or (device.startswith("cuda:") and device[5:].isdigit()):
         return device
     if device != "auto":
         raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
@@ -233,8 +233,8 @@ def _check_report_destination(outdir: Path) -> None:
 
 
 def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
-    """Run ``evaluate`` with parsed ``args`` on the tasks of ``registry``; returns the exit status (0 ok, 1 failed or interrupted, 2 bad input or
-    an output folder that cannot be written)."""
+    """Run ``evaluate`` with parsed ``args`` on the tasks of ``registry``; returns the exit status (0 ok, 1 failed
+    or interrupted, 2 bad input or an output folder that cannot be written)."""
     try:
         if args.scheduler and args.executor not in ("dask", "dask-awkward"):
             raise InputError("--scheduler needs --executor dask or dask-awkward")

@@ -250,10 +250,9 @@ def plan_chunks(
     for chunk in chunks:
         if left <= 0:
             break
-        if len(chunk) > left:
-            chunk = dataclasses.replace(chunk, entrystop=chunk.entrystart + left)
-        kept.append(chunk)
-        left -= len(chunk)
+        taken = dataclasses.replace(chunk, entrystop=chunk.entrystart + left) if len(chunk) > left else chunk
+        kept.append(taken)
+        left -= len(taken)
     return kept
 
 

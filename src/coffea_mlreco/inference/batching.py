@@ -14,6 +14,7 @@ event of the batch (at least 1, so that models never see a zero-size axis).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numba
@@ -88,7 +89,7 @@ def plan_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[n
     lengths = np.ascontiguousarray(lengths.reshape(n, -1), dtype=np.int64)
     order = np.argsort(-lengths.sum(axis=1), kind="stable")
     bounds = _plan(lengths, order, int(max_tokens), int(max_batch))
-    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [order[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @numba.njit(cache=True, nogil=True)

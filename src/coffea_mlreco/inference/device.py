@@ -9,6 +9,7 @@ reported for torch under dask, lpcjobqueue #17).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -49,15 +50,9 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
-_THREADS_CONFIGURED = False
-
-
+@functools.cache  # torch's thread count is a process-wide setting: applied by the first call only
 def configure_threads() -> None:
     """Once per process: inside a dask worker, give torch cores/threads-per-worker intra-op threads."""
-    global _THREADS_CONFIGURED  # process-wide torch setting, applied once
-    if _THREADS_CONFIGURED:
-        return
-    _THREADS_CONFIGURED = True
     try:
         from distributed import get_worker
 

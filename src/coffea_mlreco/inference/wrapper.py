@@ -233,10 +233,7 @@ class ModelWrapper:
         if not inputs:
             raise ValueError(f"{type(self).__name__}.prepare returned no inputs")
         arrays = [spec.array for spec in inputs.values()]
-        if any(_is_dask(a) for a in arrays):
-            outputs = self._map_partitions(inputs)
-        else:
-            outputs = self.run(inputs)
+        outputs = self._map_partitions(inputs) if any(_is_dask(a) for a in arrays) else self.run(inputs)
         return self.postprocess(outputs, events)
 
     def run(self, inputs: dict[str, Jagged | Dense]) -> ak.Array:
@@ -349,11 +346,13 @@ class ModelWrapper:
         for name, values in outputs.items():
             if name in self.per_object_outputs:
                 prepared = jagged[self.per_object_outputs[name]]
+                per_object = values
                 if prepared.kept is not None:
-                    full = np.full((int(prepared.counts_all.sum()), *values.shape[1:]), prepared.fill_value, np.float32)
-                    full[prepared.kept] = values
-                    values = full
-                fields[name] = ak.unflatten(ak.from_numpy(values), prepared.counts_all)
+                    per_object = np.full(
+                        (int(prepared.counts_all.sum()), *values.shape[1:]), prepared.fill_value, np.float32
+                    )
+                    per_object[prepared.kept] = values
+                fields[name] = ak.unflatten(ak.from_numpy(per_object), prepared.counts_all)
             else:
                 fields[name] = ak.from_numpy(values)
         return ak.zip(fields, depth_limit=1)

@@ -29,8 +29,8 @@ Conventions
     (the quark and the ℓ⁻). Propagator 1/(ŝ − M² + i M Γ) (``fixed``) or 1/(ŝ − M² + i ŝ Γ/M)
     (``running``, Pythia's choice for the Z); the photon 1/ŝ.
     Scalar mediator S: vertex −i y_f (pure scalar; a pseudoscalar gives the same |M|² for massless
-    fermions), propagator as for a vector (``fixed`` by default). For massless fermions the scalar flips helicity, so it never
-    interferes with the vectors; scalars interfere among themselves.
+    fermions), propagator as for a vector (``fixed`` by default). For massless fermions the scalar flips helicity, so
+    it never interferes with the vectors; scalars interfere among themselves.
     ``interference: false`` adds the mediators' squared amplitudes instead (e.g. signal-only shapes).
 """
 

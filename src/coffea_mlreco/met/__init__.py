@@ -1,5 +1,6 @@
 """MET at high pileup: PF and PUPPI MET, the DeepMET-style and Perceiver networks; ``reconstruct`` appends their
-columns (``PFMETReco``, ``PuppiMETReco``, ``PFCands.puppiWeightReco``, ``DeepMETReco``, ``MLMET``) to an analyst's events.
+columns (``PFMETReco``, ``PuppiMETReco``, ``PFCands.puppiWeightReco``, ``DeepMETReco``, ``MLMET``) to an analyst's
+events.
 
 Where things live:
 

@@ -37,6 +37,7 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["TUNES", "PuppiRegion", "PuppiTune", "load_tune", "puppi_weights", "puppi_weights_flat", "pv_class"]
 
@@ -402,6 +403,11 @@ def _median_rms(alpha, pu_sel, pv_sel, low_pu_correction):  # type: ignore[no-un
     return median, rms, n
 
 
+def _f64(values: ArrayLike) -> np.ndarray:
+    """``values`` as a contiguous float64 array, as `_puppi_kernel` takes them."""
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
 @numba.njit(cache=True)
 def _puppi_kernel(  # type: ignore[no-untyped-def]
     offsets,
@@ -528,27 +534,26 @@ def puppi_weights_flat(
         raise ValueError(f"PUPPI tune {tune.name!r}: cone must be in (0, {_MAX_CONE}], not {tune.cone}")
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     regions = tune.regions
-    f64 = lambda values: np.ascontiguousarray(values, dtype=np.float64)
     return _puppi_kernel(
         offsets,
-        f64(pt),
-        f64(eta),
-        f64(phi),
+        _f64(pt),
+        _f64(eta),
+        _f64(phi),
         np.asarray(cls, np.int64),
-        f64(npv),
+        _f64(npv),
         tune.cone,
         tune.min_delta_r,
         tune.eta_max_extrap,
         tune.rms_pt_min["central"],
         tune.rms_pt_min["forward"],
         tune.apply_low_pu_correction,
-        f64([r.eta_min for r in regions]),
-        f64([r.eta_max for r in regions]),
+        _f64([r.eta_min for r in regions]),
+        _f64([r.eta_max for r in regions]),
         np.array([_ALPHA_TYPES[r.alpha] for r in regions], np.int64),
-        f64([r.min_neutral_pt for r in regions]),
-        f64([r.min_neutral_pt_slope for r in regions]),
-        f64([r.rms_eta_sf for r in regions]),
-        f64([r.med_eta_sf for r in regions]),
+        _f64([r.min_neutral_pt for r in regions]),
+        _f64([r.min_neutral_pt_slope for r in regions]),
+        _f64([r.rms_eta_sf for r in regions]),
+        _f64([r.med_eta_sf for r in regions]),
         tune.pt_max_neutrals,
         tune.pt_max_neutrals_start_slope,
         tune.min_weight,

@@ -77,7 +77,7 @@ class SPANetWrapper(ModelWrapper):
         logps = [np.asarray(ak.to_numpy(outputs[f"{p.name}_logp"]), np.float64) for p in self.topology.particles]
         result = extract_assignments(logps, self.topology, n_jets)
         fields: dict[str, Any] = {}
-        for column, (particle, daughter) in self.topology.outputs:
+        for column in self.topology.output_names:
             p_index, d_index = self.topology.output_slot(column)
             start = sum(p.n_jets for p in self.topology.particles[:p_index])
             fields[column] = result.jets[:, start + d_index]
