@@ -25,8 +25,9 @@ def main() -> None:
     cards = {m: json.loads(model_files(d, "perceiver")[1].read_text()) for m, d in dirs.items()}
     res = {m: c["validation_metrics_gev"]["model"]["resolution_upar"] for m, c in cards.items()}
     best = min(res, key=res.get)
-    ship_model(dirs[best], WEIGHTS, f"perceiver_pu{pileup}",
-               extra={"target_mode_comparison_val_resolution_upar_gev": res})
+    ship_model(
+        dirs[best], WEIGHTS, f"perceiver_pu{pileup}", extra={"target_mode_comparison_val_resolution_upar_gev": res}
+    )
     print(f"shipped the {best} target mode: validation u_par resolution {res}")
 
 

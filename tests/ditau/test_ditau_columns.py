@@ -204,7 +204,7 @@ def test_an_event_with_nan_inputs_is_isolated(ditau_small: Path, eager_columns: 
         assert np.isnan(ak.to_numpy(reco[field][invalid])).all()
     assert np.isnan(ak.to_numpy(reco.tau1_ml.pt[invalid])).all()
     assert (ak.to_numpy(reco.channel[invalid]) == -1).all() and (ak.to_numpy(reco.fastmtt_status[invalid]) == -1).all()
-    with pytest.raises(NonFiniteInputError, match="TauProd.eta"):
+    with pytest.raises(NonFiniteInputError, match=r"TauProd\.eta"):
         reconstruct(_poison(events, "TauProd", "eta", int(with_products[-1])), on_invalid="raise")
     with pytest.raises(ValueError, match="on_invalid"):
         reconstruct(events, on_invalid="skip")

@@ -157,6 +157,6 @@ def test_deterministic_errors_fail_at_once_on_the_cluster(
     assert _attempts(log) == 1
     # a transient error that outlasts the retries is raised after TRANSIENT_RETRIES + 1 attempts
     log = tmp_path / "persistent.log"
-    with pytest.warns(runner.TransientErrorRetry), pytest.raises(OSError):
+    with pytest.warns(runner.TransientErrorRetry), pytest.raises(OSError, match="attempt 4 failed"):
         runner.compute_on_client(dask_client, [dask.delayed(_flaky)(str(log), 99, "OSError")])
     assert _attempts(log) == runner.TRANSIENT_RETRIES + 1

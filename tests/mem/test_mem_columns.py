@@ -184,7 +184,7 @@ def test_one_nan_input_costs_one_event(mem_events: dict[str, Any]) -> None:
             assert np.isnan(reco[f"logw_{h}_{suffix}"][bad_event])
     keep = np.arange(len(events)) != bad_event
     assert_same_columns(reco[keep], clean[keep])
-    with pytest.raises(NonFiniteInputError, match="Muon.pt"):
+    with pytest.raises(NonFiniteInputError, match=r"Muon\.pt"):
         mem.reconstruct(bad, methods=("network",), on_invalid="raise")
 
 

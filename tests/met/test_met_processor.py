@@ -84,10 +84,9 @@ def test_real_nanoaod_runs_file_met_only(real_nano_dy: Path) -> None:
 
 
 def _events(path: Path, mode: str) -> Any:
-    events = NanoEventsFactory.from_root(
+    return NanoEventsFactory.from_root(
         {str(path): "Events"}, schemaclass=NanoAODSchema, mode=mode, metadata={"filename": str(path)}
     ).events()
-    return events
 
 
 @pytest.mark.parametrize("mode", ["eager", "virtual"])

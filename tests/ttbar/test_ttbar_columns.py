@@ -204,7 +204,7 @@ def test_nan_input_blanks_only_its_event(small_events: Any, small_reco: ak.Array
     flagged = reconstruct(with_nan(small_events, "MET", "phi", event))[COLUMN]
     assert_blanked(flagged, event)
     assert_same_columns(flagged[others], small_reco[others])
-    with pytest.raises(NonFiniteInputError, match="MET.phi"):
+    with pytest.raises(NonFiniteInputError, match=r"MET\.phi"):
         reconstruct(with_nan(small_events, "MET", "phi", event), on_invalid="raise")
 
 
@@ -227,7 +227,7 @@ def test_nan_jet_momentum_blanks_only_its_event(small_events: Any, small_reco: a
                 rtol=1e-5,
                 atol=1e-6,
             )
-    with pytest.raises(NonFiniteInputError, match="Jet.pt"):
+    with pytest.raises(NonFiniteInputError, match=r"Jet\.pt"):
         reconstruct(with_nan(small_events, "Jet", "pt", event, item=0), methods=("chi2",), on_invalid="raise")
 
 
