@@ -21,9 +21,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import awkward as ak
 import numpy as np
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
+
+from coffea_mlreco.core.columns import to_numpy
 
 
 def _selected(path: str, max_events: int, n_events: int) -> tuple[Any, Any]:
@@ -37,7 +38,7 @@ def _selected(path: str, max_events: int, n_events: int) -> tuple[Any, Any]:
             {path: "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=max_events
         ).events()
     candidates = ditau_candidates(events)
-    keep = np.asarray(ak.to_numpy(candidates.selected), bool)
+    keep = to_numpy(candidates.selected, bool)
     index = np.flatnonzero(keep)
     if index.size == 0:
         raise SystemExit(f"{path}: no selected di-tau events")

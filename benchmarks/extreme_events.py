@@ -45,6 +45,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from coffea_mlreco.core.columns import to_numpy
+
 LINKS = {"clusterIdx": "PFCluster", "trackIdx": "PFTrack"}
 """Index fields that point into another collection of the same event: renumbered when both are multiplied
 (copy k of a track links to copy k of its cluster), set to −1 in the copies otherwise."""
@@ -117,7 +119,7 @@ def inflate(path: Path, output: Path, event: int, sizes: dict[str, int], seed: i
         copy = np.repeat(np.arange(copies), count)[:n]
         columns = {}
         for field in objects.fields:
-            values = np.tile(np.asarray(ak.to_numpy(objects[field])), copies)[:n]
+            values = np.tile(to_numpy(objects[field]), copies)[:n]
             if field in ANGLES:
                 values = (values + angles[copy] + np.pi) % (2 * np.pi) - np.pi
             elif field in LINKS and LINKS[field] in sizes:
@@ -261,11 +263,11 @@ def _first_selected(task: str, column: str | None, path: Path) -> int:
     values = out
     for part in column.split("."):
         values = values[part]
-    values = np.asarray(ak.to_numpy(values), np.float64)
+    values = to_numpy(values, np.float64)
     selected = np.isfinite(values) & (values > -1) & (values != 0)
     if task == "ditau":  # a pair with a hadronic tau that has decay products
-        channel = np.asarray(ak.to_numpy(out.DiTauReco.channel))
-        selected &= np.isin(channel, [0, 1, 2]) & (np.asarray(ak.to_numpy(ak.num(events.TauProd))) > 0)
+        channel = to_numpy(out.DiTauReco.channel)
+        selected &= np.isin(channel, [0, 1, 2]) & (to_numpy(ak.num(events.TauProd)) > 0)
     selected = np.flatnonzero(selected)
     if not selected.size:
         raise SystemExit(f"{path}: no event selected by {task}")

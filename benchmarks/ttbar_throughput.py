@@ -27,6 +27,8 @@ import awkward as ak
 import numpy as np
 from rates import events_per_second  # benchmarks/rates.py (the scripts run from this folder)
 
+from coffea_mlreco.core.columns import to_numpy
+
 
 def _selected_inputs(path: str, max_events: int) -> Any:
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
@@ -39,13 +41,13 @@ def _selected_inputs(path: str, max_events: int) -> Any:
             {path: "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=max_events
         ).events()
     inputs = semileptonic_inputs(events)
-    return inputs[np.asarray(ak.to_numpy(inputs.selected), bool)]
+    return inputs[to_numpy(inputs.selected, bool)]
 
 
 def _with_n_jets(inputs: Any, n: int, n_events: int) -> Any:
     """``n_events`` events with exactly ``n`` jets: the events with ≥ n jets, cut to their n leading ones and
     repeated when there are fewer (a rate per event does not depend on which events are repeated)."""
-    chosen = inputs[np.asarray(ak.to_numpy(inputs.n_jets >= n), bool)]
+    chosen = inputs[to_numpy(inputs.n_jets >= n, bool)]
     if len(chosen) == 0:
         return chosen
     chosen = ak.concatenate([chosen] * int(np.ceil(n_events / len(chosen))))[:n_events]

@@ -37,6 +37,7 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco.core import choose_methods, count_true, event_count, has_column, is_dask, map_events, new_hist
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.truth import tau_decays
 from coffea_mlreco.ditau.collinear_mass import CollinearStatus
 from coffea_mlreco.ditau.columns import (
@@ -72,9 +73,9 @@ def generator_mass(events: Any) -> np.ndarray:
     if len(events) == 0:
         return np.zeros(0)
     taus = tau_decays(events)
-    two = np.asarray(ak.to_numpy(ak.num(taus, axis=1) == 2), bool)
+    two = to_numpy(ak.num(taus, axis=1) == 2, bool)
     p4 = taus.visible + taus.invisible
-    total = np.stack([np.asarray(ak.to_numpy(ak.sum(getattr(p4, c), axis=1)), np.float64) for c in "xyzt"], axis=1)
+    total = np.stack([to_numpy(ak.sum(getattr(p4, c), axis=1), np.float64) for c in "xyzt"], axis=1)
     mass = np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1), 0.0))
     return np.where(two, mass, np.nan)
 
@@ -100,21 +101,21 @@ class _FillValues:
 
     def __call__(self, events: Any) -> ak.Array:
         reco = events[COLUMN]
-        valid = np.asarray(ak.to_numpy(reco.valid), bool)
-        channel = np.asarray(ak.to_numpy(reco.channel), np.int64)
+        valid = to_numpy(reco.valid, bool)
+        channel = to_numpy(reco.channel, np.int64)
         selected = valid & (channel >= 0)
         m_gen = generator_mass(events) if self.truth else np.full(len(valid), np.nan)
         with np.errstate(invalid="ignore"):
             truth = selected & np.isfinite(m_gen) & (m_gen > 0)
         out: dict[str, np.ndarray] = {"channel": channel, "selected": selected, "invalid": ~valid}
         for method in ("m_vis", *self.methods):
-            mass = np.asarray(ak.to_numpy(reco[_HIST_FIELDS[method]]), np.float64)
+            mass = to_numpy(reco[_HIST_FIELDS[method]], np.float64)
             ok = selected & np.isfinite(mass)
             out[f"mass_{method}"] = np.where(ok, mass, np.nan)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"ratio_{method}"] = np.where(ok & truth, mass / m_gen - 1.0, np.nan)
         for method in (m for m in self.methods if m in _NO_PAIR):
-            status = np.asarray(ak.to_numpy(reco[f"{method}_status"]), np.int64)
+            status = to_numpy(reco[f"{method}_status"], np.int64)
             out[f"failed_{method}"] = np.where(selected, ((status & ~_NO_PAIR[method]) != 0).astype(np.int64), -1)
         return ak.zip(out, depth_limit=1)
 

@@ -38,6 +38,7 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.mem import columns as mem_columns
 from coffea_mlreco.mem.columns import COLUMN, discriminant, mem_network
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
@@ -75,13 +76,11 @@ class _FillValues:
         fields = set(ak.fields(reco))
 
         def column(name: str) -> np.ndarray:
-            return np.asarray(ak.to_numpy(reco[name]), np.float64)
+            return to_numpy(reco[name], np.float64)
 
-        valid = np.asarray(ak.to_numpy(reco.valid), bool)
-        out: dict[str, np.ndarray] = {"valid": valid, "selected": np.asarray(ak.to_numpy(reco.selected), bool)}
-        integrated = (
-            np.asarray(ak.to_numpy(reco.integrated), bool) if "integrated" in fields else np.zeros(len(valid), bool)
-        )
+        valid = to_numpy(reco.valid, bool)
+        out: dict[str, np.ndarray] = {"valid": valid, "selected": to_numpy(reco.selected, bool)}
+        integrated = to_numpy(reco.integrated, bool) if "integrated" in fields else np.zeros(len(valid), bool)
         out["integrated"] = integrated.astype(np.int64)
         for method in self.llr_methods:
             llr = column(f"logw_{self.signal}_{method}") - column(f"logw_{self.background}_{method}")

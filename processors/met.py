@@ -49,6 +49,7 @@ from coffea_mlreco.core import (
     map_events,
     new_hist,
 )
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import MET_BINS_GEV
 from coffea_mlreco.core.metrics import met_residuals
 from coffea_mlreco.met.methods import MET_METHODS
@@ -110,10 +111,6 @@ def _exact(values: np.ndarray) -> np.ndarray:
     return np.round(values / _SUM_QUANTUM) * _SUM_QUANTUM
 
 
-def _numpy(array: Any) -> np.ndarray:
-    return np.asarray(ak.to_numpy(array), dtype=np.float64)
-
-
 class _ResidualValues:
     """Per event: gen MET and, per method, the residuals, reco MET, the exact response terms and ``ok``."""
 
@@ -121,14 +118,14 @@ class _ResidualValues:
         self.methods = tuple(methods)
 
     def __call__(self, events: Any) -> ak.Array:
-        gen_pt, gen_phi = _numpy(events.GenMET.pt), _numpy(events.GenMET.phi)
+        gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
         fields: dict[str, Any] = {"gen_pt": gen_pt, "gen_exact": _exact(gen_pt)}
         for method in self.methods:
             column = events.MET if method == "file_met" else events[met.COLUMNS[method]]
-            pt, phi = _numpy(column.pt), _numpy(column.phi)
+            pt, phi = to_numpy(column.pt, np.float64), to_numpy(column.phi, np.float64)
             ok = np.isfinite(pt) & np.isfinite(phi) & np.isfinite(gen_pt) & np.isfinite(gen_phi)
             if method != "file_met":
-                ok &= np.asarray(ak.to_numpy(column.valid), bool)
+                ok &= to_numpy(column.valid, bool)
             residuals = met_residuals(pt, phi, gen_pt, gen_phi)._asdict()
             fields[method] = ak.zip(
                 {
@@ -143,17 +140,17 @@ class _ResidualValues:
 
 def _puppi_agreement_values(events: Any) -> ak.Array:
     """Per candidate of valid events: our and the file's PUPPI weight (clipped below 1), |Δw|, p_T and class."""
-    cands = events.PFCands[np.asarray(ak.to_numpy(events.PuppiMETReco.valid), bool)]
+    cands = events.PFCands[to_numpy(events.PuppiMETReco.valid, bool)]
     counts = ak.num(cands, axis=1)
-    ours = np.clip(_numpy(ak.flatten(cands.puppiWeightReco)), 0.0, _BELOW_ONE)
-    theirs = np.clip(_numpy(ak.flatten(cands[FILE_PUPPI_WEIGHT])), 0.0, _BELOW_ONE)
-    charged = _numpy(ak.flatten(cands.charge)) != 0
+    ours = np.clip(to_numpy(ak.flatten(cands.puppiWeightReco), np.float64), 0.0, _BELOW_ONE)
+    theirs = np.clip(to_numpy(ak.flatten(cands[FILE_PUPPI_WEIGHT]), np.float64), 0.0, _BELOW_ONE)
+    charged = to_numpy(ak.flatten(cands.charge), np.float64) != 0
     flat = ak.zip(
         {
             "ours": ours,
             "file": theirs,
             "absdiff": np.abs(ours - theirs),
-            "pt": _exact(_numpy(ak.flatten(cands.pt))),
+            "pt": _exact(to_numpy(ak.flatten(cands.pt), np.float64)),
             "charged": charged,
         }
     )

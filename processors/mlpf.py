@@ -45,6 +45,7 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco.core import count_true, event_count, is_dask, map_events, new_hist, timed
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.metrics import met_residuals
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
@@ -108,11 +109,11 @@ def required_branches() -> tuple[str, ...]:
 
 
 def _flat(x: Any, dtype: type = np.float64) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.flatten(x, axis=1)), dtype)
+    return to_numpy(ak.flatten(x, axis=1), dtype)
 
 
 def _counts(x: Any) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.num(x, axis=1)), np.int64)
+    return to_numpy(ak.num(x, axis=1), np.int64)
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:
@@ -187,7 +188,7 @@ class MLPFFillValues:
         for method, (cls, pt) in reco.items():
             out.update(_rate_values(method, targets, cls, pt, pf["eta"], element_event, n))
         cands = {"pf": events.PFCands, "mlpf": events.MLPFCands}
-        npv = np.asarray(ak.to_numpy(events.PV.npvsGood), np.float64)
+        npv = to_numpy(events.PV.npvsGood, np.float64)
         weights = {m: puppi_weights(c, self.puppi_tune, npv=npv) for m, c in cands.items()}
         out.update(_jet_values(events, cands, weights))
         out.update(_met_values(events, cands, weights))
@@ -271,12 +272,12 @@ def _jet_values(events: Any, methods: dict[str, Any], weights: dict[str, Any]) -
 
 
 def _met_values(events: Any, methods: dict[str, Any], weights: dict[str, Any]) -> dict[str, ak.Array]:
-    gen_pt, gen_phi = (np.asarray(ak.to_numpy(events.GenMET[f]), np.float64) for f in ("pt", "phi"))
+    gen_pt, gen_phi = (to_numpy(events.GenMET[f], np.float64) for f in ("pt", "phi"))
     out = {}
     for method, cands in methods.items():
         for suffix, w in (("", None), ("_puppi", weights[method])):
             pt, phi = missing_transverse_momentum(cands, w)
-            res = met_residuals(np.asarray(ak.to_numpy(pt)), np.asarray(ak.to_numpy(phi)), gen_pt, gen_phi)
+            res = met_residuals(to_numpy(pt), to_numpy(phi), gen_pt, gen_phi)
             out[f"met_{method}{suffix}"] = ak.zip({c: np.asarray(getattr(res, c), np.float64) for c in MET_COMPONENTS})
     return out
 
@@ -288,7 +289,7 @@ def _flatten(values: Any) -> Any:
 
         return dak.flatten(values, axis=1) if values.ndim > 1 else values
     flat = ak.flatten(values, axis=1) if values.ndim > 1 else values
-    return np.asarray(ak.to_numpy(flat))
+    return to_numpy(flat)
 
 
 def _total(values: Any) -> Any:

@@ -32,7 +32,7 @@ import numpy as np
 from coffea import processor
 
 from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
-from coffea_mlreco.core.columns import InputColumns, with_finite_inputs
+from coffea_mlreco.core.columns import InputColumns, to_numpy, with_finite_inputs
 from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.ttbar.columns import (
     COLUMN,
@@ -73,18 +73,14 @@ _TOPS = ("t_had", "t_lep")
 def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
     """η of the neutrino from the W-mass constraint (smaller-|p_z| root), MET as its transverse momentum."""
     lep = inputs.lepton
-    pt, eta, phi, mass = (np.asarray(ak.to_numpy(lep[f]), np.float64) for f in ("pt", "eta", "phi", "mass"))
+    pt, eta, phi, mass = (to_numpy(lep[f], np.float64) for f in ("pt", "eta", "phi", "mass"))
     p4 = np.stack(
         [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1
     )
-    met_px = np.asarray(ak.to_numpy(inputs.met.px), np.float64)
-    met_py = np.asarray(ak.to_numpy(inputs.met.py), np.float64)
+    met_px = to_numpy(inputs.met.px, np.float64)
+    met_py = to_numpy(inputs.met.py, np.float64)
     pz = neutrino_pz_solutions(p4, met_px, met_py).first
     return np.arcsinh(pz / np.maximum(np.hypot(met_px, met_py), 1e-9))
-
-
-def _numpy(array: Any, dtype: Any) -> np.ndarray:
-    return np.asarray(ak.to_numpy(array), dtype)
 
 
 class TTbarFillValues:
@@ -109,18 +105,18 @@ class TTbarFillValues:
         view = with_finite_inputs(declared_view(events, self.columns), self.reco_inputs)
         reco = view[COLUMN]
         inputs = semileptonic_inputs(view)
-        valid = _numpy(reco.valid, bool)
-        selected = _numpy(inputs.selected, bool)
+        valid = to_numpy(reco.valid, bool)
+        selected = to_numpy(inputs.selected, bool)
         use = selected & valid
-        n_jets = np.minimum(_numpy(inputs.n_jets, np.int64), _NJETS[-1])
+        n_jets = np.minimum(to_numpy(inputs.n_jets, np.int64), _NJETS[-1])
         target = np.full((len(view), 4), -1, np.int64)
         if self.has_truth:
-            positions = _numpy(assignment_targets(view, inputs.jets), np.int64).reshape(-1, 4)
+            positions = to_numpy(assignment_targets(view, inputs.jets), np.int64).reshape(-1, 4)
             target = jet_indices(positions, inputs.jets)
         out: dict[str, Any] = {"use": use, "invalid": ~valid, "njets": n_jets}
         outcomes = {}
         for method in self.methods:
-            predicted = np.stack([_numpy(reco[method][f], np.int64) for f in PERMUTATION_FIELDS], axis=1)
+            predicted = np.stack([to_numpy(reco[method][f], np.int64) for f in PERMUTATION_FIELDS], axis=1)
             outcomes[method] = top_outcomes(predicted, target)
             out[method] = ak.zip({f: getattr(outcomes[method], f).astype(np.int64) for f in _FLAGS})
         if self.has_truth:
@@ -131,8 +127,8 @@ class TTbarFillValues:
                     {
                         top: ak.zip(
                             {
-                                "assignment": _numpy(spanet.assignment_prob[top], np.float64),
-                                "detection": _numpy(spanet.detection_prob[top], np.float64),
+                                "assignment": to_numpy(spanet.assignment_prob[top], np.float64),
+                                "detection": to_numpy(spanet.detection_prob[top], np.float64),
                                 "reco": flags[top][0].astype(np.int64),
                                 "ok": flags[top][1].astype(np.int64),
                             }
@@ -147,13 +143,13 @@ class TTbarFillValues:
     def _nu_eta(
         self, view: ak.Array, reco: ak.Array, inputs: ak.Array, selected: np.ndarray, use: np.ndarray
     ) -> ak.Array:
-        gen = _numpy(ak.fill_none(ttbar_partons(view).neutrino.eta, np.nan), np.float64)
+        gen = to_numpy(ak.fill_none(ttbar_partons(view).neutrino.eta, np.nan), np.float64)
         w_eta = np.full(len(view), np.nan)
         w_eta[selected] = _w_constraint_eta(inputs[selected])
         estimates = {"w_constraint": w_eta}
         for method in ("spanet", "klfitter"):
             if method in self.methods:
-                estimates[method] = _numpy(reco[method].nu_eta, np.float64)
+                estimates[method] = to_numpy(reco[method].nu_eta, np.float64)
         records = {}
         for method in NU_ETA_METHODS:
             residual = estimates.get(method, np.full(len(view), np.nan)) - gen

@@ -19,6 +19,8 @@ import dask
 import numpy as np
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
+from coffea_mlreco.core.columns import to_numpy
+
 MODES = ("eager", "virtual", "dask", "apply_to_fileset")
 
 
@@ -99,6 +101,6 @@ def assert_same_columns(actual: ak.Array, expected: ak.Array) -> None:
     for name, values in right.items():
         a, b = left[name], values
         assert ak.to_list(ak.num(a, axis=1)) == ak.to_list(ak.num(b, axis=1)) if a.ndim > 1 else True, name
-        flat_a = np.asarray(ak.to_numpy(ak.flatten(a, axis=None)))
-        flat_b = np.asarray(ak.to_numpy(ak.flatten(b, axis=None)))
+        flat_a = to_numpy(ak.flatten(a, axis=None))
+        flat_b = to_numpy(ak.flatten(b, axis=None))
         np.testing.assert_array_equal(flat_a, flat_b, err_msg=f"column {name} differs")

@@ -12,6 +12,7 @@ import pytest
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from coffea_mlreco.core import truth
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_ELECTRON, M_MUON, M_TAU, M_TOP, M_W, PARTON_JET_DR, W_W
 from coffea_mlreco.core.truth import TauDecay, TTbarChannel
 
@@ -40,7 +41,7 @@ def tt() -> ak.Array:
 
 
 def _np(array: ak.Array) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.fill_none(array, np.nan)), dtype=np.float64)
+    return to_numpy(ak.fill_none(array, np.nan), np.float64)
 
 
 # ---------------------------------------------------------------- angles and MET

@@ -19,6 +19,7 @@ from coffea_mlreco.processors.ditau import generator_mass
 from column_modes import MODES, assert_same_columns, columns_in_mode, open_events
 
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau import METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.ditau.inputs import Channel, DiTauSelection
@@ -171,11 +172,11 @@ def _poison(events: ak.Array, collection: str, field: str, event: int) -> ak.Arr
     """``events`` with the first ``collection.field`` value of ``event`` set to NaN."""
     values = events[collection][field]
     if values.ndim == 1:
-        flat = np.asarray(ak.to_numpy(values)).copy()
+        flat = to_numpy(values).copy()
         flat[event] = np.nan
         return ak.with_field(events, flat, where=(collection, field))
     counts = ak.to_numpy(ak.num(values))
-    flat = np.asarray(ak.to_numpy(ak.flatten(values))).copy()
+    flat = to_numpy(ak.flatten(values)).copy()
     flat[int(counts[:event].sum())] = np.nan
     return ak.with_field(events, ak.unflatten(flat, counts), where=(collection, field))
 

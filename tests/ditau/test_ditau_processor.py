@@ -20,6 +20,7 @@ from coffea_mlreco.processors.ditau import DiTauProcessor
 from column_modes import open_events
 
 from coffea_mlreco.core import MissingBranchError
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.metrics import histogram_roc
 from coffea_mlreco.ditau import reconstruct
 from coffea_mlreco.ditau.inputs import Channel
@@ -187,7 +188,7 @@ def poisoned(ditau_small: Path, copy_events: Any, tmp_path_factory: pytest.TempP
     def poison(branches: dict[str, Any]) -> None:
         taus = branches["Tau"]
         counts = ak.to_numpy(ak.num(taus))
-        pt = np.asarray(ak.to_numpy(ak.flatten(taus.pt))).copy()
+        pt = to_numpy(ak.flatten(taus.pt)).copy()
         pt[int(counts[:event].sum())] = np.nan
         branches["Tau"] = ak.with_field(taus, ak.unflatten(pt, counts), "pt")
 

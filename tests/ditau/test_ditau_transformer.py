@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import LegKind, ditau_candidates
 from coffea_mlreco.ditau.targets import pair_mass, tau_targets
@@ -32,7 +33,7 @@ REAL_DY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nano
 
 def _selected(events: Any) -> tuple[Any, ak.Array]:
     candidates = ditau_candidates(events)
-    keep = np.asarray(ak.to_numpy(candidates.selected), bool)
+    keep = to_numpy(candidates.selected, bool)
     return events[keep], candidates[keep]
 
 
@@ -50,7 +51,7 @@ def test_tau_products_carry_the_visible_tau(ditau_events: dict[str, Any]) -> Non
         py = ak.sum(mine.pt * np.sin(mine.phi), axis=1)
         has = ak.fill_none(ak.pad_none(genuine, 2)[:, k], False) & (ak.num(mine) > 0)
         tau_pt = ak.fill_none(ak.pad_none(taus.pt, 2)[:, k], np.nan)
-        ratios.append(np.asarray(ak.to_numpy(np.hypot(px, py)[has] / tau_pt[has]), np.float64))
+        ratios.append(to_numpy(np.hypot(px, py)[has] / tau_pt[has], np.float64))
     ratio = np.concatenate(ratios)
     assert ratio.size > 100
     # the tau pT is smeared separately (5 %) and neutral deposits have calorimeter resolution

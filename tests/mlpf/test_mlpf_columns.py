@@ -16,6 +16,7 @@ from coffea_mlreco.processors.mlpf import element_classes, mlpf_element_classes
 from column_modes import MODES, assert_same_columns, columns_in_mode, open_events
 
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.mlpf import METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.mlpf.columns import CANDIDATE_FIELDS, mlpf_models
 from coffea_mlreco.mlpf.performance import class_rates
@@ -110,7 +111,7 @@ def test_dask_selection_of_unknown_partition_sizes(small_elements_file: Path, sm
 def test_nan_input_blanks_only_its_event(small_eager: Any, small_columns: ak.Array) -> None:
     bad_event = 3
     pt = ak.to_packed(small_eager.PFTrack.pt)
-    flat = np.asarray(ak.to_numpy(ak.flatten(pt))).copy()
+    flat = to_numpy(ak.flatten(pt)).copy()
     flat[int(ak.sum(ak.num(pt, axis=1)[:bad_event])) + 1] = np.nan  # second track of event 3
     broken = ak.with_field(small_eager, ak.unflatten(flat, ak.num(pt, axis=1)), where=("PFTrack", "pt"))
     out = _reconstruct(broken)
@@ -169,8 +170,8 @@ def test_mlpf_finds_more_neutral_hadrons_than_rule_based_pf(mlpf_events: Any) ->
     at least rule-based PF's, at a comparable fake rate, and every charged hadron is found."""
     pf = element_classes(mlpf_events)
     ml = mlpf_element_classes(mlpf_events, pf["counts"])
-    target = np.asarray(ak.to_numpy(ak.flatten(mlpf_events.PFTarget.cls)), np.int64)
-    target_pt = np.asarray(ak.to_numpy(ak.flatten(mlpf_events.PFTarget.pt)))
+    target = to_numpy(ak.flatten(mlpf_events.PFTarget.cls), np.int64)
+    target_pt = to_numpy(ak.flatten(mlpf_events.PFTarget.pt))
     central = np.abs(pf["eta"]) < 3
     rates = {
         name: class_rates(target[central], reco["cls"][central], target_pt[central], reco["pt"][central], 1.0)

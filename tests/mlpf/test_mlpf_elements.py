@@ -10,6 +10,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.simulation import generate_sample
 from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, calorimeter_entry
 from coffea_mlreco.simulation.objects import Collection
@@ -17,7 +18,7 @@ from coffea_mlreco.simulation.pfcands import CLUSTER_FIELDS, TRACK_FIELDS, rule_
 
 
 def _flat(x: Any, dtype: type = np.float64) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.flatten(x, axis=1)), dtype)
+    return to_numpy(ak.flatten(x, axis=1), dtype)
 
 
 def _stepped_helix(pt: float, eta: float, phi: float, q: int, z0_cm: float, step: float = 1e-4) -> tuple[float, float]:
@@ -144,7 +145,7 @@ def test_cluster_targets_are_neutral_or_none(element_events: Any) -> None:
 def _collection(events: Any, name: str, fields: tuple[str, ...]) -> Collection:
     coll = events[name]
     counts = np.asarray(ak.num(coll[fields[0]], axis=1), np.int64)
-    return Collection(counts, {f: np.asarray(ak.to_numpy(ak.flatten(coll[f], axis=1))) for f in fields})
+    return Collection(counts, {f: to_numpy(ak.flatten(coll[f], axis=1)) for f in fields})
 
 
 def test_rule_based_pf_on_the_files_elements_reproduces_pfcands(element_events: Any) -> None:

@@ -18,6 +18,7 @@ from coffea.dataset_tools import apply_to_fileset
 from coffea_mlreco.processors.mlpf import MET_METHODS, METHODS, MLPFProcessor
 from column_modes import open_events
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.metrics import hist_quantile
 from coffea_mlreco.evaluation.runner import QuietNanoAODSchema
 from coffea_mlreco.evaluation.tasks import TaskOptions
@@ -71,7 +72,7 @@ def test_runner_and_apply_to_fileset_give_identical_histograms(
 def test_invalid_events_are_counted_and_left_out(small_eager: Any) -> None:
     bad_event = 5
     energy = ak.to_packed(small_eager.PFCluster.energy)
-    flat = np.asarray(ak.to_numpy(ak.flatten(energy))).copy()
+    flat = to_numpy(ak.flatten(energy)).copy()
     flat[int(ak.sum(ak.num(energy, axis=1)[:bad_event]))] = np.inf
     broken = ak.with_field(small_eager, ak.unflatten(flat, ak.num(energy, axis=1)), where=("PFCluster", "energy"))
     out = MLPFProcessor().process(broken)
@@ -81,7 +82,7 @@ def test_invalid_events_are_counted_and_left_out(small_eager: Any) -> None:
     assert out["events_per_method"] == dict.fromkeys(METHODS, n - 1)
     assert out["histograms"]["met"].sum(flow=True) == (n - 1) * len(MET_METHODS) * 4
     keep = np.arange(n) != bad_event
-    targets = np.asarray(ak.to_numpy(ak.sum(small_eager.PFTarget.cls > 0, axis=1)))
+    targets = to_numpy(ak.sum(small_eager.PFTarget.cls > 0, axis=1))
     for method in METHODS:
         assert out["histograms"]["efficiency"][{"method": method}].sum(flow=True) == targets[keep].sum()
     # rule-based PF's histograms are those of the clean events without the bad one

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from coffea_mlreco import ditau, met, mlpf, ttbar
 from coffea_mlreco.cli import main
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.ditau.inputs import Channel
 from coffea_mlreco.ditau.transformer_inputs import MAX_PRODUCTS
 from coffea_mlreco.inference import wrapper as inference_wrapper
@@ -212,7 +213,7 @@ def _multiply(
     own = {name: len(events[name][event]) for name in names}
     for name in names:
         collection = events[name]
-        counts = np.asarray(ak.to_numpy(ak.num(collection)), np.int64)
+        counts = to_numpy(ak.num(collection), np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         n = own[name] * copies if keep is None else keep
         copy = np.repeat(np.arange(copies), own[name])[:n]
@@ -220,7 +221,7 @@ def _multiply(
         for field in collection.fields:
             if collection[field].ndim > 2:  # coffea's derived cross-references (Jet.muonIdxG): not read here
                 continue
-            flat = np.asarray(ak.to_numpy(ak.flatten(collection[field])))
+            flat = to_numpy(ak.flatten(collection[field]))
             mine = np.tile(flat[offsets[event] : offsets[event + 1]], copies)[:n]
             if field in ("phi", "phiCalo"):
                 mine = (mine + angles[copy] + np.pi) % (2 * np.pi) - np.pi
@@ -267,7 +268,7 @@ def _get(array: ak.Array, path: tuple[str, ...]) -> ak.Array:
 
 
 def _flat(array: ak.Array) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))
+    return to_numpy(ak.flatten(array, axis=None))
 
 
 def _rejections(caught: list[warnings.WarningMessage]) -> list[str]:

@@ -35,6 +35,7 @@ from column_modes import assert_same_columns, open_events
 
 from coffea_mlreco.cli import main
 from coffea_mlreco.core import NonFiniteInputError
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.simulation import generate_sample
 
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference:RuntimeWarning")
@@ -67,7 +68,7 @@ class NonFiniteCase:
 
 
 def _finite(values: ak.Array) -> np.ndarray:
-    return np.isfinite(np.asarray(ak.to_numpy(values), np.float64))
+    return np.isfinite(to_numpy(values, np.float64))
 
 
 CASES = (
@@ -79,7 +80,7 @@ CASES = (
         "phi",
         np.inf,
         None,
-        lambda reco: np.asarray(ak.to_numpy(reco.TTbarReco.chi2.had_b)) >= 0,
+        lambda reco: to_numpy(reco.TTbarReco.chi2.had_b) >= 0,
     ),
     NonFiniteCase("ditau", "htautau", "MET", "phi", np.nan, None, lambda reco: _finite(reco.DiTauReco.mass_fastmtt)),
     NonFiniteCase(
@@ -89,7 +90,7 @@ CASES = (
         "phi",
         -np.inf,
         ("network",),
-        lambda reco: np.asarray(ak.to_numpy(reco.MEMReco.selected), bool),
+        lambda reco: to_numpy(reco.MEMReco.selected, bool),
     ),
     NonFiniteCase(
         "mlpf",
@@ -98,7 +99,7 @@ CASES = (
         "phi",
         np.nan,
         None,
-        lambda reco: np.asarray(ak.to_numpy(reco.MLPFReco.n_cands)) > 0,
+        lambda reco: to_numpy(reco.MLPFReco.n_cands) > 0,
     ),
 )
 
@@ -150,13 +151,13 @@ def write_with_value(source: Path, target: Path, collection: str, field: str, ev
             branches[name] = arrays[name]
     if collection in jagged:
         values = jagged[collection][field]
-        counts = np.asarray(ak.to_numpy(ak.num(values)))
+        counts = to_numpy(ak.num(values))
         assert counts[event] > 0, f"event {event} has no {collection}"
-        flat = np.asarray(ak.to_numpy(ak.flatten(values))).copy()
+        flat = to_numpy(ak.flatten(values)).copy()
         flat[int(counts[:event].sum())] = value
         jagged[collection][field] = ak.unflatten(flat, counts)
     else:
-        flat = np.asarray(ak.to_numpy(branches[f"{collection}_{field}"])).copy()
+        flat = to_numpy(branches[f"{collection}_{field}"]).copy()
         flat[event] = value
         branches[f"{collection}_{field}"] = flat
     branches.update({prefix: ak.zip(fields) for prefix, fields in jagged.items()})
@@ -178,7 +179,7 @@ def _leaf_values(array: ak.Array) -> list[np.ndarray]:
     """Every number of ``array`` (any nesting of records and lists), one flat array per leaf."""
     if ak.fields(array):
         return [leaf for name in ak.fields(array) for leaf in _leaf_values(array[name])]
-    return [np.asarray(ak.to_numpy(ak.flatten(array, axis=None)))]
+    return [to_numpy(ak.flatten(array, axis=None))]
 
 
 def assert_blank(event_columns: ak.Array) -> None:
@@ -196,7 +197,7 @@ def _has_object(events: Any, collection: str) -> np.ndarray:
     values = events[collection]
     if values.ndim == 1:
         return np.ones(len(events), bool)
-    return np.asarray(ak.to_numpy(ak.num(values, axis=1))) > 0
+    return to_numpy(ak.num(values, axis=1)) > 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.task for case in CASES])

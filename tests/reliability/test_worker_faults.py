@@ -31,6 +31,7 @@ from coffea import processor
 from coffea_mlreco.processors.met import METProcessor
 
 from coffea_mlreco.core import count_true, map_events
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.evaluation import runner
 from coffea_mlreco.evaluation.tasks import TaskOptions
 
@@ -58,7 +59,7 @@ class KillOnce:
         self.protected_pid = os.getpid()
 
     def __call__(self, events: Any) -> ak.Array:
-        numbers = np.asarray(ak.to_numpy(events.event))
+        numbers = to_numpy(events.event)
         if os.getpid() != self.protected_pid and self.event in numbers:
             with contextlib.suppress(FileExistsError):
                 descriptor = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

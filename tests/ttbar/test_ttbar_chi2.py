@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_W
 from coffea_mlreco.ttbar.chi2 import btag_allowed, chi2_assignment
 from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP, semileptonic_inputs
@@ -42,7 +43,7 @@ def matched(inputs: ak.Array, targets: ak.Array) -> np.ndarray:
 
 
 def _p4(pt, eta, phi, mass):
-    pt, eta, phi, mass = (np.asarray(ak.to_numpy(x), np.float64) for x in (pt, eta, phi, mass))
+    pt, eta, phi, mass = (to_numpy(x, np.float64) for x in (pt, eta, phi, mass))
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     return np.stack([px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + mass**2)], axis=1)
 
@@ -57,7 +58,7 @@ def reference_chi2(inputs: ak.Array, positions: ak.Array, params: TTbarParameter
     jets = [inputs.jets[ak.singletons(positions[:, k])][:, 0] for k in range(4)]
     b, q1, q2, bl = (_p4(j.pt, j.eta, j.phi, j.mass) for j in jets)
     lep = _p4(inputs.lepton.pt, inputs.lepton.eta, inputs.lepton.phi, inputs.lepton.mass)
-    mx, my = (np.asarray(ak.to_numpy(inputs.met[c]), np.float64) for c in ("px", "py"))
+    mx, my = (to_numpy(inputs.met[c], np.float64) for c in ("px", "py"))
     # E_ℓ·√(pT,ν² + pz²) = μ + pz,ℓ·pz with μ = (M_W² − m_ℓ²)/2 + pT,ℓ·pT,ν
     mu = (M_W**2 - _mass(lep) ** 2) / 2 + lep[:, 0] * mx + lep[:, 1] * my
     a = lep[:, 3] ** 2 - lep[:, 2] ** 2

@@ -18,6 +18,7 @@ from column_modes import MODES, assert_same_columns, columns_in_mode, open_event
 from safetensors.torch import load_file, save_file
 
 from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_branches
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference.model_cards import ModelCardError
 from coffea_mlreco.ttbar import COLUMN, METHODS, input_columns, reconstruct, supported_methods
 from coffea_mlreco.ttbar.columns import jet_indices, ttbar_models
@@ -37,7 +38,7 @@ INDEX_FIELDS = PERMUTATION_FIELDS
 
 def indices(record: ak.Array) -> np.ndarray:
     """[N, 4] jet indices (had_b, had_q1, had_q2, lep_b) of one method's sub-record."""
-    return np.stack([np.asarray(ak.to_numpy(record[f]), np.int64) for f in INDEX_FIELDS], axis=1)
+    return np.stack([to_numpy(record[f], np.int64) for f in INDEX_FIELDS], axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +110,8 @@ def test_dask_reads_only_the_documented_branches(
 
 def test_assignments_point_at_distinct_selected_jets(semilep_events: Any, semilep_reco: ak.Array) -> None:
     inputs = semileptonic_inputs(semilep_events)
-    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
-    n_jets = np.asarray(ak.to_numpy(ak.num(semilep_events.Jet, axis=1)))
+    selected = to_numpy(inputs.selected, bool)
+    n_jets = to_numpy(ak.num(semilep_events.Jet, axis=1))
     assert ak.all(semilep_reco.valid) and 300 < selected.sum() < len(selected)
     for method in METHODS:
         index = indices(semilep_reco[method])
@@ -133,17 +134,15 @@ def test_assignments_point_at_distinct_selected_jets(semilep_events: Any, semile
     klfitter = semilep_reco.klfitter
     assert ak.all((klfitter.event_probability[selected] > 0) & (klfitter.event_probability[selected] <= 1))
     for nu_eta in (klfitter.nu_eta, semilep_reco.spanet.nu_eta):
-        values = np.asarray(ak.to_numpy(nu_eta))
+        values = to_numpy(nu_eta)
         assert np.isfinite(values[selected]).all() and np.isnan(values[~selected]).all()
 
 
 def test_spanet_is_more_efficient_than_chi2(semilep_events: Any, semilep_reco: ak.Array) -> None:
     inputs = semileptonic_inputs(semilep_events)
-    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
+    selected = to_numpy(inputs.selected, bool)
     chosen = inputs[selected]
-    target = jet_indices(
-        np.asarray(ak.to_numpy(assignment_targets(semilep_events[selected], chosen.jets))), chosen.jets
-    )
+    target = jet_indices(to_numpy(assignment_targets(semilep_events[selected], chosen.jets)), chosen.jets)
     outcomes = {m: top_outcomes(indices(semilep_reco[m])[selected], target) for m in METHODS}
     any_reco = {m: event_efficiency(o) for m, o in outcomes.items()}
     full_reco = {m: event_efficiency(o, full_only=True) for m, o in outcomes.items()}
@@ -257,7 +256,7 @@ def test_model_directory_is_used(small_events: Any, small_reco: ak.Array, tmp_pa
     weights = ttbar_models(("spanet",), {"spanet": perturbed})["spanet"].backend.weights
     assert Path(weights) == (perturbed / "spanet_pu60.safetensors").resolve()
     other = reconstruct(small_events, methods=("spanet",), models={"spanet": perturbed})[COLUMN].spanet
-    selected = np.asarray(ak.to_numpy(small_reco.spanet.had_b)) >= 0
+    selected = to_numpy(small_reco.spanet.had_b) >= 0
     changed = (
         ak.to_numpy(other.detection_prob.t_had)[selected]
         != ak.to_numpy(small_reco.spanet.detection_prob.t_had)[selected]

@@ -8,6 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TOP, M_W
 from coffea_mlreco.ttbar.inputs import MissingInputError, assignment_targets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import top_outcomes
@@ -15,10 +16,7 @@ from coffea_mlreco.ttbar.outcomes import top_outcomes
 
 def _invariant_mass(jets: ak.Array, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Invariant mass (GeV) of jets ``columns`` [n, k] of events ``rows``."""
-    padded = {
-        f: np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], 30, clip=True), 0.0)))
-        for f in ("pt", "eta", "phi", "mass")
-    }
+    padded = {f: to_numpy(ak.fill_none(ak.pad_none(jets[f], 30, clip=True), 0.0)) for f in ("pt", "eta", "phi", "mass")}
     e = px = py = pz = 0.0
     for k in range(columns.shape[1]):
         pt, eta, phi, m = (padded[f][rows, columns[:, k]] for f in ("pt", "eta", "phi", "mass"))
@@ -34,12 +32,12 @@ def _fraction_near_top(masses: np.ndarray) -> float:
 
 def test_selection_and_matched_jets_rebuild_w_and_top(semilep_events: Any) -> None:
     inputs = semileptonic_inputs(semilep_events)
-    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
+    selected = to_numpy(inputs.selected, bool)
     assert 0.2 < selected.mean() < 0.6  # one e/μ (not τ) in acceptance and ≥ 4 jets
     chosen = inputs[selected]
     assert ak.all(chosen.n_jets >= 4) and not ak.any(ak.is_none(chosen.lepton.pt))
     assert ak.all(chosen.jets.pt[:, :-1] >= chosen.jets.pt[:, 1:])  # pT ordered
-    target = np.asarray(ak.to_numpy(assignment_targets(semilep_events[selected], chosen.jets)))
+    target = to_numpy(assignment_targets(semilep_events[selected], chosen.jets))
     outcomes = top_outcomes(target, target)
     assert outcomes.thad_reco.mean() > 0.35 and outcomes.tlep_reco.mean() > 0.7
     full = outcomes.full_reco

@@ -19,6 +19,7 @@ from column_modes import open_events
 
 from coffea_mlreco.cli import main
 from coffea_mlreco.core import input_branches
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.evaluation.runner import QuietNanoAODSchema
 from coffea_mlreco.evaluation.tasks import TaskOptions
 from coffea_mlreco.ttbar import input_columns
@@ -112,7 +113,7 @@ def test_invalid_events_are_counted_and_left_out(
 ) -> None:
     events = open_events(small_semilep_file, "eager")
     clean = ttbar_processor.process(events)
-    selected = np.asarray(ak.to_numpy(semileptonic_inputs(events).selected), bool)
+    selected = to_numpy(semileptonic_inputs(events).selected, bool)
     met_phi = np.array(ak.to_numpy(events.MET.phi))
     met_phi[np.flatnonzero(selected)[:3]] = np.nan
     met_phi[np.flatnonzero(~selected)[:2]] = np.inf

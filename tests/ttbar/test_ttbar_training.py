@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from coffea_mlreco.cli import main
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference import TorchModule
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import event_efficiency, top_outcomes
@@ -29,7 +30,7 @@ def split(semilep_events: Any) -> tuple[dict, dict, Any]:
     train = {k: v[:cut] for k, v in data.items()}
     val = {k: v[cut:] for k, v in data.items()}
     inputs = semileptonic_inputs(semilep_events)
-    chosen = inputs[np.asarray(ak.to_numpy(inputs.selected), bool)][cut:]
+    chosen = inputs[to_numpy(inputs.selected, bool)][cut:]
     return train, val, chosen
 
 

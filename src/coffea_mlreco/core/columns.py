@@ -33,6 +33,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = [
     "ON_INVALID",
@@ -48,6 +49,7 @@ __all__ = [
     "map_events",
     "mark_invalid",
     "reconstruct_columns",
+    "to_numpy",
     "with_finite_inputs",
 ]
 
@@ -75,6 +77,15 @@ class MissingBranchError(KeyError):
 
 class NonFiniteInputError(ValueError):
     """An input feature holds NaN or ±inf."""
+
+
+def to_numpy(array: Any, dtype: DTypeLike | None = None) -> np.ndarray:
+    """A flat awkward array (one value per entry) as a numpy array of ``dtype`` (no copy where none is needed).
+
+    Raises:
+        ValueError: a jagged array or one with missing values (``ak.to_numpy``'s rule).
+    """
+    return to_numpy(array, dtype)
 
 
 def is_dask(array: Any) -> bool:
@@ -142,7 +153,7 @@ def _float_leaves(events: Any, columns: InputColumns) -> Iterator[tuple[str, str
     """(collection, field, values, flat values) of every declared floating-point input."""
     for collection, field in _declared(columns):
         values = _leaf(events, collection, field)
-        flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None)))
+        flat = to_numpy(ak.flatten(values, axis=None))
         if flat.dtype.kind == "f":
             yield collection, field, values, flat
 
@@ -156,7 +167,7 @@ def event_validity(events: Any, columns: InputColumns) -> np.ndarray:
         bad = ~np.isfinite(values)
         while bad.ndim > 1:
             bad = ak.any(bad, axis=-1)
-        valid &= ~np.asarray(ak.to_numpy(bad), bool)
+        valid &= ~to_numpy(bad, bool)
     return valid
 
 

@@ -52,7 +52,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.core.columns import InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
@@ -174,7 +174,7 @@ def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
 
 def _p4(leg: ak.Array) -> np.ndarray:
     """(n, 4) px, py, pz, E of option records (zeros where None)."""
-    pt, eta, phi, mass = (np.asarray(ak.to_numpy(ak.fill_none(leg[f], 0.0)), np.float64) for f in _P4_FIELDS)
+    pt, eta, phi, mass = (to_numpy(ak.fill_none(leg[f], 0.0), np.float64) for f in _P4_FIELDS)
     return np.stack(
         [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)], axis=1
     )
@@ -182,20 +182,14 @@ def _p4(leg: ak.Array) -> np.ndarray:
 
 def visible_mass(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
     """m(leg1 + leg2) in GeV; NaN where a leg is None (no pair)."""
-    missing = np.asarray(ak.to_numpy(ak.is_none(leg1.pt) | ak.is_none(leg2.pt)), bool)
+    missing = to_numpy(ak.is_none(leg1.pt) | ak.is_none(leg2.pt), bool)
     total = _p4(leg1) + _p4(leg2)
     return np.where(missing, np.nan, np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1), 0.0)))
 
 
 def _tau_column(fields: Mapping[str, Any]) -> ak.Array:
     """A ``PtEtaPhiMLorentzVector`` record array of float64 numpy columns."""
-    return ak.zip(
-        {f: np.asarray(ak.to_numpy(fields[f]), np.float64) for f in _P4_FIELDS}, with_name="PtEtaPhiMLorentzVector"
-    )
-
-
-def _numpy(values: Any, dtype: type) -> np.ndarray:
-    return np.asarray(ak.to_numpy(values), dtype)
+    return ak.zip({f: to_numpy(fields[f], np.float64) for f in _P4_FIELDS}, with_name="PtEtaPhiMLorentzVector")
 
 
 class DiTauReconstruction:
@@ -227,33 +221,33 @@ class DiTauReconstruction:
             )
             model: Any = self.model  # a DiTauTransformerWrapper, called as model(events, candidates)
             out = model(inputs, candidates[selected])
-            mass[selected] = _numpy(out.mass, np.float64)
+            mass[selected] = to_numpy(out.mass, np.float64)
             for k in range(2):
                 for f in _P4_FIELDS:
-                    taus[k][f][selected] = _numpy(out[f"tau{k + 1}"][f], np.float64)
+                    taus[k][f][selected] = to_numpy(out[f"tau{k + 1}"][f], np.float64)
         return {"mass_ml": mass, "tau1_ml": _tau_column(taus[0]), "tau2_ml": _tau_column(taus[1])}
 
     def __call__(self, events: Any) -> ak.Array:
         seconds: dict[str, float] = {}
         candidates = ditau_candidates(events, self.selection)
-        selected = _numpy(candidates.selected, bool)
+        selected = to_numpy(candidates.selected, bool)
         fields: dict[str, Any] = {"mass_vis": visible_mass(candidates.leg1, candidates.leg2)}
         if "collinear" in self.methods:
             with timed(seconds, "collinear"):
                 result = collinear_mass(candidates.leg1, candidates.leg2, candidates.met)
-            fields["mass_collinear"] = _numpy(result.mass, np.float64)
-            fields["collinear_status"] = _numpy(result.status, np.int64)
+            fields["mass_collinear"] = to_numpy(result.mass, np.float64)
+            fields["collinear_status"] = to_numpy(result.status, np.int64)
         if "fastmtt" in self.methods:
             with timed(seconds, "fastmtt"):
                 result = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
-            fields["mass_fastmtt"] = _numpy(result.mass, np.float64)
-            fields["fastmtt_status"] = _numpy(result.status, np.int64)
+            fields["mass_fastmtt"] = to_numpy(result.mass, np.float64)
+            fields["fastmtt_status"] = to_numpy(result.status, np.int64)
             fields["tau1_fastmtt"], fields["tau2_fastmtt"] = _tau_column(result.tau1), _tau_column(result.tau2)
             candidates = ak.with_field(candidates, result, "fastmtt")  # the transformer's inputs reuse the fit
         if "transformer" in self.methods:
             with timed(seconds, "transformer"):
                 fields.update(self._transformer(events, candidates, selected))
-        fields["channel"] = _numpy(candidates.channel, np.int64)
+        fields["channel"] = to_numpy(candidates.channel, np.int64)
         self.seconds = seconds
         return ak.zip({COLUMN: ak.zip(fields, depth_limit=1)}, depth_limit=1)
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.core.truth import delta_phi, match_partons_to_jets, tau_decays
 
@@ -34,7 +35,7 @@ class TauTargets(NamedTuple):
 
 
 def _leg_array(leg: ak.Array, field: str) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.fill_none(leg[field], np.nan)), np.float64)
+    return to_numpy(ak.fill_none(leg[field], np.nan), np.float64)
 
 
 def tau_targets(events: ak.Array, leg1: ak.Array, leg2: ak.Array) -> TauTargets:
@@ -54,14 +55,14 @@ def tau_targets(events: ak.Array, leg1: ak.Array, leg2: ak.Array) -> TauTargets:
     legs_phi = ak.concatenate([ak.singletons(leg1.phi), ak.singletons(leg2.phi)], axis=1)
     legs_eta = ak.pad_none(legs_eta, 2, axis=1)
     legs_phi = ak.pad_none(legs_phi, 2, axis=1)
-    match = np.asarray(ak.to_numpy(match_partons_to_jets(legs_eta, legs_phi, vis_eta, vis_phi, LEG_TAU_DR)), np.int64)
+    match = to_numpy(match_partons_to_jets(legs_eta, legs_phi, vis_eta, vis_phi, LEG_TAU_DR), np.int64)
     matched = (match >= 0).all(axis=1)
     gen = taus.tau
-    starts = np.concatenate([[0], np.cumsum(np.asarray(ak.to_numpy(ak.num(gen, axis=1)), np.int64))[:-1]])
+    starts = np.concatenate([[0], np.cumsum(to_numpy(ak.num(gen, axis=1), np.int64))[:-1]])
     flat = np.where(match >= 0, starts[:, None] + match, 0)
     picked = {}
     for f in ("pt", "eta", "phi"):
-        values = np.asarray(ak.to_numpy(ak.flatten(gen[f])), np.float64)
+        values = to_numpy(ak.flatten(gen[f]), np.float64)
         picked[f] = np.where(match >= 0, values[flat] if values.size else np.nan, np.nan)
     tau = np.stack([picked["pt"], picked["eta"], picked["phi"]], axis=-1)
     vis_reco = np.stack([np.stack([_leg_array(leg, f) for f in ("pt", "eta", "phi")], -1) for leg in (leg1, leg2)], 1)

@@ -31,6 +31,7 @@ import awkward as ak
 import numpy as np
 import torch
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.ditau.inputs import ditau_candidates
 from coffea_mlreco.ditau.targets import tau_targets
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
@@ -68,13 +69,13 @@ _INPUTS = ("products1", "products1_mask", "products2", "products2_mask", "jets",
 
 def _padded(tokens: ak.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
     padded = ak.pad_none(tokens, size, axis=1, clip=True)
-    mask = np.asarray(ak.to_numpy(~ak.is_none(padded, axis=1)), bool)
-    x = np.stack([np.asarray(ak.to_numpy(ak.fill_none(padded[f], 0.0)), np.float32) for f in ak.fields(tokens)], -1)
+    mask = to_numpy(~ak.is_none(padded, axis=1), bool)
+    x = np.stack([to_numpy(ak.fill_none(padded[f], 0.0), np.float32) for f in ak.fields(tokens)], -1)
     return x, mask
 
 
 def _dense(record: ak.Array) -> np.ndarray:
-    return np.stack([np.asarray(ak.to_numpy(record[f]), np.float32) for f in ak.fields(record)], -1)
+    return np.stack([to_numpy(record[f], np.float32) for f in ak.fields(record)], -1)
 
 
 def ditau_arrays(events: Any) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ def ditau_arrays(events: Any) -> dict[str, np.ndarray]:
     ``channel`` [N].
     """
     candidates = ditau_candidates(events)
-    selected = np.asarray(ak.to_numpy(candidates.selected), bool)
+    selected = to_numpy(candidates.selected, bool)
     events, candidates = events[selected], candidates[selected]
     truth = tau_targets(events, candidates.leg1, candidates.leg2)
     keep = truth.matched
@@ -99,13 +100,13 @@ def ditau_arrays(events: Any) -> dict[str, np.ndarray]:
     out["target"] = truth.target[keep].astype(np.float32)
     out["visible"] = visible_legs(candidates.leg1, candidates.leg2)
     out["mass_gen"] = truth.mass[keep].astype(np.float32)
-    out["channel"] = np.asarray(ak.to_numpy(candidates.channel), np.int64)
+    out["channel"] = to_numpy(candidates.channel, np.int64)
     return out
 
 
 def visible_legs(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
     """[N, 2, 3] (pT, η, φ − φ_leg1) of the visible legs (GeV, rad), the frame the transformer works in."""
-    cols = [[np.asarray(ak.to_numpy(leg[f]), np.float64) for f in ("pt", "eta", "phi")] for leg in (leg1, leg2)]
+    cols = [[to_numpy(leg[f], np.float64) for f in ("pt", "eta", "phi")] for leg in (leg1, leg2)]
     ref = cols[0][2]
     for c in cols:
         c[2] = np.mod(c[2] - ref + np.pi, 2 * np.pi) - np.pi

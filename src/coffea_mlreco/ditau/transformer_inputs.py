@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.truth import delta_phi, delta_r
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import LegKind
@@ -182,7 +183,7 @@ def _leg_products(events: ak.Array, leg: ak.Array) -> ak.Array:
     )
     singles = []
     for kind, is_fallback in ((lepton, False), (fallback, True)):
-        use = np.asarray(ak.to_numpy(ak.fill_none(kind, False) & ~ak.is_none(leg.pt)), bool)
+        use = to_numpy(ak.fill_none(kind, False) & ~ak.is_none(leg.pt), bool)
         s = single[use]
         token = _product_tokens(_f64(s.pt), _f64(s.eta), _f64(s.phi), s.pdg, leg[use], is_fallback)
         singles.append(ak.unflatten(token, use.astype(np.int64)))

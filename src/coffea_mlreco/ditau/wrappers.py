@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau.targets import pair_mass
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
@@ -50,10 +51,10 @@ class DiTauTransformerWrapper(ModelWrapper):
 
     def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
         cand = events.candidates
-        out = np.asarray(ak.to_numpy(outputs["tau"]), np.float64).reshape(-1, 2, 3)
+        out = to_numpy(outputs["tau"], np.float64).reshape(-1, 2, 3)
         taus = np.empty_like(out)
         for k, leg in enumerate((cand.leg1, cand.leg2)):
-            pt, eta, phi = (np.asarray(ak.to_numpy(leg[f]), np.float64) for f in ("pt", "eta", "phi"))
+            pt, eta, phi = (to_numpy(leg[f], np.float64) for f in ("pt", "eta", "phi"))
             taus[:, k, 0] = pt * np.exp(out[:, k, 0])
             taus[:, k, 1] = eta + out[:, k, 1]
             taus[:, k, 2] = np.mod(phi + out[:, k, 2] + np.pi, 2 * np.pi) - np.pi

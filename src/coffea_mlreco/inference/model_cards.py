@@ -26,9 +26,9 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference.backends import ModelCardError, TorchModule, WeightsMismatchError, architecture
 
 __all__ = [
@@ -192,7 +192,7 @@ def closest_pileup(available: dict[int, T], events: Any) -> T:
     if not available:
         raise ValueError("no model to choose from")
     try:
-        values = np.asarray(ak.to_numpy(events.Pileup.nTrueInt), np.float64)
+        values = to_numpy(events.Pileup.nTrueInt, np.float64)
     except (AttributeError, ValueError):
         values = np.zeros(0)
     values = values[np.isfinite(values)]

@@ -40,7 +40,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from coffea_mlreco.core.columns import NonFiniteInputError
+from coffea_mlreco.core.columns import NonFiniteInputError, to_numpy
 from coffea_mlreco.inference.backends import MODEL_CACHE, Backend, ModelCache
 from coffea_mlreco.inference.batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from coffea_mlreco.inference.device import autocast_dtype, configure_threads, resolve_device, resolve_precision
@@ -129,7 +129,7 @@ class _PreparedJagged:
 
 def _flatten_jagged(name: str, spec: Jagged) -> _PreparedJagged:
     array = spec.array
-    counts_all = np.asarray(ak.to_numpy(ak.num(array, axis=1)), dtype=np.int64)
+    counts_all = to_numpy(ak.num(array, axis=1), np.int64)
     kept = None
     if spec.max_objects is not None and counts_all.size and counts_all.max() > spec.max_objects:
         if spec.keep_highest is not None:
@@ -138,9 +138,9 @@ def _flatten_jagged(name: str, spec: Jagged) -> _PreparedJagged:
             order = ak.local_index(array, axis=1)
         order = order[:, : spec.max_objects]
         starts = np.concatenate([[0], np.cumsum(counts_all)[:-1]])
-        kept = np.asarray(ak.to_numpy(ak.flatten(order + starts)), dtype=np.int64)
+        kept = to_numpy(ak.flatten(order + starts), np.int64)
         array = array[order]
-    counts = np.asarray(ak.to_numpy(ak.num(array, axis=1)), dtype=np.int64)
+    counts = to_numpy(ak.num(array, axis=1), np.int64)
     fields, columns = _feature_columns(array, jagged=True)
     return _PreparedJagged(fields, FlatJagged(columns, counts), counts_all, kept, spec.fill_value)
 

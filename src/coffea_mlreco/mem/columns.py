@@ -58,7 +58,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, reconstruct_columns
+from coffea_mlreco.core.columns import InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
@@ -294,14 +294,14 @@ class MEMReconstruction:
         for h in self.network.hypotheses:
             values = np.full(n, np.nan)
             if out is not None:
-                values[sel_index] = np.asarray(ak.to_numpy(out[f"logw_{h}"]), np.float64)
+                values[sel_index] = to_numpy(out[f"logw_{h}"], np.float64)
             fields[f"logw_{h}_network"] = values
         self._add_discriminant(fields, "network", self.network.hypotheses)
         return fields
 
     def __call__(self, events: Any) -> ak.Array:
         candidates = dilepton_candidates(_declared_record(events, self.columns), self.selection)
-        selected = np.asarray(ak.to_numpy(candidates.selected), bool)
+        selected = to_numpy(candidates.selected, bool)
         sel_index = np.flatnonzero(selected)
         sel = candidates[selected]
         n = len(selected)
@@ -310,7 +310,7 @@ class MEMReconstruction:
             fields.update(self._integrated(sel, sel_index, n))
         if "network" in self.methods:
             fields.update(self._network(sel, sel_index, n))
-        fields["flavour"] = np.asarray(ak.to_numpy(candidates.flavour), np.int64)
+        fields["flavour"] = to_numpy(candidates.flavour, np.int64)
         fields["selected"] = selected
         return ak.zip({COLUMN: ak.zip(fields, depth_limit=1)}, depth_limit=1)
 

@@ -66,6 +66,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from coffea_mlreco.core.columns import to_numpy
+
 __all__ = [
     "ACTIVATIONS",
     "FLAVOUR_NAME",
@@ -403,7 +405,7 @@ def _column(record: Mapping[str, Any], field: str, what: str) -> np.ndarray:
     except (ValueError, TypeError):  # awkward or ragged input
         import awkward as ak
 
-        return np.asarray(ak.to_numpy(ak.Array(value)), dtype=np.float64)
+        return to_numpy(ak.Array(value), np.float64)
 
 
 def _leading_two_jets(jets: Mapping[str, Any], n: int) -> np.ndarray:

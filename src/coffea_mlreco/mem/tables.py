@@ -45,6 +45,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.outputs import Interrupted, check_output, sigterm_as_interrupt
 from coffea_mlreco.core.version import __version__
 from coffea_mlreco.mem.deepmem import INPUT_NAMES
@@ -134,8 +135,8 @@ def mem_table_from_file(
     sqrt_s = float(generator["sqrt_s_TeV"]) * 1000.0 if "sqrt_s_TeV" in generator else _DEFAULT_SQRT_S
     events = open_events(path)
     candidates = dilepton_candidates(events, selection)
-    selected = np.asarray(ak.to_numpy(candidates.selected), bool)
-    event_number = np.asarray(ak.to_numpy(events.event), np.int64)[selected]
+    selected = to_numpy(candidates.selected, bool)
+    event_number = to_numpy(events.event, np.int64)[selected]
     cands = candidates[selected]
     if max_events is not None:
         cands, event_number = cands[:max_events], event_number[:max_events]

@@ -20,6 +20,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.mem.inputs import network_features
@@ -66,7 +67,7 @@ class DeepMEMWrapper(ModelWrapper):
         if missing:
             raise ValueError(f"the model has no output for hypothesis(es) {missing}; outputs: {ak.fields(outputs)}")
         return ak.zip(
-            {f"logw_{h}": -np.asarray(ak.to_numpy(outputs[_PREFIX + h]), np.float64) for h in self.hypotheses},
+            {f"logw_{h}": -to_numpy(outputs[_PREFIX + h], np.float64) for h in self.hypotheses},
             depth_limit=1,
         )
 

@@ -39,6 +39,8 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike
 
+from coffea_mlreco.core.columns import to_numpy
+
 __all__ = ["TUNES", "PuppiRegion", "PuppiTune", "load_tune", "puppi_weights", "puppi_weights_flat", "pv_class"]
 
 _ALPHA_TYPES = {"central": 0, "forward": 1}
@@ -578,7 +580,7 @@ def puppi_weights(
         pfcands = events_or_pfcands
         if npv is None:
             raise ValueError("puppi_weights on a PFCands collection needs npv (good primary vertices per event)")
-    counts = np.asarray(ak.to_numpy(ak.num(pfcands, axis=1)), dtype=np.int64)
+    counts = to_numpy(ak.num(pfcands, axis=1), np.int64)
     npv = np.array(
         np.broadcast_to(
             np.asarray(ak.to_numpy(npv) if isinstance(npv, ak.Array) else npv, dtype=np.float64), counts.shape

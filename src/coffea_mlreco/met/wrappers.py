@@ -13,6 +13,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.met.features import met_inputs
@@ -43,7 +44,7 @@ class METWrapper(ModelWrapper):
         return {"cands": Jagged(cands), "event": Dense(event)}
 
     def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
-        met = self.response_scale * np.asarray(ak.to_numpy(outputs.met_xy), dtype=np.float64)
+        met = self.response_scale * to_numpy(outputs.met_xy, np.float64)
         return ak.zip({"pt": np.hypot(met[:, 0], met[:, 1]), "phi": np.arctan2(met[:, 1], met[:, 0])})
 
 

@@ -45,7 +45,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns
+from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
@@ -152,7 +152,7 @@ class MLPFReconstruction:
 
     def __call__(self, events: Any) -> ak.Array:
         cands = self.model_for(events)(events)
-        n_cands = np.asarray(ak.to_numpy(ak.num(cands, axis=1)), np.int32)
+        n_cands = to_numpy(ak.num(cands, axis=1), np.int32)
         cands = ak.with_name(cands[list(CANDIDATE_FIELDS)], CANDIDATE_RECORD)
         return ak.zip({COLUMNS["mlpf"]: cands, "MLPFReco": ak.zip({"n_cands": n_cands})}, depth_limit=1)
 

@@ -28,6 +28,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
+
 __all__ = ["ELEMENT_BRANCHES", "FEATURES", "element_order", "element_table", "mlpf_elements"]
 
 FEATURES = (
@@ -126,10 +128,10 @@ def element_table(events: Any) -> tuple[np.ndarray, np.ndarray]:
     with ``PFTrack`` and ``PFCluster`` collections."""
 
     def get(collection: str, field: str) -> np.ndarray:
-        return np.asarray(ak.to_numpy(ak.flatten(events[collection][field], axis=1)), np.float32)
+        return to_numpy(ak.flatten(events[collection][field], axis=1), np.float32)
 
-    n_t = np.asarray(ak.to_numpy(ak.num(events.PFTrack.pt, axis=1)), np.int64)
-    n_c = np.asarray(ak.to_numpy(ak.num(events.PFCluster.energy, axis=1)), np.int64)
+    n_t = to_numpy(ak.num(events.PFTrack.pt, axis=1), np.int64)
+    n_c = to_numpy(ak.num(events.PFCluster.energy, axis=1), np.int64)
     return _table(get, n_t, n_c)
 
 
@@ -140,7 +142,7 @@ def element_table_from_tree(
     arrays = tree.arrays(["nPFTrack", "nPFCluster", *ELEMENT_BRANCHES], entry_start=entry_start, entry_stop=entry_stop)
 
     def get(collection: str, field: str) -> np.ndarray:
-        return np.asarray(ak.to_numpy(ak.flatten(arrays[f"{collection}_{field}"], axis=1)), np.float32)
+        return to_numpy(ak.flatten(arrays[f"{collection}_{field}"], axis=1), np.float32)
 
     return _table(get, ak.to_numpy(arrays["nPFTrack"]), ak.to_numpy(arrays["nPFCluster"]))
 

@@ -10,6 +10,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
+
 __all__ = ["TARGET_FIELDS", "target_table", "target_table_from_tree"]
 
 TARGET_FIELDS = ("cls", "pt", "eta", "phi", "e", "charge", "genVertex")
@@ -31,5 +33,5 @@ def target_table_from_tree(
 
 
 def _flat(values: Any, field: str) -> np.ndarray:
-    flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=1)))
+    flat = to_numpy(ak.flatten(values, axis=1))
     return flat.astype(np.int64 if field in ("cls", "charge", "genVertex") else np.float32)

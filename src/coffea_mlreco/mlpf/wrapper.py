@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.mlpf.candidates import candidate_columns
@@ -78,12 +79,12 @@ class MLPFWrapper(ModelWrapper):
         table, counts = element_table(events)
 
         def flat(name: str) -> np.ndarray:
-            return np.asarray(ak.to_numpy(ak.flatten(outputs[name], axis=1)), np.float32)
+            return to_numpy(ak.flatten(outputs[name], axis=1), np.float32)
 
         tracks = events.PFTrack
 
         def track_field(name: str, dtype: type) -> np.ndarray:
-            return np.asarray(ak.to_numpy(ak.flatten(tracks[name], axis=1)), dtype)
+            return to_numpy(ak.flatten(tracks[name], axis=1), dtype)
 
         columns, out_counts, cls = candidate_columns(
             table,

@@ -36,6 +36,7 @@ import awkward as ak
 import numba
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_W
 from coffea_mlreco.ttbar.inputs import BTAG_MEDIUM_WP
 from coffea_mlreco.ttbar.neutrino import neutrino_pz_roots
@@ -124,7 +125,7 @@ class _Chi2Outputs(NamedTuple):
 
 
 def _finite(values: Any, name: str, where: np.ndarray | None = None) -> np.ndarray:
-    array = np.asarray(ak.to_numpy(values), dtype=np.float64)
+    array = to_numpy(values, np.float64)
     bad = ~np.isfinite(array) if where is None else (~np.isfinite(array) & where)
     if bad.any():
         raise ValueError(
@@ -145,7 +146,7 @@ def fit_inputs(inputs: ak.Array, max_jets: int, working_point: float = BTAG_MEDI
     pt, eta, phi, mass = (_finite(ak.flatten(jets[f], axis=1), f"jets.{f}") for f in ("pt", "eta", "phi", "mass"))
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     jet_p4 = np.stack([px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + mass**2)], axis=1)
-    tagged = np.asarray(ak.to_numpy(ak.flatten(jets.btag, axis=1)), np.float64) > working_point
+    tagged = to_numpy(ak.flatten(jets.btag, axis=1), np.float64) > working_point
 
     has_lepton = ak.to_numpy(~ak.is_none(inputs.lepton)).astype(bool)
     active = ak.to_numpy(inputs.selected).astype(bool) & has_lepton & (counts >= 4)
@@ -154,7 +155,7 @@ def fit_inputs(inputs: ak.Array, max_jets: int, working_point: float = BTAG_MEDI
     lpx, lpy, lpz = lpt * np.cos(lphi), lpt * np.sin(lphi), lpt * np.sinh(leta)
     lepton_p4 = np.stack([lpx, lpy, lpz, np.sqrt(lpx**2 + lpy**2 + lpz**2 + lmass**2)], axis=1)
     lepton_p4[~active] = 0.0
-    flavour = np.abs(np.asarray(ak.to_numpy(lep.pdgId), np.int64))
+    flavour = np.abs(to_numpy(lep.pdgId, np.int64))
     met = np.stack([_finite(inputs.met[f], f"met.{f}", active) for f in ("px", "py")], axis=1)
     met[~active] = 0.0
     met_cov = np.full((len(counts), 3), np.nan)

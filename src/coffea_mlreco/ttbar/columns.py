@@ -39,7 +39,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns
+from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
@@ -122,9 +122,9 @@ def declared_view(events: Any, columns: InputColumns) -> ak.Array:
 def jet_indices(positions: np.ndarray, jets: ak.Array) -> np.ndarray:
     """Map [N, k] positions in the selected-jet lists ``jets`` (records with ``index``) to indices in the
     events' ``Jet`` collection; −1 stays −1."""
-    counts = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), np.int64)
+    counts = to_numpy(ak.num(jets, axis=1), np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    flat = np.asarray(ak.to_numpy(ak.flatten(jets.index)), np.int64)
+    flat = to_numpy(ak.flatten(jets.index), np.int64)
     out = np.full(positions.shape, -1, np.int64)
     ok = positions >= 0
     rows = np.broadcast_to(starts[:, None], positions.shape)
@@ -159,13 +159,13 @@ def ttbar_models(
 def _expand(values: Any, selected: np.ndarray) -> np.ndarray:
     """Per-selected-event ``values`` spread to every event (float64, NaN for the others)."""
     out = np.full(selected.shape, np.nan)
-    out[selected] = np.asarray(ak.to_numpy(values), np.float64)
+    out[selected] = to_numpy(values, np.float64)
     return out
 
 
 def _method_record(method: str, result: ak.Array, selected: np.ndarray, jets: ak.Array) -> ak.Array:
     """One method's sub-record for every event of the chunk from its result on the selected events."""
-    positions = np.stack([np.asarray(ak.to_numpy(result[f]), np.int64) for f in PERMUTATION_FIELDS], axis=1)
+    positions = np.stack([to_numpy(result[f], np.int64) for f in PERMUTATION_FIELDS], axis=1)
     index = np.full((len(selected), 4), -1, np.int64)
     index[selected] = jet_indices(positions, jets)
     fields: dict[str, Any] = {name: index[:, k] for k, name in enumerate(PERMUTATION_FIELDS)}
@@ -216,7 +216,7 @@ class TTbarReconstruction:
 
     def __call__(self, events: Any) -> ak.Array:
         inputs = semileptonic_inputs(declared_view(events, self.columns))
-        selected = np.asarray(ak.to_numpy(inputs.selected), bool)
+        selected = to_numpy(inputs.selected, bool)
         chosen = inputs[selected]
         records: dict[str, ak.Array] = {}
         for method in self.methods:

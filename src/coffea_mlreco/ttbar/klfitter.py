@@ -64,6 +64,7 @@ import awkward as ak
 import numba
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TOP, M_W
 from coffea_mlreco.ttbar.chi2 import FitInputs, PermutationTable, btag_allowed, fit_inputs
 from coffea_mlreco.ttbar.neutrino import neutrino_pz_roots
@@ -639,7 +640,7 @@ def _met_inverse_covariance(params: TTbarParameters, inputs: ak.Array, met_cov: 
     else σ = a + b·√ΣET (``met.sumEt``), else the constant σ."""
     n = len(met_cov)
     if "sumEt" in inputs.met.fields:
-        sumet = np.asarray(ak.to_numpy(inputs.met.sumEt), np.float64)
+        sumet = to_numpy(inputs.met.sumEt, np.float64)
         sigma = np.maximum(params.met.sumet[0] + params.met.sumet[1] * np.sqrt(np.maximum(sumet, 0.0)), 1.0)
         sigma = np.where(np.isfinite(sigma), sigma, params.met.constant)
     else:

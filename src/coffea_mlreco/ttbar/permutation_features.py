@@ -21,6 +21,7 @@ import awkward as ak
 import numba
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TOP, M_W
 from coffea_mlreco.ttbar.neutrino import neutrino_pz_roots
 from coffea_mlreco.ttbar.permutations import flat_permutations
@@ -136,7 +137,7 @@ def _p4(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> n
 
 
 def _flat(array: Any) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=np.float64)
+    return to_numpy(ak.flatten(array, axis=None), np.float64)
 
 
 def permutation_features(inputs: ak.Array, max_jets: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,23 +155,21 @@ def permutation_features(inputs: ak.Array, max_jets: int = 6) -> tuple[np.ndarra
     jets = inputs.jets
     if ak.any(ak.is_none(inputs.lepton.pt)):
         raise ValueError("permutation_features needs one lepton per event; select events first")
-    n_jets = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), np.int64)
+    n_jets = to_numpy(ak.num(jets, axis=1), np.int64)
     offsets, perms = flat_permutations(n_jets, max_jets)
     jet_offsets = np.zeros(n_jets.size + 1, np.int64)
     np.cumsum(n_jets, out=jet_offsets[1:])
     pt, eta, phi, mass = (_flat(jets[f]) for f in ("pt", "eta", "phi", "mass"))
     btag = _flat(jets.btag)
     lep = inputs.lepton
-    lep_pt, lep_eta, lep_phi, lep_mass = (
-        np.asarray(ak.to_numpy(lep[f]), np.float64) for f in ("pt", "eta", "phi", "mass")
-    )
+    lep_pt, lep_eta, lep_phi, lep_mass = (to_numpy(lep[f], np.float64) for f in ("pt", "eta", "phi", "mass"))
     for name, values in (
         ("jet pt", pt),
         ("jet eta", eta),
         ("jet phi", phi),
         ("jet mass", mass),
         ("lepton pt", lep_pt),
-        ("MET pt", np.asarray(ak.to_numpy(inputs.met.pt), np.float64)),
+        ("MET pt", to_numpy(inputs.met.pt, np.float64)),
     ):
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{name} has non-finite values (NaN/inf); the tt̄ permutation features need finite inputs")
@@ -185,8 +184,8 @@ def permutation_features(inputs: ak.Array, max_jets: int = 6) -> tuple[np.ndarra
         _p4(lep_pt, lep_eta, lep_phi, lep_mass),
         lep_eta,
         lep_phi,
-        np.asarray(ak.to_numpy(inputs.met.px), np.float64),
-        np.asarray(ak.to_numpy(inputs.met.py), np.float64),
+        to_numpy(inputs.met.px, np.float64),
+        to_numpy(inputs.met.py, np.float64),
         n_jets,
         offsets,
         perms,

@@ -32,6 +32,7 @@ import awkward as ak
 import numpy as np
 import torch
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.training.augment import random_angles, rotate_phi
 from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
@@ -79,24 +80,24 @@ def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
     positions, −1 when unmatched or beyond ``max_jets``), nu_eta [N] (generated neutrino η, NaN if none).
     """
     inputs = semileptonic_inputs(events)
-    selected = np.asarray(ak.to_numpy(inputs.selected), bool)
+    selected = to_numpy(inputs.selected, bool)
     events, inputs = events[selected], inputs[selected]
     jets = inputs.jets[:, :max_jets]
     padded = ak.pad_none(jets, max_jets, axis=1, clip=True)
     out: dict[str, np.ndarray] = {
-        "jets": np.stack([np.asarray(ak.to_numpy(ak.fill_none(padded[f], 0.0)), np.float32) for f in _JET_FIELDS], -1),
-        "jets_mask": np.asarray(ak.to_numpy(~ak.is_none(padded, axis=1)), bool),
+        "jets": np.stack([to_numpy(ak.fill_none(padded[f], 0.0), np.float32) for f in _JET_FIELDS], -1),
+        "jets_mask": to_numpy(~ak.is_none(padded, axis=1), bool),
         "lepton": np.stack(
-            [np.asarray(ak.to_numpy(inputs.lepton[f]), np.float32) for f in ("pt", "eta", "phi", "mass")]
-            + [np.asarray(ak.to_numpy(abs(inputs.lepton.pdgId) == 13), np.float32)],
+            [to_numpy(inputs.lepton[f], np.float32) for f in ("pt", "eta", "phi", "mass")]
+            + [to_numpy(abs(inputs.lepton.pdgId) == 13, np.float32)],
             -1,
         ),
-        "met": np.stack([np.asarray(ak.to_numpy(inputs.met[f]), np.float32) for f in ("pt", "phi")], -1),
-        "n_jets": np.asarray(ak.to_numpy(inputs.n_jets), np.int64),
+        "met": np.stack([to_numpy(inputs.met[f], np.float32) for f in ("pt", "phi")], -1),
+        "n_jets": to_numpy(inputs.n_jets, np.int64),
     }
-    target = np.asarray(ak.to_numpy(assignment_targets(events, inputs.jets)), np.int64)
+    target = to_numpy(assignment_targets(events, inputs.jets), np.int64)
     out["target"] = np.where(target < max_jets, target, -1)
-    out["nu_eta"] = np.asarray(ak.to_numpy(ak.fill_none(ttbar_partons(events).neutrino.eta, np.nan)), np.float32)
+    out["nu_eta"] = to_numpy(ak.fill_none(ttbar_partons(events).neutrino.eta, np.nan), np.float32)
     return out
 
 

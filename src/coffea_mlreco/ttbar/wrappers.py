@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.ttbar.assignment import extract_assignments
@@ -73,8 +74,8 @@ class SPANetWrapper(ModelWrapper):
         }
 
     def postprocess(self, outputs: ak.Array, inputs: Any) -> ak.Array:
-        n_jets = np.asarray(ak.to_numpy(ak.num(inputs.jets, axis=1)), np.int64)
-        logps = [np.asarray(ak.to_numpy(outputs[f"{p.name}_logp"]), np.float64) for p in self.topology.particles]
+        n_jets = to_numpy(ak.num(inputs.jets, axis=1), np.int64)
+        logps = [to_numpy(outputs[f"{p.name}_logp"], np.float64) for p in self.topology.particles]
         result = extract_assignments(logps, self.topology, n_jets)
         fields: dict[str, Any] = {}
         for column in self.topology.output_names:
@@ -83,13 +84,13 @@ class SPANetWrapper(ModelWrapper):
             fields[column] = result.jets[:, start + d_index]
         probs: dict[str, dict[str, np.ndarray]] = {"assignment_prob": {}, "detection_prob": {}, "marginal_prob": {}}
         for k, p in enumerate(self.topology.particles):
-            detection = np.asarray(ak.to_numpy(outputs[f"{p.name}_detection"]), np.float64)
+            detection = to_numpy(outputs[f"{p.name}_detection"], np.float64)
             probs["assignment_prob"][p.name] = result.assignment_prob[:, k]
             probs["detection_prob"][p.name] = detection
             probs["marginal_prob"][p.name] = result.assignment_prob[:, k] * detection
         for name, per_top in probs.items():
             fields[name] = ak.zip(per_top)
-        fields["nu_eta"] = np.asarray(ak.to_numpy(outputs["nu_eta"]), np.float64)
+        fields["nu_eta"] = to_numpy(outputs["nu_eta"], np.float64)
         return ak.zip(fields, depth_limit=1)
 
 
@@ -115,7 +116,7 @@ class PermutationDNNWrapper(ModelWrapper):
         return {"perms": Jagged(ak.unflatten(record, np.diff(offsets)))}
 
     def postprocess(self, outputs: ak.Array, inputs: Any) -> ak.Array:
-        n_jets = np.asarray(ak.to_numpy(ak.num(inputs.jets, axis=1)), np.int64)
+        n_jets = to_numpy(ak.num(inputs.jets, axis=1), np.int64)
         offsets, perms = flat_permutations(n_jets, self.max_jets)
         best, prob = best_permutation(offsets, perms, ak.to_numpy(ak.flatten(outputs.score)))
         fields = {name: best[:, i] for i, name in enumerate(PERMUTATION_FIELDS)}
