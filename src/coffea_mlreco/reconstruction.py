@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from coffea_mlreco.core.columns import Events
 from coffea_mlreco.evaluation.tasks import load_attribute
 from coffea_mlreco.tasks import TASKS
 
@@ -34,7 +35,7 @@ def _models_by_task(models: Mapping[str, Any] | None) -> dict[str, dict[str, Any
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     tasks: Sequence[str],
     *,
     models: Mapping[str, Any] | None = None,

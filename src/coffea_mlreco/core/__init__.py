@@ -1,10 +1,19 @@
-"""Shared machinery below every task: appending reconstructed columns in every coffea mode, and histograms
-that work eagerly and in dask-awkward graphs. Nothing here imports a task."""
+"""Shared machinery below every task. Nothing here imports a task.
+
+- :mod:`.columns` — declared input columns, appending reconstructed columns in every coffea mode (eager, virtual,
+  dask-awkward), one bad value costing one event, awkward → numpy;
+- :mod:`.histograms` — histograms that work eagerly and in dask-awkward graphs;
+- :mod:`.methods` — a task's methods as data (name, title, network) and the choice among them;
+- :mod:`.constants` — physics constants (PDG masses, widths, couplings) and shared binnings;
+- :mod:`.truth` — generator-level targets and ΔR matching; :mod:`.metrics` — bias, resolution, ROC;
+- :mod:`.outputs` — files and folders written complete or not at all; :mod:`.timing`; :mod:`.version`.
+"""
 
 from __future__ import annotations
 
 from coffea_mlreco.core.columns import (
     ON_INVALID,
+    Events,
     InputColumns,
     MissingBranchError,
     NonFiniteInputError,
@@ -17,6 +26,7 @@ from coffea_mlreco.core.columns import (
     map_events,
     mark_invalid,
     reconstruct_columns,
+    to_numpy,
     with_finite_inputs,
 )
 from coffea_mlreco.core.histograms import count_true, event_count, new_hist
@@ -35,6 +45,7 @@ from coffea_mlreco.core.timing import timed
 
 __all__ = [
     "ON_INVALID",
+    "Events",
     "InputColumns",
     "Interrupted",
     "Method",
@@ -62,5 +73,6 @@ __all__ = [
     "reconstruct_columns",
     "sigterm_as_interrupt",
     "timed",
+    "to_numpy",
     "with_finite_inputs",
 ]

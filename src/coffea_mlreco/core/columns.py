@@ -29,14 +29,22 @@ and float32 matrix products can then differ in the last bit (≲ 1e-7 relative) 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import awkward as ak
 import numpy as np
 from numpy.typing import DTypeLike
 
+if TYPE_CHECKING:
+    import dask_awkward as dak
+
+Events: TypeAlias = "ak.Array | dak.Array"
+"""An analyst's events in any coffea mode: NanoEvents read eagerly or virtually (an ``awkward.Array``) or as a
+dask-awkward collection (``dask_awkward.Array``); every column function takes and returns this."""
+
 __all__ = [
     "ON_INVALID",
+    "Events",
     "InputColumns",
     "MissingBranchError",
     "NonFiniteInputError",
@@ -102,7 +110,7 @@ def _declared(columns: InputColumns) -> Iterator[tuple[str, str | None]]:
                 yield collection, field
 
 
-def _leaf(events: Any, collection: str, field: str | None) -> Any:
+def _leaf(events: Events, collection: str, field: str | None) -> Any:
     return events[collection] if field is None else events[collection][field]
 
 
@@ -110,7 +118,7 @@ def _branch(collection: str, field: str | None) -> str:
     return collection if field is None else f"{collection}_{field}"
 
 
-def _filename(events: Any) -> str:
+def _filename(events: Events) -> str:
     try:
         metadata = events.metadata or {}
     except (AttributeError, KeyError, TypeError):
@@ -118,7 +126,7 @@ def _filename(events: Any) -> str:
     return str(metadata.get("filename", "<events>"))
 
 
-def input_branches(events: Any, columns: InputColumns) -> list[str]:
+def input_branches(events: Events, columns: InputColumns) -> list[str]:
     """The NanoAOD branches behind ``columns`` on these events, sorted: ``PFCands_pt``..., plus the counts
     branch (``nPFCands``) of every jagged collection. This is what dask-awkward reads for the task."""
     names = {_branch(collection, field) for collection, field in _declared(columns)}
@@ -128,7 +136,7 @@ def input_branches(events: Any, columns: InputColumns) -> list[str]:
     return sorted(names)
 
 
-def has_column(events: Any, collection: str, field: str | None = None) -> bool:
+def has_column(events: Events, collection: str, field: str | None = None) -> bool:
     """True when ``events`` has ``collection`` (and its ``field``) and coffea can build it (a file with ``PV_npvs``
     alone has no usable ``PV``: coffea's vertex behaviour needs x, y, z). Reads only the structure, never data."""
     if collection not in events.fields:
@@ -141,7 +149,7 @@ def has_column(events: Any, collection: str, field: str | None = None) -> bool:
         return False
 
 
-def check_columns(events: Any, columns: InputColumns, task: str) -> None:
+def check_columns(events: Events, columns: InputColumns, task: str) -> None:
     """Raise :class:`MissingBranchError` (naming the file and the first missing branch) unless ``events`` has
     every column in ``columns``. Reads only the events' structure, never data."""
     for collection, field in _declared(columns):
@@ -149,7 +157,7 @@ def check_columns(events: Any, columns: InputColumns, task: str) -> None:
             raise MissingBranchError(_filename(events), _branch(collection, field), task)
 
 
-def _float_leaves(events: Any, columns: InputColumns) -> Iterator[tuple[str, str | None, Any, np.ndarray]]:
+def _float_leaves(events: Events, columns: InputColumns) -> Iterator[tuple[str, str | None, Any, np.ndarray]]:
     """(collection, field, values, flat values) of every declared floating-point input."""
     for collection, field in _declared(columns):
         values = _leaf(events, collection, field)
@@ -158,7 +166,7 @@ def _float_leaves(events: Any, columns: InputColumns) -> Iterator[tuple[str, str
             yield collection, field, values, flat
 
 
-def event_validity(events: Any, columns: InputColumns) -> np.ndarray:
+def event_validity(events: Events, columns: InputColumns) -> np.ndarray:
     """Per event, True when every declared floating-point input of the event is finite."""
     valid = np.ones(len(events), bool)
     for _, _, values, flat in _float_leaves(events, columns):
@@ -171,7 +179,7 @@ def event_validity(events: Any, columns: InputColumns) -> np.ndarray:
     return valid
 
 
-def _invalid_message(events: Any, columns: InputColumns, valid: np.ndarray) -> str:
+def _invalid_message(events: Events, columns: InputColumns, valid: np.ndarray) -> str:
     names = [
         f"{collection}.{field}" if field else collection
         for collection, field, _, flat in _float_leaves(events, columns)
@@ -184,7 +192,7 @@ def _invalid_message(events: Any, columns: InputColumns, valid: np.ndarray) -> s
     )
 
 
-def with_finite_inputs(events: Any, columns: InputColumns) -> Any:
+def with_finite_inputs(events: Events, columns: InputColumns) -> Any:
     """``events`` with every non-finite value of a declared floating-point input replaced by 0 (same dtype)."""
     for collection, field, values, flat in list(_float_leaves(events, columns)):
         if np.isfinite(flat).all():
@@ -238,7 +246,7 @@ class _EventKernel:
         self.form: Any = None
         self.behavior: Any = None
 
-    def run(self, events: Any) -> ak.Array:
+    def run(self, events: Events) -> ak.Array:
         if self.on_invalid is None:
             return self.kernel(events)
         valid = event_validity(events, self.columns)
@@ -248,7 +256,7 @@ class _EventKernel:
             events = with_finite_inputs(events, self.columns)
         return mark_invalid(self.kernel(events), valid)
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         if ak.backend(events) == "typetracer":
             for collection, field in _declared(self.columns):
                 ak.typetracer.touch_data(_leaf(events, collection, field))
@@ -261,7 +269,12 @@ class _EventKernel:
 
 
 def map_events(
-    kernel: Callable[[Any], ak.Array], events: Any, columns: InputColumns, *, label: str, on_invalid: str | None = None
+    kernel: Callable[[Any], ak.Array],
+    events: Events,
+    columns: InputColumns,
+    *,
+    label: str,
+    on_invalid: str | None = None,
 ) -> Any:
     """``kernel(events)`` on eager/virtual events; on dask-awkward events one ``map_partitions`` that reads
     exactly ``columns`` (nothing is computed: the output type comes from a one-event placeholder).
@@ -279,7 +292,7 @@ def map_events(
     return dak.map_partitions(runner, events, meta=runner.meta(), label=label)
 
 
-def append_columns(events: Any, columns: Any, where: Mapping[str, str | tuple[str, ...]] | None = None) -> Any:
+def append_columns(events: Events, columns: Any, where: Mapping[str, str | tuple[str, ...]] | None = None) -> Any:
     """A new events array with each field of ``columns`` appended, at ``where[field]`` (a name or a
     ``(collection, field)`` path) or under its own name; ``events`` itself is not changed."""
     where = where or {}
@@ -294,7 +307,7 @@ def append_columns(events: Any, columns: Any, where: Mapping[str, str | tuple[st
 
 
 def reconstruct_columns(
-    events: Any,
+    events: Events,
     kernel: Callable[[Any], ak.Array],
     columns: InputColumns,
     *,

@@ -11,7 +11,7 @@ from typing import Any
 
 import hist
 
-from coffea_mlreco.core.columns import is_dask
+from coffea_mlreco.core.columns import Events, is_dask
 
 __all__ = ["count_true", "event_count", "new_hist"]
 
@@ -27,7 +27,7 @@ def new_hist(*axes: Any, like: Any, storage: Any = None) -> Any:
     return hist.Hist(*axes, storage=storage)
 
 
-def event_count(events: Any) -> Any:
+def event_count(events: Events) -> Any:
     """Number of events: an ``int`` for eager arrays, a lazy dask scalar for dask-awkward ones."""
     if is_dask(events):
         import dask_awkward as dak

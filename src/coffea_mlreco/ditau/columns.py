@@ -52,7 +52,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, reconstruct_columns, to_numpy
+from coffea_mlreco.core.columns import Events, InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
@@ -96,11 +96,11 @@ _ELECTRON_ID = ("mvaNoIso_WP90", "mvaFall17V2noIso_WP90")
 _DEEPTAU_VERSIONS = ("2018v2p5", "2017v2p1")
 
 
-def _fields(events: Any, collection: str) -> set[str]:
+def _fields(events: Events, collection: str) -> set[str]:
     return set(events[collection].fields) if collection in events.fields else set()
 
 
-def _tau_columns(events: Any, selection: DiTauSelection) -> tuple[str, ...]:
+def _tau_columns(events: Events, selection: DiTauSelection) -> tuple[str, ...]:
     have = _fields(events, "Tau")
     extra = ["decayMode"] if "decayMode" in have else []
     for target, wp in (("jet", selection.tau_vs_jet_wp), ("e", selection.tau_vs_e_wp), ("mu", selection.tau_vs_mu_wp)):
@@ -110,7 +110,7 @@ def _tau_columns(events: Any, selection: DiTauSelection) -> tuple[str, ...]:
     return (*_TAU, *extra)
 
 
-def _met_columns(events: Any) -> tuple[str, ...]:
+def _met_columns(events: Events) -> tuple[str, ...]:
     have = _fields(events, "MET")
     if set(_MET_COV) <= have or "sumEt" not in have:
         return ("pt", "phi", *_MET_COV)  # without either, the check names MET_covXX
@@ -118,7 +118,7 @@ def _met_columns(events: Any) -> tuple[str, ...]:
 
 
 def input_columns(
-    events: Any, methods: Sequence[str] = METHODS, selection: DiTauSelection = DEFAULT_SELECTION
+    events: Events, methods: Sequence[str] = METHODS, selection: DiTauSelection = DEFAULT_SELECTION
 ) -> InputColumns:
     """The columns ``methods`` read on these events (see the module docstring): the pair selection and the
     MET for every method, plus ``Jet`` and ``TauProd`` for the transformer."""
@@ -137,7 +137,7 @@ def input_columns(
     return columns
 
 
-def supported_methods(events: Any) -> tuple[str, ...]:
+def supported_methods(events: Events) -> tuple[str, ...]:
     """The methods the file's columns allow: ``collinear`` and ``fastmtt`` with the ``Tau``, ``Electron``,
     ``Muon`` and ``MET`` branches of the selection (MET with its covariance or ``sumEt``); the transformer
     also needs ``Jet`` and ``TauProd`` (absent from CMS NanoAOD)."""
@@ -156,7 +156,7 @@ def supported_methods(events: Any) -> tuple[str, ...]:
     return ("collinear", "fastmtt")
 
 
-def default_methods(events: Any, with_transformer: bool = True) -> tuple[str, ...]:
+def default_methods(events: Events, with_transformer: bool = True) -> tuple[str, ...]:
     """The methods run when none is asked for: every method the file supports (:func:`supported_methods`; without
     a branch of the pair selection the collinear and FastMTT ones, and the input check names the branch), the
     transformer only ``with_transformer`` (when a model is given or shipped)."""
@@ -209,7 +209,7 @@ class DiTauReconstruction:
         self.selection = selection
         self.seconds: dict[str, float] = {}
 
-    def _transformer(self, events: Any, candidates: ak.Array, selected: np.ndarray) -> dict[str, Any]:
+    def _transformer(self, events: Events, candidates: ak.Array, selected: np.ndarray) -> dict[str, Any]:
         n = len(selected)
         mass = np.full(n, np.nan)
         taus = [{f: np.full(n, np.nan) for f in _P4_FIELDS} for _ in range(2)]
@@ -227,7 +227,7 @@ class DiTauReconstruction:
                     taus[k][f][selected] = to_numpy(out[f"tau{k + 1}"][f], np.float64)
         return {"mass_ml": mass, "tau1_ml": _tau_column(taus[0]), "tau2_ml": _tau_column(taus[1])}
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         seconds: dict[str, float] = {}
         candidates = ditau_candidates(events, self.selection)
         selected = to_numpy(candidates.selected, bool)
@@ -261,7 +261,7 @@ def _check_models(models: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     *,
     methods: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,
@@ -302,7 +302,7 @@ def reconstruct(
     return append_ditau(events, DiTauReconstruction(chosen, model, selection), on_invalid=on_invalid)
 
 
-def append_ditau(events: Any, kernel: DiTauReconstruction, *, on_invalid: str = "flag") -> Any:
+def append_ditau(events: Events, kernel: DiTauReconstruction, *, on_invalid: str = "flag") -> Any:
     """``events`` with the ``DiTauReco`` column of an already built ``kernel`` (what :func:`reconstruct` and
     the processor, which keeps one kernel and its loaded model across chunks, both call)."""
     return reconstruct_columns(

@@ -31,7 +31,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.ditau.inputs import ditau_candidates
 from coffea_mlreco.ditau.targets import tau_targets
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
@@ -78,7 +78,7 @@ def _dense(record: ak.Array) -> np.ndarray:
     return np.stack([to_numpy(record[f], np.float32) for f in ak.fields(record)], -1)
 
 
-def ditau_arrays(events: Any) -> dict[str, np.ndarray]:
+def ditau_arrays(events: Events) -> dict[str, np.ndarray]:
     """Padded model inputs, targets and visible legs of the selected, truth-matched events of ``events``.
 
     Keys: the model inputs (``products1`` [N, 10, F] + mask, ``products2``, ``jets`` [N, 3, Fj] + mask, ``legs``,

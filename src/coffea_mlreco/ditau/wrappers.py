@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau.targets import pair_mass
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
@@ -27,19 +27,19 @@ __all__ = ["DITAU_MODELS", "DiTauTransformerWrapper"]
 
 
 class _Selected(NamedTuple):
-    events: Any
+    events: Events
     candidates: Any
 
 
 class DiTauTransformerWrapper(ModelWrapper):
     """Runs the di-tau transformer; call it as ``wrapper(events, candidates)`` (module docstring)."""
 
-    def __call__(self, events: Any, candidates: Any = None) -> Any:
+    def __call__(self, events: Events, candidates: Any = None) -> Any:
         if candidates is None:
             raise ValueError("DiTauTransformerWrapper needs (events, candidates) from ditau_candidates")
         return super().__call__(_Selected(events, candidates))
 
-    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+    def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
         inputs = transformer_inputs(events.events, events.candidates)
         return {
             "products1": Jagged(inputs.products1, max_objects=MAX_PRODUCTS, keep_highest="log_pt"),
@@ -49,7 +49,7 @@ class DiTauTransformerWrapper(ModelWrapper):
             "met": Dense(inputs.met),
         }
 
-    def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
+    def postprocess(self, outputs: ak.Array, events: Events) -> ak.Array:
         cand = events.candidates
         out = to_numpy(outputs["tau"], np.float64).reshape(-1, 2, 3)
         taus = np.empty_like(out)

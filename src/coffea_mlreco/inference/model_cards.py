@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.inference.backends import ModelCardError, TorchModule, WeightsMismatchError, architecture
 
 __all__ = [
@@ -185,7 +185,7 @@ def names_by_pileup(names: list[str], prefix: str) -> dict[int, str]:
     return out
 
 
-def closest_pileup(available: dict[int, T], events: Any) -> T:
+def closest_pileup(available: dict[int, T], events: Events) -> T:
     """The entry trained at the pileup closest to the chunk's mean ``Pileup_nTrueInt`` (the highest-pileup one
     when the events have no pileup branch or are empty; ties go to the higher pileup; non-finite values are
     left out of the mean)."""

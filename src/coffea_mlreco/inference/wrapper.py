@@ -40,7 +40,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from coffea_mlreco.core.columns import NonFiniteInputError, to_numpy
+from coffea_mlreco.core.columns import Events, NonFiniteInputError, to_numpy
 from coffea_mlreco.inference.backends import MODEL_CACHE, Backend, ModelCache
 from coffea_mlreco.inference.batching import FlatJagged, NonFiniteValues, pad_batch, plan_batches, scatter_objects
 from coffea_mlreco.inference.device import autocast_dtype, configure_threads, resolve_device, resolve_precision
@@ -210,11 +210,11 @@ class ModelWrapper:
         return cls(backend, **kwargs)
 
     # ---- what a subclass overrides -------------------------------------------------------------
-    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+    def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
         """Model inputs from the events (awkward or dask-awkward); must be overridden."""
         raise NotImplementedError(f"{type(self).__name__} must implement prepare(events)")
 
-    def postprocess(self, outputs: Any, events: Any) -> Any:
+    def postprocess(self, outputs: Any, events: Events) -> Any:
         """Columns from the outputs record (one field per head); the default returns it unchanged."""
         return outputs
 
@@ -228,7 +228,7 @@ class ModelWrapper:
     def cache(self) -> ModelCache:
         return self._cache if self._cache is not None else MODEL_CACHE
 
-    def __call__(self, events: Any) -> Any:
+    def __call__(self, events: Events) -> Any:
         inputs = self.prepare(events)
         if not inputs:
             raise ValueError(f"{type(self).__name__}.prepare returned no inputs")

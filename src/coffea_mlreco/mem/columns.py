@@ -58,7 +58,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, reconstruct_columns, to_numpy
+from coffea_mlreco.core.columns import Events, InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
@@ -98,12 +98,12 @@ _KINEMATICS = ("pt", "eta", "phi", "mass", "charge")
 _ISOLATION = {"Electron": "pfRelIso03_all", "Muon": "pfRelIso04_all"}
 
 
-def _fields(events: Any, collection: str) -> set[str]:
+def _fields(events: Events, collection: str) -> set[str]:
     return set(events[collection].fields) if collection in events.fields else set()
 
 
 def input_columns(
-    events: Any,
+    events: Events,
     methods: Sequence[str] = METHODS,
     *,
     use_sum_et: bool = False,
@@ -123,14 +123,14 @@ def input_columns(
     return columns
 
 
-def supported_methods(events: Any) -> tuple[str, ...]:
+def supported_methods(events: Events) -> tuple[str, ...]:
     """Both methods when the file has the lepton kinematics, ``Jet`` ``pt``/``eta``/``phi`` and ``MET``
     ``pt``/``phi``, else none (plain NanoAOD has them all)."""
     needed = {"Electron": set(_KINEMATICS), "Muon": set(_KINEMATICS), "Jet": {"pt", "eta", "phi"}, "MET": {"pt", "phi"}}
     return METHODS if all(fields <= _fields(events, name) for name, fields in needed.items()) else ()
 
 
-def default_methods(events: Any, with_network: bool = True) -> tuple[str, ...]:
+def default_methods(events: Events, with_network: bool = True) -> tuple[str, ...]:
     """The methods run when none is asked for: every method the file supports (:func:`supported_methods`; both
     where it lacks a branch, which the input check then names), the network only ``with_network`` (when a model is
     given or shipped; a checkout may lack the shipped weights)."""
@@ -209,7 +209,7 @@ def _integrate(
         return np.concatenate(list(pool.map(_integrate_block, jobs)), axis=0)
 
 
-def _declared_record(events: Any, columns: InputColumns) -> ak.Array:
+def _declared_record(events: Events, columns: InputColumns) -> ak.Array:
     """A plain record array of exactly the declared columns (the selection reads nothing else)."""
     return ak.zip(
         {name: ak.zip({f: events[name][f] for f in fields}) for name, fields in columns.items() if fields is not None},
@@ -299,7 +299,7 @@ class MEMReconstruction:
         self._add_discriminant(fields, "network", self.network.hypotheses)
         return fields
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         candidates = dilepton_candidates(_declared_record(events, self.columns), self.selection)
         selected = to_numpy(candidates.selected, bool)
         sel_index = np.flatnonzero(selected)
@@ -337,7 +337,7 @@ def mem_network(
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     *,
     methods: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,

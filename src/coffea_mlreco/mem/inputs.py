@@ -32,6 +32,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import Events
 from coffea_mlreco.core.truth import delta_r
 from coffea_mlreco.mem.cross_section import FiducialRegion
 
@@ -95,7 +96,7 @@ def required_branches() -> tuple[str, ...]:
     )
 
 
-def _collection(events: Any, name: str, fields: tuple[str, ...]) -> Any:
+def _collection(events: Events, name: str, fields: tuple[str, ...]) -> Any:
     if name not in ak.fields(events):
         raise ValueError(
             f"MEM inputs need the {name} collection (branches {', '.join(f'{name}_{f}' for f in fields)}"
@@ -113,7 +114,7 @@ def _f64(array: Any) -> Any:
 
 
 def _leptons(
-    events: Any, name: str, pdg: int, iso: str, iso_max: float, ids: tuple[str, ...], cuts: DileptonSelection
+    events: Events, name: str, pdg: int, iso: str, iso_max: float, ids: tuple[str, ...], cuts: DileptonSelection
 ) -> ak.Array:
     coll = _collection(events, name, _KINEMATICS)
     fields = ak.fields(coll)
@@ -154,7 +155,7 @@ def _lepton_column(leptons: ak.Array, selected: Any) -> ak.Array:
     return ak.mask(ak.zip(fields), selected)
 
 
-def dilepton_candidates(events: Any, cuts: DileptonSelection = DEFAULT_DILEPTON_SELECTION) -> ak.Array:
+def dilepton_candidates(events: Events, cuts: DileptonSelection = DEFAULT_DILEPTON_SELECTION) -> ak.Array:
     """The leading opposite-sign same-flavour lepton pair of every event, its jets and MET (module docstring).
 
     Args:

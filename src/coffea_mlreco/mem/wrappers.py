@@ -20,7 +20,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.mem.inputs import network_features
@@ -57,11 +57,11 @@ class DeepMEMWrapper(ModelWrapper):
         config = card["config"]
         return cls(backend, config["hypotheses"], bool(config.get("flavour_input", False)), **kwargs)
 
-    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+    def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
         """``features`` [N, 14|15] of selected candidates (``lep1``, ``lep2``, ``jets``, ``met``)."""
         return {"features": Dense(network_features(events, flavour=self.flavour_input))}
 
-    def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
+    def postprocess(self, outputs: ak.Array, events: Events) -> ak.Array:
         """``logw_<hypothesis>`` (float64) per event from the network's ``neg_log10_weight_<hypothesis>``."""
         missing = [h for h in self.hypotheses if _PREFIX + h not in ak.fields(outputs)]
         if missing:

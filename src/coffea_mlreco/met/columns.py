@@ -27,7 +27,7 @@ from typing import Any
 
 import awkward as ak
 
-from coffea_mlreco.core.columns import InputColumns, has_column, is_dask, reconstruct_columns
+from coffea_mlreco.core.columns import Events, InputColumns, has_column, is_dask, reconstruct_columns
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
@@ -52,7 +52,7 @@ def _needs_puppi(methods: Sequence[str]) -> bool:
     return any(m != "pf" for m in methods)
 
 
-def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
+def input_columns(events: Events, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
     """The columns the ``methods`` read on these events (see the module docstring); ``by_pileup`` adds
     ``Pileup_nTrueInt`` (when the file has it) for choosing a network by the chunk's pileup."""
     if not has_column(events, "PFCands", "pt"):
@@ -119,7 +119,7 @@ class METReconstruction:
         self.tune = tune
         self.timings = timings
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         cands = events.PFCands
         out: dict[str, ak.Array] = {}
         if "pf" in self.methods:
@@ -141,7 +141,7 @@ class METReconstruction:
         return ak.zip(out, depth_limit=1)
 
 
-def supported_methods(events: Any) -> tuple[str, ...]:
+def supported_methods(events: Events) -> tuple[str, ...]:
     """The methods the file's columns allow: ``pf`` with ``PFCands``; PUPPI and the networks also need the
     candidates' vertex association (``fromPV``, or ``pvAssocQuality`` and ``dz``) and ``PV_npvsGood``."""
     if not has_column(events, "PFCands", "pt"):
@@ -153,7 +153,7 @@ def supported_methods(events: Any) -> tuple[str, ...]:
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     *,
     methods: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.met.features import met_inputs
@@ -39,11 +39,11 @@ class METWrapper(ModelWrapper):
         """The wrapper with the card's ``response_scale`` (1 when absent)."""
         return cls(backend, response_scale=card.get("response_scale", 1.0), **kwargs)
 
-    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+    def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
         cands, event = met_inputs(events)
         return {"cands": Jagged(cands), "event": Dense(event)}
 
-    def postprocess(self, outputs: ak.Array, events: Any) -> ak.Array:
+    def postprocess(self, outputs: ak.Array, events: Events) -> ak.Array:
         met = self.response_scale * to_numpy(outputs.met_xy, np.float64)
         return ak.zip({"pt": np.hypot(met[:, 0], met[:, 1]), "phi": np.arctan2(met[:, 1], met[:, 0])})
 

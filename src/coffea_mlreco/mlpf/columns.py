@@ -45,7 +45,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, MissingBranchError, check_columns, reconstruct_columns, to_numpy
+from coffea_mlreco.core.columns import (
+    Events,
+    InputColumns,
+    MissingBranchError,
+    check_columns,
+    reconstruct_columns,
+    to_numpy,
+)
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.mlpf.inputs import CLUSTER_SOURCES, TRACK_SOURCES
@@ -91,7 +98,7 @@ CANDIDATE_RECORD = "PtEtaPhiMCandidate"
 """coffea behaviour of the ``MLPFCands`` records."""
 
 
-def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
+def input_columns(events: Events, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
     """The columns MLPF reads on these events (module docstring); ``by_pileup`` adds ``Pileup_nTrueInt`` (when
     the file has it) for choosing the shipped model by the chunk's pileup."""
     columns: dict[str, tuple[str, ...] | None] = {"PFTrack": TRACK_FIELDS, "PFCluster": CLUSTER_FIELDS}
@@ -100,7 +107,7 @@ def input_columns(events: Any, methods: Sequence[str] = METHODS, by_pileup: bool
     return columns
 
 
-def supported_methods(events: Any) -> tuple[str, ...]:
+def supported_methods(events: Events) -> tuple[str, ...]:
     """``("mlpf",)`` when the events carry every detector-element field MLPF reads, else ``()`` (CMS NanoAOD)."""
     try:
         check_columns(events, input_columns(events, METHODS, by_pileup=False), "MLPF")
@@ -144,13 +151,13 @@ class MLPFReconstruction:
             raise ValueError("no MLPF model to run")
         self.models = dict(models)
 
-    def model_for(self, events: Any) -> MLPFWrapper:
+    def model_for(self, events: Events) -> MLPFWrapper:
         """The wrapper for this chunk (pileup choice only when there are several)."""
         if len(self.models) == 1:
             return next(iter(self.models.values()))
         return closest_pileup(self.models, events)
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         cands = self.model_for(events)(events)
         n_cands = to_numpy(ak.num(cands, axis=1), np.int32)
         cands = ak.with_name(cands[list(CANDIDATE_FIELDS)], CANDIDATE_RECORD)
@@ -158,7 +165,7 @@ class MLPFReconstruction:
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     *,
     methods: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,

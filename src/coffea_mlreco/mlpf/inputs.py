@@ -28,7 +28,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 
 __all__ = ["ELEMENT_BRANCHES", "FEATURES", "element_order", "element_table", "mlpf_elements"]
 
@@ -123,7 +123,7 @@ def _fill_links(
     table[t_rows[linked], column["n_linked"]] = n_sum[flat]
 
 
-def element_table(events: Any) -> tuple[np.ndarray, np.ndarray]:
+def element_table(events: Events) -> tuple[np.ndarray, np.ndarray]:
     """(rows [M, 15] float32 in `FEATURES` order, elements per event [N]) from NanoEvents or any record array
     with ``PFTrack`` and ``PFCluster`` collections."""
 
@@ -147,7 +147,7 @@ def element_table_from_tree(
     return _table(get, ak.to_numpy(arrays["nPFTrack"]), ak.to_numpy(arrays["nPFCluster"]))
 
 
-def mlpf_elements(events: Any) -> ak.Array:
+def mlpf_elements(events: Events) -> ak.Array:
     """The elements as an awkward ``N * var * {FEATURES}`` record array (tracks then clusters per event)."""
     table, counts = element_table(events)
     return ak.unflatten(ak.zip({name: table[:, i] for i, name in enumerate(FEATURES)}), counts)

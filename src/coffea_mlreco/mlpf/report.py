@@ -40,6 +40,7 @@ import hist
 import mplhep as hep
 import numpy as np
 
+from coffea_mlreco.core.columns import Events
 from coffea_mlreco.core.metrics import hist_quantile, hist_select, summarize_residual_hist
 from coffea_mlreco.evaluation.report import (
     html_table,
@@ -251,7 +252,7 @@ def _plot_jets(jets: hist.Hist, outdir: Path) -> str:
         return save_figure(fig, outdir, "mlpf_jet_response")
 
 
-def event_total(events: Any) -> int:
+def event_total(events: Events) -> int:
     """Events processed: the processor's ``{dataset: events}`` summed (a plain number is taken as it is)."""
     if isinstance(events, dict):
         return int(sum(int(n) for n in events.values()))

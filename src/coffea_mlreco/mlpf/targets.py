@@ -10,7 +10,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 
 __all__ = ["TARGET_FIELDS", "target_table", "target_table_from_tree"]
 
@@ -19,7 +19,7 @@ TARGET_FIELDS = ("cls", "pt", "eta", "phi", "e", "charge", "genVertex")
 of the target's leading particle (0 hard scatter, k ≥ 1 pileup, −1 for class none)."""
 
 
-def target_table(events: Any) -> dict[str, np.ndarray]:
+def target_table(events: Events) -> dict[str, np.ndarray]:
     """Flat ``PFTarget`` columns of NanoEvents (``cls``, ``charge``, ``genVertex`` int64, the rest float32)."""
     return {f: _flat(events.PFTarget[f], f) for f in TARGET_FIELDS}
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
 from coffea_mlreco.inference.backends import Backend
 from coffea_mlreco.mlpf.candidates import candidate_columns
@@ -70,12 +70,12 @@ class MLPFWrapper(ModelWrapper):
             **kwargs,
         )
 
-    def prepare(self, events: Any) -> dict[str, Jagged | Dense]:
+    def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
         table, counts = element_table(events)
         record = ak.zip({name: table[:, i] for i, name in enumerate(FEATURES)})
         return {"elements": Jagged(ak.unflatten(record, counts))}
 
-    def postprocess(self, outputs: Any, events: Any) -> ak.Array:
+    def postprocess(self, outputs: Any, events: Events) -> ak.Array:
         table, counts = element_table(events)
 
         def flat(name: str) -> np.ndarray:

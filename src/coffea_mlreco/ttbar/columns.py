@@ -39,7 +39,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import InputColumns, is_dask, reconstruct_columns, to_numpy
+from coffea_mlreco.core.columns import Events, InputColumns, is_dask, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
@@ -82,11 +82,11 @@ _EXTRA_FIELDS = {"spanet": (*_PROB_FIELDS, "nu_eta"), "klfitter": ("event_probab
 """Outputs besides the four jet indices that each method's sub-record carries."""
 
 
-def _fields_of(events: Any, collection: str) -> set[str]:
+def _fields_of(events: Events, collection: str) -> set[str]:
     return set(events[collection].fields) if collection in events.fields else set()
 
 
-def input_columns(events: Any, methods: Sequence[str] = METHODS) -> InputColumns:
+def input_columns(events: Events, methods: Sequence[str] = METHODS) -> InputColumns:
     """The columns the selection and ``methods`` read on these events (see the module docstring)."""
     columns: dict[str, tuple[str, ...] | None] = {}
     for collection, required in _REQUIRED.items():
@@ -99,14 +99,14 @@ def input_columns(events: Any, methods: Sequence[str] = METHODS) -> InputColumns
     return columns
 
 
-def supported_methods(events: Any) -> tuple[str, ...]:
+def supported_methods(events: Events) -> tuple[str, ...]:
     """The methods the file's columns allow: all four when it has the jets, leptons and MET of the module
     docstring (every method reads the same selection), else none."""
     ok = all(set(fields) <= _fields_of(events, collection) for collection, fields in _REQUIRED.items())
     return METHODS if ok else ()
 
 
-def declared_view(events: Any, columns: InputColumns) -> ak.Array:
+def declared_view(events: Events, columns: InputColumns) -> ak.Array:
     """A plain record array of ``events`` restricted to ``columns``: each collection projected on its
     declared fields (a ``None`` entry is kept whole). Code given this view cannot read an undeclared column,
     which in dask mode is not loaded, and sees the same fields in every mode."""
@@ -214,7 +214,7 @@ class TTbarReconstruction:
             return klfitter_assignment(chosen, max_jets=self.max_jets)
         return self.models[method](chosen)
 
-    def __call__(self, events: Any) -> ak.Array:
+    def __call__(self, events: Events) -> ak.Array:
         inputs = semileptonic_inputs(declared_view(events, self.columns))
         selected = to_numpy(inputs.selected, bool)
         chosen = inputs[selected]
@@ -227,7 +227,7 @@ class TTbarReconstruction:
 
 
 def reconstruct(
-    events: Any,
+    events: Events,
     *,
     methods: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,

@@ -21,6 +21,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import Events
 from coffea_mlreco.core.constants import PARTON_JET_DR
 from coffea_mlreco.core.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
 
@@ -56,7 +57,7 @@ class MissingInputError(KeyError):
         return str(self.args[0])
 
 
-def _require(events: Any, collection: str, fields: tuple[str, ...]) -> None:
+def _require(events: Events, collection: str, fields: tuple[str, ...]) -> None:
     if collection not in events.fields:
         raise MissingInputError(
             f"collection {collection!r} is missing (the tt̄ reconstruction needs "
@@ -67,7 +68,7 @@ def _require(events: Any, collection: str, fields: tuple[str, ...]) -> None:
         raise MissingInputError(f"branch '{collection}_{missing[0]}' is missing (needed by the tt̄ reconstruction)")
 
 
-def select_leptons(events: Any) -> ak.Array:
+def select_leptons(events: Events) -> ak.Array:
     """The selected electrons and muons, merged per event into records ``pt, eta, phi, mass, charge, pdgId``."""
     _require(events, "Electron", ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all"))
     _require(events, "Muon", ("pt", "eta", "phi", "mass", "charge", "pfRelIso04_all"))
@@ -95,7 +96,7 @@ def select_leptons(events: Any) -> ak.Array:
     return merged[ak.argsort(merged.pt, axis=1, ascending=False)]
 
 
-def select_jets(events: Any, lepton_eta: Any = None, lepton_phi: Any = None) -> ak.Array:
+def select_jets(events: Events, lepton_eta: Any = None, lepton_phi: Any = None) -> ak.Array:
     """Selected jets as records ``pt, eta, phi, mass, btag, index`` (``index``: position in ``events.Jet``).
 
     With ``lepton_eta``/``lepton_phi`` (one lepton per event, None allowed), jets within ΔR < 0.4 are removed.
@@ -122,7 +123,7 @@ def select_jets(events: Any, lepton_eta: Any = None, lepton_phi: Any = None) -> 
     )
 
 
-def semileptonic_inputs(events: Any) -> ak.Array:
+def semileptonic_inputs(events: Events) -> ak.Array:
     """Per event: ``jets`` (selected), ``lepton`` (the one selected lepton, None otherwise), ``met``
     (``pt, phi, px, py`` and ``covXX, covXY, covYY`` in GeV² when the file has them), ``n_jets`` and
     ``selected`` (exactly one lepton and at least :data:`MIN_JETS` jets).
@@ -150,7 +151,7 @@ def semileptonic_inputs(events: Any) -> ak.Array:
     )
 
 
-def assignment_targets(events: Any, jets: ak.Array) -> ak.Array:
+def assignment_targets(events: Events, jets: ak.Array) -> ak.Array:
     """True jet of each semileptonic parton: ``N * 4 * int64`` (order ``had_b, had_q1, had_q2, lep_b``),
     positions in ``jets`` (the selected jets), −1 when the parton is absent (not a semileptonic event) or
     has no jet within ΔR < 0.4 (unique greedy matching, :func:`coffea_mlreco.core.truth.match_partons_to_jets`).

@@ -44,6 +44,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.columns import Events
 from coffea_mlreco.ttbar.neutrino import neutrino_pz_solutions
 
 __all__ = [
@@ -437,7 +438,7 @@ def _inv_mass(p: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(p[:, 3] ** 2 - (p[:, :3] ** 2).sum(axis=1), 0.0))
 
 
-def fit_ttbar_parameters(events: Any, meta: dict[str, Any] | None = None) -> TTbarParameters:
+def fit_ttbar_parameters(events: Events, meta: dict[str, Any] | None = None) -> TTbarParameters:
     """Fit every parameter of :class:`TTbarParameters` on generated semileptonic tt̄ NanoEvents (eager).
 
     Never fit on the test sample. ``meta`` is stored as is (command, file, seed).

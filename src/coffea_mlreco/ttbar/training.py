@@ -26,13 +26,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import awkward as ak
 import numpy as np
 import torch
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco.core.columns import Events, to_numpy
 from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.training.augment import random_angles, rotate_phi
 from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
@@ -72,7 +72,7 @@ MODELS = {"spanet": "coffea_mlreco.ttbar.spanet:SPANet", "pdnn": "coffea_mlreco.
 _JET_FIELDS = ("pt", "eta", "phi", "mass", "btag")
 
 
-def assignment_arrays(events: Any, max_jets: int = 10) -> dict[str, np.ndarray]:
+def assignment_arrays(events: Events, max_jets: int = 10) -> dict[str, np.ndarray]:
     """Padded model inputs and truth of the selected events of ``events``.
 
     Returns jets [N, max_jets, 5] (pT, η, φ, m, b-tag; zero-padded), jets_mask [N, max_jets], lepton [N, 5]
