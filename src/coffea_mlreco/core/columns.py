@@ -93,7 +93,7 @@ def to_numpy(array: Any, dtype: DTypeLike | None = None) -> np.ndarray:
     Raises:
         ValueError: a jagged array or one with missing values (``ak.to_numpy``'s rule).
     """
-    return to_numpy(array, dtype)
+    return np.asarray(ak.to_numpy(array), dtype=dtype)
 
 
 def is_dask(array: Any) -> bool:
