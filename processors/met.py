@@ -64,7 +64,6 @@ __all__ = [
     "MissingBranchError",
     "add_pfmet_reco",
     "pf_met",
-    "required_branches",
 ]
 
 METHODS: tuple[str, ...] = (*met.METHODS, "file_met")
@@ -86,14 +85,6 @@ FILE_PUPPI_WEIGHT = "puppiWeight"
 _TRUTH_COLUMNS = {"GenMET": ("pt", "phi"), "MET": ("pt", "phi")}
 _SUM_QUANTUM = 2.0**-10  # GeV; weighted fills are rounded to this so float64 sums are merge-order exact
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
-
-
-def required_branches(with_pf: bool = False) -> list[str]:
-    """Flat branch names the processor always reads; with ``with_pf`` also the PF-MET candidate branches."""
-    names = [f"{coll}_{field}" for coll, fields in _TRUTH_COLUMNS.items() for field in fields]
-    if with_pf:
-        names += ["PFCands_pt", "PFCands_phi"]
-    return names
 
 
 def pf_met(pfcands: ak.Array) -> tuple[ak.Array, ak.Array]:

@@ -63,7 +63,6 @@ __all__ = [
     "MLPFProcessor",
     "element_classes",
     "mlpf_element_classes",
-    "required_branches",
 ]
 
 METHODS = ("pf", "mlpf")
@@ -88,24 +87,6 @@ FILL_COLUMNS: dict[str, tuple[str, ...] | None] = {
 }
 """What the fill kernel reads from the events with ``MLPFCands`` appended: element counts and η, the truth
 targets, rule-based PF candidates, generator jets and MET, and the vertex count PUPPI needs."""
-
-
-def required_branches() -> tuple[str, ...]:
-    """Branches the processor cannot run without (element collections, their targets, links, truth)."""
-    return (
-        "PFTrack_pt",
-        "PFTrack_etaCalo",
-        "PFTrack_fromPV",
-        "PFCluster_energy",
-        "PFCluster_width",
-        "PFTarget_cls",
-        "PFCands_trackIdx",
-        "PFCands_clusterIdx",
-        "GenMET_pt",
-        "GenMET_phi",
-        "GenJet_pt",
-        "PV_npvsGood",
-    )
 
 
 def _flat(x: Any, dtype: type = np.float64) -> np.ndarray:

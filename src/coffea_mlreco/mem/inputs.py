@@ -44,7 +44,6 @@ __all__ = [
     "dilepton_candidates",
     "integration_inputs",
     "network_features",
-    "required_branches",
 ]
 
 _FIDUCIAL = FiducialRegion()
@@ -82,18 +81,6 @@ class DileptonSelection:
 
 
 DEFAULT_DILEPTON_SELECTION = DileptonSelection()
-
-
-def required_branches() -> tuple[str, ...]:
-    """Branches :func:`dilepton_candidates` cannot run without (isolation and ID are used when present)."""
-    return (
-        *(f"{c}_{f}" for c in ("Electron", "Muon") for f in _KINEMATICS),
-        "Jet_pt",
-        "Jet_eta",
-        "Jet_phi",
-        "MET_pt",
-        "MET_phi",
-    )
 
 
 def _collection(events: Events, name: str, fields: tuple[str, ...]) -> Any:
