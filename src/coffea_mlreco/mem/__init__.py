@@ -11,6 +11,7 @@ Modules, one job each:
 - :mod:`.integration` — per-event weights log₁₀ P(y|α) with VEGAS, in parallel over events;
 - :mod:`.pythia_reference` — Pythia 8 cross-sections and PDFs for validation;
 - :mod:`.inputs` — the dilepton selection and the integration and network inputs;
+- :mod:`.datasets` — which datasets are the discriminant's signal and which its background, by name;
 - :mod:`.tables` — ``coffea-mlreco mem-weights``: integrated weight tables, the DeepMEM training data;
 - :mod:`.deepmem`, :mod:`.wrappers` — the DeepMEM network and its model wrapper; ``weights/`` — the shipped model;
 - :mod:`.columns` — :func:`reconstruct`: the ``MEMReco`` column (integrated and DeepMEM weights, discriminant)
