@@ -7,13 +7,11 @@ seeded with (seed, chunk index): a chunk is reproducible on its own.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from coffea_mlreco.core.timing import timed
 from coffea_mlreco.simulation.detector import DEFAULT_DETECTOR, DetectorParameters, jet_response_correction
 from coffea_mlreco.simulation.element_targets import element_branches
 from coffea_mlreco.simulation.elements import VisibleParticles, detector_elements, element_collections, genpart_link
@@ -39,14 +37,6 @@ __all__ = ["STAGES", "ChunkSpec", "simulate_chunk"]
 
 STAGES = ("pythia", "truth", "overlay", "detector", "clustering", "objects")
 """The stages of `simulate_chunk` whose wall time can be recorded (benchmarks/generation_throughput.py)."""
-
-
-@contextmanager
-def _stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    if timings is not None:
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 _NEUTRINOS = (12, 14, 16)
@@ -223,25 +213,25 @@ def simulate_chunk(
     """
     rng = np.random.default_rng([spec.seed, spec.index, 104729])
     n = spec.n_events
-    with _stage(timings, "pythia"):
+    with timed(timings, "pythia"):
         record = pythia_events(spec.process, n, seed=spec.seed * 100_003 + spec.index, sqrt_s=spec.sqrt_s)
-    with _stage(timings, "truth"):
+    with timed(timings, "truth"):
         gen = gen_truth(record)
     hs_z = rng.normal(0.0, det.beamspot_sigma_z, n)
     pv_z = hs_z + rng.normal(0.0, det.pv_res_z, n)
     if spec.pileup > 0 and library is None:
         raise ValueError("pileup > 0 needs a minimum-bias library")
-    with _stage(timings, "overlay"):
+    with timed(timings, "overlay"):
         pu = overlay(library, n, spec.pileup, det.beamspot_sigma_z, rng) if library is not None else no_pileup(n)
         particles = _visible_particles(record, pu, hs_z)
-    with _stage(timings, "detector"):
+    with timed(timings, "detector"):
         collections = element_collections(detector_elements(particles, pu.vertex_z, pv_z, rng, det))
         pf_all = pf_from_elements(collections, det)
     pf = Collection(pf_all.counts, pf_all.columns)
     assert pf_all.gen_index is not None  # pf_from_elements fills it
-    with _stage(timings, "clustering"):
+    with timed(timings, "clustering"):
         chunk, jets, rho_all, jet_tau = _jets(n, particles, pf, gen, rng, det)
-    with _stage(timings, "objects"):
+    with timed(timings, "objects"):
         chunk.update(_event_objects(n, particles, pf, pf_all.gen_index, gen, jets, jet_tau, rho_all, rng, det))
     chunk.update(
         {
@@ -260,7 +250,7 @@ def simulate_chunk(
         }
     )
     if spec.elements:
-        with _stage(timings, "detector"):
+        with timed(timings, "detector"):
             chunk.update(element_branches(collections, pf_all, particles, gen))
     return chunk
 
