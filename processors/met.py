@@ -52,6 +52,7 @@ from coffea_mlreco.core import (
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import MET_BINS_GEV
 from coffea_mlreco.core.metrics import met_residuals
+from coffea_mlreco.core.nanoaod import met_collection
 from coffea_mlreco.met.methods import MET_METHODS
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 
@@ -112,7 +113,7 @@ class _ResidualValues:
         gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
         fields: dict[str, Any] = {"gen_pt": gen_pt, "gen_exact": _exact(gen_pt)}
         for method in self.methods:
-            column = events.MET if method == "file_met" else events[met.COLUMNS[method]]
+            column = events[met_collection(events)] if method == "file_met" else events[met.COLUMNS[method]]
             pt, phi = to_numpy(column.pt, np.float64), to_numpy(column.phi, np.float64)
             ok = np.isfinite(pt) & np.isfinite(phi) & np.isfinite(gen_pt) & np.isfinite(gen_phi)
             if method != "file_met":
@@ -240,7 +241,8 @@ class METProcessor(processor.ProcessorABC):
 
     def process(self, events: Any) -> dict[str, Any]:
         """Fill the histograms for one chunk; see the module docstring for the output layout."""
-        check_columns(events, _TRUTH_COLUMNS, "the MET processor")
+        truth_columns = {"GenMET": _TRUTH_COLUMNS["GenMET"], met_collection(events): _TRUTH_COLUMNS["MET"]}
+        check_columns(events, truth_columns, "the MET processor")
         dataset = str(events.metadata.get("dataset", "default"))
         methods = self.methods if self.methods is not None else met.supported_methods(events)
         seconds: dict[str, float] = {}
@@ -254,7 +256,7 @@ class METProcessor(processor.ProcessorABC):
                 timings=seconds,
             )
         compared = (*methods, "file_met")
-        columns: dict[str, tuple[str, ...] | None] = dict(_TRUTH_COLUMNS)
+        columns: dict[str, tuple[str, ...] | None] = dict(truth_columns)
         columns.update({met.COLUMNS[m]: None for m in methods})
         values = map_events(_ResidualValues(compared), events, columns, label="met-residuals")
         hists = self._empty_histograms(events)

@@ -3,7 +3,9 @@
 Each entry names, as ``"module:attribute"`` strings imported only when used, a task's column function
 (``coffea_mlreco.<task>.reconstruct``), its coffea processor, its report section, its trainer and its methods (the
 :class:`~coffea_mlreco.core.methods.MethodSet` of ``coffea_mlreco.<task>.methods``, which says which of them run
-a trained network), plus the branches it cannot run without. ``coffea_mlreco.reconstruct``,
+a trained network), plus the branches it cannot run without: each entry a branch or a group of alternatives
+``"MET_pt|PFMET_pt"`` (any one will do), so one entry serves NanoAOD v9 to v15 (:mod:`coffea_mlreco.core.nanoaod`
+names them by version). ``coffea_mlreco.reconstruct``,
 ``coffea-mlreco evaluate`` and ``coffea-mlreco train`` read this registry; the layers below them (``core``,
 ``inference``, ``nn``, ``training``, ``evaluation``, ``simulation``) import no task package.
 
@@ -13,6 +15,7 @@ and one entry here.
 
 from __future__ import annotations
 
+from coffea_mlreco.core.nanoaod import JET_ID_BRANCHES, MET_BRANCHES
 from coffea_mlreco.evaluation.tasks import Task
 
 __all__ = ["TASKS"]
@@ -50,7 +53,7 @@ TASKS: dict[str, Task] = {
         "Missing transverse momentum",
         "METProcessor",
         "MET_METHODS",
-        ("GenMET_pt", "GenMET_phi", "MET_pt", "MET_phi"),
+        ("GenMET_pt", "GenMET_phi", *MET_BRANCHES),
     ),
     "ttbar": _task(
         "ttbar",
@@ -63,8 +66,8 @@ TASKS: dict[str, Task] = {
             "Jet_phi",
             "Jet_mass",
             "Jet_btagDeepFlavB",
-            "MET_pt",
-            "MET_phi",
+            *JET_ID_BRANCHES,
+            *MET_BRANCHES,
             "Electron_pt",
             "Electron_pfRelIso03_all",
             "Muon_pt",
@@ -85,8 +88,7 @@ TASKS: dict[str, Task] = {
             *_LEPTONS,
             "Electron_pfRelIso03_all",
             "Muon_pfRelIso04_all",
-            "MET_pt",
-            "MET_phi",
+            *MET_BRANCHES,
         ),
     ),
     "mem": _task(
@@ -94,7 +96,7 @@ TASKS: dict[str, Task] = {
         "Matrix Element Method (integrated and DeepMEM weights)",
         "MEMProcessor",
         "MEM_METHODS",
-        (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", "MET_pt", "MET_phi"),
+        (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", *JET_ID_BRANCHES, *MET_BRANCHES),
     ),
     "mlpf": _task(
         "mlpf",

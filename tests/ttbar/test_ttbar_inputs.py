@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_mlreco.core.columns import to_numpy
+from coffea_mlreco import ttbar
+from coffea_mlreco.core.columns import input_branches, to_numpy
 from coffea_mlreco.core.constants import M_TOP, M_W
-from coffea_mlreco.ttbar.inputs import MissingInputError, assignment_targets, semileptonic_inputs
+from coffea_mlreco.ttbar.columns import input_columns
+from coffea_mlreco.ttbar.inputs import MissingInputError, assignment_targets, select_jets, semileptonic_inputs
 from coffea_mlreco.ttbar.outcomes import top_outcomes
 
 
@@ -66,3 +69,48 @@ def test_missing_branch_is_named(semilep_events: Any) -> None:
     without_btag = ak.with_field(semilep_events, semilep_events.Jet[["pt", "eta", "phi", "mass"]], "Jet")
     with pytest.raises(MissingInputError, match="Jet_btagDeepFlavB"):
         semileptonic_inputs(without_btag)
+
+
+def _nano_tt_v15() -> Path:
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v15.root"
+    if not path.is_file():
+        pytest.skip(f"real NanoAOD test file {path} is absent")
+    return path
+
+
+def test_v12_jet_selection_is_the_stored_tight_bit(real_nano_tt: Any, open_events: Any) -> None:
+    """On NanoAODv12 the selection keeps exactly the jets the earlier ``jetId >= 2`` cut kept (|η| < 2.5 holds no
+    jet with v12's flawed value 4)."""
+    events = open_events(real_nano_tt)
+    jets = select_jets(events)
+    jet = events.Jet
+    before = (jet.pt > 25.0) & (abs(jet.eta) < 2.5) & (jet.jetId >= 2)
+    assert ak.all(ak.num(jets) == ak.sum(before, axis=1))
+    assert ak.all(ak.flatten(jets.index) == ak.flatten(ak.local_index(jet.pt)[before]))
+
+
+def test_v15_jets_get_the_computed_jet_id(open_events: Any) -> None:
+    """NanoAODv15 has no ``Jet_jetId``: the Run-3 recipe computed from the energy fractions removes jets that the
+    kinematic cuts alone keep (before, the cut was silently skipped)."""
+    events = open_events(_nano_tt_v15())
+    jets = select_jets(events)
+    kinematic = ak.sum((events.Jet.pt > 25.0) & (abs(events.Jet.eta) < 2.5), axis=1)
+    assert int(ak.sum(ak.num(jets))) < int(ak.sum(kinematic))
+    assert ak.all(ak.num(jets) <= kinematic)
+    inputs = semileptonic_inputs(events)  # the MET is read from PFMET
+    assert ak.all(inputs.met.pt == events.PFMET.pt)
+
+
+def test_v15_reconstruct_appends_ttbarreco(open_events: Any) -> None:
+    events = open_events(_nano_tt_v15())
+    out = ttbar.reconstruct(events, methods=("chi2", "klfitter"))
+    assert len(out.TTbarReco) == len(events)
+    assert set(out.TTbarReco.fields) >= {"chi2", "klfitter", "valid"}
+    assert "Jet_chMultiplicity" in input_branches(events, input_columns(events))
+    assert "Jet_jetId" not in input_branches(events, input_columns(events))
+
+
+def test_missing_jet_id_is_named(semilep_events: Any) -> None:
+    without_id = ak.with_field(semilep_events, semilep_events.Jet[["pt", "eta", "phi", "mass", "btagDeepFlavB"]], "Jet")
+    with pytest.raises(MissingInputError, match="Jet_jetId"):
+        semileptonic_inputs(without_id)

@@ -20,12 +20,12 @@ An event without a selected pair has NaN masses and taus, status 8 (``NO_PAIR``)
 stays True. The tau records are ``PtEtaPhiMLorentzVector``: ``(reco.tau1_ml + reco.tau2_ml).mass`` is
 ``mass_ml``.
 
-MET: every method reads the file's ``MET`` (``pt``, ``phi``) with its covariance ``MET_covXX``,
-``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three (real NanoAOD; our simulation writes its
-detector-model covariance there), otherwise the stochastic parametrisation from ``MET_sumEt``
-(:func:`coffea_mlreco.ditau.inputs.met_with_covariance`). The collinear approximation uses only the MET
-vector; FastMTT weighs it with the covariance; the transformer reads both, rotated into the frame of leg 1,
-and the FastMTT fit of the pair as input features.
+MET: every method reads the file's ``MET`` (``PFMET`` on NanoAODv15; both written ``MET`` here) (``pt``,
+``phi``) with its covariance ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three
+(real NanoAOD; our simulation writes its detector-model covariance there), otherwise the stochastic
+parametrisation from ``MET_sumEt`` (:func:`coffea_mlreco.ditau.inputs.met_with_covariance`). The collinear
+approximation uses only the MET vector; FastMTT weighs it with the covariance; the transformer reads both,
+rotated into the frame of leg 1, and the FastMTT fit of the pair as input features.
 
 Inputs (:func:`input_columns`, what dask-awkward reads; no generator branch):
 
@@ -34,7 +34,8 @@ Inputs (:func:`input_columns`, what dask-awkward reads; no generator branch):
 - ``Electron``: ``pt``, ``eta``, ``phi``, ``mass``, ``charge``, ``pfRelIso03_all`` and ``mvaNoIso_WP90``
   (else ``mvaFall17V2noIso_WP90``) where present;
 - ``Muon``: ``pt``, ``eta``, ``phi``, ``mass``, ``charge``, ``pfRelIso04_all`` and ``mediumId`` where present;
-- ``MET``: ``pt``, ``phi`` and ``covXX``, ``covXY``, ``covYY`` (or ``sumEt`` without them);
+- ``MET`` (``PFMET`` on NanoAODv15): ``pt``, ``phi`` and ``covXX``, ``covXY``, ``covYY`` (or ``sumEt`` without
+  them);
 - transformer only: ``Jet`` ``pt``, ``eta``, ``phi``, ``mass`` (and ``btagDeepFlavB`` where present) and
   ``TauProd`` ``tauIdx``, ``pt``, ``eta``, ``phi``, ``pdgId`` (the decay products of each hadronic tau; our
   simulation writes them, CMS NanoAOD does not, so there the transformer is not among
@@ -54,6 +55,7 @@ import numpy as np
 
 from coffea_mlreco.core.columns import Events, InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.nanoaod import met_collection, tau_id_branches
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
@@ -93,7 +95,6 @@ _MET_COV = ("covXX", "covXY", "covYY")
 _JET = ("pt", "eta", "phi", "mass")
 _TAU_PRODUCTS = ("tauIdx", "pt", "eta", "phi", "pdgId")
 _ELECTRON_ID = ("mvaNoIso_WP90", "mvaFall17V2noIso_WP90")
-_DEEPTAU_VERSIONS = ("2018v2p5", "2017v2p1")
 
 
 def _fields(events: Events, collection: str) -> set[str]:
@@ -103,15 +104,15 @@ def _fields(events: Events, collection: str) -> set[str]:
 def _tau_columns(events: Events, selection: DiTauSelection) -> tuple[str, ...]:
     have = _fields(events, "Tau")
     extra = ["decayMode"] if "decayMode" in have else []
+    deeptau = tau_id_branches(events)
     for target, wp in (("jet", selection.tau_vs_jet_wp), ("e", selection.tau_vs_e_wp), ("mu", selection.tau_vs_mu_wp)):
-        if wp > 0:
-            names = [f"idDeepTau{version}VS{target}" for version in _DEEPTAU_VERSIONS]
-            extra += [name for name in names if name in have][:1]
+        if wp > 0 and target in deeptau:
+            extra.append(deeptau[target])
     return (*_TAU, *extra)
 
 
 def _met_columns(events: Events) -> tuple[str, ...]:
-    have = _fields(events, "MET")
+    have = _fields(events, met_collection(events))
     if set(_MET_COV) <= have or "sumEt" not in have:
         return ("pt", "phi", *_MET_COV)  # without either, the check names MET_covXX
     return ("pt", "phi", "sumEt")
@@ -128,7 +129,7 @@ def input_columns(
         "Tau": _tau_columns(events, selection),
         "Electron": (*_ELECTRON, *electron_id),
         "Muon": (*_MUON, *muon_id),
-        "MET": _met_columns(events),
+        met_collection(events): _met_columns(events),
     }
     if "transformer" in methods:
         btag = ("btagDeepFlavB",) if "btagDeepFlavB" in _fields(events, "Jet") else ()
@@ -148,7 +149,7 @@ def supported_methods(events: Events) -> tuple[str, ...]:
             for collection, fields in columns.items()
         )
 
-    base = {"Tau": _TAU, "Electron": _ELECTRON, "Muon": _MUON, "MET": _met_columns(events)}
+    base = {"Tau": _TAU, "Electron": _ELECTRON, "Muon": _MUON, met_collection(events): _met_columns(events)}
     if not has(base):
         return ()
     if has({"Jet": _JET, "TauProd": _TAU_PRODUCTS}):

@@ -6,7 +6,9 @@ awkward (no Python loop over events) and works on eager or virtual NanoEvents (`
 Objects (cuts in :class:`DiTauSelection`)
     hadronic taus ``Tau``: pT > 20 GeV, |η| < 2.3, ``decayMode`` in {0, 1, 2, 10, 11} when the branch
     exists, and, only where the file has the branch, DeepTau ≥ Medium against jets, ≥ VVLoose against
-    electrons and ≥ VLoose against muons (``idDeepTau2018v2p5VS*``, else ``idDeepTau2017v2p1VS*``);
+    electrons and ≥ VLoose against muons (``idDeepTau2018v2p5VS*``, else ``idDeepTau2017v2p1VS*``:
+    :func:`coffea_mlreco.core.nanoaod.tau_id_branches`; our simulation writes no DeepTau branch, and its taus
+    are taken without that cut, a documented choice);
     electrons: pT > 15 GeV, |η| < 2.5, ``pfRelIso03_all`` < 0.15 (and ``mvaNoIso_WP90`` /
     ``mvaFall17V2noIso_WP90`` when present); muons: pT > 15 GeV, |η| < 2.4, ``pfRelIso04_all`` < 0.15
     (and ``mediumId`` when present).
@@ -22,8 +24,9 @@ DeepTau working points
     ``…2017v2p1…`` branch is read as a bitmask when any value in the chunk exceeds 8, else as an integer
     (a bitmask chunk whose best tau is VLoose, value 7, would then pass Medium: rare and harmless).
 MET covariance
-    ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three (real NanoAOD; our
-    simulation writes the detector-model covariance there); otherwise σ²(MET_x) = σ²(MET_y) =
+    The PF MET collection is ``MET``, ``PFMET`` on NanoAODv15 (:func:`coffea_mlreco.core.nanoaod.met_collection`;
+    written ``MET`` here). ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three (real
+    NanoAOD; our simulation writes the detector-model covariance there); otherwise σ²(MET_x) = σ²(MET_y) =
     :data:`MET_SIGMA0_GEV`² + :data:`MET_SIGMA_SUMET`² · ``MET_sumEt`` (GeV²), covXY = 0, a stochastic
     PF-MET parametrisation; a file with neither raises a ValueError naming the missing branches.
 """
@@ -37,6 +40,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.core.nanoaod import met_collection, tau_id_branches
 from coffea_mlreco.core.truth import delta_r
 
 __all__ = [
@@ -129,18 +133,14 @@ def _collection(events: ak.Array, name: str, fields: tuple[str, ...]) -> ak.Arra
     return coll
 
 
-def _deeptau_pass(taus: ak.Array, target: str, wp: int) -> ak.Array | None:
-    """Mask of taus at or above working point ``wp`` of DeepTau vs ``target`` (None: no such branch)."""
-    if wp <= 0:
+def _deeptau_pass(taus: ak.Array, name: str | None, wp: int) -> ak.Array | None:
+    """Mask of taus at or above working point ``wp`` of the DeepTau field ``name`` (None: no such field)."""
+    if wp <= 0 or name is None:
         return None
-    for version in ("2018v2p5", "2017v2p1"):
-        name = f"idDeepTau{version}VS{target}"
-        if name in ak.fields(taus):
-            value = ak.values_astype(taus[name], np.int64)
-            flat = ak.to_numpy(ak.flatten(value, axis=None))
-            bitmask = version == "2017v2p1" and flat.size > 0 and int(flat.max()) > 8
-            return (value & (1 << (wp - 1))) > 0 if bitmask else value >= wp
-    return None
+    value = ak.values_astype(taus[name], np.int64)
+    flat = ak.to_numpy(ak.flatten(value, axis=None))
+    bitmask = "2017v2p1" in name and flat.size > 0 and int(flat.max()) > 8
+    return (value & (1 << (wp - 1))) > 0 if bitmask else value >= wp
 
 
 def _legs(coll: ak.Array, kind: LegKind, mask: ak.Array) -> ak.Array:
@@ -169,8 +169,9 @@ def _hadronic_taus(events: ak.Array, cuts: DiTauSelection) -> ak.Array:
         for mode in cuts.tau_decay_modes:
             dm_ok = dm_ok | (taus.decayMode == mode)
         mask = mask & dm_ok
+    deeptau = tau_id_branches(events)
     for target, wp in (("jet", cuts.tau_vs_jet_wp), ("e", cuts.tau_vs_e_wp), ("mu", cuts.tau_vs_mu_wp)):
-        passed = _deeptau_pass(taus, target, wp)
+        passed = _deeptau_pass(taus, deeptau.get(target), wp)
         if passed is not None:
             mask = mask & passed
     return _legs(taus, LegKind.HADRONIC, mask)
@@ -220,9 +221,10 @@ def _best_pair(first: ak.Array, second: ak.Array | None, channel: Channel, min_d
 def met_with_covariance(events: ak.Array) -> ak.Array:
     """MET record: ``px``, ``py``, ``pt``, ``phi``, ``covXX``, ``covXY``, ``covYY`` (GeV, GeV², rad).
 
-    The covariance is the file's ``MET_cov*`` or the fallback parametrisation (module docstring).
+    The covariance is the file's ``MET_cov*`` or the fallback parametrisation (module docstring); ``MET`` is
+    the ``PFMET`` collection on NanoAODv15.
     """
-    met = _collection(events, "MET", ("pt", "phi"))
+    met = _collection(events, met_collection(events), ("pt", "phi"))
     pt = ak.without_parameters(ak.values_astype(met.pt, np.float64))
     phi = ak.without_parameters(ak.values_astype(met.phi, np.float64))
     fields = ak.fields(met)

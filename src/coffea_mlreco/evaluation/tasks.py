@@ -8,7 +8,9 @@ knows the task packages); the functions here take it as an argument.
 
 Selection: with ``--tasks`` left out, every registered task whose required branches exist in all files
 runs, and the others are skipped with a note naming the file and branch; a task asked for explicitly
-whose branches are absent is an error naming the file and branch.
+whose branches are absent is an error naming the file and branch. A required entry may be a group of
+alternatives, ``"MET_pt|PFMET_pt"`` (the NanoAOD versions' names): any one of them present will do, and a
+message about it names them all.
 
 Models: a task lists the methods that run a trained network (:attr:`Task.model_methods`); ``evaluate --model
 TASK.METHOD=SPEC`` replaces the shipped model of such a method by ``SPEC``, a shipped name (a model card in the
@@ -34,16 +36,21 @@ if TYPE_CHECKING:
     from coffea_mlreco.inference.registry import ModelRegistry
 
 __all__ = [
+    "BRANCH_ALTERNATIVES",
     "EVENT_ID_BRANCHES",
     "Task",
     "TaskOptions",
     "TaskReport",
     "check_model_spec",
+    "describe_group",
+    "first_missing_group",
     "load_attribute",
     "parse_model_options",
     "select_tasks",
 ]
 
+BRANCH_ALTERNATIVES = "|"
+"""Separates the alternatives of a required-branch group (``"MET_pt|PFMET_pt"``)."""
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 """Branches coffea's NanoAODSchema refuses to read a file without."""
 
@@ -105,6 +112,7 @@ class Task:
     trainer: str
     """Module of ``coffea-mlreco train <task>``: ``add_arguments(parser)`` and ``run(args) -> int``."""
     required_branches: tuple[str, ...]
+    """Branches the task cannot run without; an entry ``"A|B"`` is satisfied by either (:func:`select_tasks`)."""
     methods: str
     """``"module:attribute"`` of the task's :class:`~coffea_mlreco.core.methods.MethodSet`."""
 
@@ -134,6 +142,22 @@ class Task:
         return section(output, outdir)
 
 
+def first_missing_group(files: Sequence[InputFile], groups: Sequence[str]) -> tuple[str, str] | None:
+    """The first (file, group) where no branch of a required group (``"MET_pt|PFMET_pt"`` or one branch) is
+    present, or None when every group is satisfied in every file."""
+    for f in files:
+        for group in groups:
+            if not any(branch in f.branches for branch in group.split(BRANCH_ALTERNATIVES)):
+                return f.path, group
+    return None
+
+
+def describe_group(group: str) -> str:
+    """A required group as messages name it: ``'MET_pt' (or 'PFMET_pt')``; a single branch as ``'MET_pt'``."""
+    first, *others = group.split(BRANCH_ALTERNATIVES)
+    return f"{first!r}" + (f" (or {' or '.join(repr(b) for b in others)})" if others else "")
+
+
 def select_tasks(
     requested: Sequence[str] | None, files: Sequence[InputFile], registry: Mapping[str, Task]
 ) -> tuple[list[Task], list[str]]:
@@ -155,20 +179,20 @@ def select_tasks(
         chosen = []
         for name in dict.fromkeys(requested):
             task = registry[name]
-            missing = first_missing_branch(files, task.required_branches)
+            missing = first_missing_group(files, task.required_branches)
             if missing is not None:
-                path, branch = missing
-                raise InputError(f"{path}: branch {branch!r} is missing (needed by task {name!r})")
+                path, group = missing
+                raise InputError(f"{path}: branch {describe_group(group)} is missing (needed by task {name!r})")
             chosen.append(task)
         return chosen, []
     chosen, reasons = [], []
     for name, task in registry.items():
-        missing = first_missing_branch(files, task.required_branches)
+        missing = first_missing_group(files, task.required_branches)
         if missing is None:
             chosen.append(task)
         else:
-            path, branch = missing
-            reasons.append(f"task {name!r} needs branch {branch!r}, which {path} lacks")
+            path, group = missing
+            reasons.append(f"task {name!r} needs branch {describe_group(group)}, which {path} lacks")
     if not chosen:
         raise InputError("no task can run on these files: " + "; ".join(reasons))
     return chosen, [f"skipping {reason}" for reason in reasons]

@@ -25,8 +25,10 @@ clean jets and the MET. Events without a pair get NaN weights.
 Inputs (:func:`input_columns`, what dask-awkward reads): ``Electron`` and ``Muon`` ``pt``, ``eta``, ``phi``,
 ``mass``, ``charge``, with the isolation (``Electron_pfRelIso03_all``, ``Muon_pfRelIso04_all``) and the ID
 (``Electron_mvaIso_WP90``, else ``Electron_mvaFall17V2Iso_WP90``; ``Muon_mediumId``) when the file has them;
-``Jet`` ``pt``, ``eta``, ``phi`` and ``jetId`` when present; ``MET`` ``pt``, ``phi`` (and ``sumEt`` with
-``use_sum_et``). Both methods read the same branches. No generator (Gen*) branch is read.
+``Jet`` ``pt``, ``eta``, ``phi`` and the jet ID (``jetId``, or on NanoAODv15 the energy fractions and
+multiplicities it is computed from: :func:`coffea_mlreco.core.nanoaod.jet_id_fields`); ``MET`` (``PFMET`` on
+NanoAODv15) ``pt``, ``phi`` (and ``sumEt`` with ``use_sum_et``).
+Both methods read the same branches. No generator (Gen*) branch is read.
 
 Integration: each event integrated uses its own VEGAS random stream, ``default_rng([s, 0])`` with s a 64-bit hash
 (BLAKE2b) of ``seed`` and the event's integration inputs (:func:`integration_seeds`), so its weights depend only on
@@ -60,6 +62,7 @@ import numpy as np
 
 from coffea_mlreco.core.columns import Events, InputColumns, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.nanoaod import jet_id_fields, met_collection
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.mem.hypothesis import Hypothesis, load_hypothesis
 from coffea_mlreco.mem.inputs import (
@@ -117,16 +120,21 @@ def input_columns(
         present = _fields(events, name)
         optional = [_ISOLATION[name], *[b for b in ids if b in present][:1]]
         columns[name] = (*_KINEMATICS, *(b for b in optional if b in present))
-    jet_fields = _fields(events, "Jet")
-    columns["Jet"] = ("pt", "eta", "phi", *(("jetId",) if "jetId" in jet_fields else ()))
-    columns["MET"] = ("pt", "phi", *(("sumEt",) if use_sum_et else ()))
+    jet = ("pt", "eta", "phi")
+    columns["Jet"] = (*jet, *(f for f in jet_id_fields(events) if f not in jet))
+    columns[met_collection(events)] = ("pt", "phi", *(("sumEt",) if use_sum_et else ()))
     return columns
 
 
 def supported_methods(events: Events) -> tuple[str, ...]:
-    """Both methods when the file has the lepton kinematics, ``Jet`` ``pt``/``eta``/``phi`` and ``MET``
-    ``pt``/``phi``, else none (plain NanoAOD has them all)."""
-    needed = {"Electron": set(_KINEMATICS), "Muon": set(_KINEMATICS), "Jet": {"pt", "eta", "phi"}, "MET": {"pt", "phi"}}
+    """Both methods when the file has the lepton kinematics, ``Jet`` ``pt``/``eta``/``phi`` with the jet-ID
+    branches and ``MET`` (``PFMET``) ``pt``/``phi``, else none (plain NanoAOD v9–v15 has them all)."""
+    needed = {
+        "Electron": set(_KINEMATICS),
+        "Muon": set(_KINEMATICS),
+        "Jet": {"pt", "eta", "phi", *jet_id_fields(events)},
+        met_collection(events): {"pt", "phi"},
+    }
     return METHODS if all(fields <= _fields(events, name) for name, fields in needed.items()) else ()
 
 

@@ -16,10 +16,13 @@ Pair
     flavours). ``lep1`` is its higher-pT lepton (the φ reference of the DeepMEM inputs), ``lep2`` the other. The
     PDG id is −11·charge for electrons, −13·charge for muons (so no ``pdgId`` branch is needed).
 Jets
-    ``Jet`` with pT > 30 GeV, |η| < 4.7, ΔR > 0.4 to both selected leptons and, where the branch exists,
-    ``jetId`` ≥ 2 (tight); the two highest-pT ones are kept (``jets``: 0–2 per event, pT-ordered).
+    ``Jet`` with pT > 30 GeV, |η| < 4.7, ΔR > 0.4 to both selected leptons and the tight jet ID
+    (:func:`coffea_mlreco.core.nanoaod.jet_id`: the stored ``Jet_jetId`` bit, or on NanoAODv15 the Run-3 recipe
+    from the energy fractions; a file with neither is an error); the two highest-pT ones are kept (``jets``: 0–2
+    per event, pT-ordered).
 MET
-    ``MET_pt``, ``MET_phi`` and, when present, ``MET_sumEt``.
+    ``MET_pt``, ``MET_phi`` and, when present, ``MET_sumEt`` (``PFMET_*`` on NanoAODv15:
+    :func:`coffea_mlreco.core.nanoaod.met_collection`).
 
 Missing collections or branches raise a ValueError naming them.
 """
@@ -33,6 +36,7 @@ import awkward as ak
 import numpy as np
 
 from coffea_mlreco.core.columns import Events
+from coffea_mlreco.core.nanoaod import JET_ID_LEVELS, JetIDError, jet_id, met_collection
 from coffea_mlreco.core.truth import delta_r
 from coffea_mlreco.mem.cross_section import FiducialRegion
 
@@ -68,7 +72,8 @@ class DileptonSelection:
     jet_pt_min: float = 30.0
     jet_abs_eta_max: float = 4.7
     jet_lepton_dr: float = 0.4
-    jet_id_min: int = 2
+    jet_id: str = "tight"
+    """The jet-ID level required, ``"tight"`` or ``"tightLepVeto"``."""
     flavours: tuple[int, ...] = field(default=(11, 13))
 
     def __post_init__(self) -> None:
@@ -78,6 +83,8 @@ class DileptonSelection:
             raise ValueError(f"flavours must be a non-empty subset of (11, 13), got {self.flavours}")
         if self.jet_pt_min < 0 or self.jet_lepton_dr < 0:
             raise ValueError("jet_pt_min and jet_lepton_dr must be ≥ 0")
+        if self.jet_id not in JET_ID_LEVELS:
+            raise ValueError(f"jet_id must be one of {JET_ID_LEVELS}, got {self.jet_id!r}")
 
 
 DEFAULT_DILEPTON_SELECTION = DileptonSelection()
@@ -158,10 +165,14 @@ def dilepton_candidates(events: Events, cuts: DileptonSelection = DEFAULT_DILEPT
         ``selected`` (bool).
 
     Raises:
-        ValueError: a needed collection or branch is missing (the message names it).
+        ValueError: a needed collection or branch is missing, the jet-ID branches included (the message names it).
     """
-    met_coll = _collection(events, "MET", ("pt", "phi"))
+    met_coll = _collection(events, met_collection(events), ("pt", "phi"))
     jets_coll = _collection(events, "Jet", _JET_FIELDS)
+    try:
+        jet_passes_id = jet_id(events)[cuts.jet_id]
+    except JetIDError as err:
+        raise ValueError(f"MEM inputs: {err}") from None
     groups = []
     if 11 in cuts.flavours:
         groups.append(
@@ -183,9 +194,7 @@ def dilepton_candidates(events: Events, cuts: DileptonSelection = DEFAULT_DILEPT
     flavour = ak.fill_none(abs(lep1.pdgId), 0)
 
     jpt, jeta, jphi = (_f64(jets_coll[f]) for f in _JET_FIELDS)
-    keep = (jpt > cuts.jet_pt_min) & (abs(jeta) < cuts.jet_abs_eta_max)
-    if "jetId" in ak.fields(jets_coll):
-        keep = keep & (jets_coll.jetId >= cuts.jet_id_min)
+    keep = (jpt > cuts.jet_pt_min) & (abs(jeta) < cuts.jet_abs_eta_max) & jet_passes_id
     for lep in (lep1, lep2):
         keep = keep & ak.fill_none(delta_r(jeta, jphi, lep.eta, lep.phi) > cuts.jet_lepton_dr, True, axis=None)
     jets = ak.zip({"pt": jpt, "eta": jeta, "phi": jphi})[keep]

@@ -20,11 +20,12 @@ permutation's likelihood over the sum of all permutations', in [0, 1]) and ``nu_
 Floats are float64 and NaN where the indices are −1.
 
 Inputs (:func:`input_columns`, what dask-awkward reads): ``Jet`` ``pt``, ``eta``, ``phi``, ``mass``,
-``btagDeepFlavB`` (and ``jetId`` when the file has it); ``Electron`` ``pt``, ``eta``, ``phi``, ``mass``,
+``btagDeepFlavB`` and the jet ID (``jetId``, or on NanoAODv15 the energy fractions and multiplicities it is
+computed from: :func:`coffea_mlreco.core.nanoaod.jet_id_fields`); ``Electron`` ``pt``, ``eta``, ``phi``, ``mass``,
 ``charge``, ``pfRelIso03_all`` (and ``cutBased``); ``Muon`` ``pt``, ``eta``, ``phi``, ``mass``, ``charge``,
-``pfRelIso04_all`` (and ``tightId``); ``MET`` ``pt``, ``phi``, plus ``covXX``, ``covXY``, ``covYY`` for
-``klfitter`` when the file has them (its MET transfer function). Momenta in GeV, angles in rad. No generator
-branch is read.
+``pfRelIso04_all`` (and ``tightId``); ``MET`` (``PFMET`` on NanoAODv15) ``pt``, ``phi``, plus ``covXX``,
+``covXY``, ``covYY`` for ``klfitter`` when the file has them (its MET transfer function). Momenta in GeV, angles
+in rad. No generator branch is read.
 
 ``models=`` takes, per network method (``pdnn``, ``spanet``), a shipped name (``"spanet_pu60"``), a model
 directory written by ``coffea-mlreco train ttbar --output DIR`` (or a model card file), or a wrapper instance;
@@ -41,6 +42,7 @@ import numpy as np
 
 from coffea_mlreco.core.columns import Events, InputColumns, is_dask, reconstruct_columns, to_numpy
 from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.nanoaod import jet_id_fields, met_collection
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
 from coffea_mlreco.ttbar.inputs import semileptonic_inputs
@@ -74,9 +76,8 @@ ELECTRON_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "charge", "pfRel
 MUON_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "charge", "pfRelIso04_all")
 MET_FIELDS: tuple[str, ...] = ("pt", "phi")
 MET_COVARIANCE: tuple[str, ...] = ("covXX", "covXY", "covYY")
-_OPTIONAL = {"Jet": ("jetId",), "Electron": ("cutBased",), "Muon": ("tightId",)}
+_OPTIONAL = {"Electron": ("cutBased",), "Muon": ("tightId",)}
 """Identification fields the selection applies when the file has them."""
-_REQUIRED = {"Jet": JET_FIELDS, "Electron": ELECTRON_FIELDS, "Muon": MUON_FIELDS, "MET": MET_FIELDS}
 _PROB_FIELDS = ("assignment_prob", "detection_prob", "marginal_prob")
 _EXTRA_FIELDS = {"spanet": (*_PROB_FIELDS, "nu_eta"), "klfitter": ("event_probability", "nu_eta")}
 """Outputs besides the four jet indices that each method's sub-record carries."""
@@ -86,23 +87,31 @@ def _fields_of(events: Events, collection: str) -> set[str]:
     return set(events[collection].fields) if collection in events.fields else set()
 
 
+def _required(events: Events) -> dict[str, tuple[str, ...]]:
+    """The columns the selection cannot run without, by collection (the MET and jet-ID names of the file's
+    NanoAOD version)."""
+    jet = (*JET_FIELDS, *(f for f in jet_id_fields(events) if f not in JET_FIELDS))
+    return {"Jet": jet, "Electron": ELECTRON_FIELDS, "Muon": MUON_FIELDS, met_collection(events): MET_FIELDS}
+
+
 def input_columns(events: Events, methods: Sequence[str] = METHODS) -> InputColumns:
     """The columns the selection and ``methods`` read on these events (see the module docstring)."""
     columns: dict[str, tuple[str, ...] | None] = {}
-    for collection, required in _REQUIRED.items():
+    for collection, required in _required(events).items():
         present = _fields_of(events, collection)
         optional = tuple(f for f in _OPTIONAL.get(collection, ()) if f in present)
         columns[collection] = (*required, *optional)
     if "klfitter" in methods:
-        present = _fields_of(events, "MET")
-        columns["MET"] = (*MET_FIELDS, *(f for f in MET_COVARIANCE if f in present))
+        met = met_collection(events)
+        present = _fields_of(events, met)
+        columns[met] = (*MET_FIELDS, *(f for f in MET_COVARIANCE if f in present))
     return columns
 
 
 def supported_methods(events: Events) -> tuple[str, ...]:
-    """The methods the file's columns allow: all four when it has the jets, leptons and MET of the module
-    docstring (every method reads the same selection), else none."""
-    ok = all(set(fields) <= _fields_of(events, collection) for collection, fields in _REQUIRED.items())
+    """The methods the file's columns allow: all four when it has the jets (with their jet ID), leptons and MET
+    of the module docstring (every method reads the same selection), else none."""
+    ok = all(set(fields) <= _fields_of(events, collection) for collection, fields in _required(events).items())
     return METHODS if ok else ()
 
 

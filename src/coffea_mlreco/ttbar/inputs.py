@@ -5,10 +5,13 @@ Selection (one place, used by every method, by training and by the report):
 - leptons: electrons with pT > 25 GeV, |η| < 2.5, ``pfRelIso03_all`` < 0.15 (and ``cutBased`` ≥ 3, medium, when
   the file has it); muons with pT > 25 GeV, |η| < 2.4, ``pfRelIso04_all`` < 0.15 (and ``tightId`` when
   present). The event needs exactly one such lepton.
-- jets: pT > 25 GeV, |η| < 2.5, ``jetId`` ≥ 2 (tight) when present, ΔR > 0.4 from the selected lepton; kept
-  in the file's (pT-descending) order. The event needs at least 4.
-- b tagging: ``Jet_btagDeepFlavB`` (our simulation writes the same branch), medium working point
-  :data:`BTAG_MEDIUM_WP`.
+- jets: pT > 25 GeV, |η| < 2.5, tight jet ID (:func:`coffea_mlreco.core.nanoaod.jet_id`: the stored
+  ``Jet_jetId`` bit, or on NanoAODv15 the Run-3 recipe from the energy fractions; a file with neither is an
+  error), ΔR > 0.4 from the selected lepton; kept in the file's (pT-descending) order. The event needs at least 4.
+- b tagging: DeepJet, ``Jet_btagDeepFlavB`` (every CMS NanoAOD v9–v15 and our simulation write it), medium
+  working point :data:`BTAG_MEDIUM_WP`. The networks were trained and the χ² working point set on DeepJet-like
+  scores, so a file with only ParticleNet or UParT is refused (:func:`coffea_mlreco.core.nanoaod.btag_discriminant`).
+- MET: the file's PF MET, ``MET`` (``PFMET`` on NanoAODv15; :func:`coffea_mlreco.core.nanoaod.met_collection`).
 
 All momenta in GeV, angles in rad. Jet indices reported by the assignment methods are positions in the
 selected-jet list; ``jets.index`` maps them back to the event's ``Jet`` collection.
@@ -23,9 +26,11 @@ import numpy as np
 
 from coffea_mlreco.core.columns import Events
 from coffea_mlreco.core.constants import PARTON_JET_DR
+from coffea_mlreco.core.nanoaod import BTAG_ALGORITHMS, JetIDError, btag_discriminant, jet_id, met_collection
 from coffea_mlreco.core.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
 
 __all__ = [
+    "BTAG_ALGORITHM",
     "BTAG_MEDIUM_WP",
     "JET_ETA_MAX",
     "JET_PT_MIN",
@@ -45,9 +50,11 @@ ELECTRON_ETA_MAX = 2.5
 MUON_ETA_MAX = 2.4
 LEPTON_ISO_MAX = 0.15
 MIN_JETS = 4
-BTAG_MEDIUM_WP = 0.3
-"""DeepJet-like medium working point: 80 % b efficiency, ~1 % light mistag in our detector model
-(``DetectorParameters.btag_medium_wp``); CMS's Run-3 DeepJet medium point is 0.25–0.30."""
+BTAG_ALGORITHM = "DeepJet"
+"""The b-tag discriminant the selection reads (:data:`coffea_mlreco.core.nanoaod.BTAG_ALGORITHMS`)."""
+BTAG_MEDIUM_WP = next(c.medium_wp for c in BTAG_ALGORITHMS if c.algorithm == BTAG_ALGORITHM)
+"""DeepJet-like medium working point, 0.3: 80 % b efficiency, ~1 % light mistag in our detector model
+(``DetectorParameters.btag_medium_wp``); CMS's Run-3 DeepJet medium point is 0.25–0.31."""
 
 
 class MissingInputError(KeyError):
@@ -100,17 +107,24 @@ def select_jets(events: Events, lepton_eta: Any = None, lepton_phi: Any = None) 
     """Selected jets as records ``pt, eta, phi, mass, btag, index`` (``index``: position in ``events.Jet``).
 
     With ``lepton_eta``/``lepton_phi`` (one lepton per event, None allowed), jets within ΔR < 0.4 are removed.
+
+    Raises:
+        MissingInputError: a kinematic, b-tag (DeepJet) or jet-ID branch is missing (the message names it).
     """
-    _require(events, "Jet", ("pt", "eta", "phi", "mass", "btagDeepFlavB"))
+    _require(events, "Jet", ("pt", "eta", "phi", "mass"))
+    try:
+        btag_field = btag_discriminant(events, (BTAG_ALGORITHM,)).field
+        tight = jet_id(events).tight
+    except (JetIDError, KeyError) as err:
+        raise MissingInputError(f"{err.args[0]} (needed by the tt̄ reconstruction)") from None
     jet = events.Jet
-    ok = (jet.pt > JET_PT_MIN) & (abs(jet.eta) < JET_ETA_MAX)
-    if "jetId" in jet.fields:
-        ok = ok & (jet.jetId >= 2)
+    ok = (jet.pt > JET_PT_MIN) & (abs(jet.eta) < JET_ETA_MAX) & tight
     if lepton_eta is not None:
         far = delta_r(jet.eta, jet.phi, ak.fill_none(lepton_eta, 999.0), ak.fill_none(lepton_phi, 0.0)) > PARTON_JET_DR
         ok = ok & far
     index = ak.local_index(jet.pt, axis=1)
-    btag = ak.where(np.isfinite(jet.btagDeepFlavB), jet.btagDeepFlavB, -1.0)  # NanoAOD stores -1 for no tag info
+    score = jet[btag_field]
+    btag = ak.where(np.isfinite(score), score, -1.0)  # NanoAOD stores -1 for no tag info
     return ak.zip(
         {
             "pt": jet.pt[ok],
@@ -125,24 +139,27 @@ def select_jets(events: Events, lepton_eta: Any = None, lepton_phi: Any = None) 
 
 def semileptonic_inputs(events: Events) -> ak.Array:
     """Per event: ``jets`` (selected), ``lepton`` (the one selected lepton, None otherwise), ``met``
-    (``pt, phi, px, py`` and ``covXX, covXY, covYY`` in GeV² when the file has them), ``n_jets`` and
-    ``selected`` (exactly one lepton and at least :data:`MIN_JETS` jets).
+    (``pt, phi, px, py`` and ``covXX, covXY, covYY`` in GeV² when the file has them; the ``MET`` or, on
+    NanoAODv15, ``PFMET`` collection), ``n_jets`` and ``selected`` (exactly one lepton and at least
+    :data:`MIN_JETS` jets).
     """
-    _require(events, "MET", ("pt", "phi"))
+    met_name = met_collection(events)
+    _require(events, met_name, ("pt", "phi"))
+    met = events[met_name]
     leptons = select_leptons(events)
     n_leptons = ak.num(leptons, axis=1)
     lepton = ak.firsts(leptons)
     lepton = ak.mask(lepton, n_leptons == 1)
     jets = select_jets(events, lepton.eta, lepton.phi)
     met_fields = {
-        "pt": events.MET.pt,
-        "phi": events.MET.phi,
-        "px": events.MET.pt * np.cos(events.MET.phi),
-        "py": events.MET.pt * np.sin(events.MET.phi),
+        "pt": met.pt,
+        "phi": met.phi,
+        "px": met.pt * np.cos(met.phi),
+        "py": met.pt * np.sin(met.phi),
     }
     for cov in ("covXX", "covXY", "covYY"):
-        if cov in events.MET.fields:
-            met_fields[cov] = events.MET[cov]
+        if cov in met.fields:
+            met_fields[cov] = met[cov]
     n_jets = ak.num(jets, axis=1)
     selected = (n_leptons == 1) & (n_jets >= MIN_JETS)
     return ak.zip(
