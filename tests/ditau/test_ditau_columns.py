@@ -290,3 +290,20 @@ def test_reconstruct_needs_no_truth(
     stripped = copy_events(ditau_small, tmp_path / "no_truth.root", drop_truth)
     columns = columns_in_mode(reconstruct, stripped, "eager", ["DiTauReco"])
     assert_same_columns(columns, eager_columns["generated"])
+
+
+def test_nanoaod_v15_reads_pfmet_and_deeptau_v2p5() -> None:
+    """NanoAODv15: the MET is ``PFMET`` and the taus carry DeepTau 2018v2p5; the reconstruction runs (eager) and
+    dask reads exactly the declared branches, those among them."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v15.root"
+    if not path.is_file():
+        pytest.skip(f"real NanoAOD test file {path} is absent")
+    eager = open_events(path, "eager")
+    assert supported_methods(eager) == METHODS  # v15 stores the taus' decay products, TauProd
+    reco = reconstruct(eager).DiTauReco
+    assert len(reco) == len(eager) and set(reco.fields) >= {"mass_vis", "mass_fastmtt", "mass_ml", "valid"}
+    events = open_events(path, "dask")
+    (read,) = dak.report_necessary_columns(reconstruct(events).DiTauReco).values()
+    assert sorted(read) == input_branches(events, input_columns(events, METHODS))
+    assert {"PFMET_pt", "PFMET_covXX", "Tau_idDeepTau2018v2p5VSjet"} <= set(read)
+    assert not any(name.startswith("MET_") for name in read)

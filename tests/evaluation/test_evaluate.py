@@ -21,7 +21,8 @@ import uproot
 from coffea import processor
 
 from coffea_mlreco.evaluation import evaluate, runner
-from coffea_mlreco.evaluation.tasks import load_attribute
+from coffea_mlreco.evaluation.inputs import InputError, InputFile
+from coffea_mlreco.evaluation.tasks import load_attribute, select_tasks
 from coffea_mlreco.tasks import TASKS
 
 # real NanoAOD cross-references collections the file does not store; coffea warns about each
@@ -335,3 +336,25 @@ def test_model_methods_are_the_tasks_network_methods() -> None:
         assert set(task.model_methods) == set(getattr(columns, "ML_METHODS", task.model_methods)), name
         for method, prefix in task.model_methods.items():  # a shipped model of every such method
             assert task.models(method).architectures(prefix), (name, method)
+
+
+def _branches_of(path: Path) -> InputFile:
+    tree = uproot.open(path)["Events"]
+    return InputFile(str(path), tree.num_entries, frozenset(tree.keys()))
+
+
+def test_task_selection_accepts_any_nanoaod_version_of_a_branch() -> None:
+    """NanoAODv15 renamed MET to PFMET and dropped Jet_jetId: the registry's alternatives ("MET_pt|PFMET_pt",
+    "Jet_jetId|Jet_chHEF", ...) select the tasks on it as on v12, and a message names every alternative."""
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    v12, v15 = shared / "nano_tt_v12.root", shared / "nano_tt_v15.root"
+    if not (v12.is_file() and v15.is_file()):
+        pytest.skip("real NanoAOD test files are absent")
+    for path in (v12, v15):
+        chosen, _ = select_tasks(["ttbar", "mem"], [_branches_of(path)], TASKS)
+        assert [task.name for task in chosen] == ["ttbar", "mem"]
+    chosen, _ = select_tasks(None, [_branches_of(v15)], TASKS)
+    assert "ditau" in [task.name for task in chosen]
+    without_met = InputFile("x.root", 1, _branches_of(v15).branches - {"PFMET_pt"})
+    with pytest.raises(InputError, match=r"x\.root: branch 'MET_pt' \(or 'PFMET_pt'\) is missing"):
+        select_tasks(["ttbar"], [without_met], TASKS)

@@ -247,3 +247,27 @@ def test_network_agrees_with_the_integration_and_d_separates(mem_events: dict[st
         auc = np.mean(signal[:, None] > background[None, :]) + 0.5 * np.mean(signal[:, None] == background[None, :])
         assert auc > 0.9, (method, auc)
         assert np.median(signal) > 0.9 and np.median(background) < 0.1, method
+
+
+def test_nanoaod_v15_reads_pfmet_and_the_jet_id_fractions() -> None:
+    """NanoAODv15 has ``PFMET`` and no ``Jet_jetId``: the MEM runs there (eager) with the jet ID computed from the
+    energy fractions, and dask reads exactly the declared branches, those among them."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v15.root"
+    if not path.is_file():
+        pytest.skip(f"real NanoAOD test file {path} is absent")
+    eager = open_events(path, "eager")
+    assert mem.supported_methods(eager) == mem.METHODS
+    reco = mem.reconstruct(eager, methods=("network",)).MEMReco
+    assert len(reco) == len(eager) and "d_network" in reco.fields
+    events = open_events(path, "dask")
+    (read,) = dak.report_necessary_columns(mem.reconstruct(events, methods=("network",)).MEMReco).values()
+    assert sorted(read) == input_branches(events, mem.input_columns(events, ("network",)))
+    assert {"PFMET_pt", "Jet_chMultiplicity", "Jet_neHEF"} <= set(read)
+    assert "Jet_jetId" not in read and not any(name.startswith("MET_") for name in read)
+
+
+def test_a_file_without_any_jet_id_is_refused(real_nano_dy: Path) -> None:
+    events = open_events(real_nano_dy, "eager")
+    without_id = ak.with_field(events, events.Jet[["pt", "eta", "phi", "mass"]], "Jet")
+    with pytest.raises(ValueError, match="Jet_jetId"):
+        dilepton_candidates(without_id)
