@@ -32,7 +32,8 @@ def _events(muons: list, electrons: list, jets: list) -> ak.Array:
     mu, el = _leptons(muons), _leptons(electrons)
     mu = ak.zip({**{f: mu[f] for f in ("pt", "eta", "phi", "mass", "charge")}, "pfRelIso04_all": mu.iso})
     el = ak.zip({**{f: el[f] for f in ("pt", "eta", "phi", "mass", "charge")}, "pfRelIso03_all": el.iso})
-    jet = ak.Array([[{"pt": pt, "eta": eta, "phi": phi} for pt, eta, phi in event] for event in jets])
+    # jetId 6: tight and tight lepton veto, as our simulation writes it
+    jet = ak.Array([[{"pt": pt, "eta": eta, "phi": phi, "jetId": 6} for pt, eta, phi in event] for event in jets])
     n = len(muons)
     met = ak.zip({"pt": np.full(n, 12.0), "phi": np.linspace(-3, 3, n)})
     return ak.zip({"Muon": mu, "Electron": el, "Jet": jet, "MET": met}, depth_limit=1)
