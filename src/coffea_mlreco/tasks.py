@@ -21,7 +21,7 @@ from coffea_mlreco.evaluation.tasks import Task
 __all__ = ["TASKS"]
 
 
-def _task(name: str, title: str, processor: str, methods: str, required_branches: tuple[str, ...]) -> Task:
+def _task(name: str, title: str, processor: str, methods: str, required_branches: tuple[str, ...], needs: str) -> Task:
     return Task(
         name=name,
         title=title,
@@ -31,6 +31,7 @@ def _task(name: str, title: str, processor: str, methods: str, required_branches
         trainer=f"coffea_mlreco.{name}.training",
         methods=f"coffea_mlreco.{name}.methods:{methods}",
         required_branches=required_branches,
+        needs=needs,
     )
 
 
@@ -54,6 +55,7 @@ TASKS: dict[str, Task] = {
         "METProcessor",
         "MET_METHODS",
         ("GenMET_pt", "GenMET_phi", *MET_BRANCHES),
+        "the file's MET and the generator MET (GenMET) for its truth metrics",
     ),
     "ttbar": _task(
         "ttbar",
@@ -73,6 +75,7 @@ TASKS: dict[str, Task] = {
             "Muon_pt",
             "Muon_pfRelIso04_all",
         ),
+        "jets with DeepJet b tagging and jet ID, isolated electrons and muons, and MET",
     ),
     "ditau": _task(
         "ditau",
@@ -90,6 +93,7 @@ TASKS: dict[str, Task] = {
             "Muon_pfRelIso04_all",
             *MET_BRANCHES,
         ),
+        "hadronic taus, electrons, muons and MET",
     ),
     "mem": _task(
         "mem",
@@ -97,6 +101,7 @@ TASKS: dict[str, Task] = {
         "MEMProcessor",
         "MEM_METHODS",
         (*_LEPTONS, "Jet_pt", "Jet_eta", "Jet_phi", *JET_ID_BRANCHES, *MET_BRANCHES),
+        "electrons, muons, jets with jet ID and MET",
     ),
     "mlpf": _task(
         "mlpf",
@@ -117,6 +122,8 @@ TASKS: dict[str, Task] = {
             "GenJet_pt",
             "PV_npvsGood",
         ),
+        "detector elements and their truth targets (PFTrack, PFCluster, PFTarget), which coffea-mlreco generate "
+        "--elements writes and CMS NanoAOD does not carry",
     ),
 }
 """Every task, by name (the ``--tasks`` values, the ``train`` sub-commands and the metrics.json keys), in report

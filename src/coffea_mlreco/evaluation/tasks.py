@@ -115,6 +115,14 @@ class Task:
     """Branches the task cannot run without; an entry ``"A|B"`` is satisfied by either (:func:`select_tasks`)."""
     methods: str
     """``"module:attribute"`` of the task's :class:`~coffea_mlreco.core.methods.MethodSet`."""
+    needs: str = ""
+    """What the task reads, in words, for the one-line refusal when a file lacks it (``"detector elements (...),
+    which coffea-mlreco generate --elements writes and CMS NanoAOD does not carry"``)."""
+
+    def missing_message(self, path: str, group: str) -> str:
+        """Why the task cannot run on ``path``, which lacks the branch (group) ``group``: one line."""
+        needs = f" (it needs {self.needs})" if self.needs else ""
+        return f"task {self.name!r} cannot run on {path}{needs}: branch {describe_group(group)} is missing"
 
     @property
     def model_methods(self) -> dict[str, str]:
@@ -182,17 +190,17 @@ def select_tasks(
             missing = first_missing_group(files, task.required_branches)
             if missing is not None:
                 path, group = missing
-                raise InputError(f"{path}: branch {describe_group(group)} is missing (needed by task {name!r})")
+                raise InputError(task.missing_message(path, group))
             chosen.append(task)
         return chosen, []
     chosen, reasons = [], []
-    for name, task in registry.items():
+    for task in registry.values():
         missing = first_missing_group(files, task.required_branches)
         if missing is None:
             chosen.append(task)
         else:
             path, group = missing
-            reasons.append(f"task {name!r} needs branch {describe_group(group)}, which {path} lacks")
+            reasons.append(task.missing_message(path, group))
     if not chosen:
         raise InputError("no task can run on these files: " + "; ".join(reasons))
     return chosen, [f"skipping {reason}" for reason in reasons]
