@@ -6,10 +6,12 @@
                            [--model TASK.METHOD=SPEC ...]
 
 With no FILES the embedded default sample (``coffea_mlreco.simulation.default_sample()``) is used.
-The files are checked with uproot first; a missing or unreadable file, a file without the ``Events``
-tree or without a needed branch ends the run with exit status 2 and a one-line message naming the file
-and the branch. The report directory gets ``index.html``, ``metrics.json`` (DESIGN.md schema),
-``histograms.root`` and ``histograms.pkl``.
+``Events`` may be a TTree or an RNTuple (NanoAOD in either format gives the same columns and histograms).
+The files are checked with uproot first; a missing or unreadable file, a file without ``Events`` or without a
+needed branch ends the run with exit status 2 and a one-line message naming the file and the branch, as does
+``--executor dask-awkward`` on an RNTuple where the installed coffea's dask reader cannot read it (coffea 2026.9
+with uproot 5.7: the message names the executors that can, ``iterative``, ``futures`` and ``dask``). The report
+directory gets ``index.html``, ``metrics.json`` (DESIGN.md schema), ``histograms.root`` and ``histograms.pkl``.
 
 Executors (see :mod:`coffea_mlreco.evaluation.runner`): ``iterative``, ``futures`` and ``dask`` run each task's
 processor under coffea's ``processor.Runner``; ``dask-awkward`` builds each task's graph with
@@ -46,13 +48,13 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from coffea_mlreco.core.outputs import Interrupted, OutputError, atomic_directory, sigterm_as_interrupt
 from coffea_mlreco.core.version import __version__
-from coffea_mlreco.evaluation.inputs import InputError, check_inputs
+from coffea_mlreco.evaluation.inputs import InputError, InputFile, check_inputs
 from coffea_mlreco.evaluation.tasks import Task, TaskOptions, TaskReport, parse_model_options, select_tasks
 
 __all__ = ["EXECUTORS", "add_arguments", "default_files", "resolve_device", "run"]
@@ -103,7 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task])
         default="iterative",
         help="iterative, futures, dask: coffea's processor.Runner with that executor; dask-awkward: the "
         "processors' dask-awkward graphs (coffea.dataset_tools.apply_to_fileset, one dataset per file) "
-        "computed on a distributed cluster. Metrics are the same whichever executor runs. Only transient I/O "
+        "computed on a distributed cluster (not for RNTuple files where coffea's dask reader cannot read them: "
+        "refused up front). Metrics are the same whichever executor runs. Only transient I/O "
         "errors (OSError, uproot read errors) are retried, 3 times per chunk; any other error stops the run",
     )
     parser.add_argument(
@@ -232,6 +235,26 @@ def _check_report_destination(outdir: Path) -> None:
         )
 
 
+def _check_dask_awkward_reads(inputs: Sequence[InputFile]) -> None:
+    """Refuse ``--executor dask-awkward`` when an input is an RNTuple that coffea's dask reader cannot read with
+    the installed coffea and uproot (:func:`~coffea_mlreco.evaluation.runner.dask_awkward_rntuple_problem`,
+    checked on the first RNTuple: it depends on the versions only)."""
+    ntuple = next((f for f in inputs if f.rntuple), None)
+    if ntuple is None:
+        return
+    import coffea
+    import uproot
+
+    from coffea_mlreco.evaluation.runner import dask_awkward_rntuple_problem
+
+    problem = dask_awkward_rntuple_problem(ntuple.path)
+    if problem is not None:
+        raise InputError(
+            f"{ntuple.path}: --executor dask-awkward cannot read RNTuple with coffea {coffea.__version__} and "
+            f"uproot {uproot.__version__} ({problem}); use --executor iterative, futures or dask"
+        )
+
+
 def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
     """Run ``evaluate`` with parsed ``args`` on the tasks of ``registry``; returns the exit status (0 ok, 1 failed
     or interrupted, 2 bad input or an output folder that cannot be written)."""
@@ -241,6 +264,8 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
         models = parse_model_options(getattr(args, "models", None) or [], registry)
         files = [str(f) for f in args.files] if args.files else default_files()
         inputs = check_inputs(files)
+        if args.executor == "dask-awkward":
+            _check_dask_awkward_reads(inputs)
         tasks, notes = select_tasks(args.tasks, inputs, registry)
         device = resolve_device(args.device)
         _check_report_destination(args.output)

@@ -2,13 +2,15 @@
 
 Every file is opened with uproot before any processing starts, so that a missing file, a directory, a file
 that is not ROOT (text, random bytes), a truncated ROOT file (shorter than the end its header records: an
-interrupted write or copy), a file whose ``Events`` is an RNTuple rather than a TTree, a file without the
-``Events`` tree or without a needed branch stops the run at once with a one-line message naming the file (and
-the branch), rather than deep inside an executor (where a truncated file's short reads would look like
-transient I/O errors and be retried).
+interrupted write or copy), a file whose ``Events`` is neither a TTree nor an RNTuple, a file without ``Events``
+or without a needed branch stops the run at once with a one-line message naming the file (and the branch),
+rather than deep inside an executor (where a truncated file's short reads would look like transient I/O errors
+and be retried).
 
-RNTuple NanoAOD is refused (``'Events' is an RNTuple, not a TTree``): the coffea ``processor.Runner`` and the
-chunk planning read TTrees.
+``Events`` may be a TTree or an RNTuple (the format CMS NanoAOD is moving to): coffea's ``processor.Runner``, its
+chunk planning and NanoEvents in eager and virtual mode read both. An RNTuple's branch list is that of its
+top-level fields under their NanoAOD flat names (:func:`rntuple_branch_names`), so the branch checks are the same
+for both formats.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from pathlib import Path
 
 import uproot
 
-__all__ = ["TREE_NAME", "InputError", "InputFile", "check_input_file", "check_inputs", "first_missing_branch"]
+__all__ = [
+    "TREE_NAME",
+    "InputError",
+    "InputFile",
+    "check_input_file",
+    "check_inputs",
+    "first_missing_branch",
+    "rntuple_branch_names",
+]
 
 TREE_NAME = "Events"
 """Name of the NanoAOD event tree."""
@@ -32,11 +42,27 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class InputFile:
-    """An input file that opened: its path (or URL), event count and branch names."""
+    """An input file that opened: its path (or URL), event count, branch names (an RNTuple's fields under their
+    NanoAOD flat names, see :func:`rntuple_branch_names`) and whether ``Events`` is an RNTuple."""
 
     path: str
     num_entries: int
     branches: frozenset[str]
+    rntuple: bool = False
+
+
+_IMPORTER_COLLECTION_PREFIX = "_collection"
+"""Name prefix of the anonymous collection fields that ROOT's ``RNTupleImporter`` writes for a TTree's
+leaf-count arrays (``_collection15.Muon_pt``); their NanoAOD names (``Muon_pt``, ``nMuon``) are top-level
+projected fields."""
+
+
+def rntuple_branch_names(ntuple: uproot.behaviors.RNTuple.HasFields) -> frozenset[str]:
+    """The NanoAOD flat names (``Muon_pt``, ``nMuon``, ``MET_pt``) of an RNTuple's top-level fields: the fields
+    coffea's NanoEvents reads (``coffea.util._is_interpretable``), i.e. without the importer's anonymous
+    ``_collectionN`` fields and their sub-fields. For NanoAOD converted from a TTree this is the TTree's branch
+    list."""
+    return frozenset(key for key in ntuple.keys(recursive=False) if not key.startswith(_IMPORTER_COLLECTION_PREFIX))
 
 
 _ROOT_MAGIC = b"root"
@@ -67,12 +93,12 @@ def _header_problem(header: bytes, size: int) -> str | None:
 
 
 def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
-    """Open ``path`` with uproot and read its ``tree`` branch list and entry count.
+    """Open ``path`` with uproot and read the branch list and entry count of its ``tree`` (a TTree or an RNTuple).
 
     Raises:
         InputError: the file does not exist, is a directory, is not readable, is not a ROOT file, is truncated
-            (a local file shorter than its header's ``fEND``), or has no ``tree`` TTree (an RNTuple is named as
-            such); the message names the file.
+            (a local file shorter than its header's ``fEND``), or has no ``tree`` TTree or RNTuple (another
+            object of that name is named by its class); the message names the file.
     """
     name = str(path)
     if not _is_remote(name):
@@ -99,14 +125,12 @@ def check_input_file(path: str | Path, tree: str = TREE_NAME) -> InputFile:
                 keys = ", ".join(sorted({k.split(";")[0] for k in handle.keys(recursive=False)})) or "none"
                 raise InputError(f"{name}: no {tree!r} tree in the file (it holds: {keys})")
             obj = handle[tree]
-            if not isinstance(obj, uproot.TTree):
-                classname = str(getattr(obj, "classname", type(obj).__name__))
-                if "RNTuple" in classname:
-                    raise InputError(
-                        f"{name}: {tree!r} is an RNTuple, not a TTree (coffea-mlreco reads NanoAOD stored as a TTree)"
-                    )
-                raise InputError(f"{name}: {tree!r} is a {classname}, not a TTree")
-            return InputFile(name, int(obj.num_entries), frozenset(obj.keys(recursive=True)))
+            if isinstance(obj, uproot.TTree):
+                return InputFile(name, int(obj.num_entries), frozenset(obj.keys(recursive=True)))
+            if isinstance(obj, uproot.behaviors.RNTuple.HasFields):
+                return InputFile(name, int(obj.num_entries), rntuple_branch_names(obj), rntuple=True)
+            classname = str(getattr(obj, "classname", type(obj).__name__))
+            raise InputError(f"{name}: {tree!r} is a {classname}, not a TTree or an RNTuple")
     except InputError:
         raise
     except PermissionError as err:

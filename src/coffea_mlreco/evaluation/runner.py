@@ -14,6 +14,11 @@ Executors (``--executor``):
   per-chunk choice such as the MET networks' pileup is made on the same events); the outputs of the datasets are
   accumulated and post-processed as the Runner does, so the report sections get the same dictionary.
 
+RNTuple NanoAOD: the Runner's executors read it (chunks planned from its clusters, virtual NanoEvents per chunk).
+``dask-awkward`` reads it only where coffea's dask reader can (:func:`dask_awkward_rntuple_problem`): coffea
+2026.9 with uproot 5.7 cannot (coffea asks uproot for each field's ``title``; an RNTuple field has a
+``description``), so ``evaluate`` refuses that combination up front and names the executors that work.
+
 Both ``dask`` and ``dask-awkward`` connect to an existing scheduler when given its address, else start a
 ``distributed.LocalCluster`` of single-threaded worker processes.
 
@@ -53,6 +58,7 @@ __all__ = [
     "TransientErrorRetry",
     "client_session",
     "compute_on_client",
+    "dask_awkward_rntuple_problem",
     "dask_fileset",
     "executor_session",
     "is_transient",
@@ -82,6 +88,10 @@ _HARMLESS_SCHEMA_WARNINGS = (
     "Missing cross-reference target",
     "Branch .* already exists but",
 )
+
+_COFFEA_DASK_FIELD_DOC = {"__doc__": "title", "typename": "typename"}
+"""The ``ak_add_doc`` that coffea's dask reader (``NanoEventsFactory.from_root(..., mode="dask")``, used by
+``apply_to_fileset``) passes to ``uproot.dask``: each field's docstring from its ``title``."""
 
 T = TypeVar("T")
 
@@ -319,6 +329,27 @@ def compute_on_client(client: Any, graphs: Any) -> Any:
         client.cancel(futures)
         raise
     return repack(results)[0]
+
+
+def dask_awkward_rntuple_problem(path: str) -> str | None:
+    """Why coffea's dask-awkward reader cannot read the RNTuple ``Events`` of ``path`` with the installed coffea
+    and uproot, or None when it can (or ``Events`` is a TTree).
+
+    coffea's dask reader asks uproot for every field's form with ``ak_add_doc={"__doc__": "title", ...}``, which
+    makes uproot read those attributes of each field; where uproot's RNTuple fields lack one (uproot 5.7: no
+    ``title``, they have a ``description``), every partition fails with ``AttributeError``. This checks the
+    attributes on the first field (fast: no graph is built, no data read).
+    """
+    import uproot
+
+    with uproot.open(path) as handle:
+        events = handle[TREE_NAME]
+        if not isinstance(events, uproot.behaviors.RNTuple.HasFields):
+            return None
+        missing = [name for name in _COFFEA_DASK_FIELD_DOC.values() if not hasattr(events.all_fields[0], name)]
+    if not missing:
+        return None
+    return f"coffea's dask reader asks each field for its {missing[0]!r}, which uproot's RNTuple fields lack"
 
 
 def run_dask_awkward(processor_instance: processor.ProcessorABC, chunks: Sequence[WorkItem], client: Any) -> RunResult:
