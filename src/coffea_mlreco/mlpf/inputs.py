@@ -1,7 +1,7 @@
-"""MLPF inputs: the event's detector elements (``PFTrack``, ``PFCluster``) as rows of `ELEMENT_FEATURES`.
+"""MLPF inputs: the event's detector elements (``PFTrack``, ``PFCluster``) as rows of :data:`FEATURES`.
 
 Per event the element list is its tracks (in ``PFTrack`` order) followed by its clusters (in ``PFCluster``
-order) — the order of ``PFTarget``. Columns follow `coffea_mlreco.mlpf.model.ELEMENT_FEATURES`:
+order) — the order of ``PFTarget``. Columns follow :data:`FEATURES`:
 
 | feature | track (type 1) | cluster (type 2) |
 |---|---|---|
@@ -49,7 +49,13 @@ FEATURES = (
     "e_linked",
     "n_linked",
 )
-"""Equal to `coffea_mlreco.mlpf.model.ELEMENT_FEATURES` (checked in the tests; no torch import here)."""
+"""Columns of the ``elements`` input [B, N, 15] — the contract with the simulation. Units: GeV (pt, e, e_em,
+e_had, e_linked), rad (phi, phi_calo), cm (dz). Tracks fill type, pt, eta, phi (at the vertex), eta_calo,
+phi_calo (at the calorimeter surface), charge (±1), dz, quality (a [0, 1] score); clusters fill type, e, e_em,
+e_had, eta, phi, width (energy-weighted RMS in η-φ). Features an element type does not have are 0. The
+detector's track–cluster links: a cluster's e_linked / n_linked are the summed energy and number of its
+linked tracks; a track's are its linked cluster's energy and the tracks sharing it (0 when unlinked). Models
+built with ``link_features=False`` ignore the last two columns."""
 TRACK_SOURCES = {
     "pt": "pt",
     "eta": "eta",

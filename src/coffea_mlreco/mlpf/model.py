@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coffea_mlreco.mlpf.inputs import FEATURES
+
 __all__ = [
     "BINNINGS",
     "CHARGED_CLASSES",
@@ -57,30 +59,8 @@ __all__ = [
     "validate_elements",
 ]
 
-ELEMENT_FEATURES = (
-    "type",
-    "pt",
-    "eta",
-    "phi",
-    "e",
-    "e_em",
-    "e_had",
-    "eta_calo",
-    "phi_calo",
-    "charge",
-    "dz",
-    "quality",
-    "width",
-    "e_linked",
-    "n_linked",
-)
-"""Columns of the ``elements`` input [B, N, 15] — the contract with the simulation. Units: GeV (pt, e, e_em,
-e_had, e_linked), rad (phi, phi_calo), cm (dz). Tracks fill type, pt, eta, phi (at the vertex), eta_calo,
-phi_calo (at the calorimeter surface), charge (±1), dz, quality (a [0, 1] score); clusters fill type, e, e_em,
-e_had, eta, phi, width (energy-weighted RMS in η-φ). Features an element type does not have are 0. The
-detector's track–cluster links: a cluster's e_linked / n_linked are the summed energy and number of its
-linked tracks; a track's are its linked cluster's energy and the tracks sharing it (0 when unlinked). Models
-built with ``link_features=False`` ignore the last two columns."""
+ELEMENT_FEATURES = FEATURES
+"""Columns of the ``elements`` input [B, N, 15]: `coffea_mlreco.mlpf.inputs.FEATURES` (units and meaning there)."""
 
 ELEMENT_TYPES = ("track", "cluster")
 """Element type codes in column ``type``: 1 = track, 2 = cluster (0 only on padded rows)."""
