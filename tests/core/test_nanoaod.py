@@ -47,11 +47,11 @@ def test_met_collection_by_version(v9: Any, v12: Any, v15: Any) -> None:
 
 def test_btag_and_tau_id_by_version(v9: Any, v12: Any, v15: Any) -> None:
     for events in (v9, v12, v15):
-        assert nanoaod.btag_discriminant(events) == nanoaod.BTagChoice("btagDeepFlavB", "DeepJet", 0.3)
+        assert nanoaod.btag_choice(events) == nanoaod.BTagChoice("btagDeepFlavB", "DeepJet", 0.3)
     without_deepjet = ak.Array([{"Jet": [{"pt": 30.0, "btagPNetB": 0.5, "btagUParTAK4B": 0.4}]}])
-    assert nanoaod.btag_discriminant(without_deepjet).algorithm == "ParticleNet"
+    assert nanoaod.btag_choice(without_deepjet).algorithm == "ParticleNet"
     with pytest.raises(KeyError, match=r"Jet_btagDeepFlavB.*Jet_btagPNetB"):
-        nanoaod.btag_discriminant(without_deepjet, ("DeepJet",))
+        nanoaod.btag_choice(without_deepjet, ("DeepJet",))
     assert nanoaod.tau_id_branches(v9) == {t: f"idDeepTau2017v2p1VS{t}" for t in ("jet", "e", "mu")}
     assert nanoaod.tau_id_branches(v15) == {t: f"idDeepTau2018v2p5VS{t}" for t in ("jet", "e", "mu")}
     assert nanoaod.tau_id_branches(v12) == {}  # no Tau collection

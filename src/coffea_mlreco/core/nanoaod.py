@@ -5,7 +5,7 @@ simulation, which writes the v9–v12 names) spell the objects the tasks use.
 |---|---|---|---|
 | PF MET | ``MET_pt``, ``MET_phi``, ``MET_cov*``, ``MET_sumEt`` | ``PFMET_*`` | :func:`met_collection` |
 | jet ID | ``Jet_jetId`` bits (1: tight, 2: tight lepton veto) | from the energy fractions | :func:`jet_id` |
-| b tag | ``Jet_btagDeepFlavB`` | DeepJet, ``btagPNetB``, ``btagUParTAK4B`` | :func:`btag_discriminant` |
+| b tag | ``Jet_btagDeepFlavB`` | DeepJet, ``btagPNetB``, ``btagUParTAK4B`` | :func:`btag_choice` |
 | tau ID | ``Tau_idDeepTau2017v2p1VS*`` | ``Tau_idDeepTau2018v2p5VS*`` | :func:`tau_id_branches` |
 
 Every function reads only the structure of the events (which fields exist), except :func:`jet_id`, which computes
@@ -34,7 +34,7 @@ __all__ = [
     "MET_COLLECTIONS",
     "BTagChoice",
     "JetIDError",
-    "btag_discriminant",
+    "btag_choice",
     "computed_jet_id",
     "jet_id",
     "jet_id_fields",
@@ -180,7 +180,7 @@ kept for real files so that every file is cut alike. ParticleNet: BTV's 2022 med
 2024 medium point ≈ 0.128 (approximate; era-exact values are in BTV's jsonPOG ``btagging.json``)."""
 
 
-def btag_discriminant(events: Events, algorithms: tuple[str, ...] | None = None) -> BTagChoice:
+def btag_choice(events: Events, algorithms: tuple[str, ...] | None = None) -> BTagChoice:
     """The b-tag discriminant to use: the first of :data:`BTAG_ALGORITHMS` (DeepJet, else ParticleNet, else
     UParT) whose ``Jet`` field the events have, among ``algorithms`` (names; None: all).
 

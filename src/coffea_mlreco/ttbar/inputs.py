@@ -10,7 +10,7 @@ Selection (one place, used by every method, by training and by the report):
   error), ΔR > 0.4 from the selected lepton; kept in the file's (pT-descending) order. The event needs at least 4.
 - b tagging: DeepJet, ``Jet_btagDeepFlavB`` (every CMS NanoAOD v9–v15 and our simulation write it), medium
   working point :data:`BTAG_MEDIUM_WP`. The networks were trained and the χ² working point set on DeepJet-like
-  scores, so a file with only ParticleNet or UParT is refused (:func:`coffea_mlreco.core.nanoaod.btag_discriminant`).
+  scores, so a file with only ParticleNet or UParT is refused (:func:`coffea_mlreco.core.nanoaod.btag_choice`).
 - MET: the file's PF MET, ``MET`` (``PFMET`` on NanoAODv15; :func:`coffea_mlreco.core.nanoaod.met_collection`).
 
 All momenta in GeV, angles in rad. Jet indices reported by the assignment methods are positions in the
@@ -26,7 +26,7 @@ import numpy as np
 
 from coffea_mlreco.core.columns import Events
 from coffea_mlreco.core.constants import PARTON_JET_DR
-from coffea_mlreco.core.nanoaod import BTAG_ALGORITHMS, JetIDError, btag_discriminant, jet_id, met_collection
+from coffea_mlreco.core.nanoaod import BTAG_ALGORITHMS, JetIDError, btag_choice, jet_id, met_collection
 from coffea_mlreco.core.truth import delta_r, match_partons_to_jets, stack_partons, ttbar_partons
 
 __all__ = [
@@ -113,7 +113,7 @@ def select_jets(events: Events, lepton_eta: Any = None, lepton_phi: Any = None) 
     """
     _require(events, "Jet", ("pt", "eta", "phi", "mass"))
     try:
-        btag_field = btag_discriminant(events, (BTAG_ALGORITHM,)).field
+        btag_field = btag_choice(events, (BTAG_ALGORITHM,)).field
         tight = jet_id(events).tight
     except (JetIDError, KeyError) as err:
         raise MissingInputError(f"{err.args[0]} (needed by the tt̄ reconstruction)") from None
