@@ -23,6 +23,7 @@ from pathlib import Path
 import uproot
 
 __all__ = [
+    "BRANCH_ALTERNATIVES",
     "TREE_NAME",
     "InputError",
     "InputFile",
@@ -31,6 +32,9 @@ __all__ = [
     "first_missing_branch",
     "rntuple_branch_names",
 ]
+
+BRANCH_ALTERNATIVES = "|"
+"""Separates the alternatives of a required branch (``"MET_pt|PFMET_pt"``: either will do)."""
 
 TREE_NAME = "Events"
 """Name of the NanoAOD event tree."""
@@ -148,10 +152,11 @@ def check_inputs(paths: Sequence[str | Path], tree: str = TREE_NAME) -> list[Inp
 
 
 def first_missing_branch(files: Iterable[InputFile], branches: Iterable[str]) -> tuple[str, str] | None:
-    """The first (file, branch) pair where a needed branch is absent, or None when all are present."""
+    """The first (file, branch) pair where a needed branch is absent, or None when all are present. An entry may
+    name alternatives, ``"MET_pt|PFMET_pt"`` (:data:`BRANCH_ALTERNATIVES`), present when any of them is."""
     needed = list(branches)
     for f in files:
         for branch in needed:
-            if branch not in f.branches:
+            if not any(name in f.branches for name in branch.split(BRANCH_ALTERNATIVES)):
                 return f.path, branch
     return None

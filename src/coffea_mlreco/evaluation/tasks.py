@@ -30,27 +30,23 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import hist
 
 from coffea_mlreco.core.methods import MethodSet
-from coffea_mlreco.evaluation.inputs import InputError, InputFile, first_missing_branch
+from coffea_mlreco.evaluation.inputs import BRANCH_ALTERNATIVES, InputError, InputFile, first_missing_branch
 
 if TYPE_CHECKING:
     from coffea_mlreco.inference.registry import ModelRegistry
 
 __all__ = [
-    "BRANCH_ALTERNATIVES",
     "EVENT_ID_BRANCHES",
     "Task",
     "TaskOptions",
     "TaskReport",
     "check_model_spec",
     "describe_group",
-    "first_missing_group",
     "load_attribute",
     "parse_model_options",
     "select_tasks",
 ]
 
-BRANCH_ALTERNATIVES = "|"
-"""Separates the alternatives of a required-branch group (``"MET_pt|PFMET_pt"``)."""
 EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
 """Branches coffea's NanoAODSchema refuses to read a file without."""
 
@@ -150,16 +146,6 @@ class Task:
         return section(output, outdir)
 
 
-def first_missing_group(files: Sequence[InputFile], groups: Sequence[str]) -> tuple[str, str] | None:
-    """The first (file, group) where no branch of a required group (``"MET_pt|PFMET_pt"`` or one branch) is
-    present, or None when every group is satisfied in every file."""
-    for f in files:
-        for group in groups:
-            if not any(branch in f.branches for branch in group.split(BRANCH_ALTERNATIVES)):
-                return f.path, group
-    return None
-
-
 def describe_group(group: str) -> str:
     """A required group as messages name it: ``'MET_pt' (or 'PFMET_pt')``; a single branch as ``'MET_pt'``."""
     first, *others = group.split(BRANCH_ALTERNATIVES)
@@ -187,7 +173,7 @@ def select_tasks(
         chosen = []
         for name in dict.fromkeys(requested):
             task = registry[name]
-            missing = first_missing_group(files, task.required_branches)
+            missing = first_missing_branch(files, task.required_branches)
             if missing is not None:
                 path, group = missing
                 raise InputError(task.missing_message(path, group))
@@ -195,7 +181,7 @@ def select_tasks(
         return chosen, []
     chosen, reasons = [], []
     for task in registry.values():
-        missing = first_missing_group(files, task.required_branches)
+        missing = first_missing_branch(files, task.required_branches)
         if missing is None:
             chosen.append(task)
         else:
