@@ -1,5 +1,6 @@
 """Shared fixtures: locations of the real CMS NanoAOD test files, a small synthetic NanoAOD-like file with
-PF candidates written with uproot, and a hook to the package's own simulation when it exists.
+PF candidates written with uproot, a hook to the package's own simulation when it exists, and
+``as_collision_data``, which copies a generated file without its simulation-only branches.
 
 Test modules use these through fixtures only (``write_nano`` gives the file writer): importing from
 ``conftest`` would be ambiguous, since tests/simulation has its own conftest.py.
@@ -150,6 +151,28 @@ def write_synthetic_nano(
     with uproot.recreate(path) as f:
         f.mktree("Events", branches)
     return path
+
+
+def collision_data_copy(source: Path, destination: Path) -> Path:
+    """Copy ``source`` (a file written by ``coffea-mlreco generate``) to ``destination`` without the branches only
+    simulation has (``coffea_mlreco.core.nanoaod.SIMULATION_PREFIXES``: the generator record, GenMET, pileup
+    truth): a file that looks like collision data to every task, with the same reconstructed objects."""
+    from coffea_mlreco.core.nanoaod import is_collision_data
+    from coffea_mlreco.simulation.nanoaod_writer import NanoAODWriter, branch_layout, read_chunk
+
+    with uproot.open(source) as handle:
+        tree = handle["Events"]
+        layout = {name: fields for name, fields in branch_layout(tree).items() if is_collision_data([name])}
+        chunk = read_chunk(tree, layout, 0, tree.num_entries)
+    with NanoAODWriter(destination) as writer:
+        writer.write(chunk)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def as_collision_data() -> Callable[[Path, Path], Path]:
+    """:func:`collision_data_copy` (source, destination) → destination."""
+    return collision_data_copy
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from coffea_mlreco.core.columns import (
     to_numpy,
     with_finite_inputs,
 )
-from coffea_mlreco.core.histograms import count_true, event_count, new_hist
+from coffea_mlreco.core.histograms import collision_data_events, count_true, event_count, new_hist
 from coffea_mlreco.core.methods import Method, MethodSet, choose_methods
 from coffea_mlreco.core.outputs import (
     Interrupted,
@@ -59,6 +59,7 @@ __all__ = [
     "check_columns",
     "check_output",
     "choose_methods",
+    "collision_data_events",
     "count_true",
     "deferred_interrupts",
     "event_count",

@@ -12,8 +12,9 @@ from typing import Any
 import hist
 
 from coffea_mlreco.core.columns import Events, is_dask
+from coffea_mlreco.core.nanoaod import is_collision_data
 
-__all__ = ["count_true", "event_count", "new_hist"]
+__all__ = ["collision_data_events", "count_true", "event_count", "new_hist"]
 
 
 def new_hist(*axes: Any, like: Any, storage: Any = None) -> Any:
@@ -25,6 +26,13 @@ def new_hist(*axes: Any, like: Any, storage: Any = None) -> Any:
 
         return hda.Hist(*axes, storage=storage)
     return hist.Hist(*axes, storage=storage)
+
+
+def collision_data_events(events: Events) -> Any:
+    """The events' count (:func:`event_count`) when they are collision data (no simulation-only field,
+    :func:`coffea_mlreco.core.nanoaod.is_collision_data`), else 0: a processor's ``"events_collision_data"``,
+    from which a report section knows to show distributions and no truth metrics."""
+    return event_count(events) if is_collision_data(events.fields) else 0
 
 
 def event_count(events: Events) -> Any:

@@ -7,6 +7,17 @@ simulation, which writes the v9–v12 names) spell the objects the tasks use.
 | jet ID | ``Jet_jetId`` bits (1: tight, 2: tight lepton veto) | from the energy fractions | :func:`jet_id` |
 | b tag | ``Jet_btagDeepFlavB`` | DeepJet, ``btagPNetB``, ``btagUParTAK4B`` | :func:`btag_choice` |
 | tau ID | ``Tau_idDeepTau2017v2p1VS*`` | ``Tau_idDeepTau2018v2p5VS*`` | :func:`tau_id_branches` |
+| other METs | ``RawMET``, ``PuppiMET``, ``RawPuppiMET``, ``DeepMET*`` | ``RawPFMET``, others alike | :data:`CMS_MET` |
+| PF candidates | ``PFCands_*`` (PFNano only) | ``PFCands_*`` (PFNano only) | see below |
+| simulation only | ``Gen*``, ``genWeight``, ``LHE*``, ``Pileup_*`` | the same | :func:`is_collision_data` |
+
+PF candidates: the MET task reads PFNano's ``PFCands`` (``pt``, ``eta``, ``phi``, ``charge``, ``pdgId`` and the
+vertex association ``fromPV``, or ``pvAssocQuality`` with ``dz``). NanoAODv15's own ``PFCand`` collection is not a
+substitute and is not read: it holds ``pt``, ``eta``, ``phi``, ``mass`` and ``pdgId`` only (no charge field, no
+vertex association, so no PUPPI), and only the candidates of the few stored objects that keep their constituents.
+On the v15 test file (``nano_tt_v15``, 200 tt̄ events), 159 events have no ``PFCand`` at all; in the other 41
+(18–155 candidates), |−Σ p_T| of them (median 174 GeV) is uncorrelated with the event's ``RawPFMET`` (median 45
+GeV; correlation 0.01).
 
 Every function reads only the structure of the events (which fields exist), except :func:`jet_id`, which computes
 per-jet booleans from the columns :func:`jet_id_fields` names. They take eager, virtual or dask-awkward NanoEvents
@@ -18,6 +29,7 @@ The registry of tasks (``coffea_mlreco.tasks``) states the branches a task needs
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import awkward as ak
@@ -26,16 +38,20 @@ from coffea_mlreco.core.columns import Events, has_column
 
 __all__ = [
     "BTAG_ALGORITHMS",
+    "CMS_MET",
     "DEEPTAU_VERSIONS",
     "JET_ID_BRANCHES",
     "JET_ID_FRACTIONS",
     "JET_ID_LEVELS",
     "MET_BRANCHES",
     "MET_COLLECTIONS",
+    "SIMULATION_PREFIXES",
     "BTagChoice",
     "JetIDError",
     "btag_choice",
+    "cms_met_collection",
     "computed_jet_id",
+    "is_collision_data",
     "jet_id",
     "jet_id_fields",
     "met_collection",
@@ -67,6 +83,30 @@ JET_ID_BRANCHES: tuple[str, ...] = tuple(f"Jet_{STORED_JET_ID}|Jet_{name}" for n
 (``(A or b1) and (A or b2) ...`` is ``A or (b1 and b2 ...)``)."""
 
 
+CMS_MET: dict[str, tuple[str, ...]] = {
+    "file_met": MET_COLLECTIONS,
+    "cms_raw_pf": ("RawMET", "RawPFMET"),
+    "cms_puppi": ("PuppiMET",),
+    "cms_raw_puppi": ("RawPuppiMET",),
+    "cms_deepmet_resolution": ("DeepMETResolutionTune",),
+    "cms_deepmet_response": ("DeepMETResponseTune",),
+}
+"""CMS's own MET columns, by the key the MET report gives them → their collection names by NanoAOD version (the
+first one present is read; :func:`cms_met_collection`). ``file_met``: PF MET with the type-1 jet correction;
+``cms_raw_pf``: PF MET without it (−Σ p_T of all PF candidates); ``cms_puppi``/``cms_raw_puppi``: PUPPI MET with
+and without type-1; ``cms_deepmet_*``: DeepMET's resolution and response tunes (NanoAODv12 on)."""
+
+SIMULATION_PREFIXES: tuple[str, ...] = ("Gen", "nGen", "genWeight", "LHE", "nLHE", "Pileup", "PSWeight", "nPSWeight")
+"""Name prefixes of the branches (and NanoEvents fields) only simulation has: generator record, generator weights,
+pileup truth. Collision data has none of them (:func:`is_collision_data`)."""
+
+
+def is_collision_data(names: Iterable[str]) -> bool:
+    """True when no name of ``names`` (a file's branch names, or the ``fields`` of NanoEvents) starts with one of
+    :data:`SIMULATION_PREFIXES`: collision data, which carries no generator truth."""
+    return not any(name.startswith(SIMULATION_PREFIXES) for name in names)
+
+
 class JetIDError(KeyError):
     """The jets carry neither the stored jet ID nor the branches to compute it."""
 
@@ -83,6 +123,15 @@ def met_collection(events: Events) -> str:
         if has_column(events, name, "pt"):
             return name
     return MET_COLLECTIONS[0]
+
+
+def cms_met_collection(events: Events, key: str) -> str | None:
+    """The events' collection of the CMS MET ``key`` (:data:`CMS_MET`; the first name with ``pt`` and ``phi``),
+    or None where the file does not carry it."""
+    for name in CMS_MET[key]:
+        if has_column(events, name, "pt") and has_column(events, name, "phi"):
+            return name
+    return None
 
 
 def jet_id_fields(events: Events) -> tuple[str, ...]:

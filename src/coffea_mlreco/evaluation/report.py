@@ -28,12 +28,16 @@ import mplhep as hep
 import uproot
 from matplotlib.figure import Figure
 
-from coffea_mlreco.core.metrics import json_ready
+from coffea_mlreco.core.metrics import hist_mean, hist_quantile, hist_select, json_ready
 
 __all__ = [
+    "COLLISION_DATA_NOTE",
     "REPORT_FILES",
+    "distribution_summary",
+    "distributions",
     "event_rates",
     "format_number",
+    "from_collision_data",
     "html_table",
     "is_report_folder",
     "label_axes",
@@ -78,9 +82,10 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (9
     return fig, fig.subplots(nrows, ncols)
 
 
-def label_axes(ax: Any, rlabel: str = "") -> None:
-    """The experiment-style label: "coffea-mlreco Simulation" on the left, ``rlabel`` (short) on the right."""
-    hep.label.exp_label(exp="coffea-mlreco", data=False, rlabel=rlabel, ax=ax, loc=0, fontsize=18)
+def label_axes(ax: Any, rlabel: str = "", data: bool = False) -> None:
+    """The experiment-style label: "coffea-mlreco Simulation" (``data``: "coffea-mlreco Data") on the left,
+    ``rlabel`` (short) on the right."""
+    hep.label.exp_label(exp="coffea-mlreco", data=data, rlabel=rlabel, ax=ax, loc=0, fontsize=18)
 
 
 def save_figure(fig: Figure, outdir: Path, name: str) -> str:
@@ -115,6 +120,88 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: s
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+COLLISION_DATA_NOTE = (
+    '<p class="note"><b>Collision data</b>: the input carries no generator branches, so this section shows the '
+    "distributions of what each method reconstructs; there is no truth to measure bias, resolution or "
+    "efficiency against.</p>"
+)
+"""The line a task section opens with on collision data."""
+
+
+def from_collision_data(output: Mapping[str, Any]) -> bool:
+    """Whether a processor ``output`` comes from collision data: its ``"events_collision_data"`` count (events
+    read without any simulation-only branch, :func:`coffea_mlreco.core.collision_data_events`) is positive."""
+    return int(output.get("events_collision_data", 0)) > 0
+
+
+def distribution_summary(h: hist.Hist) -> dict[str, float | int]:
+    """``n`` (entries, flow bins included), ``mean`` (from bin centres, flow left out), ``median``, ``p16`` and
+    ``p84`` (quantiles interpolated in the bins) of a 1-D histogram, in its axis' unit; NaN where empty."""
+    return {
+        "n": round(float(sum(h.values(flow=True)))),
+        "mean": hist_mean(h),
+        "median": hist_quantile(h, 0.5),
+        "p16": hist_quantile(h, 0.16),
+        "p84": hist_quantile(h, 0.84),
+    }
+
+
+def distributions(
+    h: hist.Hist,
+    titles: Mapping[str, str],
+    outdir: Path,
+    name: str,
+    *,
+    caption: str,
+    data: bool,
+    axis: str = "method",
+    rebin: int = 1,
+    logy: bool = False,
+) -> tuple[dict[str, dict[str, float | int]], str]:
+    """Per-method distributions of one quantity: summaries, and an HTML table with an overlay plot.
+
+    Args:
+        h: a 2-D histogram, a string category axis ``axis`` (the methods) and the quantity's axis (its label, with
+            the unit, labels the plot).
+        titles: method → title for the table and the legend (the method's name where it has none).
+        outdir: where the plot ``<name>.png`` is written.
+        caption: the table's caption (say the unit).
+        data: label the plot as data rather than simulation.
+        rebin: bins merged in the plot (the summaries use the fine bins).
+        logy: log-scale counts.
+
+    Returns:
+        ``{method: distribution_summary}`` for the methods with entries (in the axis order), and the HTML.
+    """
+    summaries = {
+        str(m): distribution_summary(hist_select(h, {axis: m}))
+        for m in h.axes[axis]
+        if float(sum(hist_select(h, {axis: m}).values(flow=True))) > 0
+    }
+    if not summaries:
+        return {}, ""
+    rows = [[titles.get(m, m), s["n"], s["mean"], s["median"], s["p16"], s["p84"]] for m, s in summaries.items()]
+    table = html_table(["Method", "Events", "Mean", "Median", "P16", "P84"], rows, caption=caption)
+    with plot_style():
+        fig, ax = new_figure(figsize=(9, 7))
+        (value_axis,) = (a.name for a in h.axes if a.name != axis)
+        for method in summaries:
+            hep.histplot(
+                hist_select(h, {axis: method, value_axis: hist.rebin(rebin)}),
+                ax=ax,
+                label=titles.get(method, method),
+                flow="none",
+                yerr=False,
+            )
+        if logy:
+            ax.set_yscale("log")
+        ax.set_ylabel("Events / bin")
+        ax.legend(fontsize="small")
+        label_axes(ax, data=data)
+        image = save_figure(fig, outdir, name)
+    return summaries, f'{table}\n<img src="{image}" alt="{image}">'
 
 
 def event_rates(counts: Mapping[str, float], seconds: Mapping[str, float], methods: Iterable[str]) -> dict[str, float]:
