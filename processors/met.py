@@ -1,24 +1,36 @@
-"""MET processor: the MET columns of :func:`coffea_mlreco.met.reconstruct` and the file's MET, against GenMET.
+"""MET processor: the MET columns of :func:`coffea_mlreco.met.reconstruct` and CMS's own MET columns, against
+GenMET in simulation, as distributions on collision data.
 
 For each chunk it
 
 - appends the MET columns with :func:`coffea_mlreco.met.reconstruct` (``PFMETReco``, ``PuppiMETReco`` and
-  ``PFCands.puppiWeightReco``, ``DeepMETReco``, ``MLMET``; every method the file supports, or those asked for) and
-  takes the file's own ``MET`` (real CMS NanoAOD has no PF candidates, so only this one runs there);
-- fills residual histograms Δ = p_miss,reco − p_miss,gen split into ``upar``, ``uperp``, ``dpx``, ``dpy``
-  (GeV; see :func:`coffea_mlreco.core.metrics.met_residuals`) with a ``method`` axis, a gen-MET axis (bins of
-  ``MET_BINS_GEV``, the overflow bin being the open top bin) and a fine residual axis; a 2-D gen-MET vs reco-MET
-  histogram per method; and counters;
-- fills ``"response"``: per method and gen-MET bin, the sums (GeV) of the reco MET projected on the gen-MET
-  direction (``quantity="reco_par"``) and of gen MET (``quantity="gen"``), from which the response
-  R = Σ p_miss,reco·ê_gen / Σ |p_miss,gen| follows exactly (:func:`coffea_mlreco.core.metrics.met_response_from_hist`);
+  ``PFCands.puppiWeightReco``, ``DeepMETReco``, ``MLMET``; every method the file supports, or those asked for:
+  they need PFNano's ``PFCands``, so on plain CMS NanoAOD none runs) and takes the MET columns CMS stored in the
+  file (the references of :data:`coffea_mlreco.met.methods.MET_METHODS`: ``file_met`` = ``MET``/``PFMET``, and
+  where present ``RawMET``/``RawPFMET``, ``PuppiMET``, ``RawPuppiMET``, ``DeepMETResolutionTune``,
+  ``DeepMETResponseTune``; :data:`coffea_mlreco.core.nanoaod.CMS_MET`);
+- fills, for every method and reference, the distributions ``"met_pt"`` (GeV, 2 GeV bins up to ``met_range``),
+  ``"met_phi"`` (rad, 64 bins) and, where the collection stores one (CMS's ``MET_significance``, from the MET
+  covariance), ``"met_significance"`` (0.25 bins in [0, 50]);
+- where the file has ``GenMET`` (simulation), fills residual histograms Δ = p_miss,reco − p_miss,gen split into
+  ``upar``, ``uperp``, ``dpx``, ``dpy`` (GeV; see :func:`coffea_mlreco.core.metrics.met_residuals`) with a
+  ``method`` axis, a gen-MET axis (bins of ``MET_BINS_GEV``, the overflow bin being the open top bin) and a fine
+  residual axis; a 2-D gen-MET vs reco-MET histogram per method; and ``"response"``: per method and gen-MET bin,
+  the sums (GeV) of the reco MET projected on the gen-MET direction (``quantity="reco_par"``) and of gen MET
+  (``quantity="gen"``), from which the response R = Σ p_miss,reco·ê_gen / Σ |p_miss,gen| follows exactly
+  (:func:`coffea_mlreco.core.metrics.met_response_from_hist`);
+- where one of our methods and its CMS counterpart both ran (:data:`coffea_mlreco.met.methods.CMS_COUNTERPARTS`,
+  PFNano), fills ``"vs_cms"``: per our method, the event-by-event difference to CMS's, ``quantity="dpt"``
+  (p_T,ours − p_T,CMS) and ``"dvec"`` (|p⃗_ours − p⃗_CMS|), GeV, 0.5 GeV bins;
 - when PUPPI runs and the file carries CMS's own ``PFCands_puppiWeight`` (PFNano), compares our
   ``PFCands.puppiWeightReco`` with it per candidate, split ``charged``/``neutral``: ``"puppi_weight"`` (2-D,
   50×50 in [0, 1]), ``"puppi_weight_absdiff"`` (|Δw| in 0.001 bins) and ``"puppi_weight_absdiff_pt"`` (the same
   weighted by candidate p_T, GeV). Weights equal to 1 count in the top bin.
 
-Events whose inputs hold NaN/inf (``valid`` False in the MET columns) are counted in ``"events_invalid"`` and left
-out of every histogram of the reconstructed methods.
+``"events_collision_data"`` counts the events read from collision data (no simulation-only branch), which the
+report shows as data; ``"events_per_method"`` counts the events each method entered the distributions with and
+``"events_truth"`` those with GenMET. Events whose inputs hold NaN/inf (``valid`` False in our MET columns) are
+counted in ``"events_invalid"`` and left out of every histogram of our methods.
 
 The processor works on eager events under ``processor.Runner`` (iterative, futures, dask executors) and on
 dask-awkward events (``coffea.dataset_tools.apply_to_fileset``; the histograms are ``hist.dask`` objects computed
@@ -43,8 +55,10 @@ from coffea_mlreco.core import (
     MissingBranchError,
     check_columns,
     choose_methods,
+    collision_data_events,
     count_true,
     event_count,
+    has_column,
     is_dask,
     map_events,
     new_hist,
@@ -52,14 +66,15 @@ from coffea_mlreco.core import (
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import MET_BINS_GEV
 from coffea_mlreco.core.metrics import met_residuals
-from coffea_mlreco.core.nanoaod import met_collection
-from coffea_mlreco.met.methods import MET_METHODS
+from coffea_mlreco.core.nanoaod import CMS_MET, cms_met_collection, met_collection
+from coffea_mlreco.met.methods import CMS_COUNTERPARTS, MET_METHODS
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 
 __all__ = [
     "FILE_PUPPI_WEIGHT",
     "METHODS",
     "PUPPI_CLASSES",
+    "REFERENCES",
     "RESIDUALS",
     "METProcessor",
     "MissingBranchError",
@@ -67,8 +82,10 @@ __all__ = [
     "pf_met",
 ]
 
-METHODS: tuple[str, ...] = (*met.METHODS, "file_met")
-"""MET reconstructions this processor compares: those of :mod:`coffea_mlreco.met` and the file's MET."""
+REFERENCES: tuple[str, ...] = tuple(m.name for m in MET_METHODS.references)
+"""CMS's MET columns compared where the file has them (``file_met``, ``cms_raw_pf``, ``cms_puppi``, ...)."""
+METHODS: tuple[str, ...] = (*met.METHODS, *REFERENCES)
+"""The ``method`` axis: the reconstructions of :mod:`coffea_mlreco.met`, then CMS's columns."""
 
 RESIDUALS: dict[str, str] = {
     "upar": r"$u_{\parallel}$ (reco $-$ gen, along gen MET) [GeV]",
@@ -83,7 +100,8 @@ PUPPI_CLASSES: tuple[str, ...] = ("charged", "neutral")
 FILE_PUPPI_WEIGHT = "puppiWeight"
 """CMS's own PUPPI weight in PFNano (``PFCands_puppiWeight``), compared with ``puppiWeightReco``."""
 
-_TRUTH_COLUMNS = {"GenMET": ("pt", "phi"), "MET": ("pt", "phi")}
+_MET_FIELDS = ("pt", "phi")
+_SIGNIFICANCE = "significance"
 _SUM_QUANTUM = 2.0**-10  # GeV; weighted fills are rounded to this so float64 sums are merge-order exact
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
@@ -103,30 +121,56 @@ def _exact(values: np.ndarray) -> np.ndarray:
     return np.round(values / _SUM_QUANTUM) * _SUM_QUANTUM
 
 
-class _ResidualValues:
-    """Per event: gen MET and, per method, the residuals, reco MET, the exact response terms and ``ok``."""
+class _METValues:
+    """Per event, for each compared MET: ``pt``, ``phi``, ``significance`` (NaN where not stored) and ``ok``
+    (finite, and valid for our columns); with ``truth``, ``gen_pt``, ``gen_exact`` and per MET the residuals,
+    ``reco_par`` (exact) and ``ok_truth``; per our method with a CMS counterpart, ``vs_cms`` (``dpt``, ``dvec``,
+    ``ok``).
 
-    def __init__(self, methods: Sequence[str]) -> None:
-        self.methods = tuple(methods)
+    Args:
+        collections: each compared MET → the events' field holding it (our column, or CMS's collection).
+        counterparts: our method → the CMS reference compared with it event by event.
+        truth: whether the events have ``GenMET``.
+    """
+
+    def __init__(self, collections: Mapping[str, str], counterparts: Mapping[str, str], truth: bool) -> None:
+        self.collections = dict(collections)
+        self.counterparts = dict(counterparts)
+        self.truth = truth
 
     def __call__(self, events: Any) -> ak.Array:
-        gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
-        fields: dict[str, Any] = {"gen_pt": gen_pt, "gen_exact": _exact(gen_pt)}
-        for method in self.methods:
-            column = events[met_collection(events)] if method == "file_met" else events[met.COLUMNS[method]]
+        fields: dict[str, Any] = {}
+        if self.truth:
+            gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
+            fields.update(gen_pt=gen_pt, gen_exact=_exact(gen_pt))
+        momenta: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        for method, name in self.collections.items():
+            column = events[name]
             pt, phi = to_numpy(column.pt, np.float64), to_numpy(column.phi, np.float64)
-            ok = np.isfinite(pt) & np.isfinite(phi) & np.isfinite(gen_pt) & np.isfinite(gen_phi)
-            if method != "file_met":
+            ok = np.isfinite(pt) & np.isfinite(phi)
+            if method in met.COLUMNS:
                 ok &= to_numpy(column.valid, bool)
-            residuals = met_residuals(pt, phi, gen_pt, gen_phi)._asdict()
-            fields[method] = ak.zip(
-                {
-                    **{name: residuals[name] for name in RESIDUALS},
-                    "reco": pt,
-                    "reco_par": _exact(pt * np.cos(phi - gen_phi)),
-                    "ok": ok,
-                }
+            significance = (
+                to_numpy(column[_SIGNIFICANCE], np.float64)
+                if _SIGNIFICANCE in column.fields
+                else np.full(len(pt), np.nan)
             )
+            record = {"pt": pt, "phi": phi, "significance": significance, "ok": ok}
+            if self.truth:
+                residuals = met_residuals(pt, phi, gen_pt, gen_phi)._asdict()
+                record.update({name: residuals[name] for name in RESIDUALS})
+                record["reco_par"] = _exact(pt * np.cos(phi - gen_phi))
+                record["ok_truth"] = ok & np.isfinite(gen_pt) & np.isfinite(gen_phi)
+            fields[method] = ak.zip(record)
+            momenta[method] = (pt, pt * np.cos(phi), pt * np.sin(phi), ok)
+        differences = {}
+        for ours, cms in self.counterparts.items():
+            (pt, px, py, ok), (cms_pt, cms_px, cms_py, cms_ok) = momenta[ours], momenta[cms]
+            differences[ours] = ak.zip(
+                {"dpt": pt - cms_pt, "dvec": np.hypot(px - cms_px, py - cms_py), "ok": ok & cms_ok}
+            )
+        if differences:
+            fields["vs_cms"] = ak.zip(differences, depth_limit=1)
         return ak.zip(fields, depth_limit=1)
 
 
@@ -150,11 +194,12 @@ def _puppi_agreement_values(events: Any) -> ak.Array:
 
 
 class METProcessor(processor.ProcessorABC):
-    """Residual histograms of every MET reconstruction against ``GenMET`` (see the module docstring).
+    """Distributions of every MET reconstruction and CMS column, and their residuals against ``GenMET`` in
+    simulation (see the module docstring).
 
     Args:
         methods: among ``pf``, ``puppi``, ``deepmet``, ``perceiver`` (default: every method the file supports);
-            the file's MET is always compared.
+            CMS's MET columns the file carries are always compared.
         models: per network method, a shipped name or a model directory (default: the shipped model closest to
             each chunk's pileup); ``options.models_for("met")`` adds to it.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for the networks (``options.device`` wins).
@@ -237,12 +282,40 @@ class METProcessor(processor.ProcessorABC):
             hist.axis.Regular(nbins, 0.0, self.met_range, name="reco", label="Reco MET [GeV]"),
             like=like,
         )
+        hists["met_pt"] = new_hist(
+            self._method_axis(),
+            hist.axis.Regular(nbins, 0.0, self.met_range, name="pt", label=r"$p_{T}^{miss}$ [GeV]"),
+            like=like,
+        )
+        hists["met_phi"] = new_hist(
+            self._method_axis(), hist.axis.Regular(64, -np.pi, np.pi, name="phi", label=r"$\phi^{miss}$"), like=like
+        )
+        hists["met_significance"] = new_hist(
+            self._method_axis(),
+            hist.axis.Regular(200, 0.0, 50.0, name="significance", label="MET significance"),
+            like=like,
+        )
+        hists["vs_cms"] = new_hist(
+            hist.axis.StrCategory(list(CMS_COUNTERPARTS), name="method", label="our MET, against CMS's"),
+            hist.axis.StrCategory(["dpt", "dvec"], name="quantity", label="difference"),
+            hist.axis.Regular(
+                800, -200.0, 200.0, name="difference", label=r"ours $-$ CMS: $\Delta p_{T}$ or $|\Delta\vec{p}|$ [GeV]"
+            ),
+            like=like,
+        )
         return hists
+
+    def _references(self, events: Any) -> dict[str, str]:
+        """The CMS MET columns the events carry: reference key → collection (``file_met`` always)."""
+        found = {key: cms_met_collection(events, key) for key in CMS_MET}
+        found["file_met"] = met_collection(events)
+        return {key: name for key, name in found.items() if name is not None}
 
     def process(self, events: Any) -> dict[str, Any]:
         """Fill the histograms for one chunk; see the module docstring for the output layout."""
-        truth_columns = {"GenMET": _TRUTH_COLUMNS["GenMET"], met_collection(events): _TRUTH_COLUMNS["MET"]}
-        check_columns(events, truth_columns, "the MET processor")
+        file_met = met_collection(events)
+        check_columns(events, {file_met: _MET_FIELDS}, "the MET processor")
+        truth = has_column(events, "GenMET", "pt") and has_column(events, "GenMET", "phi")
         dataset = str(events.metadata.get("dataset", "default"))
         methods = self.methods if self.methods is not None else met.supported_methods(events)
         seconds: dict[str, float] = {}
@@ -255,21 +328,39 @@ class METProcessor(processor.ProcessorABC):
                 puppi_tune=self.puppi_tune,
                 timings=seconds,
             )
-        compared = (*methods, "file_met")
-        columns: dict[str, tuple[str, ...] | None] = dict(truth_columns)
-        columns.update({met.COLUMNS[m]: None for m in methods})
-        values = map_events(_ResidualValues(compared), events, columns, label="met-residuals")
+        collections = {m: met.COLUMNS[m] for m in methods} | self._references(events)
+        counterparts = {m: c for m, c in CMS_COUNTERPARTS.items() if m in methods and c in collections}
+        columns: dict[str, tuple[str, ...] | None] = {met.COLUMNS[m]: None for m in methods}
+        for key, name in collections.items():
+            if key not in methods:
+                stored = _SIGNIFICANCE if has_column(events, name, _SIGNIFICANCE) else None
+                columns[name] = (*_MET_FIELDS, stored) if stored else _MET_FIELDS
+        if truth:
+            columns["GenMET"] = _MET_FIELDS
+        values = map_events(_METValues(collections, counterparts, truth), events, columns, label="met-values")
         hists = self._empty_histograms(events)
         counts: dict[str, Any] = dict.fromkeys(METHODS, 0)
-        for method in compared:
-            ok = values[method].ok
-            gen, reco = values.gen_pt[ok], values[method][ok]
+        for method in collections:
+            entry = values[method]
+            ok = entry.ok
+            hists["met_pt"].fill(method=method, pt=entry.pt[ok])
+            hists["met_phi"].fill(method=method, phi=entry.phi[ok])
+            with_significance = ok & np.isfinite(entry.significance)
+            hists["met_significance"].fill(method=method, significance=entry.significance[with_significance])
+            counts[method] = count_true(ok)
+            if not truth:
+                continue
+            ok = entry.ok_truth
+            gen, reco = values.gen_pt[ok], entry[ok]
             for name in RESIDUALS:
                 hists[name].fill(method=method, genmet=gen, residual=reco[name])
-            hists["reco_vs_gen"].fill(method=method, gen=gen, reco=reco.reco)
+            hists["reco_vs_gen"].fill(method=method, gen=gen, reco=reco.pt)
             hists["response"].fill(method=method, genmet=gen, quantity="reco_par", weight=reco.reco_par)
             hists["response"].fill(method=method, genmet=gen, quantity="gen", weight=values.gen_exact[ok])
-            counts[method] = count_true(ok)
+        for method in counterparts:
+            difference = values.vs_cms[method]
+            for quantity in ("dpt", "dvec"):
+                hists["vs_cms"].fill(method=method, quantity=quantity, difference=difference[quantity][difference.ok])
         if "puppi" in methods and FILE_PUPPI_WEIGHT in events.PFCands.fields:
             cands = map_events(
                 _puppi_agreement_values,
@@ -286,6 +377,8 @@ class METProcessor(processor.ProcessorABC):
         out = {
             "histograms": hists,
             "events": {dataset: event_count(events)},
+            "events_collision_data": collision_data_events(events),
+            "events_truth": event_count(events) if truth else 0,
             "events_invalid": invalid,
             "events_per_method": counts,
         }

@@ -54,8 +54,8 @@ TASKS: dict[str, Task] = {
         "Missing transverse momentum",
         "METProcessor",
         "MET_METHODS",
-        ("GenMET_pt", "GenMET_phi", *MET_BRANCHES),
-        "the file's MET and the generator MET (GenMET) for its truth metrics",
+        MET_BRANCHES,
+        "the file's MET; PF candidates (PFNano's PFCands) for our reconstructions, GenMET for truth metrics",
     ),
     "ttbar": _task(
         "ttbar",

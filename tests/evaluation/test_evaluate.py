@@ -28,7 +28,25 @@ from coffea_mlreco.tasks import TASKS
 # real NanoAOD cross-references collections the file does not store; coffea warns about each
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 
-META_KEYS = {"package_version", "files", "events", "device", "executor", "seconds", "invalid_events", "models"}
+META_KEYS = {
+    "package_version",
+    "files",
+    "sample",
+    "events",
+    "device",
+    "executor",
+    "seconds",
+    "invalid_events",
+    "models",
+}
+MET_REFERENCES = {
+    "file_met",
+    "cms_raw_pf",
+    "cms_puppi",
+    "cms_raw_puppi",
+    "cms_deepmet_resolution",
+    "cms_deepmet_response",
+}
 METHOD_KEYS = {"bias_upar", "resolution_upar", "bias_uperp", "resolution_uperp", "n", "bins"}
 BIN_KEYS = {"lo", "hi", "n", "bias_upar", "resolution_upar", "resolution_uperp"}
 
@@ -49,10 +67,12 @@ def cli(argv: list[str]) -> int:
 
 
 def check_metrics_schema(metrics: dict[str, Any]) -> None:
-    assert set(metrics) <= {"meta", "met", "ttbar", "ditau", "mem", "throughput"}
+    assert set(metrics) <= {"meta", "met", "met_references", "ttbar", "ditau", "mem", "throughput"}
     assert set(metrics["meta"]) == META_KEYS
-    for method, summary in metrics["met"].items():
-        assert method in {"pf", "puppi", "deepmet", "perceiver"}
+    assert metrics["meta"]["sample"] == "simulation"
+    assert set(metrics.get("met_references", {})) <= MET_REFERENCES
+    for method, summary in [*metrics["met"].items(), *metrics.get("met_references", {}).items()]:
+        assert method in {"pf", "puppi", "deepmet", "perceiver"} | MET_REFERENCES
         assert set(summary) >= METHOD_KEYS  # DESIGN.md keys; extras (response, ...) allowed
         assert [(b["lo"], b["hi"]) for b in summary["bins"]] == [
             (0.0, 45.0),
@@ -78,14 +98,13 @@ def check_report(outdir: Path) -> dict[str, Any]:
     for name in images:
         assert (outdir / name).is_file() and (outdir / name).read_bytes()[:4] == b"\x89PNG"
     with uproot.open(outdir / "histograms.root") as f:
-        for key in metrics["met"]:
-            # real NanoAOD: metrics.json's pf is the file's MET
-            method = "file_met" if key == "pf" and "met/pf" not in f else key
+        for method, summary in [*metrics["met"].items(), *metrics.get("met_references", {}).items()]:
             th1 = f[f"met/{method}/upar"]
             assert th1.classname.startswith("TH1")
-            assert th1.values(flow=True).sum() == metrics["met"][key]["n"]
+            assert th1.values(flow=True).sum() == summary["n"]
             assert f[f"met/{method}/reco_vs_gen"].classname.startswith("TH2")
             assert f"met/{method}/uperp_genmet_150toinf" in f
+            assert f[f"met/{method}/met_pt"].values(flow=True).sum() == summary["n"]
     with (outdir / "histograms.pkl").open("rb") as stream:
         histograms = pickle.load(stream)
     assert all(isinstance(h, hist.Hist) for h in histograms.values())
@@ -99,21 +118,26 @@ def test_evaluate_synthetic_file(synthetic_nano: Path, tmp_path: Path) -> None:
     assert metrics["meta"]["events"] == 400
     assert metrics["meta"]["executor"] == "iterative" and metrics["meta"]["device"] == "cpu"
     assert metrics["meta"]["files"] == [str(synthetic_nano.resolve())]
-    assert set(metrics["met"]) == {"pf"}  # the file's own MET is in the HTML and histograms, not metrics.json
-    assert metrics["met"]["pf"]["n"] == 400
+    assert set(metrics["met"]) == {"pf"}
+    assert set(metrics["met_references"]) == {"file_met"}  # CMS's columns go to met_references
+    assert metrics["met"]["pf"]["n"] == metrics["met_references"]["file_met"]["n"] == 400
     assert metrics["met"]["pf"]["resolution_upar"] == pytest.approx(12.0, abs=2.0)
     assert set(metrics["throughput"]) == {"met/pf"}
     assert "MET stored in the file" in (out / "index.html").read_text()
 
 
-def test_evaluate_real_nanoaod_has_no_pf_method(real_nano_dy: Path, tmp_path: Path) -> None:
+def test_evaluate_real_nanoaod_compares_cms_columns(real_nano_dy: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert cli([str(real_nano_dy), "--tasks", "met", "--output", str(out)]) == 0
     metrics = check_report(out)
-    # no PF candidates: "pf" is the file's MET (CMS's PF MET); methods that did not run are absent
-    assert set(metrics["met"]) == {"pf"}
-    assert metrics["met"]["pf"]["n"] == 40
-    assert set(metrics["throughput"]) <= {"met/pf"}  # reading the file's MET is not timed as a reconstruction
+    # no PF candidates: none of our methods runs (absent, not filled in); CMS's MET, RawMET and PuppiMET are compared
+    assert metrics["met"] == {}
+    assert set(metrics["met_references"]) == {"file_met", "cms_raw_pf", "cms_puppi"}
+    assert all(m["n"] == 40 for m in metrics["met_references"].values())
+    assert metrics["throughput"] == {}  # reading the file's columns is not timed as a reconstruction
+    # Drell-Yan → ℓℓ: gen MET of a few GeV, so no response ratio is stable enough to be given
+    assert all(b["response"] is None for m in metrics["met_references"].values() for b in m["bins"])
+    assert "need PF candidates" in (out / "index.html").read_text()
 
 
 def test_max_events_and_dask_scheduler_match_iterative(synthetic_nano: Path, tmp_path: Path, dask_client: Any) -> None:
@@ -192,14 +216,10 @@ def _bad_input(kind: str, tmp_path: Path, write_nano: Callable[..., Path]) -> tu
         with uproot.recreate(path) as f:
             f["Runs"] = {"run": np.array([1], dtype=np.uint32)}
         return path, [], "'Events'"
-    if kind == "no_genmet_default_tasks":
-        return write_nano(tmp_path / "nogen.root", 20, drop=("GenMET",)), [], "GenMET_pt"
-    if kind == "no_genmet_explicit_task":
-        return (
-            write_nano(tmp_path / "nogen.root", 20, drop=("GenMET",)),
-            ["--tasks", "met"],
-            "GenMET_pt",
-        )
+    if kind == "data_mixed_with_simulation":
+        simulation = write_nano(tmp_path / "simulation.root", 20)
+        data = write_nano(tmp_path / "data.root", 20, drop=("GenMET", "GenPart", "Pileup"))
+        return data, [str(simulation)], "mix collision data"
     if kind == "no_met":
         return write_nano(tmp_path / "nomet.root", 20, drop=("MET",)), ["--tasks", "met"], "MET_pt"
     if kind == "no_event_ids":
@@ -213,8 +233,7 @@ def _bad_input(kind: str, tmp_path: Path, write_nano: Callable[..., Path]) -> tu
         "nonexistent",
         "text_file",
         "no_events_tree",
-        "no_genmet_default_tasks",
-        "no_genmet_explicit_task",
+        "data_mixed_with_simulation",
         "no_met",
         "no_event_ids",
     ],
@@ -231,10 +250,23 @@ def test_bad_input_exits_nonzero_naming_file_and_branch(
     assert not (out / "metrics.json").exists()
 
 
+def test_without_genmet_met_shows_distributions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_nano: Callable[..., Path]
+) -> None:
+    """A simulated file without GenMET: the MET task runs (no longer refused) and reports distributions."""
+    path = write_nano(tmp_path / "nogen.root", 20, drop=("GenMET",))
+    out = tmp_path / "report"
+    assert cli([str(path), "--tasks", "met", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["meta"]["sample"] == "simulation"
+    assert metrics["met"]["pf"]["n"] == 20 and "bias_upar" not in metrics["met"]["pf"]
+    assert metrics["met"]["pf"]["distributions"]["met_pt"]["n"] == 20
+
+
 def test_one_bad_file_among_good_ones_is_named(
     synthetic_nano: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], write_nano: Callable[..., Path]
 ) -> None:
-    bad = write_nano(tmp_path / "second.root", 20, drop=("GenMET",))
+    bad = write_nano(tmp_path / "second.root", 20, drop=("MET",))
     assert cli([str(synthetic_nano), str(bad), "--tasks", "met", "-o", str(tmp_path / "r")]) != 0
     assert "second.root" in capsys.readouterr().err
 

@@ -59,7 +59,7 @@ def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
     out = run_met(synthetic_nano, processor.IterativeExecutor(status=False), 1000)
     h = out["histograms"]
     # the synthetic file has no usable PV collection, so PUPPI does not run
-    assert out["events_per_method"] == {"pf": 400, "puppi": 0, "deepmet": 0, "perceiver": 0, "file_met": 400}
+    assert out["events_per_method"] == {**dict.fromkeys(METHODS, 0), "pf": 400, "file_met": 400}
     pf = met_method_summary_from_hists(h["upar"], h["uperp"], "pf")
     file_met = met_method_summary_from_hists(h["upar"], h["uperp"], "file_met")
     # the synthetic PF sum equals −(GenMET + N(0, 12 GeV) per component); stat. error ≈ 0.6 GeV
@@ -74,13 +74,22 @@ def test_pf_met_reproduces_the_known_smearing(synthetic_nano: Path) -> None:
     assert h["reco_vs_gen"][{"method": "file_met"}].sum(flow=True) == 400
 
 
-def test_real_nanoaod_runs_file_met_only(real_nano_dy: Path) -> None:
+def test_real_nanoaod_runs_cms_columns_only(real_nano_dy: Path) -> None:
+    """Plain NanoAOD has no PF candidates: none of our methods runs; CMS's MET, RawMET and PuppiMET are compared."""
     out = run_met(real_nano_dy, processor.IterativeExecutor(status=False), 100)
-    assert out["events_per_method"] == {"pf": 0, "puppi": 0, "deepmet": 0, "perceiver": 0, "file_met": 40}
+    expected = {**dict.fromkeys(METHODS, 0), "file_met": 40, "cms_raw_pf": 40, "cms_puppi": 40}
+    assert out["events_per_method"] == expected
     assert "pf" not in out["seconds"]
+    assert out["events_truth"] == 40 and out["events_collision_data"] == 0
     h = out["histograms"]["upar"]
-    assert h[{"method": "file_met"}].sum(flow=True) == 40
+    for method in ("file_met", "cms_raw_pf", "cms_puppi"):
+        assert h[{"method": method}].sum(flow=True) == 40
+        assert out["histograms"]["met_pt"][{"method": method}].sum(flow=True) == 40
     assert h[{"method": "pf"}].sum(flow=True) == 0
+    # CMS stores the significance of its PF MET only (from the MET covariance), not of RawMET or PuppiMET here
+    significance = out["histograms"]["met_significance"]
+    assert significance[{"method": "file_met"}].sum(flow=True) == 40
+    assert significance[{"method": "cms_puppi"}].sum(flow=True) == 0
 
 
 def _events(path: Path, mode: str) -> Any:
@@ -115,7 +124,17 @@ def test_empty_file_through_runner(tmp_path: Path, write_nano: Callable[..., Pat
     assert all(h.sum(flow=True) == 0 for h in out["histograms"].values())
 
 
-@pytest.mark.parametrize("collection", ["GenMET", "MET"])
+def test_without_genmet_distributions_only(tmp_path: Path, write_nano: Callable[..., Path]) -> None:
+    """No GenMET: every method still fills its distributions; no residual is filled."""
+    path = write_nano(tmp_path / "no_GenMET.root", n_events=20, drop=("GenMET",))
+    out = METProcessor().process(_events(path, "virtual"))
+    assert out["events_truth"] == 0
+    assert out["histograms"]["met_pt"][{"method": "pf"}].sum(flow=True) == 20
+    assert out["histograms"]["met_pt"][{"method": "file_met"}].sum(flow=True) == 20
+    assert all(out["histograms"][name].sum(flow=True) == 0 for name in ("upar", "uperp", "reco_vs_gen", "response"))
+
+
+@pytest.mark.parametrize("collection", ["MET"])
 def test_missing_branch_names_file_and_branch(tmp_path: Path, collection: str, write_nano: Callable[..., Path]) -> None:
     path = write_nano(tmp_path / f"no_{collection}.root", n_events=20, drop=(collection,))
     with pytest.raises(MissingBranchError) as direct:

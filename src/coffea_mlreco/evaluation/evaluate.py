@@ -10,7 +10,8 @@ With no FILES the embedded default sample (``coffea_mlreco.simulation.default_sa
 The files are checked with uproot first; a missing or unreadable file, a file without ``Events`` or without a
 needed branch ends the run with exit status 2 and a one-line message naming the file and the branch, as does
 ``--executor dask-awkward`` on an RNTuple where the installed coffea's dask reader cannot read it (coffea 2026.9
-with uproot 5.7: the message names the executors that can, ``iterative``, ``futures`` and ``dask``). The report
+with uproot 5.7: the message names the executors that can, ``iterative``, ``futures`` and ``dask``), and FILES
+that mix collision data and simulation. The report
 directory gets ``index.html``, ``metrics.json`` (DESIGN.md schema), ``histograms.root`` and ``histograms.pkl``.
 
 Executors (see :mod:`coffea_mlreco.evaluation.runner`): ``iterative``, ``futures`` and ``dask`` run each task's
@@ -26,6 +27,11 @@ error fails the run at once.
 ``--model TASK.METHOD=SPEC`` (repeatable) replaces the shipped model of a network method by SPEC, a shipped
 name or a model directory written by ``coffea-mlreco train <task> --output DIR``; an unknown task or method,
 or a SPEC that is no usable model, is a one-line error (exit status 2) before anything runs.
+
+Collision data (files without any generator branch, :func:`coffea_mlreco.core.nanoaod.is_collision_data`) runs
+every task the file supports, as simulation does: each section then shows the distributions of what its methods
+reconstruct, marked as data, and no truth metrics; metrics.json's ``meta.sample`` is ``"collision data"`` (else
+``"simulation"``).
 
 metrics.json's ``meta`` records the executor, the models given with ``--model`` (``models``) and, per task,
 the number of events left out because their inputs hold NaN/inf (``invalid_events``); index.html shows both.
@@ -54,7 +60,7 @@ from typing import Any
 
 from coffea_mlreco.core.outputs import Interrupted, OutputError, atomic_directory, sigterm_as_interrupt
 from coffea_mlreco.core.version import __version__
-from coffea_mlreco.evaluation.inputs import InputError, InputFile, check_inputs
+from coffea_mlreco.evaluation.inputs import InputError, InputFile, check_inputs, sample_kind
 from coffea_mlreco.evaluation.tasks import Task, TaskOptions, TaskReport, parse_model_options, select_tasks
 
 __all__ = ["EXECUTORS", "add_arguments", "default_files", "resolve_device", "run"]
@@ -264,6 +270,7 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
         models = parse_model_options(getattr(args, "models", None) or [], registry)
         files = [str(f) for f in args.files] if args.files else default_files()
         inputs = check_inputs(files)
+        sample = sample_kind(inputs)
         if args.executor == "dask-awkward":
             _check_dask_awkward_reads(inputs)
         tasks, notes = select_tasks(args.tasks, inputs, registry)
@@ -285,7 +292,7 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
     outdir: Path = args.output
     try:
         with sigterm_as_interrupt(), atomic_directory(outdir, existing="replace") as workdir:
-            _run_tasks(args, [f.path for f in inputs], tasks, notes, device, models, workdir)
+            _run_tasks(args, [f.path for f in inputs], sample, tasks, notes, device, models, workdir)
     except OutputError as err:
         _print(str(err))
         return EXIT_BAD_INPUT
@@ -305,6 +312,7 @@ def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:
 def _run_tasks(
     args: argparse.Namespace,
     paths: list[str],
+    sample: str,
     tasks: list[Task],
     notes: list[str],
     device: str,
@@ -344,6 +352,7 @@ def _run_tasks(
     meta: dict[str, Any] = {
         "package_version": __version__,
         "files": paths,
+        "sample": sample,
         "events": n_events,
         "device": device,
         "executor": args.executor,
@@ -355,6 +364,7 @@ def _run_tasks(
     throughput: dict[str, float] = {}
     for name, report in reports.items():
         metrics[name] = report.metrics
+        metrics.update(report.more_metrics)
         throughput.update(report.throughput)
     metrics["throughput"] = throughput
     write_metrics_json(outdir, metrics)

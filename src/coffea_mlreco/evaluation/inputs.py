@@ -22,15 +22,19 @@ from pathlib import Path
 
 import uproot
 
+from coffea_mlreco.core.nanoaod import is_collision_data
+
 __all__ = [
     "BRANCH_ALTERNATIVES",
     "TREE_NAME",
     "InputError",
     "InputFile",
+    "SampleKind",
     "check_input_file",
     "check_inputs",
     "first_missing_branch",
     "rntuple_branch_names",
+    "sample_kind",
 ]
 
 BRANCH_ALTERNATIVES = "|"
@@ -53,6 +57,16 @@ class InputFile:
     num_entries: int
     branches: frozenset[str]
     rntuple: bool = False
+
+    @property
+    def collision_data(self) -> bool:
+        """Whether the file is collision data: none of its branches is simulation-only (``Gen*``, ``genWeight``,
+        ``Pileup_*``...; :func:`coffea_mlreco.core.nanoaod.is_collision_data`)."""
+        return is_collision_data(self.branches)
+
+
+SampleKind = str
+"""``"simulation"`` or ``"collision data"``: what metrics.json's ``meta.sample`` says."""
 
 
 _IMPORTER_COLLECTION_PREFIX = "_collection"
@@ -149,6 +163,24 @@ def check_inputs(paths: Sequence[str | Path], tree: str = TREE_NAME) -> list[Inp
     if not paths:
         raise InputError("no input files given")
     return [check_input_file(p, tree) for p in paths]
+
+
+def sample_kind(files: Sequence[InputFile]) -> SampleKind:
+    """``"collision data"`` when every file is collision data (:attr:`InputFile.collision_data`), ``"simulation"``
+    when none is.
+
+    Raises:
+        InputError: the files mix both (a report's distributions would add data and simulation together); the
+            message names one file of each kind.
+    """
+    data = [f.path for f in files if f.collision_data]
+    simulated = [f.path for f in files if not f.collision_data]
+    if data and simulated:
+        raise InputError(
+            f"the input files mix collision data ({data[0]}: no generator branches) and simulation "
+            f"({simulated[0]}); evaluate them separately"
+        )
+    return "collision data" if data else "simulation"
 
 
 def first_missing_branch(files: Iterable[InputFile], branches: Iterable[str]) -> tuple[str, str] | None:

@@ -264,6 +264,7 @@ def write_index(
     files = meta.get("files", [])
     meta_rows = [
         ("Package version", str(meta.get("package_version", ""))),
+        ("Sample", str(meta.get("sample", ""))),
         ("Events processed", str(meta.get("events", ""))),
         ("Executor", str(meta.get("executor", ""))),
         ("Device", str(meta.get("device", ""))),

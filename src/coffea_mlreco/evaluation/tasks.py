@@ -25,6 +25,7 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import hist
@@ -78,6 +79,7 @@ class TaskReport(NamedTuple):
         html: an HTML fragment (tables, ``<img>`` tags of PNGs written next to index.html).
         root_histograms: 1-D/2-D histograms for histograms.root, keyed by path (``"met/pf/upar"``).
         histograms: the full ``hist.Hist`` objects for histograms.pkl, keyed ``"task/name"``.
+        more_metrics: further top-level metrics.json entries the task writes (``{"met_references": {...}}``).
     """
 
     metrics: dict[str, Any]
@@ -85,6 +87,7 @@ class TaskReport(NamedTuple):
     html: str
     root_histograms: dict[str, hist.Hist]
     histograms: dict[str, hist.Hist]
+    more_metrics: Mapping[str, Any] = MappingProxyType({})
 
 
 def load_attribute(spec: str) -> Any:
