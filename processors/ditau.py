@@ -20,8 +20,10 @@ Events whose inputs hold NaN/inf (``DiTauReco.valid`` False) are counted in ``ev
 every histogram. The dataset label is ``events.metadata["dataset"]`` (``"default"`` when absent). The output
 dict is what :func:`coffea_mlreco.ditau.report.ditau_section` reads: ``histograms`` (``ratio``,
 ``mass``, ``failed``), ``events`` (per dataset), ``events_invalid``, ``events_selected`` (valid events with a
-pair), ``events_per_method`` and, on eager/virtual events only, ``seconds`` (per method, summed over chunks;
-the only executor-dependent numbers). On dask-awkward events (``apply_to_fileset``) the histograms are
+pair), ``events_per_method``, ``events_collision_data`` (:func:`coffea_mlreco.core.collision_data_events`: the
+events' count when they are collision data, without any generator branch, else 0: the section then shows the
+mass distributions and no truth metric) and, on eager/virtual events only, ``seconds`` (per method, summed over
+chunks; the only executor-dependent numbers). On dask-awkward events (``apply_to_fileset``) the histograms are
 ``hist.dask`` objects and the counts lazy scalars: ``dask.compute`` gives the same histograms as
 ``processor.Runner``.
 """
@@ -36,7 +38,16 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import choose_methods, count_true, event_count, has_column, is_dask, map_events, new_hist
+from coffea_mlreco.core import (
+    choose_methods,
+    collision_data_events,
+    count_true,
+    event_count,
+    has_column,
+    is_dask,
+    map_events,
+    new_hist,
+)
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.truth import tau_decays
 from coffea_mlreco.ditau.collinear_mass import CollinearStatus
@@ -210,6 +221,7 @@ class DiTauProcessor(processor.ProcessorABC):
             "events_invalid": count_true(fill.invalid),
             "events_selected": n_selected,
             "events_per_method": dict.fromkeys(kernel.methods, n_selected),
+            "events_collision_data": collision_data_events(events),
         }
         if not is_dask(events):
             out["seconds"] = seconds

@@ -21,7 +21,9 @@ of :mod:`coffea_mlreco.mem.columns`) to the chunk's events; this processor only 
 Invalid events (NaN/inf in an input: ``MEMReco.valid`` False) are counted in ``events_invalid`` and left out of every
 histogram and sum. The output dict is what :func:`coffea_mlreco.mem.report.mem_section` reads:
 ``histograms``, ``mape_sum``, ``mape_n``, ``events`` (per dataset), ``events_selected``, ``events_invalid``,
-``events_per_method``, in eager mode ``seconds`` (per method, summed over chunks; absent in dask mode), and after
+``events_per_method``, ``events_collision_data`` (:func:`coffea_mlreco.core.collision_data_events`: the events'
+count when they are collision data, without any generator branch, else 0: the section then shows the discriminant
+distributions and no ROC), in eager mode ``seconds`` (per method, summed over chunks; absent in dask mode), and after
 :meth:`MEMProcessor.postprocess` ``hypotheses`` (``{"signal", "background", "integrated", "network"}``). The dataset
 label is ``events.metadata["dataset"]`` (``"default"`` when absent). Compute a dask-mode output with
 ``dask.compute(out)``.
@@ -37,7 +39,15 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core import (
+    choose_methods,
+    collision_data_events,
+    count_true,
+    event_count,
+    is_dask,
+    map_events,
+    new_hist,
+)
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.mem import columns as mem_columns
 from coffea_mlreco.mem.columns import COLUMN, discriminant, mem_network
@@ -249,6 +259,7 @@ class MEMProcessor(processor.ProcessorABC):
             "events_selected": count_true(values.selected),
             "events_invalid": count_true(~values.valid),
             "events_per_method": counts,
+            "events_collision_data": collision_data_events(events),
         }
         if eager:
             out["seconds"] = {m: seconds.get(m, 0.0) for m in self.methods}

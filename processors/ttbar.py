@@ -13,7 +13,14 @@ For each chunk it
 - fills the outcome histogram (per method and selected-jet multiplicity N_jets, 6 = ≥ 6), the SPANet
   assignment and detection probabilities (split by correct / reconstructable) and the neutrino-η
   residuals, from selected events whose inputs are finite. Events with NaN/inf inputs (``TTbarReco.valid``
-  False) are counted under ``"events_invalid"`` and left out of every histogram.
+  False) are counted under ``"events_invalid"`` and left out of every histogram;
+- fills ``"mass"`` (per method and ``quantity``, 0–500 GeV in 2 GeV bins), with or without truth: the hadronic
+  top mass m(b + q1 + q2) (``t_had``) and the hadronic W mass m(q1 + q2) (``w_had``) of the jets each method
+  assigned (the file's ``Jet`` p_T, η, φ, mass), on selected valid events where the three jets are assigned.
+
+On collision data (no generator branches) the outcome flags are all 0 and the truth histograms stay empty;
+``"events_collision_data"`` (:func:`coffea_mlreco.core.collision_data_events`: the events' count on collision
+data, else 0) tells the report section to show the mass distributions and no efficiency.
 
 Eager and virtual events (``processor.Runner``) fill ``hist.Hist``; dask-awkward events (``apply_to_fileset``)
 fill ``hist.dask.Hist`` from the same per-event values, so both give identical histograms (integer counts).
@@ -31,7 +38,15 @@ import hist
 import numpy as np
 from coffea import processor
 
-from coffea_mlreco.core import choose_methods, count_true, event_count, is_dask, map_events, new_hist
+from coffea_mlreco.core import (
+    choose_methods,
+    collision_data_events,
+    count_true,
+    event_count,
+    is_dask,
+    map_events,
+    new_hist,
+)
 from coffea_mlreco.core.columns import InputColumns, to_numpy, with_finite_inputs
 from coffea_mlreco.core.truth import ttbar_partons
 from coffea_mlreco.ttbar.columns import (
@@ -53,6 +68,7 @@ from coffea_mlreco.ttbar.permutations import PERMUTATION_FIELDS
 
 __all__ = [
     "GEN_FIELDS",
+    "MASS_QUANTITIES",
     "METHODS",
     "ML_METHODS",
     "NU_ETA_METHODS",
@@ -65,9 +81,30 @@ GEN_FIELDS: tuple[str, ...] = ("eta", "phi", "pdgId", "genPartIdxMother", "statu
 """``GenPart`` fields the truth matching reads."""
 NU_ETA_METHODS: tuple[str, ...] = ("spanet", "klfitter", "w_constraint")
 """Neutrino-η estimates compared with the generated neutrino."""
+MASS_QUANTITIES: dict[str, tuple[str, ...]] = {"t_had": ("had_b", "had_q1", "had_q2"), "w_had": ("had_q1", "had_q2")}
+"""The ``quantity`` axis of the ``"mass"`` histogram: the assigned jets whose invariant mass it is."""
 _NJETS = (4, 5, 6)  # 6 = six or more
 _FLAGS = ("thad_reco", "thad_ok", "tlep_reco", "tlep_ok")
 _TOPS = ("t_had", "t_lep")
+
+
+def _assigned_mass(jets: ak.Array, indices: Sequence[np.ndarray]) -> np.ndarray:
+    """Invariant mass (GeV) of the jets ``jets[i, indices[k][i]]`` of each event (``jets``: per event records
+    with ``pt``, ``eta``, ``phi``, ``mass``; indices into them); NaN where an index is −1 (or, in the placeholder
+    events dask-awkward traces the kernel with, beyond the event's jets)."""
+    counts = to_numpy(ak.num(jets, axis=1), np.int64)
+    starts = np.cumsum(counts) - counts
+    flat = {f: to_numpy(ak.flatten(jets[f]), np.float64) for f in ("pt", "eta", "phi", "mass")}
+    assigned = np.logical_and.reduce([(index >= 0) & (index < counts) for index in indices])
+    total = np.zeros((int(assigned.sum()), 4))
+    for index in indices:
+        row = starts[assigned] + index[assigned]
+        pt, eta, phi, mass = (flat[f][row] for f in ("pt", "eta", "phi", "mass"))
+        pz = pt * np.sinh(eta)
+        total += np.stack([pt * np.cos(phi), pt * np.sin(phi), pz, np.sqrt(pt**2 + pz**2 + mass**2)], axis=1)
+    out = np.full(len(counts), np.nan)
+    out[assigned] = np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1), 0.0))
+    return out
 
 
 def _w_constraint_eta(inputs: ak.Array) -> np.ndarray:
@@ -87,7 +124,8 @@ class TTbarFillValues:
     """Per-event fill values from events carrying ``TTbarReco`` (a :func:`map_events` kernel).
 
     Output record: ``use`` (selected and valid), ``invalid``, ``njets`` (selected jets, capped at 6); per
-    method a record of the four outcome flags (int 0/1; all 0 without truth); with truth, ``spanet_prob``
+    method a record of the four outcome flags (int 0/1; all 0 without truth) and, per :data:`MASS_QUANTITIES`
+    entry, ``m_<quantity>`` (GeV; NaN unless used and its jets assigned); with truth, ``spanet_prob``
     (per top: ``assignment``, ``detection``, ``reco``, ``ok``) when SPANet ran, and ``nu_eta`` (per estimate:
     ``residual``, reco − gen, and ``ok``, where both are defined and the event is used).
     """
@@ -118,7 +156,11 @@ class TTbarFillValues:
         for method in self.methods:
             predicted = np.stack([to_numpy(reco[method][f], np.int64) for f in PERMUTATION_FIELDS], axis=1)
             outcomes[method] = top_outcomes(predicted, target)
-            out[method] = ak.zip({f: getattr(outcomes[method], f).astype(np.int64) for f in _FLAGS})
+            fields = {f: getattr(outcomes[method], f).astype(np.int64) for f in _FLAGS}
+            for quantity, jets in MASS_QUANTITIES.items():
+                mass = _assigned_mass(view.Jet, [predicted[:, PERMUTATION_FIELDS.index(j)] for j in jets])
+                fields[f"m_{quantity}"] = np.where(use, mass, np.nan)
+            out[method] = ak.zip(fields)
         if self.has_truth:
             if "spanet" in self.methods:
                 spanet, outcome = reco.spanet, outcomes["spanet"]
@@ -162,7 +204,8 @@ def _has_truth(events: Any) -> bool:
 
 
 class TTbarProcessor(processor.ProcessorABC):
-    """Assignment efficiencies of every method on the same selected events (see the module docstring).
+    """Assignment efficiencies of every method and the masses of the jets it assigns, on the same selected events
+    (see the module docstring).
 
     Args:
         methods: the methods to run, among :data:`METHODS` (default all four).
@@ -211,6 +254,12 @@ class TTbarProcessor(processor.ProcessorABC):
                 hist.axis.Regular(120, -6, 6, name="residual", label=r"$\eta_\nu$ reco $-$ gen"),
                 like=like,
             ),
+            "mass": new_hist(
+                hist.axis.StrCategory(list(METHODS), name="method"),
+                hist.axis.StrCategory(list(MASS_QUANTITIES), name="quantity"),
+                hist.axis.Regular(250, 0, 500, name="mass", label="Mass [GeV]"),
+                like=like,
+            ),
         }
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -238,6 +287,9 @@ class TTbarProcessor(processor.ProcessorABC):
         for method in self.methods:
             flags = values[method]
             hists["outcome"].fill(method=method, njets=njets, **{f: flags[f][use] for f in _FLAGS})
+            for quantity in MASS_QUANTITIES:
+                mass = flags[f"m_{quantity}"]
+                hists["mass"].fill(method=method, quantity=quantity, mass=mass[~np.isnan(mass)])
         if has_truth:
             if "spanet" in self.methods:
                 for top in _TOPS:
@@ -255,6 +307,7 @@ class TTbarProcessor(processor.ProcessorABC):
             "events_invalid": count_true(values.invalid),
             "events_selected": n_used,
             "events_per_method": dict.fromkeys(self.methods, n_used),
+            "events_collision_data": collision_data_events(events),
         }
         if eager:
             out["seconds"] = seconds

@@ -199,6 +199,12 @@ def real_nano_dy() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_nano_dimuon() -> Path:
+    """Real CMS 2018 collision data (40 dimuon events, no generator branches); skipped when absent."""
+    return shared_file("nano_dimuon.root")
+
+
+@pytest.fixture(scope="session")
 def generated_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample from ``coffea_mlreco.simulation.generate_sample`` (skipped until it exists)."""
     try:

@@ -24,6 +24,14 @@ AUC = P(m_H > m_Z) + ½ P(same bin). Otherwise ``auc_h_vs_z`` is absent.
 
 Throughput: ``{"ditau/<method>": selected events per second}`` of each method's mass computation, from the
 processor's ``seconds`` (absent when the processor ran as a dask graph: then no throughput rows).
+
+Collision data (:func:`~coffea_mlreco.evaluation.report.from_collision_data`: the processor read no generator
+branch): no residual and no H-vs-Z AUC (a dataset's name is no truth). The section shows the m_ττ distribution of
+each method and of ``m_vis`` (all datasets summed; :func:`~coffea_mlreco.evaluation.report.distributions`), the
+failure fractions (status bits, not truth) and the throughput; metrics.json ``ditau`` is ``{METHOD: {"n",
+"n_selected", "n_invalid", "failure_fraction", "distributions": {"mass": summary}}}``, ``n`` the selected events
+with a finite mass (the distribution's entries), summary :func:`~coffea_mlreco.evaluation.report.
+distribution_summary` in GeV.
 """
 
 from __future__ import annotations
@@ -41,7 +49,10 @@ from coffea_mlreco.core.metrics import ResidualSummary, hist_select, histogram_r
 from coffea_mlreco.ditau.inputs import channel_name
 from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.evaluation.report import (
+    COLLISION_DATA_NOTE,
+    distributions,
     event_rates,
+    from_collision_data,
     html_table,
     label_axes,
     new_figure,
@@ -126,18 +137,25 @@ def _method_metrics(hists: dict[str, hist.Hist], method: str, n_selected: int) -
         else:
             out["n"] = 0
     out["n_selected"] = n_selected
-    failed = hists.get("failed")
-    if failed is not None and method in failed.axes["method"]:
-        flags = hist_select(failed, {"method": method, "channel": sum})
-        n = _entries(flags)
-        if n > 0:
-            out["failure_fraction"] = float(flags[hist.loc(1)]) / n
+    failure = _failure_fraction(hists, method)
+    if failure is not None:
+        out["failure_fraction"] = failure
     mass = hists.get("mass")
     if mass is not None and method in mass.axes["method"] and _datasets(mass):
         auc = _auc(mass, method)
         if auc is not None:
             out["auc_h_vs_z"] = auc
     return out
+
+
+def _failure_fraction(hists: dict[str, hist.Hist], method: str) -> float | None:
+    """Fraction of the selected events whose status has a failure bit set; None without such events."""
+    failed = hists.get("failed")
+    if failed is None or method not in failed.axes["method"]:
+        return None
+    flags = hist_select(failed, {"method": method, "channel": sum})
+    n = _entries(flags)
+    return float(flags[hist.loc(1)]) / n if n > 0 else None
 
 
 def _channel_table(hists: dict[str, hist.Hist]) -> str:
@@ -225,11 +243,82 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _data_section(output: dict[str, Any], outdir: Path) -> TaskReport:
+    """The section on collision data: m_ττ distributions, failure fractions, throughput (module docstring)."""
+    hists: dict[str, hist.Hist] = output.get("histograms", {})
+    counts: dict[str, int] = output.get("events_per_method", {})
+    methods = [m for m in DITAU_METHODS.names if counts.get(m, 0) > 0]
+    invalid = output.get("events_invalid")
+    mass = hists.get("mass")
+    summaries, fragment = (
+        distributions(
+            hist_select(mass, {"dataset": sum}),
+            _TITLES,
+            outdir,
+            "ditau_mass",
+            caption="Reconstructed m_ττ per method, all datasets, GeV",
+            data=True,
+            rebin=_PLOT_REBIN,
+        )
+        if mass is not None and _datasets(mass)
+        else ({}, "")
+    )
+    metrics: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        entry: dict[str, Any] = {"n": summaries[method]["n"] if method in summaries else 0}
+        entry["n_selected"] = int(counts[method])
+        if invalid is not None:
+            entry["n_invalid"] = int(invalid)
+        failure = _failure_fraction(hists, method)
+        if failure is not None:
+            entry["failure_fraction"] = failure
+        if method in summaries:
+            entry["distributions"] = {"mass": summaries[method]}
+        metrics[method] = entry
+    invalid_note = f" {int(invalid)} event(s) with NaN/inf inputs were left out." if invalid is not None else ""
+    text = [
+        COLLISION_DATA_NOTE,
+        (
+            f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
+            f"τhτh, μμ, ee); the visible mass m<sub>vis</sub> is the reference lower bound.{invalid_note}</p>"
+        ),
+        fragment or "<p>No event had a di-tau pair.</p>",
+    ]
+    if metrics:
+        rows = [
+            [_title(m), v["n_selected"], v.get("n_invalid", "–"), v.get("failure_fraction", math.nan)]
+            for m, v in metrics.items()
+        ]
+        text.append(
+            html_table(
+                ["Method", "Selected events", "Invalid events", "Failure fraction"],
+                rows,
+                caption=(
+                    "Failure fraction: selected events whose status has a failure bit (collinear: no physical "
+                    "solution, mass = m_vis; FastMTT: MET tension or bad covariance)"
+                ),
+            )
+        )
+    rates = event_rates(counts, output.get("seconds", {}), methods)
+    if rates:
+        text.append(throughput_table(rates, _TITLES, "m_ττ throughput (selected events per second, per process)"))
+    return TaskReport(
+        metrics=_finite(metrics),
+        throughput={f"ditau/{m}": v for m, v in rates.items()},
+        html="\n".join(text),
+        root_histograms=_root_histograms(hists),
+        histograms={f"ditau/{name}": h for name, h in hists.items()},
+    )
+
+
 def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     """Metrics (metrics.json ``ditau``), throughput, HTML and histograms from the ditau processor output.
 
-    Only methods that processed at least one selected event appear (module docstring for the keys).
+    Only methods that processed at least one selected event appear (module docstring for the keys); collision
+    data get distributions instead of truth metrics.
     """
+    if from_collision_data(output):
+        return _data_section(output, outdir)
     hists: dict[str, hist.Hist] = output.get("histograms", {})
     counts: dict[str, int] = output.get("events_per_method", {})
     seconds: dict[str, float] = output.get("seconds", {})

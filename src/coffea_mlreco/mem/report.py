@@ -17,6 +17,14 @@ Signal and background datasets are recognised by name (:func:`coffea_mlreco.mem.
 Throughput: ``{"mem/integrated": events/s (all hypotheses of an event), "mem/network": events/s}``, from the
 processor's ``seconds`` (eager runs only: a dask-awkward run has no per-method timing, and then no throughput rows).
 The note above the tables gives the number of events left out for NaN/inf inputs (``events_invalid``).
+
+Collision data (:func:`~coffea_mlreco.evaluation.report.from_collision_data`: the processor read no generator
+branch): no ROC and no AUC (a dataset's name is no truth). The MAPE table stays (it compares the network with the
+integration on the same events, no truth involved), and the section shows the distributions of d and of log₁₀
+P_S/P_B per method (all datasets summed; :func:`~coffea_mlreco.evaluation.report.distributions`) and the throughput;
+metrics.json ``mem`` is ``{"integrated": {"n", "distributions"}, "network": {"n", "mape", "mape_per_hypothesis",
+"n_mape", "distributions"}}`` with ``distributions`` = ``{"d": summary, "llr": summary}`` (llr = log₁₀ P_S/P_B;
+summary :func:`~coffea_mlreco.evaluation.report.distribution_summary`), absent for a method without events.
 """
 
 from __future__ import annotations
@@ -32,7 +40,10 @@ import numpy as np
 
 from coffea_mlreco.core.metrics import hist_select, histogram_roc
 from coffea_mlreco.evaluation.report import (
+    COLLISION_DATA_NOTE,
+    distributions,
     event_rates,
+    from_collision_data,
     html_table,
     label_axes,
     new_figure,
@@ -73,9 +84,10 @@ def _roc(llr: hist.Hist, method: str, integrated_only: bool) -> tuple[np.ndarray
     return None if math.isnan(roc[2]) else roc
 
 
-def _metrics(output: dict[str, Any]) -> dict[str, Any]:
+def _metrics(output: dict[str, Any], with_auc: bool = True) -> dict[str, Any]:
+    """metrics.json ``mem`` (module docstring); ``with_auc`` False leaves every AUC out (collision data)."""
     counts: dict[str, int] = output.get("events_per_method", {})
-    llr = output.get("histograms", {}).get("llr")
+    llr = output.get("histograms", {}).get("llr") if with_auc else None
     metrics: dict[str, Any] = {}
     if counts.get("integrated", 0) > 0:
         entry: dict[str, Any] = {"n": int(counts["integrated"])}
@@ -171,42 +183,105 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _events_note(output: dict[str, Any]) -> str:
+    """Selected events, the events each method ran on, the invalid ones and the discriminant's hypotheses."""
+    counts: dict[str, int] = output.get("events_per_method", {})
+    roles = output.get("hypotheses", {})
+    invalid = int(output.get("events_invalid", 0))
+    return (
+        f"{output.get('events_selected', 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all "
+        f"of them ({counts.get('network', 0)}), VEGAS integration on {counts.get('integrated', 0)}; "
+        f"{invalid} event(s) with NaN/inf inputs left out. "
+        f"Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get('signal', '?')}, "
+        f"B = {roles.get('background', '?')}"
+    )
+
+
+def _mape_table(output: dict[str, Any], network: dict[str, Any], outdir: Path) -> tuple[str, str] | None:
+    """The network-vs-integration MAPE table and the residual plot; None without events having both weights."""
+    if not network.get("mape_per_hypothesis"):
+        return None
+    residual = output["histograms"]["residual"]
+    rows = []
+    for h, value in network["mape_per_hypothesis"].items():
+        part = hist_select(residual, {"hypothesis": h})
+        inside = float(np.sum(part.values(flow=False))) / max(float(np.sum(part.values(flow=True))), 1.0)
+        rows.append([h, int(output["mape_n"][h]), f"{100 * value:.3f} %", f"{100 * inside:.1f} %"])
+    table = html_table(
+        ["Hypothesis", "Events", "MAPE", "|P̂/P − 1| < 10 %"],
+        rows,
+        caption="Network weight vs integration: MAPE = ⟨|P_network/P_integrated − 1|⟩",
+    )
+    return table, _plot_residual(residual, outdir)
+
+
+def _throughput(rates: dict[str, float]) -> list[str]:
+    if not rates:
+        return []
+    caption = "MEM throughput (selected events per second, every hypothesis, per process)"
+    return [throughput_table(rates, _TITLES, caption, digits=1)]
+
+
+def _data_section(output: dict[str, Any], outdir: Path) -> TaskReport:
+    """The section on collision data: MAPE, d and log₁₀ P_S/P_B distributions, throughput (module docstring)."""
+    hists: dict[str, hist.Hist] = output.get("histograms", {})
+    counts: dict[str, int] = output.get("events_per_method", {})
+    metrics = _metrics(output, with_auc=False)
+    text = [COLLISION_DATA_NOTE, f'<p class="note">{_events_note(output)}.</p>']
+    mape = _mape_table(output, metrics.get("network", {}), outdir)
+    if mape is not None:
+        text += [mape[0], f'<img src="{mape[1]}" alt="{mape[1]}">']
+    shown = {  # histogram: (axes summed, caption, plot rebin, log-scale counts)
+        "d": ({"dataset": sum}, "Discriminant d = P_S/(P_S + P_B), all datasets", 1, True),
+        "llr": ({"dataset": sum, "integrated": sum}, "log₁₀ P_S/P_B, all datasets", 25, False),
+    }
+    for name, (summed, caption, rebin, logy) in shown.items():
+        h = hists.get(name)
+        if h is None or not _datasets(h):
+            continue
+        summaries, fragment = distributions(
+            hist_select(h, summed), _TITLES, outdir, f"mem_{name}", caption=caption, data=True, rebin=rebin, logy=logy
+        )
+        for method, summary in summaries.items():
+            if method in metrics:
+                metrics[method].setdefault("distributions", {})[name] = summary
+        if fragment:
+            text.append(fragment)
+    rates = event_rates(counts, output.get("seconds", {}), MEM_METHODS.names)
+    text += _throughput(rates)
+    if not counts:
+        text.append("<p>No method ran.</p>")
+    return TaskReport(
+        metrics=_finite(metrics),
+        throughput={f"mem/{m}": v for m, v in rates.items()},
+        html="\n".join(text),
+        root_histograms=_root_histograms(hists),
+        histograms={f"mem/{name}": h for name, h in hists.items()},
+    )
+
+
 def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
-    """Metrics (metrics.json ``mem``), throughput, HTML and histograms from the MEM processor output."""
+    """Metrics (metrics.json ``mem``), throughput, HTML and histograms from the MEM processor output; on collision
+    data the distributions instead of the ROC (module docstring)."""
+    if from_collision_data(output):
+        return _data_section(output, outdir)
     hists: dict[str, hist.Hist] = output.get("histograms", {})
     counts: dict[str, int] = output.get("events_per_method", {})
     seconds: dict[str, float] = output.get("seconds", {})
-    roles = output.get("hypotheses", {})
     metrics = _finite(_metrics(output))
     rates = event_rates(counts, seconds, MEM_METHODS.names)
-    invalid = int(output.get("events_invalid", 0))
     text = [
         (
-            f'<p class="note">{output.get("events_selected", 0)} events with an e⁺e⁻/μ⁺μ⁻ pair; network on all '
-            f"of them ({counts.get('network', 0)}), VEGAS integration on {counts.get('integrated', 0)}; "
-            f"{invalid} event(s) with NaN/inf inputs left out. "
-            f"Discriminant d = P<sub>S</sub>/(P<sub>S</sub> + P<sub>B</sub>), S = {roles.get('signal', '?')}, "
-            f"B = {roles.get('background', '?')}; signal datasets: names with a token among "
+            f'<p class="note">{_events_note(output)}; signal datasets: names with a token among '
             f"{', '.join(sorted(SIGNAL_TOKENS))}; background: {', '.join(sorted(BACKGROUND_TOKENS))}.</p>"
         )
     ]
     images = []
     network = metrics.get("network", {})
-    if network.get("mape_per_hypothesis"):
-        residual = hists["residual"]
-        rows = []
-        for h, value in network["mape_per_hypothesis"].items():
-            part = hist_select(residual, {"hypothesis": h})
-            inside = float(np.sum(part.values(flow=False))) / max(float(np.sum(part.values(flow=True))), 1.0)
-            rows.append([h, int(output["mape_n"][h]), f"{100 * value:.3f} %", f"{100 * inside:.1f} %"])
-        text.append(
-            html_table(
-                ["Hypothesis", "Events", "MAPE", "|P̂/P − 1| < 10 %"],
-                rows,
-                caption="Network weight vs integration: MAPE = ⟨|P_network/P_integrated − 1|⟩",
-            )
-        )
-        images.append(_plot_residual(residual, outdir))
+    mape = _mape_table(output, network, outdir)
+    if mape is not None:
+        text.append(mape[0])
+        images.append(mape[1])
     auc_rows = [
         [_TITLES[m], metrics[m].get("n"), metrics[m].get("auc", math.nan)] for m in MEM_METHODS.names if m in metrics
     ]
@@ -247,12 +322,7 @@ def mem_section(output: dict[str, Any], outdir: Path) -> TaskReport:
             if float(np.sum(hist_select(d, {"dataset": name, "method": sum}).values())) > 0
         ]
     text += [f'<img src="{name}" alt="{name}">' for name in images]
-    if rates:
-        text.append(
-            throughput_table(
-                rates, _TITLES, "MEM throughput (selected events per second, every hypothesis, per process)", digits=1
-            )
-        )
+    text += _throughput(rates)
     if not counts:
         text.append("<p>No method ran.</p>")
     return TaskReport(

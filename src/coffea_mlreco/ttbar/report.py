@@ -23,6 +23,19 @@ plus the SPANet probability distributions and the ν η residuals. Throughput is
 of each method's assignment step, summed over chunks; it is absent when the output has no ``"seconds"``
 (a dask-awkward run). Events whose inputs hold NaN/inf (``"events_invalid"``) are left out of every
 histogram by the processor; the section states their number.
+
+Reconstructed masses: from the processor's ``mass`` histogram (per method, the hadronic top mass m(b + q1 + q2),
+``t_had``, and the hadronic W mass m(q1 + q2), ``w_had``, of the assigned jets, GeV), a table (events, mean,
+median, P16, P84) and an overlay plot per quantity (:func:`coffea_mlreco.evaluation.report.distributions`);
+histograms.root holds ``ttbar/<m>/mass_t_had`` and ``ttbar/<m>/mass_w_had``. On simulation they close the section
+and add nothing to metrics.json.
+
+Collision data (:func:`~coffea_mlreco.evaluation.report.from_collision_data`: the processor read no generator
+branch): no truth, so no efficiency, SPANet-probability or ν-η table or plot; the section shows the number of
+selected events, the mass distributions and the throughput, and metrics.json ``ttbar`` is ``{METHOD: {"n":
+selected events, "distributions": {"m_thad": summary, "m_whad": summary}}}`` (summary:
+:func:`~coffea_mlreco.evaluation.report.distribution_summary`, GeV) for every method that ran, ``distributions``
+absent when no event was selected.
 """
 
 from __future__ import annotations
@@ -39,7 +52,10 @@ import numpy as np
 
 from coffea_mlreco.core.metrics import hist_select, summarize_residual_hist
 from coffea_mlreco.evaluation.report import (
+    COLLISION_DATA_NOTE,
+    distributions,
     event_rates,
+    from_collision_data,
     html_table,
     label_axes,
     new_figure,
@@ -67,6 +83,10 @@ _PROBABILITIES = {  # SPANet histogram: its split axis and {value: legend label}
     "detection_prob": ("reconstructable", {1: "reconstructable", 0: "not reconstructable"}),
 }
 _EFFICIENCIES = {"event": "event", "event_reconstructable": "event_full", "thad": "thad", "tlep": "tlep"}
+_MASSES = {  # quantity of the mass histogram: (metrics.json key, caption)
+    "t_had": ("m_thad", "Hadronic top mass m(b + q1 + q2) of the assigned jets, GeV"),
+    "w_had": ("m_whad", "Hadronic W mass m(q1 + q2) of the assigned jets, GeV"),
+}
 
 
 class Efficiency(NamedTuple):
@@ -321,17 +341,84 @@ def _root_histograms(hists: dict[str, hist.Hist], tables: dict[str, dict[str, As
         for method in hists["nu_eta_residual"].axes["method"]:
             if _nonempty(part := hist_select(hists["nu_eta_residual"], {"method": method})):
                 out[f"ttbar/{method}/nu_eta_residual"] = part
+    if "mass" in hists:
+        for method in hists["mass"].axes["method"]:
+            for quantity in _MASSES:
+                if _nonempty(part := hist_select(hists["mass"], {"method": method, "quantity": quantity})):
+                    out[f"ttbar/{method}/mass_{quantity}"] = part
     return out
+
+
+def _mass_distributions(
+    mass: hist.Hist | None, outdir: Path, data: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per method with entries ``{"m_thad": summary, "m_whad": summary}`` and the HTML (table and plot per
+    quantity) from the mass histogram; nothing when it is absent or empty."""
+    summaries: dict[str, dict[str, Any]] = {}
+    text: list[str] = []
+    if mass is None:
+        return summaries, text
+    for quantity, (key, caption) in _MASSES.items():
+        found, fragment = distributions(
+            hist_select(mass, {"quantity": quantity}),
+            _TITLES,
+            outdir,
+            f"ttbar_mass_{quantity}",
+            caption=caption,
+            data=data,
+            rebin=5,
+        )
+        for method, summary in found.items():
+            summaries.setdefault(method, {})[key] = summary
+        if fragment:
+            text.append(fragment)
+    return summaries, text
+
+
+def _data_section(output: dict[str, Any], outdir: Path) -> TaskReport:
+    """The section on collision data: selected events, mass distributions, throughput (module docstring)."""
+    hists: dict[str, hist.Hist] = output.get("histograms", {})
+    counts = output.get("events_per_method", {})
+    methods = sorted(counts, key=lambda m: (*_ORDER, m).index(m))
+    rates = event_rates(counts, output.get("seconds", {}), methods)
+    selected = int(output.get("events_selected", 0))
+    invalid = int(output.get("events_invalid", 0))
+    summaries, fragments = _mass_distributions(hists.get("mass"), outdir, data=True)
+    metrics: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        metrics[method] = {"n": int(counts.get(method, 0))}
+        if method in summaries:
+            metrics[method]["distributions"] = summaries[method]
+    text = [
+        COLLISION_DATA_NOTE,
+        (
+            f'<p class="note">{selected} events selected (one lepton, ≥ 4 jets); '
+            f"{invalid} event{'' if invalid == 1 else 's'} with NaN/inf inputs left out. Masses of the jets each "
+            "method assigns to the hadronic top (b, q1, q2) and W (q1, q2).</p>"
+        ),
+    ]
+    text += fragments or ["<p>No event passed the selection: no mass distribution.</p>"]
+    if rates:
+        text.append(throughput_table(rates, _TITLES, "Assignment throughput (selected events per second, per process)"))
+    return TaskReport(
+        metrics=metrics,
+        throughput={f"ttbar/{m}": v for m, v in rates.items()},
+        html="\n".join(text),
+        root_histograms=_root_histograms(hists, {}),
+        histograms={f"ttbar/{name}": h for name, h in hists.items()},
+    )
 
 
 def ttbar_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     """Metrics (metrics.json ``ttbar``), throughput, HTML and histograms from the ttbar processor output.
 
-    Only methods that processed at least one selected event appear; optional histograms that are absent
-    or empty are skipped (no plot, no table, no ROOT entry).
+    Only methods that processed at least one selected event appear (on collision data: every method that ran);
+    optional histograms that are absent or empty are skipped (no plot, no table, no ROOT entry).
     """
     hists: dict[str, hist.Hist] = output.get("histograms", {})
     counts = output.get("events_per_method", {})
+    if from_collision_data(output):
+        return _data_section(output, outdir)
     outcome = hists.get("outcome")
     known = list(outcome.axes["method"]) if outcome is not None else []
     methods = [m for m in sorted(known, key=lambda m: (*_ORDER, m).index(m)) if counts.get(m, 0) > 0]
@@ -362,6 +449,7 @@ def ttbar_section(output: dict[str, Any], outdir: Path) -> TaskReport:
         text.append(table)
         images.append(image)
     text += [f'<img src="{name}" alt="{name}">' for name in images]
+    text += _mass_distributions(hists.get("mass"), outdir, data=False)[1]
     if rates:
         text.append(throughput_table(rates, _TITLES, "Assignment throughput (selected events per second, per process)"))
     return TaskReport(
