@@ -193,6 +193,12 @@ def real_nano_tt() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_nano_tt_v15() -> Path:
+    """The real CMS NanoAODv15 tt̄ file (200 events: PFMET, computed jet ID, DeepMET tunes); skipped when absent."""
+    return shared_file("nano_tt_v15.root")
+
+
+@pytest.fixture(scope="session")
 def real_nano_dy() -> Path:
     """The real CMS Drell-Yan NanoAOD file (40 events, no PF candidates); skipped when absent."""
     return shared_file("nano_dy.root")

@@ -20,6 +20,9 @@ def test_closest_pileup_follows_the_chunk_mean() -> None:
     assert closest_pileup(available, chunk) == "pu200"
     assert closest_pileup(available, ak.Array({"Pileup": [{"nTrueInt": 55.0}]})) == "pu60"
     assert closest_pileup(available, ak.Array({"Pileup": [{"nTrueInt": 130.0}]})) == "pu200"  # tie → higher
-    assert closest_pileup(available, ak.Array({"x": [1.0]})) == "pu200"  # no pileup branch (data) → highest
+    # collision data: the good vertices estimate the pileup (2018 data: about 32 good vertices)
+    assert closest_pileup(available, ak.Array({"PV": [{"npvsGood": 30}, {"npvsGood": 34}]})) == "pu60"
+    assert closest_pileup(available, ak.Array({"PV": [{"npvsGood": 168}]})) == "pu200"
+    assert closest_pileup(available, ak.Array({"x": [1.0]})) == "pu200"  # neither branch → highest
     with pytest.raises(ValueError, match="no model"):
         closest_pileup({}, chunk)

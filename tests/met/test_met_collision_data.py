@@ -40,21 +40,16 @@ def _events(path: Path) -> Any:
     return open_events(path, "eager")
 
 
-PU60_MODELS = {"deepmet": "deepmet_pu60", "perceiver": "perceiver_pu60"}
-"""The networks pinned: by default they are chosen by the file's Pileup_nTrueInt, which collision data lacks."""
-
-
 @pytest.fixture(scope="module")
 def dy_outputs(dy_pu60: Path, as_collision_data: Callable[[Path, Path], Path]) -> dict[str, dict[str, Any]]:
     """The MET processor's output on the simulated file and on its copy without generator branches."""
     data = as_collision_data(dy_pu60, dy_pu60.with_name("dy60_data.root"))
-    return {
-        "simulation": METProcessor(models=PU60_MODELS).process(_events(dy_pu60)),
-        "data": METProcessor(models=PU60_MODELS).process(_events(data)),
-    }
+    return {"simulation": METProcessor().process(_events(dy_pu60)), "data": METProcessor().process(_events(data))}
 
 
 def test_collision_data_gives_the_simulations_distributions(dy_outputs: dict[str, dict[str, Any]]) -> None:
+    """The same events with and without generator branches: the same MET distributions, also for the networks
+    (without Pileup_nTrueInt, the good vertices, 51 on average here, choose the PU 60 models)."""
     simulation, data = dy_outputs["simulation"], dy_outputs["data"]
     assert data["events_collision_data"] == 300 and data["events_truth"] == 0
     assert simulation["events_collision_data"] == 0 and simulation["events_truth"] == 300

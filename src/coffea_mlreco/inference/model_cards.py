@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from coffea_mlreco.core.columns import Events, to_numpy
+from coffea_mlreco.core.columns import Events, has_column, to_numpy
 from coffea_mlreco.inference.backends import ModelCardError, TorchModule, WeightsMismatchError, architecture
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "card_names",
     "card_path",
     "card_version",
+    "chunk_pileup",
     "closest_pileup",
     "names_by_pileup",
     "read_model_card",
@@ -185,16 +186,29 @@ def names_by_pileup(names: list[str], prefix: str) -> dict[int, str]:
     return out
 
 
+def _finite_mean(events: Events, collection: str, field: str) -> float | None:
+    """Mean of the finite values of ``events[collection][field]`` (None: no such column, or no finite value)."""
+    if not has_column(events, collection, field):
+        return None
+    values = to_numpy(events[collection][field], np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else None
+
+
+def chunk_pileup(events: Events) -> float | None:
+    """The chunk's mean pileup: the mean ``Pileup_nTrueInt`` in simulation; without it (collision data) the mean
+    number of good primary vertices ``PV_npvsGood``, which underestimates it (CMS reconstructs about three quarters
+    of the interactions as good vertices, our detector model 85 %); None with neither, or no events."""
+    true_pileup = _finite_mean(events, "Pileup", "nTrueInt")
+    return true_pileup if true_pileup is not None else _finite_mean(events, "PV", "npvsGood")
+
+
 def closest_pileup(available: dict[int, T], events: Events) -> T:
-    """The entry trained at the pileup closest to the chunk's mean ``Pileup_nTrueInt`` (the highest-pileup one
-    when the events have no pileup branch or are empty; ties go to the higher pileup; non-finite values are
-    left out of the mean)."""
+    """The entry trained at the pileup closest to the chunk's (:func:`chunk_pileup`: ``Pileup_nTrueInt``, else
+    ``PV_npvsGood`` on collision data); the highest-pileup one when the events have neither or are empty. Ties go
+    to the higher pileup."""
     if not available:
         raise ValueError("no model to choose from")
-    try:
-        values = to_numpy(events.Pileup.nTrueInt, np.float64)
-    except (AttributeError, ValueError):
-        values = np.zeros(0)
-    values = values[np.isfinite(values)]
-    mean_pu = float(values.mean()) if values.size else max(available)
+    pileup = chunk_pileup(events)
+    mean_pu = pileup if pileup is not None else max(available)
     return available[min(available, key=lambda pu: (abs(pu - mean_pu), -pu))]

@@ -15,7 +15,8 @@ networks add ``eta``, ``charge``, the vertex association (``fromPV``, with ``dz`
 file has it and the shipped model is chosen by pileup. No jets, leptons or generator branches are read.
 
 By default each network is the shipped model trained at the pileup closest to the chunk's mean
-``Pileup_nTrueInt`` (the highest-pileup one without that branch, e.g. on collision data); ``models=`` takes, per
+``Pileup_nTrueInt``, or on collision data its mean number of good vertices ``PV_npvsGood``
+(:func:`~coffea_mlreco.inference.model_cards.chunk_pileup`); ``models=`` takes, per
 method, a shipped name (``"perceiver_pu200"``), a model directory written by ``coffea-mlreco train met --output
 DIR``, or a wrapper instance.
 """

@@ -20,13 +20,14 @@ Inputs (:func:`input_columns`, what dask-awkward reads): the element fields the 
 (`coffea_mlreco.mlpf.inputs`) — ``PFTrack`` ``pt``, ``eta``, ``phi``, ``etaCalo``, ``phiCalo``, ``charge``,
 ``dz``, ``quality``, ``clusterIdx`` and, for the candidates' vertex association, ``fromPV``,
 ``pvAssocQuality``, ``dzErr``; ``PFCluster`` ``energy``, ``eEm``, ``eHad``, ``eta``, ``phi``, ``width`` — and
-``Pileup_nTrueInt`` when the file has it and the shipped model is chosen by pileup. Neither the truth targets
+``Pileup_nTrueInt`` (else ``PV_npvsGood``) when the shipped model is chosen by pileup. Neither the truth targets
 (``PFTarget``), the elements' generator links (``genPartIdx``, ``genVertex``, ``genPdgId``, ``genPUFraction``),
 rule-based ``PFCands`` nor any ``Gen*`` branch is read. CMS NanoAOD has no detector elements: there
 :func:`reconstruct` raises ``MissingBranchError`` naming ``PFTrack_pt``.
 
 By default the model is the shipped ``mlpf_pu<N>`` trained at the pileup closest to the chunk's mean
-``Pileup_nTrueInt`` (the highest-pileup one without that branch); ``models={"mlpf": ...}`` takes a shipped
+``Pileup_nTrueInt`` (on collision data, the mean ``PV_npvsGood``: :func:`~coffea_mlreco.inference.model_cards.
+chunk_pileup`; the highest-pileup model with neither); ``models={"mlpf": ...}`` takes a shipped
 name (``"mlpf_pu60"``), a model directory written by ``coffea-mlreco train mlpf --output DIR`` (card JSON +
 safetensors) or an `MLPFWrapper`. Events are independent: the kernel never needs the chunk's (or a dask
 partition's) length in advance, so it runs on selections whose partition sizes are unknown.
@@ -50,6 +51,7 @@ from coffea_mlreco.core.columns import (
     InputColumns,
     MissingBranchError,
     check_columns,
+    has_column,
     reconstruct_columns,
     to_numpy,
 )
@@ -100,10 +102,12 @@ CANDIDATE_RECORD = "PtEtaPhiMCandidate"
 
 def input_columns(events: Events, methods: Sequence[str] = METHODS, by_pileup: bool = True) -> InputColumns:
     """The columns MLPF reads on these events (module docstring); ``by_pileup`` adds ``Pileup_nTrueInt`` (when
-    the file has it) for choosing the shipped model by the chunk's pileup."""
+    the file has it, else ``PV_npvsGood``) for choosing the shipped model by the chunk's pileup."""
     columns: dict[str, tuple[str, ...] | None] = {"PFTrack": TRACK_FIELDS, "PFCluster": CLUSTER_FIELDS}
-    if by_pileup and "Pileup" in events.fields and "nTrueInt" in events.Pileup.fields:
+    if by_pileup and has_column(events, "Pileup", "nTrueInt"):
         columns["Pileup"] = ("nTrueInt",)
+    elif by_pileup and has_column(events, "PV", "npvsGood"):
+        columns["PV"] = ("npvsGood",)
     return columns
 
 
