@@ -136,3 +136,29 @@ def test_the_layer_reads_only_structure_in_dask_mode() -> None:
     assert nanoaod.met_collection(events) == "PFMET"
     assert nanoaod.jet_id_fields(events) == nanoaod.JET_ID_FRACTIONS
     assert nanoaod.tau_id_branches(events)["jet"] == "idDeepTau2018v2p5VSjet"
+
+
+def test_cms_met_columns_by_version(v9: Any, v12: Any, v15: Any) -> None:
+    assert nanoaod.cms_met_collection(v9, "cms_raw_pf") == "RawMET"
+    assert nanoaod.cms_met_collection(v15, "cms_raw_pf") == "RawPFMET"
+    assert nanoaod.cms_met_collection(v9, "cms_deepmet_resolution") is None  # DeepMET columns from v12 on
+    assert nanoaod.cms_met_collection(v12, "cms_deepmet_resolution") == "DeepMETResolutionTune"
+    assert nanoaod.cms_met_collection(v15, "file_met") == "PFMET"
+
+
+def test_collision_data_is_told_by_the_simulation_only_names(v12: Any) -> None:
+    assert not nanoaod.is_collision_data(v12.fields)
+    data = _open("nano_dimuon.root", mode="virtual")
+    assert nanoaod.is_collision_data(data.fields)
+    assert nanoaod.is_collision_data(["Muon_pt", "MET_pt", "HLT_IsoMu24"])
+    assert not nanoaod.is_collision_data(["Muon_pt", "genWeight"])
+
+
+def test_pf_vertex_fields(v15: Any) -> None:
+    """PFNano's vertex association: fromPV (with dz), else pvAssocQuality and dz; v15's PFCand carries none."""
+    with_from_pv = ak.Array({"PFCands": [[{"pt": 1.0, "fromPV": 3, "dz": 0.0, "pvAssocQuality": 7}]]})
+    with_quality = ak.Array({"PFCands": [[{"pt": 1.0, "dz": 0.0, "pvAssocQuality": 7}]]})
+    assert nanoaod.pf_vertex_fields(with_from_pv) == ("fromPV", "dz")
+    assert nanoaod.pf_vertex_fields(with_quality) == ("pvAssocQuality", "dz")
+    assert nanoaod.pf_vertex_fields(ak.Array({"PFCands": [[{"pt": 1.0, "pvAssocQuality": 7}]]})) == ()
+    assert "PFCand" in v15.fields and nanoaod.pf_vertex_fields(v15) == ()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import uproot
 from coffea import processor
+from coffea_mlreco.processors.met import REFERENCES
 
 from coffea_mlreco.evaluation import evaluate, runner
 from coffea_mlreco.evaluation.inputs import InputError, InputFile
@@ -39,14 +40,7 @@ META_KEYS = {
     "invalid_events",
     "models",
 }
-MET_REFERENCES = {
-    "file_met",
-    "cms_raw_pf",
-    "cms_puppi",
-    "cms_raw_puppi",
-    "cms_deepmet_resolution",
-    "cms_deepmet_response",
-}
+MET_REFERENCES = set(REFERENCES)
 METHOD_KEYS = {"bias_upar", "resolution_upar", "bias_uperp", "resolution_uperp", "n", "bins"}
 BIN_KEYS = {"lo", "hi", "n", "bias_upar", "resolution_upar", "resolution_uperp"}
 

@@ -12,12 +12,12 @@ simulation, which writes the v9–v12 names) spell the objects the tasks use.
 | simulation only | ``Gen*``, ``genWeight``, ``LHE*``, ``Pileup_*`` | the same | :func:`is_collision_data` |
 
 PF candidates: the MET task reads PFNano's ``PFCands`` (``pt``, ``eta``, ``phi``, ``charge``, ``pdgId`` and the
-vertex association ``fromPV``, or ``pvAssocQuality`` with ``dz``). NanoAODv15's own ``PFCand`` collection is not a
-substitute and is not read: it holds ``pt``, ``eta``, ``phi``, ``mass`` and ``pdgId`` only (no charge field, no
-vertex association, so no PUPPI), and only the candidates of the few stored objects that keep their constituents.
-On the v15 test file (``nano_tt_v15``, 200 tt̄ events), 159 events have no ``PFCand`` at all; in the other 41
-(18–155 candidates), |−Σ p_T| of them (median 174 GeV) is uncorrelated with the event's ``RawPFMET`` (median 45
-GeV; correlation 0.01).
+vertex association, :func:`pf_vertex_fields`: ``fromPV``, or ``pvAssocQuality`` with ``dz``). NanoAODv15's own
+``PFCand`` collection is not a substitute and is not read: it holds ``pt``, ``eta``, ``phi``, ``mass`` and ``pdgId``
+only (no charge field, no vertex association, so no PUPPI), and only the candidates of the few stored objects that
+keep their constituents. On the v15 test file (``nano_tt_v15``, 200 tt̄ events), 159 events have no ``PFCand`` at
+all; in the other 41 (18–155 candidates), |−Σ p_T| of them (median 174 GeV) is uncorrelated with the event's
+``RawPFMET`` (median 45 GeV; correlation 0.01).
 
 Every function reads only the structure of the events (which fields exist), except :func:`jet_id`, which computes
 per-jet booleans from the columns :func:`jet_id_fields` names. They take eager, virtual or dask-awkward NanoEvents
@@ -55,6 +55,7 @@ __all__ = [
     "jet_id",
     "jet_id_fields",
     "met_collection",
+    "pf_vertex_fields",
     "tau_id_branches",
 ]
 
@@ -132,6 +133,22 @@ def cms_met_collection(events: Events, key: str) -> str | None:
         if has_column(events, name, "pt") and has_column(events, name, "phi"):
             return name
     return None
+
+
+PF_VERTEX_ASSOCIATIONS: tuple[tuple[str, ...], ...] = (("fromPV", "dz"), ("fromPV",), ("pvAssocQuality", "dz"))
+"""The ``PFCands`` fields that tell a charged candidate's vertex, in order of preference: ``fromPV`` (0–3, CMS's
+PV association; with the track's ``dz`` where stored: PFNano and our simulation), else ``pvAssocQuality`` with
+``dz`` (PFNano versions without ``fromPV``)."""
+
+
+def pf_vertex_fields(events: Events) -> tuple[str, ...]:
+    """The ``PFCands`` vertex-association fields these events carry (the first complete entry of
+    :data:`PF_VERTEX_ASSOCIATIONS`), or ``()`` where they carry none (no ``PFCands``, or candidates without
+    vertex information): PUPPI and the MET networks cannot run there."""
+    for fields in PF_VERTEX_ASSOCIATIONS:
+        if all(has_column(events, "PFCands", name) for name in fields):
+            return fields
+    return ()
 
 
 def jet_id_fields(events: Events) -> tuple[str, ...]:

@@ -11,8 +11,9 @@ Columns (GeV, rad; each a ``MissingET`` record with ``pt``, ``phi`` and the even
 
 Inputs (:func:`input_columns`, what dask-awkward reads): ``PFCands`` ``pt``, ``phi`` for PF MET; PUPPI and the
 networks add ``eta``, ``charge``, the vertex association (``fromPV``, with ``dz`` when present, or
-``pvAssocQuality`` and ``dz``) and ``PV_npvsGood``; the networks add ``pdgId``, and ``Pileup_nTrueInt`` when the
-file has it and the shipped model is chosen by pileup. No jets, leptons or generator branches are read.
+``pvAssocQuality`` and ``dz``: :func:`coffea_mlreco.core.nanoaod.pf_vertex_fields`) and ``PV_npvsGood``; the
+networks add ``pdgId``, and ``Pileup_nTrueInt`` when the file has it and the shipped model is chosen by pileup. No
+jets, leptons or generator branches are read.
 
 By default each network is the shipped model trained at the pileup closest to the chunk's mean
 ``Pileup_nTrueInt``, or on collision data its mean number of good vertices ``PV_npvsGood``
@@ -30,6 +31,7 @@ import awkward as ak
 
 from coffea_mlreco.core.columns import Events, InputColumns, has_column, is_dask, reconstruct_columns
 from coffea_mlreco.core.methods import choose_methods
+from coffea_mlreco.core.nanoaod import pf_vertex_fields
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.inference import ModelWrapper
 from coffea_mlreco.inference.model_cards import closest_pileup
@@ -46,7 +48,6 @@ COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet"
 """Column each method appends (a ``MissingET`` record)."""
 ML_METHODS: tuple[str, ...] = tuple(MET_METHODS.networks)
 """The methods that run a network (they take ``models=``)."""
-_VERTEX_FIELDS = ("fromPV", "pvAssocQuality", "dz")
 
 
 def _needs_puppi(methods: Sequence[str]) -> bool:
@@ -58,12 +59,9 @@ def input_columns(events: Events, methods: Sequence[str] = METHODS, by_pileup: b
     ``Pileup_nTrueInt`` (when the file has it) for choosing a network by the chunk's pileup."""
     if not has_column(events, "PFCands", "pt"):
         return {"PFCands": ("pt", "phi")}  # reported as missing by the check
-    cand_fields = set(events.PFCands.fields)
     if not _needs_puppi(methods):
         return {"PFCands": ("pt", "phi")}
-    vertex = tuple(f for f in _VERTEX_FIELDS if f in cand_fields)
-    if "fromPV" not in vertex:  # PFNano without fromPV: quality and dz, both required
-        vertex = ("pvAssocQuality", "dz")
+    vertex = pf_vertex_fields(events) or ("pvAssocQuality", "dz")  # neither: the check names what is missing
     cands = ("pt", "eta", "phi", "charge", *vertex)
     columns: dict[str, tuple[str, ...] | None] = {"PFCands": cands, "PV": ("npvsGood",)}
     if any(m in ML_METHODS for m in methods):
@@ -148,9 +146,8 @@ def supported_methods(events: Events) -> tuple[str, ...]:
     if not has_column(events, "PFCands", "pt"):
         return ()
     fields = set(events.PFCands.fields)
-    vertex = "fromPV" in fields or {"pvAssocQuality", "dz"} <= fields
     has_pv = has_column(events, "PV", "npvsGood")
-    return METHODS if vertex and has_pv and {"eta", "charge", "pdgId"} <= fields else ("pf",)
+    return METHODS if pf_vertex_fields(events) and has_pv and {"eta", "charge", "pdgId"} <= fields else ("pf",)
 
 
 def reconstruct(
