@@ -47,3 +47,10 @@ def test_readme_names_and_paths_exist() -> None:
     # a model is named without its suffixes (weights/deepmem: deepmem.json and deepmem.safetensors)
     missing = [p for p in sorted(paths) if not list(ROOT.glob(p.rstrip("/"))) + list(ROOT.glob(p + ".*"))]
     assert not missing, f"README names paths that do not exist: {missing}"
+
+
+def test_test_module_names_are_unique() -> None:
+    """The test folders have no ``__init__.py``, so pytest imports each test module by its file name: two modules
+    of the same name in different folders stop the whole collection."""
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
