@@ -103,12 +103,12 @@ def test_simulation_section_keeps_its_metrics_and_adds_the_masses(
 
 
 def test_apply_to_fileset_on_collision_data(
-    tt_data: Path, outputs: dict[str, dict[str, Any]], ttbar_processor: TTbarProcessor
+    tt_data: Path, outputs: dict[str, dict[str, Any]], ttbar_processor: TTbarProcessor, dask_client: Any
 ) -> None:
     graphs = apply_to_fileset(
         ttbar_processor, {"tt": {"files": {str(tt_data): "Events"}}}, schemaclass=QuietNanoAODSchema
     )
-    (lazy,) = dask.compute(graphs["tt"], scheduler="sync")
+    (lazy,) = dask.compute(graphs["tt"], scheduler=dask_client.get)
     eager = outputs["data"]
     assert lazy["events_collision_data"] == 200 and lazy["events_selected"] == eager["events_selected"]
     for name, h in eager["histograms"].items():
