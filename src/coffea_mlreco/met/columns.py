@@ -29,7 +29,14 @@ from typing import Any
 
 import awkward as ak
 
-from coffea_mlreco.core.columns import Events, InputColumns, has_column, is_dask, reconstruct_columns
+from coffea_mlreco.core.columns import (
+    Events,
+    InputColumns,
+    check_columns,
+    has_column,
+    is_dask,
+    reconstruct_columns,
+)
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.nanoaod import pf_vertex_fields
 from coffea_mlreco.core.timing import timed
@@ -48,6 +55,12 @@ COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet"
 """Column each method appends (a ``MissingET`` record)."""
 ML_METHODS: tuple[str, ...] = tuple(MET_METHODS.networks)
 """The methods that run a network (they take ``models=``)."""
+
+
+_NO_CANDIDATES = (
+    "MET: every MET reconstruction reads PF candidates (PFNano's PFCands), which plain CMS NanoAOD does not store; "
+    "the MET processor and evaluate compare CMS's own MET columns there"
+)
 
 
 def _needs_puppi(methods: Sequence[str]) -> bool:
@@ -178,10 +191,11 @@ def reconstruct(
             :class:`METReconstruction`).
 
     Raises:
-        MissingBranchError: the file lacks a column a method needs (e.g. ``PFCands_pt`` on plain NanoAOD).
+        MissingBranchError: the file lacks a column a method needs; on plain CMS NanoAOD, which has no PF
+            candidates, it names ``PFCands_pt`` and says so.
     """
-    # no PFCands at all: ("pf",), and the check names the missing branch
-    chosen = choose_methods(methods, MET_METHODS, default=supported_methods(events) or ("pf",), allow_empty=True)
+    check_columns(events, {"PFCands": ("pt",)}, _NO_CANDIDATES)
+    chosen = choose_methods(methods, MET_METHODS, default=supported_methods(events), allow_empty=True)
     networks = met_models(chosen, models, device)
     by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
     kernel = METReconstruction(chosen, networks, load_tune(puppi_tune), None if is_dask(events) else timings)
