@@ -43,9 +43,10 @@ from coffea_mlreco.simulation import generate_sample
 
 GENERATE = importlib.import_module("coffea_mlreco.simulation.generate")
 
-# A small generated sample: 40 Drell-Yan events at pileup 0 in 20 chunks of 2 (about 0.1 s per chunk), so an
-# interruption after the second chunk still has most of the run ahead of it.
-SAMPLE = {"process": "dy-ll", "n_events": 40, "pileup": 0.0, "seed": 5, "chunk_size": 2}
+# A small generated sample: 100 Drell-Yan events at pileup 0 in 50 chunks of 2 (about 0.1 s per chunk), so an
+# interruption after the second chunk still has seconds of the run ahead of it, even on a loaded machine where the
+# poll that sees the second chunk is slow (with 20 chunks a clean-clone CI run once finished first).
+SAMPLE = {"process": "dy-ll", "n_events": 100, "pileup": 0.0, "seed": 5, "chunk_size": 2}
 N_CHUNKS = SAMPLE["n_events"] // SAMPLE["chunk_size"]
 
 
