@@ -121,7 +121,7 @@ def test_a_model_directory_is_used(dilep_pu60: Path, tmp_path: Path) -> None:
 def test_missing_candidates_name_the_branch(real_nano_dy: Path) -> None:
     events = open_events(real_nano_dy, "eager")
     assert met.supported_methods(events) == ()
-    with pytest.raises(MissingBranchError, match="PFCands_pt.*plain CMS NanoAOD does not store"):
+    with pytest.raises(MissingBranchError, match=r"PFCands_pt.*plain CMS NanoAOD does not store"):
         met.reconstruct(events)
     with pytest.raises(MissingBranchError, match="PFCands_pt"):
         met.reconstruct(open_events(real_nano_dy, "dask"))
