@@ -37,7 +37,7 @@ mass prior                   m′^−6, m′ = m/1.15, P = 0 for m < 1.15 m_vis 
 MET transfer function        2-D Gaussian, full covariance, 1/(2π√det C)          same; the per-event constant is
                                                                                   dropped
 singular covariance          det < 1e-10: L = 0 everywhere, x = (0.75, 0.75)      MET term dropped, BAD_COVARIANCE
-x range                      x ≥ r (L = 0 below); grid 0.01 … 0.99 (port: … 1.00) x ≥ max(0.01, r), up to 1
+x range                      x ≥ r (L = 0 below); grid 0.01 … 0.99 (port: 1.00)  x ≥ max(0.01, r), up to 1
 scan                         99 × 99 grid, its maximum (a Minuit ``minimize``     16² grid, then twice 16² zooms on
                              exists but is not called)                            the cells within 12 of the maximum
 estimate                     p4 at the grid maximum, m(τ1 + τ2)                   same, at the zoomed maximum
@@ -45,16 +45,19 @@ estimate                     p4 at the grid maximum, m(τ1 + τ2)               
 optional terms (off)         pT likelihoods PX, PY; port: Gaussian mass           none
                              constraint, mass window
 leg masses (port only)       DM 0 → m_π, other modes clamped to [0.3, 1.5] GeV    the reconstructed masses
+leg order                    leptons first (``compareLeptons``; the C++ sorts     leptons first (the selection's
+                             a copy but then reads the unsorted input)            leg order)
 ===========================  ==================================================  ==================================
 
 What made the scale differ (Z → ττ and H(125) → ττ at PU 60, PF MET, seeds 19301/19302, 752 + 308 selected):
 the old likelihood had no mass prior beyond the per-leg x·f(x) (≈ m^−2); where the MET resolution is poor
 relative to the tau momenta, the posterior spreads along the MET ridge towards large m, and its mean followed:
-median m/m_gen − 1 +0.7 % (H) and +10.9 % (Z), resolution 0.184 / 0.193; the reference's Python port on
-the same inputs −3.7 % and +4.8 %, 0.188 / 0.173. With the reference's mass term but the posterior mean the Z bias stays
-(+12.7 %): the mean of a likelihood with a long high-mass tail is high; the maximum is what the reference reports
-(−2.8 % / +5.4 %, 0.186 / 0.173). A finer grid (32² + 3 zooms) changes nothing at the 0.001 level. The
-held-out figures are in ``benchmarks/RESULTS.md``.
+median m/m_gen − 1 +0.7 % (H) and +10.9 % (Z), resolution 0.184 / 0.193; the reference's Python port on the
+same inputs −3.7 % and +4.8 %, 0.188 / 0.173. With the reference's mass term but the posterior mean the Z bias
+stays (+12.7 %): the mean of a likelihood with a long high-mass tail is high; the maximum is what the reference
+reports (−2.8 % / +5.4 %, 0.186 / 0.173). A finer grid (32² + 3 zooms) changes nothing at the 0.001 level.
+Held-out (seeds 19401–19403, 3017 H + 1960 Z; ``benchmarks/RESULTS.md``): before +0.6 % / 0.188 (H) and
++8.0 % / 0.197 (Z); reference −4.1 % / 0.200 and +2.7 % / 0.181; this fit −3.9 % / 0.200 and +2.8 % / 0.181.
 
 Scan (fixed cost per event): a coarse grid of ``n_coarse``² cell centres over [x_min,1, 1] × [x_min,2, 1],
 x_min = max(:data:`X_FLOOR`, r); then ``n_refine`` times a grid of ``n_fine``² points over the box around every
