@@ -85,7 +85,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (9
 def label_axes(ax: Any, rlabel: str = "", data: bool = False) -> None:
     """The experiment-style label: "coffea-mlreco Simulation" (``data``: "coffea-mlreco Data") on the left,
     ``rlabel`` (short) on the right."""
-    hep.label.exp_label(exp="coffea-mlreco", data=data, rlabel=rlabel, ax=ax, loc=0, fontsize=18)
+    hep.label.exp_label(
+        exp="coffea-mlreco", data=data, llabel="Data" if data else None, rlabel=rlabel, ax=ax, loc=0, fontsize=18
+    )
 
 
 def save_figure(fig: Figure, outdir: Path, name: str) -> str:
@@ -197,11 +199,25 @@ def distributions(
             )
         if logy:
             ax.set_yscale("log")
+        ax.set_xlim(*_filled_range(hist_select(h, {axis: sum})))
         ax.set_ylabel("Events / bin")
         ax.legend(fontsize="small")
         label_axes(ax, data=data)
+        fig.tight_layout()
         image = save_figure(fig, outdir, name)
     return summaries, f'{table}\n<img src="{image}" alt="{image}">'
+
+
+def _filled_range(h: hist.Hist) -> tuple[float, float]:
+    """The x range a 1-D histogram's plot shows: from the first to the last filled bin, widened by a tenth of that
+    span on each side and kept inside the axis (the whole axis when nothing is filled)."""
+    edges = h.axes[0].edges
+    filled = [i for i, count in enumerate(h.values()) if count > 0]
+    if not filled:
+        return float(edges[0]), float(edges[-1])
+    lo, hi = float(edges[filled[0]]), float(edges[filled[-1] + 1])
+    margin = 0.1 * (hi - lo)
+    return max(float(edges[0]), lo - margin), min(float(edges[-1]), hi + margin)
 
 
 def event_rates(counts: Mapping[str, float], seconds: Mapping[str, float], methods: Iterable[str]) -> dict[str, float]:
