@@ -18,22 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coffea_mlreco.evaluation.report import metrics_leaves
+
 TIMING = {("meta", "seconds"), ("throughput",)}
 """Paths (prefixes) of values that are timings and may differ."""
-
-
-def leaves(obj: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Every scalar of a JSON document by its path (list items by index)."""
-    if isinstance(obj, dict):
-        items = obj.items()
-    elif isinstance(obj, list):
-        items = ((str(i), v) for i, v in enumerate(obj))
-    else:
-        return {path: obj}
-    out: dict[tuple[str, ...], Any] = {}
-    for key, value in items:
-        out.update(leaves(value, (*path, str(key))))
-    return out
 
 
 def is_nan(value: Any) -> bool:
@@ -47,8 +35,8 @@ def is_timing(path: tuple[str, ...]) -> bool:
 
 def compare(before: Path, after: Path) -> tuple[list[tuple[str, int, int]], list[str]]:
     """Rows ``(section, values compared, values that differ)`` and the differences as text."""
-    old = leaves(json.loads((before / "metrics.json").read_text()))
-    new = leaves(json.loads((after / "metrics.json").read_text()))
+    old = metrics_leaves(json.loads((before / "metrics.json").read_text()))
+    new = metrics_leaves(json.loads((after / "metrics.json").read_text()))
     rows: dict[str, list[int]] = {}
     differences = []
     for path in sorted(set(old) | set(new)):

@@ -306,9 +306,8 @@ class METProcessor(processor.ProcessorABC):
         return hists
 
     def _references(self, events: Any) -> dict[str, str]:
-        """The CMS MET columns the events carry: reference key → collection (``file_met`` always)."""
+        """The CMS MET columns the events carry: reference key → collection (``file_met`` always: checked before)."""
         found = {key: cms_met_collection(events, key) for key in CMS_MET}
-        found["file_met"] = met_collection(events)
         return {key: name for key, name in found.items() if name is not None}
 
     def process(self, events: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from coffea_mlreco import met
 from coffea_mlreco.cli import main
 from coffea_mlreco.core import MissingBranchError
 from coffea_mlreco.evaluation.inputs import InputError, check_input_file, first_missing_branch
+from coffea_mlreco.evaluation.report import metrics_leaves
 from coffea_mlreco.evaluation.runner import dask_awkward_rntuple_problem
 
 pytestmark = pytest.mark.filterwarnings("ignore:Missing cross-reference:RuntimeWarning")
@@ -103,23 +104,9 @@ def test_dask_mode_is_as_the_probe_says(real_nano_dy: Path, real_nano_dy_rntuple
     assert dask_awkward_rntuple_problem(str(real_nano_dy)) is None
 
 
-def _leaves(obj: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Every scalar of a JSON document by its path (list items by index)."""
-    if isinstance(obj, dict):
-        items: Any = obj.items()
-    elif isinstance(obj, list):
-        items = ((str(i), v) for i, v in enumerate(obj))
-    else:
-        return {path: obj}
-    out: dict[tuple[str, ...], Any] = {}
-    for key, value in items:
-        out.update(_leaves(value, (*path, str(key))))
-    return out
-
-
 def _physics(report: Path) -> dict[tuple[str, ...], Any]:
     """metrics.json's scalars without timings and file names; NaN as the string ``"nan"`` (NaN equals NaN)."""
-    values = _leaves(json.loads((report / "metrics.json").read_text()))
+    values = metrics_leaves(json.loads((report / "metrics.json").read_text()))
     return {
         path: "nan" if isinstance(value, float) and math.isnan(value) else value
         for path, value in values.items()

@@ -41,6 +41,7 @@ __all__ = [
     "html_table",
     "is_report_folder",
     "label_axes",
+    "metrics_leaves",
     "new_figure",
     "plot_style",
     "save_figure",
@@ -231,6 +232,21 @@ def throughput_table(rates: Mapping[str, float], titles: Mapping[str, str], capt
     (the method's name where it has none), rates with thousands separators and ``digits`` decimals."""
     rows = [[titles.get(m, m), f"{v:,.{digits}f}"] for m, v in rates.items()]
     return html_table(["Method", "Events / s"], rows, caption=caption)
+
+
+def metrics_leaves(document: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every scalar of a JSON document (a parsed metrics.json) by its path of keys, list items by index as strings
+    (``("met", "pf", "bins", "0", "n")``): what two reports are compared by."""
+    if isinstance(document, dict):
+        items: Iterable[tuple[Any, Any]] = document.items()
+    elif isinstance(document, list):
+        items = enumerate(document)
+    else:
+        return {path: document}
+    out: dict[tuple[str, ...], Any] = {}
+    for key, value in items:
+        out.update(metrics_leaves(value, (*path, str(key))))
+    return out
 
 
 def write_metrics_json(outdir: Path, metrics: Mapping[str, Any]) -> Path:
