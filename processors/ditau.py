@@ -38,6 +38,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from coffea_mlreco import met
 from coffea_mlreco.core import (
     choose_methods,
     collision_data_events,
@@ -56,12 +57,15 @@ from coffea_mlreco.ditau.columns import (
     MASS_FIELDS,
     METHODS,
     DiTauReconstruction,
+    PairOrInvalid,
     append_ditau,
     default_methods,
     ditau_model,
+    met_columns,
+    pair_columns,
 )
 from coffea_mlreco.ditau.fastmtt import FastMTTStatus
-from coffea_mlreco.ditau.inputs import Channel
+from coffea_mlreco.ditau.inputs import FILE_MET, Channel
 from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
@@ -70,7 +74,11 @@ __all__ = ["CHANNELS", "HIST_METHODS", "METHODS", "TRUTH_COLUMNS", "DiTauProcess
 HIST_METHODS: tuple[str, ...] = ("m_vis", *METHODS)
 """Method axis of the histograms: the visible mass is the reference lower bound."""
 CHANNELS: tuple[int, ...] = tuple(int(c) for c in Channel if c != Channel.NONE)
-_NO_PAIR = {"collinear": int(CollinearStatus.NO_PAIR), "fastmtt": int(FastMTTStatus.NO_PAIR)}
+_NO_PAIR = {
+    "collinear": int(CollinearStatus.NO_PAIR),
+    "fastmtt": int(FastMTTStatus.NO_PAIR),
+    "fastmtt_mlmet": int(FastMTTStatus.NO_PAIR),
+}
 _HIST_FIELDS = {"m_vis": "mass_vis", **MASS_FIELDS}
 TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
     "GenPart": ("pt", "eta", "phi", "mass", "pdgId", "genPartIdxMother", "statusFlags"),
@@ -145,11 +153,18 @@ class DiTauProcessor(processor.ProcessorABC):
         models: ``{"transformer": spec}``, spec a shipped name, a model directory or a wrapper (default: the
             one in ``options``, else the shipped ``transformer``).
         options: evaluate's :class:`~coffea_mlreco.evaluation.tasks.TaskOptions` (``device`` for the
-            transformer, ``models_for("ditau")``).
+            transformer and the MET networks, ``models_for("ditau")`` and ``models_for("met")``).
+        reconstruct_met: where the file has PF candidates, append PUPPI MET and the Perceiver's ``MLMET``
+            (:func:`coffea_mlreco.met.reconstruct`) before the di-tau columns, so ``fastmtt`` reads PUPPI MET and
+            ``fastmtt_mlmet`` runs (:func:`coffea_mlreco.ditau.met_columns`); False: the file's MET only.
     """
 
     def __init__(
-        self, methods: Sequence[str] | None = None, models: Mapping[str, Any] | None = None, options: Any = None
+        self,
+        methods: Sequence[str] | None = None,
+        models: Mapping[str, Any] | None = None,
+        options: Any = None,
+        reconstruct_met: bool = True,
     ) -> None:
         self.methods = None if methods is None else choose_methods(methods, DITAU_METHODS, allow_empty=True)
         chosen = dict(options.models_for("ditau")) if options is not None and hasattr(options, "models_for") else {}
@@ -162,13 +177,46 @@ class DiTauProcessor(processor.ProcessorABC):
         wanted = self.methods is None or "transformer" in self.methods
         available = "transformer" in chosen or "transformer" in DITAU_MODELS.names() or self.methods is not None
         self.model = ditau_model(chosen.get("transformer"), device) if wanted and available else None
-        self._kernels: dict[tuple[str, ...], DiTauReconstruction] = {}
+        self.reconstruct_met = reconstruct_met
+        self.met_models = (
+            dict(options.models_for("met")) if options is not None and hasattr(options, "models_for") else {}
+        )
+        self._kernels: dict[tuple[Any, ...], DiTauReconstruction] = {}
+
+    def _met_methods(self) -> tuple[str, ...]:
+        """The MET methods the di-tau methods read: PUPPI for the fits, the Perceiver for ``fastmtt_mlmet`` and
+        a transformer trained with it."""
+        wanted = ["puppi"]
+        if self.methods is None or "fastmtt_mlmet" in self.methods:
+            wanted.append("perceiver")
+        met_input = getattr(self.model, "met_input", FILE_MET)
+        if met_input != FILE_MET:
+            wanted.append(met_input)
+        return tuple(dict.fromkeys(wanted))
+
+    def _with_met(self, events: Any) -> Any:
+        """``events`` with the MET columns the di-tau methods read, where the file has PF candidates. The MET
+        is reconstructed on the events with a di-tau pair only (and those with NaN/inf in the pair's inputs, to
+        be counted invalid): the others fill no histogram, and a network over every PF candidate is costly."""
+        if not self.reconstruct_met:
+            return events
+        methods = [m for m in self._met_methods() if m in met.supported_methods(events)]
+        if not methods:
+            return events
+        columns = pair_columns(events)
+        keep = map_events(PairOrInvalid(columns), events, columns, label="ditau-preselection")
+        models = {m: spec for m, spec in self.met_models.items() if m in methods}
+        device = getattr(self.options, "device", "auto")
+        return met.reconstruct(events[keep], methods=methods, models=models or None, device=device)
 
     def _kernel(self, events: Any) -> DiTauReconstruction:
         methods = default_methods(events, self.model is not None) if self.methods is None else self.methods
-        if methods not in self._kernels:
-            self._kernels[methods] = DiTauReconstruction(methods, self.model if "transformer" in methods else None)
-        return self._kernels[methods]
+        model = self.model if "transformer" in methods else None
+        columns = met_columns(events, methods, model)
+        key = (methods, tuple(sorted((m, c or FILE_MET) for m, c in columns.items())))
+        if key not in self._kernels:
+            self._kernels[key] = DiTauReconstruction(methods, model, met=columns)
+        return self._kernels[key]
 
     @staticmethod
     def _empty_histograms(like: Any) -> dict[str, Any]:
@@ -199,6 +247,8 @@ class DiTauProcessor(processor.ProcessorABC):
         """Fill the histograms for one chunk (eager/virtual) or build their graph (dask); see the module."""
         metadata = getattr(events, "metadata", None) or {}
         dataset = str(metadata.get("dataset", "default"))
+        n_events, n_collision_data = event_count(events), collision_data_events(events)
+        events = self._with_met(events)
         kernel = self._kernel(events)
         events = append_ditau(events, kernel)
         seconds = dict(kernel.seconds)
@@ -217,11 +267,12 @@ class DiTauProcessor(processor.ProcessorABC):
         n_selected = count_true(fill.selected)
         out: dict[str, Any] = {
             "histograms": hists,
-            "events": {dataset: event_count(events)},
+            "events": {dataset: n_events},
             "events_invalid": count_true(fill.invalid),
             "events_selected": n_selected,
             "events_per_method": dict.fromkeys(kernel.methods, n_selected),
-            "events_collision_data": collision_data_events(events),
+            "events_collision_data": n_collision_data,
+            "met_columns": {m: {column or FILE_MET: n_selected} for m, column in kernel.met.items()},
         }
         if not is_dask(events):
             out["seconds"] = seconds

@@ -12,8 +12,9 @@ import functools
 import importlib
 import sys
 from collections.abc import Mapping
+from typing import Any
 
-from coffea_mlreco.evaluation.tasks import Task
+from coffea_mlreco.evaluation.tasks import Task, load_attribute
 from coffea_mlreco.tasks import TASKS
 from coffea_mlreco.training.model_dir import run_training
 
@@ -23,6 +24,11 @@ _SUBCOMMANDS = {  # name: (module, help, takes the task registry)
     "generate": ("coffea_mlreco.simulation.generate", "Generate NanoAOD-like events with the fast simulation.", False),
     "evaluate": ("coffea_mlreco.evaluation.evaluate", "Run the reconstructions and write a report.", True),
     "train": ("coffea_mlreco.cli", "Train a shipped model on generated files.", True),
+    "calibrate-met": (
+        "coffea_mlreco.met.calibration",
+        "Fit the per-event MET covariance of every MET method on generated files (met.reconstruct's table).",
+        False,
+    ),
     "mem-weights": (
         "coffea_mlreco.mem.tables",
         "Integrate MEM weights of dilepton events into a weight table (the input of 'train mem').",
@@ -32,13 +38,20 @@ _SUBCOMMANDS = {  # name: (module, help, takes the task registry)
 
 
 def add_arguments(parser: argparse.ArgumentParser, registry: Mapping[str, Task]) -> None:
-    """``train``: one sub-command per task of ``registry``, with the options its trainer module declares."""
+    """``train``: one sub-command per task of ``registry``, with the options its trainer module declares. Every
+    trainer also gets ``args.reconstruct_task`` (task name → that task's ``reconstruct``): a trainer whose model
+    reads another task's columns (the di-tau transformer trained on the ML MET) appends them with it, since a
+    task package imports no other task."""
     sub = parser.add_subparsers(dest="task", required=True)
+
+    def reconstruct_task(name: str) -> Any:
+        return load_attribute(registry[name].reconstruct)
+
     for name, task in registry.items():
         module = importlib.import_module(task.trainer)
         sp = sub.add_parser(name, help=(module.__doc__ or "").splitlines()[0])
         module.add_arguments(sp)
-        sp.set_defaults(_train=module.run)
+        sp.set_defaults(_train=module.run, reconstruct_task=reconstruct_task)
 
 
 def run(args: argparse.Namespace, registry: Mapping[str, Task]) -> int:

@@ -184,3 +184,40 @@ def test_training_argument_errors() -> None:
         train_deepmem(train, other, device="cpu", progress=False)
     with pytest.raises(ValueError, match="config hypotheses"):
         train_deepmem(train, train, {"hypotheses": ["a"]}, device="cpu", progress=False)
+
+
+def test_init_continues_from_a_trained_model(tmp_path: Path, one_thread: None) -> None:
+    """``train mem --init DIR`` starts from DIR's weights and standardisation: before any update (the first
+    epoch's validation) it is already far better than a fresh model, and the card records where it started."""
+    train, val = (
+        _write(tmp_path / "train.npz", analytic_table(3000, 1)),
+        _write(tmp_path / "val.npz", analytic_table(500, 2)),
+    )
+    common = ["--table", str(train), "--val-table", str(val), "--name", "toy", "--device", "cpu", "--quiet"]
+    common += ["--hidden", "32", "--blocks", "2", "--batch-size", "256", "--lr", "3e-3"]
+    assert main(["train", "mem", *common, "--epochs", "30", "--output", str(tmp_path / "first")]) == 0
+    first = read_model_card(tmp_path / "first", "toy", "MEM")
+    assert (
+        main(
+            [
+                "train",
+                "mem",
+                *common,
+                "--epochs",
+                "2",
+                "--lr",
+                "1e-4",
+                "--output",
+                str(tmp_path / "more"),
+                "--init",
+                str(tmp_path / "first"),
+            ]
+        )
+        == 0
+    )
+    more = read_model_card(tmp_path / "more", "toy", "MEM")
+    assert more["initialised_from"] == str(tmp_path / "first")
+    assert more["config"] == first["config"]
+    fresh_first_epoch = first["history"][0]["val_mape_mean"]
+    assert more["history"][0]["val_mape_mean"] < 0.5 * fresh_first_epoch
+    assert more["validation_metrics"]["mape"]["dy"] < 1.2 * first["validation_metrics"]["mape"]["dy"]

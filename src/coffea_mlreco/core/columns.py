@@ -43,6 +43,7 @@ Events: TypeAlias = "ak.Array | dak.Array"
 dask-awkward collection (``dask_awkward.Array``); every column function takes and returns this."""
 
 __all__ = [
+    "MET_COLUMNS",
     "ON_INVALID",
     "Events",
     "InputColumns",
@@ -64,6 +65,15 @@ __all__ = [
 InputColumns = Mapping[str, tuple[str, ...] | None]
 """Columns a kernel reads, by NanoEvents collection: ``{"PFCands": ("pt", "phi"), "PV": ("npvsGood",),
 "run": None}`` (None: a top-level branch that is not a collection)."""
+
+MET_COLUMNS: dict[str, str] = {
+    "pf": "PFMETReco",
+    "puppi": "PuppiMETReco",
+    "deepmet": "DeepMETReco",
+    "perceiver": "MLMET",
+}
+"""The column ``coffea_mlreco.met.reconstruct`` appends per MET method (``MissingET`` records with ``pt``, ``phi``
+and the covariance ``covXX``, ``covXY``, ``covYY``); other tasks read them from here (the di-tau fits)."""
 
 ON_INVALID = ("flag", "raise")
 """What a reconstruction does with an event whose inputs hold NaN/inf: flag it (blank outputs, ``valid``

@@ -13,6 +13,14 @@ Where things live:
 
 from __future__ import annotations
 
-from coffea_mlreco.ditau.columns import COLUMN, METHODS, input_columns, reconstruct, supported_methods
+from coffea_mlreco.ditau.columns import (
+    COLUMN,
+    MASS_FIELDS,
+    METHODS,
+    input_columns,
+    met_columns,
+    reconstruct,
+    supported_methods,
+)
 
-__all__ = ["COLUMN", "METHODS", "input_columns", "reconstruct", "supported_methods"]
+__all__ = ["COLUMN", "MASS_FIELDS", "METHODS", "input_columns", "met_columns", "reconstruct", "supported_methods"]

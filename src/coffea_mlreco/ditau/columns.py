@@ -12,6 +12,8 @@ Each event gets one visible di-tau pair (:func:`coffea_mlreco.ditau.inputs.ditau
 | ``mass_fastmtt`` | ``fastmtt`` | FastMTT-style likelihood scan |
 | ``fastmtt_status`` | ``fastmtt`` | its :class:`~coffea_mlreco.ditau.fastmtt.FastMTTStatus` bits |
 | ``tau1_fastmtt``, ``tau2_fastmtt`` | ``fastmtt`` | its fitted taus (``pt``, ``eta``, ``phi``, ``mass``) |
+| ``mass_fastmtt_mlmet`` | ``fastmtt_mlmet`` | the same fit with the ML MET (``MLMET``, the Perceiver) |
+| ``fastmtt_mlmet_status`` | ``fastmtt_mlmet`` | its status bits |
 | ``mass_ml`` | ``transformer`` | the shipped di-tau transformer's m_ττ |
 | ``tau1_ml``, ``tau2_ml`` | ``transformer`` | its regressed taus (``pt``, ``eta``, ``phi``; mass = m_τ) |
 | ``valid`` | always | False for an event whose inputs hold NaN/inf (every other field blanked) |
@@ -20,12 +22,23 @@ An event without a selected pair has NaN masses and taus, status 8 (``NO_PAIR``)
 stays True. The tau records are ``PtEtaPhiMLorentzVector``: ``(reco.tau1_ml + reco.tau2_ml).mass`` is
 ``mass_ml``.
 
-MET: every method reads the file's ``MET`` (``PFMET`` on NanoAODv15; both written ``MET`` here) (``pt``,
-``phi``) with its covariance ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three
-(real NanoAOD; our simulation writes its detector-model covariance there), otherwise the stochastic
-parametrisation from ``MET_sumEt`` (:func:`coffea_mlreco.ditau.inputs.met_with_covariance`). The collinear
-approximation uses only the MET vector; FastMTT weighs it with the covariance; the transformer reads both,
-rotated into the frame of leg 1, and the FastMTT fit of the pair as input features.
+MET (:func:`met_columns`; the ``met=`` option overrides it per method): the MET is what sets most of the m_ττ
+resolution, so each method reads the best MET the events carry, with its per-event covariance (GeV²):
+
+| method | MET |
+|---|---|
+| ``collinear``, ``fastmtt`` | ``PuppiMETReco`` (PUPPI, as analyses use it) when the events carry it, else the file's |
+| ``fastmtt_mlmet`` | ``MLMET`` (the Perceiver); the method is supported only where the events carry it |
+| ``transformer`` | the MET its model card names (``met_input``: ``file``, or a MET method such as ``perceiver``) |
+
+``PuppiMETReco`` and ``MLMET`` are appended by ``coffea_mlreco.met.reconstruct`` (on files with PF candidates),
+with the covariance calibrated per method (:mod:`coffea_mlreco.met.resolution`): call it first, or let
+``coffea_mlreco.reconstruct(events, ["met", "ditau"])`` and the di-tau processor do so. The file's MET is ``MET``
+(``PFMET`` on NanoAODv15) with ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` when the file has all three (real
+NanoAOD; our simulation writes its detector-model covariance there), otherwise the stochastic parametrisation
+from ``MET_sumEt`` (:func:`coffea_mlreco.ditau.inputs.met_with_covariance`). The collinear approximation uses
+only the MET vector; FastMTT weighs it with the covariance; the transformer reads both, rotated into the frame of
+leg 1, and the FastMTT fit of the pair with the same MET as input features.
 
 Inputs (:func:`input_columns`, what dask-awkward reads; no generator branch):
 
@@ -34,8 +47,8 @@ Inputs (:func:`input_columns`, what dask-awkward reads; no generator branch):
 - ``Electron``: ``pt``, ``eta``, ``phi``, ``mass``, ``charge``, ``pfRelIso03_all`` and ``mvaNoIso_WP90``
   (else ``mvaFall17V2noIso_WP90``) where present;
 - ``Muon``: ``pt``, ``eta``, ``phi``, ``mass``, ``charge``, ``pfRelIso04_all`` and ``mediumId`` where present;
-- ``MET`` (``PFMET`` on NanoAODv15): ``pt``, ``phi`` and ``covXX``, ``covXY``, ``covYY`` (or ``sumEt`` without
-  them);
+- the MET each method reads: ``pt``, ``phi``, ``covXX``, ``covXY``, ``covYY`` of ``PuppiMETReco``/``MLMET``, or
+  of the file's ``MET`` (``PFMET`` on NanoAODv15; ``sumEt`` instead of the covariance where the file lacks it);
 - transformer only: ``Jet`` ``pt``, ``eta``, ``phi``, ``mass`` (and ``btagDeepFlavB`` where present) and
   ``TauProd`` ``tauIdx``, ``pt``, ``eta``, ``phi``, ``pdgId`` (the decay products of each hadronic tau; our
   simulation writes them, CMS NanoAOD does not, so there the transformer is not among
@@ -53,13 +66,27 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import Events, InputColumns, reconstruct_columns, to_numpy
+from coffea_mlreco.core.columns import (
+    MET_COLUMNS,
+    Events,
+    InputColumns,
+    event_validity,
+    reconstruct_columns,
+    to_numpy,
+)
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.nanoaod import met_collection, tau_id_branches
 from coffea_mlreco.core.timing import timed
 from coffea_mlreco.ditau.collinear_mass import collinear_mass
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
-from coffea_mlreco.ditau.inputs import DEFAULT_SELECTION, DiTauSelection, ditau_candidates
+from coffea_mlreco.ditau.inputs import (
+    DEFAULT_SELECTION,
+    FILE_MET,
+    DiTauSelection,
+    ditau_candidates,
+    has_pair,
+    met_with_covariance,
+)
 from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 from coffea_mlreco.inference import ModelWrapper
@@ -69,10 +96,13 @@ __all__ = [
     "MASS_FIELDS",
     "METHODS",
     "DiTauReconstruction",
+    "PairOrInvalid",
     "append_ditau",
     "default_methods",
     "ditau_model",
     "input_columns",
+    "met_columns",
+    "pair_columns",
     "reconstruct",
     "supported_methods",
     "visible_mass",
@@ -82,7 +112,12 @@ METHODS: tuple[str, ...] = DITAU_METHODS.names
 """The m_ττ reconstructions, in the order of the report (:data:`coffea_mlreco.ditau.methods.DITAU_METHODS`)."""
 COLUMN = "DiTauReco"
 """The column ``reconstruct`` appends (one record per event)."""
-MASS_FIELDS: dict[str, str] = {"collinear": "mass_collinear", "fastmtt": "mass_fastmtt", "transformer": "mass_ml"}
+MASS_FIELDS: dict[str, str] = {
+    "collinear": "mass_collinear",
+    "fastmtt": "mass_fastmtt",
+    "fastmtt_mlmet": "mass_fastmtt_mlmet",
+    "transformer": "mass_ml",
+}
 """``DiTauReco`` field holding each method's m_ττ."""
 DEFAULT_MODEL = "transformer"
 """Shipped transformer used when ``models`` names none."""
@@ -92,6 +127,7 @@ _TAU = ("pt", "eta", "phi", "mass", "charge")
 _ELECTRON = ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all")
 _MUON = ("pt", "eta", "phi", "mass", "charge", "pfRelIso04_all")
 _MET_COV = ("covXX", "covXY", "covYY")
+_FITS = ("fastmtt", "fastmtt_mlmet")
 _JET = ("pt", "eta", "phi", "mass")
 _TAU_PRODUCTS = ("tauIdx", "pt", "eta", "phi", "pdgId")
 _ELECTRON_ID = ("mvaNoIso_WP90", "mvaFall17V2noIso_WP90")
@@ -118,19 +154,80 @@ def _met_columns(events: Events) -> tuple[str, ...]:
     return ("pt", "phi", "sumEt")
 
 
-def input_columns(
-    events: Events, methods: Sequence[str] = METHODS, selection: DiTauSelection = DEFAULT_SELECTION
-) -> InputColumns:
-    """The columns ``methods`` read on these events (see the module docstring): the pair selection and the
-    MET for every method, plus ``Jet`` and ``TauProd`` for the transformer."""
+def _has_met(events: Events, column: str) -> bool:
+    return {"pt", "phi", *_MET_COV} <= _fields(events, column)
+
+
+def met_columns(
+    events: Events,
+    methods: Sequence[str] = METHODS,
+    model: ModelWrapper | None = None,
+    met: Mapping[str, str] | None = None,
+) -> dict[str, str | None]:
+    """Per method of ``methods``, the MET column it reads (None: the file's MET); module docstring.
+
+    ``model``: the transformer's wrapper (its card's ``met_input``); ``met``: overrides per method, a column of
+    the events (``"DeepMETReco"``) or ``"file"``.
+    """
+    puppi = MET_COLUMNS["puppi"] if _has_met(events, MET_COLUMNS["puppi"]) else None
+    default: dict[str, str | None] = {
+        "collinear": puppi,
+        "fastmtt": puppi,
+        "fastmtt_mlmet": MET_COLUMNS["perceiver"],
+        "transformer": getattr(model, "met_column", None),
+    }
+    chosen = {m: default.get(m) for m in methods}
+    for method, column in (met or {}).items():
+        if method not in METHODS:
+            raise ValueError(f"met= keys must be among {METHODS}, not {method!r}")
+        if method in chosen:
+            chosen[method] = None if column == FILE_MET else column
+    return chosen
+
+
+def _met_input(events: Events, column: str | None) -> InputColumns:
+    if column is None:
+        return {met_collection(events): _met_columns(events)}
+    return {column: ("pt", "phi", *_MET_COV)}
+
+
+def pair_columns(events: Events, selection: DiTauSelection = DEFAULT_SELECTION) -> InputColumns:
+    """The ``Tau``, ``Electron`` and ``Muon`` columns the pair selection reads (see the module docstring)."""
     electron_id = [name for name in _ELECTRON_ID if name in _fields(events, "Electron")][:1]
     muon_id = ["mediumId"] if "mediumId" in _fields(events, "Muon") else []
-    columns: dict[str, tuple[str, ...] | None] = {
+    return {
         "Tau": _tau_columns(events, selection),
         "Electron": (*_ELECTRON, *electron_id),
         "Muon": (*_MUON, *muon_id),
-        met_collection(events): _met_columns(events),
     }
+
+
+class PairOrInvalid:
+    """Per-chunk kernel: True for an event with a selected di-tau pair or with NaN/inf in the selection's inputs
+    (kept so that it is counted as invalid downstream); what the processor keeps before reconstructing MET."""
+
+    def __init__(self, columns: InputColumns, selection: DiTauSelection = DEFAULT_SELECTION) -> None:
+        self.columns = columns
+        self.selection = selection
+
+    def __call__(self, events: Events) -> Any:
+        keep = to_numpy(has_pair(events, self.selection), bool) | ~event_validity(events, self.columns)
+        return ak.Array(keep)
+
+
+def input_columns(
+    events: Events,
+    methods: Sequence[str] = METHODS,
+    selection: DiTauSelection = DEFAULT_SELECTION,
+    met: Mapping[str, str | None] | None = None,
+) -> InputColumns:
+    """The columns ``methods`` read on these events (see the module docstring): the pair selection, the MET
+    of every method (``met``: per method its column, None the file's; default :func:`met_columns` with the
+    shipped transformer's MET), plus ``Jet`` and ``TauProd`` for the transformer."""
+    columns = dict(pair_columns(events, selection))
+    met = met_columns(events, methods) if met is None else met
+    for method in methods:
+        columns.update(_met_input(events, met.get(method)))
     if "transformer" in methods:
         btag = ("btagDeepFlavB",) if "btagDeepFlavB" in _fields(events, "Jet") else ()
         columns["Jet"] = (*_JET, *btag)
@@ -140,8 +237,9 @@ def input_columns(
 
 def supported_methods(events: Events) -> tuple[str, ...]:
     """The methods the file's columns allow: ``collinear`` and ``fastmtt`` with the ``Tau``, ``Electron``,
-    ``Muon`` and ``MET`` branches of the selection (MET with its covariance or ``sumEt``); the transformer
-    also needs ``Jet`` and ``TauProd`` (absent from CMS NanoAOD)."""
+    ``Muon`` branches of the selection and a MET (``PuppiMETReco``, or the file's with its covariance or
+    ``sumEt``); ``fastmtt_mlmet`` where the events carry ``MLMET``; the transformer also needs ``Jet`` and
+    ``TauProd`` (absent from CMS NanoAOD)."""
 
     def has(columns: InputColumns) -> bool:
         return all(
@@ -149,12 +247,15 @@ def supported_methods(events: Events) -> tuple[str, ...]:
             for collection, fields in columns.items()
         )
 
-    base = {"Tau": _TAU, "Electron": _ELECTRON, "Muon": _MUON, met_collection(events): _met_columns(events)}
-    if not has(base):
+    base = {"Tau": _TAU, "Electron": _ELECTRON, "Muon": _MUON}
+    if not has(base) or not (has(_met_input(events, None)) or _has_met(events, MET_COLUMNS["puppi"])):
         return ()
+    supported = ["collinear", "fastmtt"]
+    if _has_met(events, MET_COLUMNS["perceiver"]):
+        supported.append("fastmtt_mlmet")
     if has({"Jet": _JET, "TauProd": _TAU_PRODUCTS}):
-        return METHODS
-    return ("collinear", "fastmtt")
+        supported.append("transformer")
+    return tuple(supported)
 
 
 def default_methods(events: Events, with_transformer: bool = True) -> tuple[str, ...]:
@@ -196,18 +297,24 @@ def _tau_column(fields: Mapping[str, Any]) -> ak.Array:
 class DiTauReconstruction:
     """The per-chunk di-tau kernel: ``kernel(events) -> {DiTauReco: record}`` (see the module docstring).
 
-    ``seconds`` holds, after each call, the time (s) each method took on that chunk (the pair selection
-    not included; the transformer's includes its input features).
+    ``met`` gives per method the MET column it reads (None: the file's MET; :func:`met_columns`). ``seconds``
+    holds, after each call, the time (s) each method took on that chunk (the pair selection not included; the
+    transformer's includes its input features, and its FastMTT inputs where no fit read the same MET).
     """
 
     def __init__(
-        self, methods: Sequence[str], model: ModelWrapper | None = None, selection: DiTauSelection = DEFAULT_SELECTION
+        self,
+        methods: Sequence[str],
+        model: ModelWrapper | None = None,
+        selection: DiTauSelection = DEFAULT_SELECTION,
+        met: Mapping[str, str | None] | None = None,
     ) -> None:
         self.methods = choose_methods(methods, DITAU_METHODS, allow_empty=True)
         if "transformer" in self.methods and model is None:
             raise ValueError("the transformer method needs a model (ditau_model())")
         self.model = model
         self.selection = selection
+        self.met = {m: (met or {}).get(m) for m in self.methods}
         self.seconds: dict[str, float] = {}
 
     def _transformer(self, events: Events, candidates: ak.Array, selected: np.ndarray) -> dict[str, Any]:
@@ -230,24 +337,42 @@ class DiTauReconstruction:
 
     def __call__(self, events: Events) -> ak.Array:
         seconds: dict[str, float] = {}
-        candidates = ditau_candidates(events, self.selection)
+        first = next(iter(self.met.values()), None)
+        candidates = ditau_candidates(events, self.selection, first)
         selected = to_numpy(candidates.selected, bool)
+        with_met: dict[str | None, ak.Array] = {first: candidates}
+
+        def read(method: str) -> ak.Array:  # the candidates with the MET ``method`` reads
+            column = self.met[method]
+            if column not in with_met:
+                with_met[column] = ak.with_field(candidates, met_with_covariance(events, column), "met")
+            return with_met[column]
+
+        fits: dict[str | None, ak.Array] = {}
         fields: dict[str, Any] = {"mass_vis": visible_mass(candidates.leg1, candidates.leg2)}
         if "collinear" in self.methods:
             with timed(seconds, "collinear"):
-                result = collinear_mass(candidates.leg1, candidates.leg2, candidates.met)
+                cand = read("collinear")
+                result = collinear_mass(cand.leg1, cand.leg2, cand.met)
             fields["mass_collinear"] = to_numpy(result.mass, np.float64)
             fields["collinear_status"] = to_numpy(result.status, np.int64)
-        if "fastmtt" in self.methods:
-            with timed(seconds, "fastmtt"):
-                result = fastmtt_mass(candidates.leg1, candidates.leg2, candidates.met)
-            fields["mass_fastmtt"] = to_numpy(result.mass, np.float64)
-            fields["fastmtt_status"] = to_numpy(result.status, np.int64)
-            fields["tau1_fastmtt"], fields["tau2_fastmtt"] = _tau_column(result.tau1), _tau_column(result.tau2)
-            candidates = ak.with_field(candidates, result, "fastmtt")  # the transformer's inputs reuse the fit
+        for method in (m for m in _FITS if m in self.methods):
+            with timed(seconds, method):
+                cand = read(method)
+                result = fits[self.met[method]] = fastmtt_mass(cand.leg1, cand.leg2, cand.met)
+            suffix = "" if method == "fastmtt" else "_mlmet"
+            fields[f"mass_fastmtt{suffix}"] = to_numpy(result.mass, np.float64)
+            fields[f"fastmtt{suffix}_status"] = to_numpy(result.status, np.int64)
+            if method == "fastmtt":
+                fields["tau1_fastmtt"], fields["tau2_fastmtt"] = _tau_column(result.tau1), _tau_column(result.tau2)
         if "transformer" in self.methods:
             with timed(seconds, "transformer"):
-                fields.update(self._transformer(events, candidates, selected))
+                cand = read("transformer")
+                fit = fits.get(self.met["transformer"])
+                if fit is None:
+                    fit = fastmtt_mass(cand.leg1, cand.leg2, cand.met)
+                cand = ak.with_field(cand, fit, "fastmtt")  # the transformer's inputs hold the fit with its MET
+                fields.update(self._transformer(events, cand, selected))
         fields["channel"] = to_numpy(candidates.channel, np.int64)
         self.seconds = seconds
         return ak.zip({COLUMN: ak.zip(fields, depth_limit=1)}, depth_limit=1)
@@ -269,6 +394,7 @@ def reconstruct(
     device: str = "auto",
     on_invalid: str = "flag",
     selection: DiTauSelection = DEFAULT_SELECTION,
+    met: Mapping[str, str] | None = None,
 ) -> Any:
     """Return ``events`` with ``DiTauReco`` appended: the visible, collinear, FastMTT-style and transformer m_ττ
     (GeV) of one selected di-tau pair per event (fields and inputs in the module docstring).
@@ -277,9 +403,9 @@ def reconstruct(
     ``map_partitions`` reads only :func:`input_columns`). The caller's array is not changed. No generator
     branch is read.
 
-    MET: every method uses the file's ``MET`` (``pt``, ``phi``) with its covariance ``MET_cov{XX,XY,YY}``
-    (or, without it, the parametrisation from ``MET_sumEt``); the collinear approximation reads the vector
-    only, FastMTT and the transformer the vector and its covariance.
+    MET: ``collinear`` and ``fastmtt`` read ``PuppiMETReco`` where the events carry it (append it first with
+    ``coffea_mlreco.met.reconstruct``), else the file's ``MET`` with its covariance; ``fastmtt_mlmet`` reads
+    ``MLMET``; the transformer the MET its model card names (:func:`met_columns`).
 
     Args:
         methods: among ``collinear``, ``fastmtt``, ``transformer``; default: every method the file supports
@@ -291,6 +417,8 @@ def reconstruct(
         on_invalid: ``"flag"``: an event with NaN/inf inputs gets NaN masses, −1 status and channel, and
             ``valid`` False, the others are unaffected; ``"raise"``: raise ``NonFiniteInputError``.
         selection: the object and pair cuts (:class:`~coffea_mlreco.ditau.inputs.DiTauSelection`).
+        met: per method, the MET column to read instead of the default (``{"fastmtt": "DeepMETReco"}``), or
+            ``"file"`` for the file's MET.
 
     Raises:
         MissingBranchError: the file lacks a column a method needs (e.g. ``TauProd_tauIdx`` for the
@@ -300,12 +428,18 @@ def reconstruct(
     has_model = "transformer" in models or DEFAULT_MODEL in DITAU_MODELS.names()
     chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, has_model), allow_empty=True)
     model = ditau_model(models.get("transformer"), device) if "transformer" in chosen else None
-    return append_ditau(events, DiTauReconstruction(chosen, model, selection), on_invalid=on_invalid)
+    kernel = DiTauReconstruction(chosen, model, selection, met_columns(events, chosen, model, met))
+    return append_ditau(events, kernel, on_invalid=on_invalid)
 
 
 def append_ditau(events: Events, kernel: DiTauReconstruction, *, on_invalid: str = "flag") -> Any:
     """``events`` with the ``DiTauReco`` column of an already built ``kernel`` (what :func:`reconstruct` and
     the processor, which keeps one kernel and its loaded model across chunks, both call)."""
-    return reconstruct_columns(
-        events, kernel, input_columns(events, kernel.methods, kernel.selection), task="di-tau", on_invalid=on_invalid
-    )
+    for method, column in kernel.met.items():
+        if column is not None and column not in events.fields:
+            raise ValueError(
+                f"di-tau: {method} reads the MET column {column}, which the events lack; append it first with "
+                "coffea_mlreco.met.reconstruct (it needs PF candidates)"
+            )
+    columns = input_columns(events, kernel.methods, kernel.selection, kernel.met)
+    return reconstruct_columns(events, kernel, columns, task="di-tau", on_invalid=on_invalid)

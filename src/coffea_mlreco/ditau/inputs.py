@@ -28,7 +28,9 @@ MET covariance
     written ``MET`` here). ``MET_covXX``, ``MET_covXY``, ``MET_covYY`` (GeV²) when the file has all three (real
     NanoAOD; our simulation writes the detector-model covariance there); otherwise σ²(MET_x) = σ²(MET_y) =
     :data:`MET_SIGMA0_GEV`² + :data:`MET_SIGMA_SUMET`² · ``MET_sumEt`` (GeV²), covXY = 0, a stochastic
-    PF-MET parametrisation; a file with neither raises a ValueError naming the missing branches.
+    PF-MET parametrisation; a file with neither raises a ValueError naming the missing branches. The fits can
+    read, instead, a reconstructed MET column with its calibrated covariance (``PuppiMETReco``, ``MLMET``:
+    :func:`met_with_covariance`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from coffea_mlreco.core.truth import delta_r
 __all__ = [
     "CHANNEL_PRIORITY",
     "DEFAULT_SELECTION",
+    "FILE_MET",
     "MET_SIGMA0_GEV",
     "MET_SIGMA_SUMET",
     "Channel",
@@ -54,10 +57,14 @@ __all__ = [
     "LegKind",
     "channel_name",
     "ditau_candidates",
+    "has_pair",
     "kernel_arrays",
     "met_with_covariance",
 ]
 
+FILE_MET = "file"
+"""Names the file's own MET where a MET method could be named (``ditau.reconstruct(met=...)``, model cards'
+``met_input``)."""
 MET_SIGMA0_GEV = 8.0
 """Noise term of the fallback MET resolution parametrisation (GeV, per component)."""
 MET_SIGMA_SUMET = 0.6
@@ -218,22 +225,31 @@ def _best_pair(first: ak.Array, second: ak.Array | None, channel: Channel, min_d
     )
 
 
-def met_with_covariance(events: ak.Array) -> ak.Array:
+def met_with_covariance(events: ak.Array, column: str | None = None) -> ak.Array:
     """MET record: ``px``, ``py``, ``pt``, ``phi``, ``covXX``, ``covXY``, ``covYY`` (GeV, GeV², rad).
 
-    The covariance is the file's ``MET_cov*`` or the fallback parametrisation (module docstring); ``MET`` is
-    the ``PFMET`` collection on NanoAODv15.
+    ``column`` None: the file's MET (``PFMET`` on NanoAODv15) with the file's ``MET_cov*`` or the fallback
+    parametrisation (module docstring). Otherwise a reconstructed MET column of the events with its covariance,
+    such as ``PuppiMETReco`` or ``MLMET`` (:data:`coffea_mlreco.core.columns.MET_COLUMNS`, appended by
+    ``coffea_mlreco.met.reconstruct``); a column the events lack is a ValueError saying so.
     """
-    met = _collection(events, met_collection(events), ("pt", "phi"))
-    pt = ak.without_parameters(ak.values_astype(met.pt, np.float64))
-    phi = ak.without_parameters(ak.values_astype(met.phi, np.float64))
-    fields = ak.fields(met)
-    if all(f"cov{c}" in fields for c in ("XX", "XY", "YY")):
-        cov = {
-            f"cov{c}": ak.without_parameters(ak.values_astype(met[f"cov{c}"], np.float64)) for c in ("XX", "XY", "YY")
-        }
+    if column is not None:
+        if column not in ak.fields(events):
+            raise ValueError(
+                f"di-tau: the MET column {column} is not among the events' columns; append it first with "
+                "coffea_mlreco.met.reconstruct (it needs PF candidates)"
+            )
+        met = _collection(events, column, ("pt", "phi", *_COV))
+        fields = ak.fields(met)
+    else:
+        met = _collection(events, met_collection(events), ("pt", "phi"))
+        fields = ak.fields(met)
+    pt = _f64(met.pt)
+    phi = _f64(met.phi)
+    if all(c in fields for c in _COV):
+        cov = {c: _f64(met[c]) for c in _COV}
     elif "sumEt" in fields:
-        var = MET_SIGMA0_GEV**2 + MET_SIGMA_SUMET**2 * ak.without_parameters(ak.values_astype(met.sumEt, np.float64))
+        var = MET_SIGMA0_GEV**2 + MET_SIGMA_SUMET**2 * _f64(met.sumEt)
         cov = {"covXX": var, "covXY": 0.0 * var, "covYY": var}
     else:
         raise ValueError(
@@ -243,13 +259,24 @@ def met_with_covariance(events: ak.Array) -> ak.Array:
     return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pt": pt, "phi": phi, **cov})
 
 
-def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION) -> ak.Array:
+def _f64(values: Any) -> Any:
+    return ak.without_parameters(ak.values_astype(values, np.float64))
+
+
+_COV = ("covXX", "covXY", "covYY")
+
+
+def ditau_candidates(
+    events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION, met_column: str | None = None
+) -> ak.Array:
     """Select one visible di-tau pair per event.
 
     Args:
         events: NanoEvents with ``Tau``, ``Electron``, ``Muon`` and ``MET`` (see the module docstring for
             the branches each needs).
         cuts: object and pair cuts.
+        met_column: the MET of the ``met`` field: None the file's, else a reconstructed MET column
+            (:func:`met_with_covariance`).
 
     Returns:
         One record per event: ``leg1``, ``leg2`` (option records, None when no pair: ``pt``, ``eta``,
@@ -257,8 +284,22 @@ def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION)
         e/μ, ``index`` in the object's own collection), ``met`` (:func:`met_with_covariance`), ``channel`` (int,
         :class:`Channel`, −1 without a pair) and ``selected`` (bool).
     """
+    chosen, channel = _chosen_pair(events, cuts)
+    return ak.zip(
+        {
+            "leg1": chosen.leg1,
+            "leg2": chosen.leg2,
+            "met": met_with_covariance(events, met_column),
+            "channel": ak.values_astype(channel, np.int64),
+            "selected": channel >= 0,
+        },
+        depth_limit=1,
+    )
+
+
+def _chosen_pair(events: ak.Array, cuts: DiTauSelection) -> tuple[ak.Array, ak.Array]:
+    """The chosen pair (option records ``leg1``, ``leg2``) and its channel code (−1 without a pair)."""
     taus, ele, mu = _hadronic_taus(events, cuts), _electrons(events, cuts), _muons(events, cuts)
-    met = met_with_covariance(events)
     groups: dict[Channel, tuple[ak.Array, ak.Array | None]] = {
         Channel.EMU: (ele, mu),
         Channel.MUTAU: (mu, taus),
@@ -270,17 +311,12 @@ def ditau_candidates(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION)
     best = [_best_pair(*groups[ch], ch, cuts.min_delta_r)[:, np.newaxis] for ch in CHANNEL_PRIORITY]
     candidates = ak.from_regular(ak.concatenate(best, axis=1), axis=1)  # jagged: a regular mask flattens
     chosen = ak.firsts(candidates[candidates.channel >= 0], axis=1)
-    channel = ak.fill_none(chosen.channel, -1)
-    return ak.zip(
-        {
-            "leg1": chosen.leg1,
-            "leg2": chosen.leg2,
-            "met": met,
-            "channel": ak.values_astype(channel, np.int64),
-            "selected": channel >= 0,
-        },
-        depth_limit=1,
-    )
+    return chosen, ak.fill_none(chosen.channel, -1)
+
+
+def has_pair(events: ak.Array, cuts: DiTauSelection = DEFAULT_SELECTION) -> ak.Array:
+    """Per event, whether it has a selected di-tau pair (the selection of :func:`ditau_candidates`; no MET read)."""
+    return _chosen_pair(events, cuts)[1] >= 0
 
 
 def channel_name(code: Any) -> str:

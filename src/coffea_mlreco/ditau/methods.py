@@ -12,8 +12,10 @@ DITAU_METHODS = MethodSet(
     methods=(
         Method("collinear", "Collinear approximation"),
         Method("fastmtt", "FastMTT-style"),
+        Method("fastmtt_mlmet", "FastMTT-style, ML MET", short="FastMTT ML MET"),
         Method("transformer", "Transformer", network="transformer"),
     ),
     references=(Method("m_vis", "Visible mass"),),
 )
-"""Collinear approximation, FastMTT-style scan and the transformer; ``m_vis``: the visible mass."""
+"""Collinear approximation, FastMTT-style scan (with PUPPI MET where the events carry it), the same fit with the ML
+(Perceiver) MET, and the transformer; ``m_vis``: the visible mass."""

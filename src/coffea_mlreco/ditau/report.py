@@ -7,10 +7,10 @@ flow bins counted). Channels are the *reconstructed* channel of the selected pai
 
 metrics.json ``ditau``: ``{METHOD: {"bias", "median", "resolution", "n", "n_selected", "n_invalid",
 "failure_fraction", "channels": {CHANNEL: {"bias", "median", "resolution", "n"}}, "auc_h_vs_z"}}`` for METHOD
-in ``collinear``, ``fastmtt``, ``transformer`` (methods with at least one selected event). ``n`` counts the
-events entering the resolution; without generator taus (real data, non-ττ samples) ``bias``, ``median``,
-``resolution`` and ``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose status has a
-failure bit set (collinear: singular or x ∉ (0, 1], mass falls back to m_vis; FastMTT: MET tension or bad
+in ``collinear``, ``fastmtt``, ``fastmtt_mlmet``, ``transformer`` (methods with at least one selected event).
+``n`` counts the events entering the resolution; without generator taus (real data, non-ττ samples) ``bias``,
+``median``, ``resolution`` and ``channels`` are absent. ``failure_fraction`` is the fraction of selected events whose
+status has a failure bit set (collinear: singular or x ∉ (0, 1], mass falls back to m_vis; FastMTT: MET tension or bad
 covariance). ``n_invalid`` (every method, when the processor output has ``events_invalid``) is the number of
 events whose inputs held NaN/inf: they carry no masses and are in none of the histograms.
 
@@ -21,6 +21,11 @@ or contains ``htotautau``; a *Z* dataset when a token is one of :data:`Z_TOKENS`
 least one dataset of each kind holds selected events, the H datasets and the Z datasets are each summed
 and the AUC of the reconstructed mass as a score (larger for H) is computed from the fine mass histogram:
 AUC = P(m_H > m_Z) + ½ P(same bin). Otherwise ``auc_h_vs_z`` is absent.
+
+MET: each method's entry has ``met``, the MET it read (``PuppiMETReco``, ``MLMET`` or ``file``: the processor's
+``met_columns``; :func:`coffea_mlreco.ditau.met_columns`); the section opens with that list. ``fastmtt`` is the fit
+with PUPPI MET and its calibrated covariance where the file has PF candidates, as analyses use it,
+``fastmtt_mlmet`` the fit with the Perceiver MET.
 
 Throughput: ``{"ditau/<method>": selected events per second}`` of each method's mass computation, from the
 processor's ``seconds`` (absent when the processor ran as a dask graph: then no throughput rows).
@@ -243,6 +248,25 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_MET_TITLES = {
+    "PuppiMETReco": "PUPPI MET (calibrated covariance)",
+    "MLMET": "Perceiver MET (calibrated covariance)",
+    "file": "the file's MET (its covariance)",
+}
+
+
+def _met_read(output: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> str:
+    """Record in ``metrics`` the MET each method read (the one of most of its events) and say it in HTML."""
+    read: dict[str, dict[str, int]] = output.get("met_columns", {})
+    items = []
+    for method, entry in metrics.items():
+        if read.get(method):
+            column = max(read[method], key=lambda c: read[method][c])
+            entry["met"] = column
+            items.append(f"{_title(method)}: {_MET_TITLES.get(column, column)}")
+    return f'<p class="note">MET read: {"; ".join(items)}.</p>' if items else ""
+
+
 def _data_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     """The section on collision data: m_ττ distributions, failure fractions, throughput (module docstring)."""
     hists: dict[str, hist.Hist] = output.get("histograms", {})
@@ -278,6 +302,7 @@ def _data_section(output: dict[str, Any], outdir: Path) -> TaskReport:
     invalid_note = f" {int(invalid)} event(s) with NaN/inf inputs were left out." if invalid is not None else ""
     text = [
         COLLISION_DATA_NOTE,
+        _met_read(output, metrics),
         (
             f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
             f"τhτh, μμ, ee); the visible mass m<sub>vis</sub> is the reference lower bound.{invalid_note}</p>"
@@ -339,7 +364,8 @@ def ditau_section(output: dict[str, Any], outdir: Path) -> TaskReport:
             f'<p class="note">{int(output.get("events_selected", 0))} events with a di-tau pair (eμ, μτh, eτh, '
             "τhτh, μμ, ee). Residual m<sub>reco</sub>/m<sub>gen</sub> − 1 on events with two generator taus; "
             f"AUC: H→ττ vs Z→ττ datasets, score = mass.{invalid_note}</p>"
-        )
+        ),
+        _met_read(output, metrics),
     ]
     images = []
     ratio = hists.get("ratio")

@@ -16,14 +16,21 @@ the masses down does not win), is kept; weights (safetensors) and a model card (
 files and seeds, sample sizes, metrics) are written into the model directory ``--output DIR`` (default
 ``./coffea-mlreco-models/ditau-transformer``) as ``DIR/transformer.safetensors`` and ``DIR/transformer.json``.
 The validation file must not be a training file (see `coffea_mlreco.training.model_dir`).
+
+MET input (``--met-input``): the file's MET (the shipped model's), or a MET method's column (``perceiver``: the ML
+MET) reconstructed on the selected events with the shipped networks and their calibrated covariance; the model card
+records it as ``met_input`` and ``ditau.reconstruct`` then hands the model that MET. The command line gives the
+trainer ``args.reconstruct_task`` (task name → its ``reconstruct``), since a task package imports no other task.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +38,11 @@ import awkward as ak
 import numpy as np
 import torch
 
-from coffea_mlreco.core.columns import Events, to_numpy
-from coffea_mlreco.ditau.inputs import ditau_candidates
+from coffea_mlreco.core.columns import MET_COLUMNS, Events, to_numpy
+from coffea_mlreco.ditau.inputs import FILE_MET, ditau_candidates, met_with_covariance
 from coffea_mlreco.ditau.targets import tau_targets
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
-from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays
+from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays, event_chunks
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
     add_output_argument,
@@ -78,8 +85,19 @@ def _dense(record: ak.Array) -> np.ndarray:
     return np.stack([to_numpy(record[f], np.float32) for f in ak.fields(record)], -1)
 
 
-def ditau_arrays(events: Events) -> dict[str, np.ndarray]:
+MetAppender = Callable[[Any], Any]
+"""``events -> events`` with the MET column a model reads appended (``met.reconstruct`` for that method, handed in
+by the command line: a task package does not import another)."""
+
+
+def ditau_arrays(
+    events: Events, met_input: str = FILE_MET, append_met: MetAppender | None = None
+) -> dict[str, np.ndarray]:
     """Padded model inputs, targets and visible legs of the selected, truth-matched events of ``events``.
+
+    ``met_input``: the MET the model reads, ``"file"`` or a MET method (``"perceiver"``); for a method,
+    ``append_met`` appends its column to the selected events (the MET and the FastMTT fit among the inputs are
+    then that MET's).
 
     Keys: the model inputs (``products1`` [N, 10, F] + mask, ``products2``, ``jets`` [N, 3, Fj] + mask, ``legs``,
     ``met``), ``target`` [N, 2, 3], ``visible`` [N, 2, 3] (reco legs' pT, η, φ − φ_leg1), ``mass_gen`` [N] (GeV),
@@ -88,6 +106,11 @@ def ditau_arrays(events: Events) -> dict[str, np.ndarray]:
     candidates = ditau_candidates(events)
     selected = to_numpy(candidates.selected, bool)
     events, candidates = events[selected], candidates[selected]
+    if met_input != FILE_MET:
+        if append_met is None:
+            raise ValueError(f"met_input {met_input!r} needs append_met (the command line passes met.reconstruct)")
+        events = append_met(events)
+        candidates = ak.with_field(candidates, met_with_covariance(events, MET_COLUMNS[met_input]), "met")
     truth = tau_targets(events, candidates.leg1, candidates.leg2)
     keep = truth.matched
     events, candidates = events[keep], candidates[keep]
@@ -113,9 +136,18 @@ def visible_legs(leg1: ak.Array, leg2: ak.Array) -> np.ndarray:
     return np.stack([np.stack(c, -1) for c in cols], 1).astype(np.float32)
 
 
-def load_ditau_data(path: str | Path, cache_dir: str | Path) -> dict[str, np.ndarray]:
-    """:func:`ditau_arrays` of a file, cached as .npz in ``cache_dir``."""
-    return cached_arrays(path, cache_dir, "ditau", ditau_arrays, key_parts=("fastmtt-inputs",))
+def load_ditau_data(
+    path: str | Path, cache_dir: str | Path, met_input: str = FILE_MET, append_met: MetAppender | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`ditau_arrays` of a file, built chunk by chunk (:func:`~coffea_mlreco.training.cached_arrays.
+    event_chunks`) and cached as .npz in ``cache_dir`` (per ``met_input``)."""
+    build = functools.partial(ditau_arrays, met_input=met_input, append_met=append_met)
+
+    def build_in_chunks(file: Path) -> dict[str, np.ndarray]:
+        return concat_arrays([build(events) for events in event_chunks(file)])
+
+    key = ("fastmtt-inputs",) if met_input == FILE_MET else ("fastmtt-inputs", f"met-{met_input}")
+    return cached_arrays(path, cache_dir, "ditau", build_in_chunks, key_parts=key, read=Path)
 
 
 def _augment(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -279,6 +311,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="regress log pT from scratch instead of as a residual on the FastMTT-style fit",
     )
+    parser.add_argument(
+        "--met-input",
+        default=FILE_MET,
+        choices=(FILE_MET, *MET_COLUMNS),
+        help="the MET the model reads: the file's, or a MET method's column with its calibrated covariance "
+        "(e.g. perceiver: the ML MET, reconstructed on the selected events with the shipped networks); "
+        "recorded in the model card as met_input",
+    )
     parser.add_argument("--cache-dir", default=None, help="array cache (default: next to the output)")
     parser.add_argument("--quiet", action="store_true")
 
@@ -298,9 +338,13 @@ def run(args: argparse.Namespace) -> int:
         "ff": 2 * args.dim,
         "fastmtt_prior": args.fastmtt_prior,
     }
+    append_met = None
+    if args.met_input != FILE_MET:
+        reconstruct_met = args.reconstruct_task("met")  # the command line's registry (module docstring)
+        append_met = functools.partial(reconstruct_met, methods=(args.met_input,), device="cpu")
     try:
-        train = concat_arrays([load_ditau_data(f, cache) for f in args.train])
-        val = load_ditau_data(args.validation, cache)
+        train = concat_arrays([load_ditau_data(f, cache, args.met_input, append_met) for f in args.train])
+        val = load_ditau_data(args.validation, cache, args.met_input, append_met)
     except (KeyError, OSError, ValueError) as err:
         print(f"coffea-mlreco train ditau: error: {err}", file=sys.stderr)
         return 2
@@ -331,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics,
         seconds=time.perf_counter() - start,
     )
+    card["met_input"] = args.met_input
     write_model(output, MODEL_NAME, model.state_dict(), card)  # complete or absent: model_dir.model_output
     print(json.dumps(metrics, indent=1))
     return 0

@@ -12,13 +12,15 @@ Shipped models: ``ditau/weights/<name>.json`` (model card) + ``<name>.safetensor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import awkward as ak
 import numpy as np
 
-from coffea_mlreco.core.columns import Events, to_numpy
+from coffea_mlreco.core.columns import MET_COLUMNS, Events, to_numpy
 from coffea_mlreco.core.constants import M_TAU
+from coffea_mlreco.ditau.inputs import FILE_MET
 from coffea_mlreco.ditau.targets import pair_mass
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, transformer_inputs
 from coffea_mlreco.inference import Dense, Jagged, ModelRegistry, ModelWrapper
@@ -32,7 +34,29 @@ class _Selected(NamedTuple):
 
 
 class DiTauTransformerWrapper(ModelWrapper):
-    """Runs the di-tau transformer; call it as ``wrapper(events, candidates)`` (module docstring)."""
+    """Runs the di-tau transformer; call it as ``wrapper(events, candidates)`` (module docstring).
+
+    ``met_input``: the MET the model was trained with and reads, ``"file"`` (the file's MET with its covariance)
+    or a MET method (``"perceiver"``: the ``MLMET`` column with its calibrated covariance); from the model card's
+    ``met_input`` (cards without it: ``"file"``). ``ditau.reconstruct`` hands the model that MET and the FastMTT
+    fit made with it.
+    """
+
+    def __init__(self, backend: Any, met_input: str = FILE_MET, **kwargs: Any) -> None:
+        if met_input != FILE_MET and met_input not in MET_COLUMNS:
+            raise ValueError(f"met_input must be 'file' or one of {sorted(MET_COLUMNS)}, not {met_input!r}")
+        super().__init__(backend, **kwargs)
+        self.met_input = met_input
+
+    @classmethod
+    def from_card(cls, backend: Any, card: Mapping[str, Any], **kwargs: Any) -> DiTauTransformerWrapper:
+        """The wrapper with the card's ``met_input``."""
+        return cls(backend, met_input=str(card.get("met_input", FILE_MET)), **kwargs)
+
+    @property
+    def met_column(self) -> str | None:
+        """The events' MET column the model reads (None: the file's MET)."""
+        return None if self.met_input == FILE_MET else MET_COLUMNS[self.met_input]
 
     def __call__(self, events: Events, candidates: Any = None) -> Any:
         if candidates is None:

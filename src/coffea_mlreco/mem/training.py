@@ -26,6 +26,7 @@ A ``--val-table`` that is also a ``--table`` is refused (see `coffea_mlreco.trai
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -199,6 +200,7 @@ def train_deepmem(
     patience: int = 30,
     amp: bool = False,
     progress: bool = True,
+    init: DeepMEM | None = None,
 ) -> DeepMEMTraining:
     """Train a :class:`DeepMEM` on ``train`` and keep the epoch with the lowest mean validation MAPE.
 
@@ -211,6 +213,8 @@ def train_deepmem(
         seed: model initialisation and shuffling; ``device``: ``auto``/``cpu``/``cuda[:n]``.
         loss: one of :data:`LOSSES` on δ = ln 10 · Δlog10 P (see the module docstring).
         amp: bf16 autocast on CUDA (the output de-standardisation stays float32).
+        init: a trained model to continue from (fine-tuning, e.g. on tables of other pileups): its architecture,
+            input/output standardisation and weights are kept (``config`` is then ignored); a copy is trained.
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
@@ -237,12 +241,20 @@ def train_deepmem(
         progress=progress,
         name="deepmem",
     )
-    model = DeepMEM(**cfg).to(dev)
+    if init is not None:
+        if tuple(init.hypotheses) != train.hypotheses:
+            raise ValueError(
+                f"--init model hypotheses {list(init.hypotheses)} differ from the table's {list(train.hypotheses)}"
+            )
+        model = copy.deepcopy(init).to(dev).train()
+    else:
+        model = DeepMEM(**cfg).to(dev)
     flavour = model.config.flavour_input
     x = torch.from_numpy(train.features(flavour)).to(dev)
     y = torch.from_numpy(-train.log10_weight).float().to(dev)
     xv = torch.from_numpy(val.features(flavour)).to(dev)
-    model.set_standardisation(x, y)
+    if init is None:
+        model.set_standardisation(x, y)
     with torch.no_grad():
         x = model.transform(x)  # parameter-free: done once, not every step
     w = None
@@ -296,6 +308,7 @@ def train_deepmem(
             "amp": use_amp,
             "schedule": "one-cycle (cosine)",
             "optimiser": "AdamW",
+            "initialised_from": "a trained model (--init)" if init is not None else "random",
         },
     )
 
@@ -354,6 +367,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=1e-5)
     parser.add_argument("--patience", type=int, default=30, help="early stop after this many epochs w/o improvement")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="continue from a trained model (a shipped name such as deepmem, or a model directory): its "
+        "architecture, standardisation and weights; the architecture options are then ignored",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     parser.add_argument("--loss", choices=LOSSES, default="huber")
@@ -486,6 +506,11 @@ def run(args: argparse.Namespace) -> int:
             met_sigma=args.met_sigma,
             **_lepton_resolutions(args.lepton_resolution_term),
         )
+        init = None
+        if args.init is not None:
+            from coffea_mlreco.mem.wrappers import MEM_MODELS
+
+            init = MEM_MODELS.load(args.init, device="cpu").backend.load(torch.device("cpu"))
     except (OSError, ValueError, KeyError) as err:
         print(f"coffea-mlreco train mem: error: {err}", file=sys.stderr)
         return 2
@@ -505,8 +530,11 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         amp=args.amp,
         progress=not args.quiet,
+        init=init,
     )
     extra: dict[str, Any] = {}
+    if args.init is not None:
+        extra["initialised_from"] = str(args.init)
     if test_tables:
         extra["test_tables"] = [_describe(p, t) for p, t in zip(args.test_table, test_tables, strict=True)]
         extra["test_metrics"] = held_out_metrics(

@@ -6,6 +6,8 @@ Where things live:
 
 - :mod:`.columns` — :func:`reconstruct`, its declared input branches and per-chunk model choice;
 - :mod:`.pf_met`, :mod:`.puppi` (+ ``puppi_tunes.json``) — the baselines: weighted MET sum, numba PUPPI (CMS algorithm);
+- :mod:`.resolution` (+ ``met_resolution.json``) — the per-event MET covariance of each method, calibrated on
+  generated events; :mod:`.calibration` — ``coffea-mlreco calibrate-met``, which refits it;
 - :mod:`.features` — per-candidate and per-event network inputs;
 - :mod:`.embedding`, :mod:`.deepmet`, :mod:`.perceiver` — the networks; :mod:`.wrappers` — their model wrappers;
 - ``weights/`` — the shipped models, each with its model card;

@@ -1,6 +1,8 @@
 """``coffea_mlreco.met.reconstruct``: MET columns appended to NanoEvents with PF candidates.
 
-Columns (GeV, rad; each a ``MissingET`` record with ``pt``, ``phi`` and the event's ``valid`` flag):
+Columns (GeV, rad; each a ``MissingET`` record with ``pt``, ``phi``, the event's ``valid`` flag, and the
+per-event covariance ``covXX``, ``covXY``, ``covYY`` (GeV²) with the scalar sum ``sumEt`` it is computed from:
+:mod:`coffea_mlreco.met.resolution`, calibrated per method on simulated events):
 
 | method | column | what |
 |---|---|---|
@@ -25,17 +27,21 @@ DIR``, or a wrapper instance.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import numpy as np
 
 from coffea_mlreco.core.columns import (
+    MET_COLUMNS,
     Events,
     InputColumns,
     check_columns,
     has_column,
     is_dask,
     reconstruct_columns,
+    to_numpy,
 )
 from coffea_mlreco.core.methods import choose_methods
 from coffea_mlreco.core.nanoaod import pf_vertex_fields
@@ -45,14 +51,15 @@ from coffea_mlreco.inference.model_cards import closest_pileup
 from coffea_mlreco.met.methods import MET_METHODS
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
 from coffea_mlreco.met.puppi import PuppiTune, load_tune, puppi_weights
+from coffea_mlreco.met.resolution import METResolution, load_resolutions, met_covariance
 from coffea_mlreco.met.wrappers import MET_MODELS
 
 __all__ = ["COLUMNS", "METHODS", "METReconstruction", "input_columns", "met_models", "reconstruct", "supported_methods"]
 
 METHODS: tuple[str, ...] = MET_METHODS.names
 """The MET reconstructions, in the order of the report (:data:`coffea_mlreco.met.methods.MET_METHODS`)."""
-COLUMNS: dict[str, str] = {"pf": "PFMETReco", "puppi": "PuppiMETReco", "deepmet": "DeepMETReco", "perceiver": "MLMET"}
-"""Column each method appends (a ``MissingET`` record)."""
+COLUMNS: dict[str, str] = dict(MET_COLUMNS)
+"""Column each method appends (a ``MissingET`` record; :data:`coffea_mlreco.core.columns.MET_COLUMNS`)."""
 ML_METHODS: tuple[str, ...] = tuple(MET_METHODS.networks)
 """The methods that run a network (they take ``models=``)."""
 
@@ -84,8 +91,20 @@ def input_columns(events: Events, methods: Sequence[str] = METHODS, by_pileup: b
     return columns
 
 
-def _missing_et(pt: Any, phi: Any) -> ak.Array:
-    return ak.zip({"pt": pt, "phi": phi}, with_name="MissingET")
+def _missing_et(pt: Any, phi: Any, sum_pt: Any, resolution: METResolution, npv: Any) -> ak.Array:
+    """A ``MissingET`` record: ``pt``, ``phi``, the scalar sum ``sumEt`` its covariance is a function of, and
+    ``covXX``, ``covXY``, ``covYY`` (GeV, rad, GeV²; :mod:`coffea_mlreco.met.resolution`)."""
+    sum_pt = to_numpy(sum_pt, np.float64)
+    cov = met_covariance(resolution, sum_pt, npv)
+    return ak.zip(
+        {"pt": ak.values_astype(pt, np.float64), "phi": ak.values_astype(phi, np.float64), "sumEt": sum_pt, **cov},
+        with_name="MissingET",
+    )
+
+
+def _scalar_sum(cands: ak.Array, weights: ak.Array | None = None) -> np.ndarray:
+    pt = ak.values_astype(cands.pt, np.float64)
+    return to_numpy(ak.sum(pt if weights is None else pt * weights, axis=1), np.float64)
 
 
 def met_models(
@@ -125,31 +144,38 @@ class METReconstruction:
         models: Mapping[str, Mapping[int, ModelWrapper]],
         tune: PuppiTune,
         timings: MutableMapping[str, float] | None = None,
+        resolutions: Mapping[str, METResolution] | None = None,
     ) -> None:
         self.methods = tuple(methods)
         self.models = {method: dict(by_pu) for method, by_pu in models.items()}
         self.tune = tune
         self.timings = timings
+        self.resolutions = dict(load_resolutions() if resolutions is None else resolutions)
+        missing = [m for m in self.methods if m not in self.resolutions]
+        if missing:
+            raise ValueError(f"the MET resolution table has no entry for {missing}")
 
     def __call__(self, events: Events) -> ak.Array:
         cands = events.PFCands
         out: dict[str, ak.Array] = {}
         if "pf" in self.methods:
             with timed(self.timings, "pf"):
-                out[COLUMNS["pf"]] = _missing_et(*missing_transverse_momentum(cands))
+                pt, phi = missing_transverse_momentum(cands)
+                out[COLUMNS["pf"]] = _missing_et(pt, phi, _scalar_sum(cands), self.resolutions["pf"], 0.0)
         if _needs_puppi(self.methods):
+            npv = to_numpy(events.PV.npvsGood, np.float64)
             with timed(self.timings if "puppi" in self.methods else None, "puppi"):
                 weights = puppi_weights(cands, self.tune, npv=events.PV.npvsGood)
+                puppi_sum = _scalar_sum(cands, weights)
                 if "puppi" in self.methods:
-                    out[COLUMNS["puppi"]] = _missing_et(*missing_transverse_momentum(cands, weights))
+                    pt, phi = missing_transverse_momentum(cands, weights)
+                    out[COLUMNS["puppi"]] = _missing_et(pt, phi, puppi_sum, self.resolutions["puppi"], npv)
                     out["puppiWeightReco"] = weights
             with_weights = ak.with_field(events, weights, where=("PFCands", "puppiWeightReco"))
             for method in (m for m in self.methods if m in ML_METHODS):
                 with timed(self.timings, method):
                     met = closest_pileup(self.models[method], events)(with_weights)
-                    out[COLUMNS[method]] = _missing_et(
-                        ak.values_astype(met.pt, "float64"), ak.values_astype(met.phi, "float64")
-                    )
+                    out[COLUMNS[method]] = _missing_et(met.pt, met.phi, puppi_sum, self.resolutions[method], npv)
         return ak.zip(out, depth_limit=1)
 
 
@@ -172,6 +198,7 @@ def reconstruct(
     on_invalid: str = "flag",
     puppi_tune: str = "run3",
     timings: MutableMapping[str, float] | None = None,
+    resolution: str | Path | Mapping[str, METResolution] | None = None,
 ) -> Any:
     """Return ``events`` with the MET columns of ``methods`` appended (default all four; see the module).
 
@@ -189,6 +216,9 @@ def reconstruct(
         puppi_tune: PUPPI parameter set, ``run3`` or ``phase2``.
         timings: a dict that receives per method the seconds it took (eager and virtual events only; see
             :class:`METReconstruction`).
+        resolution: a MET resolution table (JSON written by ``coffea-mlreco calibrate-met``, or per method a
+            :class:`~coffea_mlreco.met.resolution.METResolution`) for the covariance fields; default the shipped
+            one, calibrated for the shipped networks (:mod:`coffea_mlreco.met.resolution`).
 
     Raises:
         MissingBranchError: the file lacks a column a method needs; on plain CMS NanoAOD, which has no PF
@@ -198,7 +228,10 @@ def reconstruct(
     chosen = choose_methods(methods, MET_METHODS, default=supported_methods(events), allow_empty=True)
     networks = met_models(chosen, models, device)
     by_pileup = any(len(by_pu) > 1 for by_pu in networks.values())
-    kernel = METReconstruction(chosen, networks, load_tune(puppi_tune), None if is_dask(events) else timings)
+    resolutions = resolution if isinstance(resolution, Mapping) else load_resolutions(resolution)
+    kernel = METReconstruction(
+        chosen, networks, load_tune(puppi_tune), None if is_dask(events) else timings, resolutions
+    )
     return reconstruct_columns(
         events,
         kernel,

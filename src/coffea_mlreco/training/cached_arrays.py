@@ -9,7 +9,7 @@ build leaves no truncated cache to be read later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +17,10 @@ import numpy as np
 
 from coffea_mlreco.core.outputs import atomic_file
 
-__all__ = ["cached_arrays", "concat_arrays", "open_events"]
+__all__ = ["cached_arrays", "concat_arrays", "event_chunks", "open_events"]
+
+CHUNK_EVENTS = 2000
+"""Events per chunk of :func:`event_chunks` (a PU 200 chunk with PF candidates is ~1 GB in memory)."""
 
 
 def open_events(path: str | Path) -> Any:
@@ -25,6 +28,25 @@ def open_events(path: str | Path) -> Any:
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
     return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+
+
+def event_chunks(path: str | Path, step: int = CHUNK_EVENTS) -> Iterator[Any]:
+    """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree, ``step`` events at a time: what a build
+    that reads PF candidates at high pileup iterates over, instead of the whole file at once."""
+    import uproot
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    with uproot.open(path) as f:
+        n = f["Events"].num_entries
+    for start in range(0, n, step):
+        factory = NanoEventsFactory.from_root(
+            {str(path): "Events"},
+            schemaclass=NanoAODSchema,
+            mode="eager",
+            entry_start=start,
+            entry_stop=min(n, start + step),
+        )
+        yield factory.events()
 
 
 def cached_arrays(
