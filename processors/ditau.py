@@ -3,6 +3,9 @@ the same events, built on :func:`coffea_mlreco.ditau.reconstruct`.
 
 For each chunk it
 
+- where the file has PF candidates, appends PUPPI MET and the Perceiver's ``MLMET`` with their covariances to the
+  events with a di-tau pair (:func:`coffea_mlreco.met.reconstruct`), so ``fastmtt`` reads PUPPI MET and
+  ``fastmtt_mlmet`` the ML MET (``reconstruct_met=False``: the file's MET only);
 - appends ``DiTauReco`` (:mod:`coffea_mlreco.ditau.columns`: one selected visible pair per event, its
   ``mass_vis``, ``mass_collinear``, ``mass_fastmtt``, ``mass_ml``, statuses, fitted taus, ``channel`` and
   ``valid``), running ``methods`` (default: every method the file supports; the transformer needs
@@ -22,10 +25,11 @@ dict is what :func:`coffea_mlreco.ditau.report.ditau_section` reads: ``histogram
 ``mass``, ``failed``), ``events`` (per dataset), ``events_invalid``, ``events_selected`` (valid events with a
 pair), ``events_per_method``, ``events_collision_data`` (:func:`coffea_mlreco.core.collision_data_events`: the
 events' count when they are collision data, without any generator branch, else 0: the section then shows the
-mass distributions and no truth metric) and, on eager/virtual events only, ``seconds`` (per method, summed over
-chunks; the only executor-dependent numbers). On dask-awkward events (``apply_to_fileset``) the histograms are
-``hist.dask`` objects and the counts lazy scalars: ``dask.compute`` gives the same histograms as
-``processor.Runner``.
+mass distributions and no truth metric), ``met_columns`` (per method, the MET column it read → events) and, on
+eager/virtual events only, ``seconds`` (per method, summed over chunks, including the reconstruction of the MET it
+read, PUPPI and the network on the pair events; the only executor-dependent numbers). On dask-awkward events
+(``apply_to_fileset``) the histograms are ``hist.dask`` objects and the counts lazy scalars: ``dask.compute``
+gives the same histograms as ``processor.Runner``.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ _NO_PAIR = {
     "fastmtt_mlmet": int(FastMTTStatus.NO_PAIR),
 }
 _HIST_FIELDS = {"m_vis": "mass_vis", **MASS_FIELDS}
+_MET_METHOD = {column: method for method, column in met.COLUMNS.items()}
 TRUTH_COLUMNS: dict[str, tuple[str, ...]] = {
     "GenPart": ("pt", "eta", "phi", "mass", "pdgId", "genPartIdxMother", "statusFlags"),
     "GenVisTau": ("pt", "eta", "phi", "mass", "charge", "genPartIdxMother"),
@@ -194,10 +199,11 @@ class DiTauProcessor(processor.ProcessorABC):
             wanted.append(met_input)
         return tuple(dict.fromkeys(wanted))
 
-    def _with_met(self, events: Any) -> Any:
+    def _with_met(self, events: Any, timings: dict[str, float]) -> Any:
         """``events`` with the MET columns the di-tau methods read, where the file has PF candidates. The MET
         is reconstructed on the events with a di-tau pair only (and those with NaN/inf in the pair's inputs, to
-        be counted invalid): the others fill no histogram, and a network over every PF candidate is costly."""
+        be counted invalid): the others fill no histogram, and a network over every PF candidate is costly.
+        ``timings`` receives the seconds of each MET method (eager and virtual events)."""
         if not self.reconstruct_met:
             return events
         methods = [m for m in self._met_methods() if m in met.supported_methods(events)]
@@ -207,7 +213,7 @@ class DiTauProcessor(processor.ProcessorABC):
         keep = map_events(PairOrInvalid(columns), events, columns, label="ditau-preselection")
         models = {m: spec for m, spec in self.met_models.items() if m in methods}
         device = getattr(self.options, "device", "auto")
-        return met.reconstruct(events[keep], methods=methods, models=models or None, device=device)
+        return met.reconstruct(events[keep], methods=methods, models=models or None, device=device, timings=timings)
 
     def _kernel(self, events: Any) -> DiTauReconstruction:
         methods = default_methods(events, self.model is not None) if self.methods is None else self.methods
@@ -248,10 +254,14 @@ class DiTauProcessor(processor.ProcessorABC):
         metadata = getattr(events, "metadata", None) or {}
         dataset = str(metadata.get("dataset", "default"))
         n_events, n_collision_data = event_count(events), collision_data_events(events)
-        events = self._with_met(events)
+        met_seconds: dict[str, float] = {}
+        events = self._with_met(events, met_seconds)
         kernel = self._kernel(events)
         events = append_ditau(events, kernel)
         seconds = dict(kernel.seconds)
+        for method, column in kernel.met.items():  # a method's time includes the MET it read
+            if method in seconds and column in _MET_METHOD:
+                seconds[method] += sum(met_seconds.get(m, 0.0) for m in {"puppi", _MET_METHOD[column]})
         truth = _truth_columns(events)
         fill = map_events(
             _FillValues(kernel.methods, bool(truth)), events, {COLUMN: None, **truth}, label="ditau-fill-values"
