@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Refit the per-event MET covariance of every MET method (src/coffea_mlreco/met/met_resolution.json), in one command:
 #   bash examples/calibrate_met_resolution.sh [WORKDIR]
-# ~15 min on 2 CPU cores: generation ~6 min, the four MET reconstructions (the shipped networks, chosen by each
-# chunk's pileup) and the fit ~8 min.
+# ~20–30 min on 2 CPU cores: generation ~6 min, the four MET reconstructions (the shipped networks, chosen by each
+# chunk's pileup) and the binning ~15–20 min (27 min in all on loaded cores, 2026-12-05).
 #
 # 1. generates Z -> tautau (3000 events), H -> tautau (2000) and dileptonic ttbar (2000) at PU 0, 60 and 200, with PF
 #    candidates, seeds 19601-19603 (PU 0), 19661-19663 (PU 60), 19621-19623 (PU 200): used in no training and in
