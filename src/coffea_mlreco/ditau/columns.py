@@ -82,10 +82,12 @@ from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import (
     DEFAULT_SELECTION,
     FILE_MET,
+    MET_COVARIANCE,
     DiTauSelection,
     ditau_candidates,
     has_pair,
     met_with_covariance,
+    require_met_column,
 )
 from coffea_mlreco.ditau.methods import DITAU_METHODS
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
@@ -126,7 +128,6 @@ _P4_FIELDS = ("pt", "eta", "phi", "mass")
 _TAU = ("pt", "eta", "phi", "mass", "charge")
 _ELECTRON = ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all")
 _MUON = ("pt", "eta", "phi", "mass", "charge", "pfRelIso04_all")
-_MET_COV = ("covXX", "covXY", "covYY")
 _FITS = ("fastmtt", "fastmtt_mlmet")
 _JET = ("pt", "eta", "phi", "mass")
 _TAU_PRODUCTS = ("tauIdx", "pt", "eta", "phi", "pdgId")
@@ -149,13 +150,13 @@ def _tau_columns(events: Events, selection: DiTauSelection) -> tuple[str, ...]:
 
 def _met_columns(events: Events) -> tuple[str, ...]:
     have = _fields(events, met_collection(events))
-    if set(_MET_COV) <= have or "sumEt" not in have:
-        return ("pt", "phi", *_MET_COV)  # without either, the check names MET_covXX
+    if set(MET_COVARIANCE) <= have or "sumEt" not in have:
+        return ("pt", "phi", *MET_COVARIANCE)  # without either, the check names MET_covXX
     return ("pt", "phi", "sumEt")
 
 
 def _has_met(events: Events, column: str) -> bool:
-    return {"pt", "phi", *_MET_COV} <= _fields(events, column)
+    return {"pt", "phi", *MET_COVARIANCE} <= _fields(events, column)
 
 
 def met_columns(
@@ -188,7 +189,7 @@ def met_columns(
 def _met_input(events: Events, column: str | None) -> InputColumns:
     if column is None:
         return {met_collection(events): _met_columns(events)}
-    return {column: ("pt", "phi", *_MET_COV)}
+    return {column: ("pt", "phi", *MET_COVARIANCE)}
 
 
 def pair_columns(events: Events, selection: DiTauSelection = DEFAULT_SELECTION) -> InputColumns:
@@ -436,10 +437,7 @@ def append_ditau(events: Events, kernel: DiTauReconstruction, *, on_invalid: str
     """``events`` with the ``DiTauReco`` column of an already built ``kernel`` (what :func:`reconstruct` and
     the processor, which keeps one kernel and its loaded model across chunks, both call)."""
     for method, column in kernel.met.items():
-        if column is not None and column not in events.fields:
-            raise ValueError(
-                f"di-tau: {method} reads the MET column {column}, which the events lack; append it first with "
-                "coffea_mlreco.met.reconstruct (it needs PF candidates)"
-            )
+        if column is not None:
+            require_met_column(events, column, method)
     columns = input_columns(events, kernel.methods, kernel.selection, kernel.met)
     return reconstruct_columns(events, kernel, columns, task="di-tau", on_invalid=on_invalid)

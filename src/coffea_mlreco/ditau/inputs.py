@@ -49,6 +49,7 @@ __all__ = [
     "CHANNEL_PRIORITY",
     "DEFAULT_SELECTION",
     "FILE_MET",
+    "MET_COVARIANCE",
     "MET_SIGMA0_GEV",
     "MET_SIGMA_SUMET",
     "Channel",
@@ -60,8 +61,11 @@ __all__ = [
     "has_pair",
     "kernel_arrays",
     "met_with_covariance",
+    "require_met_column",
 ]
 
+MET_COVARIANCE = ("covXX", "covXY", "covYY")
+"""The fields of a MET covariance (GeV²), in a NanoAOD MET collection and in a reconstructed MET column."""
 FILE_MET = "file"
 """Names the file's own MET where a MET method could be named (``ditau.reconstruct(met=...)``, model cards'
 ``met_input``)."""
@@ -234,20 +238,15 @@ def met_with_covariance(events: ak.Array, column: str | None = None) -> ak.Array
     ``coffea_mlreco.met.reconstruct``); a column the events lack is a ValueError saying so.
     """
     if column is not None:
-        if column not in ak.fields(events):
-            raise ValueError(
-                f"di-tau: the MET column {column} is not among the events' columns; append it first with "
-                "coffea_mlreco.met.reconstruct (it needs PF candidates)"
-            )
-        met = _collection(events, column, ("pt", "phi", *_COV))
-        fields = ak.fields(met)
+        require_met_column(events, column, "the fit")
+        met = _collection(events, column, ("pt", "phi", *MET_COVARIANCE))
     else:
         met = _collection(events, met_collection(events), ("pt", "phi"))
-        fields = ak.fields(met)
+    fields = ak.fields(met)
     pt = _f64(met.pt)
     phi = _f64(met.phi)
-    if all(c in fields for c in _COV):
-        cov = {c: _f64(met[c]) for c in _COV}
+    if all(c in fields for c in MET_COVARIANCE):
+        cov = {c: _f64(met[c]) for c in MET_COVARIANCE}
     elif "sumEt" in fields:
         var = MET_SIGMA0_GEV**2 + MET_SIGMA_SUMET**2 * _f64(met.sumEt)
         cov = {"covXX": var, "covXY": 0.0 * var, "covYY": var}
@@ -263,7 +262,14 @@ def _f64(values: Any) -> Any:
     return ak.without_parameters(ak.values_astype(values, np.float64))
 
 
-_COV = ("covXX", "covXY", "covYY")
+def require_met_column(events: Any, column: str, reader: str) -> None:
+    """A ValueError unless ``events`` carry the reconstructed MET column ``column`` that ``reader`` (a method, or
+    "the fit") reads: it says to append it with ``coffea_mlreco.met.reconstruct``."""
+    if column not in events.fields:
+        raise ValueError(
+            f"di-tau: {reader} reads the MET column {column}, which the events lack; append it first with "
+            "coffea_mlreco.met.reconstruct (it needs PF candidates)"
+        )
 
 
 def ditau_candidates(

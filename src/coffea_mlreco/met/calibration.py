@@ -20,37 +20,36 @@ from typing import Any
 import numpy as np
 
 from coffea_mlreco.core.columns import MET_COLUMNS, to_numpy
+from coffea_mlreco.core.metrics import met_residuals
 from coffea_mlreco.core.outputs import atomic_file, check_output
 from coffea_mlreco.met.columns import METHODS, reconstruct
 from coffea_mlreco.met.resolution import PUPPI_WEIGHTED, METResolution, calibrate_resolution, write_resolutions
 from coffea_mlreco.training.cached_arrays import event_chunks
 from coffea_mlreco.training.provenance import describe_sample
 
-__all__ = ["add_arguments", "met_residuals", "run"]
+__all__ = ["add_arguments", "residuals_by_method", "run"]
 
 _UNCALIBRATED = {
     m: METResolution((0.0,), ((0.0,),), ((1.0,),)) for m in METHODS
 }  # the covariance is what is being fitted
 
 
-def met_residuals(
+def residuals_by_method(
     path: str | Path, methods: Sequence[str], models: dict[str, str] | None = None, device: str = "cpu"
 ) -> dict[str, np.ndarray]:
     """Per method ``dx_<m>``, ``dy_<m>``, ``sum_<m>`` (GeV) and per event ``npv``, ``pileup`` of one file."""
     parts: dict[str, list[np.ndarray]] = {}
     for chunk in event_chunks(path):
         events = reconstruct(chunk, methods=methods, models=models or None, device=device, resolution=_UNCALIBRATED)
-        gx = to_numpy(events.GenMET.pt * np.cos(events.GenMET.phi), np.float64)
-        gy = to_numpy(events.GenMET.pt * np.sin(events.GenMET.phi), np.float64)
+        gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
         values = {
             "npv": to_numpy(events.PV.npvsGood, np.float64),
             "pileup": to_numpy(events.Pileup.nTrueInt, np.float64),
         }
         for m in methods:
             rec = events[MET_COLUMNS[m]]
-            pt, phi = to_numpy(rec.pt, np.float64), to_numpy(rec.phi, np.float64)
-            values[f"dx_{m}"] = pt * np.cos(phi) - gx
-            values[f"dy_{m}"] = pt * np.sin(phi) - gy
+            residuals = met_residuals(to_numpy(rec.pt, np.float64), to_numpy(rec.phi, np.float64), gen_pt, gen_phi)
+            values[f"dx_{m}"], values[f"dy_{m}"] = residuals.dpx, residuals.dpy
             values[f"sum_{m}"] = to_numpy(rec.sumEt, np.float64)
         for k, v in values.items():
             parts.setdefault(k, []).append(v)
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     data: dict[str, list[np.ndarray]] = {}
     for path in args.files:
-        for k, v in met_residuals(path, args.methods, models, args.device).items():
+        for k, v in residuals_by_method(path, args.methods, models, args.device).items():
             data.setdefault(k, []).append(v)
     arrays = {k: np.concatenate(v) for k, v in data.items()}
     group = np.round(arrays["pileup"] / 10.0) * 10.0  # the files' pileup settings (Poisson means)
