@@ -33,8 +33,8 @@ from rates import events_per_second  # benchmarks/rates.py (the scripts run from
 
 from coffea_mlreco.mem import mem_log_weights
 from coffea_mlreco.mem.inputs import dilepton_candidates, integration_inputs, network_features
-from coffea_mlreco.mem.tables import open_events
 from coffea_mlreco.mem.wrappers import MEM_MODELS
+from coffea_mlreco.training.cached_arrays import open_events
 
 
 def _samples(args: argparse.Namespace) -> list[Path]:

@@ -216,7 +216,7 @@ class DiTauProcessor(processor.ProcessorABC):
         return met.reconstruct(events[keep], methods=methods, models=models or None, device=device, timings=timings)
 
     def _kernel(self, events: Any) -> DiTauReconstruction:
-        methods = default_methods(events, self.model is not None) if self.methods is None else self.methods
+        methods = default_methods(events, self.model) if self.methods is None else self.methods
         model = self.model if "transformer" in methods else None
         columns = met_columns(events, methods, model)
         key = (methods, tuple(sorted((m, c or FILE_MET) for m, c in columns.items())))

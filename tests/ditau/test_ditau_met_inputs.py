@@ -146,6 +146,10 @@ def test_transformer_trained_on_ml_met_reads_it(pu60_file: Path, tmp_path: Path)
     reco = ditau.reconstruct(events, methods=("transformer",), models={"transformer": str(out)}).DiTauReco
     with pytest.raises(ValueError, match="reads the MET column MLMET"):
         ditau.reconstruct(_open(pu60_file), methods=("transformer",), models={"transformer": str(out)})
+    # by default, events without MLMET run the methods they can (the fits), not a transformer that needs it
+    plain = ditau.reconstruct(_open(pu60_file), models={"transformer": str(out)}).DiTauReco
+    assert "mass_fastmtt" in plain.fields and "mass_ml" not in plain.fields
+    assert "mass_ml" in ditau.reconstruct(events, models={"transformer": str(out)}).DiTauReco.fields
     as_file = ditau.reconstruct(
         events, methods=("transformer",), models={"transformer": str(out)}, met={"transformer": "file"}
     ).DiTauReco

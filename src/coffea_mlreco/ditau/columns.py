@@ -259,12 +259,17 @@ def supported_methods(events: Events) -> tuple[str, ...]:
     return tuple(supported)
 
 
-def default_methods(events: Events, with_transformer: bool = True) -> tuple[str, ...]:
+def default_methods(events: Events, model: ModelWrapper | None = None) -> tuple[str, ...]:
     """The methods run when none is asked for: every method the file supports (:func:`supported_methods`; without
     a branch of the pair selection the collinear and FastMTT ones, and the input check names the branch), the
-    transformer only ``with_transformer`` (when a model is given or shipped)."""
+    transformer only with a ``model`` (given or shipped) and where the events carry the MET it reads (its
+    ``met_column``: a model trained on ``MLMET`` is left out of the defaults on events without it, while asking
+    for it explicitly names the missing column)."""
     supported = supported_methods(events) or ("collinear", "fastmtt")
-    return supported if with_transformer else tuple(m for m in supported if m != "transformer")
+    met_column = getattr(model, "met_column", None)
+    if model is None or (met_column is not None and not _has_met(events, met_column)):
+        return tuple(m for m in supported if m != "transformer")
+    return supported
 
 
 def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
@@ -427,8 +432,10 @@ def reconstruct(
     """
     models = _check_models(models)
     has_model = "transformer" in models or DEFAULT_MODEL in DITAU_MODELS.names()
-    chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, has_model), allow_empty=True)
-    model = ditau_model(models.get("transformer"), device) if "transformer" in chosen else None
+    wanted = "transformer" in (supported_methods(events) if methods is None else methods)
+    model = ditau_model(models.get("transformer"), device) if has_model and wanted else None
+    chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, model), allow_empty=True)
+    model = model if "transformer" in chosen else None
     kernel = DiTauReconstruction(chosen, model, selection, met_columns(events, chosen, model, met))
     return append_ditau(events, kernel, on_invalid=on_invalid)
 

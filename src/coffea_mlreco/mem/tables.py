@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -60,6 +59,7 @@ from coffea_mlreco.mem.inputs import (
 )
 from coffea_mlreco.mem.integration import MEMResult, mem_log_weights
 from coffea_mlreco.mem.table_schema import MEMTable, concat_mem_tables, write_mem_table
+from coffea_mlreco.training.cached_arrays import open_events
 from coffea_mlreco.training.provenance import describe_sample
 
 __all__ = [
@@ -68,22 +68,12 @@ __all__ = [
     "integrate_candidates",
     "mem_table_from_file",
     "mem_table_from_files",
-    "open_events",
     "run",
 ]
 
 DEFAULT_HYPOTHESES: tuple[str, ...] = ("dy_sm", "zprime")
 """Background (SM Drell-Yan) and signal (Z′ 200 GeV) hypotheses of the shipped DeepMEM model."""
 _DEFAULT_SQRT_S = 13600.0
-
-
-def open_events(path: str | Path) -> Any:
-    """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree."""
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cross-references to collections the file lacks
-        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 
 def integrate_candidates(

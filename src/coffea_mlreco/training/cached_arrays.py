@@ -9,6 +9,7 @@ build leaves no truncated cache to be read later.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +28,9 @@ def open_events(path: str | Path) -> Any:
     """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree."""
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cross-references to collections the file lacks
+        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
 
 
 def event_chunks(path: str | Path, step: int = CHUNK_EVENTS) -> Iterator[Any]:
