@@ -24,32 +24,31 @@ CHUNK_EVENTS = 2000
 """Events per chunk of :func:`event_chunks` (a PU 200 chunk with PF candidates is ~1 GB in memory)."""
 
 
-def open_events(path: str | Path) -> Any:
-    """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree."""
+def open_events(path: str | Path, entry_start: int | None = None, entry_stop: int | None = None) -> Any:
+    """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree (entries ``entry_start`` to
+    ``entry_stop``; None: all)."""
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cross-references to collections the file lacks
-        return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="eager").events()
+        return NanoEventsFactory.from_root(
+            {str(path): "Events"},
+            schemaclass=NanoAODSchema,
+            mode="eager",
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        ).events()
 
 
 def event_chunks(path: str | Path, step: int = CHUNK_EVENTS) -> Iterator[Any]:
     """Eager NanoEvents (``NanoAODSchema``) of a file's ``Events`` tree, ``step`` events at a time: what a build
     that reads PF candidates at high pileup iterates over, instead of the whole file at once."""
     import uproot
-    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
     with uproot.open(path) as f:
         n = f["Events"].num_entries
     for start in range(0, n, step):
-        factory = NanoEventsFactory.from_root(
-            {str(path): "Events"},
-            schemaclass=NanoAODSchema,
-            mode="eager",
-            entry_start=start,
-            entry_stop=min(n, start + step),
-        )
-        yield factory.events()
+        yield open_events(path, start, min(n, start + step))
 
 
 def cached_arrays(
