@@ -58,6 +58,7 @@ from coffea_mlreco.core.truth import tau_decays
 from coffea_mlreco.ditau.collinear_mass import CollinearStatus
 from coffea_mlreco.ditau.columns import (
     COLUMN,
+    DEFAULT_MODEL,
     MASS_FIELDS,
     METHODS,
     DiTauReconstruction,
@@ -67,6 +68,7 @@ from coffea_mlreco.ditau.columns import (
     ditau_model,
     met_columns,
     pair_columns,
+    shipped_model,
 )
 from coffea_mlreco.ditau.fastmtt import FastMTTStatus
 from coffea_mlreco.ditau.inputs import FILE_MET, Channel
@@ -178,10 +180,11 @@ class DiTauProcessor(processor.ProcessorABC):
         if unknown:
             raise ValueError(f"models= keys must be among ('transformer',), not {unknown}")
         self.options = options
-        device = getattr(options, "device", "auto")
+        self.device = getattr(options, "device", "auto")
         wanted = self.methods is None or "transformer" in self.methods
-        available = "transformer" in chosen or "transformer" in DITAU_MODELS.names() or self.methods is not None
-        self.model = ditau_model(chosen.get("transformer"), device) if wanted and available else None
+        # a model given is used on every chunk; else the shipped one each chunk's columns call for (shipped_model)
+        self.model = ditau_model(chosen["transformer"], self.device) if wanted and "transformer" in chosen else None
+        self._shipped: dict[str, Any] = {}
         self.reconstruct_met = reconstruct_met
         self.met_models = (
             dict(options.models_for("met")) if options is not None and hasattr(options, "models_for") else {}
@@ -194,7 +197,12 @@ class DiTauProcessor(processor.ProcessorABC):
         wanted = ["puppi"]
         if self.methods is None or "fastmtt_mlmet" in self.methods:
             wanted.append("perceiver")
-        met_input = getattr(self.model, "met_input", FILE_MET)
+        if self.model is not None:
+            met_input = getattr(self.model, "met_input", FILE_MET)
+        elif DEFAULT_MODEL in DITAU_MODELS.names():
+            met_input = str(DITAU_MODELS.card(DEFAULT_MODEL).get("met_input", FILE_MET))
+        else:
+            met_input = FILE_MET
         if met_input != FILE_MET:
             wanted.append(met_input)
         return tuple(dict.fromkeys(wanted))
@@ -212,12 +220,28 @@ class DiTauProcessor(processor.ProcessorABC):
         columns = pair_columns(events)
         keep = map_events(PairOrInvalid(columns), events, columns, label="ditau-preselection")
         models = {m: spec for m, spec in self.met_models.items() if m in methods}
-        device = getattr(self.options, "device", "auto")
-        return met.reconstruct(events[keep], methods=methods, models=models or None, device=device, timings=timings)
+        return met.reconstruct(
+            events[keep], methods=methods, models=models or None, device=self.device, timings=timings
+        )
+
+    def _model_for(self, events: Any) -> Any:
+        """The transformer for this chunk: the one given, else the shipped one its columns call for (loaded once);
+        None when the transformer is not asked for or no model ships."""
+        if self.model is not None or (self.methods is not None and "transformer" not in self.methods):
+            return self.model
+        name = shipped_model(events)
+        if name is None and self.methods is not None:
+            name = DEFAULT_MODEL  # asked for explicitly: its missing MET column is then the error
+        if name is None:
+            return None
+        if name not in self._shipped:
+            self._shipped[name] = ditau_model(name, self.device)
+        return self._shipped[name]
 
     def _kernel(self, events: Any) -> DiTauReconstruction:
-        methods = default_methods(events, self.model) if self.methods is None else self.methods
-        model = self.model if "transformer" in methods else None
+        model = self._model_for(events)
+        methods = default_methods(events, model) if self.methods is None else self.methods
+        model = model if "transformer" in methods else None
         columns = met_columns(events, methods, model)
         key = (methods, tuple(sorted((m, c or FILE_MET) for m, c in columns.items())))
         if key not in self._kernels:

@@ -22,6 +22,7 @@ from coffea_mlreco.core import MissingBranchError, NonFiniteInputError, input_br
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.constants import M_TAU
 from coffea_mlreco.ditau import METHODS, input_columns, reconstruct, supported_methods
+from coffea_mlreco.ditau.columns import FILE_MET_MODEL
 from coffea_mlreco.ditau.inputs import Channel, DiTauSelection
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
@@ -218,10 +219,11 @@ def test_empty_chunk(ditau_small: Path) -> None:
 
 
 def _model_dir(target: Path, bias_shift: float = 0.0) -> Path:
-    """A model directory holding the shipped transformer's card and weights (its output bias shifted)."""
+    """A model directory holding the card and weights of the shipped transformer these events get (no MLMET: the
+    one trained on the file's MET), its output bias shifted."""
     from safetensors.torch import load_file, save_file
 
-    card = DITAU_MODELS.card("transformer")
+    card = DITAU_MODELS.card(FILE_MET_MODEL)
     weights = Path(card["weights"])
     target.mkdir()
     state = load_file(str(weights))

@@ -23,6 +23,7 @@ from coffea_mlreco.processors.ditau import DiTauProcessor
 from coffea_mlreco import ditau, met
 from coffea_mlreco.cli import main
 from coffea_mlreco.core.columns import MET_COLUMNS, to_numpy
+from coffea_mlreco.ditau.columns import DEFAULT_MODEL, FILE_MET_MODEL
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
 from coffea_mlreco.ditau.inputs import ditau_candidates
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
@@ -91,6 +92,39 @@ def test_fits_read_puppi_and_ml_met(pu60_file: Path, with_met: Any) -> None:
     selected = to_numpy(reco.channel >= 0, bool)
     assert selected.sum() > 40
     assert not np.array_equal(to_numpy(reco.mass_fastmtt)[selected], to_numpy(plain_fit.mass_fastmtt)[selected])
+
+
+@pytest.mark.skipif(
+    not {DEFAULT_MODEL, FILE_MET_MODEL} <= set(DITAU_MODELS.names()), reason="the two shipped di-tau transformers"
+)
+def test_the_shipped_transformer_follows_the_met_the_events_carry(pu60_file: Path, with_met: Any) -> None:
+    """The shipped transformer reads the ML MET: events that carry MLMET get it, events without it (before
+    ``met.reconstruct``, or without PF candidates) the model trained on the file's MET, in reconstruct as in the
+    processor."""
+    plain = _open(pu60_file)
+    assert DITAU_MODELS.card(DEFAULT_MODEL)["met_input"] == "perceiver"
+    assert DITAU_MODELS.card(FILE_MET_MODEL).get("met_input", "file") == "file"
+    assert ditau.shipped_model(with_met) == DEFAULT_MODEL and ditau.shipped_model(plain) == FILE_MET_MODEL
+    masses = {}
+    for events, name in ((with_met, DEFAULT_MODEL), (plain, FILE_MET_MODEL)):
+        default = ditau.reconstruct(events, methods=("transformer",), device="cpu").DiTauReco
+        named = ditau.reconstruct(events, methods=("transformer",), models={"transformer": name}, device="cpu")
+        np.testing.assert_array_equal(to_numpy(default.mass_ml), to_numpy(named.DiTauReco.mass_ml))
+        masses[name] = to_numpy(default.mass_ml, np.float64)
+    selected = np.isfinite(masses[DEFAULT_MODEL])
+    assert selected.sum() > 40 and not np.allclose(masses[DEFAULT_MODEL][selected], masses[FILE_MET_MODEL][selected])
+    eager = ditau.reconstruct(with_met, device="cpu").DiTauReco  # the default methods include it
+    np.testing.assert_array_equal(to_numpy(eager.mass_ml), masses[DEFAULT_MODEL])
+    runner = processor.Runner(executor=processor.IterativeExecutor(), schema=NanoAODSchema, chunksize=200)
+    for reconstruct_met, column in ((True, "MLMET"), (False, "file")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = runner(
+                {"h": {"files": {str(pu60_file): "Events"}}},
+                processor_instance=DiTauProcessor(methods=("transformer",), reconstruct_met=reconstruct_met),
+                treename="Events",
+            )
+        assert out["met_columns"] == {"transformer": {column: out["events_selected"]}}
 
 
 def test_ml_met_fit_without_mlmet_names_the_column(pu60_file: Path) -> None:

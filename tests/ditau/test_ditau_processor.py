@@ -23,6 +23,7 @@ from coffea_mlreco.core import MissingBranchError
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.core.metrics import histogram_roc
 from coffea_mlreco.ditau import reconstruct
+from coffea_mlreco.ditau.columns import FILE_MET_MODEL
 from coffea_mlreco.ditau.inputs import Channel
 from coffea_mlreco.ditau.report import dataset_kind, ditau_section
 from coffea_mlreco.evaluation.tasks import TaskOptions
@@ -265,7 +266,7 @@ def test_model_directory_and_options(ditau_small: Path, tmp_path: Path) -> None:
 
     from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
-    weights = Path(DITAU_MODELS.card("transformer")["weights"])
+    weights = Path(DITAU_MODELS.card(FILE_MET_MODEL)["weights"])  # what events without MLMET get by default
     folder = tmp_path / "model"
     folder.mkdir()
     shutil.copy(weights, folder)
@@ -273,7 +274,7 @@ def test_model_directory_and_options(ditau_small: Path, tmp_path: Path) -> None:
     from_options = DiTauProcessor(options=TaskOptions(device="cpu", models={"ditau": {"transformer": str(folder)}}))
     assert Path(from_options.model.backend.weights).parent == folder.resolve()
     explicit = DiTauProcessor(
-        models={"transformer": "transformer"}, options=TaskOptions(models={"ditau": {"transformer": str(folder)}})
+        models={"transformer": FILE_MET_MODEL}, options=TaskOptions(models={"ditau": {"transformer": str(folder)}})
     )
     assert Path(explicit.model.backend.weights) == weights.resolve()
     events = open_events(ditau_small, "eager")

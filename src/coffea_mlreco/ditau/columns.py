@@ -106,6 +106,7 @@ __all__ = [
     "met_columns",
     "pair_columns",
     "reconstruct",
+    "shipped_model",
     "supported_methods",
     "visible_mass",
 ]
@@ -122,7 +123,11 @@ MASS_FIELDS: dict[str, str] = {
 }
 """``DiTauReco`` field holding each method's m_ττ."""
 DEFAULT_MODEL = "transformer"
-"""Shipped transformer used when ``models`` names none."""
+"""Shipped transformer used when ``models`` names none, where the events carry the MET it reads
+(:func:`shipped_model`)."""
+FILE_MET_MODEL = "transformer_file_met"
+"""Shipped transformer trained on the file's MET, used instead where the events lack the MET :data:`DEFAULT_MODEL`
+reads (CMS NanoAOD, or our files before ``met.reconstruct``)."""
 
 _P4_FIELDS = ("pt", "eta", "phi", "mass")
 _TAU = ("pt", "eta", "phi", "mass", "charge")
@@ -270,6 +275,19 @@ def default_methods(events: Events, model: ModelWrapper | None = None) -> tuple[
     if model is None or (met_column is not None and not _has_met(events, met_column)):
         return tuple(m for m in supported if m != "transformer")
     return supported
+
+
+def shipped_model(events: Events) -> str | None:
+    """The shipped transformer for ``events``: :data:`DEFAULT_MODEL` where the events carry the MET its card
+    names (``met_input``), else :data:`FILE_MET_MODEL` (None where neither ships). The choice follows the
+    events' columns, as the MET networks follow the chunk's pileup: a file without PF candidates cannot give the
+    ML MET, and a model must read the MET it was trained with."""
+    names = DITAU_MODELS.names()
+    if DEFAULT_MODEL in names:
+        met_input = str(DITAU_MODELS.card(DEFAULT_MODEL).get("met_input", FILE_MET))
+        if met_input == FILE_MET or _has_met(events, MET_COLUMNS[met_input]):
+            return DEFAULT_MODEL
+    return FILE_MET_MODEL if FILE_MET_MODEL in names else None
 
 
 def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:
@@ -431,9 +449,9 @@ def reconstruct(
             transformer on CMS NanoAOD).
     """
     models = _check_models(models)
-    has_model = "transformer" in models or DEFAULT_MODEL in DITAU_MODELS.names()
+    spec = models.get("transformer") or shipped_model(events)
     wanted = "transformer" in (supported_methods(events) if methods is None else methods)
-    model = ditau_model(models.get("transformer"), device) if has_model and wanted else None
+    model = ditau_model(spec, device) if wanted and (spec is not None or methods is not None) else None
     chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, model), allow_empty=True)
     model = model if "transformer" in chosen else None
     kernel = DiTauReconstruction(chosen, model, selection, met_columns(events, chosen, model, met))
