@@ -158,7 +158,8 @@ class DiTauProcessor(processor.ProcessorABC):
             (:func:`coffea_mlreco.ditau.supported_methods`). An explicit method the file cannot run is a
             ``MissingBranchError``.
         models: ``{"transformer": spec}``, spec a shipped name, a model directory or a wrapper (default: the
-            one in ``options``, else the shipped ``transformer``).
+            one in ``options``, else per chunk the shipped one its columns call for,
+            :func:`coffea_mlreco.ditau.shipped_model`).
         options: evaluate's :class:`~coffea_mlreco.evaluation.tasks.TaskOptions` (``device`` for the
             transformer and the MET networks, ``models_for("ditau")`` and ``models_for("met")``).
         reconstruct_met: where the file has PF candidates, append PUPPI MET and the Perceiver's ``MLMET``

@@ -31,6 +31,9 @@ resolution, so each method reads the best MET the events carry, with its per-eve
 | ``fastmtt_mlmet`` | ``MLMET`` (the Perceiver); the method is supported only where the events carry it |
 | ``transformer`` | the MET its model card names (``met_input``: ``file``, or a MET method such as ``perceiver``) |
 
+The shipped ``transformer`` reads ``MLMET``; on events without it the shipped ``transformer_file_met`` (trained at
+pileup 0 on the file's MET) runs instead (:func:`shipped_model`), so CMS NanoAOD with ``TauProd`` keeps a transformer.
+
 ``PuppiMETReco`` and ``MLMET`` are appended by ``coffea_mlreco.met.reconstruct`` (on files with PF candidates),
 with the covariance calibrated per method (:mod:`coffea_mlreco.met.resolution`): call it first, or let
 ``coffea_mlreco.reconstruct(events, ["met", "ditau"])`` and the di-tau processor do so. The file's MET is ``MET``
@@ -436,7 +439,8 @@ def reconstruct(
             (:func:`supported_methods`: the transformer needs ``TauProd``, which CMS NanoAOD lacks). A
             method asked for explicitly whose inputs are missing is an error.
         models: ``{"transformer": spec}``, spec a shipped name, a model directory (weights + model card
-            JSON) or a wrapper; default the shipped ``transformer``.
+            JSON) or a wrapper; default :func:`shipped_model`: ``transformer`` (trained across pileup on
+            ``MLMET``) where the events carry ``MLMET``, else ``transformer_file_met``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for the transformer.
         on_invalid: ``"flag"``: an event with NaN/inf inputs gets NaN masses, −1 status and channel, and
             ``valid`` False, the others are unaffected; ``"raise"``: raise ``NonFiniteInputError``.
