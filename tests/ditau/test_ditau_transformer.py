@@ -15,9 +15,15 @@ import torch
 from coffea_mlreco.core.columns import to_numpy
 from coffea_mlreco.ditau.columns import FILE_MET_MODEL
 from coffea_mlreco.ditau.fastmtt import fastmtt_mass
-from coffea_mlreco.ditau.inputs import LegKind, ditau_candidates
+from coffea_mlreco.ditau.inputs import Channel, LegKind, ditau_candidates
 from coffea_mlreco.ditau.targets import pair_mass, tau_targets
-from coffea_mlreco.ditau.training import ditau_arrays, mass_flattening_weights, predict, train_transformer
+from coffea_mlreco.ditau.training import (
+    channel_balancing_weights,
+    ditau_arrays,
+    mass_flattening_weights,
+    predict,
+    train_transformer,
+)
 from coffea_mlreco.ditau.transformer import DiTauTransformer
 from coffea_mlreco.ditau.transformer_inputs import (
     JET_FEATURES,
@@ -154,6 +160,19 @@ def test_mass_flattening_weights_flatten_log_mass() -> None:
     light, heavy = mass < 150, mass >= 150
     assert w[light].sum() == pytest.approx(w[heavy].sum(), rel=0.35)  # the two peaks now weigh about the same
     assert np.all(mass_flattening_weights(np.full(10, 125.0)) == pytest.approx(1.0))
+
+
+def test_channel_balancing_weights_give_each_channel_the_same_weight() -> None:
+    channel = np.repeat([Channel.TAUTAU, Channel.MUTAU, Channel.EMU], [800, 150, 50])
+    w = channel_balancing_weights(channel, max_weight=10.0)
+    assert w.shape == channel.shape and abs(w.mean() - 1) < 1e-5
+    sums = [w[channel == c].sum() for c in (Channel.TAUTAU, Channel.MUTAU, Channel.EMU)]
+    np.testing.assert_allclose(sums, sums[0], rtol=1e-5)
+    capped = channel_balancing_weights(channel)  # clipped at 3 × the mean: the rarest channel is held back
+    assert abs(capped.mean() - 1) < 1e-5
+    assert capped.max() / capped.min() < w.max() / w.min()
+    assert capped[channel == Channel.EMU].sum() < capped[channel == Channel.TAUTAU].sum()
+    assert channel_balancing_weights(np.zeros(0)).shape == (0,)
 
 
 def test_fastmtt_prior_is_the_untrained_answer() -> None:

@@ -196,6 +196,20 @@ def mass_flattening_weights(mass_gen: np.ndarray, n_bins: int = 20, max_weight: 
     return (weights / weights.mean()).astype(np.float32)
 
 
+def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> np.ndarray:
+    """Per-event weights [N] (mean 1) ∝ 1/(events of the event's reconstructed channel), clipped at ``max_weight`` ×
+    the mean before the final normalisation: the ℓℓ channels (eμ, μμ, ee) are ~10 % of a ττ sample, so unweighted
+    they get little of the loss."""
+    channel = np.asarray(channel)
+    if channel.size == 0:
+        return np.ones(0, np.float32)
+    _, index, counts = np.unique(channel, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[index].astype(np.float64)
+    weights /= weights.mean()
+    weights = np.minimum(weights, max_weight)
+    return (weights / weights.mean()).astype(np.float32)
+
+
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     from coffea_mlreco.ditau.transformer import ditau_mass
 
@@ -250,18 +264,21 @@ def train_transformer(
     seed: int,
     progress: bool = True,
     flatten_mass: bool = False,
+    balance_channels: bool = False,
 ) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train :class:`~coffea_mlreco.ditau.transformer.DiTauTransformer`; returns (best model, history,
-    best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`."""
+    best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`;
+    ``balance_channels``: also by :func:`channel_balancing_weights`."""
     from coffea_mlreco.ditau.transformer import DiTauTransformer
 
     trainer = Trainer(seed=seed, epochs=epochs, lr=lr, warmup=0.1, progress=progress, name="ditau")
     model = DiTauTransformer(**config)
     n = len(train["legs"])
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
-    tensors["weight"] = torch.from_numpy(
-        mass_flattening_weights(train["mass_gen"]) if flatten_mass else np.ones(n, np.float32)
-    )
+    weight = mass_flattening_weights(train["mass_gen"]) if flatten_mass else np.ones(n, np.float32)
+    if balance_channels:
+        weight = weight * channel_balancing_weights(train["channel"])
+    tensors["weight"] = torch.from_numpy(weight)  # the loss divides by the batch's summed weight
 
     def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
         idx = torch.from_numpy(events)
@@ -304,6 +321,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="flatten_mass",
         action="store_false",
         help="do not weight events to a flat log m_gen spectrum (mass_flattening_weights)",
+    )
+    parser.add_argument(
+        "--balance-channels",
+        action="store_true",
+        help="weight events by 1/(events of their channel) (channel_balancing_weights): the ℓℓ channels are "
+        "~10 %% of the sample",
     )
     parser.add_argument(
         "--no-fastmtt-prior",
@@ -356,7 +379,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     model, history, metrics = train_transformer(
-        train, val, config, args.epochs, args.lr, args.batch, args.seed, not args.quiet, flatten_mass=args.flatten_mass
+        train,
+        val,
+        config,
+        args.epochs,
+        args.lr,
+        args.batch,
+        args.seed,
+        not args.quiet,
+        flatten_mass=args.flatten_mass,
+        balance_channels=args.balance_channels,
     )
     card = model_card(
         MODEL,
@@ -370,6 +402,7 @@ def run(args: argparse.Namespace) -> int:
             "batch": args.batch,
             "seed": args.seed,
             "flatten_mass": args.flatten_mass,
+            "balance_channels": args.balance_channels,
         },
         history=history,
         metrics=metrics,
