@@ -82,7 +82,8 @@ CASES = (
         None,
         lambda reco: to_numpy(reco.TTbarReco.chi2.had_b) >= 0,
     ),
-    NonFiniteCase("ditau", "htautau", "MET", "phi", np.nan, None, lambda reco: _finite(reco.DiTauReco.mass_fastmtt)),
+    # the tau, which every di-tau method reads (evaluate's di-tau methods read the reconstructed MET, not the file's)
+    NonFiniteCase("ditau", "htautau", "Tau", "phi", np.nan, None, lambda reco: _finite(reco.DiTauReco.mass_fastmtt)),
     NonFiniteCase(
         "mem",
         "dy-ll",
