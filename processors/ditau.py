@@ -68,12 +68,12 @@ from coffea_mlreco.ditau.columns import (
     ditau_model,
     met_columns,
     pair_columns,
+    shipped_met_input,
     shipped_model,
 )
 from coffea_mlreco.ditau.fastmtt import FastMTTStatus
 from coffea_mlreco.ditau.inputs import FILE_MET, Channel
 from coffea_mlreco.ditau.methods import DITAU_METHODS
-from coffea_mlreco.ditau.wrappers import DITAU_MODELS
 
 __all__ = ["CHANNELS", "HIST_METHODS", "METHODS", "TRUTH_COLUMNS", "DiTauProcessor", "generator_mass"]
 
@@ -200,10 +200,8 @@ class DiTauProcessor(processor.ProcessorABC):
             wanted.append("perceiver")
         if self.model is not None:
             met_input = getattr(self.model, "met_input", FILE_MET)
-        elif DEFAULT_MODEL in DITAU_MODELS.names():
-            met_input = str(DITAU_MODELS.card(DEFAULT_MODEL).get("met_input", FILE_MET))
         else:
-            met_input = FILE_MET
+            met_input = shipped_met_input() or FILE_MET
         if met_input != FILE_MET:
             wanted.append(met_input)
         return tuple(dict.fromkeys(wanted))

@@ -109,6 +109,7 @@ __all__ = [
     "met_columns",
     "pair_columns",
     "reconstruct",
+    "shipped_met_input",
     "shipped_model",
     "supported_methods",
     "visible_mass",
@@ -285,12 +286,17 @@ def shipped_model(events: Events) -> str | None:
     names (``met_input``), else :data:`FILE_MET_MODEL` (None where neither ships). The choice follows the
     events' columns, as the MET networks follow the chunk's pileup: a file without PF candidates cannot give the
     ML MET, and a model must read the MET it was trained with."""
-    names = DITAU_MODELS.names()
-    if DEFAULT_MODEL in names:
-        met_input = str(DITAU_MODELS.card(DEFAULT_MODEL).get("met_input", FILE_MET))
-        if met_input == FILE_MET or _has_met(events, MET_COLUMNS[met_input]):
-            return DEFAULT_MODEL
-    return FILE_MET_MODEL if FILE_MET_MODEL in names else None
+    met_input = shipped_met_input()
+    if met_input is not None and (met_input == FILE_MET or _has_met(events, MET_COLUMNS[met_input])):
+        return DEFAULT_MODEL
+    return FILE_MET_MODEL if FILE_MET_MODEL in DITAU_MODELS.names() else None
+
+
+def shipped_met_input() -> str | None:
+    """The ``met_input`` of :data:`DEFAULT_MODEL`'s card (``"file"`` or a MET method); None where it does not ship."""
+    if DEFAULT_MODEL not in DITAU_MODELS.names():
+        return None
+    return str(DITAU_MODELS.card(DEFAULT_MODEL).get("met_input", FILE_MET))
 
 
 def ditau_model(spec: Any = None, device: str = "auto") -> ModelWrapper:

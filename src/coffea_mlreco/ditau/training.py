@@ -190,10 +190,7 @@ def mass_flattening_weights(mass_gen: np.ndarray, n_bins: int = 20, max_weight: 
     edges = np.linspace(log_m.min(), log_m.max() + 1e-9, n_bins + 1)
     counts, _ = np.histogram(log_m, edges)
     density = counts[np.clip(np.digitize(log_m, edges) - 1, 0, n_bins - 1)].astype(np.float64)
-    weights = 1.0 / density
-    weights /= weights.mean()
-    weights = np.minimum(weights, max_weight)
-    return (weights / weights.mean()).astype(np.float32)
+    return _mean_one_clipped(1.0 / density, max_weight)
 
 
 def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> np.ndarray:
@@ -204,9 +201,12 @@ def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> n
     if channel.size == 0:
         return np.ones(0, np.float32)
     _, index, counts = np.unique(channel, return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[index].astype(np.float64)
-    weights /= weights.mean()
-    weights = np.minimum(weights, max_weight)
+    return _mean_one_clipped(1.0 / counts[index].astype(np.float64), max_weight)
+
+
+def _mean_one_clipped(weights: np.ndarray, max_weight: float) -> np.ndarray:
+    """``weights`` scaled to mean 1, clipped at ``max_weight``, then scaled to mean 1 again (float32)."""
+    weights = np.minimum(weights / weights.mean(), max_weight)
     return (weights / weights.mean()).astype(np.float32)
 
 
