@@ -162,6 +162,25 @@ def test_mass_flattening_weights_flatten_log_mass() -> None:
     assert np.all(mass_flattening_weights(np.full(10, 125.0)) == pytest.approx(1.0))
 
 
+def test_mass_flattening_per_channel_flattens_each_channel_and_keeps_its_share() -> None:
+    rng = np.random.default_rng(2)
+    lo, hi = np.log(60.0), np.log(400.0)
+    # τhτh flat in log m; ℓℓ with a density rising linearly in log m (selected more often at high mass)
+    mass = np.exp(np.concatenate([rng.uniform(lo, hi, 3000), lo + (hi - lo) * np.sqrt(rng.uniform(0, 1, 700))]))
+    channel = np.repeat([Channel.TAUTAU, Channel.MUMU], [3000, 700])
+    light, ll = mass < 150, channel == Channel.MUMU
+    flat_share = (np.log(150.0) - lo) / (hi - lo)  # the light share of a prior flat in log m
+    together = mass_flattening_weights(mass, n_bins=10)
+    per_channel = mass_flattening_weights(mass, n_bins=10, channel=channel)
+    assert abs(per_channel.mean() - 1) < 1e-5 and per_channel.max() < 5.5  # clipped at 5, then mean 1 again
+    # flattened together, the ℓℓ prior still rises with mass; flattened per channel it is flat
+    assert together[ll & light].sum() / together[ll].sum() < 0.7 * flat_share
+    assert per_channel[ll & light].sum() / per_channel[ll].sum() == pytest.approx(flat_share, rel=0.15)
+    assert per_channel[~ll & light].sum() / per_channel[~ll].sum() == pytest.approx(flat_share, rel=0.15)
+    # each channel keeps its share of the events
+    assert per_channel[ll].sum() / per_channel.sum() == pytest.approx(ll.mean(), rel=0.05)  # up to the clip
+
+
 def test_channel_balancing_weights_give_each_channel_the_same_weight() -> None:
     channel = np.repeat([Channel.TAUTAU, Channel.MUTAU, Channel.EMU], [800, 150, 50])
     w = channel_balancing_weights(channel, max_weight=10.0)

@@ -177,20 +177,40 @@ def _augment(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def mass_flattening_weights(mass_gen: np.ndarray, n_bins: int = 20, max_weight: float = 5.0) -> np.ndarray:
+def mass_flattening_weights(
+    mass_gen: np.ndarray, n_bins: int = 20, max_weight: float = 5.0, channel: np.ndarray | None = None
+) -> np.ndarray:
     """Per-event weights [N] (mean 1) that make the training sample's m_gen distribution flat in log m.
 
     The selection favours heavy resonances (harder legs), so an unweighted broad-mass sample still has a
     prior that pulls light events (Z, H) up; weighting each event by 1/density of its log m_gen, in
     ``n_bins`` equal bins over the sample's range (at most ``max_weight`` × the mean), removes that prior.
+
+    ``channel`` [N] (the reconstructed channel): flatten within each channel, each keeping its share of the
+    events. The model sees the channel, so its prior is the channel's own m_gen spectrum; the ℓℓ channels
+    are selected more often at high mass, and flattened only together with the others that slope pulls
+    their light events (Z → ττ) up, most where the mass is least constrained.
     """
-    log_m = np.log(np.maximum(np.asarray(mass_gen, np.float64), 1e-3))
+    mass_gen = np.asarray(mass_gen, np.float64)
+    if channel is None:
+        return _mean_one_clipped(_inverse_log_mass_density(mass_gen, n_bins), max_weight)
+    channel = np.asarray(channel)
+    weights = np.ones(mass_gen.size, np.float64)
+    for c in np.unique(channel):
+        mine = channel == c
+        inverse = _inverse_log_mass_density(mass_gen[mine], n_bins)
+        weights[mine] = inverse / inverse.mean()
+    return _mean_one_clipped(weights, max_weight)
+
+
+def _inverse_log_mass_density(mass_gen: np.ndarray, n_bins: int) -> np.ndarray:
+    """1 / (events in the event's bin), in ``n_bins`` equal bins of log m_gen over the sample's range."""
+    log_m = np.log(np.maximum(mass_gen, 1e-3))
     if log_m.size == 0:
-        return np.ones(0, np.float32)
+        return np.ones(0, np.float64)
     edges = np.linspace(log_m.min(), log_m.max() + 1e-9, n_bins + 1)
     counts, _ = np.histogram(log_m, edges)
-    density = counts[np.clip(np.digitize(log_m, edges) - 1, 0, n_bins - 1)].astype(np.float64)
-    return _mean_one_clipped(1.0 / density, max_weight)
+    return 1.0 / counts[np.clip(np.digitize(log_m, edges) - 1, 0, n_bins - 1)].astype(np.float64)
 
 
 def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> np.ndarray:
@@ -206,17 +226,21 @@ def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> n
 
 def _mean_one_clipped(weights: np.ndarray, max_weight: float) -> np.ndarray:
     """``weights`` scaled to mean 1, clipped at ``max_weight``, then scaled to mean 1 again (float32)."""
+    if weights.size == 0:
+        return np.ones(0, np.float32)
     weights = np.minimum(weights / weights.mean(), max_weight)
     return (weights / weights.mean()).astype(np.float32)
 
 
-def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], mass_weight: float = MASS_LOSS_WEIGHT
+) -> torch.Tensor:
     from coffea_mlreco.ditau.transformer import ditau_mass
 
     out = model(**{k: batch[k] for k in _INPUTS})["tau"]
     mae = (out - batch["target"]).abs().mean(dim=(1, 2))
     mass = ditau_mass(out, batch["visible"])
-    per_event = mae + MASS_LOSS_WEIGHT * (mass / batch["mass_gen"] - 1.0).abs()
+    per_event = mae + mass_weight * (mass / batch["mass_gen"] - 1.0).abs()
     weight = batch["weight"]
     return (weight * per_event).sum() / weight.sum()
 
@@ -265,24 +289,28 @@ def train_transformer(
     progress: bool = True,
     flatten_mass: bool = False,
     balance_channels: bool = False,
+    flatten_per_channel: bool = False,
+    mass_loss_weight: float = MASS_LOSS_WEIGHT,
 ) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train :class:`~coffea_mlreco.ditau.transformer.DiTauTransformer`; returns (best model, history,
-    best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights`;
-    ``balance_channels``: also by :func:`channel_balancing_weights`."""
+    best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights` (within each
+    channel with ``flatten_per_channel``); ``balance_channels``: also by :func:`channel_balancing_weights`.
+    ``mass_loss_weight``: weight of |m/m_gen − 1| in the loss, relative to the per-tau MAE."""
     from coffea_mlreco.ditau.transformer import DiTauTransformer
 
     trainer = Trainer(seed=seed, epochs=epochs, lr=lr, warmup=0.1, progress=progress, name="ditau")
     model = DiTauTransformer(**config)
     n = len(train["legs"])
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
-    weight = mass_flattening_weights(train["mass_gen"]) if flatten_mass else np.ones(n, np.float32)
+    by_channel = train["channel"] if flatten_per_channel else None
+    weight = mass_flattening_weights(train["mass_gen"], channel=by_channel) if flatten_mass else np.ones(n, np.float32)
     if balance_channels:
         weight = weight * channel_balancing_weights(train["channel"])
     tensors["weight"] = torch.from_numpy(weight)  # the loss divides by the batch's summed weight
 
     def loss(model: torch.nn.Module, events: np.ndarray) -> torch.Tensor:
         idx = torch.from_numpy(events)
-        return _loss(model, _augment({k: v[idx] for k, v in tensors.items()}))
+        return _loss(model, _augment({k: v[idx] for k, v in tensors.items()}), mass_loss_weight)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         metrics = mass_metrics(predict(model, val)[0], val["mass_gen"].astype(np.float64))
@@ -321,6 +349,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="flatten_mass",
         action="store_false",
         help="do not weight events to a flat log m_gen spectrum (mass_flattening_weights)",
+    )
+    parser.add_argument(
+        "--mass-loss-weight",
+        type=float,
+        default=MASS_LOSS_WEIGHT,
+        help="weight of |m/m_gen - 1| in the loss relative to the per-tau MAE (default: the seed's %(default)s)",
+    )
+    parser.add_argument(
+        "--flatten-per-channel",
+        action="store_true",
+        help="flatten log m_gen within each reconstructed channel (mass_flattening_weights with channel): the "
+        "model's prior is then flat in every channel, not only summed over them",
     )
     parser.add_argument(
         "--balance-channels",
@@ -389,6 +429,8 @@ def run(args: argparse.Namespace) -> int:
         not args.quiet,
         flatten_mass=args.flatten_mass,
         balance_channels=args.balance_channels,
+        flatten_per_channel=args.flatten_per_channel,
+        mass_loss_weight=args.mass_loss_weight,
     )
     card = model_card(
         MODEL,
@@ -403,6 +445,8 @@ def run(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "flatten_mass": args.flatten_mass,
             "balance_channels": args.balance_channels,
+            "flatten_per_channel": args.flatten_per_channel,
+            "mass_loss_weight": args.mass_loss_weight,
         },
         history=history,
         metrics=metrics,
