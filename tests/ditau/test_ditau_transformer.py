@@ -181,6 +181,16 @@ def test_mass_flattening_per_channel_flattens_each_channel_and_keeps_its_share()
     assert per_channel[ll].sum() / per_channel.sum() == pytest.approx(ll.mean(), rel=0.05)  # up to the clip
 
 
+@pytest.mark.parametrize("value", ["-0.1", "nan", "heavy"])
+def test_a_bad_mass_loss_weight_is_one_clear_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from coffea_mlreco.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "ditau", "--train", "t.root", "--validation", "v.root", "--mass-loss-weight", value])
+    assert exit_info.value.code == 2
+    assert f"--mass-loss-weight: must be a number >= 0, got '{value}'" in capsys.readouterr().err
+
+
 def test_channel_balancing_weights_give_each_channel_the_same_weight() -> None:
     channel = np.repeat([Channel.TAUTAU, Channel.MUTAU, Channel.EMU], [800, 150, 50])
     w = channel_balancing_weights(channel, max_weight=10.0)

@@ -187,9 +187,9 @@ def mass_flattening_weights(
     ``n_bins`` equal bins over the sample's range (at most ``max_weight`` × the mean), removes that prior.
 
     ``channel`` [N] (the reconstructed channel): flatten within each channel, each keeping its share of the
-    events. The model sees the channel, so its prior is the channel's own m_gen spectrum; the ℓℓ channels
-    are selected more often at high mass, and flattened only together with the others that slope pulls
-    their light events (Z → ττ) up, most where the mass is least constrained.
+    events. The model sees the channel, so its prior is the channel's own m_gen spectrum, and the ℓℓ channels
+    are selected more often at high mass. Measured (``benchmarks/RESULTS.md``): this does not remove the
+    upward pull of ℓℓ Z → ττ events, which is the regression towards the sample's middle, not this slope.
     """
     mass_gen = np.asarray(mass_gen, np.float64)
     if channel is None:
@@ -328,6 +328,16 @@ def train_transformer(
     return model, fit.history, best
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train",
@@ -352,7 +362,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mass-loss-weight",
-        type=float,
+        type=_non_negative,
         default=MASS_LOSS_WEIGHT,
         help="weight of |m/m_gen - 1| in the loss relative to the per-tau MAE (default: the seed's %(default)s)",
     )
