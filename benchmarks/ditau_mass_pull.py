@@ -24,11 +24,10 @@ import numpy as np
 import torch
 
 from coffea_mlreco import met
-from coffea_mlreco.ditau.inputs import Channel
+from coffea_mlreco.ditau.inputs import FILE_MET, Channel
 from coffea_mlreco.ditau.training import load_ditau_data, mass_metrics, predict
 from coffea_mlreco.ditau.transformer_inputs import MET_FEATURES
 from coffea_mlreco.ditau.wrappers import DITAU_MODELS
-from coffea_mlreco.inference.model_cards import card_backend
 
 MASS_EDGES_GEV = (40, 70, 85, 100, 130, 170, 230, 300, 450)
 CHANNEL_GROUPS = {"τh": (Channel.TAUTAU, Channel.MUTAU, Channel.ETAU), "ℓℓ": (Channel.EMU, Channel.MUMU, Channel.EE)}
@@ -52,16 +51,18 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="ditau-pull-cache", help="arrays per file and MET input")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="coffea")
-    cards = {spec: DITAU_MODELS.card(spec) for spec in args.model}
-    inputs = {card.get("met_input", "file") for card in cards.values()}
+    wrappers = {spec: DITAU_MODELS.load(spec, device="cpu") for spec in args.model}
+    inputs = {getattr(wrapper, "met_input", FILE_MET) for wrapper in wrappers.values()}
     if len(inputs) != 1:
         raise SystemExit(f"the models read different MET inputs {sorted(inputs)}: compare models of one input")
     met_input = inputs.pop()
-    append_met = None if met_input == "file" else functools.partial(met.reconstruct, methods=(met_input,), device="cpu")
+    append_met = None
+    if met_input != FILE_MET:
+        append_met = functools.partial(met.reconstruct, methods=(met_input,), device="cpu")
     data = {Path(f).name: load_ditau_data(f, args.cache_dir, met_input, append_met) for f in args.files}
     masses = {"fit (the prior)": {name: fit_mass(d) for name, d in data.items()}}
-    for spec, card in cards.items():
-        model = card_backend(DITAU_MODELS.directory, card).load(torch.device("cpu"))
+    for spec, wrapper in wrappers.items():
+        model = wrapper.backend.load(torch.device("cpu"))
         masses[spec] = {name: predict(model, d)[0] for name, d in data.items()}
     print(f"# {platform.node()}, MET input {met_input}; median m/m_gen − 1 per m_gen bin (GeV)")
     bins = list(itertools.pairwise(MASS_EDGES_GEV))

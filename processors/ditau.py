@@ -58,7 +58,6 @@ from coffea_mlreco.core.truth import tau_decays
 from coffea_mlreco.ditau.collinear_mass import CollinearStatus
 from coffea_mlreco.ditau.columns import (
     COLUMN,
-    DEFAULT_MODEL,
     MASS_FIELDS,
     METHODS,
     DiTauReconstruction,
@@ -228,9 +227,7 @@ class DiTauProcessor(processor.ProcessorABC):
         None when the transformer is not asked for or no model ships."""
         if self.model is not None or (self.methods is not None and "transformer" not in self.methods):
             return self.model
-        name = shipped_model(events)
-        if name is None and self.methods is not None:
-            name = DEFAULT_MODEL  # asked for explicitly: its missing MET column is then the error
+        name = shipped_model(events, required=self.methods is not None)
         if name is None:
             return None
         if name not in self._shipped:

@@ -281,15 +281,18 @@ def default_methods(events: Events, model: ModelWrapper | None = None) -> tuple[
     return supported
 
 
-def shipped_model(events: Events) -> str | None:
+def shipped_model(events: Events, required: bool = False) -> str | None:
     """The shipped transformer for ``events``: :data:`DEFAULT_MODEL` where the events carry the MET its card
-    names (``met_input``), else :data:`FILE_MET_MODEL` (None where neither ships). The choice follows the
-    events' columns, as the MET networks follow the chunk's pileup: a file without PF candidates cannot give the
-    ML MET, and a model must read the MET it was trained with."""
+    names (``met_input``), else :data:`FILE_MET_MODEL`. Where neither fits or ships: None, or with ``required``
+    (the transformer asked for explicitly) :data:`DEFAULT_MODEL`, whose loading or missing MET column is then the
+    error. The choice follows the events' columns, as the MET networks follow the chunk's pileup: a file without
+    PF candidates cannot give the ML MET, and a model must read the MET it was trained with."""
     met_input = shipped_met_input()
     if met_input is not None and (met_input == FILE_MET or _has_met(events, MET_COLUMNS[met_input])):
         return DEFAULT_MODEL
-    return FILE_MET_MODEL if FILE_MET_MODEL in DITAU_MODELS.names() else None
+    if FILE_MET_MODEL in DITAU_MODELS.names():
+        return FILE_MET_MODEL
+    return DEFAULT_MODEL if required else None
 
 
 def shipped_met_input() -> str | None:
@@ -459,9 +462,9 @@ def reconstruct(
             transformer on CMS NanoAOD).
     """
     models = _check_models(models)
-    spec = models.get("transformer") or shipped_model(events)
+    spec = models.get("transformer") or shipped_model(events, required=methods is not None)
     wanted = "transformer" in (supported_methods(events) if methods is None else methods)
-    model = ditau_model(spec, device) if wanted and (spec is not None or methods is not None) else None
+    model = ditau_model(spec, device) if wanted and spec is not None else None
     chosen = choose_methods(methods, DITAU_METHODS, default=default_methods(events, model), allow_empty=True)
     model = model if "transformer" in chosen else None
     kernel = DiTauReconstruction(chosen, model, selection, met_columns(events, chosen, model, met))

@@ -217,10 +217,7 @@ def channel_balancing_weights(channel: np.ndarray, max_weight: float = 3.0) -> n
     """Per-event weights [N] (mean 1) ∝ 1/(events of the event's reconstructed channel), clipped at ``max_weight`` ×
     the mean before the final normalisation: the ℓℓ channels (eμ, μμ, ee) are ~10 % of a ττ sample, so unweighted
     they get little of the loss."""
-    channel = np.asarray(channel)
-    if channel.size == 0:
-        return np.ones(0, np.float32)
-    _, index, counts = np.unique(channel, return_inverse=True, return_counts=True)
+    _, index, counts = np.unique(np.asarray(channel), return_inverse=True, return_counts=True)
     return _mean_one_clipped(1.0 / counts[index].astype(np.float64), max_weight)
 
 
