@@ -171,11 +171,12 @@ def test_transformer_trained_on_ml_met_reads_it(pu60_file: Path, tmp_path: Path)
     out = tmp_path / "model"
     args = ["train", "ditau", "--train", str(pu60_file), "--validation", str(validation), "--epochs", "1"]
     args += ["--dim", "16", "--heads", "2", "--blocks", "1", "--quiet", "--output", str(out)]
-    weighting = ["--balance-channels", "--flatten-per-channel", "--mass-loss-weight", "0.3"]
+    weighting = ["--balance-channels", "--flatten-per-channel", "--mass-loss-weight", "0.3", "--mass-prior-power", "1"]
     assert main([*args, "--met-input", "perceiver", *weighting]) == 0
     card = json.loads((out / "transformer.json").read_text())
     assert card["met_input"] == "perceiver" and card["balance_channels"] is True
     assert card["flatten_per_channel"] is True and card["mass_loss_weight"] == 0.3
+    assert card["mass_prior_power"] == 1.0
     events = met.reconstruct(_open(pu60_file), methods=("puppi", "perceiver"), device="cpu")
     wrapper = DITAU_MODELS.load(str(out), device="cpu")
     assert ditau.met_columns(events, ("transformer",), wrapper) == {"transformer": "MLMET"}

@@ -181,6 +181,35 @@ def test_mass_flattening_per_channel_flattens_each_channel_and_keeps_its_share()
     assert per_channel[ll].sum() / per_channel.sum() == pytest.approx(ll.mean(), rel=0.05)  # up to the clip
 
 
+def test_a_falling_mass_prior_weights_light_events_as_m_to_the_minus_k() -> None:
+    rng = np.random.default_rng(3)
+    mass = np.exp(rng.uniform(np.log(60.0), np.log(400.0), 20000))  # already flat in log m
+    flat = mass_flattening_weights(mass, n_bins=10)
+    falling = mass_flattening_weights(mass, n_bins=10, prior_power=1.0, max_weight=100.0)
+    assert abs(falling.mean() - 1) < 1e-5
+    # the weighted log m spectrum falls as m^-1: the ratio of two bins' weights is their mass ratio, inverted
+    edges = np.log([60.0, 80.0, 300.0, 400.0])
+    w, _ = np.histogram(np.log(mass), edges, weights=falling)
+    n, _ = np.histogram(np.log(mass), edges)
+    expected = np.sqrt(300.0 * 400.0) / np.sqrt(60.0 * 80.0)
+    assert (w[0] / n[0]) / (w[2] / n[2]) == pytest.approx(expected, rel=0.05)
+    assert (flat[mass < 80].mean() / flat[mass > 300].mean()) == pytest.approx(1.0, rel=0.1)
+    # per channel, the same factor applies on top of each channel's flattening
+    channel = np.where(rng.uniform(size=mass.size) < 0.2, Channel.MUMU, Channel.TAUTAU)
+    by_channel = mass_flattening_weights(mass, n_bins=10, channel=channel, prior_power=1.0, max_weight=100.0)
+    ll = channel == Channel.MUMU
+    ratio = by_channel[ll & (mass < 80)].mean() / by_channel[ll & (mass > 300)].mean()
+    assert ratio == pytest.approx(expected, rel=0.1)
+
+
+def test_a_mass_prior_without_flattening_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from coffea_mlreco.cli import main
+
+    args = ["train", "ditau", "--train", "t.root", "--validation", "v.root", "--no-flatten-mass"]
+    assert main([*args, "--mass-prior-power", "1"]) == 2
+    assert "--mass-prior-power shapes the flattened prior" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["-0.1", "nan", "heavy"])
 def test_a_bad_mass_loss_weight_is_one_clear_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     from coffea_mlreco.cli import main

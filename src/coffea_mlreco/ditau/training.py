@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from coffea_mlreco.core.columns import MET_COLUMNS, Events, to_numpy
+from coffea_mlreco.core.constants import M_H
 from coffea_mlreco.ditau.inputs import FILE_MET, ditau_candidates, met_with_covariance
 from coffea_mlreco.ditau.targets import tau_targets
 from coffea_mlreco.ditau.transformer_inputs import MAX_JETS, MAX_PRODUCTS, symmetry_signs, transformer_inputs
@@ -178,7 +179,11 @@ def _augment(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def mass_flattening_weights(
-    mass_gen: np.ndarray, n_bins: int = 20, max_weight: float = 5.0, channel: np.ndarray | None = None
+    mass_gen: np.ndarray,
+    n_bins: int = 20,
+    max_weight: float = 5.0,
+    channel: np.ndarray | None = None,
+    prior_power: float = 0.0,
 ) -> np.ndarray:
     """Per-event weights [N] (mean 1) that make the training sample's m_gen distribution flat in log m.
 
@@ -190,17 +195,24 @@ def mass_flattening_weights(
     events. The model sees the channel, so its prior is the channel's own m_gen spectrum, and the ℓℓ channels
     are selected more often at high mass. Measured (``benchmarks/RESULTS.md``): this does not remove the
     upward pull of ℓℓ Z → ττ events, which is the regression towards the sample's middle, not this slope.
+
+    ``prior_power`` k > 0: the prior is not flat but falls as (m_gen / m_H)^−k in log m (m_H = 125 GeV), like
+    the m^−k term the reference FastMTT multiplies its likelihood with. A regression estimates the posterior's
+    middle, so where the measurement says little (the ℓℓ channels, two neutrinos per leg) the prior decides
+    where the mass lands; a falling prior keeps those events near the Z and the H instead of pulling them
+    towards the sample's middle (about 160 GeV), at the cost of a downward scale at high mass.
     """
     mass_gen = np.asarray(mass_gen, np.float64)
+    falling = (np.maximum(mass_gen, 1e-3) / M_H) ** -prior_power
     if channel is None:
-        return _mean_one_clipped(_inverse_log_mass_density(mass_gen, n_bins), max_weight)
+        return _mean_one_clipped(_inverse_log_mass_density(mass_gen, n_bins) * falling, max_weight)
     channel = np.asarray(channel)
     weights = np.ones(mass_gen.size, np.float64)
     for c in np.unique(channel):
         mine = channel == c
         inverse = _inverse_log_mass_density(mass_gen[mine], n_bins)
         weights[mine] = inverse / inverse.mean()
-    return _mean_one_clipped(weights, max_weight)
+    return _mean_one_clipped(weights * falling, max_weight)
 
 
 def _inverse_log_mass_density(mass_gen: np.ndarray, n_bins: int) -> np.ndarray:
@@ -288,11 +300,13 @@ def train_transformer(
     balance_channels: bool = False,
     flatten_per_channel: bool = False,
     mass_loss_weight: float = MASS_LOSS_WEIGHT,
+    mass_prior_power: float = 0.0,
 ) -> tuple[torch.nn.Module, list[dict], dict]:
     """Train :class:`~coffea_mlreco.ditau.transformer.DiTauTransformer`; returns (best model, history,
     best validation metrics). ``flatten_mass``: weight events by :func:`mass_flattening_weights` (within each
     channel with ``flatten_per_channel``); ``balance_channels``: also by :func:`channel_balancing_weights`.
-    ``mass_loss_weight``: weight of |m/m_gen − 1| in the loss, relative to the per-tau MAE."""
+    ``mass_loss_weight``: weight of |m/m_gen − 1| in the loss, relative to the per-tau MAE; ``mass_prior_power``:
+    the flattened prior falls as m_gen^−k (``prior_power`` of :func:`mass_flattening_weights`)."""
     from coffea_mlreco.ditau.transformer import DiTauTransformer
 
     trainer = Trainer(seed=seed, epochs=epochs, lr=lr, warmup=0.1, progress=progress, name="ditau")
@@ -300,7 +314,11 @@ def train_transformer(
     n = len(train["legs"])
     tensors = {k: torch.from_numpy(train[k]) for k in (*_INPUTS, "target", "visible", "mass_gen")}
     by_channel = train["channel"] if flatten_per_channel else None
-    weight = mass_flattening_weights(train["mass_gen"], channel=by_channel) if flatten_mass else np.ones(n, np.float32)
+    weight = (
+        mass_flattening_weights(train["mass_gen"], channel=by_channel, prior_power=mass_prior_power)
+        if flatten_mass
+        else np.ones(n, np.float32)
+    )
     if balance_channels:
         weight = weight * channel_balancing_weights(train["channel"])
     tensors["weight"] = torch.from_numpy(weight)  # the loss divides by the batch's summed weight
@@ -364,6 +382,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of |m/m_gen - 1| in the loss relative to the per-tau MAE (default: the seed's %(default)s)",
     )
     parser.add_argument(
+        "--mass-prior-power",
+        type=_non_negative,
+        default=0.0,
+        help="k >= 0: the flattened m_gen prior falls as m_gen^-k in log m (mass_flattening_weights), which keeps "
+        "the poorly measured ℓℓ events near the Z and the H instead of the sample's middle (default %(default)s: "
+        "flat)",
+    )
+    parser.add_argument(
         "--flatten-per-channel",
         action="store_true",
         help="flatten log m_gen within each reconstructed channel (mass_flattening_weights with channel): the "
@@ -395,6 +421,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.mass_prior_power > 0 and not args.flatten_mass:
+        print(
+            "coffea-mlreco train ditau: error: --mass-prior-power shapes the flattened prior; it cannot be "
+            "combined with --no-flatten-mass",
+            file=sys.stderr,
+        )
+        return 2
     try:
         check_validation_files(args.train, [args.validation])
         output = prepare_output(args.output, "ditau", MODEL_NAME)
@@ -438,6 +471,7 @@ def run(args: argparse.Namespace) -> int:
         balance_channels=args.balance_channels,
         flatten_per_channel=args.flatten_per_channel,
         mass_loss_weight=args.mass_loss_weight,
+        mass_prior_power=args.mass_prior_power,
     )
     card = model_card(
         MODEL,
@@ -454,6 +488,7 @@ def run(args: argparse.Namespace) -> int:
             "balance_channels": args.balance_channels,
             "flatten_per_channel": args.flatten_per_channel,
             "mass_loss_weight": args.mass_loss_weight,
+            "mass_prior_power": args.mass_prior_power,
         },
         history=history,
         metrics=metrics,
