@@ -210,14 +210,17 @@ def test_a_mass_prior_without_flattening_is_one_clear_error(capsys: pytest.Captu
     assert "--mass-prior-power shapes the flattened prior" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--mass-loss-weight", "--mass-prior-power"])
 @pytest.mark.parametrize("value", ["-0.1", "nan", "heavy"])
-def test_a_bad_mass_loss_weight_is_one_clear_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_mass_loss_weight_or_prior_power_is_one_clear_error(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from coffea_mlreco.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "ditau", "--train", "t.root", "--validation", "v.root", "--mass-loss-weight", value])
+        main(["train", "ditau", "--train", "t.root", "--validation", "v.root", option, value])
     assert exit_info.value.code == 2
-    assert f"--mass-loss-weight: must be a number >= 0, got '{value}'" in capsys.readouterr().err
+    assert f"{option}: must be a number >= 0, got '{value}'" in capsys.readouterr().err
 
 
 def test_channel_balancing_weights_give_each_channel_the_same_weight() -> None:
