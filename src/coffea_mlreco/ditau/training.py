@@ -421,14 +421,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    if args.mass_prior_power > 0 and not args.flatten_mass:
-        print(
-            "coffea-mlreco train ditau: error: --mass-prior-power shapes the flattened prior; it cannot be "
-            "combined with --no-flatten-mass",
-            file=sys.stderr,
-        )
-        return 2
     try:
+        if args.mass_prior_power > 0 and not args.flatten_mass:
+            raise TrainingSetupError(
+                "--mass-prior-power shapes the flattened prior; it cannot be combined with --no-flatten-mass"
+            )
         check_validation_files(args.train, [args.validation])
         output = prepare_output(args.output, "ditau", MODEL_NAME)
     except TrainingSetupError as err:
