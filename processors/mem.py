@@ -134,7 +134,8 @@ class MEMProcessor(processor.ProcessorABC):
         max_integrated_events: integrate at most this many selected events per chunk (None: all).
         seed: base VEGAS seed (hashed with each event's inputs); n_workers: integration processes per chunk (keep 1
             under a futures/dask executor).
-        use_sum_et: integrate with each event's MET_sumEt (see :func:`coffea_mlreco.mem.reconstruct`).
+        use_sum_et: integrate with each event's MET_sumEt (default: as the network's tables were integrated; see
+            :func:`coffea_mlreco.mem.reconstruct`).
         sqrt_s: pp centre-of-mass energy (GeV) of the integration.
     """
 
@@ -151,7 +152,7 @@ class MEMProcessor(processor.ProcessorABC):
         max_integrated_events: int | None = 1000,
         seed: int = 0,
         n_workers: int = 1,
-        use_sum_et: bool = False,
+        use_sum_et: bool | None = None,
         sqrt_s: float = mem_columns.DEFAULT_SQRT_S,
     ) -> None:
         if max_integrated_events is not None and max_integrated_events < 0:

@@ -221,3 +221,53 @@ def test_init_continues_from_a_trained_model(tmp_path: Path, one_thread: None) -
     fresh_first_epoch = first["history"][0]["val_mape_mean"]
     assert more["history"][0]["val_mape_mean"] < 0.5 * fresh_first_epoch
     assert more["validation_metrics"]["mape"]["dy"] < 1.2 * first["validation_metrics"]["mape"]["dy"]
+
+
+def pileup_table(n: int, seed: int) -> MEMTable:
+    """:func:`analytic_table` at pileup: ΣE_T from PU 0 to PU 60 values (100–3000 GeV), the MET drawn from the recoil
+    resolution σ_u(ΣE_T) of the MEM transfer functions, and the weight times that Gaussian MET transfer function —
+    what ``mem-weights --use-sum-et`` integrates, with the ΣE_T in the table."""
+    from coffea_mlreco.mem.transfer_functions import TransferFunctions
+
+    base = analytic_table(n, seed)
+    rng = np.random.default_rng(seed + 100)
+    sum_et = rng.uniform(100.0, 3000.0, n)
+    sigma = TransferFunctions.from_detector().met.sigma(sum_et, n)
+    mx, my = rng.normal(0, sigma), rng.normal(0, sigma)
+    kin = {**base.kinematics, "met_pt": np.hypot(mx, my), "met_phi": np.arctan2(my, mx), "met_sumEt": sum_et}
+    log10_met = -(mx * mx + my * my) / (2 * sigma**2) * math.log10(math.e) - np.log10(2 * math.pi * sigma**2)
+    weight = base.log10_weight + log10_met[:, None]
+    return MEMTable(kin, base.hypotheses, weight, base.log10_weight_err, base.provenance)
+
+
+def test_per_event_met_width_trains_on_tables_integrated_with_it(
+    tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--met-sigma-from-sum-et``: the card records the width's parameters and the ΣE_T input, the reloaded model's
+    MET term is the table's Gaussian at each event's ΣE_T (what is left to learn is the PU-free weight), the wrapper
+    reads ``met_sumEt``; tables of the other MET resolution are refused before training."""
+    table = pileup_table(3000, 1)
+    train, val = _write(tmp_path / "train.npz", table), _write(tmp_path / "val.npz", pileup_table(500, 2))
+    common = ["--val-table", str(val), "--epochs", "3", "--hidden", "32", "--blocks", "1", "--batch-size", "256"]
+    common += ["--device", "cpu", "--quiet", "--met-components", "--name", "m"]
+    argv = ["train", "mem", "--table", str(train), *common, "--output", str(tmp_path / "per_event")]
+    assert main([*argv, "--met-sigma-from-sum-et"]) == 0
+    card = read_model_card(tmp_path / "per_event", "m", "MEM")
+    assert card["config"]["met_sum_et_resolution"] == [pytest.approx(1.7), pytest.approx(0.5)]
+    assert card["inputs"][-1] == "met_sumEt"
+    model = card_backend(tmp_path / "per_event", card).load(torch.device("cpu"))
+    with torch.no_grad():
+        term = model.met_term(model.transform(torch.from_numpy(table.features(sum_et=True)))).ravel().numpy()
+    base = analytic_table(3000, 1).log10_weight[:, 0]
+    np.testing.assert_allclose(term, base - table.log10_weight[:, 0], rtol=1e-5, atol=2e-4)
+    assert np.ptp(term) > 3  # the MET term spans several decades of the weight at these ΣE_T
+    from coffea_mlreco.mem.wrappers import MEM_MODELS
+
+    assert MEM_MODELS.load(str(tmp_path / "per_event"), device="cpu").sum_et_input
+    # a per-event table with a fixed-width (or no) MET term, and a fixed-width table with the per-event one: refused
+    assert main([*argv[:-1], str(tmp_path / "x"), "--met-sigma", "6.549"]) == 2
+    assert "--met-sigma-from-sum-et" in capsys.readouterr().err
+    plain = _write(tmp_path / "plain.npz", analytic_table(300, 3))
+    refused = ["train", "mem", "--table", str(plain), *common, "--output", str(tmp_path / "y")]
+    assert main([*refused, "--met-sigma-from-sum-et"]) == 2  # its validation table is per-event, its table not
+    assert "mem-weights --use-sum-et" in capsys.readouterr().err

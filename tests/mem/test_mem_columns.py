@@ -271,3 +271,51 @@ def test_a_file_without_any_jet_id_is_refused(real_nano_dy: Path) -> None:
     without_id = ak.with_field(events, events.Jet[["pt", "eta", "phi", "mass"]], "Jet")
     with pytest.raises(ValueError, match="Jet_jetId"):
         dilepton_candidates(without_id)
+
+
+def _per_event_width_model(folder: Path) -> Path:
+    """A small DeepMEM with a per-event MET width (``met_sum_et_resolution``), trained briefly on a synthetic table
+    with ΣE_T: what ``train mem --met-sigma-from-sum-et`` writes (the weights' quality does not matter here)."""
+    from coffea_mlreco.mem.table_schema import MEMTable
+    from coffea_mlreco.mem.training import save_deepmem, train_deepmem
+
+    rng = np.random.default_rng(5)
+    n = 400
+    kin = {f"{lep}_{f}": rng.uniform(-2, 2, n) for lep in ("lep1", "lep2") for f in ("eta", "phi")}
+    kin |= {"lep1_pt": 30 + rng.exponential(20, n), "lep2_pt": 30 + rng.exponential(20, n)}
+    kin |= {"lep1_pdgId": np.full(n, 13), "lep2_pdgId": np.full(n, -13)}
+    kin |= {f"{j}_{f}": np.zeros(n) for j in ("jet1", "jet2") for f in ("pt", "eta", "phi")}
+    kin |= {"met_pt": rng.exponential(20, n), "met_phi": rng.uniform(-3, 3, n), "met_sumEt": rng.uniform(100, 3000, n)}
+    table = MEMTable(kin, HYPS, rng.normal(-10, 1, (n, 2)), np.full((n, 2), 1e-3), {"file": "t", "generator_seed": 1})
+    config = {"hypotheses": HYPS, "hidden": 8, "blocks": 1, "flavour_input": True, "met_components": True}
+    config["met_sum_et_resolution"] = (1.7, 0.5)
+    result = train_deepmem(table, table, config, epochs=1, device="cpu", progress=False)
+    save_deepmem(result, folder, "per_event", {"training_tables": [], "validation_tables": []})
+    return folder
+
+
+def test_a_per_event_width_model_reads_sum_et_and_sets_the_integration(
+    mem_events: dict[str, Any], mem_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A model trained on tables integrated with each event's MET resolution reads ``MET_sumEt``, and by default
+    the integration beside it uses the same resolution (the weights it learned); asking for the other is refused."""
+    folder = _per_event_width_model(tmp_path / "model")
+    events = mem_events["dy_ll"][:60]
+    settings = {"device": "cpu", "max_integrated_events": 4, "precision": 0.01}
+    both = mem.reconstruct(events, models={"network": str(folder)}, **settings).MEMReco
+    per_event = mem.reconstruct(events, methods=("integrated",), use_sum_et=True, **settings).MEMReco
+    fixed = mem.reconstruct(events, methods=("integrated",), **settings).MEMReco
+    done = ak.to_numpy(both.integrated)
+    assert done.sum() == 4 and ak.sum(np.isfinite(both.logw_zprime_network)) > 10
+    expected = ak.to_numpy(per_event.logw_zprime_integrated)[done]
+    np.testing.assert_array_equal(ak.to_numpy(both.logw_zprime_integrated)[done], expected)
+    assert not np.array_equal(ak.to_numpy(fixed.logw_zprime_integrated)[done], expected)
+    with pytest.raises(ValueError, match="integrates another weight than the network learned"):
+        mem.reconstruct(events, models={"network": str(folder)}, use_sum_et=False, **settings)
+    dask_events = open_events(mem_files["dy_ll"], "dask")
+    network_only = mem.reconstruct(dask_events, methods=("network",), models={"network": str(folder)})
+    (read,) = dak.report_necessary_columns(network_only.MEMReco).values()
+    assert "MET_sumEt" in read
+    no_sum_et = ak.with_field(events, ak.without_field(events.MET, "sumEt"), "MET")
+    with pytest.raises(MissingBranchError, match="MET_sumEt"):
+        mem.reconstruct(no_sum_et, methods=("network",), models={"network": str(folder)}, device="cpu")

@@ -58,7 +58,7 @@ def test_reflections_do_not_change_the_network_input() -> None:
     assert torch.all(t[:, 5] >= 0)  # lepton 2 at Δφ ∈ [0, π]
 
 
-def _met_term_by_quadrature(x: np.ndarray) -> float:
+def _met_term_by_quadrature(x: np.ndarray, sigma_u: float = SIGMA_U) -> float:
     """−log10 ∫ dδ₁ dδ₂ N(δ₁; σ₁) N(δ₂; σ₂) N₂(MET + δ₁n̂₁ + δ₂n̂₂; σ_u) by a 2-D grid (independent of the model)."""
     is_e = x[14] > 0.5
     sig = []
@@ -72,8 +72,8 @@ def _met_term_by_quadrature(x: np.ndarray) -> float:
     f = (
         np.exp(-0.5 * (d1 / sig[0]) ** 2 - 0.5 * (d2 / sig[1]) ** 2)
         / (2 * math.pi * sig[0] * sig[1])
-        * np.exp(-0.5 * (mx**2 + my**2) / SIGMA_U**2)
-        / (2 * math.pi * SIGMA_U**2)
+        * np.exp(-0.5 * (mx**2 + my**2) / sigma_u**2)
+        / (2 * math.pi * sigma_u**2)
     )
     integral = np.trapezoid(np.trapezoid(f, grid[1], axis=1), grid[0])
     return -math.log10(integral)
@@ -96,6 +96,36 @@ def test_met_term_is_the_integrated_transfer_functions() -> None:
     assert got[0] < iso.met_term(iso.transform(x[:1])).item() - 1  # the muon takes up most of the MET
 
 
+PER_EVENT = {**FULL, "met_sigma": None, "met_sum_et_resolution": (TF.met.sigma0, TF.met.k)}
+
+
+def _with_sum_et(x: torch.Tensor, sum_et: np.ndarray) -> torch.Tensor:
+    return torch.cat([x, torch.from_numpy(sum_et.astype(np.float32))[:, None]], dim=1)
+
+
+def test_per_event_met_width_is_the_transfer_function_at_each_sum_et() -> None:
+    """With met_sum_et_resolution the MET term integrates the transfer functions with the recoil width of each
+    event's ΣE_T (PU 0 to PU 60 values); at the default ΣE_T it is the fixed-width model's term."""
+    model = DeepMEM(**PER_EVENT)
+    x = _events(8, 4)
+    x[:, 12] = torch.tensor([5.0, 20.0, 40.0, 60.0, 80.0, 30.0, 15.0, 100.0])
+    sum_et = np.array([120.0, 400.0, 900.0, 1500.0, 2800.0, 160.0, 60.0, 3500.0])
+    got = model.met_term(model.transform(_with_sum_et(x, sum_et))).ravel().numpy()
+    sigma = TF.met.sigma(sum_et, len(sum_et))
+    for k in range(len(x)):
+        expected = _met_term_by_quadrature(x[k].double().numpy(), float(sigma[k]))
+        assert got[k] == pytest.approx(expected, abs=2e-4), k
+    fixed = DeepMEM(**FULL)
+    default = _with_sum_et(x, np.full(len(x), TF.met.sum_et_default))
+    np.testing.assert_allclose(
+        model.met_term(model.transform(default)).numpy(), fixed.met_term(fixed.transform(x)).numpy(), atol=1e-4
+    )
+    # a wider recoil resolution: an 80 GeV MET costs ~40 units of log10 P less at ΣE_T = 2800 GeV than at 160
+    assert got[4] < fixed.met_term(fixed.transform(x[4:5])).item() - 20
+    t = model.transform(_with_sum_et(x, sum_et))
+    np.testing.assert_allclose(t[:, 15].numpy(), np.log(sigma), rtol=1e-5)  # the network sees log σ_u
+
+
 def test_resolution_features_are_the_transfer_functions() -> None:
     model = DeepMEM(**FULL)
     x = _events(50, 3)
@@ -116,7 +146,19 @@ def test_invalid_option_combinations() -> None:
         DeepMEMConfig(met_sigma=6.5)
     with pytest.raises(ValueError, match="both"):
         DeepMEMConfig(flavour_input=True, met_components=True, met_sigma=6.5, muon_resolution=(1e-4, 0.01, 2, 1.5))
-    with pytest.raises(ValueError, match="need met_sigma and flavour_input"):
+    with pytest.raises(ValueError, match="need flavour_input"):
         DeepMEMConfig(**{**RESOLUTIONS, "met_components": True, "met_sigma": 6.5})
+    with pytest.raises(ValueError, match="need met_sigma or met_sum_et_resolution"):
+        DeepMEMConfig(**{**RESOLUTIONS, "met_components": True, "flavour_input": True})
     with pytest.raises(ValueError, match="features \\[B, 15\\]"):
         DeepMEM(**FULL).transform(torch.zeros(3, 14))
+    with pytest.raises(ValueError, match="excludes met_sigma"):
+        DeepMEMConfig(**{**PER_EVENT, "met_sigma": 6.5})
+    with pytest.raises(ValueError, match="needs met_components"):
+        DeepMEMConfig(met_sum_et_resolution=(1.7, 0.5))
+    with pytest.raises(ValueError, match="σ₀ must be positive"):
+        DeepMEMConfig(**{**PER_EVENT, "met_sum_et_resolution": (0.0, 0.5)})
+    with pytest.raises(ValueError, match="2 non-negative numbers"):
+        DeepMEMConfig(**{**PER_EVENT, "met_sum_et_resolution": (1.7, float("nan"))})
+    with pytest.raises(ValueError, match="met_sumEt"):  # the per-event model needs the ΣE_T column
+        DeepMEM(**PER_EVENT).transform(torch.zeros(3, 15))

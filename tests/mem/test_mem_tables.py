@@ -82,6 +82,26 @@ def test_cli_writes_a_table_that_reads_back(mem_files: dict[str, Path], tmp_path
     single = mem_table_from_file(mem_files["zprime_ll"], ("dy_sm", "zprime"), precision=0.01, seed=3, max_events=8)
     np.testing.assert_allclose(table.log10_weight[8:], single.log10_weight, rtol=0, atol=1e-12)
     assert table.features().shape == (16, 14) and table.features(flavour=True).shape == (16, 15)
+    assert not table.per_event_met_resolution
+
+
+def test_use_sum_et_writes_the_sum_et_its_weights_were_integrated_with(
+    mem_files: dict[str, Path], mem_events: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "s.npz"
+    argv = ["mem-weights", str(mem_files["dy_ll"]), "--output", str(out), "--precision", "0.01"]
+    assert main([*argv, "--max-events", "6", "--seed", "3", "--use-sum-et"]) == 0
+    table = read_mem_table(out)
+    assert table.per_event_met_resolution and table.provenance["met_resolution"] == "per-event MET_sumEt"
+    sel = dilepton_candidates(mem_events["dy_ll"])
+    sel = sel[ak.to_numpy(sel.selected)][:6]
+    met = integration_inputs(sel, use_sum_et=True)[2]
+    np.testing.assert_array_equal(table.kinematics["met_sumEt"], met["sumEt"])
+    assert table.features(flavour=True, sum_et=True).shape == (6, 16)
+    # the weights are those of each event's own MET resolution, not of the default ΣE_T
+    fixed = mem_table_from_file(mem_files["dy_ll"], ("dy_sm", "zprime"), precision=0.01, seed=3, max_events=6)
+    np.testing.assert_array_equal(fixed.kinematics["met_pt"], table.kinematics["met_pt"])
+    assert np.abs(table.log10_weight - fixed.log10_weight).max() > 0.02
 
 
 def test_cli_errors(tmp_path: Path, mem_files: dict[str, Path], capsys: Any) -> None:

@@ -27,7 +27,8 @@ Inputs (:func:`input_columns`, what dask-awkward reads): ``Electron`` and ``Muon
 (``Electron_mvaIso_WP90``, else ``Electron_mvaFall17V2Iso_WP90``; ``Muon_mediumId``) when the file has them;
 ``Jet`` ``pt``, ``eta``, ``phi`` and the jet ID (``jetId``, or on NanoAODv15 the energy fractions and
 multiplicities it is computed from: :func:`coffea_mlreco.core.nanoaod.jet_id_fields`); ``MET`` (``PFMET`` on
-NanoAODv15) ``pt``, ``phi`` (and ``sumEt`` with ``use_sum_et``).
+NanoAODv15) ``pt``, ``phi``, and ``sumEt`` where a method takes each event's MET resolution (``use_sum_et``; a
+network with a per-event MET width, ``config.met_sum_et_resolution``, and by default the integration beside it).
 Both methods read the same branches. No generator (Gen*) branch is read.
 
 Integration: each event integrated uses its own VEGAS random stream, ``default_rng([s, 0])`` with s a 64-bit hash
@@ -344,6 +345,25 @@ def mem_network(
     return MEM_MODELS.load(spec, device=device)
 
 
+def _integration_met_resolution(
+    use_sum_et: bool | None, network: DeepMEMWrapper | None, methods: Sequence[str]
+) -> bool:
+    """Whether the integration takes each event's MET resolution (``reconstruct``'s ``use_sum_et``): by default as the
+    network's training tables were integrated; a ValueError where the caller asks for the other one and both methods
+    run."""
+    if network is None:
+        return bool(use_sum_et)
+    if use_sum_et is None:
+        return network.sum_et_input
+    if use_sum_et != network.sum_et_input and "integrated" in methods:
+        trained = "each event's MET resolution (MET_sumEt)" if network.sum_et_input else "the default ΣE_T"
+        raise ValueError(
+            f"use_sum_et={use_sum_et} integrates another weight than the network learned (its tables were integrated "
+            f"with {trained}); leave use_sum_et unset, or run one method"
+        )
+    return bool(use_sum_et)
+
+
 def reconstruct(
     events: Events,
     *,
@@ -358,7 +378,7 @@ def reconstruct(
     max_integrated_events: int | None = 1000,
     seed: int = 0,
     n_workers: int = 1,
-    use_sum_et: bool = False,
+    use_sum_et: bool | None = None,
     sqrt_s: float = DEFAULT_SQRT_S,
     selection: DileptonSelection = DEFAULT_DILEPTON_SELECTION,
     timings: MutableMapping[str, float] | None = None,
@@ -382,8 +402,11 @@ def reconstruct(
         max_integrated_events: integrate at most this many selected events per chunk (None: all); the others get NaN.
         seed: base seed of the per-event VEGAS streams (:func:`integration_seeds`).
         n_workers: integration processes per chunk (keep 1 under a futures/dask executor: their workers cannot fork).
-        use_sum_et: the MET resolution from each event's ``MET_sumEt`` (read then) instead of the default ΣE_T, at
-            which the network's training tables were integrated.
+        use_sum_et: integrate with the MET resolution from each event's ``MET_sumEt`` (read then) instead of the
+            default ΣE_T. Default (None): as the network's training tables were integrated — with each event's
+            for a model with a per-event MET width (``config.met_sum_et_resolution``, the shipped ``deepmem``;
+            it reads ``MET_sumEt`` itself), else at the default ΣE_T. Asking for the other one while both methods
+            run is a ValueError: the two would compute different weights.
         sqrt_s: pp centre-of-mass energy of the integration (GeV).
         selection: the dilepton selection cuts.
         timings: a dict that receives, per method, the seconds spent (eager and virtual events only).
@@ -399,10 +422,12 @@ def reconstruct(
     has_model = (models or {}).get("network") is not None or DEFAULT_MEM_MODEL in MEM_MODELS.names()
     chosen = choose_methods(methods, MEM_METHODS, default=default_methods(events, has_model))
     network = mem_network(models, device) if "network" in chosen else None
+    use_sum_et = _integration_met_resolution(use_sum_et, network, chosen)
     if hypotheses is None:
         hypotheses = network.hypotheses if network is not None else (background, signal)
     hyps = tuple(load_hypothesis(h) for h in hypotheses) if "integrated" in chosen else ()
-    columns = input_columns(events, chosen, use_sum_et=use_sum_et, selection=selection)
+    reads_sum_et = use_sum_et or (network is not None and network.sum_et_input)
+    columns = input_columns(events, chosen, use_sum_et=reads_sum_et, selection=selection)
     kernel = MEMReconstruction(
         chosen,
         columns,

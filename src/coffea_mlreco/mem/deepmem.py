@@ -33,13 +33,21 @@ Two optional transforms (default off; used by the shipped model):
   recoil term at the default ΣE_T, :mod:`coffea_mlreco.mem.transfer_functions`) this removes almost all of the MET
   dependence (2 units of log10 P at MET = 20 GeV) from what the network has to learn; the rest is the lepton
   resolutions' share of the recoil balance.
-- ``muon_resolution`` = (a, b, k, η_k) and ``electron_resolution`` = (S, C, N) (with ``met_sigma`` and
-  ``flavour_input``): that share too. A lepton's true p_T can absorb MET along its direction n̂ within its
-  resolution σ_ℓ = p_T r(p_T, η) (muons r = k(η)√((a p_T)² + b²), k for |η| > η_k; electrons
+- ``muon_resolution`` = (a, b, k, η_k) and ``electron_resolution`` = (S, C, N) (with ``met_sigma`` or
+  ``met_sum_et_resolution``, and ``flavour_input``): that share too. A lepton's true p_T can absorb MET along its
+  direction n̂ within its resolution σ_ℓ = p_T r(p_T, η) (muons r = k(η)√((a p_T)² + b²), k for |η| > η_k; electrons
   r = √(S²/E + C² + N²/E²), E = p_T cosh η: :mod:`coffea_mlreco.mem.transfer_functions`), so integrating the lepton
   transfer functions against the MET one gives, to first order, a Gaussian in the MET vector with covariance
   Σ = σ² 1 + σ_ℓ1² n̂₁n̂₁ᵀ + σ_ℓ2² n̂₂n̂₂ᵀ; the term taken out is then ½ log10(e) METᵀΣ⁻¹MET + log10(2π√det Σ).
   For a 400 GeV muon (σ_ℓ ≈ 24 GeV) the isotropic term overestimates −log10 P by several units.
+- ``met_sum_et_resolution`` = (σ₀, k) (instead of ``met_sigma``; needs ``met_components``): the MET term's width per
+  event, σ_u = √(σ₀² + k² ΣE_T) with ΣE_T (GeV) the event's ``MET_sumEt`` — the recoil resolution of
+  :class:`coffea_mlreco.mem.transfer_functions.MetResolution` that ``coffea-mlreco mem-weights --use-sum-et``
+  integrates with. The model then reads ΣE_T as one more raw input, :data:`SUM_ET_NAME` (after the flavour), and
+  the network sees log σ_u in its place. At pileup the MET resolution grows with ΣE_T (σ_u ≈ 6.5 GeV at PU 0,
+  ≈ 26 GeV at PU 60 in the simulation), and a MEM integrated with the PU 0 width gives a MET of 50 GeV a weight
+  10⁻¹⁵ of what the detector makes of it; with the event's own width the function to learn stays the same at
+  every pileup.
   With these parameters the network also gets log r₁, log r₂ and log σ_m (σ_m = ½ m_ℓℓ √(r₁² + r₂²), the
   dilepton mass resolution) as inputs: the width of a resonance peak as the measurement sees it (Breit–Wigner ⊗
   resolution) changes with them, by a factor 2 at the muon endcap boundary.
@@ -72,6 +80,7 @@ __all__ = [
     "ACTIVATIONS",
     "FLAVOUR_NAME",
     "INPUT_NAMES",
+    "SUM_ET_NAME",
     "DeepMEM",
     "DeepMEMConfig",
     "deepmem_features",
@@ -98,6 +107,8 @@ INPUT_NAMES: tuple[str, ...] = (
 """The 14 DeepMEM inputs, in column order (GeV, rad)."""
 FLAVOUR_NAME = "lep_is_electron"
 """The optional 15th input (``flavour_input``): 1.0 for an e⁺e⁻ pair, 0.0 for μ⁺μ⁻."""
+SUM_ET_NAME = "met_sumEt"
+"""The optional last input (``met_sum_et_resolution``): the event's ΣE_T (GeV, ``MET_sumEt``)."""
 
 _PT = (0, 3, 6, 9, 12)
 _ETA = (1, 4, 7, 10)
@@ -131,8 +142,11 @@ class DeepMEMConfig:
         eta_flip: the η reflection of the module docstring.
         met_sigma: width (GeV) of the analytic MET term taken out of the regression (None: none; needs
             ``met_components``).
+        met_sum_et_resolution: (σ₀ in GeV, k in GeV^½) of a per-event width σ_u = √(σ₀² + k² ΣE_T) of that term
+            instead (module docstring; needs ``met_components``, excludes ``met_sigma``; the model then reads the
+            :data:`SUM_ET_NAME` input).
         muon_resolution, electron_resolution: lepton resolution parameters of that term (module docstring; both
-            or neither; need ``met_sigma`` and ``flavour_input``).
+            or neither; need ``met_sigma`` or ``met_sum_et_resolution``, and ``flavour_input``).
     """
 
     hypotheses: tuple[str, ...] = ("dy",)
@@ -148,6 +162,7 @@ class DeepMEMConfig:
     eta_flip: bool = False
     met_components: bool = False
     met_sigma: float | None = None
+    met_sum_et_resolution: tuple[float, ...] | None = None
     muon_resolution: tuple[float, ...] | None = None
     electron_resolution: tuple[float, ...] | None = None
 
@@ -169,7 +184,9 @@ class DeepMEMConfig:
             self.met_components and math.isfinite(self.met_sigma) and self.met_sigma > 0
         ):
             raise ValueError("met_sigma must be a positive number of GeV and needs met_components")
-        for name, size in (("muon_resolution", 4), ("electron_resolution", 3)):
+        if self.met_sum_et_resolution is not None and (self.met_sigma is not None or not self.met_components):
+            raise ValueError("met_sum_et_resolution needs met_components and excludes met_sigma (one MET width)")
+        for name, size in (("met_sum_et_resolution", 2), ("muon_resolution", 4), ("electron_resolution", 3)):
             value = getattr(self, name)
             if value is not None:
                 value = tuple(float(v) for v in value)
@@ -178,15 +195,24 @@ class DeepMEMConfig:
                 object.__setattr__(self, name, value)
         if (self.muon_resolution is None) != (self.electron_resolution is None):
             raise ValueError("give both muon_resolution and electron_resolution, or neither")
-        if self.muon_resolution is not None and (self.met_sigma is None or not self.flavour_input):
-            raise ValueError("the lepton resolutions of the MET term need met_sigma and flavour_input")
+        if self.met_sum_et_resolution is not None and self.met_sum_et_resolution[0] <= 0:
+            raise ValueError("met_sum_et_resolution: σ₀ must be positive (a width of 0 at ΣE_T = 0)")
+        if self.muon_resolution is not None and (not self.per_event_met_sigma and self.met_sigma is None):
+            raise ValueError("the lepton resolutions of the MET term need met_sigma or met_sum_et_resolution")
+        if self.muon_resolution is not None and not self.flavour_input:
+            raise ValueError("the lepton resolutions of the MET term need flavour_input")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
 
     @property
+    def per_event_met_sigma(self) -> bool:
+        """Whether the MET term's width comes from each event's ΣE_T (``met_sum_et_resolution``)."""
+        return self.met_sum_et_resolution is not None
+
+    @property
     def n_inputs(self) -> int:
-        """Columns of the raw ``features`` input: 14, or 15 with ``flavour_input``."""
-        return len(INPUT_NAMES) + int(self.flavour_input)
+        """Columns of the raw ``features`` input: 14, plus one each for ``flavour_input`` and ΣE_T."""
+        return len(INPUT_NAMES) + int(self.flavour_input) + int(self.per_event_met_sigma)
 
     @property
     def n_features(self) -> int:
@@ -202,15 +228,16 @@ class DeepMEMConfig:
         """JSON-ready keyword arguments of :class:`DeepMEM`."""
         out = asdict(self)
         out["hypotheses"] = list(self.hypotheses)
-        for name in ("muon_resolution", "electron_resolution"):
+        for name in ("met_sum_et_resolution", "muon_resolution", "electron_resolution"):
             if out[name] is not None:
                 out[name] = list(out[name])
         return out
 
 
-def input_names(flavour_input: bool = False) -> tuple[str, ...]:
-    """Column names of the raw ``features`` input of a model with or without ``flavour_input``."""
-    return (*INPUT_NAMES, FLAVOUR_NAME) if flavour_input else INPUT_NAMES
+def input_names(flavour_input: bool = False, sum_et: bool = False) -> tuple[str, ...]:
+    """Column names of the raw ``features`` input of a model with or without ``flavour_input`` and the ΣE_T input
+    (``met_sum_et_resolution``)."""
+    return (*INPUT_NAMES, *((FLAVOUR_NAME,) if flavour_input else ()), *((SUM_ET_NAME,) if sum_et else ()))
 
 
 def _wrap(phi: torch.Tensor) -> torch.Tensor:
@@ -259,13 +286,17 @@ class DeepMEM(nn.Module):
         self.head = nn.Linear(cfg.hidden, n_out)
 
     def transform(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw inputs [B, 14|15] → network inputs [B, F] before standardisation (steps 1–3 of the module docstring)."""
-        names = input_names(self.config.flavour_input)
+        """Raw inputs [B, 14–16] → network inputs [B, F] before standardisation (steps 1–3 of the module docstring;
+        the ΣE_T column becomes log σ_u)."""
+        names = input_names(self.config.flavour_input, self.config.per_event_met_sigma)
         if features.dim() != 2 or features.shape[1] != len(names):
             raise ValueError(
                 f"DeepMEM expects features [B, {len(names)}] ({', '.join(names)}), got shape {tuple(features.shape)}"
             )
         cols = list(features.unbind(1))
+        if self.config.met_sum_et_resolution is not None:
+            sigma0, k = self.config.met_sum_et_resolution
+            cols[-1] = 0.5 * torch.log(sigma0 * sigma0 + k * k * cols[-1].float().clamp(min=0.0))
         if self.config.eta_flip:
             pz = cols[0] * (torch.exp(cols[1]) - torch.exp(-cols[1])) + cols[3] * (
                 torch.exp(cols[4]) - torch.exp(-cols[4])
@@ -330,16 +361,23 @@ class DeepMEM(nn.Module):
         return self.head(self.act(self.norm(h))).float() * self.out_std + self.out_mean + self.met_term(transformed)
 
     def met_term(self, transformed: torch.Tensor) -> torch.Tensor:
-        """The analytic MET part of −log10 P, [B, 1] (0 without ``met_sigma``; module docstring)."""
+        """The analytic MET part of −log10 P, [B, 1] (0 without a MET width; module docstring)."""
         cfg = self.config
-        sigma = cfg.met_sigma
-        if sigma is None:
+        if cfg.met_sigma is None and not cfg.per_event_met_sigma:
             return torch.zeros_like(transformed[:, :1])
         t = transformed.float()
         met = cfg.n_inputs + (_N_DILEPTON if cfg.dilepton_features else 0)  # the met_components columns
         mx, my = t[:, met], t[:, met + 1]  # lepton 1 along x
-        var = sigma * sigma
+        var: torch.Tensor | float
+        if cfg.per_event_met_sigma:
+            var = torch.exp(2 * t[:, cfg.n_inputs - 1])  # the transform put log σ_u in the last raw column
+        else:
+            assert cfg.met_sigma is not None
+            var = cfg.met_sigma * cfg.met_sigma
         if cfg.muon_resolution is None or cfg.electron_resolution is None:
+            if isinstance(var, torch.Tensor):
+                chi2 = (mx * mx + my * my) / var
+                return (0.5 * math.log10(math.e) * chi2 + torch.log10(2 * math.pi * var))[:, None]
             return ((mx * mx + my * my) * (math.log10(math.e) / (2 * var)) + math.log10(2 * math.pi * var))[:, None]
         is_e = t[:, len(INPUT_NAMES)] > 0.5
         s1 = self._lepton_sigma(t[:, 0], t[:, 1], is_e)
@@ -456,11 +494,13 @@ def deepmem_features(
     met: Mapping[str, Any],
     *,
     flavour: bool = False,
+    sum_et: bool = False,
 ) -> np.ndarray:
     """The 14 DeepMEM inputs [N, 14] (float32, columns :data:`INPUT_NAMES`; GeV, rad) of N events.
 
-    With ``flavour`` a 15th column :data:`FLAVOUR_NAME` (1.0 e⁺e⁻, 0.0 μ⁺μ⁻) is appended, read from ``lep1``'s
-    ``pdgId`` (±11 or ±13), for models with ``flavour_input``.
+    With ``flavour`` a column :data:`FLAVOUR_NAME` (1.0 e⁺e⁻, 0.0 μ⁺μ⁻) is appended, read from ``lep1``'s
+    ``pdgId`` (±11 or ±13), for models with ``flavour_input``; with ``sum_et`` then a column :data:`SUM_ET_NAME`,
+    ``met``'s ``sumEt`` (GeV), for models with ``met_sum_et_resolution`` (:func:`input_names` gives the order).
 
     Args:
         lep1, lep2: ``pt``, ``eta``, ``phi`` arrays [N] of the two leptons (records, dicts or awkward records;
@@ -474,7 +514,7 @@ def deepmem_features(
     Raises:
         ValueError: a field is missing, the arrays disagree on N or are not 1-D, a lepton or MET value is not
             finite, a lepton pT is not positive, or a present jet has a non-finite η/φ; with ``flavour``, a
-            ``pdgId`` that is not ±11 or ±13.
+            ``pdgId`` that is not ±11 or ±13; with ``sum_et``, a missing, negative or non-finite ``met.sumEt``.
     """
     columns: list[np.ndarray] = []
     for what, rec in (("lep1", lep1), ("lep2", lep2)):
@@ -495,7 +535,7 @@ def deepmem_features(
     if (met_cols[0] < 0).any():
         raise ValueError("met_pt must be ≥ 0")
     lead = _leading_two_jets(jets, n)
-    out = np.empty((n, len(input_names(flavour))), dtype=np.float32)
+    out = np.empty((n, len(input_names(flavour, sum_et))), dtype=np.float32)
     out[:, 0:6] = np.stack(columns, axis=1)
     out[:, 6:9] = lead[:, 0]
     out[:, 9:12] = lead[:, 1]
@@ -506,4 +546,9 @@ def deepmem_features(
         if pdg.shape != (n,) or not np.isin(pdg, (11, 13)).all():
             raise ValueError("lep1.pdgId must be ±11 or ±13 for every event (the flavour input)")
         out[:, 14] = pdg == 11
+    if sum_et:
+        total = _column(met, "sumEt", "met")
+        if total.shape != (n,) or not (np.isfinite(total).all() and (total >= 0).all()):
+            raise ValueError(f"met.sumEt must be a finite, non-negative 1-D array of length {n} (the ΣE_T input)")
+        out[:, -1] = total
     return out

@@ -226,9 +226,10 @@ def integration_inputs(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(lep1, lep2, met)`` numpy dicts for :func:`coffea_mlreco.mem.mem_log_weights` from *selected* candidates.
 
-    ``met`` holds ``pt`` and ``phi``, and ``sumEt`` only with ``use_sum_et``: by default the recoil resolution is
-    taken at the transfer functions' default ΣE_T (160 GeV), so that the weight is a function of the DeepMEM
-    inputs alone (ΣE_T changes the weight by ~25 % on average and no network input carries it); the MET term is
+    ``met`` holds ``pt`` and ``phi``, and ``sumEt`` only with ``use_sum_et``: the integration then takes each
+    event's recoil resolution σ_u(ΣE_T) (the right one at pileup, where σ_u grows from ≈ 6.5 GeV at PU 0 to ≈ 26 GeV
+    at PU 60; a DeepMEM with ``met_sum_et_resolution`` reads the same ΣE_T), else the transfer functions' default
+    ΣE_T (160 GeV, PU 0 Drell-Yan), a weight that is a function of the 14 DeepMEM inputs alone. The MET term is
     common to every hypothesis, so the discriminant barely depends on this choice.
 
     Raises:
@@ -265,14 +266,14 @@ def charge_ordered(
     return minus, plus
 
 
-def network_features(candidates: ak.Array, flavour: bool = False) -> np.ndarray:
-    """The DeepMEM inputs [N, 14] (15 with ``flavour``) of *selected* candidates
-    (:func:`coffea_mlreco.mem.deepmem.deepmem_features`): the leptons in the order (ℓ⁻, ℓ⁺) of
-    :func:`charge_ordered`, the two leading jets, MET."""
+def network_features(candidates: ak.Array, flavour: bool = False, sum_et: bool = False) -> np.ndarray:
+    """The DeepMEM inputs [N, 14] (plus the flavour with ``flavour``, then ΣE_T with ``sum_et``) of *selected*
+    candidates (:func:`coffea_mlreco.mem.deepmem.deepmem_features`): the leptons in the order (ℓ⁻, ℓ⁺) of
+    :func:`charge_ordered`, the two leading jets, MET (and its ``sumEt``, which the candidates then need)."""
     from coffea_mlreco.mem.deepmem import deepmem_features
 
-    lep1, lep2, met = integration_inputs(candidates)
+    lep1, lep2, met = integration_inputs(candidates, use_sum_et=sum_et)
     lep1, lep2 = charge_ordered(lep1, lep2)
     jets = candidates.jets
     padded = {f: _numpy(ak.fill_none(ak.pad_none(jets[f], 2, axis=1, clip=True), 0.0), np.float64) for f in _JET_FIELDS}
-    return deepmem_features(lep1, lep2, padded, met, flavour=flavour)
+    return deepmem_features(lep1, lep2, padded, met, flavour=flavour, sum_et=sum_et)

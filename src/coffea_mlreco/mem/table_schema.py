@@ -11,6 +11,9 @@ key                                 shape/dtype  meaning
 ``lep{1,2}_pdgId``                  [N] i64      signed PDG id (±11, ±13, ±15)
 ``jet{1,2}_pt/_eta/_phi``           [N] f64      the two leading jets; an absent jet is pT = η = φ = 0
 ``met_pt``, ``met_phi``             [N] f64      missing transverse momentum (GeV, rad)
+``met_sumEt`` (optional)            [N] f64      ΣE_T (GeV, ``MET_sumEt``), ≥ 0: present exactly when the weights were
+                                                 integrated with each event's MET resolution (``mem-weights
+                                                 --use-sum-et``), the input of models with a per-event MET width
 ``hypotheses``                      [H] str      hypothesis names (identifiers), the column order below
 ``log10_weight``                    [N, H] f64   log10 P(x|α) of the integration (finite)
 ``log10_weight_err``                [N, H] f64   its uncertainty in log10 units (= relative error of P / ln 10), ≥ 0
@@ -36,7 +39,7 @@ import numpy as np
 from coffea_mlreco.core.outputs import atomic_file
 from coffea_mlreco.mem.deepmem import INPUT_NAMES, DeepMEMConfig
 
-__all__ = ["KINEMATICS", "MEMTable", "concat_mem_tables", "read_mem_table", "write_mem_table"]
+__all__ = ["KINEMATICS", "SUM_ET", "MEMTable", "concat_mem_tables", "read_mem_table", "write_mem_table"]
 
 KINEMATICS: tuple[str, ...] = (
     "lep1_pt",
@@ -57,10 +60,12 @@ KINEMATICS: tuple[str, ...] = (
     "met_phi",
 )
 """Per-event kinematic columns of a MEM weight table."""
+SUM_ET = "met_sumEt"
+"""The optional per-event ΣE_T column (GeV) of tables integrated with each event's MET resolution."""
 _PDGID = ("lep1_pdgId", "lep2_pdgId")
 _PDGID = ("lep1_pdgId", "lep2_pdgId")
 _REQUIRED = (*KINEMATICS, "hypotheses", "log10_weight", "log10_weight_err", "provenance")
-_OPTIONAL = ("event",)
+_OPTIONAL = ("event", SUM_ET)
 _PROVENANCE_KEYS = ("file", "generator_seed")
 
 
@@ -77,10 +82,11 @@ class MEMTable:
 
     def __post_init__(self) -> None:
         missing = [k for k in KINEMATICS if k not in self.kinematics]
-        unknown = sorted(set(self.kinematics) - set(KINEMATICS))
+        unknown = sorted(set(self.kinematics) - {*KINEMATICS, SUM_ET})
         if missing or unknown:
             raise ValueError(f"MEM table kinematics: missing {missing}, unknown {unknown}")
-        kin = {k: np.asarray(self.kinematics[k], dtype=np.int64 if k in _PDGID else np.float64) for k in KINEMATICS}
+        names = (*KINEMATICS, *((SUM_ET,) if SUM_ET in self.kinematics else ()))
+        kin = {k: np.asarray(self.kinematics[k], dtype=np.int64 if k in _PDGID else np.float64) for k in names}
         n = len(kin["lep1_pt"])
         for k, v in kin.items():
             if v.shape != (n,):
@@ -98,8 +104,9 @@ class MEMTable:
             absent = kin[f"{j}_pt"] == 0
             if (kin[f"{j}_eta"][absent] != 0).any() or (kin[f"{j}_phi"][absent] != 0).any():
                 raise ValueError(f"MEM table: an absent {j} (pT = 0) must have η = φ = 0")
-        if (kin["met_pt"] < 0).any():
-            raise ValueError("MEM table: met_pt must be ≥ 0")
+        for k in ("met_pt", SUM_ET):
+            if k in kin and (kin[k] < 0).any():
+                raise ValueError(f"MEM table: {k} must be ≥ 0")
         hyps = DeepMEMConfig(hypotheses=tuple(str(h) for h in np.atleast_1d(self.hypotheses))).hypotheses
         logw = np.asarray(self.log10_weight, dtype=np.float64)
         err = np.asarray(self.log10_weight_err, dtype=np.float64)
@@ -143,12 +150,25 @@ class MEMTable:
     def __len__(self) -> int:
         return len(self.kinematics["lep1_pt"])
 
-    def features(self, flavour: bool = False) -> np.ndarray:
+    @property
+    def per_event_met_resolution(self) -> bool:
+        """Whether the weights were integrated with each event's MET resolution (the table has ``met_sumEt``)."""
+        return SUM_ET in self.kinematics
+
+    def features(self, flavour: bool = False, sum_et: bool = False) -> np.ndarray:
         """The DeepMEM inputs [N, 14] (float32, :data:`~coffea_mlreco.mem.deepmem.INPUT_NAMES`); with
-        ``flavour`` [N, 15], the last column 1.0 for e⁺e⁻ and 0.0 for μ⁺μ⁻ (from ``lep1_pdgId``)."""
+        ``flavour`` one more column, 1.0 for e⁺e⁻ and 0.0 for μ⁺μ⁻ (from ``lep1_pdgId``); with ``sum_et`` then
+        ``met_sumEt`` (GeV; a ValueError if the table has none)."""
         columns = [self.kinematics[k] for k in INPUT_NAMES]
         if flavour:
             columns.append(np.abs(self.kinematics["lep1_pdgId"]) == 11)
+        if sum_et:
+            if not self.per_event_met_resolution:
+                raise ValueError(
+                    "this MEM table has no met_sumEt: its weights were integrated at the default ΣE_T, not with "
+                    "each event's MET resolution (coffea-mlreco mem-weights --use-sum-et)"
+                )
+            columns.append(self.kinematics[SUM_ET])
         return np.stack(columns, axis=1).astype(np.float32)
 
     def select(self, index: np.ndarray) -> MEMTable:
@@ -221,7 +241,7 @@ def read_mem_table(path: str | Path) -> MEMTable:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: provenance is not JSON: {err}") from err
     return MEMTable(
-        {k: data[k] for k in KINEMATICS},
+        {k: data[k] for k in (*KINEMATICS, SUM_ET) if k in data},
         tuple(str(h) for h in np.atleast_1d(data["hypotheses"])),
         data["log10_weight"],
         data["log10_weight_err"],
@@ -241,6 +261,12 @@ def concat_mem_tables(tables: Sequence[MEMTable]) -> MEMTable:
         return tables[0]
     hyps = tables[0].hypotheses
     tables = [t.in_order(hyps) for t in tables]
+    per_event = {t.per_event_met_resolution for t in tables}
+    if len(per_event) > 1:
+        raise ValueError(
+            "MEM tables mix two MET resolutions: some were integrated with each event's (met_sumEt, --use-sum-et), "
+            "some at the default ΣE_T; their weights are different functions of the same inputs"
+        )
     events = [t.event for t in tables if t.event is not None]
     provenance = {
         "file": [t.provenance["file"] for t in tables],
@@ -248,7 +274,7 @@ def concat_mem_tables(tables: Sequence[MEMTable]) -> MEMTable:
         "parts": [t.provenance for t in tables],
     }
     return MEMTable(
-        {k: np.concatenate([t.kinematics[k] for t in tables]) for k in KINEMATICS},
+        {k: np.concatenate([t.kinematics[k] for t in tables]) for k in tables[0].kinematics},
         hyps,
         np.concatenate([t.log10_weight for t in tables]),
         np.concatenate([t.log10_weight_err for t in tables]),

@@ -58,7 +58,7 @@ from coffea_mlreco.mem.inputs import (
     network_features,
 )
 from coffea_mlreco.mem.integration import MEMResult, mem_log_weights
-from coffea_mlreco.mem.table_schema import MEMTable, concat_mem_tables, write_mem_table
+from coffea_mlreco.mem.table_schema import SUM_ET, MEMTable, concat_mem_tables, write_mem_table
 from coffea_mlreco.training.cached_arrays import open_events
 from coffea_mlreco.training.provenance import describe_sample
 
@@ -150,6 +150,8 @@ def mem_table_from_file(
         kinematics[f"{lep}_pdgId"] = values["pdgId"].astype(np.int64)
         for f in ("pt", "eta", "phi"):  # full precision (the features are float32)
             kinematics[f"{lep}_{f}"] = values[f]
+    if use_sum_et:  # the per-event MET resolution's input (table_schema.SUM_ET)
+        kinematics[SUM_ET] = integration_inputs(cands, use_sum_et=True)[2]["sumEt"]
     kinematics = {k: v[good] for k, v in kinematics.items()}
     provenance = {
         "file": Path(path).name,

@@ -99,6 +99,25 @@ def mape(pred_log10: Any, true_log10: Any) -> float:
     return float(mape_per_hypothesis(pred_log10, true_log10).mean())
 
 
+def table_features(config: DeepMEMConfig, table: MEMTable) -> np.ndarray:
+    """The raw inputs of a model with ``config`` from ``table`` (:meth:`MEMTable.features`), after checking that the
+    table's weights were integrated with the MET resolution the model's MET term assumes: each event's (a table
+    with ``met_sumEt``) for a model with ``met_sum_et_resolution``, the default ΣE_T's for the others. A ValueError
+    otherwise: the two are different functions of the same kinematics."""
+    if table.per_event_met_resolution != config.per_event_met_sigma:
+        if config.per_event_met_sigma:
+            raise ValueError(
+                "a model with a per-event MET width (met_sum_et_resolution, --met-sigma-from-sum-et) needs tables "
+                "integrated with each event's MET resolution (coffea-mlreco mem-weights --use-sum-et); this one "
+                f"({table.provenance.get('file')}) was integrated at the default ΣE_T"
+            )
+        raise ValueError(
+            f"the table {table.provenance.get('file')} was integrated with each event's MET resolution "
+            "(mem-weights --use-sum-et): train with --met-sigma-from-sum-et, whose MET term and ΣE_T input match it"
+        )
+    return table.features(config.flavour_input, config.per_event_met_sigma)
+
+
 def held_out_metrics(
     model: DeepMEM, tables: Sequence[tuple[str, MEMTable]], signal: str | None = None, background: str | None = None
 ) -> dict[str, Any]:
@@ -113,9 +132,8 @@ def held_out_metrics(
     if not tables:
         raise ValueError("no held-out tables")
     hyps = model.hypotheses
-    flavour = model.config.flavour_input
     parts = [(name, t.in_order(hyps)) for name, t in tables]
-    preds = [deepmem_predict(model, t.features(flavour)) for _, t in parts]
+    preds = [deepmem_predict(model, table_features(model.config, t)) for _, t in parts]
     true = np.concatenate([t.log10_weight for _, t in parts])
     per = mape_per_hypothesis(np.concatenate(preds), true)
     out: dict[str, Any] = {
@@ -249,10 +267,9 @@ def train_deepmem(
         model = copy.deepcopy(init).to(dev).train()
     else:
         model = DeepMEM(**cfg).to(dev)
-    flavour = model.config.flavour_input
-    x = torch.from_numpy(train.features(flavour)).to(dev)
+    x = torch.from_numpy(table_features(model.config, train)).to(dev)
     y = torch.from_numpy(-train.log10_weight).float().to(dev)
-    xv = torch.from_numpy(val.features(flavour)).to(dev)
+    xv = torch.from_numpy(table_features(model.config, val)).to(dev)
     if init is None:
         model.set_standardisation(x, y)
     with torch.no_grad():
@@ -334,7 +351,7 @@ def save_deepmem(result: DeepMEMTraining, output: str | Path, name: str, data: M
             "mape_mean": round(result.val_mape_mean, 6),
         },
         seconds=result.seconds,
-        inputs=list(input_names(model.config.flavour_input)),
+        inputs=list(input_names(model.config.flavour_input, model.config.per_event_met_sigma)),
         outputs=[output_name(h) for h in model.hypotheses],
         target="-log10 P (MEM weight) per hypothesis",
         device=result.device,
@@ -397,10 +414,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--met-components; 6.55 for tables integrated at the default sum ET)",
     )
     parser.add_argument(
+        "--met-sigma-from-sum-et",
+        action="store_true",
+        help="take out a MET term whose width is each event's recoil resolution sqrt(sigma0^2 + k^2 sumEt) (the "
+        "simulated detector's, the MEM transfer functions'): for tables integrated with mem-weights --use-sum-et "
+        "(needs --met-components; the model reads MET_sumEt; instead of --met-sigma)",
+    )
+    parser.add_argument(
         "--lepton-resolution-term",
         action="store_true",
-        help="with --met-sigma: include the lepton pT resolutions of the MEM transfer functions "
-        "(the simulated detector's) in that MET term (needs --flavour-input)",
+        help="with --met-sigma or --met-sigma-from-sum-et: include the lepton pT resolutions of the MEM transfer "
+        "functions (the simulated detector's) in that MET term (needs --flavour-input)",
     )
     parser.add_argument(
         "--flavour-input",
@@ -422,6 +446,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--background", default=None, help="background hypothesis of the discriminant")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _met_sum_et_resolution(enabled: bool) -> dict[str, Any]:
+    """``met_sum_et_resolution`` of :class:`DeepMEMConfig` from the MEM's default transfer functions (the simulated
+    detector's σ₀ and k: :class:`~coffea_mlreco.mem.transfer_functions.MetResolution`), or nothing."""
+    if not enabled:
+        return {}
+    from coffea_mlreco.mem.transfer_functions import TransferFunctions
+
+    met = TransferFunctions.from_detector().met
+    return {"met_sum_et_resolution": (met.sigma0, met.k)}
 
 
 def _lepton_resolutions(enabled: bool) -> dict[str, Any]:
@@ -504,6 +539,7 @@ def run(args: argparse.Namespace) -> int:
             eta_flip=args.eta_flip,
             met_components=args.met_components,
             met_sigma=args.met_sigma,
+            **_met_sum_et_resolution(args.met_sigma_from_sum_et),
             **_lepton_resolutions(args.lepton_resolution_term),
         )
         init = None
@@ -511,6 +547,8 @@ def run(args: argparse.Namespace) -> int:
             from coffea_mlreco.mem.wrappers import MEM_MODELS
 
             init = MEM_MODELS.load(args.init, device="cpu").backend.load(torch.device("cpu"))
+        for table in (train, val, *test_tables):  # every table's MET resolution is the model's, before training
+            table_features(init.config if init is not None else config, table)
     except (OSError, ValueError, KeyError) as err:
         print(f"coffea-mlreco train mem: error: {err}", file=sys.stderr)
         return 2

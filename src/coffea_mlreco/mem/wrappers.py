@@ -4,9 +4,11 @@
 (:func:`coffea_mlreco.mem.inputs.dilepton_candidates` restricted to ``selected``) and returns one record per event
 with ``logw_<hypothesis>`` = log₁₀ P(x|α) per hypothesis of the model (P in GeV⁻², the units of
 :func:`coffea_mlreco.mem.mem_log_weights`). ``prepare`` builds the dense ``features`` input
-(:func:`coffea_mlreco.mem.inputs.network_features`: 14 DeepMEM inputs, plus the flavour column for models trained
-with it); ``postprocess`` negates the network's −log₁₀ P. bf16 autocast is off (``amp_safe = False``): a 1 % MAPE
-needs log₁₀ P to 0.004 absolute, while bf16 activations carry ~3 significant digits (relative 2⁻⁸).
+(:func:`coffea_mlreco.mem.inputs.network_features`: 14 DeepMEM inputs, plus the flavour column and the event's
+ΣE_T for models trained with them: a model with a per-event MET width, ``config.met_sum_et_resolution``, needs the
+candidates' ``met.sumEt``); ``postprocess`` negates the network's −log₁₀ P. bf16 autocast is off
+(``amp_safe = False``): a 1 % MAPE needs log₁₀ P to 0.004 absolute, while bf16 activations carry ~3 significant
+digits (relative 2⁻⁸).
 
 Shipped models: ``mem/weights/<name>.json`` (model card: training command, samples, seeds, held-out metrics) +
 ``<name>.safetensors``; :data:`MEM_MODELS` builds the wrapper of one (or of a model directory).
@@ -39,27 +41,43 @@ class DeepMEMWrapper(ModelWrapper):
         backend: the model (e.g. from a model card, :meth:`from_card`).
         hypotheses: the model's hypotheses, in output order (``config["hypotheses"]`` of its card).
         flavour_input: whether the model takes the 15th (flavour) input (``config["flavour_input"]``).
+        sum_et_input: whether the model takes the event's ΣE_T as its last input (a per-event MET width,
+            ``config["met_sum_et_resolution"]``): it was trained on weights integrated with each event's MET
+            resolution (``mem-weights --use-sum-et``).
         device, precision, max_tokens, max_batch: as :class:`~coffea_mlreco.inference.ModelWrapper`.
     """
 
     amp_safe = False
 
     def __init__(
-        self, backend: Backend, hypotheses: tuple[str, ...] | list[str], flavour_input: bool = False, **kwargs: Any
+        self,
+        backend: Backend,
+        hypotheses: tuple[str, ...] | list[str],
+        flavour_input: bool = False,
+        sum_et_input: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(backend, **kwargs)
         self.hypotheses = tuple(hypotheses)
         self.flavour_input = bool(flavour_input)
+        self.sum_et_input = bool(sum_et_input)
 
     @classmethod
     def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> DeepMEMWrapper:
-        """The wrapper with the card's ``config.hypotheses`` and ``config.flavour_input`` (False when absent)."""
+        """The wrapper with the card's ``config.hypotheses``, ``config.flavour_input`` (False when absent) and
+        ΣE_T input (when ``config.met_sum_et_resolution`` is set)."""
         config = card["config"]
-        return cls(backend, config["hypotheses"], bool(config.get("flavour_input", False)), **kwargs)
+        return cls(
+            backend,
+            config["hypotheses"],
+            bool(config.get("flavour_input", False)),
+            config.get("met_sum_et_resolution") is not None,
+            **kwargs,
+        )
 
     def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
-        """``features`` [N, 14|15] of selected candidates (``lep1``, ``lep2``, ``jets``, ``met``)."""
-        return {"features": Dense(network_features(events, flavour=self.flavour_input))}
+        """``features`` [N, 14–16] of selected candidates (``lep1``, ``lep2``, ``jets``, ``met``)."""
+        return {"features": Dense(network_features(events, flavour=self.flavour_input, sum_et=self.sum_et_input))}
 
     def postprocess(self, outputs: ak.Array, events: Events) -> ak.Array:
         """``logw_<hypothesis>`` (float64) per event from the network's ``neg_log10_weight_<hypothesis>``."""
