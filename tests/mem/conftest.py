@@ -100,11 +100,22 @@ def open_nano() -> Any:
 
 
 @pytest.fixture(scope="session")
-def mem_tables(mem_files: dict[str, Path]) -> dict[str, Any]:
-    """MEM weight tables (``dy_sm``, ``zprime``; precision 0.3 %) of every selected event of the two samples."""
+def shipped_sum_et() -> bool:
+    """Whether the shipped DeepMEM learned weights integrated with each event's MET resolution (``--use-sum-et``)."""
+    from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
+
+    return MEM_MODELS.card(DEFAULT_MEM_MODEL)["config"].get("met_sum_et_resolution") is not None
+
+
+@pytest.fixture(scope="session")
+def mem_tables(mem_files: dict[str, Path], shipped_sum_et: bool) -> dict[str, Any]:
+    """MEM weight tables (``dy_sm``, ``zprime``; precision 0.3 %) of every selected event of the two samples,
+    integrated with the MET resolution the shipped DeepMEM learned."""
     from coffea_mlreco.mem.tables import mem_table_from_file
 
     return {
-        name: mem_table_from_file(path, ("dy_sm", "zprime"), precision=0.003, seed=5, n_workers=2)
+        name: mem_table_from_file(
+            path, ("dy_sm", "zprime"), precision=0.003, seed=5, n_workers=2, use_sum_et=shipped_sum_et
+        )
         for name, path in mem_files.items()
     }

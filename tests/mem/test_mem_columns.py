@@ -80,7 +80,9 @@ def test_real_drell_yan_prefers_the_standard_model(eager_real: ak.Array) -> None
     assert set(ak.to_numpy(eager_real.flavour)[selected]) <= {11, 13}
 
 
-def test_columns_hold_the_selection_and_the_weights(mem_events: dict[str, Any], eager_zprime: ak.Array) -> None:
+def test_columns_hold_the_selection_and_the_weights(
+    mem_events: dict[str, Any], eager_zprime: ak.Array, shipped_sum_et: bool
+) -> None:
     events = mem_events["zprime_ll"]
     reco = eager_zprime
     assert set(ak.fields(reco)) == {
@@ -102,8 +104,9 @@ def test_columns_hold_the_selection_and_the_weights(mem_events: dict[str, Any], 
     assert np.array_equal(np.isfinite(ak.to_numpy(reco.logw_dy_sm_integrated)), done)
     err = ak.to_numpy(reco.logw_dy_sm_integrated_err)[done]
     assert np.all(err > 0) and np.median(err) < 0.01 / np.log(10)  # 1 % precision
-    # each integrated event is mem_log_weights on that event alone, seeded by a hash of its inputs
-    lep1, lep2, met = integration_inputs(cand[cand.selected][:N_INTEGRATED])
+    # each integrated event is mem_log_weights on that event alone, seeded by a hash of its inputs, with the MET
+    # resolution the shipped network learned (by default)
+    lep1, lep2, met = integration_inputs(cand[cand.selected][:N_INTEGRATED], use_sum_et=shipped_sum_et)
     seeds = integration_seeds(lep1, lep2, met)
     assert len(set(seeds)) == N_INTEGRATED
     for i, k in enumerate(np.flatnonzero(done)[:3]):
@@ -151,11 +154,13 @@ def test_callers_events_are_unchanged(mem_events: dict[str, Any]) -> None:
     assert out.Muon.pt.tolist() == events.Muon.pt.tolist()
 
 
-def test_dask_reads_only_the_documented_branches(mem_files: dict[str, Path], real_nano_dy: Path) -> None:
+def test_dask_reads_only_the_documented_branches(
+    mem_files: dict[str, Path], real_nano_dy: Path, shipped_sum_et: bool
+) -> None:
     for path in (mem_files["dy_ll"], real_nano_dy):
         events = open_events(path, "dask")
         (read,) = dak.report_necessary_columns(reconstruct_few(events).MEMReco).values()
-        documented = input_branches(events, mem.input_columns(events, mem.METHODS))
+        documented = input_branches(events, mem.input_columns(events, mem.METHODS, use_sum_et=shipped_sum_et))
         assert sorted(read) == documented
         assert not any(name.startswith(("Gen", "nGen", "PFCands", "Tau")) for name in read)
         assert {"Muon_pt", "Electron_charge", "Jet_phi", "MET_phi", "nMuon"} <= set(read)
@@ -249,7 +254,7 @@ def test_network_agrees_with_the_integration_and_d_separates(mem_events: dict[st
         assert np.median(signal) > 0.9 and np.median(background) < 0.1, method
 
 
-def test_nanoaod_v15_reads_pfmet_and_the_jet_id_fractions() -> None:
+def test_nanoaod_v15_reads_pfmet_and_the_jet_id_fractions(shipped_sum_et: bool) -> None:
     """NanoAODv15 has ``PFMET`` and no ``Jet_jetId``: the MEM runs there (eager) with the jet ID computed from the
     energy fractions, and dask reads exactly the declared branches, those among them."""
     path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nano_tt_v15.root"
@@ -261,7 +266,7 @@ def test_nanoaod_v15_reads_pfmet_and_the_jet_id_fractions() -> None:
     assert len(reco) == len(eager) and "d_network" in reco.fields
     events = open_events(path, "dask")
     (read,) = dak.report_necessary_columns(mem.reconstruct(events, methods=("network",)).MEMReco).values()
-    assert sorted(read) == input_branches(events, mem.input_columns(events, ("network",)))
+    assert sorted(read) == input_branches(events, mem.input_columns(events, ("network",), use_sum_et=shipped_sum_et))
     assert {"PFMET_pt", "Jet_chMultiplicity", "Jet_neHEF"} <= set(read)
     assert "Jet_jetId" not in read and not any(name.startswith("MET_") for name in read)
 
@@ -304,12 +309,14 @@ def test_a_per_event_width_model_reads_sum_et_and_sets_the_integration(
     settings = {"device": "cpu", "max_integrated_events": 4, "precision": 0.01}
     both = mem.reconstruct(events, models={"network": str(folder)}, **settings).MEMReco
     per_event = mem.reconstruct(events, methods=("integrated",), use_sum_et=True, **settings).MEMReco
-    fixed = mem.reconstruct(events, methods=("integrated",), **settings).MEMReco
+    fixed = mem.reconstruct(events, methods=("integrated",), use_sum_et=False, **settings).MEMReco
+    alone = mem.reconstruct(events, methods=("integrated",), models={"network": str(folder)}, **settings).MEMReco
     done = ak.to_numpy(both.integrated)
     assert done.sum() == 4 and ak.sum(np.isfinite(both.logw_zprime_network)) > 10
     expected = ak.to_numpy(per_event.logw_zprime_integrated)[done]
     np.testing.assert_array_equal(ak.to_numpy(both.logw_zprime_integrated)[done], expected)
     assert not np.array_equal(ak.to_numpy(fixed.logw_zprime_integrated)[done], expected)
+    np.testing.assert_array_equal(ak.to_numpy(alone.logw_zprime_integrated)[done], expected)  # without the network
     with pytest.raises(ValueError, match="integrates another weight than the network learned"):
         mem.reconstruct(events, models={"network": str(folder)}, use_sum_et=False, **settings)
     dask_events = open_events(mem_files["dy_ll"], "dask")

@@ -19,7 +19,7 @@ from coffea_mlreco.mem.tables import mem_table_from_file
 
 
 def test_table_holds_the_selected_events_and_their_weights(
-    mem_files: dict[str, Path], mem_events: dict[str, Any], mem_tables: dict[str, Any]
+    mem_files: dict[str, Path], mem_events: dict[str, Any], mem_tables: dict[str, Any], shipped_sum_et: bool
 ) -> None:
     for name, table in mem_tables.items():
         events = mem_events[name]
@@ -40,14 +40,16 @@ def test_table_holds_the_selected_events_and_their_weights(
         jets = ak.to_numpy(ak.fill_none(ak.pad_none(sel.jets.pt, 2, clip=True), 0.0))
         np.testing.assert_allclose(table.kinematics["jet2_pt"], jets[:, 1], rtol=1e-6)
         # the same seed and settings reproduce the weights event by event (first 10 events)
-        lep1, lep2, met = integration_inputs(sel[:10])
+        lep1, lep2, met = integration_inputs(sel[:10], use_sum_et=shipped_sum_et)
         direct = mem_log_weights(lep1, lep2, met, "zprime", precision=0.003, seed=5)
         np.testing.assert_allclose(table.log10_weight[:10, 1], direct.log10_weight, rtol=0, atol=1e-12)
         assert np.all(table.log10_weight_err < 0.003)  # 0.3 % relative ≈ 0.0013 in log10
         prov = table.provenance
         assert prov["file"] == mem_files[name].name and prov["vegas_seed"] == 5 and prov["precision"] == 0.003
         assert prov["generator_seed"] == {"dy_ll": 9301, "zprime_ll": 9302}[name]
-        assert prov["met_resolution"].startswith("fixed") and prov["dropped_nonfinite"] == 0
+        resolution = "per-event MET_sumEt" if shipped_sum_et else "fixed at the default sum ET (160 GeV)"
+        assert prov["met_resolution"] == resolution and prov["dropped_nonfinite"] == 0
+        assert table.per_event_met_resolution == shipped_sum_et
     # the Z′ hypothesis prefers the Z′ events, the SM one the Drell-Yan events
     llr = {name: t.log10_weight[:, 1] - t.log10_weight[:, 0] for name, t in mem_tables.items()}
     assert np.median(llr["zprime_ll"]) > np.median(llr["dy_ll"]) + 2

@@ -18,7 +18,7 @@ from coffea_mlreco.inference import OnnxModel, export_onnx
 from coffea_mlreco.inference.backends import ModelCache
 from coffea_mlreco.mem.deepmem import output_name
 from coffea_mlreco.mem.inputs import dilepton_candidates, network_features
-from coffea_mlreco.mem.training import deepmem_predict, mape_per_hypothesis
+from coffea_mlreco.mem.training import deepmem_predict, mape_per_hypothesis, table_features
 from coffea_mlreco.mem.wrappers import DEFAULT_MEM_MODEL, MEM_MODELS
 
 
@@ -51,7 +51,7 @@ def test_wrapper_matches_deepmem_predict(wrapper: Any, mem_events: dict[str, Any
     out = wrapper(sel)
     assert ak.fields(out) == [f"logw_{h}" for h in wrapper.hypotheses] and len(out) == len(sel)
     model = wrapper.cache.get(wrapper.backend, torch.device("cpu"))
-    expected = deepmem_predict(model, network_features(sel, flavour=wrapper.flavour_input))
+    expected = deepmem_predict(model, network_features(sel, wrapper.flavour_input, wrapper.sum_et_input))
     for k, h in enumerate(wrapper.hypotheses):
         np.testing.assert_allclose(ak.to_numpy(out[f"logw_{h}"]), expected[:, k], rtol=1e-6, atol=1e-6)
     empty = wrapper(sel[:0])
@@ -61,7 +61,7 @@ def test_wrapper_matches_deepmem_predict(wrapper: Any, mem_events: dict[str, Any
 def test_onnx_export_reproduces_the_model(wrapper: Any, mem_events: dict[str, Any], tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     cand = dilepton_candidates(mem_events["dy_ll"])
-    x = torch.from_numpy(network_features(cand[cand.selected], flavour=wrapper.flavour_input))
+    x = torch.from_numpy(network_features(cand[cand.selected], wrapper.flavour_input, wrapper.sum_et_input))
     model = wrapper.backend.load(torch.device("cpu"))
     names = [output_name(h) for h in wrapper.hypotheses]
     path = export_onnx(model, {"features": x[:4]}, names, tmp_path / "deepmem.onnx")
@@ -79,7 +79,7 @@ def test_shipped_model_reproduces_fresh_integrations(wrapper: Any, mem_tables: d
     for name, table in mem_tables.items():
         ordered = table.in_order(wrapper.hypotheses)
         logw[name] = ordered.log10_weight
-        pred[name] = deepmem_predict(model, ordered.features(flavour=wrapper.flavour_input))
+        pred[name] = deepmem_predict(model, table_features(model.config, ordered))
     mape = mape_per_hypothesis(np.concatenate(list(pred.values())), np.concatenate(list(logw.values())))
     assert np.all(mape <= 0.02), mape
     s, b = wrapper.hypotheses.index("zprime"), wrapper.hypotheses.index("dy_sm")

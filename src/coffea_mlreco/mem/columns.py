@@ -345,23 +345,21 @@ def mem_network(
     return MEM_MODELS.load(spec, device=device)
 
 
-def _integration_met_resolution(
-    use_sum_et: bool | None, network: DeepMEMWrapper | None, methods: Sequence[str]
-) -> bool:
-    """Whether the integration takes each event's MET resolution (``reconstruct``'s ``use_sum_et``): by default as the
-    network's training tables were integrated; a ValueError where the caller asks for the other one and both methods
-    run."""
+def _integration_met_resolution(use_sum_et: bool | None, network: DeepMEMWrapper | None, both_run: bool) -> bool:
+    """Whether the integration takes each event's MET resolution (``reconstruct``'s ``use_sum_et``): by default as
+    ``network``'s training tables were integrated (the network run, or the one that would run: the given or shipped
+    model); a ValueError where the caller asks for the other one and both methods run."""
     if network is None:
         return bool(use_sum_et)
     if use_sum_et is None:
         return network.sum_et_input
-    if use_sum_et != network.sum_et_input and "integrated" in methods:
+    if use_sum_et != network.sum_et_input and both_run:
         trained = "each event's MET resolution (MET_sumEt)" if network.sum_et_input else "the default ΣE_T"
         raise ValueError(
             f"use_sum_et={use_sum_et} integrates another weight than the network learned (its tables were integrated "
             f"with {trained}); leave use_sum_et unset, or run one method"
         )
-    return bool(use_sum_et)
+    return use_sum_et
 
 
 def reconstruct(
@@ -405,8 +403,9 @@ def reconstruct(
         use_sum_et: integrate with the MET resolution from each event's ``MET_sumEt`` (read then) instead of the
             default ΣE_T. Default (None): as the network's training tables were integrated — with each event's
             for a model with a per-event MET width (``config.met_sum_et_resolution``, the shipped ``deepmem``;
-            it reads ``MET_sumEt`` itself), else at the default ΣE_T. Asking for the other one while both methods
-            run is a ValueError: the two would compute different weights.
+            it reads ``MET_sumEt`` itself), else at the default ΣE_T — the given model's, else the shipped one's,
+            also when only the integration runs, so that it gives the same weights alone or beside the network.
+            Asking for the other one while both methods run is a ValueError: they would compute different weights.
         sqrt_s: pp centre-of-mass energy of the integration (GeV).
         selection: the dilepton selection cuts.
         timings: a dict that receives, per method, the seconds spent (eager and virtual events only).
@@ -422,7 +421,8 @@ def reconstruct(
     has_model = (models or {}).get("network") is not None or DEFAULT_MEM_MODEL in MEM_MODELS.names()
     chosen = choose_methods(methods, MEM_METHODS, default=default_methods(events, has_model))
     network = mem_network(models, device) if "network" in chosen else None
-    use_sum_et = _integration_met_resolution(use_sum_et, network, chosen)
+    reference = network if network is not None else mem_network(models, device, required=False)
+    use_sum_et = _integration_met_resolution(use_sum_et, reference, network is not None and "integrated" in chosen)
     if hypotheses is None:
         hypotheses = network.hypotheses if network is not None else (background, signal)
     hyps = tuple(load_hypothesis(h) for h in hypotheses) if "integrated" in chosen else ()

@@ -40,17 +40,17 @@ Two optional transforms (default off; used by the shipped model):
   transfer functions against the MET one gives, to first order, a Gaussian in the MET vector with covariance
   Σ = σ² 1 + σ_ℓ1² n̂₁n̂₁ᵀ + σ_ℓ2² n̂₂n̂₂ᵀ; the term taken out is then ½ log10(e) METᵀΣ⁻¹MET + log10(2π√det Σ).
   For a 400 GeV muon (σ_ℓ ≈ 24 GeV) the isotropic term overestimates −log10 P by several units.
+  With these parameters the network also gets log r₁, log r₂ and log σ_m (σ_m = ½ m_ℓℓ √(r₁² + r₂²), the
+  dilepton mass resolution) as inputs: the width of a resonance peak as the measurement sees it (Breit–Wigner ⊗
+  resolution) changes with them, by a factor 2 at the muon endcap boundary.
 - ``met_sum_et_resolution`` = (σ₀, k) (instead of ``met_sigma``; needs ``met_components``): the MET term's width per
   event, σ_u = √(σ₀² + k² ΣE_T) with ΣE_T (GeV) the event's ``MET_sumEt`` — the recoil resolution of
   :class:`coffea_mlreco.mem.transfer_functions.MetResolution` that ``coffea-mlreco mem-weights --use-sum-et``
   integrates with. The model then reads ΣE_T as one more raw input, :data:`SUM_ET_NAME` (after the flavour), and
-  the network sees log σ_u in its place. At pileup the MET resolution grows with ΣE_T (σ_u ≈ 6.5 GeV at PU 0,
+  the network sees log σ_u in its place. At pileup the MET resolution grows with ΣE_T (σ_u ≈ 7 GeV at PU 0,
   ≈ 26 GeV at PU 60 in the simulation), and a MEM integrated with the PU 0 width gives a MET of 50 GeV a weight
-  10⁻¹⁵ of what the detector makes of it; with the event's own width the function to learn stays the same at
+  10⁻¹¹ of what the detector makes of it; with the event's own width the function to learn stays the same at
   every pileup.
-  With these parameters the network also gets log r₁, log r₂ and log σ_m (σ_m = ½ m_ℓℓ √(r₁² + r₂²), the
-  dilepton mass resolution) as inputs: the width of a resonance peak as the measurement sees it (Breit–Wigner ⊗
-  resolution) changes with them, by a factor 2 at the muon endcap boundary.
 
 4. standardisation with the training set's mean and standard deviation (buffers ``in_mean``/``in_std``, saved
    with the weights).

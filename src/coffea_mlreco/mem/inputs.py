@@ -227,7 +227,7 @@ def integration_inputs(
     """``(lep1, lep2, met)`` numpy dicts for :func:`coffea_mlreco.mem.mem_log_weights` from *selected* candidates.
 
     ``met`` holds ``pt`` and ``phi``, and ``sumEt`` only with ``use_sum_et``: the integration then takes each
-    event's recoil resolution σ_u(ΣE_T) (the right one at pileup, where σ_u grows from ≈ 6.5 GeV at PU 0 to ≈ 26 GeV
+    event's recoil resolution σ_u(ΣE_T) (the right one at pileup, where σ_u grows from ≈ 7 GeV at PU 0 to ≈ 26 GeV
     at PU 60; a DeepMEM with ``met_sum_et_resolution`` reads the same ΣE_T), else the transfer functions' default
     ΣE_T (160 GeV, PU 0 Drell-Yan), a weight that is a function of the 14 DeepMEM inputs alone. The MET term is
     common to every hypothesis, so the discriminant barely depends on this choice.

@@ -201,8 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--use-sum-et",
         action="store_true",
-        help="MET resolution from each event's MET_sumEt (default: at the default sum ET, so the "
-        "weight is a function of the DeepMEM inputs)",
+        help="MET resolution from each event's MET_sumEt, written to the table as met_sumEt (the shipped "
+        "DeepMEM's tables; default: at the default sum ET, a weight of the 14 DeepMEM inputs alone)",
     )
 
 
