@@ -125,6 +125,15 @@ def test_feature_and_model_input_errors() -> None:
         deepmem_features(lep, lep, {"pt": [[30.0], [30.0]], "eta": [[np.nan], [0.0]], "phi": [[0.0], [0.0]]}, met)
     with pytest.raises(ValueError, match="lepton pT must be positive"):
         deepmem_features({**lep, "pt": [0.0, 1.0]}, lep, jets, met)
+    # the ΣE_T input (a per-event MET width): the last column, checked like the other MET inputs
+    with_sum_et = deepmem_features(lep, lep, jets, {**met, "sumEt": [150.0, 2800.0]}, sum_et=True)
+    assert with_sum_et.shape == (2, 15) and with_sum_et[:, -1].tolist() == [150.0, 2800.0]
+    with pytest.raises(ValueError, match="no field 'sumEt'"):
+        deepmem_features(lep, lep, jets, met, sum_et=True)
+    with pytest.raises(ValueError, match="met_sumEt has 1 non-finite"):
+        deepmem_features(lep, lep, jets, {**met, "sumEt": [150.0, np.nan]}, sum_et=True)
+    with pytest.raises(ValueError, match="met_sumEt must be ≥ 0"):
+        deepmem_features(lep, lep, jets, {**met, "sumEt": [150.0, -1.0]}, sum_et=True)
     with pytest.raises(ValueError, match=r"features \[B, 14\]"):
         DeepMEM()(torch.zeros(3, 13))
 

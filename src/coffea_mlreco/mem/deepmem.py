@@ -519,10 +519,11 @@ def deepmem_features(
     columns: list[np.ndarray] = []
     for what, rec in (("lep1", lep1), ("lep2", lep2)):
         columns += [_column(rec, f, what) for f in ("pt", "eta", "phi")]
-    met_cols = [_column(met, f, "met") for f in ("pt", "phi")]
+    met_fields = ("pt", "phi", "sumEt") if sum_et else ("pt", "phi")
+    met_cols = [_column(met, f, "met") for f in met_fields]
     n = len(columns[0]) if columns[0].ndim == 1 else -1
     for name, col in zip(
-        ("lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi", "met_pt", "met_phi"),
+        ("lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi", *(f"met_{f}" for f in met_fields)),
         columns + met_cols,
         strict=True,
     ):
@@ -534,6 +535,8 @@ def deepmem_features(
         raise ValueError("lepton pT must be positive")
     if (met_cols[0] < 0).any():
         raise ValueError("met_pt must be ≥ 0")
+    if sum_et and (met_cols[2] < 0).any():
+        raise ValueError("met_sumEt must be ≥ 0")
     lead = _leading_two_jets(jets, n)
     out = np.empty((n, len(input_names(flavour, sum_et))), dtype=np.float32)
     out[:, 0:6] = np.stack(columns, axis=1)
@@ -547,8 +550,5 @@ def deepmem_features(
             raise ValueError("lep1.pdgId must be ±11 or ±13 for every event (the flavour input)")
         out[:, 14] = pdg == 11
     if sum_et:
-        total = _column(met, "sumEt", "met")
-        if total.shape != (n,) or not (np.isfinite(total).all() and (total >= 0).all()):
-            raise ValueError(f"met.sumEt must be a finite, non-negative 1-D array of length {n} (the ΣE_T input)")
-        out[:, -1] = total
+        out[:, -1] = met_cols[2]
     return out

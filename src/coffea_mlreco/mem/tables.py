@@ -145,13 +145,14 @@ def mem_table_from_file(
     good = np.isfinite(logw).all(axis=1) & np.isfinite(err).all(axis=1)
     features = network_features(cands)
     kinematics = {name: features[:, k].astype(np.float64) for k, name in enumerate(INPUT_NAMES)}
-    minus, plus = charge_ordered(*integration_inputs(cands)[:2])
+    lep1, lep2, met = integration_inputs(cands, use_sum_et)
+    minus, plus = charge_ordered(lep1, lep2)
     for lep, values in (("lep1", minus), ("lep2", plus)):
         kinematics[f"{lep}_pdgId"] = values["pdgId"].astype(np.int64)
         for f in ("pt", "eta", "phi"):  # full precision (the features are float32)
             kinematics[f"{lep}_{f}"] = values[f]
     if use_sum_et:  # the per-event MET resolution's input (table_schema.SUM_ET)
-        kinematics[SUM_ET] = integration_inputs(cands, use_sum_et=True)[2]["sumEt"]
+        kinematics[SUM_ET] = met["sumEt"]
     kinematics = {k: v[good] for k, v in kinematics.items()}
     provenance = {
         "file": Path(path).name,

@@ -99,11 +99,10 @@ def mape(pred_log10: Any, true_log10: Any) -> float:
     return float(mape_per_hypothesis(pred_log10, true_log10).mean())
 
 
-def table_features(config: DeepMEMConfig, table: MEMTable) -> np.ndarray:
-    """The raw inputs of a model with ``config`` from ``table`` (:meth:`MEMTable.features`), after checking that the
-    table's weights were integrated with the MET resolution the model's MET term assumes: each event's (a table
-    with ``met_sumEt``) for a model with ``met_sum_et_resolution``, the default ΣE_T's for the others. A ValueError
-    otherwise: the two are different functions of the same kinematics."""
+def check_met_resolution(config: DeepMEMConfig, table: MEMTable) -> None:
+    """A ValueError unless ``table``'s weights were integrated with the MET resolution the MET term of a model with
+    ``config`` assumes: each event's (a table with ``met_sumEt``) for a model with ``met_sum_et_resolution``, the
+    default ΣE_T's for the others. The two are different functions of the same kinematics."""
     if table.per_event_met_resolution != config.per_event_met_sigma:
         if config.per_event_met_sigma:
             raise ValueError(
@@ -115,6 +114,12 @@ def table_features(config: DeepMEMConfig, table: MEMTable) -> np.ndarray:
             f"the table {table.provenance.get('file')} was integrated with each event's MET resolution "
             "(mem-weights --use-sum-et): train with --met-sigma-from-sum-et, whose MET term and ΣE_T input match it"
         )
+
+
+def table_features(config: DeepMEMConfig, table: MEMTable) -> np.ndarray:
+    """The raw inputs of a model with ``config`` from ``table`` (:meth:`MEMTable.features`), once
+    :func:`check_met_resolution` has found the table's MET resolution to be the model's."""
+    check_met_resolution(config, table)
     return table.features(config.flavour_input, config.per_event_met_sigma)
 
 
@@ -548,7 +553,7 @@ def run(args: argparse.Namespace) -> int:
 
             init = MEM_MODELS.load(args.init, device="cpu").backend.load(torch.device("cpu"))
         for table in (train, val, *test_tables):  # every table's MET resolution is the model's, before training
-            table_features(init.config if init is not None else config, table)
+            check_met_resolution(init.config if init is not None else config, table)
     except (OSError, ValueError, KeyError) as err:
         print(f"coffea-mlreco train mem: error: {err}", file=sys.stderr)
         return 2
