@@ -26,3 +26,16 @@ def test_closest_pileup_follows_the_chunk_mean() -> None:
     assert closest_pileup(available, ak.Array({"x": [1.0]})) == "pu200"  # neither branch → highest
     with pytest.raises(ValueError, match="no model"):
         closest_pileup({}, chunk)
+
+
+def test_one_model_is_chosen_without_reading_the_pileup() -> None:
+    """A model given by the user (one entry) needs no pileup column: on dask events that column is not declared."""
+
+    class Unreadable:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"read {name}")
+
+        def __getitem__(self, name: str) -> None:
+            raise AssertionError(f"read {name}")
+
+    assert closest_pileup({0: "given"}, Unreadable()) == "given"  # type: ignore[arg-type]

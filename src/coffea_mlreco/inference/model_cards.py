@@ -206,9 +206,11 @@ def chunk_pileup(events: Events) -> float | None:
 def closest_pileup(available: dict[int, T], events: Events) -> T:
     """The entry trained at the pileup closest to the chunk's (:func:`chunk_pileup`: ``Pileup_nTrueInt``, else
     ``PV_npvsGood`` on collision data); the highest-pileup one when the events have neither or are empty. Ties go
-    to the higher pileup."""
+    to the higher pileup. With one entry nothing is read (the chosen model's inputs need not include the pileup)."""
     if not available:
         raise ValueError("no model to choose from")
+    if len(available) == 1:
+        return next(iter(available.values()))
     pileup = chunk_pileup(events)
     mean_pu = pileup if pileup is not None else max(available)
     return available[min(available, key=lambda pu: (abs(pu - mean_pu), -pu))]

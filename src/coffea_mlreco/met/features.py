@@ -13,6 +13,10 @@ Feature order (`CANDIDATE_FEATURES`), one row per PF candidate:
 | 7 | type_class | 0 charged hadron, 1 electron, 2 muon, 3 photon, 4 neutral hadron, 5 HF hadronic, 6 HF EM |
 | 8 | pv_class | `fromPV` 0–3, or from `pvAssocQuality` (≥ 6 → 3, 5 → 2, 4 → 1, else 0); neutrals 3 |
 
+With ``neighbourhood=True`` (models trained with ``train met --neighbourhood``) the rows go on with the seven
+`coffea_mlreco.met.neighbourhood.NEIGHBOURHOOD_FEATURES` (the neutral, charged-PV and charged-pileup p_T around the
+candidate, and log N_PV): `CANDIDATE_FEATURES` + `NEIGHBOURHOOD_FEATURES`.
+
 Event-level input (`event_features`): PUPPI MET (px, py) in GeV, the reference of the seed's target
 v* = (p_miss,GEN − p_miss,PUPPI)/|p_miss,PUPPI|.
 """
@@ -22,8 +26,9 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from coffea_mlreco.met.neighbourhood import NEIGHBOURHOOD_FEATURES, neighbourhood_features
 from coffea_mlreco.met.pf_met import missing_transverse_momentum
-from coffea_mlreco.met.puppi import puppi_weights
+from coffea_mlreco.met.puppi import load_tune, puppi_weights
 
 __all__ = [
     "CANDIDATE_FEATURES",
@@ -32,6 +37,7 @@ __all__ = [
     "N_TYPE",
     "candidate_features",
     "event_features",
+    "feature_names",
     "met_inputs",
     "type_class",
 ]
@@ -63,10 +69,17 @@ def _pv_class(cands: ak.Array) -> ak.Array:
     return ak.where(cands.charge == 0, 3, value)
 
 
-def candidate_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
-    """``N * var * {CANDIDATE_FEATURES}`` float32 record (categorical classes as small integers)."""
+def feature_names(neighbourhood: bool = False) -> tuple[str, ...]:
+    """The candidate feature order of a model with or without the neighbourhood inputs."""
+    return CANDIDATE_FEATURES + (NEIGHBOURHOOD_FEATURES if neighbourhood else ())
+
+
+def candidate_features(cands: ak.Array, puppi: ak.Array, neighbourhood: ak.Array | None = None) -> ak.Array:
+    """``N * var * {CANDIDATE_FEATURES}`` float32 record (categorical classes as small integers), followed by the
+    fields of ``neighbourhood`` (`neighbourhood_features`) when given."""
     pt = cands.pt
     dz = cands.dz if "dz" in ak.fields(cands) else ak.zeros_like(pt)
+    extra = {name: neighbourhood[name] for name in NEIGHBOURHOOD_FEATURES} if neighbourhood is not None else {}
     return ak.zip(
         {
             "px": pt * np.cos(cands.phi),
@@ -78,6 +91,7 @@ def candidate_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
             "charge_class": np.sign(cands.charge) + 1,
             "type_class": type_class(cands.pdgId),
             "pv_class": _pv_class(cands),
+            **extra,
         }
     )
 
@@ -88,11 +102,13 @@ def event_features(cands: ak.Array, puppi: ak.Array) -> ak.Array:
     return ak.zip({"puppi_px": pt * np.cos(phi), "puppi_py": pt * np.sin(phi)})
 
 
-def met_inputs(events: ak.Array, tune: str = "run3") -> tuple[ak.Array, ak.Array]:
-    """(candidate features, event features) of NanoEvents, computing PUPPI weights unless present."""
+def met_inputs(events: ak.Array, tune: str = "run3", neighbourhood: bool = False) -> tuple[ak.Array, ak.Array]:
+    """(candidate features, event features) of NanoEvents, computing PUPPI weights unless present; with
+    ``neighbourhood`` the candidate features include `NEIGHBOURHOOD_FEATURES` (the tune's vertex association)."""
     cands = events.PFCands
     if "puppiWeightReco" in ak.fields(cands):
         weights = cands.puppiWeightReco
     else:
         weights = puppi_weights(cands, tune, npv=events.PV.npvsGood)
-    return candidate_features(cands, weights), event_features(cands, weights)
+    around = neighbourhood_features(cands, events.PV.npvsGood, load_tune(tune).delta_z_cut) if neighbourhood else None
+    return candidate_features(cands, weights, around), event_features(cands, weights)

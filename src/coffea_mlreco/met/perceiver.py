@@ -3,7 +3,10 @@
 After the seed talk (transformer/Perceiver MET at PU 200, KSHEP 2024), Jaegle et al., ICML 2021
 (Perceiver) and ICLR 2022 (Perceiver IO):
 
-1. candidate embeddings (`CandidateEmbedding`); a learned null token keeps events without candidates finite;
+1. candidate embeddings (`CandidateEmbedding`); a learned null token keeps events without candidates finite.
+   With ``neighbourhood=True`` they include what surrounds each candidate within ΔR < 0.4
+   (`coffea_mlreco.met.neighbourhood`): the latents summarise the whole event, but k = 64 of them cannot resolve
+   the few particles around each of ~10⁴ candidates, which is where a neutral's origin shows;
 2. encoder: ``n_latents`` learned latents cross-attend to the candidates (padding masked), then
    ``n_blocks`` latent self-attention blocks — the latents summarise the event (pileup density, recoil);
 3. decoder (Perceiver IO): every candidate queries the latents and gets a weight w ∈ [0, 1] from its own
@@ -39,16 +42,23 @@ def _latent_block(block: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.T
 
 
 class PerceiverMET(nn.Module):
-    """cands [B, L, 9], cands_mask [B, L], event [B, 2] (PUPPI MET px, py in GeV) → met_xy [B, 2], weight [B, L]."""
+    """cands [B, L, 9] (16 with ``neighbourhood``), cands_mask [B, L], event [B, 2] (PUPPI MET px, py in GeV)
+    → met_xy [B, 2], weight [B, L]."""
 
     def __init__(
-        self, dim: int = 64, n_latents: int = 64, n_heads: int = 4, n_blocks: int = 2, target: str = "seed"
+        self,
+        dim: int = 64,
+        n_latents: int = 64,
+        n_heads: int = 4,
+        n_blocks: int = 2,
+        target: str = "seed",
+        neighbourhood: bool = False,
     ) -> None:
         super().__init__()
         if target not in TARGET_MODES:
             raise ValueError(f"target must be one of {TARGET_MODES}, not {target!r}")
         self.target = target
-        self.embed = CandidateEmbedding(dim)
+        self.embed = CandidateEmbedding(dim, neighbourhood)
         self.latents = nn.Parameter(torch.randn(n_latents, dim) * 0.02)
         self.null = nn.Parameter(torch.zeros(1, 1, dim))
         self.encode = nn.MultiheadAttention(dim, n_heads, batch_first=True)

@@ -2,8 +2,9 @@
 
 Data: NanoAOD-like files with PF candidates and GenMET (e.g. ``coffea-mlreco generate --process
 ttbar-dilep --pileup 200``). The candidate features (`coffea_mlreco.met.features`, including our PUPPI
-weights) are computed once per file and cached next to the output as memory-mapped ``.npy`` arrays, so a
-PU 200 sample never has to fit in memory. Mini-batches are the inference runtime's length-sorted,
+weights, and with ``--neighbourhood`` what surrounds each candidate, `coffea_mlreco.met.neighbourhood`) are computed
+once per file and cached next to the output as memory-mapped ``.npy`` arrays, so a PU 200 sample never has to fit
+in memory. Mini-batches are the inference runtime's length-sorted,
 token-budget batches (shuffled batch order), each event rotated by a random φ (candidates, PUPPI MET and
 the target together). Loss: Huber on the MET components (GeV/20) — for the Perceiver's ``seed`` target
 on v* = (p_miss,GEN − p_miss,PUPPI)/max(|p_miss,PUPPI|, 10 GeV) instead — plus the response term
@@ -31,6 +32,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
@@ -45,9 +47,10 @@ from coffea_mlreco.core.outputs import atomic_directory, deferred_interrupts
 from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
 from coffea_mlreco.inference.device import resolve_device
 from coffea_mlreco.met.embedding import PT_SCALE_GEV
-from coffea_mlreco.met.features import CANDIDATE_FEATURES, candidate_features, event_features
+from coffea_mlreco.met.features import candidate_features, event_features, feature_names
+from coffea_mlreco.met.neighbourhood import neighbourhood_features
 from coffea_mlreco.met.perceiver import SEED_REFERENCE_FLOOR_GEV
-from coffea_mlreco.met.puppi import puppi_weights
+from coffea_mlreco.met.puppi import load_tune, puppi_weights
 from coffea_mlreco.training.augment import random_angles, rotate_xy
 from coffea_mlreco.training.model_dir import (
     TrainingSetupError,
@@ -68,6 +71,7 @@ __all__ = [
     "batch_source",
     "evaluate",
     "load_features",
+    "load_init",
     "predict",
     "run",
     "train",
@@ -82,7 +86,8 @@ _PF_BRANCHES = ("pt", "eta", "phi", "charge", "pdgId", "fromPV", "pvAssocQuality
 
 @dataclass
 class FeatureSet:
-    """Per-candidate features [T, 9], per-event counts [N], PUPPI MET [N, 2], GenMET (px, py) [N, 2]."""
+    """Per-candidate features [T, 9] (16 with the neighbourhood), per-event counts [N], PUPPI MET [N, 2], GenMET
+    (px, py) [N, 2]."""
 
     features: np.ndarray
     counts: np.ndarray
@@ -98,10 +103,14 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
-def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", step: int = 1000) -> FeatureSet:
-    """Features of one file, computed once (in chunks of ``step`` events) and then memory-mapped."""
+def load_features(
+    path: str | Path, cache_dir: str | Path, tune: str = "run3", step: int = 1000, neighbourhood: bool = False
+) -> FeatureSet:
+    """Features of one file, computed once (in chunks of ``step`` events) and then memory-mapped; with
+    ``neighbourhood`` the candidates' `coffea_mlreco.met.features.feature_names` include the neighbourhood."""
     path = Path(path)
-    cache = Path(cache_dir) / f"{path.stem}-{_file_digest(path)}-{tune}"
+    suffix = "-neighbourhood" if neighbourhood else ""
+    cache = Path(cache_dir) / f"{path.stem}-{_file_digest(path)}-{tune}{suffix}"
     if not (cache / "counts.npy").exists():
         feats, counts, puppi, target = [], [], [], []
         with uproot.open(path) as f:
@@ -113,9 +122,15 @@ def load_features(path: str | Path, cache_dir: str | Path, tune: str = "run3", s
             for arrays in tree.iterate([*names, "GenMET_pt", "GenMET_phi", "PV_npvsGood"], step_size=step):
                 cands = ak.zip({n.removeprefix("PFCands_"): arrays[n] for n in names})
                 weights = puppi_weights(cands, tune, npv=arrays["PV_npvsGood"])
-                rec = candidate_features(cands, weights)
+                around = None
+                if neighbourhood:
+                    around = neighbourhood_features(cands, arrays["PV_npvsGood"], load_tune(tune).delta_z_cut)
+                rec = candidate_features(cands, weights, around)
                 feats.append(
-                    np.stack([ak.to_numpy(ak.flatten(rec[k])).astype(np.float32) for k in CANDIDATE_FEATURES], axis=1)
+                    np.stack(
+                        [ak.to_numpy(ak.flatten(rec[k])).astype(np.float32) for k in feature_names(neighbourhood)],
+                        axis=1,
+                    )
                 )
                 counts.append(ak.to_numpy(ak.num(cands)).astype(np.int64))
                 ev = event_features(cands, weights)
@@ -195,14 +210,16 @@ def batch_source(
     return _DeviceBatches(data, device) if on_device else _HostBatches(data, device)
 
 
-def load_all_features(files: list[str], cache_dir: str | Path, workers: int = 1) -> list[FeatureSet]:
+def load_all_features(
+    files: list[str], cache_dir: str | Path, workers: int = 1, neighbourhood: bool = False
+) -> list[FeatureSet]:
     """`load_features` of every file, ``workers`` files at a time in separate processes (PUPPI is per file)."""
-    if workers <= 1 or len(files) <= 1:
-        return [load_features(f, cache_dir) for f in files]
-    unique = list(dict.fromkeys(str(Path(f).resolve()) for f in files))
-    with ProcessPoolExecutor(max_workers=min(workers, len(unique))) as pool:
-        list(pool.map(load_features, unique, [cache_dir] * len(unique)))  # fill the caches in parallel
-    return [load_features(f, cache_dir) for f in files]  # then memory-map them here
+    load = partial(load_features, cache_dir=cache_dir, neighbourhood=neighbourhood)
+    if workers > 1 and len(files) > 1:
+        unique = list(dict.fromkeys(str(Path(f).resolve()) for f in files))
+        with ProcessPoolExecutor(max_workers=min(workers, len(unique))) as pool:
+            list(pool.map(load, unique))  # fill the caches in parallel
+    return [load(f) for f in files]  # then memory-map them here
 
 
 def predict(
@@ -323,9 +340,9 @@ def train(
 
     model = getattr(importlib.import_module(module), cls)(**config)
     if init is not None:
-        model.load_state_dict(load_file(str(init)))
+        load_init(model, init)
     model = model.to(dev)
-    train_sets = load_all_features([*train_files, val_file], cache_dir, workers)
+    train_sets = load_all_features([*train_files, val_file], cache_dir, workers, bool(config.get("neighbourhood")))
     val = train_sets.pop()
     sources = [batch_source(d, dev, on_device) for d in train_sets]
     val_source = batch_source(val, dev, on_device)
@@ -400,6 +417,22 @@ def train(
     return card
 
 
+def load_init(model: torch.nn.Module, weights: str | Path) -> None:
+    """Load ``weights`` into ``model`` to fine-tune it. A neighbourhood model may start from a model without the
+    neighbourhood (its branch, missing from the weights, stays at its zero start, so the start is that model);
+    any other difference of the model or its configuration is an error."""
+    state, own = load_file(str(weights)), model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith("embed.neighbourhood.")]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(
+            f"--init {weights}: not weights of this model and configuration (missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]}, of another shape {reshaped[:4]})"
+        )
+    model.load_state_dict(state, strict=False)
+
+
 def _init_provenance(weights: Path) -> dict:
     """What a fine-tune started from: the weights' name and, when their model card lies next to them, that card
     (its command, data, history and metrics; nested, so a chain of fine-tunes keeps its whole history)."""
@@ -420,6 +453,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("seed", "direct"), default="seed", help="Perceiver target mode")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--latents", type=int, default=64, help="Perceiver latents")
+    parser.add_argument(
+        "--neighbourhood",
+        action="store_true",
+        help="the model also reads the neutral, charged-PV and charged-pileup pT around each candidate "
+        "(ΔR < 0.2, 0.4) and log N_PV; with --init from a model without them, their branch starts at zero",
+    )
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: next to the output)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     parser.add_argument("--workers", type=int, default=1, help="processes computing the per-file feature caches")
@@ -444,9 +483,11 @@ def run(args: argparse.Namespace) -> int:
         output = prepare_output(args.output, "met", args.model)
     except TrainingSetupError as err:
         return setup_error("met", err)
-    config = {"dim": args.dim}
+    config: dict = {"dim": args.dim}
     if args.model == "perceiver":
         config.update(n_latents=args.latents, target=args.target)
+    if args.neighbourhood:
+        config["neighbourhood"] = True
     cache = args.cache_dir or str(output.parent / "feature-cache")
     try:
         with model_output(output, args.model, keep_on_interrupt=True) as work:  # DIR appears complete, at the end

@@ -25,22 +25,25 @@ class METWrapper(ModelWrapper):
     """Runs a MET model on NanoEvents with PF candidates; output record ``pt``, ``phi`` (GeV, rad).
 
     PUPPI weights are computed on the fly (or taken from ``PFCands.puppiWeightReco`` if already there).
-    ``response_scale`` multiplies the model's MET (the response calibration from its model card).
+    ``response_scale`` multiplies the model's MET (the response calibration from its model card);
+    ``neighbourhood``: the model reads what surrounds each candidate (`coffea_mlreco.met.neighbourhood`).
     """
 
     selected_outputs = ("met_xy",)
 
-    def __init__(self, *args: Any, response_scale: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, response_scale: float = 1.0, neighbourhood: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.response_scale = float(response_scale)
+        self.neighbourhood = bool(neighbourhood)
 
     @classmethod
     def from_card(cls, backend: Backend, card: Mapping[str, Any], **kwargs: Any) -> METWrapper:
-        """The wrapper with the card's ``response_scale`` (1 when absent)."""
-        return cls(backend, response_scale=card.get("response_scale", 1.0), **kwargs)
+        """The wrapper with the card's ``response_scale`` (1 when absent) and its model's inputs."""
+        neighbourhood = bool(card.get("config", {}).get("neighbourhood", False))
+        return cls(backend, response_scale=card.get("response_scale", 1.0), neighbourhood=neighbourhood, **kwargs)
 
     def prepare(self, events: Events) -> dict[str, Jagged | Dense]:
-        cands, event = met_inputs(events)
+        cands, event = met_inputs(events, neighbourhood=self.neighbourhood)
         return {"cands": Jagged(cands), "event": Dense(event)}
 
     def postprocess(self, outputs: ak.Array, events: Events) -> ak.Array:
