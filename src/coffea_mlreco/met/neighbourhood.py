@@ -15,20 +15,18 @@ median; a MET model with ``neighbourhood=True`` reads instead, per candidate (`N
 ΔR is the η–φ distance; the candidate itself is not its own neighbour. Charged candidates are from the PV or
 pileup by the PUPPI tune's vertex association (:func:`coffea_mlreco.met.puppi.pv_class`).
 
-The search sorts each event's candidates in η and pairs each with the following ones up to Δη < 0.4, so its cost
-is O(N · n_R) with n_R the candidates in an η strip of 0.4, not O(N²).
+The neighbours come from the η–φ grid PUPPI searches (`coffea_mlreco.met.puppi`), which visits per candidate only the
+grid cells its ΔR < 0.4 disc reaches: O(N · n_R), n_R the candidates in such a disc, not O(N²).
 """
 
 from __future__ import annotations
-
-import math
 
 import awkward as ak
 import numba
 import numpy as np
 
 from coffea_mlreco.core.columns import to_numpy
-from coffea_mlreco.met.puppi import pv_class
+from coffea_mlreco.met.puppi import _RUNS, _cone_runs, _grid, pv_class  # PUPPI's neighbour grid
 
 __all__ = ["NEIGHBOURHOOD_FEATURES", "NEIGHBOURHOOD_RADII", "neighbourhood_features", "neighbourhood_pt"]
 
@@ -44,27 +42,32 @@ NEIGHBOURHOOD_FEATURES = (
 @numba.njit(cache=True)
 def _neighbourhood_pt(offsets, eta, phi, pt, vertex_class, radii, out):  # type: ignore[no-untyped-def]
     """out[i, k·3 + c] += p_T of every candidate j ≠ i of class c with ΔR_ij < radii[k] (radii ascending), per
-    event offsets[e]:offsets[e + 1]; each pair is visited once, in η order, and adds to both candidates."""
+    event offsets[e]:offsets[e + 1]. The neighbours come from PUPPI's η–φ grid at the largest radius."""
     n_radii = radii.size
-    r_max = radii[n_radii - 1]
+    cone = radii[n_radii - 1]
+    r2 = radii * radii
+    run_lo, run_hi, run_phi = np.empty(_RUNS, np.int64), np.empty(_RUNS, np.int64), np.empty(_RUNS)
     for e in range(offsets.size - 1):
-        lo = offsets[e]
-        order = np.argsort(eta[lo : offsets[e + 1]]) + lo
-        for a in range(order.size):
-            i = order[a]
-            for b in range(a + 1, order.size):
-                j = order[b]
-                deta = eta[j] - eta[i]
-                if deta >= r_max:
-                    break
-                dphi = abs(phi[j] - phi[i])
-                if dphi > math.pi:
-                    dphi = 2 * math.pi - dphi
-                dr2 = deta * deta + dphi * dphi
-                for k in range(n_radii):
-                    if dr2 < radii[k] * radii[k]:
-                        out[i, 3 * k + vertex_class[j]] += pt[j]
-                        out[j, 3 * k + vertex_class[i]] += pt[i]
+        lo, hi = offsets[e], offsets[e + 1]
+        start, g_eta, g_phi, g_pt, order, n_eta, n_phi, height, width = _grid(
+            eta[lo:hi], phi[lo:hi], pt[lo:hi], np.ones(hi - lo, np.bool_), cone, True
+        )
+        g_class = vertex_class[lo:hi][order]
+        for q in range(order.size):
+            i = lo + order[q]
+            eta_i = g_eta[q]
+            n_runs = _cone_runs(eta_i, g_phi[q], start, n_eta, n_phi, height, width, cone, run_lo, run_hi, run_phi)
+            for k in range(n_runs):
+                phi_k = run_phi[k]
+                for m in range(run_lo[k], run_hi[k]):
+                    deta = eta_i - g_eta[m]
+                    dphi = phi_k - g_phi[m]
+                    dr2 = deta * deta + dphi * dphi
+                    if m == q or dr2 >= r2[n_radii - 1]:
+                        continue
+                    for r in range(n_radii):
+                        if dr2 < r2[r]:
+                            out[i, 3 * r + g_class[m]] += g_pt[m]
     return out
 
 
