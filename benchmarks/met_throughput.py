@@ -71,9 +71,10 @@ def main() -> None:
     import torch
 
     from coffea_mlreco.inference.batching import FlatJagged, pad_batch, plan_batches
-    from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs
+    from coffea_mlreco.met.features import feature_names, met_inputs
+    from coffea_mlreco.met.neighbourhood import neighbourhood_features
     from coffea_mlreco.met.perceiver import PerceiverMET
-    from coffea_mlreco.met.puppi import puppi_weights
+    from coffea_mlreco.met.puppi import load_tune, puppi_weights
     from coffea_mlreco.met.wrappers import MET_MODELS
 
     torch.set_num_threads(args.threads)
@@ -101,22 +102,34 @@ def main() -> None:
     rate = events_per_second(lambda: puppi_weights(events.PFCands, "run3", npv=events.PV.npvsGood), n, args.min_seconds)
     rows.append(("PUPPI weights (numba)", "cpu", rate))
     events["PFCands", "puppiWeightReco"] = puppi_weights(events.PFCands, "run3", npv=events.PV.npvsGood)
-    cand, event = met_inputs(events)
-    flat = FlatJagged(
-        tuple(ak.to_numpy(ak.flatten(cand[k])).astype(np.float32) for k in CANDIDATE_FEATURES),
-        ak.to_numpy(ak.num(cand)).astype(np.int64),
-    )
-    event_np = np.stack([ak.to_numpy(event[k]).astype(np.float32) for k in ak.fields(event)], axis=1)
     tokens = args.tokens or (1 << 21 if cuda else 1 << 16)
-    plan = plan_batches(flat.counts[:, None], tokens, 1024)
-    padded = [(*pad_batch(flat, b), event_np[b]) for b in plan]
-    if cuda:
-        padded = [tuple(torch.from_numpy(a).pin_memory() for a in batch) for batch in padded]
-    else:
-        padded = [tuple(torch.from_numpy(a) for a in batch) for batch in padded]
+    inputs: dict[bool, list] = {}
 
-    def bare_rate(model: torch.nn.Module, precision: str) -> float:
+    def padded_batches(neighbourhood: bool) -> list:
+        """The events' padded mini-batches with the inputs of a model with or without the neighbourhood."""
+        if neighbourhood not in inputs:
+            cand, event = met_inputs(events, neighbourhood=neighbourhood)
+            flat = FlatJagged(
+                tuple(ak.to_numpy(ak.flatten(cand[k])).astype(np.float32) for k in feature_names(neighbourhood)),
+                ak.to_numpy(ak.num(cand)).astype(np.int64),
+            )
+            event_np = np.stack([ak.to_numpy(event[k]).astype(np.float32) for k in ak.fields(event)], axis=1)
+            plan = plan_batches(flat.counts[:, None], tokens, 1024)
+            padded = [(*pad_batch(flat, b), event_np[b]) for b in plan]
+            convert = (lambda a: torch.from_numpy(a).pin_memory()) if cuda else torch.from_numpy
+            inputs[neighbourhood] = [tuple(convert(a) for a in batch) for batch in padded]
+        return inputs[neighbourhood]
+
+    rate = events_per_second(
+        lambda: neighbourhood_features(events.PFCands, events.PV.npvsGood, load_tune("run3").delta_z_cut),
+        n,
+        args.min_seconds,
+    )
+    rows.append(("neighbourhood inputs (numba)", "cpu", rate))
+
+    def bare_rate(model: torch.nn.Module, precision: str, neighbourhood: bool = False) -> float:
         dtype = torch.bfloat16 if precision == "bf16" else None
+        padded = padded_batches(neighbourhood)
 
         def bare() -> None:
             with (
@@ -149,7 +162,7 @@ def main() -> None:
                 (
                     f"{name} bare",
                     f"{args.device} {precision}",
-                    bare_rate(wrapper.cache.get(wrapper.backend, device), precision),
+                    bare_rate(wrapper.cache.get(wrapper.backend, device), precision, wrapper.neighbourhood),
                 )
             )
     for size in args.perceiver_sizes:

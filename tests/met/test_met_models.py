@@ -17,7 +17,7 @@ from coffea_mlreco.processors.met import METProcessor
 from coffea_mlreco.cli import main
 from coffea_mlreco.core.metrics import met_residuals, resolution
 from coffea_mlreco.inference import OnnxModel, export_onnx
-from coffea_mlreco.met.features import CANDIDATE_FEATURES, met_inputs, type_class
+from coffea_mlreco.met.features import CANDIDATE_FEATURES, feature_names, met_inputs, type_class
 from coffea_mlreco.met.wrappers import MET_MODELS, METWrapper
 
 SHIPPED = MET_MODELS.names()
@@ -90,13 +90,15 @@ def test_shipped_model_onnx_round_trip(name: str, dilep_pu60: Path, tmp_path: Pa
     wrapper = MET_MODELS.load(name, device="cpu")
     model = wrapper.backend.load(torch.device("cpu"))
     example = {
-        "cands": torch.zeros(2, 7, len(CANDIDATE_FEATURES)),
+        "cands": torch.zeros(2, 7, len(feature_names(wrapper.neighbourhood))),
         "cands_mask": torch.ones(2, 7, dtype=torch.bool),
         "event": torch.zeros(2, 2),
     }
     path = export_onnx(model, example, ["met_xy"], tmp_path / f"{name}.onnx")
     ev = events(dilep_pu60)[:40]
-    onnx_met = METWrapper(OnnxModel(path), device="cpu", response_scale=wrapper.response_scale)(ev)
+    onnx_met = METWrapper(
+        OnnxModel(path), device="cpu", response_scale=wrapper.response_scale, neighbourhood=wrapper.neighbourhood
+    )(ev)
     torch_met = wrapper(ev)
     np.testing.assert_allclose(ak.to_numpy(onnx_met.pt), ak.to_numpy(torch_met.pt), rtol=1e-3, atol=1e-2)
 

@@ -8,7 +8,8 @@ Where things live:
 - :mod:`.pf_met`, :mod:`.puppi` (+ ``puppi_tunes.json``) — the baselines: weighted MET sum, numba PUPPI (CMS algorithm);
 - :mod:`.resolution` (+ ``met_resolution.json``) — the per-event MET covariance of each method, calibrated on
   generated events; :mod:`.calibration` — ``coffea-mlreco calibrate-met``, which refits it;
-- :mod:`.features` — per-candidate and per-event network inputs;
+- :mod:`.features` — per-candidate and per-event network inputs; :mod:`.neighbourhood` — the neutral, charged-PV and
+  charged-pileup p_T around each candidate (the inputs of a model trained with ``train met --neighbourhood``);
 - :mod:`.embedding`, :mod:`.deepmet`, :mod:`.perceiver` — the networks; :mod:`.wrappers` — their model wrappers;
 - ``weights/`` — the shipped models, each with its model card;
 - :mod:`.training` — ``coffea-mlreco train met``; :mod:`.report` — the report section (resolution per gen-MET bin);
