@@ -15,6 +15,7 @@ from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from coffea_mlreco import met
 from coffea_mlreco.cli import main
+from coffea_mlreco.inference.batching import FlatJagged, pad_batch
 from coffea_mlreco.met.deepmet import DeepMET
 from coffea_mlreco.met.features import CANDIDATE_FEATURES, feature_names, met_inputs
 from coffea_mlreco.met.neighbourhood import NEIGHBOURHOOD_FEATURES, NEIGHBOURHOOD_RADII, neighbourhood_features
@@ -87,14 +88,12 @@ def test_met_inputs_with_the_neighbourhood(dilep_pu60: Path) -> None:
 
 
 def padded(cands: ak.Array, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, L, F] features (zero padded) and the [B, L] mask of candidates."""
-    longest = int(ak.max(ak.num(cands, axis=1)))
-    x = np.zeros((len(cands), longest, len(names)), np.float32)
-    mask = np.zeros((len(cands), longest), bool)
-    for e in range(len(cands)):
-        n = len(cands[e])
-        x[e, :n] = np.stack([ak.to_numpy(cands[name][e]) for name in names], axis=1)
-        mask[e, :n] = True
+    """[B, L, F] features (zero padded) and the [B, L] mask of candidates, as the inference runtime pads them."""
+    flat = FlatJagged(
+        tuple(ak.to_numpy(ak.flatten(cands[name])).astype(np.float32) for name in names),
+        ak.to_numpy(ak.num(cands, axis=1)).astype(np.int64),
+    )
+    x, mask = pad_batch(flat, np.arange(len(cands)))
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 

@@ -37,7 +37,6 @@ class CandidateEmbedding(nn.Module):
         self.pf_type = nn.Embedding(N_TYPE, 8)
         self.pv = nn.Embedding(N_PV, 4)
         self.project = nn.Sequential(nn.Linear(6 + 16, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.n_features = _N_OWN + (len(NEIGHBOURHOOD_FEATURES) if neighbourhood else 0)
         self.neighbourhood: nn.Sequential | None = None
         if neighbourhood:
             last = nn.Linear(dim, dim)
