@@ -1,10 +1,11 @@
 """MET resolution per generator-MET cell: PUPPI, DeepMET and the Perceiver, and any other MET model beside them.
 
 For each cell of generator MET (the report's bins, `coffea_mlreco.core.constants.MET_BINS_GEV`) and overall: σ(u∥)
-and σ(u⊥), σ = (P84 − P16)/2 (GeV), of the shipped PUPPI, DeepMET and Perceiver (the networks chosen by each chunk's
-pileup) and of each model given with ``--model LABEL=METHOD:DIR`` (a model directory written by ``train met``, run
-as that method). Then, for the last model, its gain over PUPPI and over DeepMET per cell, 1 − σ_model/σ_reference,
-with the bootstrap standard error (200 resamples of the events; the two widths come from the same events).
+and σ(u⊥), σ = (P84 − P16)/2 in GeV (`core.metrics.resolution`, the report's definition), of the shipped PUPPI,
+DeepMET and Perceiver (the networks chosen by each chunk's pileup) and of each model given with
+``--model LABEL=METHOD:DIR`` (a model directory written by ``train met``, run as that method). Then, for the last
+model, its gain over PUPPI and over DeepMET per cell, 1 − σ_model/σ_reference, with the bootstrap standard error
+(200 resamples of the events; the two widths come from the same events).
 
     python benchmarks/met_models_by_cell.py FILE.root [FILE.root ...] [--model new=perceiver:DIR]
 
@@ -23,22 +24,17 @@ import numpy as np
 from coffea_mlreco import met
 from coffea_mlreco.core.columns import MET_COLUMNS, to_numpy
 from coffea_mlreco.core.constants import MET_BINS_GEV
-from coffea_mlreco.core.metrics import met_residuals
+from coffea_mlreco.core.metrics import met_residuals, resolution
 from coffea_mlreco.training.cached_arrays import event_chunks
 
 SHIPPED = {"puppi": "PUPPI", "deepmet": "DeepMET", "perceiver": "Perceiver"}
 
 
-def _width(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    p16, p84 = np.percentile(x, [16, 84], axis=axis)
-    return (p84 - p16) / 2
-
-
 def _gain(model: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     """1 − σ_model/σ_reference and its bootstrap standard error."""
     index = rng.integers(0, model.size, (200, model.size))
-    ratios = _width(model[index]) / _width(reference[index])
-    return float(1 - _width(model) / _width(reference)), float(np.std(ratios))
+    ratios = [resolution(model[i]) / resolution(reference[i]) for i in index]
+    return 1 - resolution(model) / resolution(reference), float(np.std(ratios))
 
 
 def main() -> None:
@@ -80,7 +76,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, sel in cells:
-        row = [f"{_width(par[m][sel]):.2f} / {_width(perp[m][sel]):.2f}" for m in labels]
+        row = [f"{resolution(par[m][sel]):.2f} / {resolution(perp[m][sel]):.2f}" for m in labels]
         print(f"| {name} | {int(sel.sum())} | " + " | ".join(row) + " |")
     print("(σ(u∥) / σ(u⊥), GeV)\n")
     last = labels[-1]

@@ -326,3 +326,25 @@ def test_train_met_names_missing_branches(tmp_path: Path, capsys: pytest.Capture
         == 2
     )
     assert "PFCands" in capsys.readouterr().err
+
+
+def test_host_batches_read_only_their_rows(dilep_pu60: Path, tmp_path: Path) -> None:
+    """The CPU path keeps the features memory-mapped: building the batch source and a batch allocates a batch, not
+    the feature set (a copy of it does not fit in memory for a large PU 200 sample)."""
+    import tracemalloc
+
+    import torch
+
+    from coffea_mlreco.met.training import batch_source, load_features
+
+    data = load_features(dilep_pu60, tmp_path / "cache")
+    assert isinstance(data.features, np.memmap)
+    tracemalloc.start()
+    try:
+        host = batch_source(data, torch.device("cpu"), on_device=False)
+        x, mask, _, _ = host.tensors(np.array([0, 1]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < data.features.nbytes / 10
+    assert x.shape[0] == 2 and int(mask.sum()) == int(np.asarray(data.counts)[:2].sum())
