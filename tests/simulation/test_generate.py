@@ -171,6 +171,21 @@ def test_same_seed_gives_identical_files(sim_dir: Path) -> None:
     assert not ak.array_equal(ta["PFCands_pt"].array(), tc["PFCands_pt"].array())
 
 
+def test_same_seed_and_chunks_give_the_same_hard_scatter_at_any_pileup(sim_dir: Path) -> None:
+    # what benchmarks/ditau_pileup_cost.py pairs events by: the hard scatter and its vertex are drawn before the
+    # pileup overlay, so only the pileup and the detector's smearing differ
+    pu0, pu5 = (
+        generate_sample("ztautau", 20, pu, seed=5, output=sim_dir / f"pair_pu{pu}.root", chunk_size=10, progress=False)
+        for pu in (0, 5)
+    )
+    t0, t5 = (uproot.open(p)["Events"] for p in (pu0, pu5))
+    for key in ("luminosityBlock", "event", "GenVtx_z", "GenMET_pt", "GenMET_phi", "GenPart_pt", "GenPart_pdgId"):
+        assert ak.array_equal(t0[key].array(), t5[key].array()), key
+    n0, n5 = t0["nPFCands"].array(library="np"), t5["nPFCands"].array(library="np")
+    assert np.all(n5 > n0)  # the pileup's candidates are added
+    assert t5["Pileup_nPU"].array(library="np").sum() > 0 and not np.any(t0["Pileup_nPU"].array(library="np"))
+
+
 def test_bad_arguments_are_clear_errors(sim_dir: Path) -> None:
     with pytest.raises(ValueError, match="unknown process 'ttbar'"):
         generate_sample("ttbar", 10, 0, 1, sim_dir / "x.root", progress=False)
