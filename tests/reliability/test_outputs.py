@@ -491,7 +491,9 @@ def test_interrupted_train_leaves_no_model_directory(tmp_path: Path) -> None:
 
     status, _, err = _run_interrupted(argv, training, signal.SIGTERM, tmp_path / "logs")
     assert status == 1, err[-3000:]
-    [line] = [line for line in _error_lines(err) if line.startswith("coffea-mlreco train")]
+    lines = [line for line in _error_lines(err) if line.startswith("coffea-mlreco train")]
+    assert len(lines) == 1, err[-3000:]
+    [line] = lines
     assert "interrupted" in line and "no model directory" in line
     assert not model.exists() and partial_outputs(model) == []
 
