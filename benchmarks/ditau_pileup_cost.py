@@ -129,7 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--low", nargs="+", required=True, help="H → ττ file, then Z → ττ file(s), low pileup")
     parser.add_argument("--high", nargs="+", required=True, help="the same processes and seeds, high pileup")
-    parser.add_argument("--cache-dir", default="ditau_pileup_cost_cache")
+    parser.add_argument(
+        "--cache-dir",
+        default="ditau_pileup_cost_cache",
+        help="per-file masses, keyed by the file only: empty it after changing a model",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="coffea")
     cache = Path(args.cache_dir)
