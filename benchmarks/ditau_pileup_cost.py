@@ -24,21 +24,19 @@ for the resolutions and for the paired differences.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import platform
 import warnings
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 from coffea_mlreco.processors.ditau import generator_mass
 
 from coffea_mlreco import ditau, met
 from coffea_mlreco.core.columns import to_numpy
-from coffea_mlreco.core.metrics import resolution, roc_auc
+from coffea_mlreco.core.metrics import met_residuals, resolution, roc_auc
 from coffea_mlreco.ditau.columns import MASS_FIELDS, PairOrInvalid, pair_columns
 from coffea_mlreco.ditau.inputs import Channel
-from coffea_mlreco.training.cached_arrays import event_chunks
+from coffea_mlreco.training.cached_arrays import cached_arrays, concat_arrays, event_chunks
 
 METHODS = ("fastmtt", "fastmtt_mlmet", "transformer")
 MET_READ = ("PuppiMETReco", "MLMET")
@@ -46,15 +44,13 @@ BOOTSTRAP = 200
 
 
 def file_masses(path: str, cache_dir: Path) -> dict[str, np.ndarray]:
-    """Per selected event with two generator taus: its id, channel, m_gen and each method's m_ττ (GeV); cached as
-    npz by the file's path, size and modification time."""
-    stat = Path(path).stat()
-    key = hashlib.sha1(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v1".encode()).hexdigest()[:12]
-    cache = cache_dir / f"ditau-pileup-cost-{Path(path).stem}-{key}.npz"
-    if cache.exists():
-        with np.load(cache) as f:
-            return dict(f)
-    parts: dict[str, list[np.ndarray]] = {}
+    """Per selected event with two generator taus: its id, channel, m_gen, each method's m_ττ (GeV) and the x and y
+    residuals to the generator MET of the METs they read (GeV); cached per file (:func:`cached_arrays`)."""
+    return cached_arrays(path, cache_dir, "ditau-pileup-cost", _masses, read=lambda p: p)
+
+
+def _masses(path: Path) -> dict[str, np.ndarray]:
+    parts: list[dict[str, np.ndarray]] = []
     for chunk in event_chunks(path):
         columns = pair_columns(chunk)
         events = chunk[to_numpy(PairOrInvalid(columns)(chunk), bool)]
@@ -64,39 +60,26 @@ def file_masses(path: str, cache_dir: Path) -> dict[str, np.ndarray]:
         channel = to_numpy(reco.channel, np.int64)
         with np.errstate(invalid="ignore"):
             keep = to_numpy(reco.valid, bool) & (channel >= 0) & np.isfinite(m_gen) & (m_gen > 0)
+        gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
         values = {
             "luminosityBlock": to_numpy(events.luminosityBlock, np.int64),
             "event": to_numpy(events.event, np.int64),
             "channel": channel,
             "m_gen": m_gen,
-            "gen_met": to_numpy(events.GenMET.pt, np.float64),
-            **met_residuals(events),
+            "gen_met": gen_pt,
             **{m: to_numpy(reco[MASS_FIELDS[m]], np.float64) for m in METHODS},
         }
-        for name, array in values.items():
-            parts.setdefault(name, []).append(np.asarray(array)[keep])
-    out = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **cast("dict[str, Any]", out))  # numpy's stub reads ** as allow_pickle
-    return out
-
-
-def met_residuals(events: Any) -> dict[str, np.ndarray]:
-    """Per MET the di-tau methods read (``PuppiMETReco``, ``MLMET``), its x and y residuals to the generator MET
-    (GeV)."""
-    gen_pt, gen_phi = to_numpy(events.GenMET.pt, np.float64), to_numpy(events.GenMET.phi, np.float64)
-    out = {}
-    for column in MET_READ:
-        pt, phi = to_numpy(events[column].pt, np.float64), to_numpy(events[column].phi, np.float64)
-        out[f"{column}_dx"] = pt * np.cos(phi) - gen_pt * np.cos(gen_phi)
-        out[f"{column}_dy"] = pt * np.sin(phi) - gen_pt * np.sin(gen_phi)
-    return out
+        for column in MET_READ:
+            r = met_residuals(events[column].pt, events[column].phi, gen_pt, gen_phi)
+            values[f"{column}_dx"], values[f"{column}_dy"] = r.dpx, r.dpy
+        parts.append({name: np.asarray(array)[keep] for name, array in values.items()})
+    return concat_arrays(parts)
 
 
 def sample(signal: str, backgrounds: list[str], cache_dir: Path) -> dict[str, np.ndarray]:
     """The files' events together, with ``is_signal`` (first file) and a ``key`` unique per (file, event)."""
     arrays = [file_masses(p, cache_dir) for p in [signal, *backgrounds]]
-    out = {name: np.concatenate([a[name] for a in arrays]) for name in arrays[0]}
+    out = concat_arrays(arrays)
     out["is_signal"] = np.concatenate([np.full(len(a["event"]), i == 0) for i, a in enumerate(arrays)])
     out["key"] = np.concatenate([(i << 48) + (a["luminosityBlock"] << 32) + a["event"] for i, a in enumerate(arrays)])
     return out
